@@ -1,0 +1,1 @@
+"""The benchmark harness: timing, statistics, sweeps and reports."""

@@ -1,0 +1,82 @@
+"""The ``lstm-bench`` command line.
+
+Each subcommand lives in its own module, imported only when that subcommand runs, so that
+``lstm-bench --help`` stays fast (no torch, no onnxruntime). A command module has ``HELP``,
+``add_arguments(parser)`` and ``main(args) -> int``. Bad input (``LSTMBenchError``, argparse
+errors) is one line on stderr and exit code 2; a parity or regression failure is exit code 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from lstm_bench.errors import LSTMBenchError
+
+# subcommand -> (module, one-line help). Written out by hand: the order is the order in --help.
+COMMANDS = {
+    "train": ("exporters.cli_train", "train the seed's LSTM classifier on a built-in task"),
+    "export": ("exporters.cli_export", "export a checkpoint, .keras or .npz to ONNX and prove it"),
+    "verify": ("runtimes.cli_verify", "run a model on every runtime against the float64 truth"),
+    "bench": ("bench.cli_bench", "measure latency and throughput of each runtime"),
+    "compare": ("bench.cli_compare", "compare two bench JSON reports; exit 1 on a regression"),
+    "run": ("bench.cli_run", "the whole job on the built-in seed model: export, verify, bench"),
+}
+
+EXIT_BAD_INPUT = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one line, exit code 2."""
+
+    def error(self, message):
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _top_parser() -> argparse.ArgumentParser:
+    lines = "\n".join(f"  {name:<9} {help_}" for name, (_, help_) in COMMANDS.items())
+    parser = _Parser(
+        prog="lstm-bench",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="ONNX export and multi-backend runtime benchmark suite for LSTM models.",
+        epilog=f"commands:\n{lines}\n\n`lstm-bench COMMAND --help` describes each command.",
+        usage="lstm-bench [-h] [--version] COMMAND ...",
+    )
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    parser.add_argument("command", nargs="?", choices=list(COMMANDS), metavar="COMMAND",
+                        help=argparse.SUPPRESS)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    top = _top_parser()
+    split = next((i for i, a in enumerate(argv) if not a.startswith("-")), len(argv))
+    top_args = top.parse_args(argv[:split + 1])
+    if top_args.version:
+        from lstm_bench import __version__
+
+        print(f"lstm-bench {__version__}")
+        return 0
+    if top_args.command is None:
+        top.print_help()
+        return 0
+    module_name, help_ = COMMANDS[top_args.command]
+    parser = _Parser(prog=f"lstm-bench {top_args.command}", description=help_)
+    try:
+        module = importlib.import_module(module_name)
+        module.add_arguments(parser)
+        args = parser.parse_args(argv[split + 1:])
+        return int(module.main(args) or 0)
+    except LSTMBenchError as exc:
+        message = " ".join(str(exc).split())  # always one line
+        print(f"lstm-bench {top_args.command}: error: {message}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print(f"lstm-bench {top_args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

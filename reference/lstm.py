@@ -1,0 +1,166 @@
+"""The ONNX ``LSTM`` operator in NumPy, float64 by default: the ground truth of lstm-bench.
+
+Equations (ONNX gate order i, o, f, c; ``clip`` bounds every activation input):
+
+    i = f(X W_i + H R_i + P_i * C + Wb_i + Rb_i)
+    f = f(X W_f + H R_f + P_f * C + Wb_f + Rb_f)      (1 - i when input_forget)
+    c~ = g(X W_c + H R_c + Wb_c + Rb_c)
+    C' = f * C + i * c~
+    o = f(X W_o + H R_o + P_o * C' + Wb_o + Rb_o)
+    H' = o * h(C')
+
+Where the spec is silent we follow onnxruntime's CPU kernel (see docs/reference.md): past a
+sequence's length Y is 0 and the state is frozen; reverse runs from len-1 down to 0 and Y stays
+aligned with input time; a length-0 sequence gives Y = Y_h = Y_c = 0.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lstm_bench.errors import LSTMBenchError
+from lstm_bench.spec import DIRECTIONS
+from reference.activations import DEFAULT_ACTIVATIONS, resolve
+
+
+def _one_direction(X, W, R, Wb, Rb, P, h, c, lens, acts, clip, input_forget):
+    """Run one direction over X ``[T,B,I]`` from state (h, c); lens None means all T steps."""
+    f, g, h_act = acts
+    T, batch, _ = X.shape
+    H = R.shape[1]
+    # The input projection of every time step in one matrix product.
+    XW = (X.reshape(T * batch, -1) @ W.T + (Wb + Rb)).reshape(T, batch, 4 * H)
+    RT = np.ascontiguousarray(R.T)
+    p_i, p_o, p_f = (None, None, None) if P is None else (P[:H], P[H:2 * H], P[2 * H:])
+    Y = np.zeros((T, batch, H), dtype=X.dtype)
+    gates = np.empty((batch, 4 * H), dtype=X.dtype)
+    for t in range(T):
+        np.matmul(h, RT, out=gates)
+        gates += XW[t]
+        i, o, fg, cc = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:3 * H], gates[:, 3 * H:]
+        if P is not None:
+            i = i + p_i * c
+            fg = fg + p_f * c
+        if clip is not None:
+            i, fg, cc = (np.clip(a, -clip, clip) for a in (i, fg, cc))
+        i = f(i)
+        fg = 1.0 - i if input_forget else f(fg)
+        c_new = fg * c + i * g(cc)
+        if P is not None:
+            o = o + p_o * c_new
+        if clip is not None:
+            o = np.clip(o, -clip, clip)
+        h_new = f(o) * h_act(c_new)
+        if lens is None:
+            h, c = h_new, c_new
+            Y[t] = h_new
+        else:
+            live = (t < lens)[:, None]
+            h, c = np.where(live, h_new, h), np.where(live, c_new, c)
+            Y[t] = np.where(live, h_new, 0.0)
+    if lens is not None:
+        empty = (lens == 0)[:, None]
+        h, c = np.where(empty, 0.0, h), np.where(empty, 0.0, c)
+    return Y, h, c
+
+
+def _check(name, value, shape, dtype):
+    value = np.asarray(value)
+    if value.shape != tuple(shape):
+        raise LSTMBenchError(f"{name} has shape {list(value.shape)}, expected {list(shape)}")
+    if not np.issubdtype(value.dtype, np.floating):
+        raise LSTMBenchError(f"{name} must be a floating-point tensor, got {value.dtype}")
+    if not np.all(np.isfinite(value)):
+        raise LSTMBenchError(f"{name} holds non-finite values (NaN or inf)")
+    return value.astype(dtype, copy=False)
+
+
+def lstm(X, W, R, B=None, sequence_lens=None, initial_h=None, initial_c=None, P=None, *,
+         hidden_size=None, direction="forward", activations=None, activation_alpha=None,
+         activation_beta=None, clip=None, input_forget=0, layout=0, dtype=np.float64):
+    """Compute the ONNX LSTM operator (opsets 7, 14, 22); returns (Y, Y_h, Y_c) in ``dtype``.
+
+    Inputs and attributes carry the operator's names and shapes. ``dtype`` float64 (default)
+    is the ground truth; float32 makes this a runtime under test.
+    """
+    dtype = np.dtype(dtype)
+    if direction not in DIRECTIONS:
+        raise LSTMBenchError(f"direction must be one of {DIRECTIONS}, got {direction!r}")
+    if layout not in (0, 1):
+        raise LSTMBenchError(f"layout must be 0 or 1, got {layout!r}")
+    if input_forget not in (0, 1):
+        raise LSTMBenchError(f"input_forget must be 0 or 1, got {input_forget!r}")
+    if clip is not None and not clip > 0:
+        raise LSTMBenchError(f"clip must be > 0, got {clip!r}")
+    D = 2 if direction == "bidirectional" else 1
+
+    X = np.asarray(X)
+    if X.ndim != 3:
+        raise LSTMBenchError(f"X has rank {X.ndim}, expected 3: "
+                             f"{'[batch, seq_len, input_size]' if layout else '[seq_len, batch, input_size]'}")
+    T, batch, I = (X.shape[1], X.shape[0], X.shape[2]) if layout else X.shape
+    R = np.asarray(R)
+    if R.ndim != 3:
+        raise LSTMBenchError(f"R has rank {R.ndim}, expected 3: [num_directions, 4*hidden_size, hidden_size]")
+    H = R.shape[2]
+    if hidden_size is not None and hidden_size != H:
+        raise LSTMBenchError(f"hidden_size attribute is {hidden_size} but R {list(R.shape)} "
+                             f"has hidden_size {H}")
+    X = _check("X", X, (batch, T, I) if layout else (T, batch, I), dtype)
+    W = _check("W", W, (D, 4 * H, I), dtype)
+    R = _check("R", R, (D, 4 * H, H), dtype)
+    B = np.zeros((D, 8 * H), dtype) if B is None else _check("B", B, (D, 8 * H), dtype)
+    P = None if P is None else _check("P", P, (D, 3 * H), dtype)
+    state_shape = (batch, D, H) if layout else (D, batch, H)
+    states = []
+    for name, value in (("initial_h", initial_h), ("initial_c", initial_c)):
+        if value is None:
+            states.append(np.zeros((D, batch, H), dtype))
+        else:
+            value = _check(name, value, state_shape, dtype)
+            states.append(value.transpose(1, 0, 2) if layout else value)
+    if layout:
+        X = X.transpose(1, 0, 2)
+
+    lens = None
+    if sequence_lens is not None:
+        lens = np.asarray(sequence_lens)
+        if lens.shape != (batch,) or not np.issubdtype(lens.dtype, np.integer):
+            raise LSTMBenchError(f"sequence_lens has shape {list(lens.shape)} and dtype {lens.dtype}, "
+                                 f"expected integers of shape [{batch}]")
+        if np.any(lens < 0) or np.any(lens > T):
+            raise LSTMBenchError(f"sequence_lens values must lie in 0..{T} (seq_length), "
+                                 f"got {lens.tolist()}")
+        if np.all(lens == T):
+            lens = None  # no ragged entries: the unmasked fast path gives the same result
+
+    names = list(activations) if activations is not None else list(DEFAULT_ACTIVATIONS) * D
+    if len(names) != 3 * D:
+        raise LSTMBenchError(
+            f"activations: {len(names)} given, expected {3 * D} (f, g, h for each of {D} "
+            f"direction{'s' if D > 1 else ''}{' of a bidirectional LSTM' if D > 1 else ''})")
+    bound = [fn for *_, fn in resolve(names, activation_alpha, activation_beta)]
+
+    Ys, Y_hs, Y_cs = [], [], []
+    for d in range(D):
+        reverse = direction == "reverse" or d == 1
+        Xd = X
+        if reverse:
+            # Reverse each sequence within its own length; padding stays in place.
+            steps = lens if lens is not None else np.full(batch, T)
+            t = np.arange(T)[:, None]
+            order = np.where(t < steps, steps - 1 - t, t)
+            Xd = X[order, np.arange(batch)]
+        Y, Y_h, Y_c = _one_direction(
+            Xd, W[d], R[d], B[d, :4 * H], B[d, 4 * H:], None if P is None else P[d],
+            states[0][d], states[1][d], lens, bound[3 * d:3 * d + 3], clip, input_forget)
+        if reverse:
+            Y = Y[order, np.arange(batch)]
+        Ys.append(Y)
+        Y_hs.append(Y_h)
+        Y_cs.append(Y_c)
+
+    Y, Y_h, Y_c = np.stack(Ys, axis=1), np.stack(Y_hs), np.stack(Y_cs)
+    if layout:
+        return Y.transpose(2, 0, 1, 3), Y_h.transpose(1, 0, 2), Y_c.transpose(1, 0, 2)
+    return Y, Y_h, Y_c

@@ -1,0 +1,108 @@
+"""Evaluate a whole ONNX model in float64: LSTM nodes with ``reference.lstm``, the rest with onnx.
+
+Exported graphs wrap the LSTM in Transpose, Squeeze, Gemm, Sigmoid and friends. To give them a
+float64 truth too, the model is promoted to float64 (float initializers, constants, Casts and
+graph inputs) and run by ``onnx.reference.ReferenceEvaluator`` with our LSTM in place of its own,
+which ignores sequence_lens, clip, input_forget and activations.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import AttributeProto, TensorProto, numpy_helper
+
+from lstm_bench.errors import LSTMBenchError
+
+_LOW_FLOATS = {TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.BFLOAT16}
+
+
+def load_model(model):
+    """A ModelProto from a path or a ModelProto, with a clear error for a bad file."""
+    if isinstance(model, onnx.ModelProto):
+        return model
+    path = Path(model)
+    if not path.is_file():
+        raise LSTMBenchError(f"{path}: no such model file")
+    try:
+        return onnx.load(str(path))
+    except Exception as exc:  # onnx raises DecodeError, ValueError... for a bad file
+        raise LSTMBenchError(f"{path}: not a readable ONNX model ({type(exc).__name__})") from None
+
+
+def _promote_tensor(tensor):
+    if tensor.data_type not in _LOW_FLOATS:
+        return
+    array = numpy_helper.to_array(tensor).astype(np.float64)
+    tensor.CopyFrom(numpy_helper.from_array(array, tensor.name))
+    tensor.data_type = TensorProto.DOUBLE
+
+
+def _promote_graph(graph):
+    for tensor in graph.initializer:
+        _promote_tensor(tensor)
+    for value in list(graph.input) + list(graph.output):
+        if value.type.tensor_type.elem_type in _LOW_FLOATS:
+            value.type.tensor_type.elem_type = TensorProto.DOUBLE
+    del graph.value_info[:]
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.type == AttributeProto.TENSOR:
+                _promote_tensor(attr.t)
+            elif attr.type == AttributeProto.GRAPH:
+                _promote_graph(attr.g)
+            elif node.op_type in ("Cast", "CastLike") and attr.name == "to" and attr.i in _LOW_FLOATS:
+                attr.i = TensorProto.DOUBLE
+            elif attr.name == "dtype" and attr.type == AttributeProto.INT and attr.i in _LOW_FLOATS:
+                attr.i = TensorProto.DOUBLE  # RandomNormal, EyeLike, ...
+
+
+def promote_to_float64(model):
+    """A copy of the model whose float computations all happen in float64."""
+    promoted = onnx.ModelProto()
+    promoted.CopyFrom(model)
+    _promote_graph(promoted.graph)
+    return promoted
+
+
+def _lstm_op():
+    from onnx.reference.op_run import OpRun
+
+    from reference.lstm import lstm
+
+    class LSTM(OpRun):
+        op_domain = ""
+
+        def _run(self, X, W, R, B=None, sequence_lens=None, initial_h=None, initial_c=None,
+                 P=None, **attrs):
+            attrs.pop("output_sequence", None)  # opset 1 only; Y is computed either way
+            Y, Y_h, Y_c = lstm(X, W, R, B, sequence_lens, initial_h, initial_c, P, **attrs)
+            return Y, Y_h, Y_c
+
+    return LSTM
+
+
+def run_model(model, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Evaluate ``model`` (a path or ModelProto) on ``feeds`` in float64; outputs by name."""
+    from onnx.reference import ReferenceEvaluator
+
+    model = load_model(model)
+    custom = sorted({f"{n.domain}.{n.op_type}" for n in model.graph.node
+                     if n.domain not in ("", "ai.onnx")})
+    if custom:
+        raise LSTMBenchError(f"model uses non-standard operators {custom}; the float64 "
+                             "reference evaluates standard ONNX only (verify the unquantized model)")
+    promoted = promote_to_float64(model)
+    inputs = {i.name for i in promoted.graph.input} - {t.name for t in promoted.graph.initializer}
+    missing = sorted(inputs - set(feeds))
+    unknown = sorted(set(feeds) - inputs)
+    if missing or unknown:
+        raise LSTMBenchError(f"feeds do not match the model's inputs: missing {missing}, "
+                             f"unknown {unknown}")
+    cast = {name: np.asarray(value).astype(np.float64) if np.issubdtype(np.asarray(value).dtype, np.floating)
+            else np.asarray(value) for name, value in feeds.items()}
+    evaluator = ReferenceEvaluator(promoted, new_ops=[_lstm_op()])
+    outputs = evaluator.run(None, cast)
+    return {o.name: np.asarray(v) for o, v in zip(promoted.graph.output, outputs)}

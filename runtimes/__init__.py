@@ -1,0 +1,1 @@
+"""One ONNX model on many backends behind one small interface (see runtimes.base)."""
