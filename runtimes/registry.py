@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+from runtimes.numpy_rt import NumpyRuntime
+from runtimes.onnx_ref import OnnxReferenceRuntime
 from runtimes.ort_cpu import OrtRuntime
+from runtimes.ort_cuda import OrtCudaRuntime
+from runtimes.ort_variants import OrtFp16Runtime, OrtInt8Runtime
+from runtimes.torch_rt import TorchCudaRuntime, TorchRuntime
 
 # name -> factory returning a fresh, unopened runtime
 RUNTIMES = {
     "ort-cpu": OrtRuntime,
+    "ort-cuda": OrtCudaRuntime,
+    "torch-cpu": TorchRuntime,
+    "torch-cuda": TorchCudaRuntime,
+    "numpy": NumpyRuntime,
+    "onnx-reference": OnnxReferenceRuntime,
+    "ort-cpu-int8": OrtInt8Runtime,
+    "ort-cpu-fp16": OrtFp16Runtime,
 }
 
 

@@ -1,0 +1,167 @@
+"""Named LSTM models for the parity suite (and anyone who needs small, varied test models).
+
+Names follow onnx's backend node tests where they overlap (defaults, initial_bias, peepholes,
+batchwise, reverse, bidirectional). Each case says what it feeds and which runtimes are known
+not to pass it, with the reason: the suite asserts those fail (so a silent fix or regression is
+seen) and that every other available runtime passes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lstm_bench.spec import LSTMSpec, LSTMWeights
+
+_ORT = ("ort-cpu", "ort-cuda", "ort-cpu-int8", "ort-cpu-fp16")
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    spec: LSTMSpec | None  # None: built by a custom function (multi-layer)
+    options: dict = field(default_factory=dict)  # export_weights options
+    batch: int = 2
+    seq_len: int = 16
+    ragged: bool = False
+    zero_length: bool = False
+    known_failures: dict = field(default_factory=dict)  # runtime -> why it fails this case
+    layers: int = 1  # 0: the exported-classifier wrapper (wrapped_model)
+
+    def build(self, path: str | Path, seed: int = 0):
+        """Write the model to ``path``; returns the ModelProto."""
+        import onnx
+
+        if self.layers != 1:
+            model = (wrapped_model(self.spec, seed=seed) if self.layers == 0 else
+                     stacked_model(self.spec, self.layers, seed=seed, **self.options))
+            onnx.save(model, str(path))
+            return model
+        from exporters.weights import export_weights
+
+        return export_weights(LSTMWeights.random(self.spec, seed=seed, name="lstm"), path,
+                              **self.options)
+
+
+def stacked_model(spec: LSTMSpec, layers: int, *, seed: int = 0, **options):
+    """``layers`` one-node LSTM graphs chained (Y squeezed to the next X), as torch exports them."""
+    import onnx
+    from onnx import helper
+
+    from exporters.weights import build_lstm_model
+
+    nodes, initializers, graph_inputs = [], [], None
+    previous = None
+    D = spec.num_directions
+    for k in range(layers):
+        layer_spec = spec if k == 0 else spec.replace(input_size=spec.hidden_size * D)
+        part = build_lstm_model(LSTMWeights.random(layer_spec, seed=seed + k, name=f"lstm_{k}"),
+                                outputs=("Y", "Y_h", "Y_c"), **options).graph
+        rename = {name: f"l{k}_{name}" for name in ("W", "R", "B", "P", "Y", "Y_h", "Y_c")}
+        node = part.node[0]
+        for index, name in enumerate(node.input):
+            if name in rename:
+                node.input[index] = rename[name]
+            elif index == 0 and previous is not None:
+                node.input[index] = previous
+        for index, name in enumerate(node.output):
+            node.output[index] = rename.get(name, name)
+        for tensor in part.initializer:
+            tensor.name = rename[tensor.name]
+        nodes.append(node)
+        initializers.extend(part.initializer)
+        if k == 0:
+            graph_inputs = list(part.input)
+        if k < layers - 1:  # Y [T,D,B,H] -> [T,B,D*H]
+            nodes.append(helper.make_node("Transpose", [f"l{k}_Y"], [f"l{k}_Yt"], perm=[0, 2, 1, 3]))
+            shape = helper.make_tensor(f"l{k}_shape", onnx.TensorProto.INT64, [3], [0, 0, -1])
+            initializers.append(shape)
+            nodes.append(helper.make_node("Reshape", [f"l{k}_Yt", f"l{k}_shape"], [f"l{k}_X"]))
+            previous = f"l{k}_X"
+    last = layers - 1
+    H = spec.hidden_size
+    outputs = [helper.make_tensor_value_info(f"l{last}_Y", 1, ["seq_len", D, "batch", H]),
+               helper.make_tensor_value_info(f"l{last}_Y_h", 1, [D, "batch", H])]
+    graph = helper.make_graph(nodes, "stacked_lstm", graph_inputs, outputs, initializer=initializers)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 22)],
+                              producer_name="lstm-bench")
+    model.ir_version = 10
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def wrapped_model(spec: LSTMSpec, *, seed: int = 0, seq_len: int | str = "sequence_length"):
+    """The shape of an exported classifier (the seed: Keras LSTM(50) + Dense(1, sigmoid)):
+    x [batch_size, seq_len, I] -> Transpose -> LSTM -> Y_h -> Dense -> Sigmoid -> [batch_size, 1],
+    plus the hidden sequence [batch_size, seq_len, H] as a second output."""
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+
+    from exporters.weights import build_lstm_model
+
+    H = spec.hidden_size
+    part = build_lstm_model(LSTMWeights.random(spec, seed=seed, name="lstm")).graph
+    lstm = part.node[0]
+    lstm.input[0] = "x_tbi"
+    rng = np.random.default_rng(seed + 1)
+    extra = [numpy_helper.from_array(rng.uniform(-0.3, 0.3, (H, 1)).astype(np.float32), "dense_W"),
+             numpy_helper.from_array(np.array([0.1], np.float32), "dense_b"),
+             numpy_helper.from_array(np.array([0], np.int64), "axes0"),
+             numpy_helper.from_array(np.array([1], np.int64), "axes1")]
+    nodes = [helper.make_node("Transpose", ["x"], ["x_tbi"], perm=[1, 0, 2]), lstm,
+             helper.make_node("Squeeze", ["Y_h", "axes0"], ["h_last"]),
+             helper.make_node("Gemm", ["h_last", "dense_W", "dense_b"], ["logit"]),
+             helper.make_node("Sigmoid", ["logit"], ["probability"]),
+             helper.make_node("Squeeze", ["Y", "axes1"], ["Y_tbh"]),
+             helper.make_node("Transpose", ["Y_tbh"], ["hidden"], perm=[1, 0, 2])]
+    graph = helper.make_graph(
+        nodes, "wrapped_lstm",
+        [helper.make_tensor_value_info("x", 1, ["batch_size", seq_len, spec.input_size])],
+        [helper.make_tensor_value_info("probability", 1, ["batch_size", 1]),
+         helper.make_tensor_value_info("hidden", 1, ["batch_size", seq_len, H])],
+        initializer=list(part.initializer) + extra)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 22)],
+                              producer_name="lstm-bench")
+    model.ir_version = 10
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+_REF_IGNORES = "onnx's reference LSTM ignores {}"
+_ORT_NO_LAYOUT = "onnxruntime rejects layout = 1"
+
+CASES = {c.name: c for c in [
+    Case("seed", LSTMSpec(1, 50), batch=1, seq_len=100),
+    Case("seed_wrapped", LSTMSpec(1, 50), batch=3, seq_len=40, layers=0),
+    Case("defaults", LSTMSpec(3, 8)),
+    Case("initial_bias", LSTMSpec(3, 8), options={"initial_states": True}),
+    Case("multi_layer", LSTMSpec(4, 8), layers=2),
+    Case("bidirectional", LSTMSpec(3, 8, direction="bidirectional"),
+         options={"initial_states": True}),
+    Case("reverse", LSTMSpec(3, 8, direction="reverse"), options={"initial_states": True}),
+    Case("batchwise", LSTMSpec(3, 8, layout=1),
+         known_failures={name: _ORT_NO_LAYOUT for name in _ORT}),
+    Case("ragged", LSTMSpec(3, 8), options={"sequence_lens": True}, batch=4, ragged=True,
+         zero_length=True, known_failures={"onnx-reference": _REF_IGNORES.format("sequence_lens")}),
+    Case("ragged_bidirectional", LSTMSpec(3, 8, direction="bidirectional"),
+         options={"sequence_lens": True, "initial_states": True}, batch=5, ragged=True,
+         zero_length=True, known_failures={"onnx-reference": _REF_IGNORES.format("sequence_lens")}),
+    Case("ragged_reverse_batchwise", LSTMSpec(3, 8, direction="reverse", layout=1),
+         options={"sequence_lens": True, "initial_states": True}, batch=5, ragged=True,
+         zero_length=True, known_failures={
+             "onnx-reference": _REF_IGNORES.format("sequence_lens"),
+             **{name: _ORT_NO_LAYOUT for name in _ORT}}),
+    Case("ragged_peepholes_clip", LSTMSpec(3, 8, peepholes=True, clip=0.7, direction="reverse"),
+         options={"sequence_lens": True}, batch=4, ragged=True, zero_length=True,
+         known_failures={"onnx-reference": _REF_IGNORES.format("sequence_lens, clip")}),
+    Case("peepholes", LSTMSpec(3, 8, peepholes=True)),
+    Case("clip", LSTMSpec(3, 8, clip=0.5),
+         known_failures={"onnx-reference": _REF_IGNORES.format("clip")}),
+    Case("input_forget", LSTMSpec(3, 8, input_forget=1),
+         known_failures={"onnx-reference": _REF_IGNORES.format("input_forget")}),
+    Case("activations", LSTMSpec(3, 8, activations=("HardSigmoid", "LeakyRelu", "Softsign"),
+                                 activation_alpha=(0.3, 0.1), activation_beta=(0.4,)),
+         known_failures={"onnx-reference": _REF_IGNORES.format("activations")}),
+    Case("streaming", LSTMSpec(1, 50), options={"initial_states": True}, batch=2, seq_len=30),
+]}

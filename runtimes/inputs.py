@@ -1,0 +1,269 @@
+"""Feeds for a model: seeded random tensors for every graph input, or a user's .npz, checked.
+
+Dynamic axes get their size from ``batch`` and ``seq_len``. Which symbolic axis is which, in
+this order of precedence:
+
+1. by name: a dim_param containing "batch" (or equal to "N" / "B") is the batch axis; one
+   containing "seq", "time", "step", "len" (or equal to "T") is the sequence axis;
+2. by role: an input that feeds an LSTM node directly takes the operator's layout
+   (X ``[T,B,I]`` or ``[B,T,I]`` with layout 1; sequence_lens ``[B]``; initial_h/initial_c
+   ``[D,B,H]`` or ``[B,D,H]``); a dim_param named there keeps that meaning everywhere;
+3. by position: the first remaining symbolic axis is batch, the second seq_len (the
+   batch-major convention of torch ``batch_first`` and Keras exports, whose dims are named
+   ``s0``/``s1``, ``batch_size``/``sequence_length`` or left unnamed).
+
+Any further symbolic axis is an error that names the input and the axis.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from lstm_bench.errors import LSTMBenchError
+
+DEFAULT_SEQ_LEN = 100  # the seed model's sequence length
+_BATCH_NAME = re.compile(r"batch|^n$|^b$", re.I)
+_SEQ_NAME = re.compile(r"seq|time|step|len|^t$", re.I)
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """One graph input: name, NumPy dtype and dims (an int, or None where the axis is symbolic)."""
+
+    name: str
+    dtype: np.dtype
+    dims: tuple  # int or None
+    dim_params: tuple  # the symbolic names ("" where fixed or unnamed)
+    roles: tuple  # per axis: "batch", "seq_len" or None
+    is_lengths: bool = False  # an LSTM's sequence_lens
+
+
+@dataclass
+class Inputs:
+    """Feeds plus what was chosen for them (kept in the report)."""
+
+    feeds: dict[str, np.ndarray]
+    batch: int
+    seq_len: int | None
+    source: str  # "random" or the .npz path
+    seed: int | None = None
+    value_range: tuple[float, float] | None = None
+    lengths: dict[str, list[int]] = field(default_factory=dict)  # sequence_lens fed, by input
+
+    def describe(self) -> dict:
+        return {"source": self.source, "batch": self.batch, "seq_len": self.seq_len,
+                "seed": self.seed, "value_range": self.value_range, "lengths": self.lengths,
+                "shapes": {k: list(v.shape) for k, v in self.feeds.items()},
+                "dtypes": {k: v.dtype.name for k, v in self.feeds.items()}}
+
+
+def _lstm_roles(model) -> tuple[dict[str, tuple], set[str]]:
+    """Graph input name -> axis roles for inputs that feed an LSTM node directly."""
+    from onnx import helper
+
+    roles, lengths = {}, set()
+    for node in model.graph.node:
+        if node.op_type != "LSTM":
+            continue
+        layout = next((helper.get_attribute_value(a) for a in node.attribute if a.name == "layout"), 0)
+        names = list(node.input) + [""] * 8
+        roles[names[0]] = ("batch", "seq_len", None) if layout else ("seq_len", "batch", None)
+        roles[names[4]] = ("batch",)
+        lengths.add(names[4])
+        for state in (names[5], names[6]):
+            roles[state] = ("batch", None, None) if layout else (None, "batch", None)
+    roles.pop("", None)
+    lengths.discard("")
+    return roles, lengths
+
+
+def input_specs(model) -> list[InputSpec]:
+    """Every graph input that is not an initializer, with the role of each symbolic axis."""
+    from onnx import helper
+
+    initializers = {t.name for t in model.graph.initializer}
+    values = [v for v in model.graph.input if v.name not in initializers]
+    lstm_roles, lengths = _lstm_roles(model)
+    named: dict[str, str] = {}  # dim_param -> role
+    raw = []
+    for value in values:
+        tensor = value.type.tensor_type
+        if not value.type.HasField("tensor_type") or not tensor.elem_type:
+            raise LSTMBenchError(f"input {value.name!r} is not a tensor; lstm-bench feeds tensors only")
+        dims, params = [], []
+        for d in tensor.shape.dim:
+            fixed = d.HasField("dim_value") and d.dim_value > 0
+            dims.append(int(d.dim_value) if fixed else None)
+            params.append("" if fixed else d.dim_param)
+        raw.append((value.name, np.dtype(helper.tensor_dtype_to_np_dtype(tensor.elem_type)),
+                    tuple(dims), tuple(params)))
+        for param in params:  # rule 1: by name
+            if param and _BATCH_NAME.search(param):
+                named.setdefault(param, "batch")
+            elif param and _SEQ_NAME.search(param):
+                named.setdefault(param, "seq_len")
+    for name, _, dims, params in raw:  # rule 2: by the LSTM operator's layout
+        for role, param in zip(lstm_roles.get(name, ()), params):
+            if role and param:
+                named.setdefault(param, role)
+    specs = []
+    for name, dtype, dims, params in raw:
+        by_role = lstm_roles.get(name, ())
+        roles = []
+        free = iter(("batch", "seq_len"))
+        for axis, (dim, param) in enumerate(zip(dims, params)):
+            if dim is not None:
+                roles.append(None)
+            elif param in named:
+                roles.append(named[param])
+            elif axis < len(by_role) and by_role[axis]:
+                roles.append(by_role[axis])
+            else:  # rule 3: by position
+                role = next(free, None)
+                if role is None:
+                    raise LSTMBenchError(
+                        f"input {name!r}: axis {axis} ({param or 'unnamed'}) is dynamic and is "
+                        "neither the batch nor the sequence axis; give the inputs with --inputs FILE.npz")
+                roles.append(role)
+        specs.append(InputSpec(name, dtype, dims, params, tuple(roles), name in lengths))
+    return specs
+
+
+
+
+def make_inputs(model, *, batch: int = 1, seq_len: int | None = None, seed: int = 0,
+                value_range: tuple[float, float] = (-1.0, 1.0), ragged: bool = False,
+                zero_length: bool = False) -> Inputs:
+    """Seeded random feeds for every graph input of ``model``.
+
+    Floats are uniform in ``value_range``; sequence_lens is seq_len for every sequence, or with
+    ``ragged`` random lengths in 1..seq_len with at least one full sequence (and one of length 0
+    with ``zero_length``). Other integer inputs are uniform in 0..9.
+    """
+    if not isinstance(batch, (int, np.integer)) or batch < 1:
+        raise LSTMBenchError(f"batch must be a positive integer, got {batch!r}")
+    if seq_len is not None and (not isinstance(seq_len, (int, np.integer)) or seq_len < 1):
+        raise LSTMBenchError(f"seq_len must be a positive integer, got {seq_len!r}")
+    low, high = map(float, value_range)
+    if not low < high:
+        raise LSTMBenchError(f"value range must have low < high, got {value_range!r}")
+    specs = input_specs(model)
+    # A sequence axis fixed by the model (the seed: T = 100) is the seq_len unless one is given.
+    fixed_T = _fixed_seq_len(model, specs)
+    if seq_len is None:
+        seq_len = fixed_T or DEFAULT_SEQ_LEN
+    elif fixed_T and seq_len != fixed_T:
+        raise LSTMBenchError(f"the model fixes the sequence length at {fixed_T}; "
+                             f"--seq-len {seq_len} cannot be fed (leave it out)")
+    rng = np.random.default_rng(seed)
+    feeds, lengths = {}, {}
+    for spec in specs:
+        shape = tuple(dim if dim is not None else (batch if role == "batch" else seq_len)
+                      for dim, role in zip(spec.dims, spec.roles))
+        if spec.is_lengths:
+            n = shape[0]
+            if ragged:
+                if n < 2:
+                    raise LSTMBenchError("ragged lengths need a batch of at least 2 (one full "
+                                         "sequence and one shorter); use --batch 2 or more")
+                values = rng.integers(1, seq_len + 1, size=n)
+                values[rng.integers(n)] = seq_len
+                if zero_length:
+                    values[(np.flatnonzero(values == seq_len)[0] + 1) % n] = 0
+            else:
+                values = np.full(n, seq_len)
+            feeds[spec.name] = values.astype(spec.dtype)
+            lengths[spec.name] = feeds[spec.name].tolist()
+        elif np.issubdtype(spec.dtype, np.floating):
+            feeds[spec.name] = rng.uniform(low, high, size=shape).astype(spec.dtype)
+        elif np.issubdtype(spec.dtype, np.integer):
+            feeds[spec.name] = rng.integers(0, 10, size=shape).astype(spec.dtype)
+        elif spec.dtype == np.bool_:
+            feeds[spec.name] = rng.random(size=shape) < 0.5
+        else:
+            raise LSTMBenchError(f"input {spec.name!r} has dtype {spec.dtype}; lstm-bench makes "
+                                 "random float, integer and bool inputs only (use --inputs FILE.npz)")
+    if ragged and not lengths:
+        raise LSTMBenchError("--ragged needs a model with a sequence_lens input; this model has none")
+    return Inputs(feeds, int(batch), int(seq_len), "random", seed, (low, high), lengths)
+
+
+def _fixed_seq_len(model, specs) -> int | None:
+    """T where an LSTM's X input fixes it (a model exported for one sequence length)."""
+    lstm_roles, _ = _lstm_roles(model)
+    for spec in specs:
+        for axis, role in enumerate(lstm_roles.get(spec.name, ())):
+            if role == "seq_len" and spec.dims[axis] is not None:
+                return spec.dims[axis]
+    for spec in specs:  # an exported wrapper [batch, T, features] with T fixed
+        if (spec.name not in lstm_roles and len(spec.dims) == 3 and spec.roles[0] == "batch"
+                and spec.dims[1] is not None):
+            return spec.dims[1]
+    return None
+
+
+def load_inputs(path, model) -> Inputs:
+    """Feeds from an .npz (never unpickled), checked against the model's inputs.
+
+    Names must match exactly; each array must have the input's dtype and rank, its fixed dims,
+    and one size per symbolic dim across inputs. Every mismatch is listed in one error.
+    """
+    import zipfile
+    from pathlib import Path
+
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except FileNotFoundError:
+        raise LSTMBenchError(f"{path}: no such inputs file") from None
+    except (ValueError, OSError, zipfile.BadZipFile) as exc:
+        raise LSTMBenchError(f"{path}: not a readable .npz of input arrays "
+                             f"({str(exc).splitlines()[0]})") from None
+    if not isinstance(arrays, dict):
+        raise LSTMBenchError(f"{path}: expected an .npz holding one array per model input")
+    specs = input_specs(model)
+    problems = []
+    wanted = {s.name for s in specs}
+    missing, unknown = sorted(wanted - set(arrays)), sorted(set(arrays) - wanted)
+    if missing:
+        problems.append(f"missing {missing}")
+    if unknown:
+        problems.append(f"unknown {unknown}")
+    sizes: dict[str, tuple[int, str]] = {}
+    for spec in specs:
+        if spec.name not in arrays:
+            continue
+        array = arrays[spec.name]
+        if array.dtype != spec.dtype:
+            problems.append(f"{spec.name!r} has dtype {array.dtype}, the model wants {spec.dtype}")
+        if array.ndim != len(spec.dims):
+            problems.append(f"{spec.name!r} has rank {array.ndim} (shape {list(array.shape)}), "
+                            f"the model wants rank {len(spec.dims)}")
+            continue
+        for axis, (size, dim, role, param) in enumerate(
+                zip(array.shape, spec.dims, spec.roles, spec.dim_params)):
+            if dim is not None and size != dim:
+                problems.append(f"{spec.name!r} axis {axis} is {size}, the model fixes it at {dim}")
+            elif dim is None:
+                key = role or param
+                if key in sizes and sizes[key][0] != size:
+                    problems.append(f"{spec.name!r} axis {axis} ({key}) is {size} but "
+                                    f"{sizes[key][1]} has {sizes[key][0]}")
+                sizes.setdefault(key, (size, f"{spec.name!r}"))
+        if spec.is_lengths and array.ndim == 1 and np.issubdtype(array.dtype, np.integer):
+            seq = sizes.get("seq_len", (None,))[0]
+            if np.any(array < 0) or (seq is not None and np.any(array > seq)):
+                problems.append(f"{spec.name!r} holds lengths {array.tolist()}, expected 0..{seq}")
+        if np.issubdtype(array.dtype, np.floating) and not np.all(np.isfinite(array)):
+            problems.append(f"{spec.name!r} holds NaN or inf")
+    if problems:
+        raise LSTMBenchError(f"{path}: inputs do not match the model: " + "; ".join(problems))
+    batch = sizes.get("batch", (1,))[0]
+    seq_len = sizes.get("seq_len", (_fixed_seq_len(model, specs),))[0]
+    lengths = {s.name: arrays[s.name].tolist() for s in specs if s.is_lengths}
+    return Inputs({s.name: arrays[s.name] for s in specs}, int(batch),
+                  None if seq_len is None else int(seq_len), str(path), lengths=lengths)

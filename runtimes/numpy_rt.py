@@ -1,0 +1,48 @@
+"""``reference.lstm`` computing in float32, as a runtime under test.
+
+The same equations as the float64 truth, rounded to float32 at every step: what a careful
+float32 implementation can reach. The rest of the graph runs in onnx's ReferenceEvaluator.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class NumpyRuntime:
+    name = "numpy"
+    device = "cpu"
+    compute_dtype = np.float32
+
+    def __init__(self):
+        self.evaluator = None
+        self.model = None
+
+    def available(self) -> str | None:
+        return None
+
+    def open(self, model_path: str, *, threads: int | None = None) -> None:
+        from reference.model import load_model
+        from runtimes.evaluator import evaluator_with_lstm
+
+        # threads: NumPy's BLAS pool is fixed at import time; the argument is accepted and unused.
+        self.model = load_model(model_path)
+        self.evaluator = evaluator_with_lstm(self.model, self._lstm)
+
+    def _lstm(self, node, inputs, attrs):
+        from reference.lstm import lstm
+
+        out_dtype = inputs[0].dtype
+        outputs = lstm(*inputs, **attrs, dtype=self.compute_dtype)
+        return tuple(o.astype(out_dtype, copy=False) for o in outputs)
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        from runtimes.evaluator import run_evaluator
+
+        return run_evaluator(self.evaluator, self.model, feeds)
+
+    def synchronize(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.evaluator = self.model = None

@@ -1,0 +1,140 @@
+"""onnxruntime with CUDAExecutionProvider, and the detection of LSTM nodes it leaves on the CPU.
+
+The CUDA provider hands an LSTM node back to the CPU provider, silently (a log warning), when
+the node has a ``clip``, ``activation_alpha`` or ``activation_beta`` attribute (any value),
+activations other than Sigmoid, Tanh, Tanh per direction, ``input_forget`` != 0, or a P input
+(``RNNNeedFallbackToCPU`` in onnxruntime's ``cuda_execution_provider.cc``). Such a model then
+times the CPU kernel plus two device copies while the user believes it runs on the GPU.
+
+Two independent witnesses, both kept on the runtime after ``open``:
+
+* ``predicted_fallback``: that rule applied to the graph (testable on any machine);
+* ``placement``: node name -> execution provider, read from a profiled run of a second
+  session (the profile JSON's ``Node`` events carry ``args.provider``);
+
+and ``fallback_nodes``: LSTM node -> reason, from the placement where one was measured, else
+from the rule.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from runtimes.cuda import cuda_device_reason
+from runtimes.ort_cpu import OrtRuntime
+
+_CUDNN_ACTIVATIONS = ("sigmoid", "tanh", "tanh")
+
+
+def cuda_fallback_reasons(node) -> list[str]:
+    """Why onnxruntime's CUDA provider leaves this LSTM NodeProto on the CPU ([] if it does not)."""
+    from onnx import helper
+
+    reasons = []
+    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    for name in ("clip", "activation_alpha", "activation_beta"):
+        if name in attrs:
+            reasons.append(f"{name} is set")
+    if "activations" in attrs:
+        names = [a.decode() if isinstance(a, bytes) else a for a in attrs["activations"]]
+        if [n.lower() for n in names] != list(_CUDNN_ACTIVATIONS) * (len(names) // 3 or 1):
+            reasons.append(f"activations {names} (cuDNN has Sigmoid, Tanh, Tanh only)")
+    if int(attrs.get("input_forget", 0)):
+        reasons.append("input_forget = 1")
+    if len(node.input) > 7 and node.input[7]:
+        reasons.append("peepholes (P)")
+    return reasons
+
+
+def predicted_fallback(model) -> dict[str, str]:
+    """LSTM node name -> why the CUDA provider will run it on the CPU, for every such node."""
+    found = {}
+    for index, node in enumerate(model.graph.node):
+        if node.op_type == "LSTM" and node.domain in ("", "ai.onnx"):
+            reasons = cuda_fallback_reasons(node)
+            if reasons:
+                found[node.name or f"LSTM#{index}"] = "; ".join(reasons)
+    return found
+
+
+def placement_from_profile(profile_path) -> dict[str, str]:
+    """Node name -> execution provider, from an onnxruntime profile JSON file."""
+    events = json.loads(Path(profile_path).read_text())
+    placement = {}
+    for event in events:
+        args = event.get("args") or {}
+        if event.get("cat") == "Node" and "provider" in args:
+            name = event["name"]
+            for suffix in ("_kernel_time", "_fence_before", "_fence_after"):
+                name = name.removesuffix(suffix)
+            placement[name] = args["provider"]
+    return placement
+
+
+class OrtCudaRuntime(OrtRuntime):
+    name = "ort-cuda"
+    device = "cuda"
+    providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    probe_placement = True  # profile one run at open() to read where each node was placed
+
+    def __init__(self):
+        super().__init__()
+        self.predicted_fallback: dict[str, str] = {}
+        self.placement: dict[str, str] = {}
+        self.fallback_nodes: dict[str, str] = {}
+        self.placement_error: str | None = None
+
+    def available(self) -> str | None:
+        reason = cuda_device_reason()
+        if reason:
+            return reason
+        return super().available()
+
+    def open(self, model_path: str, *, threads: int | None = None) -> None:
+        from reference.model import load_model
+
+        model = load_model(model_path)
+        self.predicted_fallback = predicted_fallback(model)
+        super().open(model_path, threads=threads)
+        self.fallback_nodes = dict(self.predicted_fallback)
+        self.placement_error = None
+        if self.probe_placement:
+            try:
+                self.placement = self.measure_placement(model_path, model, threads)
+            except Exception as exc:  # the rule's prediction still stands; say why it is unchecked
+                self.placement_error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                return
+            lstm_names = {n.name or f"LSTM#{i}" for i, n in enumerate(model.graph.node)
+                          if n.op_type == "LSTM"}
+            self.fallback_nodes = {
+                name: self.predicted_fallback.get(name, "placed there by onnxruntime")
+                for name, provider in self.placement.items()
+                if name in lstm_names and provider != self.providers[0]}
+
+    def measure_placement(self, model_path, model, threads) -> dict[str, str]:
+        """Run the model once in a profiling session and read the node placement back."""
+        import tempfile
+
+        import onnxruntime
+
+        from runtimes.inputs import make_inputs
+
+        options = self.session_options(threads)
+        with tempfile.TemporaryDirectory() as tmp:
+            options.enable_profiling = True
+            options.profile_file_prefix = str(Path(tmp) / "placement")
+            session = onnxruntime.InferenceSession(str(model_path), options,
+                                                   providers=self.providers)
+            session.run(None, make_inputs(model, batch=1).feeds)
+            profile = session.end_profiling()
+            return placement_from_profile(profile)
+
+    def notes(self) -> list[str]:
+        notes = [f"LSTM on CPU (fallback): {name}: {why}" for name, why in self.fallback_nodes.items()]
+        if self.placement_error:
+            notes.append(f"placement not measured (predicted from the graph): {self.placement_error}")
+        return notes
+
+    def synchronize(self) -> None:
+        pass  # session.run returns host arrays: the device work is finished when it returns

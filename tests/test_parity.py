@@ -1,0 +1,157 @@
+"""The CI parity suite: every registered runtime over a named matrix of LSTM models.
+
+Each (case, runtime) pair runs through ``runtimes.verify.verify_runtime`` (the path the CLI
+takes) against ``reference.run_model``'s float64 truth. A runtime that cannot run here skips
+with its own reason; a known failure (onnx's reference LSTM ignoring clip, onnxruntime refusing
+layout = 1) must still fail, so that verify is seen to catch it.
+"""
+
+import functools
+
+import numpy as np
+import pytest
+
+import reference
+from runtimes.cases import CASES
+from runtimes.inputs import make_inputs
+from runtimes.parity import TOLERANCES
+from runtimes.registry import RUNTIMES
+from runtimes.verify import time_axes, verify_runtime
+
+
+@functools.cache
+def _availability(name):
+    return RUNTIMES[name]().available()
+
+
+def skip_unless_available(name):
+    reason = _availability(name)
+    if reason:
+        pytest.skip(f"{name}: {reason}")
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory):
+    root = tmp_path_factory.mktemp("parity_models")
+    cache = {}
+
+    def get(case_name):
+        if case_name not in cache:
+            case = CASES[case_name]
+            path = root / f"{case_name}.onnx"
+            model = case.build(path, seed=7)
+            inputs = make_inputs(model, batch=case.batch, seq_len=case.seq_len, seed=3,
+                                 ragged=case.ragged, zero_length=case.zero_length)
+            truth = reference.run_model(model, inputs.feeds)
+            axes = time_axes(model, truth, inputs.batch, inputs.seq_len)
+            cache[case_name] = (path, model, inputs, truth, axes)
+        return cache[case_name]
+
+    return get
+
+
+@pytest.mark.parametrize("runtime", list(RUNTIMES))
+@pytest.mark.parametrize("case", list(CASES))
+def test_runtime_matches_float64_truth(case, runtime, built):
+    skip_unless_available(runtime)
+    path, model, inputs, truth, axes = built(case)
+    result = verify_runtime(runtime, path, model, inputs.feeds, truth, axes)
+    known = CASES[case].known_failures.get(runtime)
+    if known:
+        assert result.status in ("fail", "error"), f"{runtime} now passes {case} ({known})"
+        assert result.failures
+        return
+    assert result.status == "pass", "\n".join(map(str, result.failures))
+    for output in result.outputs:
+        assert output.max_abs is not None and output.mean_abs <= output.max_abs
+    if result.streaming is not None and CASES[case].options.get("initial_states"):
+        assert result.streaming.status in ("pass", "skip")
+
+
+def test_every_registered_runtime_is_exercised_by_a_case():
+    # Each case runs every runtime unless that runtime is a known failure for it.
+    exercised = {name for case in CASES.values() for name in RUNTIMES
+                 if name not in case.known_failures}
+    assert set(RUNTIMES) <= exercised, f"no case exercises {set(RUNTIMES) - exercised}"
+    assert "seed" in CASES and "multi_layer" in CASES and "ragged" in CASES
+
+
+def test_onnx_reference_failure_names_what_it_ignores(built):
+    path, model, inputs, truth, axes = built("ragged")
+    result = verify_runtime("onnx-reference", path, model, inputs.feeds, truth, axes)
+    assert result.status == "fail"
+    assert any("ignores sequence_lens" in note for note in result.notes)
+    assert {f.output for f in result.failures} == {"Y", "Y_h", "Y_c"}  # all listed, not the first
+
+
+def test_ragged_case_holds_a_zero_and_a_full_length(built):
+    _, _, inputs, _, _ = built("ragged")
+    lengths = inputs.lengths["sequence_lens"]
+    assert 0 in lengths and CASES["ragged"].seq_len in lengths
+
+
+@pytest.mark.parametrize("runtime,precision", [("ort-cpu-int8", "int8"), ("ort-cpu-fp16", "float16")])
+def test_reduced_precision_variants_report_their_accuracy_cost(runtime, precision, built):
+    skip_unless_available(runtime)
+    path, model, inputs, truth, axes = built("seed")
+    result = verify_runtime(runtime, path, model, inputs.feeds, truth, axes)
+    exact = verify_runtime("ort-cpu", path, model, inputs.feeds, truth, axes)
+    assert result.status == "pass" and result.precision == precision
+    assert result.tolerance == TOLERANCES[precision]
+    cost = max(o.max_abs for o in result.outputs)
+    assert cost > 10 * max(o.max_abs for o in exact.outputs)  # a real, measured cost
+    assert cost < TOLERANCES[precision].atol
+    assert result.notes
+
+
+def test_per_step_error_follows_the_time_axis(built):
+    path, model, inputs, truth, axes = built("batchwise")
+    assert axes == {"Y": 1}  # layout 1: Y is [B, T, D, H]
+    result = verify_runtime("numpy", path, model, inputs.feeds, truth, axes)
+    y = next(o for o in result.outputs if o.name == "Y")
+    assert len(y.per_step_max_abs) == CASES["batchwise"].seq_len
+    assert max(y.per_step_max_abs) == pytest.approx(y.max_abs)
+
+
+def test_multi_layer_graph_runs_both_lstm_nodes_through_torch(built):
+    from runtimes.torch_rt import TorchRuntime
+
+    path, model, inputs, truth, _ = built("multi_layer")
+    runtime = TorchRuntime()
+    runtime.open(str(path))
+    assert len(runtime.modules) == 2 and runtime.single is None
+    out = runtime.run(inputs.feeds)
+    np.testing.assert_allclose(out["l1_Y_h"], truth["l1_Y_h"], atol=1e-5)
+
+
+def test_exported_wrapper_gets_its_time_axis_by_dim_name(built):
+    path, model, inputs, truth, axes = built("seed_wrapped")
+    assert inputs.feeds["x"].shape == (3, 40, 1)
+    assert axes == {"hidden": 1}  # [batch_size, sequence_length, H]; probability has none
+    assert truth["probability"].shape == (3, 1)
+
+
+def test_ulp_distance_counts_representable_values():
+    from runtimes.parity import ulp_distance
+
+    one = np.float32(1.0)
+    assert ulp_distance(np.nextafter(one, np.float32(2)), one, np.float32) == 1
+    assert ulp_distance(np.float32(-0.0), np.float32(0.0), np.float32) == 0
+    tiny = np.float32(np.finfo(np.float32).smallest_subnormal)
+    assert ulp_distance(tiny, -tiny, np.float32) == 2
+    assert ulp_distance(np.float16(1.0) + np.float16(2 ** -10) * 3, np.float16(1.0), np.float16) == 3
+
+
+def test_compare_collects_every_failure_kind():
+    from runtimes.parity import compare
+
+    truth = {"Y": np.zeros((4, 2)), "Y_h": np.ones((2, 3)), "Y_c": np.ones(3), "extra": np.ones(2)}
+    outputs = {"Y": np.full((4, 2), np.nan, np.float32), "Y_h": np.ones((3, 2), np.float32),
+               "Y_c": np.array([1, 1, 1.5], np.float32)}
+    result = compare("rt", outputs, truth, "float32", {"Y": 0})
+    assert not result and result.status == "fail"
+    assert [(f.output, f.metric) for f in result.failures] == [
+        ("Y", "non_finite"), ("Y_h", "shape"), ("Y_c", "abs_error"), ("extra", "missing")]
+    y_c = result.failures[2]
+    assert y_c.value == 0.5 and y_c.limit == pytest.approx(1e-5 + 1e-4) and "index [2]" in str(y_c)
+    assert result.to_dict()["failures"][0]["runtime"] == "rt"

@@ -1,0 +1,169 @@
+"""``lstm-bench verify`` end to end: exit codes, the terminal table, the JSON report, and
+streaming parity (chunked runs carrying (h, c) equal one call)."""
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+
+from exporters.weights import export_weights
+from lstm_bench.cli import main
+from lstm_bench.spec import LSTMSpec, LSTMWeights
+from runtimes.inputs import make_inputs
+from runtimes.registry import RUNTIMES
+from runtimes.streaming import chunk_sizes, stream_ports, streaming_parity
+from runtimes.verify import verify
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("verify_models")
+    seed = root / "seed.onnx"
+    export_weights(LSTMWeights.random(LSTMSpec(1, 50), seed=0), seed)
+    clip = root / "clip_ragged.onnx"
+    export_weights(LSTMWeights.random(LSTMSpec(2, 8, clip=0.5), seed=0), clip, sequence_lens=True)
+    stream = root / "stream.onnx"
+    export_weights(LSTMWeights.random(LSTMSpec(1, 50), seed=0), stream, initial_states=True)
+    return {"seed": seed, "clip": clip, "stream": stream, "root": root}
+
+
+def test_seed_shaped_model_passes_ort_torch_numpy(models, capsys):
+    code = main(["verify", str(models["seed"]), "--runtimes", "ort-cpu,torch-cpu,numpy"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    for name in ("ort-cpu", "torch-cpu", "numpy"):
+        assert name in out
+    assert "all 3 runtime(s) that ran passed" in out
+
+
+def test_clip_and_ragged_fails_onnx_reference_only(models, capsys, tmp_path):
+    report_path = tmp_path / "out" / "report.json"
+    code = main(["verify", str(models["clip"]), "--runtimes", "ort-cpu,onnx-reference",
+                 "--batch", "4", "--seq-len", "20", "--ragged", "--json", str(report_path)])
+    out = capsys.readouterr().out
+    assert code == 1, out
+    fails = [line for line in out.splitlines() if line.startswith("FAIL ")]
+    assert fails and all(line.startswith("FAIL onnx-reference: ") for line in fails)
+    assert {"Y", "Y_h", "Y_c"} <= {line.split(": ")[1] for line in fails}
+    assert all("abs_error" in line and "limit" in line for line in fails)
+    assert "ignores sequence_lens, clip" in out
+
+    report = json.loads(report_path.read_text())
+    assert report["passed"] is False
+    status = {r["runtime"]: r["status"] for r in report["results"]}
+    assert status == {"ort-cpu": "pass", "onnx-reference": "fail"}
+    lengths = report["inputs"]["lengths"]["sequence_lens"]
+    assert len(lengths) == 4 and 20 in lengths and min(lengths) >= 1
+    ort = report["results"][0]
+    y = next(o for o in ort["outputs"] if o["name"] == "Y")
+    assert y["time_axis"] == 0 and len(y["per_step_max_abs"]) == 20
+    for key in ("max_abs", "max_rel", "mean_abs", "max_ulp"):
+        assert isinstance(y[key], (int, float))
+    assert ort["tolerance"] == report["tolerances"]["float32"]
+    failure = report["failures"][0]
+    assert set(failure) >= {"runtime", "output", "metric", "value", "limit"}
+
+
+def test_json_report_lists_every_skip_with_its_reason(models, tmp_path):
+    report = verify(models["seed"], batch=2, seq_len=10)
+    data = report.to_dict()
+    assert [r["runtime"] for r in data["results"]] == list(RUNTIMES)  # none dropped
+    for result in data["results"]:
+        if result["status"] == "skip":
+            assert result["reason"] and data["skipped"][result["runtime"]] == result["reason"]
+    assert data["passed"] is True and report.exit_code == 0
+    json.dumps(data)  # plain JSON types only
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["verify", "missing.onnx"], "no such model file"),
+    (["verify", "{seed}", "--runtimes", "ort-cpu,tpu"], "unknown runtime"),
+    (["verify", "{seed}", "--batch", "0"], "--batch"),
+    (["verify", "{seed}", "--inputs", "{root}/nope.npz"], "no such inputs file"),
+    (["verify", "{seed}", "--inputs", "{root}/bad.npz"], "inputs do not match the model"),
+    (["verify", "{seed}", "--ragged", "--batch", "2"], "sequence_lens"),
+    (["verify", "{root}/not_onnx.onnx"], "not a readable ONNX model"),
+])
+def test_bad_input_is_one_stderr_line_and_exit_2(models, argv, needle, capsys):
+    root = models["root"]
+    np.savez(root / "bad.npz", X=np.zeros((3, 1), np.float32))
+    (root / "not_onnx.onnx").write_text("hello")
+    argv = [a.format(seed=models["seed"], root=root) for a in argv]
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse usage errors
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1 and needle in err, err
+
+
+def test_user_inputs_from_npz(models, tmp_path, capsys):
+    model = onnx.load(str(models["seed"]))
+    feeds = make_inputs(model, batch=3, seq_len=12, seed=5).feeds
+    np.savez(tmp_path / "in.npz", **feeds)
+    report_path = tmp_path / "r.json"
+    code = main(["verify", str(models["seed"]), "--runtimes", "ort-cpu", "--inputs",
+                 str(tmp_path / "in.npz"), "--json", str(report_path)])
+    assert code == 0, capsys.readouterr().out
+    inputs = json.loads(report_path.read_text())["inputs"]
+    assert inputs["batch"] == 3 and inputs["seq_len"] == 12 and inputs["source"].endswith("in.npz")
+
+
+# ---- streaming ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", list(RUNTIMES))
+def test_streaming_parity(models, name):
+    runtime = RUNTIMES[name]()
+    reason = runtime.available()
+    if reason:
+        pytest.skip(f"{name}: {reason}")
+    model = onnx.load(str(models["stream"]))
+    feeds = make_inputs(model, batch=2, seq_len=25, seed=1).feeds
+    runtime.open(str(models["stream"]))
+    precision = getattr(runtime, "precision", "float32")
+    result = streaming_parity(runtime, model, feeds, chunks=4, precision=precision)
+    runtime.close()
+    assert result.status == "pass", [str(f) for f in result.failures]
+    assert result.chunks == [7, 6, 6, 6] and set(result.max_abs) == {"Y", "Y_h", "Y_c"}
+
+
+@pytest.mark.parametrize("direction", ["forward", "reverse"])
+def test_streaming_carries_state_and_catches_a_reset(tmp_path, direction):
+    from runtimes.ort_cpu import OrtRuntime
+
+    path = tmp_path / f"{direction}.onnx"
+    model = export_weights(LSTMWeights.random(LSTMSpec(2, 6, direction=direction), seed=2), path,
+                           initial_states=True)
+    feeds = make_inputs(model, batch=2, seq_len=12, seed=0).feeds
+    runtime = OrtRuntime()
+    runtime.open(str(path))
+    assert streaming_parity(runtime, model, feeds, chunks=3).status == "pass"
+
+    class Forgetful(OrtRuntime):  # a real bug shape: the state is dropped between calls
+        def run(self, feeds):
+            feeds = dict(feeds, initial_h=np.zeros_like(feeds["initial_h"]),
+                         initial_c=np.zeros_like(feeds["initial_c"]))
+            return super().run(feeds)
+
+    forgetful = Forgetful()
+    forgetful.open(str(path))
+    result = streaming_parity(forgetful, model, dict(feeds, initial_h=0 * feeds["initial_h"],
+                                                     initial_c=0 * feeds["initial_c"]), chunks=3)
+    assert result.status == "fail" and result.failures[0].metric == "streaming_abs_error"
+
+
+def test_streaming_needs_state_ports(models, tmp_path):
+    assert stream_ports(onnx.load(str(models["seed"])))[1].startswith("the model does not take")
+    bi = export_weights(LSTMWeights.random(LSTMSpec(2, 3, direction="bidirectional")),
+                        initial_states=True)
+    assert "bidirectional" in stream_ports(bi)[1]
+    assert chunk_sizes(10, 3) == [4, 3, 3] and chunk_sizes(2, 5) == [1, 1]
+
+
+def test_verify_runs_the_streaming_check_where_the_model_allows(models, capsys):
+    code = main(["verify", str(models["stream"]), "--runtimes", "ort-cpu,torch-cpu",
+                 "--batch", "2", "--seq-len", "9"])
+    out = capsys.readouterr().out
+    assert code == 0 and out.count("streaming pass") == 2, out
