@@ -42,10 +42,10 @@ class OrtRuntime:
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
             raise LSTMBenchError(f"{self.name}: cannot load {model_path}: "
                                  f"{str(exc).splitlines()[0]}") from None
+        self.output_names = [o.name for o in self.session.get_outputs()]
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        names = [o.name for o in self.session.get_outputs()]
-        return dict(zip(names, self.session.run(names, feeds)))
+        return dict(zip(self.output_names, self.session.run(self.output_names, feeds)))
 
     def synchronize(self) -> None:
         pass

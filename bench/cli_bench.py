@@ -1,0 +1,91 @@
+"""`lstm-bench bench`: latency and throughput of each runtime on one model, over a sweep."""
+
+from __future__ import annotations
+
+HELP = "measure latency and throughput of each runtime"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("model", help="the ONNX model (with at least one LSTM node)")
+    parser.add_argument("--runtimes", default="all",
+                        help="comma list of runtimes, or 'all' (default: every available one)")
+    parser.add_argument("--batch", default="1", help="comma list of batch sizes (default: 1)")
+    parser.add_argument("--seq-len", default="100",
+                        help="comma list of sequence lengths (default: 100)")
+    parser.add_argument("--threads", default=None,
+                        help="comma list of intra-op thread counts, the same for every CPU "
+                             "runtime (default: all cores)")
+    parser.add_argument("--min-time", type=float, default=0.2,
+                        help="seconds of timed calls per runtime and shape, at least (default 0.2)")
+    parser.add_argument("--min-reps", type=int, default=10,
+                        help="timed calls per runtime and shape, at least (default 10)")
+    parser.add_argument("--max-reps", type=int, default=10_000,
+                        help="timed calls per runtime and shape, at most (default 10000)")
+    parser.add_argument("--block", type=int, default=5,
+                        help="timed calls per runtime in each round-robin round (default 5; 1: "
+                             "call by call; more keeps runtimes' spinning thread pools apart)")
+    parser.add_argument("--no-calibrate", action="store_true",
+                        help="skip the GEMM peak measurement (no share-of-peak figures)")
+    parser.add_argument("--verify-json", metavar="PATH",
+                        help="a `lstm-bench verify --json` report to show beside the timings "
+                             "(the HTML then plots the error per time step)")
+    parser.add_argument("--json", metavar="PATH", help="write the full report (raw samples too)")
+    parser.add_argument("--md", metavar="PATH", help="write a Markdown report")
+    parser.add_argument("--html", metavar="PATH", help="write a self-contained HTML report")
+    parser.add_argument("--quiet", action="store_true", help="no progress display")
+
+
+def settings_from(args):
+    from bench.harness import Settings
+
+    return Settings(min_time=args.min_time, min_reps=args.min_reps,
+                    max_reps=max(args.max_reps, args.min_reps),
+                    warmup_time=min(0.05, args.min_time / 4), block=args.block)
+
+
+def write_reports(doc, args, console) -> None:
+    from bench.report import render_html, render_markdown, write_json, write_text
+
+    for option, write in (("json", lambda p: write_json(doc, p)),
+                          ("md", lambda p: write_text(p, render_markdown(doc))),
+                          ("html", lambda p: write_text(p, render_html(doc)))):
+        path = getattr(args, option)
+        if path:
+            console.print(f"wrote {write(path)}", highlight=False)
+
+
+def main(args) -> int:
+    from bench.machine import default_threads
+    from bench.report import make_console, print_terminal
+    from bench.runner import parse_int_list, run_bench
+
+    batches = parse_int_list(args.batch, "--batch")
+    seq_lens = parse_int_list(args.seq_len, "--seq-len")
+    threads = (parse_int_list(args.threads, "--threads") if args.threads is not None
+               else [default_threads()])
+    verify = None
+    if args.verify_json:
+        from bench.report import verify_section
+
+        verify = verify_section(_read_json(args.verify_json))
+    doc = run_bench(args.model, runtimes=args.runtimes, batches=batches, seq_lens=seq_lens,
+                    threads_list=threads, settings=settings_from(args), verify=verify,
+                    calibrate=not args.no_calibrate, show_progress=not args.quiet)
+    console = make_console()
+    print_terminal(doc, console)
+    write_reports(doc, args, console)
+    return 0
+
+
+def _read_json(path):
+    import json
+
+    from lstm_bench.errors import LSTMBenchError
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise LSTMBenchError(f"{path}: no such file") from None
+    except (OSError, ValueError) as exc:
+        raise LSTMBenchError(f"{path}: not readable JSON ({exc})") from None

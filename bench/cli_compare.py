@@ -1,0 +1,30 @@
+"""`lstm-bench compare BASE.json NEW.json`: exit 1 when a row got slower beyond noise."""
+
+from __future__ import annotations
+
+HELP = "compare two bench JSON reports; exit 1 on a regression"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("base", help="the reference report (lstm-bench bench --json)")
+    parser.add_argument("new", help="the report to judge")
+    parser.add_argument("--fail-above", type=float, default=5.0, metavar="PCT",
+                        help="a significant slowdown of the median above PCT percent is a "
+                             "regression (default 5)")
+
+
+def main(args) -> int:
+    from bench.compare import changes_table, compare_reports
+    from bench.report import load_json, make_console
+
+    base, new = load_json(args.base), load_json(args.new)
+    changes = compare_reports(base, new, fail_above=args.fail_above)
+    console = make_console()
+    console.print(changes_table(changes, args.fail_above))
+    regressions = [c for c in changes if c.regression]
+    if regressions:
+        console.print(f"[bold red]{len(regressions)} regression(s)[/bold red] of "
+                      f"{len(changes)} rows", highlight=False)
+        return 1
+    console.print(f"no regression in {len(changes)} rows", highlight=False)
+    return 0

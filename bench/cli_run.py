@@ -1,0 +1,208 @@
+"""`lstm-bench run`: the whole job on the built-in seed model.
+
+Four steps, each a function: export the seed's trained LSTM to ONNX, verify it on every
+runtime against the float64 truth, benchmark every runtime that runs it over a small sweep,
+and write the reports. Each run writes into a fresh timestamped folder under ``--out``, so an
+earlier report is never overwritten; the folder is printed at the start and the end.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+HELP = "the whole job on the built-in seed model: export, verify, bench"
+
+BATCHES = (1, 8, 32)
+SEQ_LEN = 100  # the seed model's sequence length
+RUN_MAX_TIME = 2.0  # seconds of timed calls per runtime and shape, at most (3 calls at least)
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--out", default="lstm-bench-out", metavar="DIR",
+                        help="reports go to DIR/run-<timestamp>/ (default ./lstm-bench-out)")
+    parser.add_argument("--runtimes", default="all",
+                        help="comma list of runtimes, or 'all' (default)")
+    parser.add_argument("--batch", default=",".join(map(str, BATCHES)),
+                        help="comma list of batch sizes (default 1,8,32)")
+    parser.add_argument("--threads", default=None,
+                        help="comma list of thread counts (default: all cores)")
+    parser.add_argument("--min-time", type=float, default=0.2,
+                        help="seconds of timed calls per runtime and shape (default 0.2)")
+    parser.add_argument("--model", metavar="MODEL.onnx",
+                        help="run the job on this ONNX model instead of exporting the seed")
+    parser.add_argument("--quiet", action="store_true", help="no progress display")
+
+
+def run_folder(out) -> Path:
+    """A new folder DIR/run-YYYYmmdd-HHMMSS[-N] that no earlier run wrote into."""
+    from lstm_bench.errors import LSTMBenchError
+
+    base = Path(out)
+    stamp = time.strftime("run-%Y%m%d-%H%M%S")
+    for n in range(1, 1000):
+        folder = base / (stamp if n == 1 else f"{stamp}-{n}")
+        try:
+            folder.mkdir(parents=True, exist_ok=False)
+            return folder
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise LSTMBenchError(f"cannot create the report folder {folder}: "
+                                 f"{exc.strerror or exc}") from None
+    raise LSTMBenchError(f"{base}: too many runs in the same second")
+
+
+def seed_exporter():
+    """(load_seed_model, export_torch), or a clear error while they are missing."""
+    from lstm_bench.errors import LSTMBenchError
+
+    try:
+        from exporters.seed import load_seed_model
+        try:
+            from exporters import export_torch
+        except ImportError:
+            from exporters.torch_export import export_torch
+    except ImportError as exc:
+        raise LSTMBenchError(f"the seed model exporter is not available ({exc}); "
+                             "pass --model MODEL.onnx") from None
+    return load_seed_model, export_torch
+
+
+def step_export(folder) -> Path:
+    """The shipped seed checkpoint, exported to folder/seed.onnx."""
+    import torch
+
+    load_seed_model, export_torch = seed_exporter()
+    model, config = load_seed_model()
+    arch = config.get("architecture", {}) if isinstance(config, dict) else {}
+    example = torch.zeros(1, int(arch.get("seq_len", SEQ_LEN)), int(arch.get("input_size", 1)))
+    path = folder / "seed.onnx"
+    export_torch(model, example, path)
+    return path
+
+
+def step_verify(model_path, runtimes, folder) -> dict:
+    """Verify on every runtime; writes folder/verify.json; returns the report as a dict."""
+    from runtimes.verify import verify, write_json
+
+    report = verify(model_path, runtimes=runtimes, batch=1)
+    write_json(report, folder / "verify.json")
+    return report.to_dict()
+
+
+def step_bench(model_path, args, verify: dict, batches, threads) -> dict:
+    """The sweep: every batch at the model's sequence length; returns the report document."""
+    from bench.harness import Settings
+    from bench.report import verify_section
+    from bench.runner import run_bench
+
+    # max_time bounds a runtime that turns slow (torch's per-step OpenMP barrier on a busy
+    # machine reached 0.4 s a call here) so that the whole run stays near a minute.
+    settings = Settings(min_time=args.min_time, warmup_time=min(0.05, args.min_time / 4),
+                        max_time=RUN_MAX_TIME)
+    return run_bench(model_path, runtimes=args.runtimes, batches=batches,
+                     seq_lens=(verify["inputs"]["seq_len"] or SEQ_LEN,), threads_list=threads,
+                     settings=settings, verify=verify_section(verify),
+                     show_progress=not args.quiet)
+
+
+def step_reports(doc, folder) -> list:
+    from bench.report import render_html, render_markdown, write_json, write_text
+
+    return [write_json(doc, folder / "bench.json"),
+            write_text(folder / "bench.md", render_markdown(doc)),
+            write_text(folder / "bench.html", render_html(doc))]
+
+
+def summary_table(doc):
+    """One line per runtime: verify verdict, error, latency at batch 1, best throughput."""
+    from rich.table import Table
+
+    verify = (doc.get("verify") or {}).get("runtimes", {})
+    rows: dict[str, dict] = {}
+    for row in doc["results"]:
+        entry = rows.setdefault(row["runtime"], {"latency": {}, "throughput": 0.0})
+        entry["latency"][row["batch"]] = row["latency_ms"]["median"]
+        entry["throughput"] = max(entry["throughput"], row["throughput"]["sequences_per_s"])
+    smallest = min((r["batch"] for r in doc["results"]), default=1)
+    table = Table(title="lstm-bench run: summary", header_style="bold")
+    for i, col in enumerate(("runtime", "verify", "max abs error",
+                             f"median ms (batch {smallest})", "best sequences/s")):
+        table.add_column(col, justify="left" if i < 2 else "right")
+    names = list(dict.fromkeys(list(rows) + list(verify)))
+    styles = {"pass": "green", "fail": "bold red", "error": "bold red", "skip": "dim"}
+    for name in names:
+        v = verify.get(name, {})
+        status = v.get("status") or "–"
+        err = v.get("max_abs_error")
+        r = rows.get(name)
+        shown = f"[{styles[status]}]{status}[/]" if status in styles else status
+        table.add_row(name, shown,
+                      "–" if err is None else f"{err:.1e}",
+                      f"{r['latency'][smallest]:.4g}" if r and smallest in r["latency"] else "–",
+                      f"{r['throughput']:,.0f}" if r else "–")
+    return table
+
+
+def pipeline(args, folder, runtimes, batches, threads, step):
+    """The four steps; returns the bench document, the verify report (a dict), the paths."""
+    if args.model:
+        step(1, f"using {args.model} (no export)")
+        model_path = Path(args.model)
+    else:
+        step(1, "exporting the seed model to ONNX")
+        model_path = step_export(folder)
+    step(2, "verifying on every runtime against the float64 reference")
+    verify = step_verify(model_path, runtimes, folder)
+    step(3, "benchmarking")
+    doc = step_bench(model_path, args, verify, batches, threads)
+    step(4, "writing reports")
+    paths = step_reports(doc, folder)
+    return doc, verify, paths
+
+
+def main(args) -> int:
+    from bench.machine import default_threads
+    from bench.report import make_console
+    from bench.runner import parse_int_list, pick_runtimes
+    from lstm_bench.errors import LSTMBenchError
+
+    started = time.perf_counter()
+    console = make_console()
+    err = make_console(stderr=True)
+    batches = parse_int_list(args.batch, "--batch")
+    threads = (parse_int_list(args.threads, "--threads") if args.threads is not None
+               else [default_threads()])
+    names = list(pick_runtimes(args.runtimes)[0]) if args.runtimes != "all" else None
+    if args.model and not Path(args.model).is_file():
+        raise LSTMBenchError(f"{args.model}: no such model file")
+    if not args.model:
+        seed_exporter()  # fail before any folder is made
+    folder = run_folder(args.out)
+    console.print(f"lstm-bench run: writing to {folder} (earlier runs are kept)", highlight=False)
+
+    def step(number, text):
+        if not args.quiet:
+            err.print(f"[bold]\\[{number}/4][/bold] {text} "
+                      f"[dim]({time.perf_counter() - started:.1f} s)[/dim]", highlight=False)
+
+    try:
+        doc, verify, paths = pipeline(args, folder, names, batches, threads, step)
+    except BaseException:
+        if not any(folder.iterdir()):  # nothing written: leave no empty folder behind
+            folder.rmdir()
+        raise
+    console.print(summary_table(doc))
+    for skip in doc.get("skipped", []):
+        console.print(f"[dim]skipped {skip['runtime']}: {skip['reason']}[/dim]", highlight=False)
+    console.print("reports: " + ", ".join(str(p) for p in paths)
+                  + f", {folder / 'verify.json'}", highlight=False)
+    console.print(f"done in {time.perf_counter() - started:.1f} s", highlight=False)
+    failed = [r["runtime"] for r in verify.get("results", [])
+              if r.get("status") in ("fail", "error")]
+    if failed:
+        console.print(f"[bold red]verification failed[/bold red] on {', '.join(failed)} "
+                      f"(details in {folder / 'verify.json'})", highlight=False)
+        return 1
+    return 0

@@ -1,0 +1,48 @@
+"""The model under test as the benchmark sees it: its LSTM layers, FLOPs and input feeds."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from lstm_bench.errors import LSTMBenchError
+
+
+class BenchModel:
+    """An ONNX file with at least one LSTM node, its FLOPs and feeds at any (batch, seq_len)."""
+
+    def __init__(self, path):
+        import onnx
+
+        from lstm_bench.graph import lstm_nodes, summary
+
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise LSTMBenchError(f"{path}: no such model file")
+        try:
+            self.proto = onnx.load(str(self.path))
+        except Exception as exc:  # onnx raises DecodeError and friends
+            raise LSTMBenchError(f"{path}: not a readable ONNX model "
+                                 f"({type(exc).__name__})") from None
+        self.nodes = lstm_nodes(self.proto)
+        if not self.nodes:
+            raise LSTMBenchError(f"{path}: the model has no LSTM node; lstm-bench bench measures "
+                                 "LSTM models (FLOPs, time steps and sequence axes come from it)")
+        self.summary = summary(self.proto)
+
+    def info(self) -> dict:
+        digest = hashlib.sha256(self.path.read_bytes()).hexdigest()
+        return {"path": str(self.path), "sha256": digest, **self.summary}
+
+    def flops(self, batch: int, seq_len: int) -> int:
+        from lstm_bench.graph import lstm_flops
+
+        return lstm_flops(self.proto, batch, seq_len)
+
+    def feeds(self, batch: int, seq_len: int, seed: int = 0) -> dict[str, np.ndarray]:
+        """Seeded random inputs at this shape, from the generator verify uses too."""
+        from runtimes.inputs import make_inputs
+
+        return make_inputs(self.proto, batch=batch, seq_len=seq_len, seed=seed).feeds

@@ -1,0 +1,145 @@
+"""A benchmark run from the command line's point of view: parse the lists, pick the runtimes,
+calibrate the machine's peak, sweep with a live display, and build the report document."""
+
+from __future__ import annotations
+
+import time
+
+from lstm_bench.errors import LSTMBenchError
+
+
+def parse_int_list(text: str | None, option: str, *, minimum: int = 1) -> list[int]:
+    """'1,8,32' -> [1, 8, 32]; empty items, non-integers and values below minimum are errors."""
+    if text is None:
+        raise LSTMBenchError(f"{option} needs a comma-separated list of integers")
+    items = [item.strip() for item in str(text).split(",")]
+    if not any(items):
+        raise LSTMBenchError(f"{option} is empty; give a comma-separated list such as 1,8,32")
+    values = []
+    for item in items:
+        try:
+            value = int(item)
+        except ValueError:
+            raise LSTMBenchError(f"{option}: {item!r} is not an integer (in {text!r})") from None
+        if value < minimum:
+            raise LSTMBenchError(f"{option}: {value} is below {minimum} (in {text!r})")
+        if value not in values:
+            values.append(value)
+    return values
+
+
+def pick_runtimes(text: str | None) -> tuple[dict, list[dict]]:
+    """(name -> factory of the available ones, [{"runtime", "reason"} for the others]).
+
+    ``None`` or ``all`` means every registered runtime; unknown names are an error.
+    """
+    from runtimes.registry import RUNTIMES
+
+    if text is None or text.strip() == "all":
+        names = list(RUNTIMES)
+    else:
+        names = [n.strip() for n in text.split(",") if n.strip()]
+        if not names:
+            raise LSTMBenchError("--runtimes is empty; name some of: " + ", ".join(RUNTIMES))
+        unknown = [n for n in names if n not in RUNTIMES]
+        if unknown:
+            raise LSTMBenchError(f"--runtimes: unknown {', '.join(unknown)}; known: "
+                                 f"{', '.join(RUNTIMES)}")
+    chosen, skipped = {}, []
+    for name in dict.fromkeys(names):
+        reason = RUNTIMES[name]().available()
+        if reason:
+            skipped.append({"runtime": name, "threads": None, "reason": reason})
+        else:
+            chosen[name] = RUNTIMES[name]
+    if not chosen:
+        raise LSTMBenchError("no runtime can run here: " + "; ".join(
+            f"{s['runtime']}: {s['reason']}" for s in skipped))
+    return chosen, skipped
+
+
+class LiveDisplay:
+    """A progress bar and a table of the results so far, on stderr, while a sweep runs."""
+
+    def __init__(self, total: int, console=None, enabled: bool = True):
+        from rich.console import Console
+
+        self.console = console or Console(stderr=True)
+        self.enabled = enabled
+        self.total = total
+        self.rows: list[dict] = []
+        self.live = None
+
+    def __enter__(self):
+        if not self.enabled:
+            return self
+        from rich.console import Group
+        from rich.live import Live
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(),
+                                 TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
+                                 console=self.console)
+        self.task = self.progress.add_task("benchmark", total=self.total)
+        self.group = Group(self.progress)
+        self.live = Live(self.group, console=self.console, refresh_per_second=8, transient=True)
+        self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if self.live is not None:
+            self.live.__exit__(*exc)
+        return False
+
+    def __call__(self, kind: str, **info) -> None:
+        if self.live is None:
+            return
+        from rich.console import Group
+
+        from bench.report import rich_table
+
+        if kind == "open":
+            self.progress.update(self.task, description=f"opening {info['runtime']} "
+                                 f"({info['threads']} threads)")
+        elif kind == "skip":
+            self.progress.advance(self.task)
+            self.console.print(f"[dim]skipped {info['runtime']}: {info['reason']}[/dim]",
+                               highlight=False)
+        elif kind == "shape":
+            self.progress.update(self.task, description=f"timing batch {info['batch']}, "
+                                 f"seq_len {info['seq_len']}, {info['threads']} threads")
+        elif kind == "opened":
+            self.progress.advance(self.task)
+        elif kind == "result":
+            self.rows.append(info["measurement"].as_dict())
+        elif kind == "shape_done":
+            self.progress.advance(self.task)
+            self.live.update(Group(self.progress, rich_table(self.rows[-12:])))
+
+
+def run_bench(model_path, *, runtimes: str | None = None, batches=(1,), seq_lens=(100,),
+              threads_list=(None,), settings=None, verify: dict | None = None,
+              calibrate: bool = True, show_progress: bool = True, console=None,
+              clock=time.perf_counter_ns) -> dict:
+    """Measure a model and return the report document (see ``bench.report``)."""
+    from bench.harness import Settings, sweep
+    from bench.machine import default_threads, machine_info, peak_gflops
+    from bench.model import BenchModel
+    from bench.report import build_document
+
+    model = BenchModel(model_path)
+    factories, unavailable = pick_runtimes(runtimes)
+    threads_list = [t or default_threads() for t in threads_list]
+    shapes = [(b, t) for b in batches for t in seq_lens]
+    peak = peak_gflops() if calibrate else None
+    total = len(threads_list) * (len(factories) + len(shapes))
+    with LiveDisplay(total, console=console, enabled=show_progress) as display:
+        result = sweep(model.path, factories, shapes, threads_list, model.feeds,
+                       settings or Settings(), clock=clock, flops_for=model.flops,
+                       peak_gflops=peak, on_event=display)
+    result.skipped[:0] = unavailable
+    if not result.measurements:
+        raise LSTMBenchError(f"{model_path}: no runtime could run the model: " + "; ".join(
+            f"{s['runtime']}: {s['reason']}" for s in result.skipped))
+    return build_document(result, model=model.info(), machine=machine_info(threads_list),
+                          verify=verify)

@@ -1,0 +1,74 @@
+"""The bench cases as a pytest-benchmark suite, so pytest-benchmark's own tooling works on them
+(--benchmark-autosave, --benchmark-compare, --benchmark-histogram ...), and the harness's
+fidelity recorded beside a bare onnxruntime loop.
+
+The project's addopts disable benchmarks (each case runs once, as a smoke test). Measure with
+
+    pytest tests/test_bench_runtimes.py --benchmark-enable --benchmark-only
+
+The model is the seed's shape (one LSTM layer, input 1, hidden 50, T = 100); every CPU runtime
+gets the same thread count, all cores, as in `lstm-bench bench`.
+"""
+
+import pytest
+
+from bench.machine import default_threads
+from bench.model import BenchModel
+from exporters.weights import export_weights
+from lstm_bench.spec import LSTMSpec, LSTMWeights
+from runtimes.registry import RUNTIMES
+
+SHAPES = [(1, 100), (8, 100), (32, 100)]
+
+
+@pytest.fixture(scope="module")
+def seed_shaped(tmp_path_factory):
+    path = tmp_path_factory.mktemp("model") / "seed_shape.onnx"
+    export_weights(LSTMWeights.random(LSTMSpec(input_size=1, hidden_size=50)), path)
+    return BenchModel(path)
+
+
+@pytest.mark.parametrize("batch, seq_len", SHAPES, ids=[f"b{b}-T{t}" for b, t in SHAPES])
+@pytest.mark.parametrize("name", list(RUNTIMES))
+def test_runtime(benchmark, seed_shaped, name, batch, seq_len):
+    runtime = RUNTIMES[name]()
+    reason = runtime.available()
+    if reason:
+        pytest.skip(f"{name}: {reason}")
+    feeds = seed_shaped.feeds(batch, seq_len)
+    runtime.open(str(seed_shaped.path), threads=default_threads())
+    try:
+        runtime.run(feeds)  # the first run (cold start) is not part of the figures
+
+        def call():
+            runtime.run(feeds)
+            runtime.synchronize()  # the device's work is part of the call
+
+        benchmark.group = f"batch {batch}, seq_len {seq_len}"
+        benchmark.extra_info.update(runtime=name, batch=batch, seq_len=seq_len,
+                                    threads=default_threads(),
+                                    flops=seed_shaped.flops(batch, seq_len))
+        benchmark(call)
+    finally:
+        runtime.close()
+
+
+def test_harness_fidelity(benchmark):
+    """The harness's ort-cpu median within 5 % of a bare InferenceSession.run loop.
+
+    Other work on a shared machine can push any single attempt apart; the harness is faithful
+    if one of three short attempts agrees (docs/bench.md has the recorded figures).
+    """
+    from bench.fidelity import fidelity
+
+    attempts = []
+    for _ in range(3):
+        figures = fidelity(rounds=4, reps=100)
+        attempts.append(figures)
+        if abs(figures["median_difference_pct"]) < 5:
+            break
+    benchmark.extra_info.update(attempts[-1])
+    benchmark.extra_info["attempts"] = len(attempts)
+    benchmark(lambda: None)  # the figures ride in extra_info; the timed body is nothing
+    assert abs(attempts[-1]["median_difference_pct"]) < 5, attempts
+    assert attempts[-1]["timed_call_overhead_ns"] < 5_000
