@@ -1,0 +1,279 @@
+"""The seed's classifier in torch, its built-in task, training and checkpoints.
+
+The seed example is Keras' ``Sequential([LSTM(50, input_shape=(100, 1)), Dense(1, "sigmoid")])``
+trained with binary cross-entropy and Adam. Here it is ``nn.LSTM(1, 50, batch_first=True)`` over
+``(batch, 100, 1)``, the last hidden state, ``Linear(50, 1)`` and a sigmoid.
+
+The task needs long-range memory: the first ``MARKER_STEPS`` steps carry the label as a sign
+(+1 or -1, plus noise), the remaining 90 steps are pure noise of the same size, and the model
+decides only after the last step, so it must hold the sign across 90 noisy steps. The forget
+gate's bias starts at 3 (f close to 0.95) so that the gradient from the decision reaches the
+marker on the first updates; with torch's default 0, Adam makes no progress in the first
+hundreds of steps (measured).
+
+A checkpoint is two files: ``NAME.pt`` holds the state_dict (tensors only, read back with
+``torch.load(weights_only=True)``) and ``NAME.json`` beside it holds the architecture, the format
+marker, the seeds and the measured accuracy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from lstm_bench.errors import LSTMBenchError
+
+FORMAT = "lstm-bench/seed-lstm"
+FORMAT_VERSION = 1
+SEQ_LEN = 100
+INPUT_SIZE = 1
+HIDDEN_SIZE = 50
+MARKER_STEPS = 10
+NOISE = 1.0
+FORGET_BIAS = 3.0
+# Data seeds are derived from the training seed so that train, validation (early stopping)
+# and held-out test sets never overlap.
+VALIDATION_OFFSET, HELD_OUT_OFFSET = 1_000_001, 2_000_003
+HELD_OUT_SIZE = 2048
+
+
+class SeedLSTM(nn.Module):
+    """LSTM(50) over (batch, time, 1), last hidden state, Dense(1), sigmoid: a probability."""
+
+    def __init__(self, input_size: int = INPUT_SIZE, hidden_size: int = HIDDEN_SIZE):
+        super().__init__()
+        self.lstm = nn.LSTM(input_size, hidden_size, batch_first=True)
+        self.dense = nn.Linear(hidden_size, 1)
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        _, (h, _) = self.lstm(x)
+        return self.dense(h[-1])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.logits(x))
+
+
+def make_dataset(n: int, seed: int, seq_len: int = SEQ_LEN) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` sequences ``(n, seq_len, 1)`` float32 and their labels ``(n,)`` float32 (0 or 1).
+
+    Every step is N(0, 1) noise; the first ``MARKER_STEPS`` steps also carry +1 for label 1 and
+    -1 for label 0. The same ``(n, seed)`` always gives the same data (numpy's PCG64).
+    """
+    if n < 1 or seq_len <= MARKER_STEPS:
+        raise LSTMBenchError(f"make_dataset needs n >= 1 and seq_len > {MARKER_STEPS}, "
+                             f"got n={n}, seq_len={seq_len}")
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 2, size=n)
+    X = rng.standard_normal((n, seq_len, 1)) * NOISE
+    X[:, :MARKER_STEPS, 0] += (2.0 * labels - 1.0)[:, None]
+    return X.astype(np.float32), labels.astype(np.float32)
+
+
+def held_out(config: dict | None = None, n: int = HELD_OUT_SIZE) -> tuple[np.ndarray, np.ndarray]:
+    """The held-out test set of a checkpoint (default: the shipped one's seed)."""
+    seed = (config or {}).get("seed", 0)
+    return make_dataset(n, seed + HELD_OUT_OFFSET)
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, X: np.ndarray, y: np.ndarray, batch_size: int = 1024) -> float:
+    """Fraction of sequences whose decision (probability > 0.5) equals the label."""
+    was_training = model.training
+    model.eval()
+    correct = 0
+    for start in range(0, len(X), batch_size):
+        probs = model(torch.from_numpy(X[start:start + batch_size]))[:, 0].numpy()
+        correct += int(np.sum((probs > 0.5) == (y[start:start + batch_size] > 0.5)))
+    model.train(was_training)
+    return correct / len(X)
+
+
+def build_model(seed: int = 0) -> SeedLSTM:
+    """A freshly initialised seed model (torch's init, forget-gate bias set to FORGET_BIAS)."""
+    torch.manual_seed(seed)
+    model = SeedLSTM()
+    H = HIDDEN_SIZE
+    with torch.no_grad():
+        # torch's gate order is i, f, g, o: rows H..2H of b_ih are the forget gate.
+        model.lstm.bias_ih_l0[H:2 * H].fill_(FORGET_BIAS)
+        model.lstm.bias_hh_l0[H:2 * H].zero_()
+    return model
+
+
+def train(*, epochs: int = 8, seed: int = 0, n_train: int = 4096, batch_size: int = 128,
+          lr: float = 5e-3, target_accuracy: float = 0.99, max_steps: int | None = None,
+          threads: int | None = 1, log=print) -> tuple[SeedLSTM, dict]:
+    """Train the seed model with binary cross-entropy and Adam; returns (model, config).
+
+    Stops early once the validation accuracy reaches ``target_accuracy``; ``max_steps`` caps
+    the number of optimizer steps (tests use a few). ``log`` receives one line per epoch.
+    The returned config holds the held-out accuracy, measured on a set never used in training.
+
+    ``threads`` defaults to 1: the model is small enough that a second thread gains little on
+    an idle machine, while on a busy one two OpenMP threads spin-wait at every one of the
+    thousands of small ops (measured: 2.5 s with 1 thread, 50 s with 2, beside another job).
+    None keeps torch's setting. The process's thread count is restored afterwards.
+    """
+    previous_threads = torch.get_num_threads()
+    try:
+        if threads:
+            torch.set_num_threads(threads)
+        return _train(epochs=epochs, seed=seed, n_train=n_train, batch_size=batch_size, lr=lr,
+                      target_accuracy=target_accuracy, max_steps=max_steps, log=log)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _train(*, epochs, seed, n_train, batch_size, lr, target_accuracy, max_steps, log):
+    if epochs < 1 or n_train < batch_size or batch_size < 1:
+        raise LSTMBenchError(f"train needs epochs >= 1 and n_train >= batch_size >= 1, got "
+                             f"epochs={epochs}, n_train={n_train}, batch_size={batch_size}")
+    started = time.perf_counter()
+    model = build_model(seed)
+    X, y = (torch.from_numpy(a) for a in make_dataset(n_train, seed))
+    X_val, y_val = make_dataset(1024, seed + VALIDATION_OFFSET)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    loss_fn = nn.BCEWithLogitsLoss()  # BCE on sigmoid outputs, computed stably from the logits
+    order_rng = torch.Generator().manual_seed(seed)
+    steps, epoch, val_accuracy = 0, 0, 0.0
+    for epoch in range(1, epochs + 1):
+        model.train()
+        order = torch.randperm(n_train, generator=order_rng)
+        total, seen = 0.0, 0
+        for start in range(0, n_train - batch_size + 1, batch_size):
+            index = order[start:start + batch_size]
+            loss = loss_fn(model.logits(X[index])[:, 0], y[index])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(index)
+            seen += len(index)
+            steps += 1
+            if max_steps is not None and steps >= max_steps:
+                break
+        val_accuracy = accuracy(model, X_val, y_val)
+        log(f"epoch {epoch}/{epochs}  steps {steps}  loss {total / seen:.4f}  "
+            f"val accuracy {val_accuracy:.4f}  {time.perf_counter() - started:.1f} s")
+        if val_accuracy >= target_accuracy or (max_steps is not None and steps >= max_steps):
+            break
+    train_seconds = time.perf_counter() - started
+    model.eval()
+    config = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "architecture": {"input_size": INPUT_SIZE, "hidden_size": HIDDEN_SIZE,
+                         "seq_len": SEQ_LEN, "batch_first": True,
+                         "head": "last hidden state -> Linear(hidden_size, 1) -> sigmoid"},
+        "task": {"marker_steps": MARKER_STEPS, "noise": NOISE,
+                 "data": "exporters.seed.make_dataset"},
+        "seed": seed,
+        "epochs": epoch,
+        "steps": steps,
+        "batch_size": batch_size,
+        "lr": lr,
+        "validation_accuracy": val_accuracy,
+        "held_out_accuracy": accuracy(model, *held_out({"seed": seed})),
+        "held_out_size": HELD_OUT_SIZE,
+        "train_seconds": round(train_seconds, 2),
+        "torch_threads": torch.get_num_threads(),
+        "torch_version": torch.__version__,
+    }
+    return model, config
+
+
+def _json_path(path: Path) -> Path:
+    return path.with_suffix(".json")
+
+
+def save_checkpoint(model: SeedLSTM, config: dict, path: str | Path) -> tuple[Path, Path]:
+    """Write ``path`` (.pt state_dict) and the .json config beside it, each atomically."""
+    path = Path(path)
+    if path.suffix != ".pt":
+        raise LSTMBenchError(f"{path}: a checkpoint path must end in .pt (its config goes to "
+                             f"{path.with_suffix('.json').name})")
+    if not path.parent.is_dir():
+        raise LSTMBenchError(f"{path}: directory {path.parent} does not exist")
+    json_path = _json_path(path)
+    pt_tmp = path.with_name(f".{path.name}.partial")
+    json_tmp = json_path.with_name(f".{json_path.name}.partial")
+    try:
+        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        torch.save(state, pt_tmp)
+        json_tmp.write_text(json.dumps(config, indent=2) + "\n")
+        os.replace(pt_tmp, path)
+        os.replace(json_tmp, json_path)
+    finally:
+        for tmp in (pt_tmp, json_tmp):
+            tmp.unlink(missing_ok=True)
+    return path, json_path
+
+
+def _expected_shapes() -> dict[str, tuple[int, ...]]:
+    return {k: tuple(v.shape) for k, v in SeedLSTM().state_dict().items()}
+
+
+def load_checkpoint(path: str | Path) -> tuple[SeedLSTM, dict]:
+    """Read a checkpoint written by ``save_checkpoint`` (the .pt or the .json path)."""
+    path = Path(path)
+    pt_path = path.with_suffix(".pt") if path.suffix == ".json" else path
+    json_path = _json_path(pt_path)
+    for file in (pt_path, json_path):
+        if not file.is_file():
+            raise LSTMBenchError(f"{file}: no such file (a checkpoint is NAME.pt plus NAME.json, "
+                                 "as written by `lstm-bench train`)")
+    try:
+        config = json.loads(json_path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise LSTMBenchError(f"{json_path}: not a readable JSON config ({exc})") from None
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise LSTMBenchError(f"{json_path}: not an lstm-bench checkpoint config (expected "
+                             f"\"format\": \"{FORMAT}\")")
+    if config.get("format_version") != FORMAT_VERSION:
+        raise LSTMBenchError(f"{json_path}: checkpoint format_version "
+                             f"{config.get('format_version')!r}, this lstm-bench reads "
+                             f"{FORMAT_VERSION}")
+    arch = config.get("architecture", {})
+    if (arch.get("input_size"), arch.get("hidden_size")) != (INPUT_SIZE, HIDDEN_SIZE):
+        raise LSTMBenchError(f"{json_path}: architecture {arch} is not the seed's "
+                             f"LSTM({INPUT_SIZE}, {HIDDEN_SIZE})")
+    try:
+        state = torch.load(pt_path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # pickle.UnpicklingError, RuntimeError, EOFError, zipfile errors...
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise LSTMBenchError(f"{pt_path}: not a loadable tensor-only state_dict "
+                             f"({type(exc).__name__}: {first})") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise LSTMBenchError(f"{pt_path}: expected a state_dict (a dict of tensors), "
+                             f"got {type(state).__name__}")
+    expected = _expected_shapes()
+    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+    if missing or unexpected:
+        raise LSTMBenchError(f"{pt_path}: state_dict keys do not match the seed model: "
+                             f"missing {missing}, unexpected {unexpected}")
+    for key, shape in expected.items():
+        if tuple(state[key].shape) != shape:
+            raise LSTMBenchError(f"{pt_path}: {key} has shape {list(state[key].shape)}, "
+                                 f"expected {list(shape)}")
+        if not state[key].is_floating_point() or not torch.isfinite(state[key]).all():
+            raise LSTMBenchError(f"{pt_path}: {key} must hold finite floating-point values")
+    model = SeedLSTM()
+    model.load_state_dict({k: v.float() for k, v in state.items()})
+    model.eval()
+    return model, config
+
+
+def shipped_checkpoint() -> Path:
+    """Path of the trained checkpoint shipped in the package (lstm_bench/data/seed_lstm.pt)."""
+    return Path(str(resources.files("lstm_bench") / "data" / "seed_lstm.pt"))
+
+
+def load_seed_model(path: str | Path | None = None) -> tuple[SeedLSTM, dict]:
+    """(model in eval mode, config) from ``path``, or from the shipped checkpoint."""
+    return load_checkpoint(shipped_checkpoint() if path is None else path)

@@ -1,0 +1,233 @@
+"""Export any source lstm-bench knows to ONNX and prove it: the engine of ``lstm-bench export``.
+
+A source is a checkpoint from ``lstm-bench train`` (NAME.pt + NAME.json), a Keras 3 ``.keras``
+archive, or an ``.npz`` of raw weights (``LSTMWeights.save_npz``). The exported file is run in
+onnxruntime on a seeded random input whose batch size and sequence length differ from the
+export's example, against the source's own output: torch's forward for a checkpoint, the float64
+evaluation of the archive's weights for Keras, ``reference.lstm`` in float64 for raw weights.
+Only a file that passes is moved to its final path; a failure leaves nothing there.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from lstm_bench.errors import LSTMBenchError
+
+SOURCE_KINDS = {".pt": "checkpoint", ".json": "checkpoint", ".keras": "keras", ".npz": "npz"}
+# The proof's input: another batch size and sequence length than any export example here.
+CHECK_BATCH, CHECK_STEPS, CHECK_SEED = 3, 37, 20240
+EXAMPLE_BATCH = 2  # checkpoints export with (2, seq_len, 1): not 1, which torch.export specialises
+
+
+class ExportParityError(Exception):
+    """The exported file computes something else than its source (the CLI's exit code 1)."""
+
+    def __init__(self, message: str, result: ExportResult):
+        super().__init__(message)
+        self.result = result
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """A proven export: where it is, how far it is from its source, what the graph holds."""
+
+    path: Path
+    source: Path
+    source_kind: str  # "checkpoint" | "keras" | "npz"
+    exporter: str  # "dynamo" | "torchscript" | "keras" | "weights"
+    reference: str  # what the file was compared with
+    max_abs_error: float
+    tolerance: object  # runtimes.parity.Tolerance
+    check_shape: tuple  # the proof's input shape
+    within_tolerance: bool
+    summary: dict = field(repr=False)  # lstm_bench.graph.summary
+    file_size: int = 0
+
+    @property
+    def passed(self) -> bool:
+        return self.within_tolerance and not np.isnan(self.max_abs_error)
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    def describe(self) -> str:
+        """The summary ``lstm-bench export`` prints."""
+        s = self.summary
+        lines = [f"{self.path}: {_size(self.file_size)}, opset {s['opset']}, "
+                 f"exported from {self.source_kind} {self.source} by {self.exporter}"]
+        for role, values in (("input", s["inputs"]), ("output", s["outputs"])):
+            for v in values:
+                dims = ", ".join(str(d) for d in v["shape"])
+                dynamic = [str(d) for d in v["shape"] if isinstance(d, str)]
+                lines.append(f"  {role:<6} {v['name']}: {v['dtype']}[{dims}]"
+                             + (f"  dynamic: {', '.join(dynamic)}" if dynamic else ""))
+        for node in s["lstm_nodes"]:
+            attrs = {k: v for k, v in node.items() if k != "name"}
+            text = " ".join(f"{k}={v}" for k, v in attrs.items())
+            lines.append(f"  LSTM   {node['name']}: {text}")
+        others = {k: v for k, v in s["op_counts"].items() if k != "LSTM"}
+        if others:
+            lines.append("  other ops: " + ", ".join(f"{k} x{v}" for k, v in sorted(others.items())))
+        lines.append(f"max abs error {self.max_abs_error:.3g} vs {self.reference} on input "
+                     f"{list(self.check_shape)} (onnxruntime CPU; tolerance {self.tolerance})")
+        return "\n".join(lines)
+
+
+def _size(n: int) -> str:
+    return f"{n} B" if n < 1024 else f"{n / 1024:.1f} KiB" if n < 1024 ** 2 else f"{n / 1024 ** 2:.1f} MiB"
+
+
+def source_kind(source: str | Path) -> str:
+    """"checkpoint", "keras" or "npz" by suffix; LSTMBenchError for anything else."""
+    path = Path(source)
+    kind = SOURCE_KINDS.get(path.suffix.lower())
+    if kind is None:
+        raise LSTMBenchError(f"{path}: unsupported source {path.suffix or '(no suffix)'!s}; "
+                             "expected a checkpoint from `lstm-bench train` (.pt with its .json), "
+                             "a Keras 3 archive (.keras) or raw LSTM weights (.npz)")
+    return kind
+
+
+def _onnxruntime_outputs(path: Path, feeds: dict) -> list[np.ndarray]:
+    import onnxruntime
+
+    try:
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        return session.run(None, feeds)
+    except Exception as exc:  # onnxruntime's own exception types
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise LSTMBenchError(f"onnxruntime cannot run the exported model: {text}") from None
+
+
+def _export_checkpoint(source, tmp, opset, exporter):
+    import torch
+
+    from exporters import seed
+    from exporters.torch_export import METADATA_EXPORTER, export_torch
+
+    model, config = seed.load_checkpoint(source)
+    steps = int(config["architecture"].get("seq_len", seed.SEQ_LEN))
+    generator = torch.Generator().manual_seed(CHECK_SEED)
+    example = torch.randn(EXAMPLE_BATCH, steps, seed.INPUT_SIZE, generator=generator)
+    proto = export_torch(model, example, tmp, opset=opset, exporter=exporter)
+    used = next(p.value for p in proto.metadata_props if p.key == METADATA_EXPORTER)
+    X = np.random.default_rng(CHECK_SEED).standard_normal(
+        (CHECK_BATCH, CHECK_STEPS, seed.INPUT_SIZE)).astype(np.float32)
+    with torch.no_grad():
+        expected = [model(torch.from_numpy(X)).numpy()]
+    return used, "torch's forward", {"input": X}, expected
+
+
+def _export_keras(source, tmp, opset):
+    from exporters.keras import export_keras, keras_reference
+
+    proto = export_keras(source, tmp, opset=opset)
+    graph_input = proto.graph.input[0]
+    dims = graph_input.type.tensor_type.shape.dim
+    features = dims[2].dim_value
+    steps = dims[1].dim_value or CHECK_STEPS
+    batch = dims[0].dim_value or CHECK_BATCH
+    # The float32 input itself (upcast) goes to the reference, so only the arithmetic differs.
+    X = np.random.default_rng(CHECK_SEED).standard_normal((batch, steps, features)).astype(np.float32)
+    expected = [np.asarray(keras_reference(source, X.astype(np.float64)))]
+    return "keras", "the archive's weights in float64", {graph_input.name: X}, expected
+
+
+def _export_npz(source, tmp, opset):
+    from exporters.weights import export_weights
+    from lstm_bench.spec import LSTMWeights
+    from reference import lstm
+
+    weights = LSTMWeights.load_npz(source)
+    spec = weights.spec
+    if spec.layout:
+        raise LSTMBenchError(f"{source}: layout=1 cannot be proven here: onnxruntime's CPU LSTM "
+                             "rejects it; save the weights with layout=0 (the model then takes "
+                             "[seq, batch, features])")
+    export_weights(weights, tmp, opset=22 if opset is None else opset)
+    X = np.random.default_rng(CHECK_SEED).standard_normal(
+        (CHECK_STEPS, CHECK_BATCH, spec.input_size)).astype(np.float32)
+    # The file holds float32 weights: the reference gets exactly those, upcast.
+    tensors = {k: v.astype(np.float32).astype(np.float64) for k, v in weights.tensors().items()}
+    expected = list(lstm(X.astype(np.float64), tensors["W"], tensors["R"], tensors.get("B"),
+                         None, None, None, tensors.get("P"), **spec.attributes()))
+    return "weights", "reference.lstm in float64", {"X": X}, expected
+
+
+def export_source(source: str | Path, out: str | Path, *, opset: int | None = None,
+                  exporter: str = "auto") -> ExportResult:
+    """Export ``source`` to ``out`` (.onnx) and prove it in onnxruntime; see the module doc.
+
+    ``exporter`` ("auto", "dynamo", "torchscript") applies to checkpoints. Raises
+    ``LSTMBenchError`` for bad input and ``ExportParityError`` (with ``.result``) when the file
+    does not compute what its source computes; either way nothing is left at ``out``.
+    """
+    from lstm_bench.graph import summary
+    from runtimes.parity import TOLERANCES
+    from exporters.torch_export import EXPORTERS
+
+    source, out = Path(source), Path(out)
+    kind = source_kind(source)
+    if not source.is_file():
+        raise LSTMBenchError(f"{source}: no such file")
+    if not os.access(source, os.R_OK):
+        raise LSTMBenchError(f"{source}: not readable (permission denied)")
+    if exporter not in EXPORTERS:
+        raise LSTMBenchError(f"exporter must be one of {EXPORTERS}, got {exporter!r}")
+    if exporter != "auto" and kind != "checkpoint":
+        raise LSTMBenchError(f"--exporter {exporter} applies to torch checkpoints only, not to "
+                             f"{kind} sources")
+    if out.suffix.lower() != ".onnx":
+        raise LSTMBenchError(f"{out}: the output path must end in .onnx")
+    if not out.parent.is_dir():
+        raise LSTMBenchError(f"{out}: directory {out.parent} does not exist")
+    if out.resolve() == source.resolve():
+        raise LSTMBenchError(f"{out}: the output would overwrite the source")
+
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        if kind == "checkpoint":
+            used, reference, feeds, expected = _export_checkpoint(source, tmp, opset, exporter)
+        elif kind == "keras":
+            used, reference, feeds, expected = _export_keras(source, tmp, opset)
+        else:
+            used, reference, feeds, expected = _export_npz(source, tmp, opset)
+        import onnx
+
+        proto = onnx.load(str(tmp))
+        got = _onnxruntime_outputs(tmp, feeds)
+        tolerance = TOLERANCES["float32"]
+        if len(got) != len(expected):
+            raise LSTMBenchError(f"the exported model has {len(got)} outputs, its source "
+                                 f"{len(expected)}")
+        max_abs, within = 0.0, True
+        for have, want in zip(got, expected):
+            want = np.asarray(want, dtype=np.float64)
+            have = np.asarray(have, dtype=np.float64)
+            if have.shape != want.shape:
+                raise LSTMBenchError(f"the exported model's output has shape {list(have.shape)}, "
+                                     f"its source's {list(want.shape)}")
+            diff = np.abs(have - want)
+            max_abs = max(max_abs, float(np.max(diff)) if diff.size else 0.0)
+            within &= bool(np.all(diff <= tolerance.atol + tolerance.rtol * np.abs(want)))
+        result = ExportResult(
+            path=out, source=source, source_kind=kind, exporter=used, reference=reference,
+            max_abs_error=max_abs, tolerance=tolerance, within_tolerance=within,
+            check_shape=tuple(next(iter(feeds.values())).shape), summary=summary(proto),
+            file_size=tmp.stat().st_size)
+        if not result.passed:
+            raise ExportParityError(
+                f"{out}: the exported model is {max_abs:.3g} (max abs error) from "
+                f"{reference}, beyond the tolerance {tolerance}; nothing was written", result)
+        os.replace(tmp, out)
+        return result
+    finally:
+        tmp.unlink(missing_ok=True)
