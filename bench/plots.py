@@ -134,7 +134,8 @@ def verify_error_per_step(verify: dict) -> str | None:
     ax.set_yscale("log")
     ax.set_xlabel("time step")
     ax.set_ylabel("max |error| vs float64 reference")
-    ax.set_title("verify: error per time step")
+    ax.set_title("verify: error per time step" + (f"\n({verify['per_step_model']})"
+                                                    if verify.get("per_step_model") else ""))
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize="small")
     return _png(fig)
