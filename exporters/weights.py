@@ -71,6 +71,9 @@ def build_lstm_model(weights: LSTMWeights, *, opset: int = 22, sequence_lens: bo
                               producer_name="lstm-bench")
     # onnxruntime accepts IR versions up to what it knows; keep the lowest that the opset needs.
     model.ir_version = {7: 3, 14: 7, 22: 10}[opset]
+    if model.ir_version < 4:  # before IR 4 every initializer must also be a graph input
+        model.graph.input.extend(helper.make_tensor_value_info(t.name, t.data_type, t.dims)
+                           for t in initializers)
     onnx.checker.check_model(model, full_check=True)
     return model
 

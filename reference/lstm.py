@@ -24,50 +24,79 @@ from reference.activations import DEFAULT_ACTIVATIONS, resolve
 
 
 def _one_direction(X, W, R, Wb, Rb, P, h, c, lens, acts, clip, input_forget):
-    """Run one direction over X ``[T,B,I]`` from state (h, c); lens None means all T steps."""
+    """Run one direction over X ``[T,B,I]`` from state (h, c); lens None means all T steps.
+
+    The recurrence works in preallocated buffers: ``gates`` holds the i, o, f, c
+    pre-activations side by side and is overwritten by the activations in place.
+    """
     f, g, h_act = acts
     T, batch, _ = X.shape
     H = R.shape[1]
-    # The input projection of every time step in one matrix product.
-    XW = (X.reshape(T * batch, -1) @ W.T + (Wb + Rb)).reshape(T, batch, 4 * H)
+    # The input projection of every time step in one matrix product, both biases folded in.
+    XW = X.reshape(T * batch, -1) @ W.T
+    XW += Wb + Rb
+    XW = XW.reshape(T, batch, 4 * H)
     RT = np.ascontiguousarray(R.T)
     p_i, p_o, p_f = (None, None, None) if P is None else (P[:H], P[H:2 * H], P[2 * H:])
+    if lens is not None:
+        live = (np.arange(T)[:, None] < lens)[:, :, None]  # [T, B, 1]: step t within length
+        dead = ~live
+
     Y = np.zeros((T, batch, H), dtype=X.dtype)
     gates = np.empty((batch, 4 * H), dtype=X.dtype)
+    i, o, fg, cc = (gates[:, k * H:(k + 1) * H] for k in range(4))
+    iof = gates[:, :3 * H]
+    h, c = h.copy(), c.copy()
+    c_new, scratch = np.empty_like(c), np.empty_like(c)
     for t in range(T):
         np.matmul(h, RT, out=gates)
         gates += XW[t]
-        i, o, fg, cc = gates[:, :H], gates[:, H:2 * H], gates[:, 2 * H:3 * H], gates[:, 3 * H:]
-        if P is not None:
-            i = i + p_i * c
-            fg = fg + p_f * c
-        if clip is not None:
-            i, fg, cc = (np.clip(a, -clip, clip) for a in (i, fg, cc))
-        i = f(i)
-        fg = 1.0 - i if input_forget else f(fg)
-        c_new = fg * c + i * g(cc)
-        if P is not None:
-            o = o + p_o * c_new
-        if clip is not None:
-            o = np.clip(o, -clip, clip)
-        h_new = f(o) * h_act(c_new)
-        if lens is None:
-            h, c = h_new, c_new
-            Y[t] = h_new
+        if P is None:
+            # o does not wait for C_t: clip all four gates, then f over i, o, f in one call.
+            if clip is not None:
+                np.clip(gates, -clip, clip, out=gates)
+            f(iof, out=iof)
         else:
-            live = (t < lens)[:, None]
-            h, c = np.where(live, h_new, h), np.where(live, c_new, c)
-            Y[t] = np.where(live, h_new, 0.0)
+            i += np.multiply(p_i, c, out=scratch)
+            fg += np.multiply(p_f, c, out=scratch)
+            if clip is not None:
+                for gate in (i, fg, cc):
+                    np.clip(gate, -clip, clip, out=gate)
+            f(i, out=i)
+            f(fg, out=fg)
+        if input_forget:
+            np.subtract(1.0, i, out=fg)
+        g(cc, out=cc)
+        # C_t = f * C_{t-1} + i * c~
+        np.multiply(fg, c, out=c_new)
+        c_new += np.multiply(i, cc, out=scratch)
+        if P is not None:
+            o += np.multiply(p_o, c_new, out=scratch)
+            if clip is not None:
+                np.clip(o, -clip, clip, out=o)
+            f(o, out=o)
+        # H_t = o * h(C_t), written straight into Y[t]
+        h_new = np.multiply(o, h_act(c_new, out=scratch), out=Y[t])
+        if lens is None:
+            h = h_new
+            c, c_new = c_new, c
+        else:
+            # Past its length a sequence keeps its state and outputs 0.
+            np.copyto(h, h_new, where=live[t])
+            np.copyto(c, c_new, where=live[t])
+            np.copyto(h_new, 0.0, where=dead[t])
     if lens is not None:
-        empty = (lens == 0)[:, None]
-        h, c = np.where(empty, 0.0, h), np.where(empty, 0.0, c)
+        empty = lens == 0
+        h[empty], c[empty] = 0.0, 0.0
     return Y, h, c
 
 
-def _check(name, value, shape, dtype):
+def _check(name, value, shape, dims, dtype):
+    """``value`` as ``dtype`` if it has ``shape`` (``dims`` spells it out) and finite floats."""
     value = np.asarray(value)
     if value.shape != tuple(shape):
-        raise LSTMBenchError(f"{name} has shape {list(value.shape)}, expected {list(shape)}")
+        raise LSTMBenchError(f"{name} has shape {list(value.shape)}, expected {list(shape)} "
+                             f"([{dims}])")
     if not np.issubdtype(value.dtype, np.floating):
         raise LSTMBenchError(f"{name} must be a floating-point tensor, got {value.dtype}")
     if not np.all(np.isfinite(value)):
@@ -94,30 +123,35 @@ def lstm(X, W, R, B=None, sequence_lens=None, initial_h=None, initial_c=None, P=
         raise LSTMBenchError(f"clip must be > 0, got {clip!r}")
     D = 2 if direction == "bidirectional" else 1
 
+    x_dims = ("batch_size, seq_length, input_size" if layout
+              else "seq_length, batch_size, input_size")
+    state_dims = ("batch_size, num_directions, hidden_size" if layout
+                  else "num_directions, batch_size, hidden_size")
     X = np.asarray(X)
     if X.ndim != 3:
-        raise LSTMBenchError(f"X has rank {X.ndim}, expected 3: "
-                             f"{'[batch, seq_len, input_size]' if layout else '[seq_len, batch, input_size]'}")
+        raise LSTMBenchError(f"X has rank {X.ndim}, expected 3: [{x_dims}]")
     T, batch, I = (X.shape[1], X.shape[0], X.shape[2]) if layout else X.shape
     R = np.asarray(R)
     if R.ndim != 3:
-        raise LSTMBenchError(f"R has rank {R.ndim}, expected 3: [num_directions, 4*hidden_size, hidden_size]")
+        raise LSTMBenchError(f"R has rank {R.ndim}, expected 3: "
+                             "[num_directions, 4*hidden_size, hidden_size]")
     H = R.shape[2]
     if hidden_size is not None and hidden_size != H:
         raise LSTMBenchError(f"hidden_size attribute is {hidden_size} but R {list(R.shape)} "
                              f"has hidden_size {H}")
-    X = _check("X", X, (batch, T, I) if layout else (T, batch, I), dtype)
-    W = _check("W", W, (D, 4 * H, I), dtype)
-    R = _check("R", R, (D, 4 * H, H), dtype)
-    B = np.zeros((D, 8 * H), dtype) if B is None else _check("B", B, (D, 8 * H), dtype)
-    P = None if P is None else _check("P", P, (D, 3 * H), dtype)
+    X = _check("X", X, (batch, T, I) if layout else (T, batch, I), x_dims, dtype)
+    W = _check("W", W, (D, 4 * H, I), "num_directions, 4*hidden_size, input_size", dtype)
+    R = _check("R", R, (D, 4 * H, H), "num_directions, 4*hidden_size, hidden_size", dtype)
+    B = (np.zeros((D, 8 * H), dtype) if B is None
+         else _check("B", B, (D, 8 * H), "num_directions, 8*hidden_size", dtype))
+    P = None if P is None else _check("P", P, (D, 3 * H), "num_directions, 3*hidden_size", dtype)
     state_shape = (batch, D, H) if layout else (D, batch, H)
     states = []
     for name, value in (("initial_h", initial_h), ("initial_c", initial_c)):
         if value is None:
             states.append(np.zeros((D, batch, H), dtype))
         else:
-            value = _check(name, value, state_shape, dtype)
+            value = _check(name, value, state_shape, state_dims, dtype)
             states.append(value.transpose(1, 0, 2) if layout else value)
     if layout:
         X = X.transpose(1, 0, 2)
@@ -126,8 +160,8 @@ def lstm(X, W, R, B=None, sequence_lens=None, initial_h=None, initial_c=None, P=
     if sequence_lens is not None:
         lens = np.asarray(sequence_lens)
         if lens.shape != (batch,) or not np.issubdtype(lens.dtype, np.integer):
-            raise LSTMBenchError(f"sequence_lens has shape {list(lens.shape)} and dtype {lens.dtype}, "
-                                 f"expected integers of shape [{batch}]")
+            raise LSTMBenchError(f"sequence_lens has shape {list(lens.shape)} and dtype "
+                                 f"{lens.dtype}, expected integers of shape [{batch}]")
         if np.any(lens < 0) or np.any(lens > T):
             raise LSTMBenchError(f"sequence_lens values must lie in 0..{T} (seq_length), "
                                  f"got {lens.tolist()}")
@@ -151,9 +185,10 @@ def lstm(X, W, R, B=None, sequence_lens=None, initial_h=None, initial_c=None, P=
             t = np.arange(T)[:, None]
             order = np.where(t < steps, steps - 1 - t, t)
             Xd = X[order, np.arange(batch)]
-        Y, Y_h, Y_c = _one_direction(
-            Xd, W[d], R[d], B[d, :4 * H], B[d, 4 * H:], None if P is None else P[d],
-            states[0][d], states[1][d], lens, bound[3 * d:3 * d + 3], clip, input_forget)
+        with np.errstate(over="ignore"):  # a sigmoid's exp(-x) = inf below -709 gives exact 0
+            Y, Y_h, Y_c = _one_direction(
+                Xd, W[d], R[d], B[d, :4 * H], B[d, 4 * H:], None if P is None else P[d],
+                states[0][d], states[1][d], lens, bound[3 * d:3 * d + 3], clip, input_forget)
         if reverse:
             Y = Y[order, np.arange(batch)]
         Ys.append(Y)
