@@ -150,15 +150,10 @@ class LSTMWeights:
     def load_npz(cls, path: str | Path) -> LSTMWeights:
         """Read an .npz of raw weights (never unpickles: allow_pickle=False)."""
         import json
-        import zipfile
 
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                arrays = {k: data[k] for k in data.files}
-        except FileNotFoundError:
-            raise LSTMBenchError(f"{path}: no such file") from None
-        except (ValueError, OSError, zipfile.BadZipFile) as exc:
-            raise LSTMBenchError(f"{path}: not a readable .npz of LSTM weights ({exc})") from None
+        from lstm_bench.files import load_npz
+
+        arrays = load_npz(path, "LSTM weights")
         for key in ("W", "R"):
             if key not in arrays:
                 raise LSTMBenchError(f"{path}: array {key!r} is missing; an LSTM .npz holds W, R "

@@ -211,20 +211,12 @@ def load_inputs(path, model) -> Inputs:
     Names must match exactly; each array must have the input's dtype and rank, its fixed dims,
     and one size per symbolic dim across inputs. Every mismatch is listed in one error.
     """
-    import zipfile
     from pathlib import Path
 
+    from lstm_bench.files import load_npz
+
     path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-    except FileNotFoundError:
-        raise LSTMBenchError(f"{path}: no such inputs file") from None
-    except (ValueError, OSError, zipfile.BadZipFile) as exc:
-        raise LSTMBenchError(f"{path}: not a readable .npz of input arrays "
-                             f"({str(exc).splitlines()[0]})") from None
-    if not isinstance(arrays, dict):
-        raise LSTMBenchError(f"{path}: expected an .npz holding one array per model input")
+    arrays = load_npz(path, "input arrays")
     specs = input_specs(model)
     problems = []
     wanted = {s.name for s in specs}

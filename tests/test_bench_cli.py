@@ -5,16 +5,7 @@ import json
 
 import pytest
 
-from exporters.weights import export_weights
 from lstm_bench.cli import main
-from lstm_bench.spec import LSTMSpec, LSTMWeights
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    path = tmp_path_factory.mktemp("model") / "tiny.onnx"
-    export_weights(LSTMWeights.random(LSTMSpec(input_size=2, hidden_size=4)), path)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -105,13 +96,6 @@ def test_run_writes_reports_and_never_overwrites(tiny, tmp_path, capsys):
 
 
 def test_run_on_the_seed(tmp_path, capsys):
-    from bench.cli_run import seed_exporter
-    from lstm_bench.errors import LSTMBenchError
-
-    try:
-        seed_exporter()
-    except LSTMBenchError as exc:
-        pytest.skip(str(exc))
     argv = ["run", "--out", str(tmp_path), "--runtimes", "ort-cpu", "--batch", "1",
             "--min-time", "0.002", "--quiet"]
     assert main(argv) == 0

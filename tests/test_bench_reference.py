@@ -26,7 +26,8 @@ TORCH_GATE_ROWS = (0, 2, 3, 1)  # torch's i, f, g, o blocks taken from ONNX's i,
 @pytest.fixture(scope="module")
 def bench_reference_torch():
     """torch with one intra-op thread per core, as the reference's BLAS gets; restored after."""
-    torch = pytest.importorskip("torch")
+    import torch
+
     threads = torch.get_num_threads()
     torch.set_num_threads(os.cpu_count() or 1)
     yield torch

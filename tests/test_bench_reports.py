@@ -8,18 +8,9 @@ import re
 import pytest
 
 from bench.report import load_json, render_html, render_markdown, verify_section
-from exporters.weights import export_weights
 from lstm_bench.cli import main
-from lstm_bench.spec import LSTMSpec, LSTMWeights
 
 FAST = ["--min-time", "0.002", "--min-reps", "3", "--no-calibrate", "--quiet"]
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    path = tmp_path_factory.mktemp("model") / "tiny.onnx"
-    export_weights(LSTMWeights.random(LSTMSpec(input_size=2, hidden_size=4)), path)
-    return path
 
 
 @pytest.fixture(scope="module")

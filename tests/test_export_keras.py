@@ -23,8 +23,8 @@ from exporters.keras import export_keras, keras_reference, read_keras
 from lstm_bench.errors import LSTMBenchError
 from reference import run_model
 
-keras = pytest.importorskip("keras")
-ort = pytest.importorskip("onnxruntime")
+import keras  # noqa: E402  (after KERAS_BACKEND is set above)
+import onnxruntime as ort  # noqa: E402
 from keras import layers  # noqa: E402
 
 ATOL = 1e-5

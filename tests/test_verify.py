@@ -80,7 +80,7 @@ def test_json_report_lists_every_skip_with_its_reason(models, tmp_path):
     (["verify", "missing.onnx"], "no such model file"),
     (["verify", "{seed}", "--runtimes", "ort-cpu,tpu"], "unknown runtime"),
     (["verify", "{seed}", "--batch", "0"], "--batch"),
-    (["verify", "{seed}", "--inputs", "{root}/nope.npz"], "no such inputs file"),
+    (["verify", "{seed}", "--inputs", "{root}/nope.npz"], "nope.npz: no such file"),
     (["verify", "{seed}", "--inputs", "{root}/bad.npz"], "inputs do not match the model"),
     (["verify", "{seed}", "--ragged", "--batch", "2"], "sequence_lens"),
     (["verify", "{root}/not_onnx.onnx"], "not a readable ONNX model"),

@@ -1,0 +1,19 @@
+"""Fixtures shared by several test modules."""
+
+import os
+
+import pytest
+
+# Keras runs on PyTorch here; TensorFlow is neither needed nor installed.
+os.environ.setdefault("KERAS_BACKEND", "torch")
+
+from exporters.weights import export_weights
+from lstm_bench.spec import LSTMSpec, LSTMWeights
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A small one-node LSTM model file (input 2, hidden 4), fast on every runtime."""
+    path = tmp_path_factory.mktemp("model") / "tiny.onnx"
+    export_weights(LSTMWeights.random(LSTMSpec(input_size=2, hidden_size=4)), path)
+    return path
