@@ -92,14 +92,15 @@ def lstm_layer_model(model_path, folder) -> Path | None:
     return path
 
 
-def step_verify(model_path, runtimes, folder) -> dict:
+def step_verify(model_path, runtimes, folder, source=None) -> dict:
     """Verify on every runtime; writes folder/verify.json; returns the report as a dict.
+    ``source``: the checkpoint the model was exported from, verified too as torch-source.
 
     The LSTM layer alone is verified too (folder/verify-lstm-layer.json) at batch 8: its
     error per time step is what the report's drift plot shows."""
     from runtimes.verify import verify, write_json
 
-    report = verify(model_path, runtimes=runtimes, batch=1)
+    report = verify(model_path, runtimes=runtimes, batch=1, source=source)
     write_json(report, folder / "verify.json")
     result = report.to_dict()
     layer = lstm_layer_model(model_path, folder)
@@ -182,7 +183,8 @@ def pipeline(args, folder, runtimes, batches, threads, step):
         step(1, f"export max abs error vs {export['compared_with']}: "
                 f"{export['max_abs_error']:.2e} ({export['exporter']})")
     step(2, "verifying on every runtime against the float64 reference")
-    verify = step_verify(model_path, runtimes, folder)
+    verify = step_verify(model_path, runtimes, folder,
+                         source=None if args.model else export["source"])
     step(3, "benchmarking")
     doc = step_bench(model_path, args, verify, batches, threads)
     if not args.model:

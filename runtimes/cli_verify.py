@@ -52,6 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="with --ragged, make one sequence of length 0")
     parser.add_argument("--no-streaming", dest="streaming", action="store_false",
                         help="skip the chunked-vs-whole check on models with state inputs")
+    parser.add_argument("--source", metavar="CHECKPOINT",
+                        help="the train checkpoint (.pt) the model was exported from: also run "
+                             "its torch module, as runtime torch-source")
     parser.add_argument("--json", metavar="PATH", help="write the full report as JSON")
 
 
@@ -104,7 +107,7 @@ def main(args) -> int:
             raise LSTMBenchError("--runtimes is empty; give comma-separated runtime names")
     report = verify(args.model, names, batch=args.batch, seq_len=args.seq_len, inputs=args.inputs,
                     seed=args.seed, ragged=args.ragged, zero_length=args.zero_length, value_range=args.value_range,
-                    streaming=args.streaming)
+                    streaming=args.streaming, source=args.source)
     console = Console(width=max(Console().width, 140))
     render(report, console)
     if args.json:

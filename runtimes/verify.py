@@ -96,12 +96,14 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}"
 
 
-def verify_runtime(name: str, model_path, model, feeds, truth, axes, *, threads=None,
+def verify_runtime(name, model_path, model, feeds, truth, axes, *, threads=None,
                    streaming=True, chunks=3) -> RuntimeParity:
-    """One runtime: skip with its reason, error with the message, or compare and stream."""
+    """One runtime (a registry name or an unopened runtime): skip with its reason, error with
+    the message, or compare and stream."""
     from runtimes.registry import get_runtime
 
-    runtime = get_runtime(name)
+    runtime = get_runtime(name) if isinstance(name, str) else name
+    name = runtime.name
     device = getattr(runtime, "device", "cpu")
     reason = runtime.available()
     if reason:
@@ -135,7 +137,7 @@ def verify_runtime(name: str, model_path, model, feeds, truth, axes, *, threads=
 def verify(model_path, runtimes=None, *, batch: int = 1, seq_len: int | None = None,
            inputs=None, seed: int = 0, ragged: bool = False, zero_length: bool = False,
            value_range: tuple[float, float] = (-1.0, 1.0), threads: int | None = None,
-           streaming: bool = True, chunks: int = 3) -> VerifyReport:
+           streaming: bool = True, chunks: int = 3, source=None) -> VerifyReport:
     """Run ``model_path`` on ``runtimes`` (default: all registered) against the float64 truth.
 
     Args:
@@ -143,8 +145,11 @@ def verify(model_path, runtimes=None, *, batch: int = 1, seq_len: int | None = N
             random feeds of ``batch`` x ``seq_len`` (``ragged``: random sequence_lens in
             1..seq_len with one full; ``zero_length``: one of them 0).
         streaming: also check chunked runs against one call where the model exposes states.
+        source: a train checkpoint the model was exported from: adds a "torch-source" row
+            (``runtimes.torch_source``), its torch module judged like the other runtimes.
     Raises:
-        LSTMBenchError: bad input (missing model, unknown runtime, bad batch, bad .npz).
+        LSTMBenchError: bad input (missing model, unknown runtime, bad batch, bad .npz, a
+            source checkpoint that is unreadable or does not match the model).
     """
     import reference
     from lstm_bench.graph import summary
@@ -157,6 +162,16 @@ def verify(model_path, runtimes=None, *, batch: int = 1, seq_len: int | None = N
     if unknown or not names:
         raise LSTMBenchError(f"unknown runtime(s) {unknown or names}; known: {', '.join(RUNTIMES)}")
     model = load_model(model_path)
+    extra = []  # runtimes outside the registry
+    if source is not None:
+        from runtimes.torch_source import TorchSourceRuntime, match_model
+
+        runtime = TorchSourceRuntime(source)
+        if runtime.available() is None:  # a bad checkpoint or a mismatch is bad input
+            from exporters.seed import load_checkpoint
+
+            match_model(load_checkpoint(source)[0], model, source)
+        extra.append(runtime)
     if inputs is not None:
         if ragged:
             raise LSTMBenchError("--ragged and --inputs exclude each other: the .npz holds the lengths")
@@ -167,7 +182,7 @@ def verify(model_path, runtimes=None, *, batch: int = 1, seq_len: int | None = N
     truth = reference.run_model(model, chosen.feeds)
     axes = time_axes(model, truth, chosen.batch, chosen.seq_len)
     report = VerifyReport(str(model_path), summary(model), chosen.describe(), time_axes=axes)
-    for name in names:
+    for name in names + extra:
         report.results.append(verify_runtime(name, model_path, model, chosen.feeds, truth, axes,
                                              threads=threads, streaming=streaming, chunks=chunks))
     return report

@@ -101,3 +101,6 @@ def test_run_on_the_seed(tmp_path, capsys):
     assert main(argv) == 0
     (folder,) = tmp_path.iterdir()
     assert (folder / "seed.onnx").is_file() and (folder / "bench.html").is_file()
+    verified = json.loads((folder / "verify.json").read_text())
+    status = {r["runtime"]: r["status"] for r in verified["results"]}
+    assert status == {"ort-cpu": "pass", "torch-source": "pass"}  # the checkpoint's own module
