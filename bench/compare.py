@@ -61,7 +61,7 @@ def compare_samples(base_ns, new_ns, *, fail_above: float, alpha: float = ALPHA)
 
 def compare_reports(base: dict, new: dict, *, fail_above: float = 5.0,
                     alpha: float = ALPHA) -> list[Change]:
-    if fail_above < 0:
+    if not fail_above >= 0:  # NaN too: it would make every slowdown pass
         raise LSTMBenchError(f"--fail-above must be >= 0 percent, got {fail_above}")
     base_rows = {_key(r): r for r in base["results"]}
     new_rows = {_key(r): r for r in new["results"]}

@@ -83,9 +83,16 @@ def load_json(path) -> dict:
         missing = [k for k in REQUIRED_ROW_KEYS if not isinstance(row, dict) or k not in row]
         if missing:
             raise LSTMBenchError(f"{path}: results[{i}] lacks {', '.join(missing)}")
+        if not isinstance(row["runtime"], str) or not all(
+                isinstance(row[k], int) and not isinstance(row[k], bool)
+                for k in ("batch", "seq_len")) or not (
+                row["threads"] is None or isinstance(row["threads"], int)):
+            raise LSTMBenchError(f"{path}: results[{i}] needs a runtime name and integer batch, "
+                                 "seq_len and threads")
         samples = row["samples_ns"]
         if (not isinstance(samples, list) or not samples
-                or not all(isinstance(s, (int, float)) and s >= 0 for s in samples)):
+                or not all(isinstance(s, (int, float)) and not isinstance(s, bool)
+                           and math.isfinite(s) and s >= 0 for s in samples)):
             raise LSTMBenchError(f"{path}: results[{i}].samples_ns must be a non-empty list of "
                                  "non-negative numbers")
     return doc

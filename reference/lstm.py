@@ -33,7 +33,7 @@ def _one_direction(X, W, R, Wb, Rb, P, h, c, lens, acts, clip, input_forget):
     T, batch, _ = X.shape
     H = R.shape[1]
     # The input projection of every time step in one matrix product, both biases folded in.
-    XW = X.reshape(T * batch, -1) @ W.T
+    XW = X.reshape(T * batch, X.shape[2]) @ W.T  # not -1: T or batch may be 0
     XW += Wb + Rb
     XW = XW.reshape(T, batch, 4 * H)
     RT = np.ascontiguousarray(R.T)
@@ -88,6 +88,8 @@ def _one_direction(X, W, R, Wb, Rb, P, h, c, lens, acts, clip, input_forget):
     if lens is not None:
         empty = lens == 0
         h[empty], c[empty] = 0.0, 0.0
+    elif T == 0:  # every sequence has length 0: the same zeros as onnxruntime
+        h[...], c[...] = 0.0, 0.0
     return Y, h, c
 
 

@@ -27,9 +27,12 @@ def load_model(model):
     if not path.is_file():
         raise LSTMBenchError(f"{path}: no such model file")
     try:
-        return onnx.load(str(path))
+        loaded = onnx.load(str(path))
     except Exception as exc:  # onnx raises DecodeError, ValueError... for a bad file
         raise LSTMBenchError(f"{path}: not a readable ONNX model ({type(exc).__name__})") from None
+    if not loaded.graph.output:  # an empty file parses as an empty ModelProto
+        raise LSTMBenchError(f"{path}: not an ONNX model (no graph outputs)")
+    return loaded
 
 
 def _promote_tensor(tensor):

@@ -242,6 +242,9 @@ def load_inputs(path, model) -> Inputs:
                 problems.append(f"{spec.name!r} axis {axis} is {size}, the model fixes it at {dim}")
             elif dim is None:
                 key = role or param
+                if size == 0 and not spec.is_lengths:
+                    problems.append(f"{spec.name!r} axis {axis} ({key}) is empty: an empty "
+                                    "input verifies nothing")
                 if key in sizes and sizes[key][0] != size:
                     problems.append(f"{spec.name!r} axis {axis} ({key}) is {size} but "
                                     f"{sizes[key][1]} has {sizes[key][0]}")

@@ -146,6 +146,7 @@ def compare_output(runtime: str, name: str, actual, truth, tolerance: Tolerance,
                                               _ULP_TYPES[ulp_name]).max(initial=0))
         limit = tolerance.atol + tolerance.rtol * magnitude
         excess = np.where(finite, error - limit, -np.inf)  # non-finite: reported once, above
+        excess[np.isnan(excess)] = np.inf  # a NaN truth: NaN > 0 is False, so fail it here
         worst = np.unravel_index(int(np.argmax(excess)), error.shape)
         result.limit_at_worst = float(limit[worst])
         if excess[worst] > 0:
@@ -219,6 +220,8 @@ def compare(runtime: str, outputs: dict, truth: dict, precision: str,
     """Every output of ``truth`` against ``outputs``; a RuntimeParity with status pass or fail."""
     tolerance = TOLERANCES.get(precision, TOLERANCES["float32"])
     result = RuntimeParity(runtime, "pass", precision=precision, tolerance=tolerance)
+    if not truth:  # nothing compared must not read as a pass
+        result.errors.append(Failure(runtime, "*", "outputs", "none to compare", None))
     for name, expected in truth.items():
         result.outputs.append(compare_output(runtime, name, outputs.get(name), expected, tolerance,
                                              precision, (time_axes or {}).get(name)))

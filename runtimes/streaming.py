@@ -121,6 +121,7 @@ def streaming_parity(runtime, model, feeds: dict[str, np.ndarray], *, chunks: in
         error = np.abs(np.asarray(value, np.float64) - reference)
         result.max_abs[key] = float(error.max())
         excess = error - (tolerance.atol + tolerance.rtol * np.abs(reference))
+        excess[np.isnan(excess)] = np.inf  # NaN > 0 is False: a NaN must not pass
         if excess.max() > 0:
             worst = np.unravel_index(int(np.argmax(excess)), error.shape)
             result.failures.append(Failure(

@@ -65,6 +65,8 @@ def test_faster_is_never_a_failure(tmp_path):
     ('{"results": [{"runtime": "x"}]}', "lacks"),
     ('{"results": [{"runtime": "x", "batch": 1, "seq_len": 1, "threads": 1, "latency_ms": {},'
      ' "throughput": {}, "samples_ns": []}]}', "non-empty"),
+    ('{"results": [{"runtime": "x", "batch": "a", "seq_len": 1, "threads": 1, "latency_ms": {},'
+     ' "throughput": {}, "samples_ns": [1]}]}', "integer batch"),
 ])
 def test_malformed_reports_exit_2_with_one_line(tmp_path, capsys, content, message):
     good = report(tmp_path / "good.json", [("ort-cpu", samples(1))])
@@ -82,3 +84,10 @@ def test_missing_file_and_disjoint_reports_exit_2(tmp_path, capsys):
     assert main(["compare", good, other]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and "no such report" in err[0] and "share no" in err[1]
+
+
+def test_a_nan_threshold_is_bad_input(tmp_path, capsys):
+    rows = [("ort-cpu", samples(1))]
+    assert run_compare(tmp_path, rows, rows, "--fail-above", "nan") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--fail-above" in err[0]

@@ -607,6 +607,19 @@ def test_run_model_rejects_bad_feeds_and_paths(tmp_path):
     (tmp_path / "junk.onnx").write_bytes(b"\x00 not a model")
     with pytest.raises(LSTMBenchError, match="not a readable ONNX model"):
         reference.run_model(tmp_path / "junk.onnx", {"X": X})
+    (tmp_path / "empty.onnx").write_bytes(b"")  # parses as an empty ModelProto
+    with pytest.raises(LSTMBenchError, match="not an ONNX model"):
+        reference.run_model(tmp_path / "empty.onnx", {"X": X})
     # The same model with the right feeds runs.
     out = reference.run_model(model, {"X": X, "sequence_lens": np.array([1], np.int32)})
     assert out["Y"].shape == (2, 1, 1, 3) and np.all(out["Y"][1] == 0)
+
+
+@pytest.mark.parametrize("T, batch", [(0, 2), (3, 0)])
+def test_empty_sequence_or_batch_keeps_the_operator_shapes(T, batch):
+    W, R = np.full((1, 12, 2), 0.1), np.full((1, 12, 3), 0.1)
+    initial_h = np.full((1, batch, 3), 0.5)
+    Y, Y_h, Y_c = reference.lstm(np.zeros((T, batch, 2)), W, R, initial_h=initial_h)
+    assert Y.shape == (T, 1, batch, 3) and Y_h.shape == Y_c.shape == (1, batch, 3)
+    if T == 0:  # no step: zeros, as onnxruntime's CPU kernel gives (not initial_h)
+        assert not Y_h.any() and not Y_c.any()

@@ -200,6 +200,10 @@ def test_npz_inputs_are_checked_against_the_model(tmp_path):
     np.savez(tmp_path / "rank.npz", **dict(good, X=good["X"][0]))
     with pytest.raises(LSTMBenchError, match="rank 2"):
         load_inputs(tmp_path / "rank.npz", model)
+    empty = {k: v[:, :0] if v.ndim == 3 else v[:0] for k, v in good.items()}  # batch 0
+    np.savez(tmp_path / "empty.npz", **empty)
+    with pytest.raises(LSTMBenchError, match="empty: an empty input verifies nothing"):
+        load_inputs(tmp_path / "empty.npz", model)
     np.savez(tmp_path / "pickled.npz", X=np.array([{"a": 1}], dtype=object))
     with pytest.raises(LSTMBenchError, match="not a readable .npz"):
         load_inputs(tmp_path / "pickled.npz", model)
@@ -212,3 +216,36 @@ def test_input_specs_mark_roles(tmp_path):
     roles = {s.name: s.roles for s in input_specs(model)}
     assert roles == {"X": ("seq_len", "batch", None), "sequence_lens": ("batch",),
                      "initial_h": (None, "batch", None), "initial_c": (None, "batch", None)}
+
+
+def test_a_runtime_with_nothing_to_compare_does_not_pass():
+    from runtimes.parity import compare
+
+    result = compare("numpy", {}, {}, "float32")
+    assert result.status == "fail" and not result
+    assert [f.metric for f in result.failures] == ["outputs"]
+    nan_truth = compare("numpy", {"Y": np.ones(3, np.float32)}, {"Y": np.array([1.0, np.nan, 1.0])},
+                        "float32")
+    assert nan_truth.status == "fail" and nan_truth.failures[0].metric == "abs_error"
+
+
+def test_streaming_fails_a_runtime_whose_chunked_states_are_nan(tmp_path):
+    from runtimes.ort_cpu import OrtRuntime
+    from runtimes.streaming import streaming_parity
+
+    path, model = one_node(tmp_path, LSTMSpec(2, 3), initial_states=True)
+    feeds = make_inputs(model, batch=2, seq_len=9, seed=0).feeds
+
+    class NanOnChunks(OrtRuntime):  # NaN > limit is False: must not read as a pass
+        def run(self, feeds_):
+            out = super().run(feeds_)
+            if feeds_["X"].shape[0] < 9:
+                out = {k: np.full_like(v, np.nan) for k, v in out.items()}
+            return out
+
+    runtime = NanOnChunks()
+    runtime.open(str(path))
+    result = streaming_parity(runtime, model, feeds, chunks=3)
+    runtime.close()
+    assert result.status == "fail"
+    assert {f.output for f in result.failures} == {"Y", "Y_h", "Y_c"}
