@@ -59,6 +59,10 @@ def main(args) -> int:
     from bench.report import make_console, print_terminal
     from bench.runner import parse_int_list, run_bench
 
+    from lstm_bench.files import check_writable
+
+    for option in ("json", "md", "html"):
+        check_writable(getattr(args, option), f"--{option}")
     batches = parse_int_list(args.batch, "--batch")
     seq_lens = parse_int_list(args.seq_len, "--seq-len")
     threads = (parse_int_list(args.threads, "--threads") if args.threads is not None

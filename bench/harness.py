@@ -40,7 +40,7 @@ class Settings:
     max_time: float = 10.0  # a slow case stops here once it has 3 samples
     warmup_time: float = 0.05  # untimed (discarded) calls per runtime and shape: at least this long
     warmup_reps: int = 3  # ... and at least this many
-    # Timed calls per runtime per round. 1 (the default) interleaves call by call. Thread pools
+    # Timed calls per runtime per round. 1 interleaves call by call, but thread pools
     # that spin after a call (onnxruntime's, OpenBLAS's, OpenMP's) then run into the next
     # runtime's call on a machine with few cores; a block of calls, after one untimed call,
     # keeps the interleaving against drift while each runtime mostly runs alone.

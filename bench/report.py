@@ -14,6 +14,7 @@ import math
 from pathlib import Path
 
 from lstm_bench.errors import LSTMBenchError
+from lstm_bench.files import write_text  # noqa: F401  (re-exported for the report writers)
 
 SCHEMA = "lstm-bench/bench/1"
 REQUIRED_ROW_KEYS = ("runtime", "batch", "seq_len", "threads", "latency_ms", "throughput",
@@ -35,19 +36,6 @@ def build_document(result, *, model: dict, machine: dict, verify: dict | None = 
         "warnings": warnings,
         **({"verify": verify} if verify else {}),
     }
-
-
-def write_text(path, text: str) -> Path:
-    """Write a report, creating its folder; a half-written file never replaces a good one."""
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".partial")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
-    except OSError as exc:
-        raise LSTMBenchError(f"cannot write report {path}: {exc.strerror or exc}") from None
-    return path
 
 
 def write_json(doc: dict, path) -> Path:

@@ -20,3 +20,31 @@ def load_npz(path: str | Path, what: str) -> dict[str, np.ndarray]:
     except (ValueError, OSError, zipfile.BadZipFile) as exc:
         raise LSTMBenchError(f"{path}: not a readable .npz of {what} "
                              f"({str(exc).splitlines()[0]})") from None
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    """Write a report, creating its folder; a half-written file never replaces a good one."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".partial")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    except OSError as exc:
+        if tmp.parent.is_dir():
+            tmp.unlink(missing_ok=True)
+        raise LSTMBenchError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return path
+
+
+def check_writable(path: str | Path | None, option: str) -> None:
+    """Fail before any work when a report path can never be written (checked up front so a
+    long benchmark does not end in a write error)."""
+    if path is None:
+        return
+    path = Path(path)
+    if path.is_dir():
+        raise LSTMBenchError(f"{option} {path}: is a directory, expected a file path")
+    parent = next((p for p in path.parents if p.exists()), None)
+    if parent is None or not parent.is_dir():
+        raise LSTMBenchError(f"{option} {path}: {parent} is not a directory")

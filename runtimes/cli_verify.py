@@ -98,6 +98,9 @@ def main(args) -> int:
 
     from runtimes.verify import verify, write_json
 
+    from lstm_bench.files import check_writable
+
+    check_writable(args.json, "--json")
     if args.zero_length and not args.ragged:
         raise LSTMBenchError("--zero-length needs --ragged")
     names = None

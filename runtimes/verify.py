@@ -191,9 +191,9 @@ def verify(model_path, runtimes=None, *, batch: int = 1, seq_len: int | None = N
 def write_json(report: VerifyReport, path) -> None:
     import json
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report.to_dict(), indent=2, default=_jsonable) + "\n")
+    from lstm_bench.files import write_text
+
+    write_text(path, json.dumps(report.to_dict(), indent=2, default=_jsonable) + "\n")
 
 
 def _jsonable(value):

@@ -43,3 +43,14 @@ def test_usage_errors_are_one_line_and_exit_2(argv, capsys):
 def test_version(capsys):
     assert main(["--version"]) == 0
     assert capsys.readouterr().out.startswith("lstm-bench ")
+
+
+@pytest.mark.parametrize("argv", [["verify", "{model}", "--json", "{tmp}"],
+                                  ["bench", "{model}", "--html", "{tmp}/file.txt/r.html"]])
+def test_unwritable_report_paths_fail_before_any_work(argv, tiny, tmp_path, capsys):
+    (tmp_path / "file.txt").write_text("a file, not a folder")
+    argv = [a.format(model=tiny, tmp=tmp_path) for a in argv]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""  # nothing ran
+    assert len(captured.err.strip().splitlines()) == 1 and "error:" in captured.err
