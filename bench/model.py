@@ -14,18 +14,11 @@ class BenchModel:
     """An ONNX file with at least one LSTM node, its FLOPs and feeds at any (batch, seq_len)."""
 
     def __init__(self, path):
-        import onnx
-
         from lstm_bench.graph import lstm_nodes, summary
+        from reference.model import load_model
 
         self.path = Path(path)
-        if not self.path.is_file():
-            raise LSTMBenchError(f"{path}: no such model file")
-        try:
-            self.proto = onnx.load(str(self.path))
-        except Exception as exc:  # onnx raises DecodeError and friends
-            raise LSTMBenchError(f"{path}: not a readable ONNX model "
-                                 f"({type(exc).__name__})") from None
+        self.proto = load_model(self.path)
         self.nodes = lstm_nodes(self.proto)
         if not self.nodes:
             raise LSTMBenchError(f"{path}: the model has no LSTM node; lstm-bench bench measures "
