@@ -25,7 +25,7 @@ def load_model(model):
         return model
     path = Path(model)
     if not path.is_file():
-        raise LSTMBenchError(f"{path}: {'a directory, not' if path.is_dir() else 'no such'} model file")
+        raise LSTMBenchError(f"{path}: {'a directory, not a' if path.is_dir() else 'no such'} model file")
     try:
         loaded = onnx.load(str(path))
     except Exception as exc:  # onnx raises DecodeError, ValueError... for a bad file
