@@ -59,12 +59,23 @@ def compare_samples(base_ns, new_ns, *, fail_above: float, alpha: float = ALPHA)
     return change, p_slower, p_faster, verdict
 
 
+def _rows(doc: dict, which: str) -> dict:
+    """Rows by (runtime, batch, seq_len, threads); a key twice would hide one of them."""
+    rows = {}
+    for row in doc["results"]:
+        key = _key(row)
+        if key in rows:
+            raise LSTMBenchError(f"{which} report has two rows for (runtime, batch, seq_len, "
+                                 f"threads) = {key}; merge or remove one")
+        rows[key] = row
+    return rows
+
+
 def compare_reports(base: dict, new: dict, *, fail_above: float = 5.0,
                     alpha: float = ALPHA) -> list[Change]:
     if not fail_above >= 0:  # NaN too: it would make every slowdown pass
         raise LSTMBenchError(f"--fail-above must be >= 0 percent, got {fail_above}")
-    base_rows = {_key(r): r for r in base["results"]}
-    new_rows = {_key(r): r for r in new["results"]}
+    base_rows, new_rows = _rows(base, "BASE"), _rows(new, "NEW")
     if base_rows and new_rows and not set(base_rows) & set(new_rows):
         raise LSTMBenchError("the two reports share no (runtime, batch, seq_len, threads) row; "
                              "nothing to compare")

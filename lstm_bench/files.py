@@ -12,6 +12,8 @@ from lstm_bench.errors import LSTMBenchError
 
 def load_npz(path: str | Path, what: str) -> dict[str, np.ndarray]:
     """Every array of an .npz (``allow_pickle=False``); ``what`` names its content in errors."""
+    if Path(path).is_file() and not zipfile.is_zipfile(path):
+        raise LSTMBenchError(f"{path}: not an .npz file (an .npz is a zip of .npy arrays)")
     try:
         with np.load(path, allow_pickle=False) as data:
             return {k: data[k] for k in data.files}

@@ -91,3 +91,12 @@ def test_a_nan_threshold_is_bad_input(tmp_path, capsys):
     assert run_compare(tmp_path, rows, rows, "--fail-above", "nan") == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--fail-above" in err[0]
+
+
+def test_a_report_with_a_row_twice_is_bad_input():
+    from bench.compare import compare_reports
+    from lstm_bench.errors import LSTMBenchError
+
+    row = {"runtime": "ort-cpu", "batch": 1, "seq_len": 10, "threads": 1, "samples_ns": [1, 2, 3]}
+    with pytest.raises(LSTMBenchError, match="two rows"):
+        compare_reports({"results": [row, dict(row)]}, {"results": [row]})

@@ -130,7 +130,7 @@ def _bad_sources(tmp: Path) -> dict:
         "keras not a zip": (["fake.keras", "-o", out], "fake.keras"),
         "keras without weights": (["empty.keras", "-o", out], "empty.keras"),
         "npz wrong shapes": (["wrong.npz", "-o", out], "shape"),
-        "npz unreadable": (["garbage.npz", "-o", out], "not a readable"),
+        "npz unreadable": (["garbage.npz", "-o", out], "not an .npz file"),
         "not our checkpoint": (["foreign.pt", "-o", out], "not an lstm-bench checkpoint"),
         "checkpoint wrong shapes": (["shapes.pt", "-o", out], "weight_hh_l0 has shape"),
         "output not .onnx": ([str(SHIPPED), "-o", str(tmp / "out.bin")], "must end in .onnx"),

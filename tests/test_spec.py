@@ -67,3 +67,9 @@ def test_graph_reads_back_what_export_weights_wrote():
     assert info["inputs"][0]["shape"] == ["seq_len", "batch", 4]
     assert info["lstm_nodes"][0]["sequence_lens"] and info["lstm_nodes"][0]["initial_states"]
     assert lstm_flops(model, batch=3, seq_len=7) == 8 * 5 * (4 + 5) * 3 * 7 * 2
+
+
+def test_a_text_file_named_npz_is_not_an_npz(tmp_path):
+    (tmp_path / "w.npz").write_text("W,R\n1,2\n")
+    with pytest.raises(LSTMBenchError, match="not an .npz file"):
+        LSTMWeights.load_npz(tmp_path / "w.npz")
