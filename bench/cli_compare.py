@@ -14,13 +14,16 @@ def add_arguments(parser) -> None:
 
 
 def main(args) -> int:
-    from bench.compare import changes_table, compare_reports
+    from bench.compare import changes_table, compare_reports, machine_drift
     from bench.report import load_json, make_console
 
     base, new = load_json(args.base), load_json(args.new)
     changes = compare_reports(base, new, fail_above=args.fail_above)
     console = make_console()
     console.print(changes_table(changes, args.fail_above))
+    drift = machine_drift(base, new)
+    if drift:
+        console.print(f"[yellow]warning:[/yellow] {drift}", highlight=False)
     regressions = [c for c in changes if c.regression]
     if regressions:
         console.print(f"[bold red]{len(regressions)} regression(s)[/bold red] of "

@@ -59,6 +59,33 @@ def compare_samples(base_ns, new_ns, *, fail_above: float, alpha: float = ALPHA)
     return change, p_slower, p_faster, verdict
 
 
+MACHINE_DRIFT = 0.10  # calibration GEMM rates further apart than this: warn
+
+
+def machine_drift(base: dict, new: dict) -> str | None:
+    """A warning when the two reports ran on machines of different speed or model.
+
+    Each bench report records the GEMM rate measured when it started (``peak_gflops``). On
+    shared virtual machines that rate moved by up to 2x between two runs a minute apart here,
+    and every runtime moved with it: the test on the samples cannot tell that from a change of
+    the code, so compare says it out loud.
+    """
+    notes = []
+    cpus = [(doc.get("machine") or {}).get("cpu") for doc in (base, new)]
+    if all(cpus) and cpus[0] != cpus[1]:
+        notes.append(f"different CPUs ({cpus[0]} / {cpus[1]})")
+    rates = [doc.get("peak_gflops") for doc in (base, new)]
+    if all(isinstance(r, (int, float)) and r > 0 for r in rates):
+        change = rates[1] / rates[0] - 1
+        if abs(change) > MACHINE_DRIFT:
+            notes.append(f"the machine's GEMM calibration moved {change:+.0%} "
+                         f"({rates[0]:.0f} -> {rates[1]:.0f} GFLOP/s)")
+    if not notes:
+        return None
+    return ("machine drift: " + "; ".join(notes) + ". Changes of that size may be the "
+            "machine's, not the code's: rerun both on one idle machine.")
+
+
 def _rows(doc: dict, which: str) -> dict:
     """Rows by (runtime, batch, seq_len, threads); a key twice would hide one of them."""
     rows = {}

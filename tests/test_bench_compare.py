@@ -100,3 +100,13 @@ def test_a_report_with_a_row_twice_is_bad_input():
     row = {"runtime": "ort-cpu", "batch": 1, "seq_len": 10, "threads": 1, "samples_ns": [1, 2, 3]}
     with pytest.raises(LSTMBenchError, match="two rows"):
         compare_reports({"results": [row, dict(row)]}, {"results": [row]})
+
+
+def test_machine_drift_is_reported_from_the_calibration():
+    from bench.compare import machine_drift
+
+    base = {"peak_gflops": 150.0, "machine": {"cpu": "X"}}
+    assert machine_drift(base, {"peak_gflops": 160.0, "machine": {"cpu": "X"}}) is None
+    warning = machine_drift(base, {"peak_gflops": 290.0, "machine": {"cpu": "X"}})
+    assert warning and "+93%" in warning and "150 -> 290" in warning
+    assert "different CPUs" in machine_drift(base, {"peak_gflops": 150.0, "machine": {"cpu": "Y"}})
