@@ -28,7 +28,8 @@ class LSTMNode:
         return self.weights.spec
 
 
-def _constants(graph) -> dict[str, np.ndarray]:
+def constants(graph) -> dict[str, np.ndarray]:
+    """Initializers and Constant outputs of a graph, by name, as arrays."""
     from onnx import numpy_helper
 
     values = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
@@ -53,13 +54,13 @@ def _attributes(node) -> dict:
 
 def lstm_nodes(model) -> list[LSTMNode]:
     """Every LSTM node of the main graph whose W and R are constants, in graph order."""
-    constants = _constants(model.graph)
+    values = constants(model.graph)
     found = []
     for index, node in enumerate(model.graph.node):
         if node.op_type != "LSTM" or node.domain not in ("", "ai.onnx"):
             continue
         names = list(node.input) + [""] * (8 - len(node.input))
-        tensors = {key: constants.get(name) if name else None
+        tensors = {key: values.get(name) if name else None
                    for key, name in zip(("X", "W", "R", "B", "sequence_lens", "initial_h",
                                          "initial_c", "P"), names)}
         label = node.name or f"LSTM#{index}"

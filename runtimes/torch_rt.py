@@ -196,6 +196,15 @@ def build_module(node, device="cpu"):
     return OnnxLSTM(node.weights).to(device).eval()
 
 
+def torch_missing() -> str | None:
+    """Why torch cannot be used here, or None."""
+    try:
+        import torch  # noqa: F401
+    except ImportError as exc:
+        return f"torch is not installed ({exc})"
+    return None
+
+
 class TorchRuntime:
     name = "torch-cpu"
     device = "cpu"
@@ -207,16 +216,12 @@ class TorchRuntime:
         self.single = None
 
     def available(self) -> str | None:
-        try:
-            import torch  # noqa: F401
-        except ImportError as exc:
-            return f"torch is not installed ({exc})"
-        return None
+        return torch_missing()
 
     def open(self, model_path: str, *, threads: int | None = None) -> None:
         import torch
 
-        from lstm_bench.graph import lstm_nodes
+        from lstm_bench.graph import constants, lstm_nodes
         from reference.model import load_model
         from runtimes.evaluator import evaluator_with_lstm
 
@@ -228,9 +233,7 @@ class TorchRuntime:
         self.paths = {n.name: ("nn.LSTM" if m.fallback is None else f"torch recurrence ({m.fallback})")
                       for n, m in zip(nodes, self.modules.values())}
         graph = self.model.graph
-        from lstm_bench.graph import _constants
-
-        self.constants = _constants(graph)
+        self.constants = constants(graph)
         self.single = None
         if len(graph.node) == 1 and len(nodes) == 1:
             self.single = nodes[0]

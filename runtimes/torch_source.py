@@ -65,11 +65,9 @@ class TorchSourceRuntime:
         self.module = None
 
     def available(self) -> str | None:
-        try:
-            import torch  # noqa: F401
-        except ImportError as exc:
-            return f"torch is not installed ({exc})"
-        return None
+        from runtimes.torch_rt import torch_missing
+
+        return torch_missing()
 
     def open(self, model_path: str, *, threads: int | None = None) -> None:
         import torch

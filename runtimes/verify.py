@@ -13,7 +13,6 @@ otherwise the output gets no per-step error (Y_h, a classifier's [batch, 1]).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
