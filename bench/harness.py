@@ -7,8 +7,8 @@ injects another one.
 For each thread count of a sweep, every runtime is opened with that same (recorded) thread
 count; session creation and the first run are timed apart (cold start), and the resident
 memory each runtime adds is probed while it is opened and run once at every shape. Then,
-shape by shape, the runtimes are warmed up and timed in round-robin rounds (one timed call per
-runtime per round), so that drift of the machine (frequency, other load, thermal) hits every
+shape by shape, the runtimes are warmed up and timed in round-robin rounds (per round, each
+runtime gets one untimed call and then ``Settings.block`` timed calls), so that drift of the machine (frequency, other load, thermal) hits every
 runtime alike. A runtime leaves the rotation once it has at least ``min_reps`` samples summing
 to at least ``min_time``, or ``max_reps`` samples, or (with at least 3 samples) ``max_time``.
 Shapes are not interleaved with each other: the largest shape would evict the smallest one's
