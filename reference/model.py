@@ -70,26 +70,30 @@ def promote_to_float64(model):
     return promoted
 
 
-def _lstm_op():
-    from onnx.reference.op_run import OpRun
+def evaluator_with_lstm(model, lstm):
+    """A ReferenceEvaluator for ``model`` whose LSTM nodes call ``lstm(node, inputs, attrs)``.
 
-    from reference.lstm import lstm
+    ``inputs`` are the node's 8 operator inputs (None where absent), ``attrs`` its attributes
+    with the schema's defaults; ``lstm`` returns (Y, Y_h, Y_c). ``run_model`` passes our float64
+    LSTM; the numpy and torch runtimes pass the implementation under test.
+    """
+    from onnx.reference import ReferenceEvaluator
+    from onnx.reference.op_run import OpRun
 
     class LSTM(OpRun):
         op_domain = ""
 
-        def _run(self, X, W, R, B=None, sequence_lens=None, initial_h=None, initial_c=None,
-                 P=None, **attrs):
+        def _run(self, *inputs, **attrs):
             attrs.pop("output_sequence", None)  # opset 1 only; Y is computed either way
-            Y, Y_h, Y_c = lstm(X, W, R, B, sequence_lens, initial_h, initial_c, P, **attrs)
-            return Y, Y_h, Y_c
+            inputs = tuple(inputs) + (None,) * (8 - len(inputs))
+            return tuple(lstm(self.onnx_node, inputs, attrs))
 
-    return LSTM
+    return ReferenceEvaluator(model, new_ops=[LSTM])
 
 
 def run_model(model, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Evaluate ``model`` (a path or ModelProto) on ``feeds`` in float64; outputs by name."""
-    from onnx.reference import ReferenceEvaluator
+    from reference.lstm import lstm
 
     model = load_model(model)
     custom = sorted({f"{n.domain}.{n.op_type}" for n in model.graph.node
@@ -106,6 +110,6 @@ def run_model(model, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
                              f"unknown {unknown}")
     cast = {name: np.asarray(value).astype(np.float64) if np.issubdtype(np.asarray(value).dtype, np.floating)
             else np.asarray(value) for name, value in feeds.items()}
-    evaluator = ReferenceEvaluator(promoted, new_ops=[_lstm_op()])
+    evaluator = evaluator_with_lstm(promoted, lambda node, inputs, attrs: lstm(*inputs, **attrs))
     outputs = evaluator.run(None, cast)
     return {o.name: np.asarray(v) for o, v in zip(promoted.graph.output, outputs)}

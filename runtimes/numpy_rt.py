@@ -22,8 +22,7 @@ class NumpyRuntime:
         return None
 
     def open(self, model_path: str, *, threads: int | None = None) -> None:
-        from reference.model import load_model
-        from runtimes.evaluator import evaluator_with_lstm
+        from reference.model import evaluator_with_lstm, load_model
 
         # threads: NumPy's BLAS pool is fixed at import time; the argument is accepted and unused.
         self.model = load_model(model_path)

@@ -222,8 +222,7 @@ class TorchRuntime:
         import torch
 
         from lstm_bench.graph import constants, lstm_nodes
-        from reference.model import load_model
-        from runtimes.evaluator import evaluator_with_lstm
+        from reference.model import evaluator_with_lstm, load_model
 
         if threads:
             torch.set_num_threads(threads)
