@@ -36,7 +36,7 @@ def add_arguments(parser) -> None:
 
 
 def settings_from(args):
-    from bench.harness import Settings
+    from lstm_bench.bench.harness import Settings
 
     return Settings(min_time=args.min_time, min_reps=args.min_reps,
                     max_reps=max(args.max_reps, args.min_reps),
@@ -44,7 +44,7 @@ def settings_from(args):
 
 
 def write_reports(doc, args, console) -> None:
-    from bench.report import render_html, render_markdown, write_json, write_text
+    from lstm_bench.bench.report import render_html, render_markdown, write_json, write_text
 
     for option, write in (("json", lambda p: write_json(doc, p)),
                           ("md", lambda p: write_text(p, render_markdown(doc))),
@@ -55,9 +55,9 @@ def write_reports(doc, args, console) -> None:
 
 
 def main(args) -> int:
-    from bench.machine import default_threads
-    from bench.report import make_console, print_terminal
-    from bench.runner import parse_int_list, run_bench
+    from lstm_bench.bench.machine import default_threads
+    from lstm_bench.bench.report import make_console, print_terminal
+    from lstm_bench.bench.runner import parse_int_list, run_bench
 
     from lstm_bench.files import check_writable
 
@@ -69,7 +69,7 @@ def main(args) -> int:
                else [default_threads()])
     verify = None
     if args.verify_json:
-        from bench.report import verify_section
+        from lstm_bench.bench.report import verify_section
 
         verify = verify_section(_read_json(args.verify_json))
     doc = run_bench(args.model, runtimes=args.runtimes, batches=batches, seq_lens=seq_lens,

@@ -14,8 +14,8 @@ def add_arguments(parser) -> None:
 
 
 def main(args) -> int:
-    from bench.compare import changes_table, compare_reports, machine_drift
-    from bench.report import load_json, make_console
+    from lstm_bench.bench.compare import changes_table, compare_reports, machine_drift
+    from lstm_bench.bench.report import load_json, make_console
 
     base, new = load_json(args.base), load_json(args.new)
     changes = compare_reports(base, new, fail_above=args.fail_above)

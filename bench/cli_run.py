@@ -58,8 +58,8 @@ def seed_exporter():
     from lstm_bench.errors import LSTMBenchError
 
     try:
-        from exporters.seed import shipped_checkpoint
-        from exporters.source import export_source
+        from lstm_bench.seed import shipped_checkpoint
+        from lstm_bench.exporters.source import export_source
     except ImportError as exc:
         raise LSTMBenchError(f"the seed model exporter is not available ({exc}); "
                              "pass --model MODEL.onnx") from None
@@ -81,7 +81,7 @@ def lstm_layer_model(model_path, folder) -> Path | None:
     per time step (the seed's own output is one probability per sequence)."""
     import onnx
 
-    from exporters.weights import export_weights
+    from lstm_bench.exporters.weights import export_weights
     from lstm_bench.graph import lstm_nodes
 
     nodes = lstm_nodes(onnx.load(str(model_path)))
@@ -98,7 +98,7 @@ def step_verify(model_path, runtimes, folder, source=None) -> dict:
 
     The LSTM layer alone is verified too (folder/verify-lstm-layer.json) at batch 8: its
     error per time step is what the report's drift plot shows."""
-    from runtimes.verify import verify, write_json
+    from lstm_bench.runtimes.verify import verify, write_json
 
     report = verify(model_path, runtimes=runtimes, batch=1, source=source)
     write_json(report, folder / "verify.json")
@@ -114,9 +114,9 @@ def step_verify(model_path, runtimes, folder, source=None) -> dict:
 
 def step_bench(model_path, args, verify: dict, batches, threads) -> dict:
     """The sweep: every batch at the model's sequence length; returns the report document."""
-    from bench.harness import Settings
-    from bench.report import verify_section
-    from bench.runner import run_bench
+    from lstm_bench.bench.harness import Settings
+    from lstm_bench.bench.report import verify_section
+    from lstm_bench.bench.runner import run_bench
 
     # max_time bounds a runtime that turns slow (torch's per-step OpenMP barrier on a busy
     # machine reached 0.4 s a call here) so that the whole run stays near a minute.
@@ -135,7 +135,7 @@ def step_bench(model_path, args, verify: dict, batches, threads) -> dict:
 
 
 def step_reports(doc, folder) -> list:
-    from bench.report import render_html, render_markdown, write_json, write_text
+    from lstm_bench.bench.report import render_html, render_markdown, write_json, write_text
 
     return [write_json(doc, folder / "bench.json"),
             write_text(folder / "bench.md", render_markdown(doc)),
@@ -195,9 +195,9 @@ def pipeline(args, folder, runtimes, batches, threads, step):
 
 
 def main(args) -> int:
-    from bench.machine import default_threads
-    from bench.report import make_console
-    from bench.runner import parse_int_list, pick_runtimes
+    from lstm_bench.bench.machine import default_threads
+    from lstm_bench.bench.report import make_console
+    from lstm_bench.bench.runner import parse_int_list, pick_runtimes
     from lstm_bench.errors import LSTMBenchError
 
     started = time.perf_counter()

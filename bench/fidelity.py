@@ -51,7 +51,7 @@ class NullRuntime:
 
 def harness_overhead(reps: int = 20_000) -> dict:
     """Median ns the harness adds per sample, and its bookkeeping per call."""
-    from bench.harness import Settings, round_robin
+    from lstm_bench.bench.harness import Settings, round_robin
 
     settings = Settings(min_time=0, min_reps=reps, max_reps=reps, block=1)
     round_robin([NullRuntime()], {}, settings, timed=False)
@@ -63,7 +63,7 @@ def harness_overhead(reps: int = 20_000) -> dict:
 
 
 def seed_shaped_model(folder) -> Path:
-    from exporters.weights import export_weights
+    from lstm_bench.exporters.weights import export_weights
     from lstm_bench.spec import LSTMSpec, LSTMWeights
 
     path = Path(folder) / "seed_shape.onnx"
@@ -76,10 +76,10 @@ def fidelity(model_path=None, *, batch: int = 1, seq_len: int = 100, rounds: int
     """The harness's ort-cpu median against a bare loop's, in turns; figures in a dict."""
     import onnxruntime
 
-    from bench.harness import Settings, round_robin
-    from bench.machine import default_threads
-    from bench.model import BenchModel
-    from runtimes.registry import get_runtime
+    from lstm_bench.bench.harness import Settings, round_robin
+    from lstm_bench.bench.machine import default_threads
+    from lstm_bench.bench.model import BenchModel
+    from lstm_bench.runtimes.registry import get_runtime
 
     threads = threads or default_threads()
     with tempfile.TemporaryDirectory() as tmp:

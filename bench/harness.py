@@ -23,8 +23,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
-from bench.machine import MemoryProbe
-from bench.stats import Measurement
+from lstm_bench.bench.machine import MemoryProbe
+from lstm_bench.bench.stats import Measurement
 from lstm_bench.errors import LSTMBenchError
 
 Clock = Callable[[], int]

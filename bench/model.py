@@ -15,7 +15,7 @@ class BenchModel:
 
     def __init__(self, path):
         from lstm_bench.graph import lstm_nodes, summary
-        from reference.model import load_model
+        from lstm_bench.reference.model import load_model
 
         self.path = Path(path)
         self.proto = load_model(self.path)
@@ -36,6 +36,6 @@ class BenchModel:
 
     def feeds(self, batch: int, seq_len: int, seed: int = 0) -> dict[str, np.ndarray]:
         """Seeded random inputs at this shape, from the generator verify uses too."""
-        from runtimes.inputs import make_inputs
+        from lstm_bench.runtimes.inputs import make_inputs
 
         return make_inputs(self.proto, batch=batch, seq_len=seq_len, seed=seed).feeds

@@ -257,7 +257,7 @@ def _html_table(columns, rows, classes=None) -> str:
 
 def render_html(doc: dict) -> str:
     """A self-contained page: tables and the plots as inline PNG (data: URIs), no links out."""
-    from bench.plots import all_plots
+    from lstm_bench.bench.plots import all_plots
 
     model = doc.get("model", {})
     title = f"lstm-bench: {Path(model.get('path', 'model')).name}"

@@ -33,7 +33,7 @@ def pick_runtimes(text: str | None) -> tuple[dict, list[dict]]:
 
     ``None`` or ``all`` means every registered runtime; unknown names are an error.
     """
-    from runtimes.registry import RUNTIMES
+    from lstm_bench.runtimes.registry import RUNTIMES
 
     if text is None or text.strip() == "all":
         names = list(RUNTIMES)
@@ -96,7 +96,7 @@ class LiveDisplay:
             return
         from rich.console import Group
 
-        from bench.report import rich_table
+        from lstm_bench.bench.report import rich_table
 
         if kind == "open":
             self.progress.update(self.task, description=f"opening {info['runtime']} "
@@ -122,10 +122,10 @@ def run_bench(model_path, *, runtimes: str | None = None, batches=(1,), seq_lens
               calibrate: bool = True, show_progress: bool = True, console=None,
               clock=time.perf_counter_ns) -> dict:
     """Measure a model and return the report document (see ``bench.report``)."""
-    from bench.harness import Settings, sweep
-    from bench.machine import default_threads, machine_info, peak_gflops
-    from bench.model import BenchModel
-    from bench.report import build_document
+    from lstm_bench.bench.harness import Settings, sweep
+    from lstm_bench.bench.machine import default_threads, machine_info, peak_gflops
+    from lstm_bench.bench.model import BenchModel
+    from lstm_bench.bench.report import build_document
 
     model = BenchModel(model_path)
     factories, unavailable = pick_runtimes(runtimes)

@@ -12,14 +12,13 @@ import importlib
 
 # public name -> module that defines it
 _LAZY = {
-    "export_torch": "exporters.torch_export",
-    "export_keras": "exporters.keras",
-    "keras_reference": "exporters.keras",
-    "export_weights": "exporters.weights",
-    "export_source": "exporters.source",
-    "ExportResult": "exporters.source",
-    "ExportParityError": "exporters.source",
-    "load_seed_model": "exporters.seed",
+    "export_torch": "lstm_bench.exporters.torch_export",
+    "export_keras": "lstm_bench.exporters.keras",
+    "keras_reference": "lstm_bench.exporters.keras",
+    "export_weights": "lstm_bench.exporters.weights",
+    "export_source": "lstm_bench.exporters.source",
+    "ExportResult": "lstm_bench.exporters.source",
+    "ExportParityError": "lstm_bench.exporters.source",
 }
 
 __all__ = sorted(_LAZY)

@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from exporters.source import ExportParityError, export_source
+    from lstm_bench.exporters.source import ExportParityError, export_source
 
     try:
         result = export_source(args.source, args.output, opset=args.opset,

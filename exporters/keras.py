@@ -682,7 +682,7 @@ def keras_reference(keras_path, X) -> np.ndarray:
     Walks the layers itself, independent of the exported graph: each LSTM through
     ``reference.lstm``, go_backwards / Bidirectional / Dense / activations in NumPy.
     """
-    from reference import lstm
+    from lstm_bench.reference import lstm
 
     parsed = read_keras(keras_path) if not isinstance(keras_path, KerasModel) else keras_path
     x = np.asarray(X)

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from lstm_bench.errors import LSTMBenchError
+from lstm_bench.parity import Tolerance
 
 SOURCE_KINDS = {".pt": "checkpoint", ".json": "checkpoint", ".keras": "keras", ".npz": "npz"}
 # The proof's input: another batch size and sequence length than any export example here.
@@ -43,7 +44,7 @@ class ExportResult:
     exporter: str  # "dynamo" | "torchscript" | "keras" | "weights"
     reference: str  # what the file was compared with
     max_abs_error: float
-    tolerance: object  # runtimes.parity.Tolerance
+    tolerance: Tolerance
     check_shape: tuple  # the proof's input shape
     within_tolerance: bool
     summary: dict = field(repr=False)  # lstm_bench.graph.summary
@@ -108,8 +109,8 @@ def _onnxruntime_outputs(path: Path, feeds: dict) -> list[np.ndarray]:
 def _export_checkpoint(source, tmp, opset, exporter):
     import torch
 
-    from exporters import seed
-    from exporters.torch_export import METADATA_EXPORTER, export_torch
+    from lstm_bench import seed
+    from lstm_bench.exporters.torch_export import METADATA_EXPORTER, export_torch
 
     model, config = seed.load_checkpoint(source)
     steps = int(config["architecture"].get("seq_len", seed.SEQ_LEN))
@@ -125,7 +126,7 @@ def _export_checkpoint(source, tmp, opset, exporter):
 
 
 def _export_keras(source, tmp, opset):
-    from exporters.keras import export_keras, keras_reference
+    from lstm_bench.exporters.keras import export_keras, keras_reference
 
     proto = export_keras(source, tmp, opset=opset)
     graph_input = proto.graph.input[0]
@@ -140,9 +141,9 @@ def _export_keras(source, tmp, opset):
 
 
 def _export_npz(source, tmp, opset):
-    from exporters.weights import export_weights
+    from lstm_bench.exporters.weights import export_weights
     from lstm_bench.spec import LSTMWeights
-    from reference import lstm
+    from lstm_bench.reference import lstm
 
     weights = LSTMWeights.load_npz(source)
     spec = weights.spec
@@ -157,7 +158,7 @@ def _export_npz(source, tmp, opset):
     tensors = {k: v.astype(np.float32).astype(np.float64) for k, v in weights.tensors().items()}
     expected = list(lstm(X.astype(np.float64), tensors["W"], tensors["R"], tensors.get("B"),
                          None, None, None, tensors.get("P"), **spec.attributes()))
-    return "weights", "reference.lstm in float64", {"X": X}, expected
+    return "weights", "lstm_bench.reference.lstm in float64", {"X": X}, expected
 
 
 def export_source(source: str | Path, out: str | Path, *, opset: int | None = None,
@@ -169,8 +170,8 @@ def export_source(source: str | Path, out: str | Path, *, opset: int | None = No
     does not compute what its source computes; either way nothing is left at ``out``.
     """
     from lstm_bench.graph import summary
-    from runtimes.parity import TOLERANCES
-    from exporters.torch_export import EXPORTERS
+    from lstm_bench.parity import TOLERANCES, compare_output
+    from lstm_bench.exporters.torch_export import EXPORTERS
 
     source, out = Path(source), Path(out)
     kind = source_kind(source)
@@ -208,17 +209,18 @@ def export_source(source: str | Path, out: str | Path, *, opset: int | None = No
         if len(got) != len(expected):
             raise LSTMBenchError(f"the exported model has {len(got)} outputs, its source "
                                  f"{len(expected)}")
-        max_abs, within = 0.0, True
-        for have, want in zip(got, expected):
+        judged = []
+        for index, (have, want) in enumerate(zip(got, expected)):
             want = np.asarray(want, dtype=np.float64)
-            have = np.asarray(have, dtype=np.float64)
-            if have.shape != want.shape:
-                raise LSTMBenchError(f"the exported model's output has shape {list(have.shape)}, "
+            if np.shape(have) != want.shape:
+                raise LSTMBenchError(f"the exported model's output has shape {list(np.shape(have))}, "
                                      f"its source's {list(want.shape)}")
-            diff = np.abs(have - want)
-            if diff.size:  # np.fmax would hide a NaN; np.max keeps it in the report
-                max_abs = float(np.max([max_abs, np.max(diff)]))
-            within &= bool(np.all(diff <= tolerance.atol + tolerance.rtol * np.abs(want)))
+            judged.append(compare_output("export", f"output {index}", have, want, tolerance,
+                                         "float32"))
+        # max() would drop a NaN; keep it in the report
+        errors = [j.max_abs for j in judged if j.max_abs is not None]
+        max_abs = float(np.max(errors)) if errors else 0.0
+        within = all(judged)
         result = ExportResult(
             path=out, source=source, source_kind=kind, exporter=used, reference=reference,
             max_abs_error=max_abs, tolerance=tolerance, within_tolerance=within,

@@ -39,7 +39,6 @@ EXPORTERS = ("auto", "dynamo", "torchscript")
 METADATA_EXPORTER = "lstm_bench.exporter"
 _TWO_GB = 2 ** 31
 # torch and onnxruntime both compute in float32 with different kernels: a few ulp per step.
-CHECK_ATOL, CHECK_RTOL = 1e-4, 1e-4
 
 
 def _lstm_layers(model) -> list:
@@ -360,11 +359,14 @@ def _check_against_onnxruntime(proto, probe_args, expected, which, batch_first):
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise LSTMBenchError(f"the {which} exporter's graph fails in onnxruntime at batch "
                              f"{batch}, sequence length {steps}: {text[:300]}{hint}") from None
+    from lstm_bench.parity import TOLERANCES, compare_output
+
     for index, (want, have) in enumerate(zip(expected, got)):
-        if want.shape == have.shape and np.allclose(have, want, atol=CHECK_ATOL, rtol=CHECK_RTOL):
+        judged = compare_output(which, f"output {index}", have, np.asarray(want, np.float64),
+                                TOLERANCES["float32"], "float32")
+        if judged:
             continue
-        error = (f"max abs error {float(np.max(np.abs(have - want))):.3g}"
-                 if want.shape == have.shape else
+        error = (f"max abs error {judged.max_abs:.3g}" if want.shape == have.shape else
                  f"shape {list(have.shape)} instead of {list(want.shape)}")
         raise LSTMBenchError(
             f"the {which} exporter's graph disagrees with torch on output {index} at batch "

@@ -20,7 +20,7 @@ import numpy as np
 
 from lstm_bench.errors import LSTMBenchError
 from lstm_bench.spec import DIRECTIONS
-from reference.activations import DEFAULT_ACTIVATIONS, resolve
+from lstm_bench.reference.activations import DEFAULT_ACTIVATIONS, resolve
 
 
 def _one_direction(X, W, R, Wb, Rb, P, h, c, lens, acts, clip, input_forget):

@@ -93,7 +93,7 @@ def evaluator_with_lstm(model, lstm):
 
 def run_model(model, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Evaluate ``model`` (a path or ModelProto) on ``feeds`` in float64; outputs by name."""
-    from reference.lstm import lstm
+    from lstm_bench.reference.lstm import lstm
 
     model = load_model(model)
     custom = sorted({f"{n.domain}.{n.op_type}" for n in model.graph.node

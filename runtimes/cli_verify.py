@@ -96,7 +96,7 @@ def render(report, console) -> None:
 def main(args) -> int:
     from rich.console import Console
 
-    from runtimes.verify import verify, write_json
+    from lstm_bench.runtimes.verify import verify, write_json
 
     from lstm_bench.files import check_writable
 

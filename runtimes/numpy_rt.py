@@ -22,21 +22,21 @@ class NumpyRuntime:
         return None
 
     def open(self, model_path: str, *, threads: int | None = None) -> None:
-        from reference.model import evaluator_with_lstm, load_model
+        from lstm_bench.reference.model import evaluator_with_lstm, load_model
 
         # threads: NumPy's BLAS pool is fixed at import time; the argument is accepted and unused.
         self.model = load_model(model_path)
         self.evaluator = evaluator_with_lstm(self.model, self._lstm)
 
     def _lstm(self, node, inputs, attrs):
-        from reference.lstm import lstm
+        from lstm_bench.reference.lstm import lstm
 
         out_dtype = inputs[0].dtype
         outputs = lstm(*inputs, **attrs, dtype=self.compute_dtype)
         return tuple(o.astype(out_dtype, copy=False) for o in outputs)
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from runtimes.evaluator import run_evaluator
+        from lstm_bench.runtimes.evaluator import run_evaluator
 
         return run_evaluator(self.evaluator, self.model, feeds)
 

@@ -53,14 +53,14 @@ class OnnxReferenceRuntime:
     def open(self, model_path: str, *, threads: int | None = None) -> None:
         from onnx.reference import ReferenceEvaluator
 
-        from reference.model import load_model
+        from lstm_bench.reference.model import load_model
 
         self.model = load_model(model_path)
         self.ignored = ignored_features(self.model)
         self.evaluator = ReferenceEvaluator(self.model)
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from runtimes.evaluator import run_evaluator
+        from lstm_bench.runtimes.evaluator import run_evaluator
 
         return run_evaluator(self.evaluator, self.model, feeds)
 

@@ -21,8 +21,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from runtimes.cuda import cuda_device_reason
-from runtimes.ort_cpu import OrtRuntime
+from lstm_bench.runtimes.cuda import cuda_device_reason
+from lstm_bench.runtimes.ort_cpu import OrtRuntime
 
 _CUDNN_ACTIVATIONS = ("sigmoid", "tanh", "tanh")
 
@@ -92,7 +92,7 @@ class OrtCudaRuntime(OrtRuntime):
         return super().available()
 
     def open(self, model_path: str, *, threads: int | None = None) -> None:
-        from reference.model import load_model
+        from lstm_bench.reference.model import load_model
 
         model = load_model(model_path)
         self.predicted_fallback = predicted_fallback(model)
@@ -118,7 +118,7 @@ class OrtCudaRuntime(OrtRuntime):
 
         import onnxruntime
 
-        from runtimes.inputs import make_inputs
+        from lstm_bench.runtimes.inputs import make_inputs
 
         options = self.session_options(threads)
         with tempfile.TemporaryDirectory() as tmp:

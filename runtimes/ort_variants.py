@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from runtimes.ort_cpu import OrtRuntime
+from lstm_bench.runtimes.ort_cpu import OrtRuntime
 
 
 def to_float16(model, keep_io: bool = False):
@@ -107,7 +107,7 @@ class OrtInt8Runtime(OrtRuntime):
         import onnx
 
         from lstm_bench.errors import LSTMBenchError
-        from reference.model import load_model
+        from lstm_bench.reference.model import load_model
 
         load_model(model_path)  # a clear error for a missing or unreadable file
         with tempfile.TemporaryDirectory() as tmp:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from runtimes.numpy_rt import NumpyRuntime
-from runtimes.onnx_ref import OnnxReferenceRuntime
-from runtimes.ort_cpu import OrtRuntime
-from runtimes.ort_cuda import OrtCudaRuntime
-from runtimes.ort_variants import OrtFp16Runtime, OrtInt8Runtime
-from runtimes.torch_rt import TorchCudaRuntime, TorchRuntime
+from lstm_bench.runtimes.numpy_rt import NumpyRuntime
+from lstm_bench.runtimes.onnx_ref import OnnxReferenceRuntime
+from lstm_bench.runtimes.ort_cpu import OrtRuntime
+from lstm_bench.runtimes.ort_cuda import OrtCudaRuntime
+from lstm_bench.runtimes.ort_variants import OrtFp16Runtime, OrtInt8Runtime
+from lstm_bench.runtimes.torch_rt import TorchCudaRuntime, TorchRuntime
 
 # name -> factory returning a fresh, unopened runtime
 RUNTIMES = {

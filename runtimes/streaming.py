@@ -8,11 +8,13 @@ one-shot parity check and fails this one. Judged by the same tolerance table as 
 
 from __future__ import annotations
 
+import dataclasses
+
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from runtimes.parity import TOLERANCES, Failure
+from lstm_bench.parity import TOLERANCES, Failure, compare_output
 
 
 @dataclass(frozen=True)
@@ -117,17 +119,12 @@ def streaming_parity(runtime, model, feeds: dict[str, np.ndarray], *, chunks: in
     tolerance = TOLERANCES.get(precision, TOLERANCES["float32"])
     result = StreamingParity(label, "pass", chunks=sizes)
     for key, value in chunked.items():
-        reference = np.asarray(full[key], np.float64)
-        error = np.abs(np.asarray(value, np.float64) - reference)
-        result.max_abs[key] = float(error.max())
-        excess = error - (tolerance.atol + tolerance.rtol * np.abs(reference))
-        excess[np.isnan(excess)] = np.inf  # NaN > 0 is False: a NaN must not pass
-        if excess.max() > 0:
-            worst = np.unravel_index(int(np.argmax(excess)), error.shape)
-            result.failures.append(Failure(
-                label, key, "streaming_abs_error", float(error[worst]),
-                float(tolerance.atol + tolerance.rtol * abs(reference[worst])),
-                f"chunks {sizes} vs one call, at index {list(map(int, worst))}"))
+        judged = compare_output(label, key, value, np.asarray(full[key], np.float64), tolerance,
+                                precision)
+        result.max_abs[key] = judged.max_abs
+        result.failures += [dataclasses.replace(f, metric=f"streaming_{f.metric}",
+                                                detail=f"chunks {sizes} vs one call; {f.detail}")
+                            for f in judged.failures]
     if result.failures:
         result.status = "fail"
     return result

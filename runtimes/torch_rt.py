@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from runtimes.cuda import cuda_device_reason
+from lstm_bench.runtimes.cuda import cuda_device_reason
 
 # ONNX gate blocks i, o, f, c -> torch's i, f, g, o
 _TORCH_GATE_ORDER = (0, 2, 3, 1)
@@ -87,7 +87,7 @@ def build_module(node, device="cpu"):
                         getattr(self.lstm, f"bias_ih_l0{suffix}").copy_(as_t(B[d, :4 * H][rows]))
                         getattr(self.lstm, f"bias_hh_l0{suffix}").copy_(as_t(B[d, 4 * H:][rows]))
             else:
-                from reference.activations import DEFAULT_ACTIVATIONS, resolve
+                from lstm_bench.reference.activations import DEFAULT_ACTIVATIONS, resolve
 
                 self.register_buffer("W", as_t(weights.W))
                 self.register_buffer("R", as_t(weights.R))
@@ -222,7 +222,7 @@ class TorchRuntime:
         import torch
 
         from lstm_bench.graph import constants, lstm_nodes
-        from reference.model import evaluator_with_lstm, load_model
+        from lstm_bench.reference.model import evaluator_with_lstm, load_model
 
         if threads:
             torch.set_num_threads(threads)
@@ -267,7 +267,7 @@ class TorchRuntime:
             results = self._call(node.outputs, inputs)
             by_name = {name: value for name, value in zip(node.outputs, results) if name}
             return {o.name: by_name[o.name] for o in self.model.graph.output}
-        from runtimes.evaluator import run_evaluator
+        from lstm_bench.runtimes.evaluator import run_evaluator
 
         return run_evaluator(self.evaluator, self.model, feeds)
 

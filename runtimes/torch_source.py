@@ -1,7 +1,7 @@
 """``torch-source``: the original torch module of a train checkpoint, run on the ONNX model's feeds.
 
 The other runtimes run what is in the ONNX file; this one runs what the file was exported from
-(``exporters.seed.load_checkpoint``: the state_dict read with ``torch.load(weights_only=True)``),
+(``lstm_bench.seed.load_checkpoint``: the state_dict read with ``torch.load(weights_only=True)``),
 so verify shows the exported model and its source against the same float64 truth. The ONNX
 model only lends its names: its one input is the module's ``x`` (batch, time, input_size) and
 the module's probability (batch, 1) is returned under its one output's name. It needs a
@@ -30,7 +30,7 @@ def match_model(module, model, checkpoint) -> tuple[str, str]:
     """
     from onnx import TensorProto
 
-    from runtimes.inputs import input_specs
+    from lstm_bench.runtimes.inputs import input_specs
 
     where = f"--source {checkpoint}: the ONNX model does not match the checkpoint's module"
     inputs, outputs = input_specs(model), list(model.graph.output)
@@ -65,15 +65,15 @@ class TorchSourceRuntime:
         self.module = None
 
     def available(self) -> str | None:
-        from runtimes.torch_rt import torch_missing
+        from lstm_bench.runtimes.torch_rt import torch_missing
 
         return torch_missing()
 
     def open(self, model_path: str, *, threads: int | None = None) -> None:
         import torch
 
-        from exporters.seed import load_checkpoint
-        from reference.model import load_model
+        from lstm_bench.seed import load_checkpoint
+        from lstm_bench.reference.model import load_model
 
         if threads:
             torch.set_num_threads(threads)

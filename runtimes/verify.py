@@ -17,13 +17,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lstm_bench.errors import LSTMBenchError
-from runtimes.parity import TOLERANCES, Failure, RuntimeParity, compare, runtime_precision
+from lstm_bench.parity import TOLERANCES, Failure
+from lstm_bench.runtimes.parity import RuntimeParity, compare, runtime_precision
 
 
 def time_axes(model, truth: dict, batch: int, seq_len: int | None) -> dict[str, int]:
     from onnx import helper
 
-    from runtimes.inputs import input_specs
+    from lstm_bench.runtimes.inputs import input_specs
 
     axes = {}
     for node in model.graph.node:
@@ -99,7 +100,7 @@ def verify_runtime(name, model_path, model, feeds, truth, axes, *, threads=None,
                    streaming=True, chunks=3) -> RuntimeParity:
     """One runtime (a registry name or an unopened runtime): skip with its reason, error with
     the message, or compare and stream."""
-    from runtimes.registry import get_runtime
+    from lstm_bench.runtimes.registry import get_runtime
 
     runtime = get_runtime(name) if isinstance(name, str) else name
     name = runtime.name
@@ -123,7 +124,7 @@ def verify_runtime(name, model_path, model, feeds, truth, axes, *, threads=None,
         result.device = device
         result.notes = list(runtime.notes()) if hasattr(runtime, "notes") else []
         if streaming:
-            from runtimes.streaming import streaming_parity
+            from lstm_bench.runtimes.streaming import streaming_parity
 
             result.streaming = streaming_parity(runtime, model, feeds, chunks=chunks,
                                                 precision=precision, name=name)
@@ -150,11 +151,11 @@ def verify(model_path, runtimes=None, *, batch: int = 1, seq_len: int | None = N
         LSTMBenchError: bad input (missing model, unknown runtime, bad batch, bad .npz, a
             source checkpoint that is unreadable or does not match the model).
     """
-    import reference
+    from lstm_bench import reference
     from lstm_bench.graph import summary
-    from reference.model import load_model
-    from runtimes.inputs import load_inputs, make_inputs
-    from runtimes.registry import RUNTIMES
+    from lstm_bench.reference.model import load_model
+    from lstm_bench.runtimes.inputs import load_inputs, make_inputs
+    from lstm_bench.runtimes.registry import RUNTIMES
 
     names = list(RUNTIMES) if runtimes is None else list(runtimes)
     unknown = [n for n in names if n not in RUNTIMES]
@@ -163,11 +164,11 @@ def verify(model_path, runtimes=None, *, batch: int = 1, seq_len: int | None = N
     model = load_model(model_path)
     extra = []  # runtimes outside the registry
     if source is not None:
-        from runtimes.torch_source import TorchSourceRuntime, match_model
+        from lstm_bench.runtimes.torch_source import TorchSourceRuntime, match_model
 
         runtime = TorchSourceRuntime(source)
         if runtime.available() is None:  # a bad checkpoint or a mismatch is bad input
-            from exporters.seed import load_checkpoint
+            from lstm_bench.seed import load_checkpoint
 
             match_model(load_checkpoint(source)[0], model, source)
         extra.append(runtime)

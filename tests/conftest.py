@@ -7,7 +7,7 @@ import pytest
 # Keras runs on PyTorch here; TensorFlow is neither needed nor installed.
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
-from exporters.weights import export_weights
+from lstm_bench.exporters.weights import export_weights
 from lstm_bench.spec import LSTMSpec, LSTMWeights
 
 

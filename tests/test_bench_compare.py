@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from bench.compare import compare_samples
+from lstm_bench.bench.compare import compare_samples
 from lstm_bench.cli import main
 
 
@@ -94,7 +94,7 @@ def test_a_nan_threshold_is_bad_input(tmp_path, capsys):
 
 
 def test_a_report_with_a_row_twice_is_bad_input():
-    from bench.compare import compare_reports
+    from lstm_bench.bench.compare import compare_reports
     from lstm_bench.errors import LSTMBenchError
 
     row = {"runtime": "ort-cpu", "batch": 1, "seq_len": 10, "threads": 1, "samples_ns": [1, 2, 3]}
@@ -103,7 +103,7 @@ def test_a_report_with_a_row_twice_is_bad_input():
 
 
 def test_machine_drift_is_reported_from_the_calibration():
-    from bench.compare import machine_drift
+    from lstm_bench.bench.compare import machine_drift
 
     base = {"peak_gflops": 150.0, "machine": {"cpu": "X"}}
     assert machine_drift(base, {"peak_gflops": 160.0, "machine": {"cpu": "X"}}) is None

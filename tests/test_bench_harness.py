@@ -8,8 +8,8 @@ import math
 
 import pytest
 
-from bench.harness import Settings, round_robin, sweep, time_call
-from bench.stats import Measurement, latency_stats
+from lstm_bench.bench.harness import Settings, round_robin, sweep, time_call
+from lstm_bench.bench.stats import Measurement, latency_stats
 from lstm_bench.errors import LSTMBenchError
 
 MS = 1_000_000  # ns

@@ -16,7 +16,7 @@ import os
 import numpy as np
 import pytest
 
-import reference
+from lstm_bench import reference
 
 # name -> (batch, seq_length, input_size, hidden_size)
 SHAPES = {"issue": (32, 100, 128, 256), "seed": (1, 100, 1, 50)}

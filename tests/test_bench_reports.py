@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from bench.report import load_json, render_html, render_markdown, verify_section
+from lstm_bench.bench.report import load_json, render_html, render_markdown, verify_section
 from lstm_bench.cli import main
 
 FAST = ["--min-time", "0.002", "--min-reps", "3", "--no-calibrate", "--quiet"]

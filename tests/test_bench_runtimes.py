@@ -12,11 +12,11 @@ gets the same thread count, all cores, as in `lstm-bench bench`.
 
 import pytest
 
-from bench.machine import default_threads
-from bench.model import BenchModel
-from exporters.weights import export_weights
+from lstm_bench.bench.machine import default_threads
+from lstm_bench.bench.model import BenchModel
+from lstm_bench.exporters.weights import export_weights
 from lstm_bench.spec import LSTMSpec, LSTMWeights
-from runtimes.registry import RUNTIMES
+from lstm_bench.runtimes.registry import RUNTIMES
 
 SHAPES = [(1, 100), (8, 100), (32, 100)]
 
@@ -59,7 +59,7 @@ def test_harness_fidelity(benchmark):
     Other work on a shared machine can push any single attempt apart; the harness is faithful
     if one of three short attempts agrees (docs/bench.md has the recorded figures).
     """
-    from bench.fidelity import fidelity
+    from lstm_bench.bench.fidelity import fidelity
 
     attempts = []
     for _ in range(3):

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from exporters import seed
-from exporters.source import ExportParityError, ExportResult, export_source
+from lstm_bench import seed
+from lstm_bench.exporters.source import ExportParityError, ExportResult, export_source
 from lstm_bench.cli import main
 from lstm_bench.errors import LSTMBenchError
 from lstm_bench.spec import LSTMSpec, LSTMWeights
@@ -70,7 +70,7 @@ def test_npz_cli_prints_the_error(tmp_path, capsys):
     LSTMWeights.random(LSTMSpec(3, 5), seed=1).save_npz(tmp_path / "w.npz")
     assert main(["export", str(tmp_path / "w.npz"), "-o", str(tmp_path / "w.onnx")]) == 0
     text = capsys.readouterr().out
-    assert _max_error(text) < 1e-5 and "reference.lstm in float64" in text
+    assert _max_error(text) < 1e-5 and "lstm_bench.reference.lstm in float64" in text
 
 
 def test_keras_archive_to_onnx(tmp_path, capsys):
@@ -169,7 +169,7 @@ def test_bad_input_through_a_real_process_has_no_traceback(tmp_path):
 
 
 def test_source_kind_dispatch():
-    from exporters.source import source_kind
+    from lstm_bench.exporters.source import source_kind
 
     assert source_kind("a/b.pt") == source_kind("b.json") == "checkpoint"
     assert source_kind("m.KERAS") == "keras" and source_kind("w.npz") == "npz"

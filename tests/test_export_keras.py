@@ -19,9 +19,9 @@ import numpy as np
 import onnx
 import pytest
 
-from exporters.keras import export_keras, keras_reference, read_keras
+from lstm_bench.exporters.keras import export_keras, keras_reference, read_keras
 from lstm_bench.errors import LSTMBenchError
-from reference import run_model
+from lstm_bench.reference import run_model
 
 import keras  # noqa: E402  (after KERAS_BACKEND is set above)
 import onnxruntime as ort  # noqa: E402

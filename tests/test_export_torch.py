@@ -15,10 +15,10 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from exporters.torch_export import METADATA_EXPORTER, export_torch
+from lstm_bench.exporters.torch_export import METADATA_EXPORTER, export_torch
 from lstm_bench.errors import LSTMBenchError
-from reference.model import run_model
-from runtimes.parity import TOLERANCES
+from lstm_bench.reference.model import run_model
+from lstm_bench.parity import TOLERANCES
 
 INPUT_SIZE, HIDDEN_SIZE = 3, 8
 EXAMPLE_BATCH, EXAMPLE_STEPS = 2, 5
@@ -306,10 +306,10 @@ def test_importing_exporters_imports_no_torch():
 
 
 def test_lazy_api_resolves():
-    import exporters
+    from lstm_bench import exporters
 
     assert exporters.export_torch is export_torch
-    from exporters.weights import export_weights
+    from lstm_bench.exporters.weights import export_weights
 
     assert exporters.export_weights is export_weights
     with pytest.raises(AttributeError):

@@ -11,12 +11,12 @@ import functools
 import numpy as np
 import pytest
 
-import reference
-from runtimes.cases import CASES
-from runtimes.inputs import make_inputs
-from runtimes.parity import TOLERANCES
-from runtimes.registry import RUNTIMES
-from runtimes.verify import time_axes, verify_runtime
+from lstm_bench import reference
+from cases import CASES
+from lstm_bench.runtimes.inputs import make_inputs
+from lstm_bench.parity import TOLERANCES
+from lstm_bench.runtimes.registry import RUNTIMES
+from lstm_bench.runtimes.verify import time_axes, verify_runtime
 
 
 @functools.cache
@@ -114,7 +114,7 @@ def test_per_step_error_follows_the_time_axis(built):
 
 
 def test_multi_layer_graph_runs_both_lstm_nodes_through_torch(built):
-    from runtimes.torch_rt import TorchRuntime
+    from lstm_bench.runtimes.torch_rt import TorchRuntime
 
     path, model, inputs, truth, _ = built("multi_layer")
     runtime = TorchRuntime()
@@ -132,7 +132,7 @@ def test_exported_wrapper_gets_its_time_axis_by_dim_name(built):
 
 
 def test_ulp_distance_counts_representable_values():
-    from runtimes.parity import ulp_distance
+    from lstm_bench.parity import ulp_distance
 
     one = np.float32(1.0)
     assert ulp_distance(np.nextafter(one, np.float32(2)), one, np.float32) == 1
@@ -143,7 +143,7 @@ def test_ulp_distance_counts_representable_values():
 
 
 def test_compare_collects_every_failure_kind():
-    from runtimes.parity import compare
+    from lstm_bench.runtimes.parity import compare
 
     truth = {"Y": np.zeros((4, 2)), "Y_h": np.ones((2, 3)), "Y_c": np.ones(3), "extra": np.ones(2)}
     outputs = {"Y": np.full((4, 2), np.nan, np.float32), "Y_h": np.ones((3, 2), np.float32),

@@ -16,8 +16,8 @@ import onnx
 import pytest
 from onnx import helper, numpy_helper
 
-import reference
-from exporters.weights import export_weights
+from lstm_bench import reference
+from lstm_bench.exporters.weights import export_weights
 from lstm_bench.errors import LSTMBenchError
 from lstm_bench.spec import DIRECTIONS, LSTMSpec, LSTMWeights
 

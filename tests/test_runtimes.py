@@ -5,13 +5,13 @@ import numpy as np
 import onnx
 import pytest
 
-from exporters.weights import export_weights
+from lstm_bench.exporters.weights import export_weights
 from lstm_bench.errors import LSTMBenchError
 from lstm_bench.spec import LSTMSpec, LSTMWeights
-from runtimes.cuda import cuda_device_reason
-from runtimes.inputs import input_specs, load_inputs, make_inputs
-from runtimes.ort_cuda import OrtCudaRuntime, placement_from_profile, predicted_fallback
-from runtimes.registry import RUNTIMES, get_runtime
+from lstm_bench.runtimes.cuda import cuda_device_reason
+from lstm_bench.runtimes.inputs import input_specs, load_inputs, make_inputs
+from lstm_bench.runtimes.ort_cuda import OrtCudaRuntime, placement_from_profile, predicted_fallback
+from lstm_bench.runtimes.registry import RUNTIMES, get_runtime
 
 
 def one_node(tmp_path, spec, name="m", **options):
@@ -99,7 +99,7 @@ def test_ort_cuda_reports_lstm_nodes_the_session_placed_on_cpu(tmp_path):
 
 
 def test_torch_picks_nn_lstm_where_it_can_and_a_recurrence_elsewhere(tmp_path):
-    from runtimes.torch_rt import TorchRuntime
+    from lstm_bench.runtimes.torch_rt import TorchRuntime
 
     for spec, path_name in [(LSTMSpec(3, 4, direction="reverse"), "nn.LSTM"),
                             (LSTMSpec(3, 4, peepholes=True), "torch recurrence (peepholes)")]:
@@ -110,7 +110,7 @@ def test_torch_picks_nn_lstm_where_it_can_and_a_recurrence_elsewhere(tmp_path):
 
 
 def test_float16_conversion(tmp_path):
-    from runtimes.ort_variants import to_float16
+    from lstm_bench.runtimes.ort_variants import to_float16
 
     _, model = one_node(tmp_path, LSTMSpec(3, 4, peepholes=True))
     F16, F32 = onnx.TensorProto.FLOAT16, onnx.TensorProto.FLOAT
@@ -219,7 +219,7 @@ def test_input_specs_mark_roles(tmp_path):
 
 
 def test_a_runtime_with_nothing_to_compare_does_not_pass():
-    from runtimes.parity import compare
+    from lstm_bench.runtimes.parity import compare
 
     result = compare("numpy", {}, {}, "float32")
     assert result.status == "fail" and not result
@@ -230,8 +230,8 @@ def test_a_runtime_with_nothing_to_compare_does_not_pass():
 
 
 def test_streaming_fails_a_runtime_whose_chunked_states_are_nan(tmp_path):
-    from runtimes.ort_cpu import OrtRuntime
-    from runtimes.streaming import streaming_parity
+    from lstm_bench.runtimes.ort_cpu import OrtRuntime
+    from lstm_bench.runtimes.streaming import streaming_parity
 
     path, model = one_node(tmp_path, LSTMSpec(2, 3), initial_states=True)
     feeds = make_inputs(model, batch=2, seq_len=9, seed=0).feeds

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from exporters.weights import export_weights
+from lstm_bench.exporters.weights import export_weights
 from lstm_bench.errors import LSTMBenchError
 from lstm_bench.graph import lstm_flops, lstm_nodes, summary
 from lstm_bench.spec import LSTMSpec, LSTMWeights

@@ -6,13 +6,13 @@ import json
 import numpy as np
 import pytest
 
-from exporters.seed import shipped_checkpoint
-from exporters.source import export_source
-from exporters.weights import export_weights
+from lstm_bench.seed import shipped_checkpoint
+from lstm_bench.exporters.source import export_source
+from lstm_bench.exporters.weights import export_weights
 from lstm_bench.cli import main
 from lstm_bench.spec import LSTMSpec, LSTMWeights
-from runtimes.torch_source import TorchSourceRuntime
-from runtimes.verify import verify
+from lstm_bench.runtimes.torch_source import TorchSourceRuntime
+from lstm_bench.runtimes.verify import verify
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from exporters import seed
+from lstm_bench import seed
 from lstm_bench.cli import main
 from lstm_bench.errors import LSTMBenchError
 
@@ -46,7 +46,7 @@ def test_task_needs_the_marker_far_back(shipped):
 def test_exported_model_decides_like_torch_on_every_held_out_sequence(shipped, tmp_path):
     import onnxruntime
 
-    from exporters.torch_export import export_torch
+    from lstm_bench.exporters.torch_export import export_torch
 
     model, config = shipped
     X, _ = seed.held_out(config)

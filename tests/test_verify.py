@@ -7,13 +7,13 @@ import numpy as np
 import onnx
 import pytest
 
-from exporters.weights import export_weights
+from lstm_bench.exporters.weights import export_weights
 from lstm_bench.cli import main
 from lstm_bench.spec import LSTMSpec, LSTMWeights
-from runtimes.inputs import make_inputs
-from runtimes.registry import RUNTIMES
-from runtimes.streaming import chunk_sizes, stream_ports, streaming_parity
-from runtimes.verify import verify
+from lstm_bench.runtimes.inputs import make_inputs
+from lstm_bench.runtimes.registry import RUNTIMES
+from lstm_bench.runtimes.streaming import chunk_sizes, stream_ports, streaming_parity
+from lstm_bench.runtimes.verify import verify
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +131,7 @@ def test_streaming_parity(models, name):
 
 @pytest.mark.parametrize("direction", ["forward", "reverse"])
 def test_streaming_carries_state_and_catches_a_reset(tmp_path, direction):
-    from runtimes.ort_cpu import OrtRuntime
+    from lstm_bench.runtimes.ort_cpu import OrtRuntime
 
     path = tmp_path / f"{direction}.onnx"
     model = export_weights(LSTMWeights.random(LSTMSpec(2, 6, direction=direction), seed=2), path,

@@ -37,7 +37,7 @@ class Case:
                      stacked_model(self.spec, self.layers, seed=seed, **self.options))
             onnx.save(model, str(path))
             return model
-        from exporters.weights import export_weights
+        from lstm_bench.exporters.weights import export_weights
 
         return export_weights(LSTMWeights.random(self.spec, seed=seed, name="lstm"), path,
                               **self.options)
@@ -48,7 +48,7 @@ def stacked_model(spec: LSTMSpec, layers: int, *, seed: int = 0, **options):
     import onnx
     from onnx import helper
 
-    from exporters.weights import build_lstm_model
+    from lstm_bench.exporters.weights import build_lstm_model
 
     nodes, initializers, graph_inputs = [], [], None
     previous = None
@@ -98,7 +98,7 @@ def wrapped_model(spec: LSTMSpec, *, seed: int = 0, seq_len: int | str = "sequen
     import onnx
     from onnx import helper, numpy_helper
 
-    from exporters.weights import build_lstm_model
+    from lstm_bench.exporters.weights import build_lstm_model
 
     H = spec.hidden_size
     part = build_lstm_model(LSTMWeights.random(spec, seed=seed, name="lstm")).graph

@@ -39,7 +39,7 @@ def main(args: argparse.Namespace) -> int:
     if args.max_steps is not None and args.max_steps < 1:
         raise LSTMBenchError(f"--max-steps must be at least 1, got {args.max_steps}")
 
-    from exporters import seed
+    from lstm_bench import seed
 
     print(f"training LSTM({seed.HIDDEN_SIZE}) on {seed.SEQ_LEN}-step sequences: the label is the "
           f"sign of the first {seed.MARKER_STEPS} steps, then {seed.SEQ_LEN - seed.MARKER_STEPS} "
