@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -23,6 +24,10 @@ class RuntimeParity:
     outputs: list[OutputParity] = field(default_factory=list)
     streaming: object | None = None  # runtimes.streaming.StreamingParity
     errors: list[Failure] = field(default_factory=list)
+    settings: dict = field(default_factory=dict)  # what it ran with (runtime.settings())
+    # The model's LSTM layer alone (its Y over time), judged like the model; part of the verdict.
+    lstm_layer: RuntimeParity | None = None
+    lstm_layer_label: str = ""  # e.g. "LSTM layer lstm alone (Y, batch 8, seq_len 100)"
 
     @property
     def failures(self) -> list[Failure]:
@@ -31,7 +36,36 @@ class RuntimeParity:
             found += output.failures
         if self.streaming is not None:
             found += self.streaming.failures
+        if self.lstm_layer is not None:
+            found += [dataclasses.replace(f, output=f"{self.lstm_layer_label}: {f.output}")
+                      for f in self.lstm_layer.failures]
         return found
+
+    @property
+    def max_abs(self) -> float | None:
+        """The largest max abs error over the model's outputs (None: nothing compared)."""
+        values = [o.max_abs for o in self.outputs if o.max_abs is not None]
+        return max(values) if values else None
+
+    @property
+    def verdict(self) -> str:
+        """The one verdict in words: the status and everything it rests on (the model's
+        outputs, and the LSTM layer alone where it was checked), so no note contradicts it."""
+        if self.status in ("skip", "error"):
+            return f"{self.status}: {self.reason}"
+        row = f"{self.precision} tolerance {self.tolerance}" if self.tolerance else "tolerance"
+        own = [f for f in self.failures if self.lstm_layer is None
+               or not f.output.startswith(self.lstm_layer_label)]
+        parts = [f"model outputs {'over' if own else 'within'} the {row} "
+                 f"(max abs {_fmt(self.max_abs)})"]
+        if self.lstm_layer is not None:
+            layer = self.lstm_layer
+            if layer.status == "error":
+                parts.append(f"{self.lstm_layer_label}: error: {layer.reason}")
+            else:
+                parts.append(f"{self.lstm_layer_label}: {'over' if layer.failures else 'within'} "
+                             f"that tolerance (max abs {_fmt(layer.max_abs)})")
+        return f"{self.status}: " + "; ".join(parts)
 
     def __bool__(self):
         return self.status in ("pass", "skip")
@@ -41,6 +75,11 @@ class RuntimeParity:
             self.status = "fail" if self.failures else "pass"
         return self
 
+    def add_lstm_layer(self, layer: RuntimeParity, label: str) -> RuntimeParity:
+        """Make the LSTM layer's result part of this verdict."""
+        self.lstm_layer, self.lstm_layer_label = layer, label
+        return self.settle()
+
     def to_dict(self):
         return {"runtime": self.runtime, "status": self.status, "device": self.device,
                 "precision": self.precision,
@@ -48,14 +87,16 @@ class RuntimeParity:
                 "reason": self.reason, "notes": list(self.notes),
                 "outputs": [o.to_dict() for o in self.outputs],
                 "streaming": None if self.streaming is None else self.streaming.to_dict(),
+                "settings": self.settings, "verdict": self.verdict,
+                "lstm_layer": None if self.lstm_layer is None else
+                {"label": self.lstm_layer_label, **self.lstm_layer.to_dict()},
                 "failures": [asdict(f) for f in self.failures]}
 
 
 def runtime_precision(runtime, outputs: dict) -> str:
     """The precision row a runtime is judged by: its declared one, else its float outputs' dtype."""
-    declared = getattr(runtime, "precision", None)
-    if declared:
-        return declared
+    if runtime.precision:
+        return runtime.precision
     for value in outputs.values():
         dtype = np.asarray(value).dtype
         if np.issubdtype(dtype, np.floating):
@@ -74,3 +115,7 @@ def compare(runtime: str, outputs: dict, truth: dict, precision: str,
         result.outputs.append(compare_output(runtime, name, outputs.get(name), expected, tolerance,
                                              precision, (time_axes or {}).get(name)))
     return result.settle()
+
+
+def _fmt(value) -> str:
+    return "-" if value is None else f"{value:.2g}"
