@@ -1,6 +1,8 @@
 """Runtimes one by one: availability, the ort-cuda fallback rule and placement, torch's two
 paths, the float16 converter, and the inputs (random, ragged, .npz checks)."""
 
+import json
+
 import numpy as np
 import onnx
 import pytest
@@ -359,3 +361,19 @@ def test_every_onnxruntime_runtime_records_its_options(tmp_path, name):
         runtime.open(str(path), threads=1, ort_options=options)
         assert runtime.settings()["ort_options"] == options.as_dict()
         runtime.run({"X": np.zeros((2, 1, 3), np.float32)})
+
+
+def test_bench_records_the_ort_options_in_every_row(tmp_path, capsys):
+    from lstm_bench.cli import main
+
+    path, _ = one_node(tmp_path, LSTMSpec(3, 4))
+    report = tmp_path / "bench.json"
+    code = main(["bench", str(path), "--runtimes", "ort-cpu,numpy", "--threads", "1",
+                 "--seq-len", "5", "--min-time", "0", "--min-reps", "3", "--no-calibrate",
+                 "--quiet", "--ort-option", "intra_op_spinning=0", "--json", str(report)])
+    assert code == 0, capsys.readouterr()
+    rows = {r["runtime"]: r for r in json.loads(report.read_text())["results"]}
+    assert rows["ort-cpu"]["ort_options"] == {"intra_op_spinning": "0"}
+    assert "ort_options" not in rows["numpy"]  # it does not use onnxruntime
+    assert main(["bench", str(path), "--ort-option", "spinning=0"]) == 2
+    assert "--ort-option spinning: unknown option" in capsys.readouterr().err
