@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lstm_bench.reference.activations import DEFAULT_ACTIVATIONS
+
 # In the order messages list them.
 FEATURES = ("layout", "sequence_lens", "activations", "activation_alpha", "activation_beta",
             "clip", "input_forget", "peepholes")
-DEFAULT_ACTIVATIONS = ("sigmoid", "tanh", "tanh")
 
 
 def node_features(node) -> dict[str, str]:
@@ -31,7 +32,8 @@ def node_features(node) -> dict[str, str]:
         used["sequence_lens"] = "sequence_lens"
     if "activations" in attrs:
         names = [a.decode() if isinstance(a, bytes) else str(a) for a in attrs["activations"]]
-        if [n.lower() for n in names] != list(DEFAULT_ACTIVATIONS) * (len(names) // 3 or 1):
+        default = [n.lower() for n in DEFAULT_ACTIVATIONS]
+        if [n.lower() for n in names] != default * (len(names) // 3 or 1):
             used["activations"] = f"activations {names}"
     for name in ("activation_alpha", "activation_beta", "clip"):
         if name in attrs:

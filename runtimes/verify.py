@@ -128,7 +128,7 @@ def verify_runtime(name, model, feeds, truth, axes, *, threads=None, ort_options
         if streaming:
             from lstm_bench.runtimes.streaming import streaming_parity
 
-            result.streaming = streaming_parity(runtime, model.proto, feeds, chunks=chunks,
+            result.streaming = streaming_parity(runtime, model, feeds, chunks=chunks,
                                                 precision=precision, name=name)
             result.settle()
     if result.status == "fail":

@@ -122,7 +122,7 @@ def test_streaming_parity(models, name):
     model = onnx.load(str(models["stream"]))
     feeds = make_inputs(model, batch=2, seq_len=25, seed=1).feeds
     runtime.open(str(models["stream"]))
-    precision = getattr(runtime, "precision", "float32")
+    precision = runtime.precision or "float32"
     result = streaming_parity(runtime, model, feeds, chunks=4, precision=precision)
     runtime.close()
     assert result.status == "pass", [str(f) for f in result.failures]
