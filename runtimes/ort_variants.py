@@ -40,6 +40,7 @@ from lstm_bench.runtimes.ort_cpu import OrtRuntime, ort_missing
 # CPU flags (as /proc/cpuinfo names them) with which onnxruntime's u8s8 GEMM has a dot-product
 # instruction and does not saturate: x86 VNNI (AVX-512 or AVX) and AMX, Arm's dot product.
 INT8_DOT_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8", "asimddp")
+THIS_CPU = object()  # OrtInt8Runtime's default: read this machine's flags
 
 
 def cpu_flags() -> frozenset[str] | None:
@@ -171,9 +172,10 @@ class OrtInt8Runtime(BaseRuntime):
     precision = "int8"
     lstm_support = features.ORT_CPU
 
-    def __init__(self, flags: frozenset[str] | None = ...):
-        """``flags``: the CPU flags to choose the settings by (default: this CPU's)."""
-        self.quantization = int8_settings(cpu_flags() if flags is ... else flags)
+    def __init__(self, flags: frozenset[str] | None | object = THIS_CPU):
+        """``flags``: the CPU flags to choose the settings by (default: this CPU's; tests pass
+        another CPU's to run its settings here)."""
+        self.quantization = int8_settings(cpu_flags() if flags is THIS_CPU else flags)
         self.quantized_ops: dict[str, int] = {}
         self.ort = OrtRuntime()
 
