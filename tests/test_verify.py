@@ -225,8 +225,9 @@ def test_int8_quantizes_in_a_private_folder_leaving_the_models_folder_alone(tmp_
     (folder / "l-inferred.onnx").symlink_to(tmp_path / "target.txt")
     before = _snapshot(folder)
     for name in ("m", "l"):
-        assert main(["verify", str(folder / f"{name}.onnx"), "--runtimes", "ort-cpu-int8",
-                     "--batch", "2", "--seq-len", "5"]) == 0, capsys.readouterr().out
+        code = main(["verify", str(folder / f"{name}.onnx"), "--runtimes", "ort-cpu-int8",
+                     "--batch", "2", "--seq-len", "5"])
+        assert code in (0, 1), capsys.readouterr()  # the int8 verdict is the CPU's; it ran
     assert _snapshot(folder) == before
     assert (tmp_path / "target.txt").read_text() == "target"
 
