@@ -12,8 +12,12 @@ import hashlib
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lstm_bench.errors import LSTMBenchError
+
+if TYPE_CHECKING:  # onnx is imported where a model is read, not with this module
+    import onnx
 
 
 def load_proto(path):
@@ -41,7 +45,7 @@ class Model:
     """
 
     path: Path
-    proto: object  # onnx.ModelProto (onnx is imported lazily)
+    proto: onnx.ModelProto
 
     @classmethod
     def load(cls, path) -> Model:

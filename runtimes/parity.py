@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from lstm_bench.parity import TOLERANCES, Failure, OutputParity, Tolerance, compare_output
+from lstm_bench.runtimes.streaming import StreamingParity
 
 
 @dataclass
@@ -22,7 +23,7 @@ class RuntimeParity:
     reason: str | None = None  # why it was skipped, or the error
     notes: list[str] = field(default_factory=list)
     outputs: list[OutputParity] = field(default_factory=list)
-    streaming: object | None = None  # runtimes.streaming.StreamingParity
+    streaming: StreamingParity | None = None
     errors: list[Failure] = field(default_factory=list)
     settings: dict = field(default_factory=dict)  # what it ran with (runtime.settings())
     # The model's LSTM layer alone (its Y over time), judged like the model; part of the verdict.

@@ -18,7 +18,9 @@ import numpy as np
 
 from lstm_bench.errors import LSTMBenchError
 from lstm_bench.parity import TOLERANCES, Failure
+from lstm_bench.model import Model
 from lstm_bench.runtimes.base import first_line
+from lstm_bench.runtimes.inputs import Inputs
 from lstm_bench.runtimes.parity import RuntimeParity, compare, runtime_precision
 
 
@@ -146,9 +148,9 @@ class LayerCheck:
     """The model's first LSTM node alone, its feeds and truth: the drift of its hidden states
     over time, which a model whose output is one value per sequence does not show."""
 
-    model: object  # lstm_bench.model.Model
+    model: Model
     label: str
-    inputs: object  # runtimes.inputs.Inputs
+    inputs: Inputs
     truth: dict
     axes: dict
 
@@ -164,7 +166,6 @@ def lstm_layer_check(model, folder, *, batch: int, seq_len: int | None, seed: in
 
     from lstm_bench import reference
     from lstm_bench.exporters.weights import export_weights
-    from lstm_bench.model import Model
     from lstm_bench.runtimes.inputs import make_inputs
 
     if not model.lstm_nodes:
