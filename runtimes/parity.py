@@ -26,9 +26,11 @@ class RuntimeParity:
     streaming: StreamingParity | None = None
     errors: list[Failure] = field(default_factory=list)
     settings: dict = field(default_factory=dict)  # what it ran with (runtime.settings())
-    # The model's LSTM layer alone (its Y over time), judged like the model; part of the verdict.
+    # The model's LSTM layer alone, judged like the model and part of this verdict: its
+    # outputs follow the model's in ``outputs``, named "<label>: <output>" (add_lstm_layer).
     lstm_layer: RuntimeParity | None = None
-    lstm_layer_label: str = ""  # e.g. "LSTM layer lstm alone (Y, batch 8, seq_len 100)"
+    lstm_layer_label: str = ""  # e.g. "lstm alone"
+    lstm_layer_detail: str = ""  # e.g. "Y, batch 8, seq_len 100"
 
     @property
     def failures(self) -> list[Failure]:
@@ -37,16 +39,18 @@ class RuntimeParity:
             found += output.failures
         if self.streaming is not None:
             found += self.streaming.failures
-        if self.lstm_layer is not None:
-            found += [dataclasses.replace(f, output=f"{self.lstm_layer_label}: {f.output}")
-                      for f in self.lstm_layer.failures]
         return found
 
     @property
+    def model_outputs(self) -> list[OutputParity]:
+        """The model's own outputs (``outputs`` less the LSTM layer's)."""
+        prefix = f"{self.lstm_layer_label}: "
+        return [o for o in self.outputs if self.lstm_layer is None or not o.name.startswith(prefix)]
+
+    @property
     def max_abs(self) -> float | None:
-        """The largest max abs error over the model's outputs (None: nothing compared)."""
-        values = [o.max_abs for o in self.outputs if o.max_abs is not None]
-        return max(values) if values else None
+        """The largest max abs error over the model's own outputs (None: nothing compared)."""
+        return _max_abs(self.model_outputs)
 
     @property
     def verdict(self) -> str:
@@ -55,17 +59,17 @@ class RuntimeParity:
         if self.status in ("skip", "error"):
             return f"{self.status}: {self.reason}"
         row = f"{self.precision} tolerance {self.tolerance}" if self.tolerance else "tolerance"
-        own = [f for f in self.failures if self.lstm_layer is None
-               or not f.output.startswith(self.lstm_layer_label)]
+        own = any(o.failures for o in self.model_outputs) or self.errors
         parts = [f"model outputs {'over' if own else 'within'} the {row} "
                  f"(max abs {_fmt(self.max_abs)})"]
-        if self.lstm_layer is not None:
-            layer = self.lstm_layer
+        layer = self.lstm_layer
+        if layer is not None:
+            what = f"LSTM layer {self.lstm_layer_label} ({self.lstm_layer_detail})"
             if layer.status == "error":
-                parts.append(f"{self.lstm_layer_label}: error: {layer.reason}")
+                parts.append(f"{what}: error: {layer.reason}")
             else:
-                parts.append(f"{self.lstm_layer_label}: {'over' if layer.failures else 'within'} "
-                             f"that tolerance (max abs {_fmt(layer.max_abs)})")
+                parts.append(f"{what}: {'over' if layer.failures else 'within'} that tolerance "
+                             f"(max abs {_fmt(_max_abs(layer.outputs))})")
         return f"{self.status}: " + "; ".join(parts)
 
     def __bool__(self):
@@ -76,9 +80,19 @@ class RuntimeParity:
             self.status = "fail" if self.failures else "pass"
         return self
 
-    def add_lstm_layer(self, layer: RuntimeParity, label: str) -> RuntimeParity:
-        """Make the LSTM layer's result part of this verdict."""
-        self.lstm_layer, self.lstm_layer_label = layer, label
+    def add_lstm_layer(self, layer: RuntimeParity, label: str, detail: str) -> RuntimeParity:
+        """Make the LSTM layer's result part of this verdict: its outputs (and any error)
+        join this runtime's, named "<label>: <output>"."""
+        self.lstm_layer, self.lstm_layer_label, self.lstm_layer_detail = layer, label, detail
+
+        def relabel(failure):
+            return dataclasses.replace(failure, output=f"{label}: {failure.output}")
+
+        for output in layer.outputs:
+            self.outputs.append(dataclasses.replace(
+                output, name=f"{label}: {output.name}",
+                failures=[relabel(f) for f in output.failures]))
+        self.errors += [relabel(f) for f in layer.errors]
         return self.settle()
 
     def to_dict(self):
@@ -89,8 +103,10 @@ class RuntimeParity:
                 "outputs": [o.to_dict() for o in self.outputs],
                 "streaming": None if self.streaming is None else self.streaming.to_dict(),
                 "settings": self.settings, "verdict": self.verdict,
-                "lstm_layer": None if self.lstm_layer is None else
-                {"label": self.lstm_layer_label, **self.lstm_layer.to_dict()},
+                "lstm_layer": None if self.lstm_layer is None else {
+                    "label": self.lstm_layer_label, "detail": self.lstm_layer_detail,
+                    "status": self.lstm_layer.status, "reason": self.lstm_layer.reason,
+                    "max_abs": _max_abs(self.lstm_layer.outputs)},
                 "failures": [asdict(f) for f in self.failures]}
 
 
@@ -120,3 +136,8 @@ def compare(runtime: str, outputs: dict, truth: dict, precision: str,
 
 def _fmt(value) -> str:
     return "-" if value is None else f"{value:.2g}"
+
+
+def _max_abs(outputs) -> float | None:
+    values = [o.max_abs for o in outputs if o.max_abs is not None]
+    return max(values) if values else None

@@ -154,8 +154,12 @@ class LayerCheck:
     truth: dict
     axes: dict
 
+    @property
+    def detail(self) -> str:
+        return f"Y, batch {self.inputs.batch}, seq_len {self.inputs.seq_len}"
+
     def describe(self) -> dict:
-        return {"label": self.label, **self.inputs.describe()}
+        return {"label": self.label, "detail": self.detail, **self.inputs.describe()}
 
 
 def lstm_layer_check(model, folder, *, batch: int, seq_len: int | None, seed: int = 0,
@@ -180,9 +184,8 @@ def lstm_layer_check(model, folder, *, batch: int, seq_len: int | None, seed: in
     inputs = make_inputs(layer.proto, batch=batch, seq_len=seq_len, seed=seed,
                          value_range=value_range)
     truth = reference.run_model(layer.proto, inputs.feeds)
-    label = f"LSTM layer {node.name} alone (Y, batch {inputs.batch}, seq_len {inputs.seq_len})"
-    return LayerCheck(layer, label, inputs, truth, time_axes(layer.proto, truth, inputs.batch,
-                                                             inputs.seq_len))
+    return LayerCheck(layer, f"{node.name} alone", inputs, truth,
+                      time_axes(layer.proto, truth, inputs.batch, inputs.seq_len))
 
 
 def verify(model_path, runtimes=None, *, batch: int = 1, seq_len: int | None = None,
@@ -247,14 +250,18 @@ def verify(model_path, runtimes=None, *, batch: int = 1, seq_len: int | None = N
         if lstm_layer_batch:
             layer = lstm_layer_check(model, folder, batch=lstm_layer_batch,
                                      seq_len=chosen.seq_len, seed=seed, value_range=value_range)
-            report.lstm_layer = None if layer is None else layer.describe()
+            if layer is not None:
+                report.lstm_layer = layer.describe()
+                report.time_axes.update({f"{layer.label}: {name}": axis
+                                         for name, axis in layer.axes.items()})
         for name in names + extra:
             result = verify_runtime(name, model, chosen.feeds, truth, axes, threads=threads,
                                     ort_options=ort_options, streaming=streaming, chunks=chunks)
             if layer is not None and result.status in ("pass", "fail") and name in RUNTIMES:
                 result.add_lstm_layer(verify_runtime(
                     name, layer.model, layer.inputs.feeds, layer.truth, layer.axes,
-                    threads=threads, ort_options=ort_options, streaming=False), layer.label)
+                    threads=threads, ort_options=ort_options, streaming=False),
+                    layer.label, layer.detail)
             report.results.append(result)
     finally:
         shutil.rmtree(folder, ignore_errors=True)

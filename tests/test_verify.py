@@ -184,8 +184,11 @@ def test_a_wrapped_model_is_judged_with_its_lstm_layer_in_one_verdict(tmp_path):
     (result,) = report.results
     assert result.status == "pass" and result.lstm_layer.status == "pass"
     assert report.lstm_layer["batch"] == 3 and report.lstm_layer["seq_len"] == 12
-    layer_y = result.lstm_layer.outputs[0]
-    assert layer_y.name == "Y" and len(layer_y.per_step_max_abs) == 12
+    # the layer's Y joins the runtime's outputs: tables and drift plots show it as they are
+    assert [o.name for o in result.outputs] == ["probability", "hidden", "lstm alone: Y"]
+    assert [o.name for o in result.model_outputs] == ["probability", "hidden"]
+    assert len(result.outputs[2].per_step_max_abs) == 12
+    assert report.time_axes == {"hidden": 1, "lstm alone: Y": 0}
     assert result.verdict.startswith("pass: model outputs within the float32 tolerance")
     assert "LSTM layer lstm alone (Y, batch 3, seq_len 12): within" in result.verdict
     data = report.to_dict()["results"][0]
@@ -200,9 +203,10 @@ def test_a_failing_lstm_layer_fails_the_runtime_and_the_verdict_says_why():
     layer = compare("rt", {"Y": np.float32([0.0, 0.4])}, {"Y": np.array([0.0, 0.0])}, "int8",
                     {"Y": 0})
     assert model.status == "pass" and layer.status == "fail"
-    model.add_lstm_layer(layer, "LSTM layer l alone (Y, batch 8, seq_len 2)")
+    model.add_lstm_layer(layer, "l alone", "Y, batch 8, seq_len 2")
     assert model.status == "fail" and not model
-    assert [f.output for f in model.failures] == ["LSTM layer l alone (Y, batch 8, seq_len 2): Y"]
+    assert [f.output for f in model.failures] == ["l alone: Y"]
+    assert model.max_abs == 0.0 and model.outputs[1].max_abs == pytest.approx(0.4)
     assert model.verdict.startswith("fail: model outputs within the int8 tolerance")
     assert "LSTM layer l alone (Y, batch 8, seq_len 2): over that tolerance (max abs 0.4)" \
         in model.verdict
