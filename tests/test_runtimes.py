@@ -377,3 +377,14 @@ def test_bench_records_the_ort_options_in_every_row(tmp_path, capsys):
     assert "ort_options" not in rows["numpy"]  # it does not use onnxruntime
     assert main(["bench", str(path), "--ort-option", "spinning=0"]) == 2
     assert "--ort-option spinning: unknown option" in capsys.readouterr().err
+
+
+def test_int8_survey_measures_every_setting_and_marks_the_chosen_one(capsys):
+    from lstm_bench.runtimes.int8_survey import main, survey
+
+    errors = survey(models=1)
+    assert set(errors) == {(False, False), (False, True), (True, False), (True, True)}
+    assert all(len(v) == 1 and np.isfinite(v[0]) and v[0] < 0.3 for v in errors.values())
+    assert main(["1"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("ort-cpu-int8 on this CPU: QInt8 weights") and out.count("<- chosen") == 1
