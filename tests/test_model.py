@@ -41,18 +41,35 @@ def test_a_bad_file_is_one_clear_error(tmp_path, make, needle):
         Model.load(make(tmp_path / "x.onnx"))
 
 
-def test_verify_reads_the_file_once_for_every_runtime(path, monkeypatch):
-    from lstm_bench.runtimes.verify import verify
-
-    reads = []
+@pytest.fixture
+def reads(monkeypatch):
+    """Every path onnx.load is asked to read (a real onnx.load, counted)."""
+    seen = []
     real_load = onnx.load
 
     def counting_load(f, *args, **kwargs):
-        reads.append(str(f))
+        seen.append(str(f))
         return real_load(f, *args, **kwargs)
 
     monkeypatch.setattr(onnx, "load", counting_load)
+    return seen
+
+
+def test_verify_reads_the_file_once_for_every_runtime(path, reads):
+    from lstm_bench.runtimes.verify import verify
+
     report = verify(path, ["ort-cpu", "numpy", "torch-cpu", "onnx-reference", "ort-cpu-fp16"],
                     batch=2, seq_len=5)
     assert [r.status for r in report.results] == ["pass"] * 5
+    assert reads.count(str(path)) == 1, reads
+
+
+def test_bench_reads_the_file_once_for_every_runtime(path, reads):
+    from lstm_bench.bench.harness import Settings
+    from lstm_bench.bench.runner import run_bench
+
+    doc = run_bench(path, runtimes="ort-cpu,numpy,torch-cpu", batches=(1, 2), seq_lens=(4,),
+                    threads_list=(1,), settings=Settings(min_time=0, min_reps=2, block=1),
+                    calibrate=False, show_progress=False)
+    assert len(doc["results"]) == 6 and doc["model"]["sha256"]
     assert reads.count(str(path)) == 1, reads
