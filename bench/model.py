@@ -15,7 +15,7 @@ class BenchModel:
 
     def __init__(self, source):
         """``source``: a path or a ``lstm_bench.model.Model``."""
-        from lstm_bench.model import as_model
+        from lstm_bench.reference.model import as_model
 
         self.model = as_model(source)
         if not self.model.lstm_nodes:

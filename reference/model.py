@@ -8,11 +8,14 @@ which ignores sequence_lens, clip, input_forget and activations.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import onnx
 from onnx import AttributeProto, TensorProto, numpy_helper
 
 from lstm_bench.errors import LSTMBenchError
+from lstm_bench.model import Model
 
 _LOW_FLOATS = {TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.BFLOAT16}
 
@@ -20,13 +23,20 @@ _LOW_FLOATS = {TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.BFLOAT16}
 def load_model(model):
     """A ModelProto from a path, a ModelProto or a ``lstm_bench.model.Model``, with a clear
     error for a bad file."""
-    from lstm_bench.model import Model, load_proto
-
     if isinstance(model, onnx.ModelProto):
         return model
     if isinstance(model, Model):
         return model.proto
-    return load_proto(model)
+    path = Path(model)
+    if not path.is_file():
+        raise LSTMBenchError(f"{path}: {'a directory, not a' if path.is_dir() else 'no such'} model file")
+    try:
+        loaded = onnx.load(str(path))
+    except Exception as exc:  # onnx raises DecodeError, ValueError... for a bad file
+        raise LSTMBenchError(f"{path}: not a readable ONNX model ({type(exc).__name__})") from None
+    if not loaded.graph.output:  # an empty file parses as an empty ModelProto
+        raise LSTMBenchError(f"{path}: not an ONNX model (no graph outputs)")
+    return loaded
 
 
 def _promote_tensor(tensor):
@@ -107,3 +117,11 @@ def run_model(model, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     evaluator = evaluator_with_lstm(promoted, lambda node, inputs, attrs: lstm(*inputs, **attrs))
     outputs = evaluator.run(None, cast)
     return {o.name: np.asarray(v) for o, v in zip(promoted.graph.output, outputs)}
+
+
+def as_model(source) -> Model:
+    """A ``lstm_bench.model.Model`` from a Model (returned as it is) or a path (read once, by
+    ``load_model``): what verify, bench and the runtimes share."""
+    if isinstance(source, Model):
+        return source
+    return Model(Path(source), load_model(source))

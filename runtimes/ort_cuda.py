@@ -72,7 +72,7 @@ class OrtCudaRuntime(OrtRuntime):
         return super().available()
 
     def open(self, model, *, threads: int | None = None, ort_options=None) -> None:
-        from lstm_bench.model import as_model
+        from lstm_bench.reference.model import as_model
 
         model = as_model(model)
         self.predicted_fallback = predicted_fallback(model.proto)
