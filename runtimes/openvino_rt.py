@@ -25,7 +25,7 @@ from lstm_bench.errors import LSTMBenchError
 
 # Read back from the compiled model after compile, for the reports.
 _REPORTED = ("INFERENCE_PRECISION_HINT", "INFERENCE_NUM_THREADS", "PERFORMANCE_HINT",
-             "EXECUTION_MODE_HINT", "NUM_STREAMS")
+             "EXECUTION_MODE_HINT", "NUM_STREAMS", "ENABLE_CPU_PINNING")
 
 
 class OpenVinoRuntime:
@@ -85,7 +85,7 @@ class OpenVinoRuntime:
                                      f"{_cause(exc)}") from None
             self.compiled[key] = (compiled, compiled.create_infer_request(),
                                   [o.get_any_name() for o in compiled.outputs])
-            self.info["compiled"] = {p: str(compiled.get_property(p)) for p in _REPORTED
+            self.info["compiled"] = {p: _text(compiled.get_property(p)) for p in _REPORTED
                                      if _has_property(compiled, p)}
         return self.compiled[key]
 
@@ -118,6 +118,13 @@ class OpenVinoStaticRuntime(OpenVinoRuntime):
 
 def _has_property(compiled, name: str) -> bool:
     return any(str(p) == name for p in compiled.get_property("SUPPORTED_PROPERTIES"))
+
+
+def _text(value) -> str:
+    """A property value as OpenVINO spells it in a config: f32, LATENCY, PERFORMANCE, 2."""
+    if hasattr(value, "to_string"):  # an element type
+        return value.to_string()
+    return getattr(value, "name", None) or str(value)  # enums, then ints and strings
 
 
 def _cause(exc: BaseException) -> str:
