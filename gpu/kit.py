@@ -44,9 +44,10 @@ CARRIED_PREFIX = "part-"
 # What the payload carries, for Python 3.12 on x86-64 Linux. onnxruntime-gpu 1.31.1 is the
 # newest on PyPI; its CUDA 13 / cuDNN 9 libraries come from the nvidia-* wheels that the
 # device's torch (CUDA 13 build) already installed. The report stack is pinned as in
-# pyproject.toml; numpy is left out (the device's own build is what its torch and onnx use).
+# pyproject.toml; numpy and protobuf are left out: the device's own are what its torch and onnx
+# were built with.
 WHEELS = ["onnxruntime-gpu==1.31.1", "scipy==1.17.1", "matplotlib==3.11.2", "rich==15.0.0"]
-LEAVE_OUT = ("numpy-",)
+LEAVE_OUT = ("numpy-", "protobuf-")
 PYTHON_TAG, PLATFORMS = "3.12", ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64",
                                  "manylinux_2_17_x86_64", "manylinux2014_x86_64")
 
@@ -288,7 +289,7 @@ def build_models(folder: Path, cpu: bool, logfile) -> dict:
     from lstm_bench.seed import shipped_checkpoint
     from lstm_bench.spec import LSTMSpec, LSTMWeights
 
-    size = (8, 16) if cpu else (64, 128)
+    size, large = ((8, 16), (8, 16)) if cpu else ((64, 128), (128, 256))
     batch, seq_len = (4, 20) if cpu else (32, 100)
     seed = export_source(shipped_checkpoint(), folder / "seed.onnx", exporter="torchscript")
     log(f"seed model exported ({seed.exporter}), max abs error vs torch {seed.max_abs_error:.2e}",
@@ -307,7 +308,7 @@ def build_models(folder: Path, cpu: bool, logfile) -> dict:
         models[name] = (folder / f"{name}.onnx", {"batch": batch, "seq_len": seq_len,
                                                  "ragged": True, "zero_length": True})
     # A layer large enough for the GPU to matter, timed beside the seed.
-    export_weights(LSTMWeights.random(LSTMSpec(*size), seed=3), folder / "large.onnx")
+    export_weights(LSTMWeights.random(LSTMSpec(*large), seed=3), folder / "large.onnx")
     models["large"] = (folder / "large.onnx", {"batch": batch, "seq_len": seq_len})
     return models
 

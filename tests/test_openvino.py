@@ -156,3 +156,24 @@ def test_missing_openvino_is_a_skip_reason(tmp_path):
             "print(OpenVinoRuntime().available())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.startswith("openvino is not installed")
+
+
+def test_peephole_output_is_the_truth_without_peepholes(tmp_path):
+    # Why it fails: OpenVINO drops P. Its output matches the float64 truth of the same
+    # weights with P removed, to float32 rounding, and is far from the truth with P.
+    import numpy as np
+
+    from lstm_bench import reference
+    from lstm_bench.runtimes.inputs import make_inputs
+
+    weights = LSTMWeights.random(LSTMSpec(4, 16, peepholes=True), seed=5)
+    with_p = export_weights(weights, tmp_path / "p.onnx")
+    plain = LSTMWeights(weights.spec.replace(peepholes=False), weights.W, weights.R, weights.B)
+    without_p = export_weights(plain, tmp_path / "no_p.onnx")
+    feeds = make_inputs(with_p, batch=8, seq_len=100, seed=1).feeds
+    runtime = OpenVinoRuntime()
+    runtime.open(str(tmp_path / "p.onnx"), threads=1)
+    y = runtime.run(feeds)["Y"]
+    runtime.close()
+    assert np.abs(y - reference.run_model(without_p, feeds)["Y"]).max() < 1e-5
+    assert np.abs(y - reference.run_model(with_p, feeds)["Y"]).max() > 1e-3
