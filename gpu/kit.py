@@ -455,7 +455,8 @@ def main(argv=None) -> int:
                 f"{p['name']} ({p['bytes'] / 2**20:.1f} MiB)" for p in manifest["parts"]))
         elif args.command == "receive":
             receive(PAYLOAD, STASH)
-            log(f"environment: {json.dumps(environment())}")
+            if (PAYLOAD / f"{CARRIED_PREFIX}000").is_file():  # the first call: what is here
+                log(f"environment: {json.dumps(environment())}")
         elif args.command == "run":
             return run(args.out, args.cpu)
         else:
