@@ -36,7 +36,8 @@ class OpenVinoRuntime:
 
     def __init__(self):
         self.core = self.model = None
-        self.compiled: dict = {}  # input shapes -> (compiled model, infer request)
+        self.compiled: dict = {}  # input shapes -> (compiled model, infer request, output names)
+        self.output_names: set[str] = set()
         self.config: dict = {}
         self.info: dict = {}
 
@@ -60,6 +61,11 @@ class OpenVinoRuntime:
         except Exception as exc:  # OpenVINO raises its own RuntimeError subclasses
             raise LSTMBenchError(f"{self.name}: cannot load {path}: "
                                  f"{_cause(exc)}") from None
+        import onnx
+
+        # OpenVINO may give an output tensor several names; report it under the file's own.
+        self.output_names = {o.name for o in
+                             onnx.load(str(path), load_external_data=False).graph.output}
         self.config = {"INFERENCE_PRECISION_HINT": "f32"}
         if threads:
             self.config["INFERENCE_NUM_THREADS"] = int(threads)
@@ -83,8 +89,9 @@ class OpenVinoRuntime:
             except Exception as exc:
                 raise LSTMBenchError(f"{self.name}: cannot compile the model: "
                                      f"{_cause(exc)}") from None
-            self.compiled[key] = (compiled, compiled.create_infer_request(),
-                                  [o.get_any_name() for o in compiled.outputs])
+            names = [next(iter(sorted(o.get_names() & self.output_names)), o.get_any_name())
+                     for o in compiled.outputs]
+            self.compiled[key] = (compiled, compiled.create_infer_request(), names)
             self.info["compiled"] = {p: _text(compiled.get_property(p)) for p in _REPORTED
                                      if _has_property(compiled, p)}
         return self.compiled[key]
