@@ -339,6 +339,9 @@ def environment() -> dict:
         if torch.cuda.is_available():
             env["torch"]["device"] = torch.cuda.get_device_name(0)
             env["torch"]["cudnn"] = torch.backends.cudnn.version()
+            # TF32 rounds float32 matmul inputs to 10 mantissa bits: about 1e-3 errors
+            env["torch"]["cudnn_allow_tf32"] = torch.backends.cudnn.allow_tf32
+            env["torch"]["matmul_allow_tf32"] = torch.backends.cuda.matmul.allow_tf32
     except Exception:
         pass
     smi = shutil.which("nvidia-smi")
