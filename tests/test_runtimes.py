@@ -22,7 +22,8 @@ def one_node(tmp_path, spec, name="m", **options):
 
 def test_registry_lists_every_backend_and_each_says_why_it_cannot_run():
     assert list(RUNTIMES) == ["ort-cpu", "ort-cuda", "torch-cpu", "torch-cuda", "numpy",
-                              "onnx-reference", "ort-cpu-int8", "ort-cpu-fp16"]
+                              "onnx-reference", "ort-cpu-int8", "ort-cpu-fp16",
+                              "openvino-cpu", "openvino-cpu-static"]
     for name in RUNTIMES:
         runtime = get_runtime(name)
         assert runtime.name == name and runtime.device in ("cpu", "cuda")
