@@ -28,6 +28,8 @@ RUNTIME_TRAITS = {
     "onnx-reference": {"device": "cpu", "precision": None},
     "ort-cpu-int8": {"device": "cpu", "precision": "int8"},
     "ort-cpu-fp16": {"device": "cpu", "precision": "float16"},
+    "openvino-cpu": {"device": "cpu", "precision": "float32"},
+    "openvino-cpu-static": {"device": "cpu", "precision": "float32"},
 }
 
 
