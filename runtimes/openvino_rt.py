@@ -22,16 +22,18 @@ from __future__ import annotations
 import numpy as np
 
 from lstm_bench.errors import LSTMBenchError
+from lstm_bench.runtimes import features
+from lstm_bench.runtimes.base import BaseRuntime
 
 # Read back from the compiled model after compile, for the reports.
 _REPORTED = ("INFERENCE_PRECISION_HINT", "INFERENCE_NUM_THREADS", "PERFORMANCE_HINT",
              "EXECUTION_MODE_HINT", "NUM_STREAMS", "ENABLE_CPU_PINNING")
 
 
-class OpenVinoRuntime:
+class OpenVinoRuntime(BaseRuntime):
     name = "openvino-cpu"
-    device = "cpu"
     precision = "float32"
+    lstm_support = features.OPENVINO
     static_shapes = False
 
     def __init__(self):
@@ -51,7 +53,7 @@ class OpenVinoRuntime:
             return f"OpenVINO sees no CPU device (devices: {devices})"
         return None
 
-    def open(self, model, *, threads: int | None = None) -> None:
+    def open(self, model, *, threads: int | None = None, ort_options=None) -> None:
         import openvino
 
         path = getattr(model, "path", model)  # a path, or a parsed model object with .path
@@ -103,15 +105,15 @@ class OpenVinoRuntime:
         return {name: np.asarray(results[output])
                 for name, output in zip(names, compiled.outputs)}
 
-    def synchronize(self) -> None:
-        pass  # infer() is synchronous: the work is done when it returns
-
     def notes(self) -> list[str]:
         if not self.info:
             return []
         compiled = ", ".join(f"{k}={v}" for k, v in (self.info.get("compiled") or {}).items())
         return [f"OpenVINO {self.info['openvino']} on {self.info['device']}, shapes "
                 f"{self.info['shapes']}" + (f"; {compiled}" if compiled else "")]
+
+    def settings(self) -> dict:
+        return dict(self.info)
 
     def close(self) -> None:
         self.compiled = {}
@@ -120,6 +122,7 @@ class OpenVinoRuntime:
 
 class OpenVinoStaticRuntime(OpenVinoRuntime):
     name = "openvino-cpu-static"
+    lstm_support = features.OPENVINO_STATIC
     static_shapes = True
 
 

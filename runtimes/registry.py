@@ -20,7 +20,8 @@ RUNTIMES = {
     "onnx-reference": OnnxReferenceRuntime,
     "ort-cpu-int8": OrtInt8Runtime,
     "ort-cpu-fp16": OrtFp16Runtime,
-    "openvino-cpu": OpenVinoRuntime, "openvino-cpu-static": OpenVinoStaticRuntime,
+    "openvino-cpu": OpenVinoRuntime,
+    "openvino-cpu-static": OpenVinoStaticRuntime,
 }
 
 

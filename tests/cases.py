@@ -15,6 +15,23 @@ from lstm_bench.spec import LSTMSpec, LSTMWeights
 
 _ORT = ("ort-cpu", "ort-cuda", "ort-cpu-int8", "ort-cpu-fp16")
 
+# Every registered runtime, in registry order, with what the tests expect of it. A runtime
+# added to runtimes/registry.py must be added here (test_parity's guard test), and so be seen
+# by the parity suite and the runtime tests. precision: the tolerance row it declares (None:
+# its outputs' dtype).
+RUNTIME_TRAITS = {
+    "ort-cpu": {"device": "cpu", "precision": None},
+    "ort-cuda": {"device": "cuda", "precision": None},
+    "torch-cpu": {"device": "cpu", "precision": None},
+    "torch-cuda": {"device": "cuda", "precision": None},
+    "numpy": {"device": "cpu", "precision": None},
+    "onnx-reference": {"device": "cpu", "precision": None},
+    "ort-cpu-int8": {"device": "cpu", "precision": "int8"},
+    "ort-cpu-fp16": {"device": "cpu", "precision": "float16"},
+    "openvino-cpu": {"device": "cpu", "precision": "float32"},
+    "openvino-cpu-static": {"device": "cpu", "precision": "float32"},
+}
+
 
 @dataclass(frozen=True)
 class Case:
