@@ -182,7 +182,7 @@ def make_inputs(model, *, batch: int = 1, seq_len: int | None = None, seed: int 
         elif np.issubdtype(spec.dtype, np.integer):
             feeds[spec.name] = rng.integers(0, 10, size=shape).astype(spec.dtype)
         elif spec.dtype == np.bool_:
-            feeds[spec.name] = rng.random(size=shape) < 0.5
+            feeds[spec.name] = np.asarray(rng.random(size=shape) < 0.5)  # a 0-d array, not np.bool
         else:
             raise LSTMBenchError(f"input {spec.name!r} has dtype {spec.dtype}; lstm-bench makes "
                                  "random float, integer and bool inputs only (use --inputs FILE.npz)")

@@ -257,6 +257,12 @@ class TorchRuntime:
         return tuple(r.cpu().numpy().astype(dtype, copy=False) for r in result)
 
     def _lstm(self, node, inputs, attrs):
+        key = tuple(node.output) + ("",) * (3 - len(node.output))
+        if key not in self.modules:  # an LSTM inside If/Loop/Scan: weights as evaluated here
+            from lstm_bench.graph import lstm_node
+
+            self.modules[key] = build_module(lstm_node(node, dict(zip(node.input, inputs))),
+                                             self.device)
         return self._call(node.output, inputs)
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
