@@ -1,0 +1,193 @@
+"""A ``torch.export`` program saved with ``torch.export.save`` (``.pt2``) to ONNX.
+
+Loading: ``torch.export.load`` reads JSON (the graph) and raw tensor bytes (the weights), but it
+also calls ``torch.load`` on the saved example inputs, first with ``weights_only=True`` and, if
+that fails, again with ``weights_only=False``: arbitrary code. It unpickles tensor subclasses
+and custom objects, and an archive may carry compiled AOTInductor code. So before
+``torch.export.load`` runs, the archive is checked here: every pickled member must load with
+``torch.load(weights_only=True)`` (torch's restricted unpickler: tensors and plain containers),
+no weight or constant may be stored as a pickle, and no compiled code may be present. An archive
+that needs more is refused unless the caller passes ``trust_pickle=True``
+(``--trust-pickle``): only for files you made yourself.
+
+Sequence length: ``torch.export`` specializes nn.LSTM's sequence length (the program's input is
+``[batch, 30, ...]`` even with ``Dim.AUTO``). The ONNX LSTM operator takes any length, so the
+exported file gets symbolic batch and sequence axes where the program's own graph, run with
+its shape guards lifted, computes at another batch and length; the proof then compares the file
+with that output. Where the graph bakes the length in (a Reshape to it, a Linear over the
+flattened sequence), the file keeps the example's shape and the export says so.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from lstm_bench.errors import LSTMBenchError
+
+# archive members holding compiled code that torch.export.load may hand to AOTInductor
+_COMPILED = (".so", ".cpp", ".cubin", ".dll", ".dylib")
+
+
+def check_archive(path: Path) -> None:
+    """Refuse a .pt2 whose loading would unpickle more than plain tensors (see module doc)."""
+    import torch
+
+    try:
+        archive = zipfile.ZipFile(path)
+    except zipfile.BadZipFile:
+        raise LSTMBenchError(f"{path}: not a zip archive, so not a program saved with "
+                             "torch.export.save") from None
+    with archive:
+        names = archive.namelist()
+        if not any(n.endswith("models/model.json") or n.endswith(".json") for n in names):
+            raise LSTMBenchError(f"{path}: no serialized program in the archive; save it with "
+                                 "torch.export.save(torch.export.export(model, args), 'model.pt2')")
+        risky = []
+        for name in names:
+            base = name.rsplit("/", 1)[-1]
+            if name.endswith(_COMPILED):
+                risky.append(f"{name} (compiled code)")
+            elif base.startswith("custom_obj_"):
+                risky.append(f"{name} (a custom object)")
+            elif name.endswith("_config.json") and "/data/" in f"/{name}":
+                try:
+                    config = json.loads(archive.read(name)).get("config", {})
+                except (ValueError, AttributeError):
+                    risky.append(f"{name} (unreadable)")
+                    continue
+                risky += [f"{name}: {key} (stored as a pickle)" for key, entry in config.items()
+                          if isinstance(entry, dict) and entry.get("use_pickle")]
+            elif name.endswith(".pt") or "/sample_inputs/" in name or "/constants/" in name:
+                try:
+                    torch.load(io.BytesIO(archive.read(name)), weights_only=True)
+                except Exception as exc:  # torch's unpickler raises many types
+                    risky.append(f"{name} (needs a full unpickler: {type(exc).__name__})")
+    if risky:
+        raise LSTMBenchError(
+            f"{path}: loading this program would unpickle or run more than tensors: "
+            f"{'; '.join(risky[:5])}{' ...' if len(risky) > 5 else ''}. Pass --trust-pickle "
+            "only if you made the file yourself")
+
+
+def load_program(path, *, trust_pickle: bool = False):
+    """The ``ExportedProgram`` in ``path``, checked first unless ``trust_pickle``."""
+    import torch
+
+    path = Path(path)
+    if not trust_pickle:
+        check_archive(path)
+    try:
+        return torch.export.load(str(path))
+    except Exception as exc:  # torch raises many types for a bad archive
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise LSTMBenchError(f"{path}: torch.export.load failed: {type(exc).__name__}: "
+                             f"{text[:300]}") from None
+
+
+def _lstm_calls(program) -> list:
+    import torch
+
+    return [n for n in program.graph.nodes if n.op == "call_function"
+            and n.target in (torch.ops.aten.lstm.input, torch.ops.aten.lstm.data)]
+
+
+def _user_input(program):
+    placeholders = {n.name: n for n in program.graph.nodes if n.op == "placeholder"}
+    users = program.graph_signature.user_inputs
+    if len(users) != 1:
+        raise LSTMBenchError(f"the program takes {len(users)} inputs ({list(users)}); lstm-bench "
+                             "exports programs with one input tensor (features or token ids)")
+    return placeholders[users[0]].meta.get("val")
+
+
+def _unguarded(program):
+    """The program as a module, without the pre-hook that checks input shapes."""
+    module = program.module(check_guards=False)
+    for key, hook in list(module._forward_pre_hooks.items()):
+        if getattr(hook, "__name__", "") == "_check_input_constraints_pre_hook":
+            del module._forward_pre_hooks[key]
+    return module
+
+
+def _outputs(value) -> list[np.ndarray]:
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return [value.detach().numpy()]
+    if isinstance(value, (tuple, list)):
+        return [a for v in value for a in _outputs(v)]
+    raise LSTMBenchError(f"the program returns a {type(value).__name__}; only tensors (possibly "
+                         "in tuples) can be exported")
+
+
+def export_program(path, out, *, opset: int | None = None, trust_pickle: bool = False):
+    """Export the program in ``path`` to ``out`` (unproven; the caller proves it).
+
+    Returns (probe feeds, the program's outputs on them, notes). The probe is one batch larger
+    and three steps longer than the example where the program's graph computes there.
+    """
+    import onnx
+    import torch
+
+    from lstm_bench.exporters.torch_export import METADATA_EXPORTER, _export_with, save_model
+    from lstm_bench.exporters.torch_proof import probe_args
+
+    program = load_program(path, trust_pickle=trust_pickle)
+    calls = _lstm_calls(program)
+    if not calls:
+        raise LSTMBenchError(f"{path}: the program calls no aten.lstm (nn.LSTM); lstm-bench "
+                             "exports LSTM programs (a loop over nn.LSTMCell is refused)")
+    # aten.lstm.input(input, hx, params, has_biases, num_layers, dropout, train, bidirectional,
+    # batch_first)
+    batch_first = bool(calls[0].args[8])
+    expected_layers = sum(int(c.args[4]) for c in calls)
+    val = _user_input(program)
+    if val is None or val.dim() not in (2, 3):
+        raise LSTMBenchError(f"{path}: the program's input must be [batch, seq, features] or "
+                             "token ids [batch, seq] (or time-major)")
+    example = program.example_inputs[0][0] if program.example_inputs else None
+    if example is None:
+        shape = [d if isinstance(d, int) else 2 for d in val.shape]
+        example = (torch.randn(shape) if val.dtype.is_floating_point
+                   else torch.zeros(shape, dtype=val.dtype))
+    vocab = None
+    if not example.is_floating_point():
+        tables = [n for n in program.graph.nodes if n.op == "call_function"
+                  and n.target == torch.ops.aten.embedding.default]
+        if not tables:
+            raise LSTMBenchError(f"{path}: the program takes integers but has no embedding")
+        vocab = int(tables[0].args[0].meta["val"].shape[0])
+    module = _unguarded(program)
+    notes = []
+    with torch.no_grad():
+        outputs = _outputs(module(example))
+        for grow in ((1, 3), (1, 0), (0, 0)):
+            args, batch, steps = probe_args((example,), batch_first, False, True, vocab=vocab,
+                                            grow=grow)
+            try:
+                expected = _outputs(module(*args))
+            except Exception:  # the graph bakes this shape in; try a smaller change
+                continue
+            break
+    dynamic = grow == (1, 3)
+    if not dynamic:
+        steps0 = example.shape[1 if batch_first else 0]
+        notes.append(f"the program's graph computes only at sequence length {steps0} (it bakes "
+                     "the length in beyond the LSTM), so the ONNX file keeps the example's shape")
+    else:
+        notes.append("torch.export fixed the sequence length; the ONNX file takes any batch "
+                     "and sequence length (proven at another of each)")
+    proto = _export_with("dynamo", program, (example,), opset=opset, dynamic=dynamic,
+                         batch_first=batch_first, has_lengths=False,
+                         expected_layers=expected_layers,
+                         outputs=[torch.from_numpy(o) for o in outputs],
+                         probe=(args, batch, steps, expected) if dynamic else None)
+    del proto.metadata_props[:]
+    onnx.helper.set_model_props(proto, {METADATA_EXPORTER: "dynamo (torch.export program)"})
+    save_model(proto, out)
+    return {"input": args[0].numpy()}, expected, notes
