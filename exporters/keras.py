@@ -2,7 +2,9 @@
 
 The archive is read with ``zipfile``, ``json`` and ``h5py`` only: Keras is never imported here
 and nothing from the file is executed (a ``Lambda`` layer's pickled code stays a string we
-refuse by name). Supported: Sequential and linear-chain functional models of InputLayer, LSTM
+refuse by name). Supported: Sequential and functional models (one input, one output, each layer
+called once; Concatenate / Add / Subtract / Multiply / Average / Maximum / Minimum merge
+branches) of InputLayer, LSTM
 (return_sequences, go_backwards, use_bias, activation / recurrent_activation with an ONNX RNN
 equivalent), Bidirectional(LSTM) with merge_mode concat, sum, mul or ave, Dense,
 TimeDistributed(Dense), Activation, Embedding (mask_zero), Masking, Conv1D, Max/Average
@@ -34,8 +36,8 @@ import numpy as np
 from lstm_bench.errors import LSTMBenchError
 from lstm_bench.exporters.keras_layers import (
     _NUMPY_ACTIVATIONS, _RNN_ACTIVATIONS, KerasAffine, KerasConv1D, KerasDense, KerasEmbedding,
-    KerasFlatten, KerasGlobalPool, KerasLayerNorm, KerasLSTM, KerasMasking, KerasModel,
-    KerasPool1D)
+    KerasFlatten, KerasGlobalPool, KerasLayerNorm, KerasLSTM, KerasMasking, KerasMerge,
+    KerasModel, KerasPool1D)
 from lstm_bench.exporters.keras_onnx import DEFAULT_OPSET, build_keras_model
 from lstm_bench.exporters.keras_walk import keras_reference
 from lstm_bench.spec import LSTMSpec, LSTMWeights
@@ -56,6 +58,10 @@ _SUPPORTED = {"InputLayer": "input_layer", "LSTM": "lstm", "Bidirectional": "bid
               "GlobalAveragePooling1D": "global_average_pooling1d",
               "TimeDistributed": "time_distributed", "BatchNormalization": "batch_normalization",
               "LayerNormalization": "layer_normalization", "Flatten": "flatten"}
+# merge layers of functional models -> the kind KerasMerge computes
+_MERGES = {"Concatenate": "concat", "Add": "add", "Subtract": "subtract", "Multiply": "multiply",
+           "Average": "average", "Maximum": "maximum", "Minimum": "minimum"}
+_SUPPORTED.update({cls: cls.lower() for cls in _MERGES})
 # identity at inference
 _IDENTITY = ("Dropout", "SpatialDropout1D", "GaussianDropout", "GaussianNoise")
 # what to do instead, for layers people try
@@ -63,9 +69,6 @@ _INSTEAD = {
     "Lambda": "Lambda layers hold code, which lstm-bench never runs: rewrite it as built-in layers",
     "GRU": "lstm-bench measures LSTM layers; a GRU has its own ONNX operator",
     "SimpleRNN": "lstm-bench measures LSTM layers",
-    "Concatenate": "only a linear chain of layers is supported: export each branch's LSTM "
-                   "model separately",
-    "Add": "only a linear chain of layers is supported",
     "Attention": "attention layers are not supported: export the LSTM encoder on its own",
     "MultiHeadAttention": "attention layers are not supported: export the LSTM encoder on its own",
     "ConvLSTM1D": "ConvLSTM has no ONNX LSTM equivalent",
@@ -114,18 +117,20 @@ def _open_archive(keras_path):
     return config, h5
 
 
-def _chain(model_config: dict, where: str) -> list[dict]:
-    """The layer configs of a Sequential or linear-chain Functional model, input first."""
+def _chain(model_config: dict, where: str) -> tuple[list[dict], dict[str, list[str]]]:
+    """The layer configs of a Sequential or Functional model in topological order, input
+    first, and each layer's input layers by name (a merge layer has several)."""
     cls = model_config.get("class_name")
     config = model_config.get("config")
     if not isinstance(config, dict) or not isinstance(config.get("layers"), list):
         raise LSTMBenchError(f"{where}: config.json holds no layer list; not a Keras model config")
     layers = config["layers"]
     if cls == "Sequential":
-        return layers
+        names = [layer.get("config", {}).get("name") for layer in layers]
+        return layers, {name: [prev] for prev, name in zip(names, names[1:])}
     if cls not in ("Functional", "Model"):
         raise LSTMBenchError(f"{where}: model class {cls!r} is not supported; only Sequential and "
-                             "functional models (a linear chain of layers) are")
+                             "functional models are")
     by_name = {layer.get("name"): layer for layer in layers}
 
     def endpoints(key):
@@ -139,38 +144,49 @@ def _chain(model_config: dict, where: str) -> list[dict]:
         return value[0][0]
 
     first, last = endpoints("input_layers"), endpoints("output_layers")
-    chain, name = [], last
-    while True:
+    inputs: dict[str, list[str]] = {}
+    needed, order = [last], []
+    while needed:  # every layer the output depends on, each read once
+        name = needed.pop()
+        if name in inputs or name == first:
+            continue
         layer = by_name.get(name)
         if layer is None:
             raise LSTMBenchError(f"{where}: layer {name!r} is referenced but not defined in config.json")
-        chain.append(layer)
-        if name == first:
-            break
         nodes = layer.get("inbound_nodes") or []
         label = f"{layer.get('class_name')} layer {name!r}"
         if len(nodes) != 1:
-            raise LSTMBenchError(f"{where}: {label} is called {len(nodes)} times; only a linear "
-                                 "chain of layers, each called once, is supported")
+            raise LSTMBenchError(f"{where}: {label} is called {len(nodes)} times; only layers "
+                                 "called once are supported (shared layers are not)")
         node = nodes[0] if isinstance(nodes[0], dict) else {}  # Keras 2 wrote lists here
         args = node.get("args") or []
+        if len(args) == 1 and isinstance(args[0], list):  # a merge layer: a list of tensors
+            args = args[0]
         tensors = [a for a in args
                    if isinstance(a, dict) and a.get("class_name") == "__keras_tensor__"]
         # training / mask flags are fine; any other keyword (initial_state=...) is a second input
         extra = [k for k, v in (node.get("kwargs") or {}).items()
                  if k not in ("training", "mask") or v not in (None, False, True)]
-        if len(args) != 1 or len(tensors) != 1 or extra:
-            raise LSTMBenchError(f"{where}: {label} does not take exactly one tensor from the "
-                                 "previous layer; only a linear chain of layers is supported")
-        name = tensors[0]["config"]["keras_history"][0]
-        if len(chain) > len(layers):
+        if not tensors or len(tensors) != len(args) or extra:
+            raise LSTMBenchError(f"{where}: {label} takes inputs other than tensors of earlier "
+                                 "layers (initial_state=..., constants); not supported")
+        history = [t["config"]["keras_history"] for t in tensors]
+        if any(h[1:] != [0, 0] for h in history):
+            raise LSTMBenchError(f"{where}: {label} takes a second output of a layer; only "
+                                 "layers with one output, called once, are supported")
+        inputs[name] = [h[0] for h in history]
+        needed.extend(inputs[name])
+        if len(inputs) > len(layers):
             raise LSTMBenchError(f"{where}: the functional graph has a cycle at layer {name!r}")
-    chain.reverse()
-    unused = [layer.get("name") for layer in layers if all(layer is not c for c in chain)]
+    used = set(inputs) | {first}
+    order = [layer for layer in layers if layer.get("name") in used]  # Keras saves them in order
+    unused = [layer.get("name") for layer in layers if layer.get("name") not in used]
     if unused:
-        raise LSTMBenchError(f"{where}: layers {unused} are not on the path from input to output; "
-                             "only a linear chain of layers is supported")
-    return chain
+        raise LSTMBenchError(f"{where}: layers {unused} are not on a path from input to output; "
+                             "not supported")
+    if not order or order[0].get("name") != first:
+        raise LSTMBenchError(f"{where}: the model's input layer {first!r} does not come first")
+    return order, inputs
 
 
 class _Weights:
@@ -343,7 +359,7 @@ def read_keras(keras_path) -> KerasModel:
     where = str(keras_path)
     config, h5 = _open_archive(keras_path)
     try:
-        chain = _chain(config, where)
+        chain, wiring = _chain(config, where)
         for layer in chain:
             cls = layer.get("class_name")
             name = (layer.get("config") or {}).get("name") or layer.get("name")
@@ -354,9 +370,11 @@ def read_keras(keras_path) -> KerasModel:
                                      f"{', '.join(_SUPPORTED)}")
             _check_builtin(layer, f"{cls} layer {name!r}", where)
         sequential = config.get("class_name") == "Sequential"
+        source = ""  # the model input's id in ``wiring``
         if chain and chain[0]["class_name"] == "InputLayer":
             shape = chain[0]["config"].get("batch_shape") or chain[0]["config"].get("batch_input_shape")
             input_name = chain[0]["config"].get("name") or "input"
+            source = chain[0]["config"].get("name") or chain[0].get("name")
             chain = chain[1:]
         elif chain:
             shape = (chain[0].get("build_config") or {}).get("input_shape") \
@@ -366,7 +384,9 @@ def read_keras(keras_path) -> KerasModel:
             shape = input_name = None
         if not chain:
             raise LSTMBenchError(f"{where}: the model has no layers besides its input")
-        tokens = bool(chain) and chain[0]["class_name"] == "Embedding"
+        takers = [layer for layer in chain
+                  if wiring.get(layer["config"]["name"], [source]) == [source]]
+        tokens = all(layer["class_name"] == "Embedding" for layer in takers)
         if tokens:
             if not isinstance(shape, list) or len(shape) != 2:
                 raise LSTMBenchError(f"{where}: the model input has shape {shape}; an Embedding "
@@ -377,7 +397,28 @@ def read_keras(keras_path) -> KerasModel:
         weights = _Weights(h5, chain, sequential, where)
         time_steps = shape[1] if isinstance(shape[1], int) else None
         reader = _LayerReader(weights, where, None if tokens else shape[2], time_steps)
-        layers = [parsed for parsed in (reader.read(layer) for layer in chain) if parsed]
+        states = {source: reader.state()}
+        alias: dict[str, str] = {}  # identity layers pass their input on
+        layers, links = [], []
+        for layer in chain:
+            name = layer["config"]["name"]
+            inputs = [alias.get(n, n) for n in wiring.get(name, [source])]
+            if layer["class_name"] in _MERGES:
+                parsed, state = reader.merge(layer, [states[n] for n in inputs])
+            else:
+                if len(inputs) != 1:
+                    raise LSTMBenchError(f"{where}: {layer['class_name']} layer {name!r} takes "
+                                         f"{len(inputs)} inputs; only merge layers take several")
+                reader.load(states[inputs[0]])
+                parsed = reader.read(layer)
+                state = reader.state()
+            if parsed is None:
+                alias[name] = inputs[0]
+                continue
+            states[name] = state
+            layers.append(parsed)
+            links.append((tuple(inputs), name))
+        output = alias.get(chain[-1]["config"]["name"], chain[-1]["config"]["name"])
     except (KeyError, TypeError, IndexError, AttributeError) as exc:
         raise LSTMBenchError(f"{where}: config.json is not a Keras 3 model config this exporter "
                              f"understands ({type(exc).__name__}: {exc})") from None
@@ -387,7 +428,8 @@ def read_keras(keras_path) -> KerasModel:
         raise LSTMBenchError(f"{where}: the model has no LSTM layer")
     return KerasModel(config["config"].get("name", "model"), input_name,
                       None if tokens else shape[2], time_steps, tuple(layers), tokens=tokens,
-                      mask_value=reader.mask_value)
+                      mask_value=reader.mask_value, wiring=tuple(links), source=source,
+                      output=output)
 
 
 def _positive(cfg: dict, key: str, label: str, where: str) -> int:
@@ -407,6 +449,35 @@ class _LayerReader:
         self.size, self.rank, self.steps = size, 3 if size else 2, time_steps
         self.masked = False  # the running tensor carries a Keras mask
         self.mask_value = None  # what a padded input step holds (0 for token ids)
+
+    def state(self) -> tuple:
+        return self.size, self.rank, self.steps, self.masked
+
+    def load(self, state: tuple) -> None:
+        self.size, self.rank, self.steps, self.masked = state
+
+    def merge(self, layer, states: list[tuple]) -> tuple[KerasMerge, tuple]:
+        """A merge layer over the running tensors ``states``; (parsed, its output state)."""
+        cls, cfg = layer["class_name"], layer["config"]
+        label = f"{cls} layer {cfg['name']!r}"
+        sizes, ranks = [s[0] for s in states], {s[1] for s in states}
+        if any(s[3] for s in states):
+            self.fail(label, "merges masked tensors (after an Embedding with mask_zero or "
+                             "Masking); not supported: merge after the LSTMs that consume the mask")
+        if len(ranks) != 1:
+            self.fail(label, "merges tensors of different ranks")
+        (rank,) = ranks
+        steps = {s[2] for s in states}
+        if cls == "Concatenate":
+            if cfg.get("axis", -1) not in (-1, rank - 1):
+                self.fail(label, f"axis={cfg.get('axis')} is not supported; only the last axis")
+            size = sum(sizes)
+        else:
+            if len(set(sizes)) != 1:
+                self.fail(label, f"merges tensors of sizes {sizes}")
+            size = sizes[0]
+        return (KerasMerge(cfg["name"], _MERGES[cls]),
+                (size, rank, steps.pop() if len(steps) == 1 else None, False))
 
     def fail(self, label, text):
         raise LSTMBenchError(f"{self.where}: {label}: {text}")

@@ -183,6 +183,15 @@ class KerasFlatten:
 
 
 @dataclass(frozen=True, eq=False)
+class KerasMerge:
+    """A merge of a functional model's branches: concat (last axis), add, subtract, multiply,
+    average, maximum or minimum."""
+
+    name: str
+    kind: str
+
+
+@dataclass(frozen=True, eq=False)
 class KerasModel:
     """What an archive holds, identity layers left out: the input and the layer chain."""
 
@@ -193,6 +202,10 @@ class KerasModel:
     layers: tuple
     tokens: bool = False  # the input is token ids (the model starts with an Embedding)
     mask_value: float | None = None  # what a padded step holds, where the model masks
+    # per layer: (ids of its input tensors, id of its output); "" or ``source`` is the input
+    wiring: tuple = ()
+    source: str = ""
+    output: str = ""
 
     @property
     def masked(self) -> bool:

@@ -20,7 +20,7 @@ import numpy as np
 from lstm_bench.errors import LSTMBenchError
 from lstm_bench.exporters.keras_layers import (
     _SELU_ALPHA, _SELU_SCALE, KerasAffine, KerasConv1D, KerasEmbedding, KerasFlatten,
-    KerasGlobalPool, KerasLayerNorm, KerasLSTM, KerasMasking, KerasModel, KerasPool1D)
+    KerasGlobalPool, KerasLayerNorm, KerasLSTM, KerasMasking, KerasMerge, KerasModel, KerasPool1D)
 
 DEFAULT_OPSET = 22
 SUPPORTED_OPSETS = tuple(range(14, 23))
@@ -257,6 +257,21 @@ def _emit_layer_norm(g: _Graph, layer: KerasLayerNorm, x: str) -> str:
     return y
 
 
+def _emit_merge_layer(g: _Graph, layer: KerasMerge, inputs: list[str]) -> str:
+    scope = layer.name
+    if layer.kind == "concat":
+        return g.op(scope, "Concat", inputs, axis=-1)
+    if layer.kind == "subtract":
+        return g.op(scope, "Sub", inputs)
+    if layer.kind == "multiply":
+        out = inputs[0]
+        for other in inputs[1:]:
+            out = g.op(scope, "Mul", [out, other])
+        return out
+    op = {"add": "Sum", "average": "Mean", "maximum": "Max", "minimum": "Min"}[layer.kind]
+    return g.op(scope, op, inputs)
+
+
 def build_keras_model(parsed: KerasModel, *, opset: int = DEFAULT_OPSET):
     """The ONNX ModelProto of a parsed Keras model; checked with full shape inference."""
     import onnx
@@ -271,9 +286,13 @@ def build_keras_model(parsed: KerasModel, *, opset: int = DEFAULT_OPSET):
     g.name(x)
     output_name = g.name(OUTPUT_NAME)  # "output" unless the input already took that name
     mask = None
-    for layer in parsed.layers:
+    env = {parsed.source: x}  # Keras tensor id -> ONNX name
+    for layer, (sources, target) in zip(parsed.layers, parsed.wiring):
         scope = layer.name
-        if isinstance(layer, KerasEmbedding):
+        x = env[sources[0]]
+        if isinstance(layer, KerasMerge):
+            x = _emit_merge_layer(g, layer, [env[s] for s in sources])
+        elif isinstance(layer, KerasEmbedding):
             if layer.mask_zero:
                 mask = g.op(scope, "Not", [g.op(scope, "Equal", [x, _i64(g, scope, "pad", 0)])])
             x = g.op(scope, "Gather", [g.const(f"{scope}/embeddings", layer.table), x], axis=0)
@@ -304,6 +323,8 @@ def build_keras_model(parsed: KerasModel, *, opset: int = DEFAULT_OPSET):
                 if layer.bias is not None:
                     x = g.op(scope, "Add", [x, g.const(f"{scope}/bias", layer.bias)])
             x = _emit_activation(g, scope, layer.activation, x)
+        env[target] = x
+    x = env[parsed.output]
     if x == parsed.input_name:  # cannot happen: read_keras demands an LSTM layer
         raise LSTMBenchError("the model computes nothing")
     for node in g.nodes:  # give the last tensor its public name

@@ -12,7 +12,7 @@ import numpy as np
 from lstm_bench.errors import LSTMBenchError
 from lstm_bench.exporters.keras_layers import (
     _NUMPY_ACTIVATIONS, KerasAffine, KerasConv1D, KerasEmbedding, KerasFlatten, KerasGlobalPool,
-    KerasLayerNorm, KerasLSTM, KerasMasking, KerasModel, KerasPool1D)
+    KerasLayerNorm, KerasLSTM, KerasMasking, KerasMerge, KerasModel, KerasPool1D)
 
 
 def _merge(mode: str, forward, backward):
@@ -125,8 +125,12 @@ def keras_reference(keras_path, X) -> np.ndarray:
     if not parsed.tokens:
         x = x.astype(np.float64)
     mask = None
-    for layer in parsed.layers:
-        if isinstance(layer, KerasEmbedding):
+    env = {parsed.source: x}
+    for layer, (sources, target) in zip(parsed.layers, parsed.wiring):
+        x = env[sources[0]]
+        if isinstance(layer, KerasMerge):
+            x = _merge_layer(layer.kind, [env[s] for s in sources])
+        elif isinstance(layer, KerasEmbedding):
             if layer.mask_zero:
                 mask = x != 0
             x = layer.table.astype(np.float64)[x]
@@ -164,4 +168,15 @@ def keras_reference(keras_path, X) -> np.ndarray:
                 if layer.bias is not None:
                     x = x + layer.bias.astype(np.float64)
             x = _NUMPY_ACTIVATIONS[layer.activation](x)
-    return x
+        env[target] = x
+    return env[parsed.output]
+
+
+def _merge_layer(kind: str, inputs: list):
+    if kind == "concat":
+        return np.concatenate(inputs, axis=-1)
+    if kind == "subtract":
+        return inputs[0] - inputs[1]
+    reduce = {"add": np.sum, "average": np.mean, "maximum": np.max, "minimum": np.min,
+              "multiply": np.prod}[kind]
+    return reduce(np.stack(inputs), axis=0)
