@@ -145,7 +145,7 @@ def _chain(model_config: dict, where: str) -> tuple[list[dict], dict[str, list[s
 
     first, last = endpoints("input_layers"), endpoints("output_layers")
     inputs: dict[str, list[str]] = {}
-    needed, order = [last], []
+    needed, order, mask_ops = [last], [], set()
     while needed:  # every layer the output depends on, each read once
         name = needed.pop()
         if name in inputs or name == first:
@@ -156,8 +156,8 @@ def _chain(model_config: dict, where: str) -> tuple[list[dict], dict[str, list[s
         nodes = layer.get("inbound_nodes") or []
         label = f"{layer.get('class_name')} layer {name!r}"
         if len(nodes) != 1:
-            raise LSTMBenchError(f"{where}: {label} is called {len(nodes)} times; only layers "
-                                 "called once are supported (shared layers are not)")
+            raise LSTMBenchError(f"{where}: layer {name!r} is called {len(nodes)} times (a "
+                                 "shared layer); only layers called once are supported")
         node = nodes[0] if isinstance(nodes[0], dict) else {}  # Keras 2 wrote lists here
         args = node.get("args") or []
         if len(args) == 1 and isinstance(args[0], list):  # a merge layer: a list of tensors
@@ -165,22 +165,34 @@ def _chain(model_config: dict, where: str) -> tuple[list[dict], dict[str, list[s
         tensors = [a for a in args
                    if isinstance(a, dict) and a.get("class_name") == "__keras_tensor__"]
         # training / mask flags are fine; any other keyword (initial_state=...) is a second input
-        extra = [k for k, v in (node.get("kwargs") or {}).items()
+        kwargs = node.get("kwargs") or {}
+        extra = [k for k, v in kwargs.items()
                  if k not in ("training", "mask") or v not in (None, False, True)]
+        mask = kwargs.get("mask")
+        if isinstance(mask, dict) and mask.get("class_name") == "__keras_tensor__":
+            # the mask Keras propagated (a NotEqual op layer after an Embedding): recomputed
+            # here from mask_zero / Masking, and the proof with padded input judges that
+            extra.remove("mask")
+            mask_ops.add(mask["config"]["keras_history"][0])
         if not tensors or len(tensors) != len(args) or extra:
             raise LSTMBenchError(f"{where}: {label} takes inputs other than tensors of earlier "
                                  "layers (initial_state=..., constants); not supported")
         history = [t["config"]["keras_history"] for t in tensors]
-        if any(h[1:] != [0, 0] for h in history):
-            raise LSTMBenchError(f"{where}: {label} takes a second output of a layer; only "
-                                 "layers with one output, called once, are supported")
+        for source, call, output in history:
+            if call:
+                raise LSTMBenchError(f"{where}: layer {source!r} is called more than once (a "
+                                     "shared layer); only layers called once are supported")
+            if output:
+                raise LSTMBenchError(f"{where}: {label} takes output {output} of layer "
+                                     f"{source!r}; only layers with one output are supported")
         inputs[name] = [h[0] for h in history]
         needed.extend(inputs[name])
         if len(inputs) > len(layers):
             raise LSTMBenchError(f"{where}: the functional graph has a cycle at layer {name!r}")
     used = set(inputs) | {first}
     order = [layer for layer in layers if layer.get("name") in used]  # Keras saves them in order
-    unused = [layer.get("name") for layer in layers if layer.get("name") not in used]
+    unused = [layer.get("name") for layer in layers
+              if layer.get("name") not in used | mask_ops]
     if unused:
         raise LSTMBenchError(f"{where}: layers {unused} are not on a path from input to output; "
                              "not supported")
@@ -531,6 +543,10 @@ class _LayerReader:
         if cls in ("LSTM", "Bidirectional"):
             self.sequence(label)
             parsed = _read_lstm(layer, self.size, self.weights, self.where)
+            if self.masked and parsed.return_sequences and parsed.weights.spec.direction == "reverse":
+                self.fail(label, "go_backwards with return_sequences on a masked input is not "
+                                 "supported (Keras returns it in processing order); use "
+                                 "Bidirectional, or return_sequences=False")
             if self.masked:
                 zero = parsed.return_sequences and (cls == "Bidirectional" or bool(
                     cfg.get("zero_output_for_mask")))
