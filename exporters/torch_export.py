@@ -175,7 +175,7 @@ def _run_exporter(which, model, args, raw_path, *, opset, input_names, output_na
 
 
 def _export_with(which, module, args, *, opset, dynamic, batch_first, has_lengths,
-                 expected_layers, outputs, probe):
+                 expected_layers, outputs, probe, fixed_batch=False):
     """One exporter's ModelProto, relaxed, checked and proven; raises LSTMBenchError."""
     import onnx
 
@@ -205,7 +205,7 @@ def _export_with(which, module, args, *, opset, dynamic, batch_first, has_length
             x = args[0]
             b0, t0 = (x.shape[0], x.shape[1]) if batch_first else (x.shape[1], x.shape[0])
             probes = [(b0, t0, [o.numpy() for o in outputs]), (probe[1], probe[2], probe[3])]
-        relax_shapes(proto, batch_axis, time_axis, has_lengths, probes)
+        relax_shapes(proto, None if fixed_batch else batch_axis, time_axis, has_lengths, probes)
     if which == "dynamo":
         if dynamic:
             x = args[0]

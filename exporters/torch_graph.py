@@ -32,7 +32,8 @@ def relax_shapes(model, batch_axis, time_axis, has_lengths, probes=None):
     graph = model.graph
     initializers = {t.name for t in graph.initializer}
     inputs = [v for v in graph.input if v.name not in initializers]
-    set_dims(inputs[0], {batch_axis: "batch", time_axis: "seq"})
+    set_dims(inputs[0], {axis: name for axis, name in ((batch_axis, "batch"), (time_axis, "seq"))
+                         if axis is not None})  # None: that axis stays as exported
     if has_lengths:
         set_dims(inputs[1], {0: "batch"})
     declared = {}

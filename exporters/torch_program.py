@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import zipfile
 from pathlib import Path
 
@@ -125,6 +126,23 @@ def _outputs(value) -> list[np.ndarray]:
                          "in tuples) can be exported")
 
 
+def _computes_at(module, x) -> bool:
+    """Whether the program's graph runs on ``x``'s shape, judged on fake tensors."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    logger = logging.getLogger("torch._subclasses.fake_tensor")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)  # it logs the failure we expect and handle
+    try:
+        with FakeTensorMode(allow_non_fake_inputs=True) as mode:
+            module(mode.from_tensor(x))
+        return True
+    except Exception:  # a shape the graph bakes in
+        return False
+    finally:
+        logger.setLevel(level)
+
+
 def export_program(path, out, *, opset: int | None = None, trust_pickle: bool = False):
     """Export the program in ``path`` to ``out`` (unproven; the caller proves it).
 
@@ -163,30 +181,37 @@ def export_program(path, out, *, opset: int | None = None, trust_pickle: bool = 
             raise LSTMBenchError(f"{path}: the program takes integers but has no embedding")
         vocab = int(tables[0].args[0].meta["val"].shape[0])
     module = _unguarded(program)
+    # A static batch is baked into the LSTM's initial states: another batch would abort in
+    # torch's kernel, so it is never tried. Another length is tried on fake tensors first (a
+    # shape error there is a Python exception), then for real.
+    batch_axis, time_axis = (0, 1) if batch_first else (1, 0)
+    dynamic_batch = not isinstance(val.shape[batch_axis], int)
     notes = []
     with torch.no_grad():
         outputs = _outputs(module(example))
-        for grow in ((1, 3), (1, 0), (0, 0)):
+        for grow in ((int(dynamic_batch), 3), (int(dynamic_batch), 0)):
             args, batch, steps = probe_args((example,), batch_first, False, True, vocab=vocab,
                                             grow=grow)
-            try:
+            if _computes_at(module, args[0]):
                 expected = _outputs(module(*args))
-            except Exception:  # the graph bakes this shape in; try a smaller change
-                continue
-            break
-    dynamic = grow == (1, 3)
-    if not dynamic:
-        steps0 = example.shape[1 if batch_first else 0]
-        notes.append(f"the program's graph computes only at sequence length {steps0} (it bakes "
-                     "the length in beyond the LSTM), so the ONNX file keeps the example's shape")
+                break
+    dynamic_length = grow[1] > 0
+    steps0 = example.shape[time_axis]
+    if dynamic_length:
+        notes.append(f"torch.export fixed the sequence length at {steps0}; the ONNX file takes "
+                     f"any length (proven at {steps})")
     else:
-        notes.append("torch.export fixed the sequence length; the ONNX file takes any batch "
-                     "and sequence length (proven at another of each)")
-    proto = _export_with("dynamo", program, (example,), opset=opset, dynamic=dynamic,
+        notes.append(f"the program's graph computes only at sequence length {steps0} (it bakes "
+                     "the length in beyond the LSTM), so the ONNX file keeps that length")
+    if not dynamic_batch:
+        notes.append(f"the program fixes the batch at {example.shape[batch_axis]} (export it "
+                     "with dynamic_shapes={0: torch.export.Dim('batch')} for any batch)")
+    proto = _export_with("dynamo", program, (example,), opset=opset,
+                         dynamic=dynamic_length or dynamic_batch, fixed_batch=not dynamic_batch,
                          batch_first=batch_first, has_lengths=False,
                          expected_layers=expected_layers,
                          outputs=[torch.from_numpy(o) for o in outputs],
-                         probe=(args, batch, steps, expected) if dynamic else None)
+                         probe=(args, batch, steps, expected))
     del proto.metadata_props[:]
     onnx.helper.set_model_props(proto, {METADATA_EXPORTER: "dynamo (torch.export program)"})
     save_model(proto, out)
