@@ -134,14 +134,31 @@ def lstm_nodes(model) -> list[LSTMNode]:
     needed = {name for _, node in found for name in list(node.input)[1:4] + list(node.input)[7:8]
               if name}
     if needed - set(values):
+        values.update(_folded_weights(model, found, set(values)))
+    return [lstm_node(node, values, node.name or f"LSTM#{index}") for index, node in found]
+
+
+_FOLDED: dict[bytes, dict] = {}  # model digest -> folded weights: verify and bench ask often
+
+
+def _folded_weights(model, found, known: set) -> dict[str, np.ndarray]:
+    """The LSTM operator inputs that only a folded copy of ``model`` holds, by name."""
+    import hashlib
+
+    key = hashlib.sha256(model.SerializeToString()).digest()
+    if key not in _FOLDED:
         folded = fold_constants(model)
         folded_values = constants(folded.graph)
+        weights = {}
         # the folded copy's LSTM nodes in the same order (folding never adds or removes one)
         for (_, node), (_, twin) in zip(found, _main_lstms(folded)):
             for name, twin_name in zip(node.input, twin.input):
-                if name and name not in values and twin_name in folded_values:
-                    values[name] = folded_values[twin_name]
-    return [lstm_node(node, values, node.name or f"LSTM#{index}") for index, node in found]
+                if name and name not in known and twin_name in folded_values:
+                    weights[name] = folded_values[twin_name]
+        if len(_FOLDED) >= 4:
+            _FOLDED.pop(next(iter(_FOLDED)))
+        _FOLDED[key] = weights
+    return _FOLDED[key]
 
 
 def _walk(graph, where: str = ""):

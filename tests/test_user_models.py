@@ -27,7 +27,7 @@ from lstm_bench.errors import LSTMBenchError
 from lstm_bench.graph import lstm_nodes, no_lstm_reason, subgraph_lstms, summary
 from lstm_bench.runtimes.inputs import make_inputs, token_vocab
 
-BENCH = ["--runtimes", "ort-cpu,torch-cpu", "--min-time", "0.01", "--min-reps", "2",
+BENCH = ["--runtimes", "ort-cpu", "--min-time", "0.01", "--min-reps", "2",
          "--no-calibrate", "--quiet"]
 
 
@@ -131,7 +131,7 @@ def test_torch_program_journey(files, tmp_path, capsys):
         want = files["small"](torch.from_numpy(tokens)).numpy()
     np.testing.assert_allclose(_ort(out, {"input": tokens}), want, rtol=0, atol=1e-5)
     assert main(["verify", str(out), "--batch", "2", "--seq-len", "9",
-                 "--runtimes", "ort-cpu,torch-cpu,numpy"]) == 0
+                 "--runtimes", "ort-cpu,numpy"]) == 0
     np.savez(tmp_path / "feeds.npz", input=tokens)
     report = tmp_path / "bench.json"
     assert main(["bench", str(out), "--inputs", str(tmp_path / "feeds.npz"), *BENCH,
