@@ -14,15 +14,14 @@ class BenchModel:
     """An ONNX file with at least one LSTM node, its FLOPs and feeds at any (batch, seq_len)."""
 
     def __init__(self, path):
-        from lstm_bench.graph import lstm_nodes, summary
+        from lstm_bench.graph import no_lstm_reason, summary
         from lstm_bench.reference.model import load_model
 
         self.path = Path(path)
         self.proto = load_model(self.path)
-        self.nodes = lstm_nodes(self.proto)
-        if not self.nodes:
-            raise LSTMBenchError(f"{path}: the model has no LSTM node; lstm-bench bench measures "
-                                 "LSTM models (FLOPs, time steps and sequence axes come from it)")
+        reason = no_lstm_reason(self.proto)
+        if reason:
+            raise LSTMBenchError(f"{path}: {reason}")
         self.summary = summary(self.proto)
 
     def info(self) -> dict:

@@ -75,8 +75,8 @@ def lstm_node(node, tensors: dict, label: str | None = None) -> LSTMNode:
     values = {key: tensors.get(name) if name else None for key, name in zip(_OPERATOR_INPUTS, names)}
     if values["W"] is None or values["R"] is None:
         raise LSTMBenchError(f"{label}: W and R are computed from graph inputs at run time, not "
-                             "from constants; lstm-bench reads an LSTM's weights from the file "
-                             "(onnxruntime still runs it: --runtimes ort-cpu)")
+                             "from constants, so they cannot be read from the file (runtimes "
+                             "that evaluate the graph, onnxruntime first, still run it)")
     attrs = _attributes(node)
     W, R = (np.array(values[k]) for k in ("W", "R"))  # writable copies (torch warns otherwise)
     spec = LSTMSpec(
@@ -236,11 +236,17 @@ def summary(model) -> dict:
     op_counts: dict[str, int] = {}
     for node in graph.node:
         op_counts[node.op_type] = op_counts.get(node.op_type, 0) + 1
+    try:
+        nodes = [_node_summary(n) for n in lstm_nodes(model)]
+    except LSTMBenchError as exc:  # weights only known at run time: onnxruntime still runs it
+        nodes = [{"name": node.name or f"LSTM#{index}", **_attributes(node),
+                  "weights": f"not readable from the file ({exc})"}
+                 for index, node in _main_lstms(model)]
     result = {
         "opset": next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None),
         "inputs": [describe(v) for v in graph.input if v.name not in initializers],
         "outputs": [describe(v) for v in graph.output],
-        "lstm_nodes": [_node_summary(n) for n in lstm_nodes(model)],
+        "lstm_nodes": nodes,
         "op_counts": op_counts,
     }
     nested = subgraph_lstms(model)
@@ -249,7 +255,29 @@ def summary(model) -> dict:
     return result
 
 
+def _sizes(model) -> list[tuple[int, int, int]]:
+    """(input_size, hidden_size, directions) per main-graph LSTM node, from the weights or,
+    where they are only known at run time, from W's inferred shape [D, 4H, I]."""
+    try:
+        return [(n.spec.input_size, n.spec.hidden_size, n.spec.num_directions)
+                for n in lstm_nodes(model)]
+    except LSTMBenchError:
+        import onnx
+
+        inferred = onnx.shape_inference.infer_shapes(model)
+        shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
+                  for v in list(inferred.graph.value_info) + list(inferred.graph.input)}
+        sizes = []
+        for _, node in _main_lstms(model):
+            D, _, I = (shapes.get(node.input[1]) or [0, 0, 0])[:3]
+            H = int(_attributes(node).get("hidden_size", 0))
+            if not (D and I and H):
+                raise LSTMBenchError(f"{node.name or 'LSTM'}: neither W's values nor its shape "
+                                     "are known before run time; FLOPs cannot be counted")
+            sizes.append((I, H, D))
+        return sizes
+
+
 def lstm_flops(model, batch: int, seq_len: int) -> int:
     """Multiply-add FLOPs of the model's LSTM layers: 8*H*(I+H) per step, batch and direction."""
-    return sum(8 * n.spec.hidden_size * (n.spec.input_size + n.spec.hidden_size)
-               * batch * seq_len * n.spec.num_directions for n in lstm_nodes(model))
+    return sum(8 * H * (I + H) * batch * seq_len * D for I, H, D in _sizes(model))

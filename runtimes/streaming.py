@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from lstm_bench.errors import LSTMBenchError
 from lstm_bench.parity import TOLERANCES, Failure, compare_output
 
 
@@ -36,7 +37,10 @@ def stream_ports(model) -> tuple[StreamPorts | None, str | None]:
     """(ports, None) when ``model`` can be run in chunks, else (None, the reason)."""
     from lstm_bench.graph import lstm_nodes
 
-    nodes = lstm_nodes(model)
+    try:
+        nodes = lstm_nodes(model)
+    except LSTMBenchError as exc:  # weights known only at run time: nothing to stream by
+        return None, str(exc)
     if len(nodes) != 1:
         return None, f"streaming needs exactly one LSTM node, the model has {len(nodes)}"
     node = nodes[0]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from lstm_bench.errors import LSTMBenchError
 from lstm_bench.runtimes.cuda import cuda_device_reason
 
 # ONNX gate blocks i, o, f, c -> torch's i, f, g, o
@@ -227,7 +228,10 @@ class TorchRuntime:
         if threads:
             torch.set_num_threads(threads)
         self.model = load_model(model_path)
-        nodes = lstm_nodes(self.model)
+        try:
+            nodes = lstm_nodes(self.model)
+        except LSTMBenchError:  # weights computed at run time: built per call in _lstm
+            nodes = []
         self.modules = {tuple(n.outputs): build_module(n, self.device) for n in nodes}
         self.paths = {n.name: ("nn.LSTM" if m.fallback is None else f"torch recurrence ({m.fallback})")
                       for n, m in zip(nodes, self.modules.values())}
@@ -244,10 +248,10 @@ class TorchRuntime:
 
         return None if array is None else torch.from_numpy(np.ascontiguousarray(array)).to(self.device)
 
-    def _call(self, outputs, inputs):
+    def _call(self, outputs, inputs, module=None):
         import torch
 
-        module = self.modules[tuple(outputs) + ("",) * (3 - len(outputs))]
+        module = module or self.modules[tuple(outputs) + ("",) * (3 - len(outputs))]
         X, lens, h0, c0 = (inputs[k] for k in (0, 4, 5, 6))
         dtype = X.dtype
         with torch.inference_mode():
@@ -258,11 +262,11 @@ class TorchRuntime:
 
     def _lstm(self, node, inputs, attrs):
         key = tuple(node.output) + ("",) * (3 - len(node.output))
-        if key not in self.modules:  # an LSTM inside If/Loop/Scan: weights as evaluated here
-            from lstm_bench.graph import lstm_node
+        if key not in self.modules:  # inside If/Loop/Scan, or weights computed at run time:
+            from lstm_bench.graph import lstm_node  # a module from the evaluated weights
 
-            self.modules[key] = build_module(lstm_node(node, dict(zip(node.input, inputs))),
-                                             self.device)
+            module = build_module(lstm_node(node, dict(zip(node.input, inputs))), self.device)
+            return self._call(node.output, inputs, module)
         return self._call(node.output, inputs)
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -260,3 +260,30 @@ def test_a_graph_without_an_lstm_says_what_it_holds(tmp_path, capsys):
     assert "no ONNX LSTM node" in err and "torch.nn.LSTM" in err and "keras.layers.LSTM" in err
     with pytest.raises(LSTMBenchError, match="unrolled"):
         summary(model)
+
+
+def test_weights_known_only_at_run_time_still_verify_and_bench(tmp_path, capsys):
+    """W = W0 * scale (a graph input): nothing to fold; the runtimes that evaluate the graph
+    run it, the summary says why the weights are not listed, FLOPs come from W's shape."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from lstm_bench.graph import lstm_flops
+
+    rng = np.random.default_rng(2)
+    inits = [numpy_helper.from_array(rng.standard_normal((1, 16, 3)).astype(np.float32), "W0"),
+             numpy_helper.from_array(rng.standard_normal((1, 16, 4)).astype(np.float32), "R")]
+    nodes = [helper.make_node("Mul", ["W0", "scale"], ["W"]),
+             helper.make_node("LSTM", ["X", "W", "R"], ["", "Y_h"], hidden_size=4, name="lstm")]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["seq", "batch", 3]),
+                     helper.make_tensor_value_info("scale", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("Y_h", TensorProto.FLOAT, [1, "batch", 4])], initializer=inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 22)])
+    model.ir_version = 10
+    path = tmp_path / "runtime_weights.onnx"
+    onnx.save(model, str(path))
+    assert "computed from graph inputs" in summary(model)["lstm_nodes"][0]["weights"]
+    assert lstm_flops(model, batch=2, seq_len=5) == 8 * 4 * (3 + 4) * 2 * 5
+    assert main(["verify", str(path), "--runtimes", "ort-cpu,numpy,torch-cpu", "--batch", "2",
+                 "--seq-len", "5"]) == 0
+    assert main(["bench", str(path), *BENCH]) == 0
