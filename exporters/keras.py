@@ -8,7 +8,8 @@ branches) of InputLayer, LSTM
 (return_sequences, go_backwards, use_bias, activation / recurrent_activation with an ONNX RNN
 equivalent), Bidirectional(LSTM) with merge_mode concat, sum, mul or ave, Dense,
 TimeDistributed(Dense), Activation, Embedding (mask_zero), Masking, Conv1D, Max/Average
-pooling and their Global forms, BatchNormalization, LayerNormalization, Flatten, and the
+pooling and their Global forms, BatchNormalization, LayerNormalization, Flatten, Reshape,
+RepeatVector, and the
 layers that are the identity at inference (Dropout, SpatialDropout1D, GaussianDropout,
 GaussianNoise). Anything else raises ``LSTMBenchError`` naming the layer (and, for the layers
 people try most, what to do instead). This module reads; ``keras_onnx`` writes the graph and
@@ -37,7 +38,7 @@ from lstm_bench.errors import LSTMBenchError
 from lstm_bench.exporters.keras_layers import (
     _NUMPY_ACTIVATIONS, _RNN_ACTIVATIONS, KerasAffine, KerasConv1D, KerasDense, KerasEmbedding,
     KerasFlatten, KerasGlobalPool, KerasLayerNorm, KerasLSTM, KerasMasking, KerasMerge,
-    KerasModel, KerasPool1D)
+    KerasModel, KerasPool1D, KerasReshape)
 from lstm_bench.exporters.keras_onnx import DEFAULT_OPSET, build_keras_model
 from lstm_bench.exporters.keras_walk import keras_reference
 from lstm_bench.spec import LSTMSpec, LSTMWeights
@@ -57,7 +58,8 @@ _SUPPORTED = {"InputLayer": "input_layer", "LSTM": "lstm", "Bidirectional": "bid
               "GlobalMaxPooling1D": "global_max_pooling1d",
               "GlobalAveragePooling1D": "global_average_pooling1d",
               "TimeDistributed": "time_distributed", "BatchNormalization": "batch_normalization",
-              "LayerNormalization": "layer_normalization", "Flatten": "flatten"}
+              "LayerNormalization": "layer_normalization", "Flatten": "flatten",
+              "Reshape": "reshape", "RepeatVector": "repeat_vector"}
 # merge layers of functional models -> the kind KerasMerge computes
 _MERGES = {"Concatenate": "concat", "Add": "add", "Subtract": "subtract", "Multiply": "multiply",
            "Average": "average", "Maximum": "maximum", "Minimum": "minimum"}
@@ -72,8 +74,6 @@ _INSTEAD = {
     "Attention": "attention layers are not supported: export the LSTM encoder on its own",
     "MultiHeadAttention": "attention layers are not supported: export the LSTM encoder on its own",
     "ConvLSTM1D": "ConvLSTM has no ONNX LSTM equivalent",
-    "RepeatVector": "encoder-decoder models with RepeatVector are not supported yet",
-    "Reshape": "Reshape is not supported yet; Flatten is",
 }
 
 
@@ -441,7 +441,7 @@ def read_keras(keras_path) -> KerasModel:
     return KerasModel(config["config"].get("name", "model"), input_name,
                       None if tokens else shape[2], time_steps, tuple(layers), tokens=tokens,
                       mask_value=reader.mask_value, wiring=tuple(links), source=source,
-                      output=output)
+                      output=output, fixed_length=reader.fixed_length)
 
 
 def _positive(cfg: dict, key: str, label: str, where: str) -> int:
@@ -460,6 +460,7 @@ class _LayerReader:
         self.weights, self.where = weights, where
         self.size, self.rank, self.steps = size, 3 if size else 2, time_steps
         self.masked = False  # the running tensor carries a Keras mask
+        self.fixed_length = False  # a layer folds the time axis into features
         self.mask_value = None  # what a padded input step holds (0 for token ids)
 
     def state(self) -> tuple:
@@ -633,7 +634,34 @@ class _LayerReader:
                     self.fail(label, "flattens a time axis of unknown length; give the Input a "
                                      "fixed length (keras.Input((T, features)))")
                 self.size, self.rank, self.masked = self.size * self.steps, 2, False
+                self.fixed_length = True
             return KerasFlatten(name)
+        if cls == "RepeatVector":
+            if self.rank != 2:
+                self.fail(label, "repeats a 3-D tensor; RepeatVector takes (batch, features)")
+            n = _positive(cfg, "n", label, self.where)
+            self.rank, self.steps, self.masked = 3, n, False
+            return KerasReshape(name, (n, self.size), repeat=True)
+        if cls == "Reshape":
+            target = cfg.get("target_shape")
+            if not isinstance(target, list) or not 1 <= len(target) <= 2 \
+                    or not all(isinstance(d, int) and (d > 0 or d == -1) for d in target):
+                self.fail(label, f"target_shape={target} is not supported; (features,) or "
+                                 "(time, features) with at most one -1")
+            if -1 in target and target.count(-1) > 1:
+                self.fail(label, "target_shape has more than one -1")
+            total = self.size * (self.steps if self.rank == 3 else 1) if self.size else None
+            if self.rank == 3 and self.steps is None or total is None:
+                self.fail(label, "reshapes a tensor of unknown length; give the Input a fixed "
+                                 "length")
+            known = int(np.prod([d for d in target if d != -1]))
+            if total % known or (-1 not in target and known != total):
+                self.fail(label, f"target_shape={target} does not hold {total} values")
+            target = [total // known if d == -1 else d for d in target]
+            self.fixed_length = self.fixed_length or self.rank == 3
+            self.size, self.rank, self.masked = target[-1], len(target) + 1, False
+            self.steps = target[0] if len(target) == 2 else None
+            return KerasReshape(name, tuple(target))
         self.fail(label, "is not supported")  # guarded by read_keras' class check
 
 

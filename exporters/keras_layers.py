@@ -183,6 +183,16 @@ class KerasFlatten:
 
 
 @dataclass(frozen=True, eq=False)
+class KerasReshape:
+    """Reshape to ``(batch, *target)``; RepeatVector(n) is target ``(n, features)`` of a
+    ``(batch, features)`` tensor, repeated rather than reshaped (``repeat``)."""
+
+    name: str
+    target: tuple
+    repeat: bool = False
+
+
+@dataclass(frozen=True, eq=False)
 class KerasMerge:
     """A merge of a functional model's branches: concat (last axis), add, subtract, multiply,
     average, maximum or minimum."""
@@ -206,6 +216,7 @@ class KerasModel:
     wiring: tuple = ()
     source: str = ""
     output: str = ""
+    fixed_length: bool = False  # a Flatten / Reshape folds time into features: T as saved
 
     @property
     def masked(self) -> bool:

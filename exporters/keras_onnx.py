@@ -20,7 +20,8 @@ import numpy as np
 from lstm_bench.errors import LSTMBenchError
 from lstm_bench.exporters.keras_layers import (
     _SELU_ALPHA, _SELU_SCALE, KerasAffine, KerasConv1D, KerasEmbedding, KerasFlatten,
-    KerasGlobalPool, KerasLayerNorm, KerasLSTM, KerasMasking, KerasMerge, KerasModel, KerasPool1D)
+    KerasGlobalPool, KerasLayerNorm, KerasLSTM, KerasMasking, KerasMerge, KerasModel, KerasPool1D,
+    KerasReshape)
 
 DEFAULT_OPSET = 22
 SUPPORTED_OPSETS = tuple(range(14, 23))
@@ -317,6 +318,13 @@ def build_keras_model(parsed: KerasModel, *, opset: int = DEFAULT_OPSET):
             x = _emit_layer_norm(g, layer, x)
         elif isinstance(layer, KerasFlatten):
             x = g.op(scope, "Flatten", [x], axis=1)
+        elif isinstance(layer, KerasReshape) and layer.repeat:  # [B, F] -> [B, n, F]
+            x = g.op(scope, "Unsqueeze", [x, _i64(g, scope, "axis1", [1])])
+            x = g.op(scope, "Tile", [x, _i64(g, scope, "repeats", [1, layer.target[0], 1])])
+        elif isinstance(layer, KerasReshape):
+            shape = g.op(scope, "Concat", [_shape(g, scope, x, 0, 1),
+                                           _i64(g, scope, "target", list(layer.target))], axis=0)
+            x = g.op(scope, "Reshape", [x, shape])
         else:  # Dense / TimeDistributed(Dense) / Activation
             if layer.kernel is not None:
                 x = g.op(scope, "MatMul", [x, g.const(f"{scope}/kernel", layer.kernel)])
@@ -329,7 +337,8 @@ def build_keras_model(parsed: KerasModel, *, opset: int = DEFAULT_OPSET):
         raise LSTMBenchError("the model computes nothing")
     for node in g.nodes:  # give the last tensor its public name
         node.output[:] = [output_name if o == x else o for o in node.output]
-    T = parsed.time_steps if any(isinstance(l, KerasFlatten) for l in parsed.layers) else "seq_len"
+    # a Flatten or Reshape over time needs the saved length; otherwise any length goes
+    T = parsed.time_steps if parsed.fixed_length else "seq_len"
     if parsed.tokens:
         graph_input = helper.make_tensor_value_info(parsed.input_name, TensorProto.INT64,
                                                     ["batch", T])

@@ -12,7 +12,7 @@ import numpy as np
 from lstm_bench.errors import LSTMBenchError
 from lstm_bench.exporters.keras_layers import (
     _NUMPY_ACTIVATIONS, KerasAffine, KerasConv1D, KerasEmbedding, KerasFlatten, KerasGlobalPool,
-    KerasLayerNorm, KerasLSTM, KerasMasking, KerasMerge, KerasModel, KerasPool1D)
+    KerasLayerNorm, KerasLSTM, KerasMasking, KerasMerge, KerasModel, KerasPool1D, KerasReshape)
 
 
 def _merge(mode: str, forward, backward):
@@ -162,6 +162,10 @@ def keras_reference(keras_path, X) -> np.ndarray:
                 x = x + layer.beta
         elif isinstance(layer, KerasFlatten):
             x = x.reshape(x.shape[0], -1)
+        elif isinstance(layer, KerasReshape) and layer.repeat:
+            x = np.repeat(x[:, None, :], layer.target[0], axis=1)
+        elif isinstance(layer, KerasReshape):
+            x = x.reshape(x.shape[0], *layer.target)
         else:
             if layer.kernel is not None:
                 x = x @ layer.kernel.astype(np.float64)

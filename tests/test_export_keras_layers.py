@@ -78,6 +78,14 @@ CASES = {
         keras.Input((14, 2)), layers.Masking(mask_value=0.0), layers.LSTM(5, return_sequences=True),
         layers.Flatten(), layers.Dense(1)]), "features"),
     "merged_branches": (_merged, "features"),
+    "autoencoder_repeat_vector": (lambda: keras.Sequential([
+        keras.Input((None, 2)), layers.LSTM(6), layers.RepeatVector(5),
+        layers.LSTM(4, return_sequences=True), layers.TimeDistributed(layers.Dense(2))]),
+        "features"),
+    "reshape": (lambda: keras.Sequential([
+        keras.Input((None, 3)), layers.LSTM(4), layers.Dense(8), layers.Reshape((4, 2)),
+        layers.LSTM(3, go_backwards=True, return_sequences=True), layers.Reshape((-1,))]),
+        "features"),
 }
 
 
