@@ -198,7 +198,7 @@ def no_lstm_reason(model) -> str | None:
     if {"GRU", "RNN"} & ops:
         holds.append("/".join(sorted({"GRU", "RNN"} & ops)) + " nodes (another recurrent layer)")
     what = "; it holds " + " and ".join(holds) if holds else ""
-    return f"the model has no ONNX LSTM node{what}. lstm-bench measures LSTM nodes: {HOW_TO_EXPORT}"
+    return f"the model has no LSTM node{what}. lstm-bench measures ONNX LSTM nodes: {HOW_TO_EXPORT}"
 
 
 def _dims(value_info) -> list:

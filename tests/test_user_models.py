@@ -257,7 +257,7 @@ def test_a_graph_without_an_lstm_says_what_it_holds(tmp_path, capsys):
     onnx.save(model, str(path))
     assert main(["verify", str(path)]) == 2
     err = capsys.readouterr().err
-    assert "no ONNX LSTM node" in err and "torch.nn.LSTM" in err and "keras.layers.LSTM" in err
+    assert "has no LSTM node" in err and "torch.nn.LSTM" in err and "keras.layers.LSTM" in err
     with pytest.raises(LSTMBenchError, match="unrolled"):
         summary(model)
 
