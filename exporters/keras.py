@@ -36,7 +36,7 @@ import numpy as np
 
 from lstm_bench.errors import LSTMBenchError
 from lstm_bench.exporters.keras_layers import (
-    _NUMPY_ACTIVATIONS, _RNN_ACTIVATIONS, KerasAffine, KerasConv1D, KerasDense, KerasEmbedding,
+    NUMPY_ACTIVATIONS, RNN_ACTIVATIONS, KerasAffine, KerasConv1D, KerasDense, KerasEmbedding,
     KerasFlatten, KerasGlobalPool, KerasLayerNorm, KerasLSTM, KerasMasking, KerasMerge,
     KerasModel, KerasPool1D, KerasReshape)
 from lstm_bench.exporters.keras_onnx import DEFAULT_OPSET, build_keras_model
@@ -286,10 +286,10 @@ def _lstm_direction(cfg: dict, label: str, where: str):
     for key in ("recurrent_activation", "activation", "activation"):
         keras_name = _activation_name(cfg.get(key, "tanh" if key == "activation" else "sigmoid"),
                                       label, where)
-        if keras_name not in _RNN_ACTIVATIONS:
+        if keras_name not in RNN_ACTIVATIONS:
             raise LSTMBenchError(f"{where}: {label}: {key}={keras_name!r} has no ONNX LSTM "
-                                 f"equivalent; supported: {sorted(_RNN_ACTIVATIONS)}")
-        onnx_name, alpha, beta = _RNN_ACTIVATIONS[keras_name]
+                                 f"equivalent; supported: {sorted(RNN_ACTIVATIONS)}")
+        onnx_name, alpha, beta = RNN_ACTIVATIONS[keras_name]
         acts.append(onnx_name)
         if alpha is not None:
             alphas.append(alpha)
@@ -497,9 +497,9 @@ class _LayerReader:
 
     def activation(self, cfg, label):
         activation = _activation_name(cfg.get("activation"), label, self.where)
-        if activation not in _NUMPY_ACTIVATIONS:
+        if activation not in NUMPY_ACTIVATIONS:
             self.fail(label, f"activation {activation!r} is not supported; supported: "
-                             f"{sorted(_NUMPY_ACTIVATIONS)}")
+                             f"{sorted(NUMPY_ACTIVATIONS)}")
         return activation
 
     def dense(self, cfg, name, label, sub=""):

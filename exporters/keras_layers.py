@@ -18,7 +18,7 @@ import numpy as np
 from lstm_bench.spec import LSTMWeights
 
 # Keras 3 activation name -> (ONNX RNN activation, alpha, beta); None = that parameter unused.
-_RNN_ACTIVATIONS = {
+RNN_ACTIVATIONS = {
     "sigmoid": ("Sigmoid", None, None),
     "tanh": ("Tanh", None, None),
     "relu": ("Relu", None, None),
@@ -31,8 +31,8 @@ _RNN_ACTIVATIONS = {
 }
 
 # Keras' selu constants (torch's, which Keras 3 on torch calls).
-_SELU_ALPHA = 1.6732632423543772
-_SELU_SCALE = 1.0507009873554805
+SELU_ALPHA = 1.6732632423543772
+SELU_SCALE = 1.0507009873554805
 
 
 def _sigmoid(x):
@@ -51,7 +51,7 @@ def _gelu(x):
 
 
 # Keras 3 activation name -> float64 NumPy function: the reference side of Dense/Activation.
-_NUMPY_ACTIVATIONS = {
+NUMPY_ACTIVATIONS = {
     "linear": lambda x: x,
     "relu": lambda x: np.maximum(x, 0.0),
     "sigmoid": _sigmoid,
@@ -59,7 +59,7 @@ _NUMPY_ACTIVATIONS = {
     "softmax": _softmax,
     "log_softmax": lambda x: np.log(_softmax(x)),
     "elu": lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0.0))),
-    "selu": lambda x: _SELU_SCALE * np.where(x > 0, x, _SELU_ALPHA * np.expm1(np.minimum(x, 0.0))),
+    "selu": lambda x: SELU_SCALE * np.where(x > 0, x, SELU_ALPHA * np.expm1(np.minimum(x, 0.0))),
     "softplus": lambda x: np.logaddexp(0.0, x),
     "softsign": lambda x: x / (1.0 + np.abs(x)),
     "exponential": np.exp,

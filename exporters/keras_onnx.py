@@ -19,7 +19,7 @@ import numpy as np
 
 from lstm_bench.errors import LSTMBenchError
 from lstm_bench.exporters.keras_layers import (
-    _SELU_ALPHA, _SELU_SCALE, KerasAffine, KerasConv1D, KerasEmbedding, KerasFlatten,
+    SELU_ALPHA, SELU_SCALE, KerasAffine, KerasConv1D, KerasEmbedding, KerasFlatten,
     KerasGlobalPool, KerasLayerNorm, KerasLSTM, KerasMasking, KerasMerge, KerasModel, KerasPool1D,
     KerasReshape)
 
@@ -31,7 +31,8 @@ OUTPUT_NAME = "output"
 class _Graph:
     """Nodes and initializers under construction, with unique names per Keras layer."""
 
-    def __init__(self):
+    def __init__(self, opset: int):
+        self.opset = opset  # some ops moved attributes to inputs over the opsets
         self.nodes, self.initializers, self._used = [], [], set()
 
     def name(self, base: str) -> str:
@@ -72,7 +73,7 @@ def _emit_activation(g: _Graph, scope: str, activation: str, x: str) -> str:
     if activation == "elu":
         return g.op(scope, "Elu", [x], alpha=1.0)
     if activation == "selu":
-        return g.op(scope, "Selu", [x], alpha=_SELU_ALPHA, gamma=_SELU_SCALE)
+        return g.op(scope, "Selu", [x], alpha=SELU_ALPHA, gamma=SELU_SCALE)
     if activation == "hard_sigmoid":
         return g.op(scope, "HardSigmoid", [x], alpha=1.0 / 6.0, beta=0.5)
     if activation == "leaky_relu":
@@ -281,8 +282,7 @@ def build_keras_model(parsed: KerasModel, *, opset: int = DEFAULT_OPSET):
     if opset not in SUPPORTED_OPSETS:
         raise LSTMBenchError(f"opset {opset} is not supported for Keras models; choose one of "
                              f"{SUPPORTED_OPSETS[0]}..{SUPPORTED_OPSETS[-1]}")
-    g = _Graph()
-    g.opset = opset
+    g = _Graph(opset)
     x = parsed.input_name
     g.name(x)
     output_name = g.name(OUTPUT_NAME)  # "output" unless the input already took that name

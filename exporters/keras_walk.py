@@ -11,7 +11,7 @@ import numpy as np
 
 from lstm_bench.errors import LSTMBenchError
 from lstm_bench.exporters.keras_layers import (
-    _NUMPY_ACTIVATIONS, KerasAffine, KerasConv1D, KerasEmbedding, KerasFlatten, KerasGlobalPool,
+    NUMPY_ACTIVATIONS, KerasAffine, KerasConv1D, KerasEmbedding, KerasFlatten, KerasGlobalPool,
     KerasLayerNorm, KerasLSTM, KerasMasking, KerasMerge, KerasModel, KerasPool1D, KerasReshape)
 
 
@@ -86,7 +86,7 @@ def _conv(layer: KerasConv1D, x):
     y = sum(x[:, j * d: j * d + (steps - 1) * s + 1: s] @ kernel[j] for j in range(k))
     if layer.bias is not None:
         y = y + layer.bias
-    return _NUMPY_ACTIVATIONS[layer.activation](y)
+    return NUMPY_ACTIVATIONS[layer.activation](y)
 
 
 def _pool(layer: KerasPool1D, x):
@@ -171,7 +171,7 @@ def keras_reference(keras_path, X) -> np.ndarray:
                 x = x @ layer.kernel.astype(np.float64)
                 if layer.bias is not None:
                     x = x + layer.bias.astype(np.float64)
-            x = _NUMPY_ACTIVATIONS[layer.activation](x)
+            x = NUMPY_ACTIVATIONS[layer.activation](x)
         env[target] = x
     return env[parsed.output]
 
