@@ -271,6 +271,11 @@ def make_inputs(model, *, batch: int = 1, seq_len: int | None = None, seed: int 
         raise LSTMBenchError("--ragged needs a model with a sequence_lens input or padded "
                              "(masked) inputs; this model has neither (a token model: "
                              "make_inputs(padding='pre'|'post'), or give --inputs FILE.npz)")
+    roles = {role for spec in specs for role in spec.roles}
+    if "batch" not in roles:  # every axis fixed: report what was fed, not what was asked
+        shape = next((feeds[s.name].shape for s in specs if feeds[s.name].ndim >= 2), None)
+        if shape is not None and not fixed_T:
+            batch, seq_len = shape[0], shape[1]
     return Inputs(feeds, int(batch), int(seq_len), "random", seed, (low, high), lengths,
                   vocab={k: v for k, v in vocab.items() if k in feeds},
                   padding=side if ragged and lengths and side else None)
