@@ -37,33 +37,38 @@ _COMPILED = (".so", ".cpp", ".cubin", ".dll", ".dylib")
 def check_archive(path: Path) -> None:
     """Refuse a .pt2 whose loading would unpickle more than plain tensors (see module doc)."""
     import torch
+    from torch.export.pt2_archive import constants as names
 
+    # constants torch.export.load unpickles with a full unpickler, by file name prefix
+    unpickled = tuple(getattr(names, key) for key in ("CUSTOM_OBJ_FILENAME_PREFIX",
+                                                      "OPAQUE_OBJ_FILENAME_PREFIX")
+                      if hasattr(names, key))
     try:
         archive = zipfile.ZipFile(path)
     except zipfile.BadZipFile:
         raise LSTMBenchError(f"{path}: not a zip archive, so not a program saved with "
                              "torch.export.save") from None
     with archive:
-        names = archive.namelist()
-        if not any(n.endswith("models/model.json") or n.endswith(".json") for n in names):
+        members = archive.namelist()
+        if not any("/models/" in f"/{n}" and n.endswith(".json") for n in members):
             raise LSTMBenchError(f"{path}: no serialized program in the archive; save it with "
                                  "torch.export.save(torch.export.export(model, args), 'model.pt2')")
         risky = []
-        for name in names:
-            base = name.rsplit("/", 1)[-1]
+        for name in members:
             if name.endswith(_COMPILED):
                 risky.append(f"{name} (compiled code)")
-            elif base.startswith("custom_obj_"):
-                risky.append(f"{name} (a custom object)")
             elif name.endswith("_config.json") and "/data/" in f"/{name}":
                 try:
                     config = json.loads(archive.read(name)).get("config", {})
                 except (ValueError, AttributeError):
                     risky.append(f"{name} (unreadable)")
                     continue
-                risky += [f"{name}: {key} (stored as a pickle)" for key, entry in config.items()
-                          if isinstance(entry, dict) and entry.get("use_pickle")]
-            elif name.endswith(".pt") or "/sample_inputs/" in name or "/constants/" in name:
+                for key, entry in config.items():
+                    entry = entry if isinstance(entry, dict) else {}
+                    if entry.get("use_pickle") or str(entry.get("path_name", "")).startswith(unpickled):
+                        risky.append(f"{name}: {key} (stored as a pickle or custom object)")
+            elif name.endswith(".pt") or "/sample_inputs/" in name:
+                # read with torch.load(weights_only=True), falling back to a full unpickler
                 try:
                     torch.load(io.BytesIO(archive.read(name)), weights_only=True)
                 except Exception as exc:  # torch's unpickler raises many types

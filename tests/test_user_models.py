@@ -162,6 +162,29 @@ def test_program_that_bakes_its_length_says_so(tmp_path, capsys):
     assert dims == [2, 6, 2]  # the file claims no axis it cannot take
 
 
+def test_program_with_a_tensor_constant_is_not_refused(tmp_path, capsys):
+    """Raw tensor constants are bytes, not pickles: loading them runs no code."""
+
+    class Scaled(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lstm = torch.nn.LSTM(2, 3, batch_first=True)
+            self.scale = torch.tensor([1.0, 2.0, 3.0])  # a lifted constant, not a buffer
+
+        def forward(self, x):
+            return self.lstm(x)[0] * self.scale
+
+    torch.manual_seed(2)
+    torch.export.save(torch.export.export(Scaled().eval(), (torch.randn(2, 5, 2),)),
+                      str(tmp_path / "scaled.pt2"))
+    with zipfile.ZipFile(tmp_path / "scaled.pt2") as archive:
+        assert any(n.endswith("constants/tensor_0") for n in archive.namelist())
+    out = tmp_path / "scaled.onnx"
+    assert main(["export", str(tmp_path / "scaled.pt2"), "-o", str(out)]) == 0
+    dims = onnx.load(str(out)).graph.output[0].type.tensor_type.shape.dim
+    assert [d.dim_value or d.dim_param for d in dims] == [2, "seq", 3]
+
+
 def _rewrite_member(source, target, suffix, data):
     with zipfile.ZipFile(source) as src, zipfile.ZipFile(target, "w") as dst:
         for item in src.namelist():
