@@ -29,7 +29,6 @@ import dataclasses
 import io
 import json
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np

@@ -28,8 +28,6 @@ import os
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
 from lstm_bench.errors import LSTMBenchError
 from lstm_bench.exporters.torch_graph import (assert_structure, fold_weights, relax_shapes,
                                               unbake_sequence_length)
