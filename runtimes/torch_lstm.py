@@ -183,10 +183,14 @@ class OnnxLSTM(torch.nn.Module):
         return torch.stack(Ys, 1), torch.stack(Y_hs), torch.stack(Y_cs)
 
 
+def nn_lstm_fallback(node) -> str | None:
+    """Why nn.LSTM cannot compute this LSTM NodeProto (None: it can)."""
+    return ", ".join(TORCH.unsupported(node, "falls_back")) or None
+
+
 def nn_lstm_fallbacks(model) -> dict[str, str | None]:
     """LSTM node label -> why nn.LSTM cannot compute it (None: it can), for a ModelProto."""
-    return {label: ", ".join(TORCH.unsupported(node, "falls_back")) or None
-            for label, node in lstm_node_protos(model)}
+    return {label: nn_lstm_fallback(node) for label, node in lstm_node_protos(model)}
 
 
 def build_modules(model, device="cpu") -> dict[str, OnnxLSTM]:

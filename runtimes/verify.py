@@ -175,7 +175,7 @@ def lstm_layer_check(model, folder, *, batch: int, seq_len: int | None, seed: in
 
     try:
         nodes = model.lstm_nodes
-    except LSTMBenchError:  # weights known only at run time: no layer to take out
+    except LSTMBenchError:  # weights known only at run time: no layer to lift out
         return None
     if not nodes:
         return None
