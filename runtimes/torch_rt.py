@@ -93,7 +93,12 @@ class TorchRuntime(BaseRuntime):
     def _tensor(self, array):
         import torch
 
-        return None if array is None else torch.from_numpy(np.ascontiguousarray(array)).to(self.device)
+        if array is None:
+            return None
+        array = np.ascontiguousarray(array)
+        if not array.flags.writeable:  # torch.from_numpy warns on read-only memory (a constant)
+            array = array.copy()
+        return torch.from_numpy(array).to(self.device)
 
     def _call(self, outputs, inputs, module=None):
         import torch
