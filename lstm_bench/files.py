@@ -70,6 +70,21 @@ def write_json(path: str | Path, value, indent: int | None = 1) -> Path:
     return write_text(path, to_json(value, indent))
 
 
+def read_json(path: str | Path, what: str = "JSON file"):
+    """A user's JSON file, with one-line errors (missing, unreadable, not JSON)."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise LSTMBenchError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise LSTMBenchError(f"{path}: a directory, not a {what}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LSTMBenchError(f"{path}: cannot read ({exc})") from None
+    except ValueError as exc:
+        raise LSTMBenchError(f"{path}: not JSON ({str(exc).splitlines()[0]})") from None
+
+
 def check_writable(path: str | Path | None, option: str) -> None:
     """Fail before any work when a report path can never be written (checked up front so a
     long benchmark does not end in a write error)."""

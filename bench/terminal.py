@@ -1,0 +1,165 @@
+"""The bench report on a terminal: the decision first, then tables that fit the width.
+
+At any width the tables keep runtime names whole: rows are grouped by shape (a heading row per
+shape, runtimes fastest first) so that batch and sequence length need no columns, and below
+100 columns only the figures a reader compares are shown (median, its 95 % CI, the ratio to
+the fastest, sequences/s, noise); the full figures are in the JSON, Markdown and HTML files.
+"""
+
+from __future__ import annotations
+
+import os
+
+from lstm_bench.bench.decision import decide, overlap, row_field, shape_key, shape_label
+from lstm_bench.bench.stats import NOISE_THRESHOLD
+
+WIDE = 100  # from this many columns on, the tables show every figure
+
+
+def make_console(stderr: bool = False):
+    """A rich console as wide as the terminal; into a pipe or a log, 120 columns unless
+    COLUMNS says otherwise."""
+    from rich.console import Console
+
+    console = Console(stderr=stderr)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console.width = 120
+    return console
+
+
+def _fmt(value, spec=".4g") -> str:
+    return "–" if value is None else format(value, spec)
+
+
+def _num(value) -> str:
+    """Throughput-style figures: 12,345 rather than 1.234e+04."""
+    if value is None:
+        return "–"
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
+def _ci(m) -> str:
+    ci = m.stats.median_ci
+    return f"{ci[0]:.3g}–{ci[1]:.3g}" if ci else "–"
+
+
+def _noise(m) -> str:
+    text = f"{m.noise:.0%}"
+    if row_field(m, "multimodal"):
+        text += " 2-mode"
+    return text
+
+
+def ranked_groups(measurements) -> list[tuple[tuple, list]]:
+    """(shape, measurements fastest first) in shape order."""
+    groups: dict[tuple, list] = {}
+    for m in measurements:
+        groups.setdefault(shape_key(m), []).append(m)
+    return [(key, sorted(groups[key], key=lambda m: m.stats.median)) for key in sorted(groups)]
+
+
+def results_table(measurements, width: int = 80, title: str | None = None):
+    """Latency and throughput, one section per shape; ``~`` marks a runtime whose median's
+    95 % CI overlaps the one ranked just above it (their order is within noise)."""
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    wide = width >= WIDE
+    many_threads = len({m.threads for m in measurements}) > 1
+    names = [m.runtime for m in measurements] or ["runtime"]
+    table = Table(title=title, header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False,
+                  title_justify="left")
+    table.add_column("runtime", no_wrap=True, min_width=max(map(len, names)))
+    columns = (["thr"] if many_threads or wide else []) + ["median ms", "95% CI", "vs best"]
+    if wide:
+        columns += ["p99 ms"]
+    columns += ["seq/s"]
+    if wide:
+        columns += ["steps/s", "GFLOP/s", "% peak", "reps"]
+    columns += ["noise"]
+    for col in columns:
+        table.add_column(col, justify="right", no_wrap=True)
+    for key, ranked in ranked_groups(measurements):
+        table.add_row(Text(shape_label(key), style="bold"), *[""] * len(columns))
+        best = ranked[0].stats.median
+        for i, m in enumerate(ranked):
+            tie = i > 0 and overlap(m, ranked[i - 1])
+            cells = {"thr": _fmt(m.threads, "d"), "median ms": _fmt(m.stats.median),
+                     "95% CI": _ci(m),
+                     "vs best": f"{m.stats.median / max(best, 1e-12):.2f}x" + ("~" if tie else " "),
+                     "p99 ms": _fmt(m.stats.p99), "seq/s": _num(m.sequences_per_s),
+                     "steps/s": _num(m.steps_per_s), "GFLOP/s": _fmt(m.gflops, ".3g"),
+                     "% peak": _fmt(None if m.peak_share is None else 100 * m.peak_share, ".1f"),
+                     "reps": str(m.reps), "noise": _noise(m)}
+            table.add_row(m.runtime, *(cells[c] for c in columns))
+    return table
+
+
+def cold_table(measurements):
+    from rich import box
+    from rich.table import Table
+
+    names = [m.runtime for m in measurements] or ["runtime"]
+    table = Table(title="cold start and memory", header_style="bold", box=box.SIMPLE_HEAD,
+                  pad_edge=False, title_justify="left")
+    table.add_column("runtime", no_wrap=True, min_width=max(map(len, names)))
+    for col in ("thr", "open ms", "first run ms", "peak MB"):
+        table.add_column(col, justify="right", no_wrap=True)
+    for m in first_per_runtime(measurements):
+        cold = m.cold or {}
+        table.add_row(m.runtime, _fmt(m.threads, "d"), _fmt(cold.get("open")),
+                      _fmt(cold.get("first_run")), _fmt(m.peak_memory_mb, ".1f"))
+    return table
+
+
+def first_per_runtime(measurements) -> list:
+    """One measurement per (runtime, threads): cold start and memory are per opened runtime."""
+    seen = {}
+    for m in measurements:
+        seen.setdefault((m.runtime, m.threads), m)
+    return list(seen.values())
+
+
+def noise_line(report) -> str | None:
+    noisy = [m for m in report.measurements if m.noisy]
+    if not noisy:
+        return None
+    return (f"noise: {len(noisy)} of {len(report.measurements)} rows have an IQR above "
+            f"{NOISE_THRESHOLD:.0%} of the median; where runtimes are marked ~ their order is "
+            "within noise. Rerun on an idle machine or with a longer --min-time; "
+            "`lstm-bench compare` tests changes against this noise.")
+
+
+def print_decision(report, console) -> None:
+    """The decision: the fastest verified runtime per shape, then who was left out and why."""
+    decision = decide(report)
+    title = "decision: fastest runtime that passed verify" if decision.verified else \
+        "decision: fastest runtime (not verified)"
+    console.print(f"[bold]{title}[/bold]", highlight=False)
+    for line in decision.lines():
+        console.print(f"  {line}", highlight=False, markup=False)
+    for line in decision.excluded_lines():
+        console.print(f"  [dim]excluded {line}[/dim]", highlight=False)
+    for warning in machine_warnings(report):
+        console.print(f"  [yellow]{warning}[/yellow]", highlight=False)
+    line = noise_line(report)
+    if line:
+        console.print(f"  [yellow]{line}[/yellow]", highlight=False)
+
+
+def machine_warnings(report) -> list[str]:
+    """Warnings the measuring side recorded about the machine (busy, load average...)."""
+    found = report.machine.get("warnings") or report.extra.get("machine_warnings") or []
+    return [str(w) for w in found] if isinstance(found, list) else [str(found)]
+
+
+def print_report(report, console=None) -> None:
+    console = console or make_console()
+    print_decision(report, console)
+    console.print()
+    console.print(results_table(report.measurements, console.width,
+                                title="latency and throughput (median of the samples)"))
+    console.print(cold_table(report.measurements))
+    for skip in report.skipped:
+        console.print(f"[dim]skipped {skip.runtime}: {skip.reason}[/dim]", highlight=False)
