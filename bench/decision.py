@@ -26,11 +26,12 @@ def shape_key(m: Measurement) -> tuple:
     return (row_field(m, "mode") or "sequence", row_field(m, "chunk") or 0, m.batch, m.seq_len)
 
 
-def shape_label(key: tuple) -> str:
+def shape_label(key: tuple, short: bool = False) -> str:
     mode, chunk, batch, seq_len = key
     if mode == "streaming":
-        return f"streaming, chunk {chunk}, batch {batch}"
-    return f"batch {batch}, T {seq_len}"
+        return f"stream c={chunk} b={batch}" if short else \
+            f"streaming, chunk {chunk}, batch {batch}"
+    return f"b={batch} T={seq_len}" if short else f"batch {batch}, T {seq_len}"
 
 
 def who(m: Measurement, many_threads: bool) -> str:
@@ -71,13 +72,13 @@ class ShapeDecision:
         if self.runner_up is None:
             return "the only candidate measured"
         return {True: "clear: the 95 % CIs of the medians do not overlap",
-                False: "within noise: the 95 % CIs overlap, a tie on this machine",
+                False: "not clear: the 95 % CIs of the medians overlap (noisy figures)",
                 None: "confidence unknown: too few samples for a CI"}[self.clear]
 
     def sentence(self) -> str:
         label = shape_label(self.shape)
         if self.winner is None:
-            return f"{label}: no candidate measured"
+            return f"{label}: no runtime that passed verify was measured"
         w = self.winner
         text = f"{label}: {who(w, self.many_threads)}, {w.stats.median:.4g} ms"
         if self.runner_up is not None:
@@ -127,8 +128,7 @@ def decide(report) -> Decision:
     if verify is not None:
         for name, verdict in verify.verdicts.items():
             if not verdict.passed:
-                excluded[name] = verdict.statement() if verdict.status != "skip" else \
-                    f"skipped by verify: {verdict.reason or 'not available'}"
+                excluded[name] = verdict.why_excluded()
         for name in sorted(measured - set(verify.verdicts)):
             excluded[name] = "not verified (measured, but not in the verify data)"
     for skip in report.skipped:

@@ -58,6 +58,18 @@ class Verdict:
             return "–"
         return f"{self.atol:.0e}+{self.rtol:.0e}·|truth|"
 
+    def why_excluded(self) -> str:
+        """Why a runtime that is not a pass is left out of the decision, in a few words."""
+        if self.status == "skip":
+            return f"skipped by verify: {self.reason or 'not available'}"
+        if self.status == "error":
+            return f"could not run: {self.reason or 'error'}"
+        if self.status == DRIFT:
+            return (f"drift: the LSTM layer's hidden states are beyond its {self.precision} "
+                    f"tolerance (max abs {_err(self.layer_max_abs_error)}), though the model "
+                    f"output is within it ({_err(self.max_abs_error)})")
+        return f"failed verify: {self.reason or 'beyond tolerance'}"
+
     def statement(self) -> str:
         """The verdict in words, both checks in one sentence that never contradicts itself."""
         if self.status == "skip":
@@ -155,7 +167,7 @@ def _worst_and_steps(entry: dict) -> tuple[float | None, list | None]:
     first output with a time axis."""
     outputs = [o for o in entry.get("outputs") or [] if isinstance(o, dict)]
     errors = [o.get("max_abs") for o in outputs]
-    if entry.get("status") == "fail" and any(e is None for e in errors):
+    if entry.get("status") == "fail" and any(e is None or not math.isfinite(e) for e in errors):
         worst = math.inf
     else:
         worst = max((float(e) for e in errors if e is not None), default=None)

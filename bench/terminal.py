@@ -38,9 +38,13 @@ def _num(value) -> str:
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
 
 
+def _short(value) -> str:
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
+
+
 def _ci(m) -> str:
     ci = m.stats.median_ci
-    return f"{ci[0]:.3g}–{ci[1]:.3g}" if ci else "–"
+    return f"{_short(ci[0])}–{_short(ci[1])}" if ci else "–"
 
 
 def _noise(m) -> str:
@@ -67,21 +71,22 @@ def results_table(measurements, width: int = 80, title: str | None = None):
 
     wide = width >= WIDE
     many_threads = len({m.threads for m in measurements}) > 1
-    names = [m.runtime for m in measurements] or ["runtime"]
+    groups = ranked_groups(measurements)
+    labels = [m.runtime for m in measurements] + [shape_label(k, short=True) for k, _ in groups]
     table = Table(title=title, header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False,
                   title_justify="left")
-    table.add_column("runtime", no_wrap=True, min_width=max(map(len, names)))
+    table.add_column("runtime", no_wrap=True, min_width=max(map(len, labels or ["runtime"])))
     columns = (["thr"] if many_threads or wide else []) + ["median ms", "95% CI", "vs best"]
     if wide:
         columns += ["p99 ms"]
     columns += ["seq/s"]
     if wide:
-        columns += ["steps/s", "GFLOP/s", "% peak", "reps"]
+        columns += ["GFLOP/s", "% peak"]
     columns += ["noise"]
     for col in columns:
         table.add_column(col, justify="right", no_wrap=True)
-    for key, ranked in ranked_groups(measurements):
-        table.add_row(Text(shape_label(key), style="bold"), *[""] * len(columns))
+    for key, ranked in groups:
+        table.add_row(Text(shape_label(key, short=True), style="bold"), *[""] * len(columns))
         best = ranked[0].stats.median
         for i, m in enumerate(ranked):
             tie = i > 0 and overlap(m, ranked[i - 1])
@@ -89,9 +94,9 @@ def results_table(measurements, width: int = 80, title: str | None = None):
                      "95% CI": _ci(m),
                      "vs best": f"{m.stats.median / max(best, 1e-12):.2f}x" + ("~" if tie else " "),
                      "p99 ms": _fmt(m.stats.p99), "seq/s": _num(m.sequences_per_s),
-                     "steps/s": _num(m.steps_per_s), "GFLOP/s": _fmt(m.gflops, ".3g"),
+                     "GFLOP/s": _fmt(m.gflops, ".3g"),
                      "% peak": _fmt(None if m.peak_share is None else 100 * m.peak_share, ".1f"),
-                     "reps": str(m.reps), "noise": _noise(m)}
+                     "noise": _noise(m)}
             table.add_row(m.runtime, *(cells[c] for c in columns))
     return table
 
@@ -132,20 +137,26 @@ def noise_line(report) -> str | None:
 
 
 def print_decision(report, console) -> None:
-    """The decision: the fastest verified runtime per shape, then who was left out and why."""
+    """The decision: the fastest verified runtime per shape, then who was left out and why,
+    then what makes the figures less sure (noise, a busy machine). Bullets hang, so a wrapped
+    line never reads as a new item."""
+    from rich.table import Table
+    from rich.text import Text
+
     decision = decide(report)
     title = "decision: fastest runtime that passed verify" if decision.verified else \
         "decision: fastest runtime (not verified)"
     console.print(f"[bold]{title}[/bold]", highlight=False)
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(no_wrap=True)
+    grid.add_column()
     for line in decision.lines():
-        console.print(f"  {line}", highlight=False, markup=False)
+        grid.add_row("  *", Text(line))
     for line in decision.excluded_lines():
-        console.print(f"  [dim]excluded {line}[/dim]", highlight=False)
-    for warning in machine_warnings(report):
-        console.print(f"  [yellow]{warning}[/yellow]", highlight=False)
-    line = noise_line(report)
-    if line:
-        console.print(f"  [yellow]{line}[/yellow]", highlight=False)
+        grid.add_row("  -", Text(f"excluded {line}", style="dim"))
+    for line in machine_warnings(report) + [x for x in [noise_line(report)] if x]:
+        grid.add_row("  !", Text(line, style="yellow"))
+    console.print(grid)
 
 
 def machine_warnings(report) -> list[str]:
