@@ -59,6 +59,24 @@ def change_lines(series) -> list[str]:
     return lines
 
 
+def print_changes(series, console) -> None:
+    """The change points, one hanging bullet each."""
+    from rich.table import Table
+    from rich.text import Text
+
+    lines = change_lines(series)
+    if not lines:
+        console.print("no change points: every series stayed within noise", highlight=False)
+        return
+    console.print("[bold]change points[/bold] (compare's test against the run before)")
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(no_wrap=True)
+    grid.add_column()
+    for line in lines:
+        grid.add_row("  *", Text(line, style="red" if line.endswith("regression") else ""))
+    console.print(grid)
+
+
 def main(args) -> int:
     from lstm_bench.bench.history import default_db, load_series
     from lstm_bench.bench.terminal import make_console
@@ -72,8 +90,7 @@ def main(args) -> int:
     console.print(f"{db}: {len(runs)} runs, {len(series)} series", highlight=False)
     if series:
         console.print(series_table(series, console.width))
-    for line in change_lines(series):
-        console.print(line, highlight=False, markup=False)
+    print_changes(series, console)
     if args.html:
         from lstm_bench.bench.history_page import render_history
 

@@ -42,6 +42,11 @@ def _short(value) -> str:
     return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
 
 
+def ratio(value: float) -> str:
+    """3.21x, 32.1x, 321x: three figures at most."""
+    return f"{value:.2f}x" if value < 10 else f"{value:.1f}x" if value < 100 else f"{value:.0f}x"
+
+
 def _ci(m) -> str:
     ci = m.stats.median_ci
     return f"{_short(ci[0])}–{_short(ci[1])}" if ci else "–"
@@ -92,7 +97,7 @@ def results_table(measurements, width: int = 80, title: str | None = None):
             tie = i > 0 and overlap(m, ranked[i - 1])
             cells = {"thr": _fmt(m.threads, "d"), "median ms": _fmt(m.stats.median),
                      "95% CI": _ci(m),
-                     "vs best": f"{m.stats.median / max(best, 1e-12):.2f}x" + ("~" if tie else " "),
+                     "vs best": ratio(m.stats.median / max(best, 1e-12)) + ("~" if tie else " "),
                      "p99 ms": _fmt(m.stats.p99), "seq/s": _num(m.sequences_per_s),
                      "GFLOP/s": _fmt(m.gflops, ".3g"),
                      "% peak": _fmt(None if m.peak_share is None else 100 * m.peak_share, ".1f"),
