@@ -56,9 +56,12 @@ def machine_line(report) -> str:
     m = report.machine
     libs = m.get("libraries", {})
     lib_text = ", ".join(f"{k} {v}" for k, v in libs.items() if k != "lstm-bench")
+    load = m.get("load_average") or {}
+    load_text = "; load average " + ", ".join(
+        f"{when} {values[0]:.2f}" for when, values in load.items() if values) if load else ""
     return (f"{m.get('cpu', '?')}, {m.get('usable_cores', '?')} cores; "
             f"float32 GEMM peak {_fmt(report.peak_gflops, '.0f')} GFLOP/s; {lib_text}; "
-            f"commit {m.get('git_commit') or 'unknown'}")
+            f"commit {m.get('git_commit') or 'unknown'}{load_text}")
 
 
 def md_table(columns, rows) -> str:

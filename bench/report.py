@@ -215,11 +215,13 @@ class BenchReport:
     peak_gflops: float | None = None
     verify: VerifySummary | None = None
     export: dict | None = None
+    notes: list[str] = field(default_factory=list)  # about the machine (busy, load average)
     extra: dict = field(default_factory=dict)  # other top-level keys, kept as they came
 
     @property
     def warnings(self) -> list[str]:
-        return [w for w in (m.warning() for m in self.measurements) if w]
+        """The machine's notes, then each noisy or two-phase measurement."""
+        return self.notes + [w for w in (m.warning() for m in self.measurements) if w]
 
     @property
     def title(self) -> str:
@@ -233,7 +235,8 @@ class BenchReport:
             "settings": self.settings, "peak_gflops": self.peak_gflops,
             "decision": decide(self).to_dict(),
             "results": [m.as_dict() for m in self.measurements],
-            "skipped": [asdict(s) for s in self.skipped], "warnings": self.warnings,
+            "skipped": [asdict(s) for s in self.skipped], "notes": self.notes,
+            "warnings": self.warnings,
             **({"verify": self.verify.to_dict()} if self.verify else {}),
             **({"export": self.export} if self.export else {}),
             **self.extra,
@@ -243,7 +246,7 @@ class BenchReport:
     def from_dict(cls, doc: dict) -> BenchReport:
         """A document checked by ``check_document`` (``load_report`` does both)."""
         own = {"schema", "model", "machine", "settings", "peak_gflops", "decision", "results",
-               "skipped", "warnings", "verify", "export"}
+               "skipped", "notes", "warnings", "verify", "export"}
         peak = doc.get("peak_gflops")
         return cls(
             model=doc.get("model") or {}, machine=doc.get("machine") or {},
@@ -254,7 +257,8 @@ class BenchReport:
                      for s in doc.get("skipped") or [] if isinstance(s, dict)],
             peak_gflops=peak,
             verify=VerifySummary.from_dict(doc["verify"]) if doc.get("verify") else None,
-            export=doc.get("export"), extra={k: v for k, v in doc.items() if k not in own})
+            export=doc.get("export"), notes=[str(n) for n in doc.get("notes") or []],
+            extra={k: v for k, v in doc.items() if k not in own})
 
 
 def build_document(result, *, model: dict, machine: dict,

@@ -53,9 +53,10 @@ def _ci(m) -> str:
 
 
 def _noise(m) -> str:
+    """IQR / median, and "2 ph" when the blocks fell into a fast and a slow phase."""
     text = f"{m.noise:.0%}"
-    if row_field(m, "multimodal"):
-        text += " 2-mode"
+    if row_field(m, "phases"):
+        text += " 2 ph"
     return text
 
 
@@ -132,13 +133,19 @@ def first_per_runtime(measurements) -> list:
 
 
 def noise_line(report) -> str | None:
+    """One sentence on the noise, instead of one warning per row."""
     noisy = [m for m in report.measurements if m.noisy]
-    if not noisy:
+    phased = [m for m in report.measurements if row_field(m, "phases")]
+    if not noisy and not phased:
         return None
-    return (f"noise: {len(noisy)} of {len(report.measurements)} rows have an IQR above "
-            f"{NOISE_THRESHOLD:.0%} of the median; where runtimes are marked ~ their order is "
-            "within noise. Rerun on an idle machine or with a longer --min-time; "
-            "`lstm-bench compare` tests changes against this noise.")
+    text = (f"noise: {len(noisy)} of {len(report.measurements)} rows have an IQR above "
+            f"{NOISE_THRESHOLD:.0%} of the median")
+    if phased:
+        text += (f", {len(phased)} fell into a fast and a slow phase of the machine "
+                 "(marked 2 ph)")
+    return text + ("; where runtimes are marked ~ their order is within noise. Rerun on an "
+                   "idle machine or over a longer span; `lstm-bench compare A.onnx B.onnx` "
+                   "compares two models in the same phases.")
 
 
 def print_decision(report, console) -> None:
@@ -165,9 +172,8 @@ def print_decision(report, console) -> None:
 
 
 def machine_warnings(report) -> list[str]:
-    """Warnings the measuring side recorded about the machine (busy, load average...)."""
-    found = report.machine.get("warnings") or report.extra.get("machine_warnings") or []
-    return [str(w) for w in found] if isinstance(found, list) else [str(found)]
+    """What the measuring side noted about the machine (busy, load average...)."""
+    return list(report.notes)
 
 
 def print_report(report, console=None) -> None:
