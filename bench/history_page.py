@@ -5,24 +5,18 @@ faster), and the change points listed."""
 from __future__ import annotations
 
 import html
-import math
 
 from lstm_bench.bench.page import CSS, html_table
 
 
 def _plot(series) -> str:
-    from lstm_bench.bench.plots import WIDTH_IN, _legend, _png, runtime_colours, \
-        thread_styles
-    from matplotlib.figure import Figure
+    from lstm_bench.bench.plots import _figure, _legend, _png, runtime_colours, thread_styles
 
     shapes = sorted({s.key[3:7] for s in series})
     runs = sorted({p.run_id for s in series for p in s.points})
     x_of = {run: i for i, run in enumerate(runs)}
     commits = {p.run_id: (p.git_commit or "?")[:7] for s in series for p in s.points}
-    cols = min(3, len(shapes))
-    rows = math.ceil(len(shapes) / cols)
-    fig = Figure(figsize=(WIDTH_IN, 3.4 * rows + 0.4), layout="constrained")
-    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    fig, axes = _figure(len(shapes), height=3.8)
     colours = runtime_colours({s.runtime for s in series})
     styles = thread_styles({s.key[7] for s in series})
     many_threads = len(styles) > 1
@@ -47,9 +41,7 @@ def _plot(series) -> str:
         ax.set_ylabel("median ms")
         ax.set_xticks(range(len(runs)), [f"#{r}\n{commits[r]}" for r in runs], fontsize="small")
         ax.grid(True, which="both", alpha=0.3)
-    for ax in axes[len(shapes):]:
-        ax.set_visible(False)
-    _legend(fig, axes[:len(shapes)])
+    _legend(fig, axes)
     return _png(fig)
 
 

@@ -43,11 +43,21 @@ def _png(fig) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
+PER_ROW = 3  # panels side by side; more wrap onto further rows
+
+
 def _figure(panels: int, height: float = 4.2):
+    """A full-width figure with ``panels`` axes, at most PER_ROW to a row."""
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(WIDTH_IN, height), layout="constrained")
-    return fig, fig.subplots(1, panels, squeeze=False)[0]
+    cols = min(panels, PER_ROW)
+    rows = -(-panels // cols)
+    row_height = height if rows == 1 else 3.4
+    fig = Figure(figsize=(WIDTH_IN, row_height * rows), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax in axes[panels:]:
+        ax.set_visible(False)
+    return fig, axes[:panels]
 
 
 def _legend(fig, axes) -> None:
@@ -91,9 +101,12 @@ def _draw(measurements, curves, title_of, xlabel, ylabel, logy=True) -> str:
     colours = runtime_colours({m.runtime for m in measurements})
     styles = thread_styles({m.threads for m in measurements})
     many_threads = len(styles) > 1
+    order = list(colours)
     fig, axes = _figure(len(curves))
     for ax, (panel, lines) in zip(axes, curves.items()):
-        for (runtime, threads), points in lines.items():
+        # the registry's order, then threads: the same legend order in every plot
+        for (runtime, threads), points in sorted(lines.items(), key=lambda kv: (
+                order.index(kv[0][0]), kv[0][1] or 0)):
             xs, ys, cis = zip(*points)
             style, marker = styles[threads]
             label = f"{runtime}, {threads} thr" if many_threads else runtime

@@ -170,3 +170,38 @@ def test_bench_takes_a_verify_report(tiny, tmp_path, capsys):
     assert out.lstrip().startswith("decision: fastest runtime that passed verify")
     assert "excluded ort-cuda" in out
     assert strict_json(out_json.read_text())["decision"]["verified"] is True
+
+
+@pytest.fixture(scope="module")
+def overflowing(tmp_path_factory):
+    """A real model whose float32 runtimes overflow to inf and NaN (Relu activations and
+    weights of 1e15) while the float64 truth stays finite for the first steps."""
+    import dataclasses
+
+    from lstm_bench.exporters.weights import export_weights
+    from lstm_bench.spec import LSTMSpec, LSTMWeights
+
+    weights = LSTMWeights.random(LSTMSpec(input_size=2, hidden_size=4,
+                                          activations=("Relu", "Relu", "Relu")))
+    weights = dataclasses.replace(weights, W=weights.W * 1e15, R=weights.R * 1e15)
+    path = tmp_path_factory.mktemp("overflow") / "overflow.onnx"
+    export_weights(weights, path)
+    return path
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the truth overflows too, later on
+def test_run_with_a_nan_output_fails_verify_cleanly(overflowing, tmp_path, capsys):
+    """A runtime that outputs NaN is a verify failure (exit 1) with every report written as
+    strict JSON, never a traceback; the decision, first in the output, excludes it."""
+    argv = ["run", "--model", str(overflowing), "--out", str(tmp_path), "--runtimes",
+            "ort-cpu,numpy", "--batch", "1", "--min-time", "0.002", "--quiet"]
+    assert main(argv) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("lstm-bench run: writing to") and out[1].startswith("decision:")
+    (folder,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    for name in ("bench.json", "verify.json", "verify-lstm-layer.json"):
+        strict_json((folder / name).read_text())
+    report = load_report(folder / "bench.json")
+    assert {v.status for v in report.verify.verdicts.values()} == {"fail"}
+    assert decide(report).shapes[0].winner is None
+    assert set(decide(report).excluded) == {"ort-cpu", "numpy"}
