@@ -150,6 +150,7 @@ class Point:
 class Series:
     key: tuple  # (model_sha256, cpu, runtime, mode, chunk, batch, seq_len, threads)
     model_path: str | None
+    fail_above: float = 5.0
     points: list[Point] = field(default_factory=list)
 
     @property
@@ -164,8 +165,11 @@ class Series:
 
     @property
     def change_points(self) -> list[Point]:
+        """Runs that differ from the one before beyond noise *and* by more than fail_above
+        percent either way: compare's regressions, and improvements of the same size."""
         return [p for p in self.points if p.change is not None
-                and p.change.verdict in ("regression", "slower", "faster")]
+                and (p.change.regression or (p.change.verdict == "faster"
+                                             and p.change.change_pct < -self.fail_above))]
 
 
 def load_series(path, *, fail_above: float = 5.0) -> list[Series]:
@@ -188,7 +192,7 @@ def load_series(path, *, fail_above: float = 5.0) -> list[Series]:
             raise LSTMBenchError(f"{path}: run {run_id} has an unreadable result row "
                                  f"({type(exc).__name__}: {exc})") from None
         key = (sha, cpu, runtime, mode, chunk, batch, seq_len, threads)
-        entry = series.setdefault(key, Series(key, model_path))
+        entry = series.setdefault(key, Series(key, model_path, fail_above))
         entry.points.append(Point(run_id, recorded, commit, measurement))
     for entry in series.values():
         for previous, point in zip(entry.points, entry.points[1:]):

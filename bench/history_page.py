@@ -10,7 +10,8 @@ from lstm_bench.bench.page import CSS, html_table
 
 
 def _plot(series) -> str:
-    from lstm_bench.bench.plots import _figure, _legend, _png, runtime_colours, thread_styles
+    from lstm_bench.bench.plots import _figure, _legend, _png, plain_y, runtime_colours, \
+        thread_styles
 
     shapes = sorted({s.key[3:7] for s in series})
     runs = sorted({p.run_id for s in series for p in s.points})
@@ -37,7 +38,7 @@ def _plot(series) -> str:
         mode, chunk, batch, seq_len = shape
         ax.set_title(f"streaming chunk {chunk}, batch {batch}" if mode == "streaming"
                      else f"batch {batch}, T {seq_len}")
-        ax.set_yscale("log")
+        plain_y(ax)
         ax.set_ylabel("median ms")
         ax.set_xticks(range(len(runs)), [f"#{r}\n{commits[r]}" for r in runs], fontsize="small")
         ax.grid(True, which="both", alpha=0.3)

@@ -73,19 +73,26 @@ def _legend(fig, axes) -> None:
                    fontsize="small", frameon=False)
 
 
-def _axes_style(ax, xs, logy):
-    """Ticks at the measured x values, plain numbers on both axes (no 2^k, no 10^k labels)."""
+def plain_y(ax, logy: bool = True) -> None:
+    """A (log) y axis labelled with plain numbers: 0.1, 1, 1,000, never 10^k."""
     from matplotlib.ticker import FuncFormatter, NullFormatter
 
-    plain = FuncFormatter(lambda v, _: f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}")
+    if logy:
+        ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(FuncFormatter(
+        lambda v, _: f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+
+
+def _axes_style(ax, xs, logy):
+    """Ticks at the measured x values, plain numbers on both axes (no 2^k, no 10^k labels)."""
+    from matplotlib.ticker import NullFormatter
+
     if len(xs) > 1 and xs[0] > 0 and xs[-1] / xs[0] >= 4:
         ax.set_xscale("log")
     ax.set_xticks(xs, [str(x) for x in xs])
     ax.xaxis.set_minor_formatter(NullFormatter())
-    if logy:
-        ax.set_yscale("log")
-    ax.yaxis.set_major_formatter(plain)
-    ax.yaxis.set_minor_formatter(NullFormatter())
+    plain_y(ax, logy)
 
 
 def _curves(measurements, panel_of, x_of, y_of):
