@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from lstm_bench.bench.decision import decide, overlap
 from lstm_bench.bench.terminal import _ci, _fmt, _noise, _num, first_per_runtime, \
-    machine_warnings, noise_line, ranked_groups
+    machine_warnings, noise_line, ranked_groups, ratio
 
 COLUMNS = ("runtime", "batch", "seq_len", "threads", "median ms", "95% CI", "vs best", "min ms",
            "p90 ms", "p99 ms", "seq/s", "steps/s", "GFLOP/s", "% peak", "noise", "reps")
@@ -23,7 +23,7 @@ def result_rows(measurements) -> list[list[str]]:
             tie = "~" if i > 0 and overlap(m, ranked[i - 1]) else ""
             s = m.stats
             rows.append([m.runtime, str(m.batch), str(m.seq_len), _fmt(m.threads, "d"),
-                         _fmt(s.median), _ci(m), f"{s.median / max(best, 1e-12):.2f}x{tie}",
+                         _fmt(s.median), _ci(m), ratio(s.median / max(best, 1e-12)) + tie,
                          _fmt(s.min), _fmt(s.p90), _fmt(s.p99), _num(m.sequences_per_s),
                          _num(m.steps_per_s), _fmt(m.gflops, ".3g"),
                          _fmt(None if m.peak_share is None else 100 * m.peak_share, ".1f"),

@@ -33,16 +33,22 @@ th:first-child,td:first-child{text-align:left}th{background:#f3f3f3}
 .decision{border-left:5px solid #2a7;background:#f2faf5;padding:.6em 1.2em;margin:1em 0}
 .decision li{margin:.2em 0}.excluded{color:#555}.warn{color:#8a5a00}
 details>summary{cursor:pointer;font-weight:600;margin:.4em 0}
-.wrap{overflow-x:auto}"""
+.wrap{overflow-x:auto}tr.group td{border-top:2px solid #999}"""
 
 
-def html_table(columns, rows, wrap_last: bool = False) -> str:
+def html_table(columns, rows, wrap_last: bool = False, group_by: int | None = None) -> str:
+    """A table; ``group_by``: columns that name a group (a rule above each new group)."""
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
     last = ' style="white-space:normal;text-align:left"' if wrap_last else ""
-    body = "".join(
-        "<tr>" + "".join(f"<td{last if wrap_last and i == len(cells) - 1 else ''}>"
-                         f"{html.escape(str(c))}</td>" for i, c in enumerate(cells)) + "</tr>"
-        for cells in rows)
+    body, previous = [], None
+    for cells in rows:
+        group = tuple(cells[1:1 + group_by]) if group_by else None
+        rule = ' class="group"' if group_by and previous is not None and group != previous else ""
+        previous = group
+        body.append(f"<tr{rule}>" + "".join(
+            f"<td{last if wrap_last and i == len(cells) - 1 else ''}>{html.escape(str(c))}</td>"
+            for i, c in enumerate(cells)) + "</tr>")
+    body = "".join(body)
     return (f'<div class="wrap"><table><thead><tr>{head}</tr></thead>'
             f"<tbody>{body}</tbody></table></div>")
 
@@ -70,9 +76,10 @@ def results_html(report) -> str:
     groups = by_threads(report.measurements)
     long = len(report.measurements) > FOLD_ROWS
     if len(groups) == 1 and not long:
-        return html_table(PAGE_COLUMNS, page_rows(report.measurements))
+        return html_table(PAGE_COLUMNS, page_rows(report.measurements), group_by=2)
     return "".join(_fold(f"{threads} threads ({len(rows)} rows)",
-                         html_table(PAGE_COLUMNS, page_rows(rows)), open_=(i == 0 or not long))
+                         html_table(PAGE_COLUMNS, page_rows(rows), group_by=2),
+                         open_=(i == 0 or not long))
                    for i, (threads, rows) in enumerate(groups))
 
 
