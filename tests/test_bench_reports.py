@@ -205,3 +205,19 @@ def test_run_with_a_nan_output_fails_verify_cleanly(overflowing, tmp_path, capsy
     assert {v.status for v in report.verify.verdicts.values()} == {"fail"}
     assert decide(report).shapes[0].winner is None
     assert set(decide(report).excluded) == {"ort-cpu", "numpy"}
+
+
+def test_compare_writes_json_markdown_and_html(reports, tmp_path, capsys):
+    import shutil
+
+    new = tmp_path / "new.json"
+    shutil.copy(reports["json"], new)
+    outs = {kind: tmp_path / f"compare.{kind}" for kind in ("json", "md", "html")}
+    assert main(["compare", str(reports["json"]), str(new),
+                 *[f"--{kind}={path}" for kind, path in outs.items()]]) == 0
+    rows = len(strict_json(reports["json"].read_text())["results"])
+    verdicts = strict_json(outs["json"].read_text())
+    assert len(verdicts["changes"]) == rows  # one verdict per row
+    assert outs["md"].read_text().count("within noise") == rows
+    page = outs["html"].read_text()
+    assert page.startswith("<!DOCTYPE html>") and page.count("within noise") == rows
