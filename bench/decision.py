@@ -38,6 +38,11 @@ def who(m: Measurement, many_threads: bool) -> str:
     return f"{m.runtime} ({m.threads} thr)" if many_threads else m.runtime
 
 
+def ratio(value: float) -> str:
+    """3.21x, 32.1x, 321x: three figures at most."""
+    return f"{value:.2f}x" if value < 10 else f"{value:.1f}x" if value < 100 else f"{value:.0f}x"
+
+
 def overlap(a: Measurement, b: Measurement) -> bool | None:
     """Whether the 95 % CIs of two medians overlap (None when either has no interval)."""
     ca, cb = a.stats.median_ci, b.stats.median_ci
@@ -83,7 +88,7 @@ class ShapeDecision:
         text = f"{label}: {who(w, self.many_threads)}, {w.stats.median:.4g} ms"
         if self.runner_up is not None:
             r = self.runner_up
-            text += (f", {self.margin:.2f}x faster than {who(r, self.many_threads)} "
+            text += (f", {ratio(self.margin)} faster than {who(r, self.many_threads)} "
                      f"({r.stats.median:.4g} ms); {self.confidence()}")
         else:
             text += f" ({self.confidence()})"

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from lstm_bench.bench.decision import decide, overlap
+from lstm_bench.bench.decision import decide, overlap, ratio
 from lstm_bench.bench.terminal import _ci, _fmt, _noise, _num, first_per_runtime, \
-    machine_warnings, noise_line, ranked_groups, ratio
+    machine_warnings, noise_line, ranked_groups
 
 COLUMNS = ("runtime", "batch", "seq_len", "threads", "median ms", "95% CI", "vs best", "min ms",
            "p90 ms", "p99 ms", "seq/s", "steps/s", "GFLOP/s", "% peak", "noise", "reps")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from lstm_bench.bench.decision import decide, overlap, row_field, shape_key, shape_label
+from lstm_bench.bench.decision import decide, overlap, ratio, row_field, shape_key, shape_label
 from lstm_bench.bench.stats import NOISE_THRESHOLD
 
 WIDE = 100  # from this many columns on, the tables show every figure
@@ -40,11 +40,6 @@ def _num(value) -> str:
 
 def _short(value) -> str:
     return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
-
-
-def ratio(value: float) -> str:
-    """3.21x, 32.1x, 321x: three figures at most."""
-    return f"{value:.2f}x" if value < 10 else f"{value:.1f}x" if value < 100 else f"{value:.0f}x"
 
 
 def _ci(m) -> str:
