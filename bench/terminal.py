@@ -178,5 +178,8 @@ def print_report(report, console=None) -> None:
     console.print(results_table(report.measurements, console.width,
                                 title="latency and throughput (median of the samples)"))
     console.print(cold_table(report.measurements))
-    for skip in report.skipped:
-        console.print(f"[dim]skipped {skip.runtime}: {skip.reason}[/dim]", highlight=False)
+    measured = {m.runtime for m in report.measurements}
+    for skip in report.skipped:  # runtimes not measured at all are in the decision already
+        if skip.runtime in measured:
+            console.print(f"[dim]skipped {skip.runtime} at {skip.threads} threads: "
+                          f"{skip.reason}[/dim]", highlight=False)

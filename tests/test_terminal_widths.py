@@ -99,3 +99,15 @@ def test_verify_table_fits(tiny, width):
     text = render(width, lambda c: render_verify(report, c))
     assert_fits(text, width, names)
     assert ("max ulp" in text) == (width >= 100)
+
+
+def test_plots_give_each_runtime_one_colour_and_each_thread_count_one_style():
+    from lstm_bench.bench.plots import runtime_colours, thread_styles
+
+    colours = runtime_colours(NAMES)
+    assert len(set(colours[n] for n in NAMES)) == len(NAMES)
+    # the colour of a runtime does not depend on which others are in the plot
+    assert runtime_colours(["numpy"])["numpy"] == colours["numpy"]
+    styles = thread_styles([1, 2, 4, 16])
+    assert len({line for line, _ in styles.values()}) == 4
+    assert len({marker for _, marker in styles.values()}) == 4
