@@ -35,7 +35,7 @@ def shape_label(key: tuple, short: bool = False) -> str:
 
 
 def who(m: Measurement, many_threads: bool) -> str:
-    return f"{m.runtime} ({m.threads} thr)" if many_threads else m.runtime
+    return f"{m.runtime} at {m.threads} threads" if many_threads else m.runtime
 
 
 def ratio(value: float) -> str:
