@@ -42,8 +42,9 @@ class Verdict:
     atol: float | None = None
     rtol: float | None = None
     per_step_max_abs_error: list[float] | None = None  # for the drift plot
-    layer_status: str | None = None  # the LSTM layer alone, when run checked it
+    layer_status: str | None = None  # the LSTM layer alone, when it was checked
     layer_max_abs_error: float | None = None
+    model_ok: bool | None = None  # the model's own outputs within tolerance (None: not run)
 
     @property
     def passed(self) -> bool:
@@ -76,8 +77,7 @@ class Verdict:
             return f"skipped: {self.reason or 'not available'}"
         if self.status == "error":
             return f"could not run: {self.reason or 'error'}"
-        model = ("model output within" if self.status in ("pass", DRIFT)
-                 else "model output beyond")
+        model = "model output within" if self.model_ok else "model output beyond"
         text = f"{model} {self.precision or ''} tolerance (max abs {_err(self.max_abs_error)})"
         if self.layer_status in ("pass", "fail"):
             within = "within" if self.layer_status == "pass" else "beyond"
@@ -105,8 +105,10 @@ class VerifySummary:
 
     @classmethod
     def from_verify_json(cls, data: dict, layer: dict | None = None) -> VerifySummary:
-        """From a verify report's JSON (``VerifyReport.to_dict``), and optionally the report of
-        the model's LSTM layer alone, whose per-step errors and verdicts then count too."""
+        """From a verify report's JSON (``VerifyReport.to_dict``). The LSTM layer alone counts
+        too where verify judged it: inside each result (``lstm_layer``, its outputs named
+        "<label>: Y"), or as the separate report ``layer``, whose failure on a runtime whose
+        model output passed makes that runtime's verdict ``drift``."""
         for what, doc in (("verify data", data), ("LSTM-layer verify data", layer)):
             if doc is not None and (not isinstance(doc, dict)
                                     or not isinstance(doc.get("results"), list)):
@@ -114,29 +116,39 @@ class VerifySummary:
                                      "(a top-level 'results' list)")
         layer_entries = {r.get("runtime"): r for r in (layer or {}).get("results", [])
                          if isinstance(r, dict)}
-        verdicts = {}
+        verdicts, layer_seen = {}, layer is not None
         for entry in data["results"]:
             if not isinstance(entry, dict) or not isinstance(entry.get("runtime"), str):
                 raise LSTMBenchError("verify data: every result needs a runtime name")
             name = entry["runtime"]
             status = entry.get("status") or "error"
             tol = entry.get("tolerance") or {}
-            own = _worst_and_steps(entry)
-            layer_entry = layer_entries.get(name)
+            outputs = [o for o in entry.get("outputs") or [] if isinstance(o, dict)]
+            inner = entry.get("lstm_layer") if isinstance(entry.get("lstm_layer"), dict) else None
+            prefix = f"{inner.get('label')}: " if inner else None
+            own = [o for o in outputs if not (prefix and str(o.get("name")).startswith(prefix))]
+            layer_outputs = [o for o in outputs if o not in own]
             layer_status = layer_worst = None
-            steps = own[1]
-            if layer_entry is not None and layer_entry.get("status") in ("pass", "fail"):
-                layer_status = layer_entry["status"]
-                layer_worst, layer_steps = _worst_and_steps(layer_entry)
-                steps = layer_steps or steps  # the layer's Y has the time axis
+            if inner is not None and inner.get("status") in ("pass", "fail"):
+                layer_seen = True
+                layer_status = inner["status"]
+                layer_worst = _worst(layer_outputs, layer_status)
+            separate = layer_entries.get(name)
+            if separate is not None and separate.get("status") in ("pass", "fail"):
+                layer_status = separate["status"]
+                layer_outputs = [o for o in separate.get("outputs") or [] if isinstance(o, dict)]
+                layer_worst = _worst(layer_outputs, layer_status)
+            model_ok = status != "error" and all(o.get("passed", True) and not o.get("failures")
+                                                  for o in own)
             if status == "pass" and layer_status == "fail":
-                status = DRIFT
+                status = DRIFT  # only a separate layer report can disagree with the status
             verdicts[name] = Verdict(
-                name, status, own[0], entry.get("reason") or _first_failure(entry),
-                entry.get("precision"), tol.get("atol"), tol.get("rtol"), steps,
-                layer_status, layer_worst)
+                name, status, _worst(own, "fail" if not model_ok else status),
+                entry.get("reason") or _first_failure(entry), entry.get("precision"),
+                tol.get("atol"), tol.get("rtol"), _steps(layer_outputs) or _steps(own),
+                layer_status, layer_worst, model_ok if status not in ("skip", "error") else None)
         return cls(data.get("passed"), data.get("inputs") or {}, verdicts,
-                   "the model's LSTM layer alone (output Y)" if layer else None)
+                   "the model's LSTM layer alone (output Y)" if layer_seen else None)
 
     @classmethod
     def of(cls, report, layer=None) -> VerifySummary:
@@ -161,20 +173,19 @@ class VerifySummary:
                    data.get("per_step_model"))
 
 
-def _worst_and_steps(entry: dict) -> tuple[float | None, list | None]:
-    """The largest max abs error over a result's outputs (inf for a failed output without one:
-    non-finite values, written as null, or a missing output), and the per-step errors of the
-    first output with a time axis."""
-    outputs = [o for o in entry.get("outputs") or [] if isinstance(o, dict)]
+def _worst(outputs: list[dict], status: str) -> float | None:
+    """The largest max abs error over outputs; inf for a failed check with an output that has
+    none (non-finite values, written as null, or a missing output)."""
     errors = [o.get("max_abs") for o in outputs]
-    if entry.get("status") == "fail" and any(e is None or not math.isfinite(e) for e in errors):
-        worst = math.inf
-    else:
-        worst = max((float(e) for e in errors if e is not None), default=None)
+    if status == "fail" and any(e is None or not math.isfinite(e) for e in errors):
+        return math.inf
+    return max((float(e) for e in errors if e is not None), default=None)
+
+
+def _steps(outputs: list[dict]) -> list[float] | None:
+    """The per-step max abs errors of the first output with a time axis (null: inf)."""
     steps = next((o["per_step_max_abs"] for o in outputs if o.get("per_step_max_abs")), None)
-    if steps is not None:
-        steps = [math.inf if s is None else float(s) for s in steps]
-    return worst, steps
+    return None if steps is None else [math.inf if v is None else float(v) for v in steps]
 
 
 def _first_failure(entry: dict) -> str | None:

@@ -221,3 +221,25 @@ def test_compare_writes_json_markdown_and_html(reports, tmp_path, capsys):
     assert outs["md"].read_text().count("within noise") == rows
     page = outs["html"].read_text()
     assert page.startswith("<!DOCTYPE html>") and page.count("within noise") == rows
+
+
+def test_verify_json_with_the_lstm_layer_inside_each_result():
+    """verify may judge the LSTM layer alone inside each runtime's result (its outputs named
+    "<label>: Y", a ``lstm_layer`` summary): one verdict, both figures, the layer's drift."""
+    tol = {"atol": 5e-2, "rtol": 5e-2}
+    data = {"passed": False, "inputs": {"seq_len": 3}, "results": [
+        {"runtime": "ort-cpu-int8", "status": "fail", "precision": "int8", "tolerance": tol,
+         "reason": None, "failures": [{"output": "lstm alone: Y", "metric": "abs_error",
+                                       "value": 0.4, "limit": 0.06}],
+         "lstm_layer": {"label": "lstm alone", "status": "fail", "max_abs": 0.4},
+         "outputs": [{"name": "output", "max_abs": 8e-6, "passed": True, "failures": []},
+                     {"name": "lstm alone: Y", "max_abs": 0.4, "passed": False,
+                      "per_step_max_abs": [0.01, 0.2, 0.4],
+                      "failures": [{"metric": "abs_error"}]}]}]}
+    verdict = VerifySummary.from_verify_json(data).verdicts["ort-cpu-int8"]
+    assert (verdict.status, verdict.model_ok, verdict.layer_status) == ("fail", True, "fail")
+    assert verdict.max_abs_error == 8e-6 and verdict.layer_max_abs_error == 0.4
+    assert verdict.per_step_max_abs_error == [0.01, 0.2, 0.4]
+    statement = verdict.statement()
+    assert "model output within int8 tolerance" in statement and "beyond it (max abs 0.4)" \
+        in statement
