@@ -82,7 +82,11 @@ def main(args) -> int:
     from lstm_bench.bench.terminal import make_console
     from lstm_bench.files import check_writable, write_text
 
+    from lstm_bench.errors import LSTMBenchError
+
     check_writable(args.html, "--html")
+    if not args.fail_above >= 0:  # NaN too
+        raise LSTMBenchError(f"--fail-above must be >= 0 percent, got {args.fail_above}")
     db = args.db or default_db()
     series = load_series(db, fail_above=args.fail_above)
     console = make_console()
