@@ -77,7 +77,8 @@ class Verdict:
             return f"skipped: {self.reason or 'not available'}"
         if self.status == "error":
             return f"could not run: {self.reason or 'error'}"
-        model = "model output within" if self.model_ok else "model output beyond"
+        ok = self.model_ok if self.model_ok is not None else self.status in ("pass", DRIFT)
+        model = "model output within" if ok else "model output beyond"
         text = f"{model} {self.precision or ''} tolerance (max abs {_err(self.max_abs_error)})"
         if self.layer_status in ("pass", "fail"):
             within = "within" if self.layer_status == "pass" else "beyond"
@@ -165,9 +166,14 @@ class VerifySummary:
         names = {f for f in Verdict.__dataclass_fields__}
         verdicts = {}
         for name, entry in (data.get("runtimes") or {}).items():
+            if not isinstance(entry, dict):
+                raise LSTMBenchError(f"verify.runtimes.{name}: expected an object")
             known = {k: v for k, v in entry.items() if k in names}
             known.setdefault("runtime", name)
             known.setdefault("status", "error")
+            if isinstance(known.get("per_step_max_abs_error"), list):  # null: was non-finite
+                known["per_step_max_abs_error"] = _steps(
+                    [{"per_step_max_abs": known["per_step_max_abs_error"]}])
             verdicts[name] = Verdict(**known)
         return cls(data.get("passed"), data.get("inputs") or {}, verdicts,
                    data.get("per_step_model"))

@@ -156,7 +156,10 @@ def test_non_finite_errors_are_written_as_null_and_stay_failures(reports, tmp_pa
     doc = strict_json(path.read_text())  # strict JSON: no NaN, no Infinity
     assert doc["verify"]["runtimes"]["ort-cpu"]["per_step_max_abs_error"][1:] == [None, None]
     assert "ort-cpu" in doc["decision"]["excluded"]
-    assert load_report(path).verify.verdicts["ort-cpu"].status == "fail"
+    again = load_report(path).verify
+    assert again.verdicts["ort-cpu"].status == "fail"
+    assert again.verdicts["ort-cpu"].per_step_max_abs_error[1:] == [math.inf, math.inf]
+    assert "Verify: error per time step" in render_html(load_report(path))  # still drawn
 
 
 def test_bench_takes_a_verify_report(tiny, tmp_path, capsys):
