@@ -77,8 +77,8 @@ def render(report, console) -> None:
     names = [r.runtime for r in report.results] or ["runtime"]
     table.add_column("runtime", no_wrap=True, min_width=max(map(len, names)))
     columns = ["verdict", "output", "max abs", "limit"] + (["max rel", "max ulp"] if wide else [])
-    for column in columns:
-        table.add_column(column, no_wrap=True,
+    for column in columns:  # output names can be long ("<node> alone: Y"): they fold
+        table.add_column(column, no_wrap=column != "output", overflow="fold",
                          justify="right" if column.startswith(("max", "limit")) else "left")
     styles = {"pass": "green", "fail": "bold red", "error": "bold red", "skip": "yellow"}
     notes_of = {}
