@@ -208,6 +208,15 @@ def test_run_with_a_nan_output_fails_verify_cleanly(overflowing, tmp_path, capsy
     assert {v.status for v in report.verify.verdicts.values()} == {"fail"}
     assert decide(report).shapes[0].winner is None
     assert set(decide(report).excluded) == {"ort-cpu", "numpy"}
+    # and the run went into the history, verdicts included
+    import os
+    import sqlite3
+
+    from lstm_bench.bench.history import DB_ENV
+
+    with sqlite3.connect(os.environ[DB_ENV]) as con:
+        rows = con.execute("SELECT runtime, verdict FROM results").fetchall()
+    assert sorted(rows) == [("numpy", "fail"), ("ort-cpu", "fail")]
 
 
 def test_compare_writes_json_markdown_and_html(reports, tmp_path, capsys):
