@@ -5,11 +5,14 @@ self-contained HTML page; the decision on top of each; one verdict per runtime; 
 import base64
 import json
 import math
+import os
 import re
+import sqlite3
 
 import pytest
 
 from lstm_bench.bench.decision import decide
+from lstm_bench.bench.history import DB_ENV
 from lstm_bench.bench.markdown import render_markdown
 from lstm_bench.bench.page import render_html
 from lstm_bench.bench.report import BenchReport, VerifySummary, load_report
@@ -209,11 +212,6 @@ def test_run_with_a_nan_output_fails_verify_cleanly(overflowing, tmp_path, capsy
     assert decide(report).shapes[0].winner is None
     assert set(decide(report).excluded) == {"ort-cpu", "numpy"}
     # and the run went into the history, verdicts included
-    import os
-    import sqlite3
-
-    from lstm_bench.bench.history import DB_ENV
-
     with sqlite3.connect(os.environ[DB_ENV]) as con:
         rows = con.execute("SELECT runtime, verdict FROM results").fetchall()
     assert sorted(rows) == [("numpy", "fail"), ("ort-cpu", "fail")]
