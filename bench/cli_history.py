@@ -24,6 +24,8 @@ def series_table(series, width: int):
     from rich import box
     from rich.table import Table
 
+    from lstm_bench.bench.decision import shape_label
+
     table = Table(title="history: each series over time (median ms, oldest -> newest)",
                   header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False, title_justify="left")
     names = [s.runtime for s in series] or ["runtime"]
@@ -33,12 +35,10 @@ def series_table(series, width: int):
     if width >= 100:
         table.add_column("last commit", no_wrap=True)
     for s in series:
-        _, _, runtime, mode, chunk, batch, seq_len, threads = s.key
-        shape = f"stream c{chunk} b{batch}" if mode == "streaming" else f"b{batch} T{seq_len}"
         first, last = s.points[0].measurement, s.points[-1].measurement
         flagged = s.change_points
         changes = ", ".join(f"#{p.run_id} {p.change.change_pct:+.0f}%" for p in flagged[-2:])
-        cells = [runtime, shape, str(threads), str(len(s.points)), f"{first.stats.median:.4g}",
+        cells = [s.runtime, shape_label(s.shape, short=True), str(s.key[7]), str(len(s.points)), f"{first.stats.median:.4g}",
                  f"{last.stats.median:.4g}", changes or "none"]
         if width >= 100:
             cells.append((s.points[-1].git_commit or "?")[:12])

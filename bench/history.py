@@ -158,10 +158,15 @@ class Series:
         return self.key[2]
 
     @property
+    def shape(self) -> tuple:
+        """(mode, chunk, batch, seq_len), as ``decision.shape_key``."""
+        return self.key[3:7]
+
+    @property
     def label(self) -> str:
-        _, _, runtime, mode, chunk, batch, seq_len, threads = self.key
-        shape = f"stream chunk {chunk} b={batch}" if mode == "streaming" else f"b={batch} T={seq_len}"
-        return f"{runtime} {shape} thr={threads}"
+        from lstm_bench.bench.decision import shape_label
+
+        return f"{self.runtime} {shape_label(self.shape, short=True)} thr={self.key[7]}"
 
     @property
     def change_points(self) -> list[Point]:

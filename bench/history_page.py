@@ -10,10 +10,11 @@ from lstm_bench.bench.page import CSS, html_table
 
 
 def _plot(series) -> str:
+    from lstm_bench.bench.decision import shape_label
     from lstm_bench.bench.plots import _figure, _legend, _png, plain_y, runtime_colours, \
         thread_styles
 
-    shapes = sorted({s.key[3:7] for s in series})
+    shapes = sorted({s.shape for s in series})
     runs = sorted({p.run_id for s in series for p in s.points})
     x_of = {run: i for i, run in enumerate(runs)}
     commits = {p.run_id: (p.git_commit or "?")[:7] for s in series for p in s.points}
@@ -22,7 +23,7 @@ def _plot(series) -> str:
     styles = thread_styles({s.key[7] for s in series})
     many_threads = len(styles) > 1
     for ax, shape in zip(axes, shapes):
-        for s in (s for s in series if s.key[3:7] == shape):
+        for s in (s for s in series if s.shape == shape):
             style, marker = styles[s.key[7]]
             xs = [x_of[p.run_id] for p in s.points]
             ys = [p.measurement.stats.median for p in s.points]
@@ -35,9 +36,7 @@ def _plot(series) -> str:
                 ax.plot([x_of[p.run_id]], [p.measurement.stats.median], "o", markersize=14,
                         markerfacecolor="none", markeredgewidth=2,
                         markeredgecolor="#2a7" if p.change.verdict == "faster" else "#d22")
-        mode, chunk, batch, seq_len = shape
-        ax.set_title(f"streaming chunk {chunk}, batch {batch}" if mode == "streaming"
-                     else f"batch {batch}, T {seq_len}")
+        ax.set_title(shape_label(shape))
         plain_y(ax)
         ax.set_ylabel("median ms")
         ax.set_xticks(range(len(runs)), [f"#{r}\n{commits[r]}" for r in runs], fontsize="small")

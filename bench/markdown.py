@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from lstm_bench.bench.decision import decide, overlap, ratio
-from lstm_bench.bench.terminal import _ci, _fmt, _noise, _num, first_per_runtime, \
+from lstm_bench.bench.terminal import ci_text, fmt, noise_text, num, first_per_runtime, \
     machine_warnings, noise_line, ranked_groups
 
 COLUMNS = ("runtime", "batch", "seq_len", "threads", "median ms", "95% CI", "vs best", "min ms",
@@ -22,12 +22,12 @@ def result_rows(measurements) -> list[list[str]]:
         for i, m in enumerate(ranked):
             tie = "~" if i > 0 and overlap(m, ranked[i - 1]) else ""
             s = m.stats
-            rows.append([m.runtime, str(m.batch), str(m.seq_len), _fmt(m.threads, "d"),
-                         _fmt(s.median), _ci(m), ratio(s.median / max(best, 1e-12)) + tie,
-                         _fmt(s.min), _fmt(s.p90), _fmt(s.p99), _num(m.sequences_per_s),
-                         _num(m.steps_per_s), _fmt(m.gflops, ".3g"),
-                         _fmt(None if m.peak_share is None else 100 * m.peak_share, ".1f"),
-                         _noise(m), str(m.reps)])
+            rows.append([m.runtime, str(m.batch), str(m.seq_len), fmt(m.threads, "d"),
+                         fmt(s.median), ci_text(m), ratio(s.median / max(best, 1e-12)) + tie,
+                         fmt(s.min), fmt(s.p90), fmt(s.p99), num(m.sequences_per_s),
+                         num(m.steps_per_s), fmt(m.gflops, ".3g"),
+                         fmt(None if m.peak_share is None else 100 * m.peak_share, ".1f"),
+                         noise_text(m), str(m.reps)])
     return rows
 
 
@@ -39,14 +39,14 @@ def by_threads(measurements) -> list[tuple[int | None, list]]:
 
 
 def cold_rows(measurements) -> list[list[str]]:
-    return [[m.runtime, _fmt(m.threads, "d"), _fmt((m.cold or {}).get("open")),
-             _fmt((m.cold or {}).get("first_run")), _fmt(m.peak_memory_mb, ".1f")]
+    return [[m.runtime, fmt(m.threads, "d"), fmt((m.cold or {}).get("open")),
+             fmt((m.cold or {}).get("first_run")), fmt(m.peak_memory_mb, ".1f")]
             for m in first_per_runtime(measurements)]
 
 
 def verify_rows(verify) -> list[list[str]]:
     def err(value):
-        return _fmt(value, ".2g") if value is None or value != float("inf") else "non-finite"
+        return fmt(value, ".2g") if value is None or value != float("inf") else "non-finite"
     return [[v.runtime, v.status, err(v.max_abs_error),
              err(v.layer_max_abs_error) if v.layer_status else "–", v.limit(), v.statement()]
             for v in verify.verdicts.values()]
@@ -60,7 +60,7 @@ def machine_line(report) -> str:
     load_text = "; load average " + ", ".join(
         f"{when} {values[0]:.2f}" for when, values in load.items() if values) if load else ""
     return (f"{m.get('cpu', '?')}, {m.get('usable_cores', '?')} cores; "
-            f"float32 GEMM peak {_fmt(report.peak_gflops, '.0f')} GFLOP/s; {lib_text}; "
+            f"float32 GEMM peak {fmt(report.peak_gflops, '.0f')} GFLOP/s; {lib_text}; "
             f"commit {m.get('git_commit') or 'unknown'}{load_text}")
 
 

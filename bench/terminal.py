@@ -27,27 +27,27 @@ def make_console(stderr: bool = False):
     return console
 
 
-def _fmt(value, spec=".4g") -> str:
+def fmt(value, spec=".4g") -> str:
     return "–" if value is None else format(value, spec)
 
 
-def _num(value) -> str:
+def num(value) -> str:
     """Throughput-style figures: 12,345 rather than 1.234e+04."""
     if value is None:
         return "–"
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
 
 
-def _short(value) -> str:
+def short_number(value) -> str:
     return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
 
 
-def _ci(m) -> str:
+def ci_text(m) -> str:
     ci = m.stats.median_ci
-    return f"{_short(ci[0])}–{_short(ci[1])}" if ci else "–"
+    return f"{short_number(ci[0])}–{short_number(ci[1])}" if ci else "–"
 
 
-def _noise(m) -> str:
+def noise_text(m) -> str:
     """IQR / median, and "2 ph" when the blocks fell into a fast and a slow phase."""
     text = f"{m.noise:.0%}"
     if row_field(m, "phases"):
@@ -91,13 +91,13 @@ def results_table(measurements, width: int = 80, title: str | None = None):
         best = ranked[0].stats.median
         for i, m in enumerate(ranked):
             tie = i > 0 and overlap(m, ranked[i - 1])
-            cells = {"thr": _fmt(m.threads, "d"), "median ms": _fmt(m.stats.median),
-                     "95% CI": _ci(m),
+            cells = {"thr": fmt(m.threads, "d"), "median ms": fmt(m.stats.median),
+                     "95% CI": ci_text(m),
                      "vs best": ratio(m.stats.median / max(best, 1e-12)) + ("~" if tie else " "),
-                     "p99 ms": _fmt(m.stats.p99), "seq/s": _num(m.sequences_per_s),
-                     "GFLOP/s": _fmt(m.gflops, ".3g"),
-                     "% peak": _fmt(None if m.peak_share is None else 100 * m.peak_share, ".1f"),
-                     "noise": _noise(m)}
+                     "p99 ms": fmt(m.stats.p99), "seq/s": num(m.sequences_per_s),
+                     "GFLOP/s": fmt(m.gflops, ".3g"),
+                     "% peak": fmt(None if m.peak_share is None else 100 * m.peak_share, ".1f"),
+                     "noise": noise_text(m)}
             table.add_row(m.runtime, *(cells[c] for c in columns))
     return table
 
@@ -114,8 +114,8 @@ def cold_table(measurements):
         table.add_column(col, justify="right", no_wrap=True)
     for m in first_per_runtime(measurements):
         cold = m.cold or {}
-        table.add_row(m.runtime, _fmt(m.threads, "d"), _fmt(cold.get("open")),
-                      _fmt(cold.get("first_run")), _fmt(m.peak_memory_mb, ".1f"))
+        table.add_row(m.runtime, fmt(m.threads, "d"), fmt(cold.get("open")),
+                      fmt(cold.get("first_run")), fmt(m.peak_memory_mb, ".1f"))
     return table
 
 
