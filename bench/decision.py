@@ -85,7 +85,11 @@ class ShapeDecision:
         if self.winner is None:
             return f"{label}: no runtime that passed verify was measured"
         w = self.winner
-        text = f"{label}: {who(w, self.many_threads)}, {w.stats.median:.4g} ms"
+        mode, chunk = self.shape[:2]
+        per = ""
+        if mode == "streaming":  # a call carries `chunk` steps
+            per = " per call" + (f" ({w.stats.median / chunk:.4g} ms per step)" if chunk > 1 else "")
+        text = f"{label}: {who(w, self.many_threads)}, {w.stats.median:.4g} ms{per}"
         if self.runner_up is not None:
             r = self.runner_up
             text += (f", {ratio(self.margin)} faster than {who(r, self.many_threads)} "

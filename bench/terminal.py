@@ -167,8 +167,11 @@ def print_decision(report, console) -> None:
 
 
 def machine_warnings(report) -> list[str]:
-    """What the measuring side noted about the machine (busy, load average...)."""
-    return list(report.notes)
+    """What the measuring side noted: the machine (busy, load average...), and for a streaming
+    bench which file was timed (the model, or its stateful variant)."""
+    streaming = report.extra.get("streaming")
+    note = streaming.get("note") if isinstance(streaming, dict) else None
+    return list(report.notes) + ([f"streaming: {note}"] if note else [])
 
 
 def print_report(report, console=None) -> None:

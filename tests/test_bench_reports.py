@@ -3,6 +3,7 @@ format read back: JSON through the same types that wrote it, the Markdown table,
 self-contained HTML page; the decision on top of each; one verdict per runtime; NaN safe."""
 
 import base64
+import io
 import json
 import math
 import os
@@ -10,12 +11,15 @@ import re
 import sqlite3
 
 import pytest
+from rich.console import Console
 
 from lstm_bench.bench.decision import decide
 from lstm_bench.bench.history import DB_ENV
 from lstm_bench.bench.markdown import render_markdown
 from lstm_bench.bench.page import render_html
 from lstm_bench.bench.report import BenchReport, VerifySummary, load_report
+from lstm_bench.bench.stats import Measurement
+from lstm_bench.bench.terminal import print_report
 from lstm_bench.cli import main
 
 FAST = ["--min-time", "0.002", "--min-reps", "3", "--no-calibrate", "--quiet"]
@@ -253,3 +257,28 @@ def test_verify_json_with_the_lstm_layer_inside_each_result():
     statement = verdict.statement()
     assert "model output within int8 tolerance" in statement and "beyond it (max abs 0.4)" \
         in statement
+
+
+def test_streaming_rows_are_their_own_shapes():
+    """Rows of a streaming bench (mode, chunk in the row) are decided and drawn apart from the
+    whole-sequence rows, per call and per step."""
+    def row(name, median_ms, **extra):
+        samples = tuple(int(median_ms * 1e6 * f) for f in (0.99, 1.0, 1.01) * 4)
+        return Measurement(name, 1, extra.get("chunk", 100), 1, samples, extra=extra)
+
+    report = BenchReport(
+        model={"path": "m.onnx"}, machine={}, settings={},
+        measurements=[row("ort-cpu", 1.0), row("numpy", 2.0),
+                      row("ort-cpu", 0.08, mode="streaming", chunk=4),
+                      row("numpy", 0.04, mode="streaming", chunk=4)],
+        extra={"streaming": {"note": "m.onnx does not carry its state; timed its stateful "
+                                     "variant"}})
+    lines = decide(report).lines()
+    assert lines[0].startswith("batch 1, T 100: ort-cpu, 1 ms")
+    assert lines[1].startswith("streaming, chunk 4, batch 1: numpy, 0.04 ms per call "
+                               "(0.01 ms per step)")
+    console = Console(width=80, record=True, file=io.StringIO())
+    print_report(report, console)
+    text = console.export_text()
+    assert "stream c=4 b=1" in text and "stateful variant" in text
+    assert "Latency against batch" in render_html(report)
