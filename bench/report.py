@@ -22,16 +22,14 @@ from lstm_bench.files import read_json, write_json, write_text
 SCHEMA = "lstm-bench/bench/1"
 REQUIRED_ROW_KEYS = ("runtime", "batch", "seq_len", "threads", "latency_ms", "throughput",
                      "samples_ns")
-DRIFT = "drift"  # the model's output passes, the LSTM layer's own hidden states do not
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """One runtime's verify verdict, as every report states it: one word, both figures.
-
-    ``status`` is pass, fail, error, skip, or ``drift`` when the whole model's output is within
-    tolerance but the LSTM layer alone (its hidden states Y) is not: the model happens to hide
-    the error, another model built on the same layer may not.
+    """One runtime's verify verdict, as every report states it: one word (pass, fail, error,
+    skip), and both figures it rests on: the model's own outputs and, where verify judged it,
+    the model's LSTM layer alone (its hidden states Y, whose drift a model with one output per
+    sequence can hide). ``model_ok`` says which of the two failed a "fail".
     """
 
     runtime: str
@@ -65,10 +63,10 @@ class Verdict:
             return f"skipped by verify: {self.reason or 'not available'}"
         if self.status == "error":
             return f"could not run: {self.reason or 'error'}"
-        if self.status == DRIFT:
-            return (f"drift: the LSTM layer's hidden states are beyond its {self.precision} "
-                    f"tolerance (max abs {_err(self.layer_max_abs_error)}), though the model "
-                    f"output is within it ({_err(self.max_abs_error)})")
+        if self.model_ok and self.layer_status == "fail":
+            return (f"failed verify: the LSTM layer's hidden states are beyond its "
+                    f"{self.precision} tolerance (max abs {_err(self.layer_max_abs_error)}), "
+                    f"though the model output is within it ({_err(self.max_abs_error)})")
         return f"failed verify: {self.reason or 'beyond tolerance'}"
 
     def statement(self) -> str:
@@ -77,7 +75,7 @@ class Verdict:
             return f"skipped: {self.reason or 'not available'}"
         if self.status == "error":
             return f"could not run: {self.reason or 'error'}"
-        ok = self.model_ok if self.model_ok is not None else self.status in ("pass", DRIFT)
+        ok = self.model_ok if self.model_ok is not None else self.status == "pass"
         model = "model output within" if ok else "model output beyond"
         text = f"{model} {self.precision or ''} tolerance (max abs {_err(self.max_abs_error)})"
         if self.layer_status in ("pass", "fail"):
@@ -105,19 +103,14 @@ class VerifySummary:
     per_step_model: str | None = None  # what the per-step errors were measured on
 
     @classmethod
-    def from_verify_json(cls, data: dict, layer: dict | None = None) -> VerifySummary:
-        """From a verify report's JSON (``VerifyReport.to_dict``). The LSTM layer alone counts
-        too where verify judged it: inside each result (``lstm_layer``, its outputs named
-        "<label>: Y"), or as the separate report ``layer``, whose failure on a runtime whose
-        model output passed makes that runtime's verdict ``drift``."""
-        for what, doc in (("verify data", data), ("LSTM-layer verify data", layer)):
-            if doc is not None and (not isinstance(doc, dict)
-                                    or not isinstance(doc.get("results"), list)):
-                raise LSTMBenchError(f"{what} must be the JSON of `lstm-bench verify --json` "
-                                     "(a top-level 'results' list)")
-        layer_entries = {r.get("runtime"): r for r in (layer or {}).get("results", [])
-                         if isinstance(r, dict)}
-        verdicts, layer_seen = {}, layer is not None
+    def from_verify_json(cls, data: dict) -> VerifySummary:
+        """From a verify report's JSON (``VerifyReport.to_dict``); where verify judged the
+        model's LSTM layer alone, each result holds it (``lstm_layer``, its outputs named
+        "<label>: Y" after the model's own)."""
+        if not isinstance(data, dict) or not isinstance(data.get("results"), list):
+            raise LSTMBenchError("verify data must be the JSON of `lstm-bench verify --json` "
+                                 "(a top-level 'results' list)")
+        verdicts, layer_seen = {}, False
         for entry in data["results"]:
             if not isinstance(entry, dict) or not isinstance(entry.get("runtime"), str):
                 raise LSTMBenchError("verify data: every result needs a runtime name")
@@ -134,15 +127,8 @@ class VerifySummary:
                 layer_seen = True
                 layer_status = inner["status"]
                 layer_worst = _worst(layer_outputs, layer_status)
-            separate = layer_entries.get(name)
-            if separate is not None and separate.get("status") in ("pass", "fail"):
-                layer_status = separate["status"]
-                layer_outputs = [o for o in separate.get("outputs") or [] if isinstance(o, dict)]
-                layer_worst = _worst(layer_outputs, layer_status)
             model_ok = status != "error" and all(o.get("passed", True) and not o.get("failures")
                                                   for o in own)
-            if status == "pass" and layer_status == "fail":
-                status = DRIFT  # only a separate layer report can disagree with the status
             verdicts[name] = Verdict(
                 name, status, _worst(own, "fail" if not model_ok else status),
                 entry.get("reason") or _first_failure(entry), entry.get("precision"),
@@ -152,9 +138,9 @@ class VerifySummary:
                    "the model's LSTM layer alone (output Y)" if layer_seen else None)
 
     @classmethod
-    def of(cls, report, layer=None) -> VerifySummary:
-        """From ``VerifyReport`` objects (the model's, and its LSTM layer's)."""
-        return cls.from_verify_json(report.to_dict(), None if layer is None else layer.to_dict())
+    def of(cls, report) -> VerifySummary:
+        """From a ``VerifyReport``."""
+        return cls.from_verify_json(report.to_dict())
 
     def to_dict(self) -> dict:
         return {"passed": self.passed, "inputs": self.inputs, "per_step_model": self.per_step_model,

@@ -3,7 +3,7 @@
 At any width the tables keep runtime names whole: rows are grouped by shape (a heading row per
 shape, runtimes fastest first) so that batch and sequence length need no columns, and below
 100 columns only the figures a reader compares are shown (median, its 95 % CI, the ratio to
-the fastest, sequences/s, noise); the full figures are in the JSON, Markdown and HTML files.
+the fastest, noise); the full figures are in the JSON, Markdown and HTML files.
 """
 
 from __future__ import annotations
@@ -79,10 +79,7 @@ def results_table(measurements, width: int = 80, title: str | None = None):
     table.add_column("runtime", no_wrap=True, min_width=max(map(len, labels or ["runtime"])))
     columns = (["thr"] if many_threads or wide else []) + ["median ms", "95% CI", "vs best"]
     if wide:
-        columns += ["p99 ms"]
-    columns += ["seq/s"]
-    if wide:
-        columns += ["GFLOP/s", "% peak"]
+        columns += ["p99 ms", "seq/s", "GFLOP/s", "% peak"]
     columns += ["noise"]
     for col in columns:
         table.add_column(col, justify="right", no_wrap=True)

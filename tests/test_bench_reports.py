@@ -124,25 +124,33 @@ def test_html_is_self_contained_with_the_decision_first_and_the_plots(reports):
 
 def test_verify_data_gives_verdicts_exclusions_and_the_error_per_step_plot(reports):
     report = load_report(reports["json"])
-    layer = verify_json()
-    layer["results"][1].update(status="fail", failures=[
-        {"output": "Y", "metric": "abs_error", "value": 0.4, "limit": 1e-4}])
-    layer["results"][1]["outputs"][0]["max_abs"] = 0.4
-    report.verify = VerifySummary.from_verify_json(verify_json(), layer)
+    data = verify_json()
+    # numpy: the model's output passed, its LSTM layer alone did not
+    numpy = data["results"][1]
+    numpy.update(status="fail", lstm_layer={"label": "lstm alone", "status": "fail"},
+                 failures=[{"output": "lstm alone: Y", "metric": "abs_error", "value": 0.4,
+                            "limit": 1e-4}])
+    numpy["outputs"].append({"name": "lstm alone: Y", "max_abs": 0.4, "passed": False,
+                             "per_step_max_abs": [0.1, 0.4, 0.2], "failures": [{}]})
+    report.verify = VerifySummary.from_verify_json(data)
     verdicts = report.verify.verdicts
     assert verdicts["ort-cpu"].status == "pass"
-    # the model's output passed, its LSTM layer did not: one verdict, both figures
-    assert verdicts["numpy"].status == "drift"
-    assert "0.4" in verdicts["numpy"].statement() and "within" in verdicts["numpy"].statement()
+    # one verdict, both figures, no contradiction
+    assert verdicts["numpy"].status == "fail"
+    statement = verdicts["numpy"].statement()
+    assert "model output within float32 tolerance (max abs 3e-07)" in statement
+    assert "hidden states beyond it (max abs 0.4)" in statement
+    assert verdicts["numpy"].per_step_max_abs_error == [0.1, 0.4, 0.2]  # the layer's drift
     decision = decide(report)
     assert decision.verified
     assert set(decision.excluded) == {"numpy", "ort-cuda"}
-    assert "drift" in decision.excluded["numpy"] and "no GPU" in decision.excluded["ort-cuda"]
+    assert "hidden states" in decision.excluded["numpy"]
+    assert "no GPU" in decision.excluded["ort-cuda"]
     assert all(s.winner.runtime == "ort-cpu" and s.runner_up is None for s in decision.shapes)
     page = render_html(report)
     assert "Verify: error per time step" in page
     markdown = render_markdown(report)
-    assert "| ort-cpu | pass | 2e-07 |" in markdown and "| numpy | drift |" in markdown
+    assert "| ort-cpu | pass | 2e-07 |" in markdown and "| numpy | fail | 3e-07 | 0.4 |" in markdown
     # through JSON and back, the verdicts stay the same objects
     again = BenchReport.from_dict(strict_json(json.dumps(report.to_dict())))
     assert again.verify.verdicts == verdicts
@@ -209,7 +217,7 @@ def test_run_with_a_nan_output_fails_verify_cleanly(overflowing, tmp_path, capsy
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("lstm-bench run: writing to") and out[1].startswith("decision:")
     (folder,) = [p for p in tmp_path.iterdir() if p.is_dir()]
-    for name in ("bench.json", "verify.json", "verify-lstm-layer.json"):
+    for name in ("bench.json", "verify.json"):
         strict_json((folder / name).read_text())
     report = load_report(folder / "bench.json")
     assert {v.status for v in report.verify.verdicts.values()} == {"fail"}
