@@ -357,7 +357,9 @@ def validate(out: Path, cpu: bool, runtimes: str = RUNTIMES) -> dict:
     import tempfile
 
     from lstm_bench.bench.harness import Settings
-    from lstm_bench.bench.report import render_html, verify_section, write_json
+    from dataclasses import asdict
+
+    from lstm_bench.bench.report import VerifySummary, write_reports
     from lstm_bench.bench.runner import run_bench
     from lstm_bench.files import write_text
     from lstm_bench.runtimes.verify import verify
@@ -392,15 +394,14 @@ def validate(out: Path, cpu: bool, runtimes: str = RUNTIMES) -> dict:
                     if cpu else Settings(min_time=0.1, max_time=2.0, warmup_time=0.02))
         for case in ("seed", "large"):
             doc = run_bench(models[case][0], runtimes=runtimes, settings=settings, **shapes,
-                            verify=verify_section(verify_docs["seed"]) if case == "seed" else None,
+                            verify=VerifySummary.from_verify_json(verify_docs["seed"])
+                            if case == "seed" else None,
                             calibrate=not cpu, show_progress=False)
-            doc["gpu_kit"] = {"mode": summary["mode"]}
-            write_json(doc, out / f"bench-{case}.json")
-            write_text(out / f"bench-{case}.html", render_html(doc))
-            summary["bench"][case] = {
-                f"{r['runtime']} b{r['batch']} T{r['seq_len']}": r["latency_ms"]["median"]
-                for r in doc["results"]}
-            summary["bench"][case + "_skipped"] = doc["skipped"]
+            doc.extra["gpu_kit"] = {"mode": summary["mode"]}
+            write_reports(doc, json=out / f"bench-{case}.json", html=out / f"bench-{case}.html")
+            summary["bench"][case] = {f"{m.runtime} b{m.batch} T{m.seq_len}": m.stats.median
+                                      for m in doc.measurements}
+            summary["bench"][case + "_skipped"] = [asdict(s) for s in doc.skipped]
             log(f"bench {case}: median ms " + json.dumps(summary["bench"][case]), logfile)
             summary["phases_s"][f"bench_{case}"] = round(time.perf_counter() - started, 1)
     write_text(out / "kit-summary.json", json.dumps(summary, indent=1, default=str) + "\n")

@@ -140,10 +140,10 @@ def test_bench_times_it_with_the_same_harness(models, tmp_path):
     doc = run_bench(models["plain"], runtimes="openvino-cpu,ort-cpu", batches=(1, 4),
                     seq_lens=(10,), threads_list=(1,), settings=settings, calibrate=False,
                     show_progress=False)
-    rows = [(r["runtime"], r["batch"], r["threads"]) for r in doc["results"]]
+    rows = [(m.runtime, m.batch, m.threads) for m in doc.measurements]
     assert sorted(rows) == [("openvino-cpu", 1, 1), ("openvino-cpu", 4, 1),
                             ("ort-cpu", 1, 1), ("ort-cpu", 4, 1)]
-    assert doc["machine"]["libraries"]["openvino"] == "2026.4.1"
+    assert doc.machine["libraries"]["openvino"] == "2026.4.1"
 
 
 def test_missing_openvino_is_a_skip_reason(tmp_path):
