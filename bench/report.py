@@ -135,7 +135,7 @@ class VerifySummary:
                 tol.get("atol"), tol.get("rtol"), _steps(layer_outputs) or _steps(own),
                 layer_status, layer_worst, model_ok if status not in ("skip", "error") else None)
         return cls(data.get("passed"), data.get("inputs") or {}, verdicts,
-                   "the model's LSTM layer alone (output Y)" if layer_seen else None)
+                   "the model's LSTM layer alone, output Y" if layer_seen else None)
 
     @classmethod
     def of(cls, report) -> VerifySummary:
