@@ -60,14 +60,17 @@ def _figure(panels: int, height: float = 4.2):
     return fig, axes[:panels]
 
 
-def _legend(fig, axes) -> None:
-    """One legend for the figure, right of the panels, never over the data."""
+def _legend(fig, axes, order=()) -> None:
+    """One legend for the figure, right of the panels, never over the data; entries in
+    ``order`` first, in that order (matplotlib lists plain lines before error bars)."""
     handles, labels = {}, []
     for ax in axes:
         for handle, label in zip(*ax.get_legend_handles_labels()):
             if label not in handles:
                 handles[label] = handle
                 labels.append(label)
+    rank = {label: i for i, label in enumerate(order)}
+    labels.sort(key=lambda label: rank.get(label, len(rank)))
     if labels:
         fig.legend([handles[label] for label in labels], labels, loc="outside right upper",
                    fontsize="small", frameon=False)
@@ -109,6 +112,7 @@ def _draw(measurements, curves, title_of, xlabel, ylabel, logy=True) -> str:
     styles = thread_styles({m.threads for m in measurements})
     many_threads = len(styles) > 1
     order = list(colours)
+    legend_order = []
     fig, axes = _figure(len(curves))
     for ax, (panel, lines) in zip(axes, curves.items()):
         # the registry's order, then threads: the same legend order in every plot
@@ -117,6 +121,7 @@ def _draw(measurements, curves, title_of, xlabel, ylabel, logy=True) -> str:
             xs, ys, cis = zip(*points)
             style, marker = styles[threads]
             label = f"{runtime}, {threads} thr" if many_threads else runtime
+            legend_order.append(label)
             kw = dict(color=colours[runtime], linestyle=style, marker=marker, label=label)
             if all(ci is not None for ci in cis):
                 lower = [max(y - ci[0], 0) for y, ci in zip(ys, cis)]
@@ -129,7 +134,7 @@ def _draw(measurements, curves, title_of, xlabel, ylabel, logy=True) -> str:
         ax.set_ylabel(ylabel)
         _axes_style(ax, sorted({x for pts in lines.values() for x, *_ in pts}), logy)
         ax.grid(True, which="both", alpha=0.3)
-    _legend(fig, axes)
+    _legend(fig, axes, sorted(set(legend_order), key=legend_order.index))
     return _png(fig)
 
 
