@@ -12,6 +12,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--batch", default="1", help="comma list of batch sizes (default: 1)")
     parser.add_argument("--seq-len", default="100",
                         help="comma list of sequence lengths (default: 100)")
+    parser.add_argument("--inputs", metavar="F.npz", default=None,
+                        help="feed these arrays (as verify does) instead of random inputs; "
+                             "their shape replaces --batch and --seq-len")
     parser.add_argument("--threads", default=None,
                         help="comma list of intra-op thread counts, the same for every CPU "
                              "runtime (default: all cores)")
@@ -78,7 +81,7 @@ def main(args) -> int:
     doc = run_bench(args.model, runtimes=args.runtimes, batches=batches, seq_lens=seq_lens,
                     threads_list=threads, settings=settings_from(args), verify=verify,
                     calibrate=not args.no_calibrate, show_progress=not args.quiet,
-                    ort_options=ort_options)
+                    ort_options=ort_options, inputs=args.inputs)
     console = make_console()
     print_report(doc, console)
     for path in write_reports(doc, json=args.json, md=args.md, html=args.html):
