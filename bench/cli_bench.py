@@ -33,6 +33,13 @@ def add_arguments(parser) -> None:
     parser.add_argument("--md", metavar="PATH", help="write a Markdown report")
     parser.add_argument("--html", metavar="PATH", help="write a self-contained HTML report")
     parser.add_argument("--quiet", action="store_true", help="no progress display")
+    # streaming latency (bench/streaming.py)
+    parser.add_argument("--streaming", action="store_true",
+                        help="time one chunk per call with h and c carried between calls "
+                             "(--seq-len is not used); a model without state inputs and outputs "
+                             "is timed as its stateful variant, and the report says so")
+    parser.add_argument("--chunk", default="1",
+                        help="with --streaming: comma list of steps per call (default: 1)")
 
 
 def settings_from(args):
@@ -72,9 +79,17 @@ def main(args) -> int:
         from lstm_bench.bench.report import verify_section
 
         verify = verify_section(_read_json(args.verify_json))
-    doc = run_bench(args.model, runtimes=args.runtimes, batches=batches, seq_lens=seq_lens,
-                    threads_list=threads, settings=settings_from(args), verify=verify,
-                    calibrate=not args.no_calibrate, show_progress=not args.quiet)
+    if args.streaming:  # streaming latency (bench/streaming.py)
+        from lstm_bench.bench.streaming import run_streaming
+
+        doc = run_streaming(args.model, runtimes=args.runtimes, batches=batches,
+                            chunks=parse_int_list(args.chunk, "--chunk"), threads_list=threads,
+                            settings=settings_from(args), verify=verify,
+                            calibrate=not args.no_calibrate, show_progress=not args.quiet)
+    else:
+        doc = run_bench(args.model, runtimes=args.runtimes, batches=batches, seq_lens=seq_lens,
+                        threads_list=threads, settings=settings_from(args), verify=verify,
+                        calibrate=not args.no_calibrate, show_progress=not args.quiet)
     console = make_console()
     print_terminal(doc, console)
     write_reports(doc, args, console)
