@@ -202,7 +202,9 @@ def lstm(X, W, R, B=None, sequence_lens=None, initial_h=None, initial_c=None, P=
         Y_hs.append(Y_h)
         Y_cs.append(Y_c)
 
-    Y, Y_h, Y_c = np.stack(Ys, axis=1), np.stack(Y_hs), np.stack(Y_cs)
+    # [T, D, B, H]; one direction needs no copy of its Y (the stack would be ~3% of the time)
+    Y = Ys[0][:, None] if D == 1 else np.stack(Ys, axis=1)
+    Y_h, Y_c = np.stack(Y_hs), np.stack(Y_cs)
     if layout:
         return Y.transpose(2, 0, 1, 3), Y_h.transpose(1, 0, 2), Y_c.transpose(1, 0, 2)
     return Y, Y_h, Y_c
