@@ -24,6 +24,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--block", type=int, default=5,
                         help="timed calls per runtime in each round-robin round (default 5; 1: "
                              "call by call; more keeps runtimes' spinning thread pools apart)")
+    parser.add_argument("--ort-option", dest="ort_options", action="append", default=[],
+                        metavar="KEY=VALUE", help="an onnxruntime session option for every "
+                        "onnxruntime-based runtime, recorded in each row (repeatable; see "
+                        "`lstm-bench verify --help`), e.g. intra_op_spinning=0")
     parser.add_argument("--no-calibrate", action="store_true",
                         help="skip the GEMM peak measurement (no share-of-peak figures)")
     parser.add_argument("--verify-json", metavar="PATH",
@@ -70,6 +74,9 @@ def main(args) -> int:
 
     for option in ("json", "md", "html"):
         check_writable(getattr(args, option), f"--{option}")
+    from lstm_bench.runtimes.ort_options import parse_ort_options
+
+    ort_options = parse_ort_options(args.ort_options)
     batches = parse_int_list(args.batch, "--batch")
     seq_lens = parse_int_list(args.seq_len, "--seq-len")
     threads = (parse_int_list(args.threads, "--threads") if args.threads is not None
@@ -85,11 +92,13 @@ def main(args) -> int:
         doc = run_streaming(args.model, runtimes=args.runtimes, batches=batches,
                             chunks=parse_int_list(args.chunk, "--chunk"), threads_list=threads,
                             settings=settings_from(args), verify=verify,
-                            calibrate=not args.no_calibrate, show_progress=not args.quiet)
+                            calibrate=not args.no_calibrate, show_progress=not args.quiet,
+                            ort_options=ort_options)
     else:
         doc = run_bench(args.model, runtimes=args.runtimes, batches=batches, seq_lens=seq_lens,
                         threads_list=threads, settings=settings_from(args), verify=verify,
-                        calibrate=not args.no_calibrate, show_progress=not args.quiet)
+                        calibrate=not args.no_calibrate, show_progress=not args.quiet,
+                        ort_options=ort_options)
     console = make_console()
     print_terminal(doc, console)
     write_reports(doc, args, console)

@@ -120,7 +120,7 @@ class LiveDisplay:
 def run_bench(model_path, *, runtimes: str | None = None, batches=(1,), seq_lens=(100,),
               threads_list=(None,), settings=None, verify: dict | None = None,
               calibrate: bool = True, show_progress: bool = True, console=None,
-              clock=time.perf_counter_ns) -> dict:
+              clock=time.perf_counter_ns, ort_options=None) -> dict:
     """Measure a model and return the report document (see ``bench.report``)."""
     from lstm_bench.bench.harness import Settings, sweep
     from lstm_bench.bench.machine import default_threads, machine_info, peak_gflops
@@ -134,9 +134,9 @@ def run_bench(model_path, *, runtimes: str | None = None, batches=(1,), seq_lens
     peak = peak_gflops() if calibrate else None
     total = len(threads_list) * (len(factories) + len(shapes))
     with LiveDisplay(total, console=console, enabled=show_progress) as display:
-        result = sweep(model.path, factories, shapes, threads_list, model.feeds,
+        result = sweep(model.model, factories, shapes, threads_list, model.feeds,
                        settings or Settings(), clock=clock, flops_for=model.flops,
-                       peak_gflops=peak, on_event=display)
+                       peak_gflops=peak, on_event=display, ort_options=ort_options)
     result.skipped[:0] = unavailable
     if not result.measurements:
         raise LSTMBenchError(f"{model_path}: no runtime could run the model: " + "; ".join(

@@ -33,45 +33,46 @@ MODE = "streaming"
 
 @dataclass(frozen=True)
 class StreamingModel:
-    """The file a streaming bench times, the ports it streams through, and why that file."""
+    """The model a streaming bench times, the ports it streams through, and why that one."""
 
-    path: Path
+    model: object  # lstm_bench.model.Model
     ports: object  # runtimes.streaming.StreamPorts
     stateful_variant: bool
     note: str
 
 
-def streaming_model(model_path, folder) -> StreamingModel:
-    """The model itself when it carries its state through inputs and outputs; else its
-    stateful variant, written into ``folder``. LSTMBenchError when neither can stream."""
+def streaming_model(source, folder) -> StreamingModel:
+    """``source`` (a path or a ``lstm_bench.model.Model``) itself when it carries its state
+    through inputs and outputs; else its stateful variant, written into ``folder``.
+    LSTMBenchError when neither can stream."""
     import onnx
 
     from lstm_bench.exporters.stateful import stateful_variant
-    from lstm_bench.reference.model import load_model
+    from lstm_bench.model import Model, as_model
     from lstm_bench.runtimes.streaming import stream_ports
 
-    model_path = Path(model_path)
-    model = load_model(model_path)
+    model = as_model(source)
+    name = model.path.name
     ports, reason = stream_ports(model)
     if ports is not None:
-        return StreamingModel(model_path, ports, False,
-                              f"{model_path.name} takes the LSTM state as inputs and returns it")
+        return StreamingModel(model, ports, False,
+                              f"{name} takes the LSTM state as inputs and returns it")
     try:
-        variant = stateful_variant(model)
+        variant = stateful_variant(model.proto)
     except LSTMBenchError as exc:
-        raise LSTMBenchError(f"{model_path}: cannot be streamed ({reason}), and no stateful "
+        raise LSTMBenchError(f"{model.path}: cannot be streamed ({reason}), and no stateful "
                              f"variant can be made: {exc}") from None
     ports, variant_reason = stream_ports(variant)
     if ports is None:
-        raise LSTMBenchError(f"{model_path}: its stateful variant cannot be streamed either: "
+        raise LSTMBenchError(f"{model.path}: its stateful variant cannot be streamed either: "
                              f"{variant_reason}")
-    path = Path(folder) / f"{model_path.stem}-stateful.onnx"
+    path = Path(folder) / f"{model.path.stem}-stateful.onnx"
     onnx.save(variant, str(path))
     return StreamingModel(
-        path, ports, True,
-        f"{model_path.name} does not carry its state ({reason}); timed its stateful variant "
-        f"made by lstm-bench (inputs {ports.X}, {ports.initial_h}, {ports.initial_c}; "
-        f"outputs {ports.Y_h}, {ports.Y_c} added; the rest of the graph unchanged)")
+        Model(path, variant), ports, True,
+        f"{name} does not carry its state ({reason}); timed its stateful variant made by "
+        f"lstm-bench (inputs {ports.X}, {ports.initial_h}, {ports.initial_c}; outputs "
+        f"{ports.Y_h}, {ports.Y_c} added; the rest of the graph unchanged)")
 
 
 class StreamingRuntime:
@@ -88,8 +89,8 @@ class StreamingRuntime:
     def available(self) -> str | None:
         return self.runtime.available()
 
-    def open(self, model_path: str, *, threads: int | None = None) -> None:
-        self.runtime.open(model_path, threads=threads)
+    def open(self, model, *, threads: int | None = None, ort_options=None) -> None:
+        self.runtime.open(model, threads=threads, ort_options=ort_options)
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         ports = self.ports
@@ -107,6 +108,12 @@ class StreamingRuntime:
     def close(self) -> None:
         self.runtime.close()
 
+    def notes(self) -> list[str]:
+        return self.runtime.notes()
+
+    def settings(self) -> dict:
+        return self.runtime.settings()
+
 
 def streaming_measurement(m, *, stateful_variant: bool):
     """A harness Measurement (seq_len = the chunk) with the streaming fields of its row."""
@@ -122,7 +129,7 @@ def streaming_measurement(m, *, stateful_variant: bool):
 def run_streaming(model_path, *, runtimes: str | None = None, batches=(1,), chunks=(1,),
                   threads_list=(None,), settings=None, verify: dict | None = None,
                   calibrate: bool = True, show_progress: bool = True, console=None,
-                  clock=time.perf_counter_ns) -> dict:
+                  clock=time.perf_counter_ns, ort_options=None) -> dict:
     """Measure the per-call latency of streaming ``model_path`` in chunks of each size in
     ``chunks`` steps, at each batch and thread count; returns the report document
     (``bench.report``) with a ``streaming`` section."""
@@ -137,16 +144,16 @@ def run_streaming(model_path, *, runtimes: str | None = None, batches=(1,), chun
     threads_list = [t or default_threads() for t in threads_list]
     shapes = [(b, c) for b in batches for c in chunks]
     with tempfile.TemporaryDirectory(prefix="lstm-bench-stream-") as folder:
-        stream = streaming_model(model.path, folder)
-        timed = BenchModel(stream.path)
+        stream = streaming_model(model.model, folder)
+        timed = BenchModel(stream.model)
         wrapped = {name: (lambda factory=factory: StreamingRuntime(factory(), stream.ports))
                    for name, factory in factories.items()}
         peak = peak_gflops() if calibrate else None
         total = len(threads_list) * (len(factories) + len(shapes))
         with LiveDisplay(total, console=console, enabled=show_progress) as display:
-            result = sweep(timed.path, wrapped, shapes, threads_list, timed.feeds,
+            result = sweep(timed.model, wrapped, shapes, threads_list, timed.feeds,
                            settings or Settings(), clock=clock, flops_for=timed.flops,
-                           peak_gflops=peak, on_event=display)
+                           peak_gflops=peak, on_event=display, ort_options=ort_options)
         timed_info = timed.info()
     result.skipped[:0] = unavailable
     if not result.measurements:

@@ -178,7 +178,7 @@ def test_streaming_model_is_the_model_itself_when_it_carries_state(weights, tmp_
     path = tmp_path / "stateful.onnx"
     onnx.save(build_lstm_model(weights, initial_states=True), str(path))
     stream = streaming_model(path, tmp_path)
-    assert stream.path == path and not stream.stateful_variant
+    assert stream.model.path == path and not stream.stateful_variant
 
 
 def _ticking_clock(step_ns=1_000):
