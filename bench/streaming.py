@@ -164,9 +164,27 @@ def run_streaming(model_path, *, runtimes: str | None = None, batches=(1,), chun
     doc = build_document(result, model=model.info(), machine=machine_info(threads_list),
                          verify=verify)
     doc["streaming"] = {
-        "chunks": list(chunks), "stateful_variant": stream.stateful_variant,
+        "chunks": list(chunks), "measured": True, "stateful_variant": stream.stateful_variant,
         "note": stream.note, "ports": dataclasses.asdict(stream.ports),
         "timed_model": {k: timed_info[k] for k in ("sha256", "inputs", "outputs")
                         if k in timed_info},
     }
+    return doc
+
+
+def add_streaming(doc: dict, model_path, *, chunks=(1,), batches=(1,), **options) -> dict:
+    """Streaming rows of ``model_path`` (``run_streaming`` with ``options``) added to the report
+    ``doc`` of a sequence bench, with its ``streaming`` section; a model that cannot be streamed
+    gets the reason in the section instead (the rest of the report stands)."""
+    try:
+        stream = run_streaming(model_path, chunks=chunks, batches=batches,
+                               **{"calibrate": False, **options})
+    except LSTMBenchError as exc:
+        doc["streaming"] = {"chunks": list(chunks), "measured": False, "reason": str(exc)}
+        return doc
+    doc["results"] += stream["results"]
+    doc["warnings"] += stream["warnings"]
+    known = {(s["runtime"], s.get("threads")) for s in doc["skipped"]}
+    doc["skipped"] += [s for s in stream["skipped"] if (s["runtime"], s.get("threads")) not in known]
+    doc["streaming"] = stream["streaming"]
     return doc

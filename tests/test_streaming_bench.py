@@ -240,3 +240,16 @@ def test_bench_streaming_a_bidirectional_model_is_one_line(tmp_path, capsys):
     rc = main(["bench", str(path), "--streaming", "--quiet", "--no-calibrate"])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and "bidirectional" in err[0], err
+
+
+def test_run_adds_a_streaming_bench_to_its_reports(classifier, tmp_path, capsys):
+    argv = ["run", "--model", str(classifier), "--out", str(tmp_path), "--runtimes", "ort-cpu",
+            "--batch", "1,2", "--min-time", "0.002", "--quiet"]
+    assert main(argv) == 0
+    (folder,) = tmp_path.iterdir()
+    doc = json.loads((folder / "bench.json").read_text())
+    streaming = [r for r in doc["results"] if r.get("mode") == "streaming"]
+    assert [(r["runtime"], r["batch"], r["chunk"]) for r in streaming] == [("ort-cpu", 1, 1)]
+    assert {r["batch"] for r in doc["results"] if r.get("mode") is None} == {1, 2}
+    assert doc["streaming"]["stateful_variant"] is True
+    assert "stateful variant" in doc["streaming"]["note"]
