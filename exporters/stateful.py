@@ -10,7 +10,8 @@ zeros constant), and keep only the model's own output.
 
 - the LSTM node's initial states become the graph inputs ``initial_h`` and ``initial_c``
   (``[num_directions, batch, hidden_size]``); whatever computed them before is pruned;
-- its ``Y_h`` and ``Y_c`` become graph outputs (named so when the node left them unnamed);
+- its ``Y_h`` and ``Y_c`` become graph outputs named ``Y_h`` and ``Y_c`` (unless they
+  already were graph outputs, under whatever name);
 - when the node's X is a ``Transpose`` of a graph input (a batch-first model), the variant
   takes X time-major as the node does, under the name ``X``: a chunk of steps is then a slice
   of the node's own input.
@@ -108,11 +109,15 @@ def stateful_variant(model):
             graph.input.append(helper.make_tensor_value_info(node.input[slot], elem, state_shape))
     graph_outputs = {o.name for o in graph.output}
     for slot, name in ((1, "Y_h"), (2, "Y_c")):
-        if not node.output[slot]:
-            node.output[slot] = _unique(name, taken)
-        if node.output[slot] not in graph_outputs:
-            graph.output.append(helper.make_tensor_value_info(node.output[slot], elem,
-                                                              state_shape))
+        if node.output[slot] in graph_outputs:
+            continue
+        old, node.output[slot] = node.output[slot], _unique(name, taken)
+        if old:  # an internal name (torch's "getitem_1"): its readers follow the new name
+            for reader in graph.node:
+                reader.input[:] = [node.output[slot] if n == old else n for n in reader.input]
+            for info in [v for v in graph.value_info if v.name == old]:
+                graph.value_info.remove(info)
+        graph.output.append(helper.make_tensor_value_info(node.output[slot], elem, state_shape))
     _prune(graph)
     helper.set_model_props(variant, {**{p.key: p.value for p in variant.metadata_props},
                                      METADATA_STATEFUL: "1"})

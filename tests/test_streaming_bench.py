@@ -87,7 +87,8 @@ def test_stateful_variant_of_a_batch_first_model(classifier):
               for v in variant.graph.input}
     assert inputs == {"X": ["seq", "batch", I], "initial_h": [1, "batch", H],
                       "initial_c": [1, "batch", H]}
-    assert {o.name for o in variant.graph.output} == {"output", ports.Y_h, ports.Y_c}
+    assert [o.name for o in variant.graph.output] == ["output", "Y_h", "Y_c"]
+    assert (ports.Y_h, ports.Y_c) == ("Y_h", "Y_c")  # the node's internal "last_h" renamed
     # the zero-state chain and the Transpose are gone; nothing else changed
     assert [n.op_type for n in variant.graph.node] == ["LSTM", "Squeeze", "Gemm", "Sigmoid"]
     assert {p.key: p.value for p in variant.metadata_props}[METADATA_STATEFUL] == "1"
