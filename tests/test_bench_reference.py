@@ -13,6 +13,11 @@ ratio itself comes from this file run as a script, which alternates torch and th
 in one process, round by round, so that the machine's drift hits both alike:
 
     .venv/bin/python tests/test_bench_reference.py [--rounds 30] [--shape issue]
+    OPENBLAS_NUM_THREADS=1 .venv/bin/python tests/test_bench_reference.py --threads 1
+
+On a busy machine torch's per-step OpenMP barrier with one thread per core stalls whenever a
+worker is descheduled (torch then took 200 ms instead of 10 ms here): the one-thread ratio is
+the one to trust there.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ def bench_reference_torch():
     import torch
 
     threads = torch.get_num_threads()
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(threads or os.cpu_count() or 1)
     yield torch
     torch.set_num_threads(threads)
 
@@ -93,17 +98,19 @@ def test_bench_torch_lstm(benchmark, bench_reference_torch, shape):
     np.testing.assert_allclose(Y_c.numpy(), truth[2], rtol=1e-4, atol=1e-5)
 
 
-def interleaved_ratio(shape="issue", rounds=30, calls=3, clock=time.perf_counter_ns) -> dict:
+def interleaved_ratio(shape="issue", rounds=30, calls=3, threads=None,
+                      clock=time.perf_counter_ns) -> dict:
     """The float64 reference's time over torch's float32 nn.LSTM, the two alternating.
 
     Each round times ``calls`` calls of torch, then ``calls`` of the reference, and keeps
     the fastest of each (the call least disturbed by other load); the ratio is the median
-    of the rounds' ratios. torch runs with one intra-op thread per core, as NumPy's BLAS.
+    of the rounds' ratios. torch runs with ``threads`` intra-op threads (default one per
+    core, as NumPy's BLAS; give NumPy the same count with OPENBLAS_NUM_THREADS).
     """
     import torch
 
     X, W, R, B = _inputs(SHAPES[shape])
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(threads or os.cpu_count() or 1)
     candidates = {"torch": torch_lstm(torch, X, W, R, B),
                   "reference": lambda: reference.lstm(X, W, R, B)}
     best = {name: [] for name in candidates}
@@ -144,9 +151,13 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="float64 reference time / torch float32 time")
     parser.add_argument("--shape", choices=SHAPES, default="issue")
     parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch's threads (default: one per core); run with "
+                             "OPENBLAS_NUM_THREADS set to the same for NumPy")
     args = parser.parse_args()
     result = {"cpu": cpu_model(), "load_average": os.getloadavg(),
-              **interleaved_ratio(args.shape, args.rounds)}
+              "numpy_blas_threads": os.environ.get("OPENBLAS_NUM_THREADS", "default (cores)"),
+              **interleaved_ratio(args.shape, args.rounds, threads=args.threads)}
     print(json.dumps(result, indent=1))
     print(f"reference / torch = {result['ratio_median']:.2f} (median of {args.rounds} rounds; "
           f"torch {result['torch_ms']:.2f} ms, reference {result['reference_ms']:.2f} ms; "
