@@ -255,3 +255,24 @@ def test_run_adds_a_streaming_bench_to_its_reports(classifier, tmp_path, capsys)
     assert {r["batch"] for r in doc["results"] if r.get("mode") is None} == {1, 2}
     assert doc["streaming"]["stateful_variant"] is True
     assert "stateful variant" in doc["streaming"]["note"]
+
+
+def test_stateful_variant_of_a_batch_major_layout_1_model():
+    """layout=1 (X [batch, seq, I], states [batch, D, H]): checked in float64 with
+    reference.run_model (onnxruntime does not run layout 1)."""
+    weights = LSTMWeights.random(LSTMSpec(input_size=I, hidden_size=H, layout=1), seed=6)
+    variant = stateful_variant(build_lstm_model(weights, outputs=("Y",)))
+    ports, _ = stream_ports(variant)
+    assert ports.layout == 1
+    shape = [d.dim_param or d.dim_value
+             for d in next(v for v in variant.graph.input if v.name == "initial_h")
+             .type.tensor_type.shape.dim]
+    assert shape == ["batch", 1, H]
+    rng = np.random.default_rng(7)
+    X = rng.uniform(-1, 1, (2, 4, I)).astype(np.float32)
+    h0, c0 = (rng.uniform(-1, 1, (2, 1, H)).astype(np.float32) for _ in range(2))
+    got = reference.run_model(variant, {"X": X, "initial_h": h0, "initial_c": c0})
+    want = reference.lstm(X, weights.W, weights.R, weights.B, initial_h=h0, initial_c=c0,
+                          layout=1)
+    np.testing.assert_allclose(got["Y_h"], want[1], rtol=1e-12)
+    np.testing.assert_allclose(got["Y_c"], want[2], rtol=1e-12)
