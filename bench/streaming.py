@@ -140,12 +140,12 @@ def run_streaming(model_path, *, runtimes: str | None = None, batches=(1,), chun
     from lstm_bench.bench.runner import LiveDisplay, pick_runtimes
 
     model = BenchModel(model_path)
-    factories, unavailable = pick_runtimes(runtimes)
     threads_list = [t or default_threads() for t in threads_list]
     shapes = [(b, c) for b in batches for c in chunks]
     with tempfile.TemporaryDirectory(prefix="lstm-bench-stream-") as folder:
-        stream = streaming_model(model.model, folder)
+        stream = streaming_model(model.model, folder)  # first: a model that cannot stream fails fast
         timed = BenchModel(stream.model)
+        factories, unavailable = pick_runtimes(runtimes)
         wrapped = {name: (lambda factory=factory: StreamingRuntime(factory(), stream.ports))
                    for name, factory in factories.items()}
         peak = peak_gflops() if calibrate else None
