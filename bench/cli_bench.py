@@ -12,6 +12,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--batch", default="1", help="comma list of batch sizes (default: 1)")
     parser.add_argument("--seq-len", default="100",
                         help="comma list of sequence lengths (default: 100)")
+    parser.add_argument("--inputs", metavar="F.npz", default=None,
+                        help="feed these arrays (as verify does) instead of random inputs; "
+                             "their shape replaces --batch and --seq-len")
     parser.add_argument("--threads", default=None,
                         help="comma list of intra-op thread counts, the same for every CPU "
                              "runtime (default: all cores)")
@@ -88,7 +91,11 @@ def main(args) -> int:
         verify = verify_section(_read_json(args.verify_json))
     if args.streaming:  # streaming latency (bench/streaming.py)
         from lstm_bench.bench.streaming import run_streaming
+        from lstm_bench.errors import LSTMBenchError
 
+        if args.inputs:
+            raise LSTMBenchError("--inputs and --streaming cannot be combined: the streaming "
+                                 "bench feeds random chunks of --chunk steps")
         doc = run_streaming(args.model, runtimes=args.runtimes, batches=batches,
                             chunks=parse_int_list(args.chunk, "--chunk"), threads_list=threads,
                             settings=settings_from(args), verify=verify,
@@ -98,7 +105,7 @@ def main(args) -> int:
         doc = run_bench(args.model, runtimes=args.runtimes, batches=batches, seq_lens=seq_lens,
                         threads_list=threads, settings=settings_from(args), verify=verify,
                         calibrate=not args.no_calibrate, show_progress=not args.quiet,
-                        ort_options=ort_options)
+                        ort_options=ort_options, inputs=args.inputs)
     console = make_console()
     print_terminal(doc, console)
     write_reports(doc, args, console)
