@@ -228,6 +228,7 @@ def test_bench_streaming_cli_writes_every_report(classifier, tmp_path, capsys):
 @pytest.mark.parametrize("extra, contains", [
     (["--chunk", "0"], "--chunk: 0 is below 1"),
     (["--chunk", "x"], "--chunk: 'x' is not an integer"),
+    (["--inputs", "feeds.npz"], "--inputs and --streaming cannot be combined"),
 ])
 def test_bench_streaming_bad_chunk(classifier, capsys, extra, contains):
     rc = main(["bench", str(classifier), "--streaming", "--quiet", "--no-calibrate", *extra])
