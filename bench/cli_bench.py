@@ -44,6 +44,13 @@ def add_arguments(parser) -> None:
                              "$LSTM_BENCH_DB, else lstm-bench-out/history.sqlite)")
     parser.add_argument("--no-history", action="store_true", help="do not record the results")
     parser.add_argument("--quiet", action="store_true", help="no progress display")
+    # streaming latency (bench/streaming.py)
+    parser.add_argument("--streaming", action="store_true",
+                        help="time one chunk per call with h and c carried between calls "
+                             "(--seq-len is not used); a model without state inputs and outputs "
+                             "is timed as its stateful variant, and the report says so")
+    parser.add_argument("--chunk", default="1",
+                        help="with --streaming: comma list of steps per call (default: 1)")
 
 
 def settings_from(args):
@@ -78,10 +85,23 @@ def main(args) -> int:
 
         verify = VerifySummary.from_verify_json(read_json(args.verify_json, "verify report"))
     db = None if args.no_history else history.check_db(args.db or history.default_db())
-    doc = run_bench(args.model, runtimes=args.runtimes, batches=batches, seq_lens=seq_lens,
-                    threads_list=threads, settings=settings_from(args), verify=verify,
-                    calibrate=not args.no_calibrate, show_progress=not args.quiet,
-                    ort_options=ort_options, inputs=args.inputs)
+    if args.streaming:  # streaming latency (bench/streaming.py)
+        from lstm_bench.bench.streaming import run_streaming
+        from lstm_bench.errors import LSTMBenchError
+
+        if args.inputs:
+            raise LSTMBenchError("--inputs and --streaming cannot be combined: the streaming "
+                                 "bench feeds random chunks of --chunk steps")
+        doc = run_streaming(args.model, runtimes=args.runtimes, batches=batches,
+                            chunks=parse_int_list(args.chunk, "--chunk"), threads_list=threads,
+                            settings=settings_from(args), verify=verify,
+                            calibrate=not args.no_calibrate, show_progress=not args.quiet,
+                            ort_options=ort_options)
+    else:
+        doc = run_bench(args.model, runtimes=args.runtimes, batches=batches, seq_lens=seq_lens,
+                        threads_list=threads, settings=settings_from(args), verify=verify,
+                        calibrate=not args.no_calibrate, show_progress=not args.quiet,
+                        ort_options=ort_options, inputs=args.inputs)
     console = make_console()
     print_report(doc, console)
     for path in write_reports(doc, json=args.json, md=args.md, html=args.html):

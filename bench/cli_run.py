@@ -104,9 +104,14 @@ def step_bench(model_path, args, verify, batches, threads):
     # machine reached 0.4 s a call here) so that the whole run stays near a minute.
     settings = Settings(min_time=args.min_time, warmup_time=min(0.05, args.min_time / 4),
                         max_time=RUN_MAX_TIME)
-    return run_bench(model_path, runtimes=args.runtimes, batches=batches,
-                     seq_lens=(verify.inputs.get("seq_len") or SEQ_LEN,), threads_list=threads,
-                     settings=settings, verify=verify, show_progress=not args.quiet)
+    report = run_bench(model_path, runtimes=args.runtimes, batches=batches,
+                       seq_lens=(verify.inputs.get("seq_len") or SEQ_LEN,), threads_list=threads,
+                       settings=settings, verify=verify, show_progress=not args.quiet)
+    # and the latency of streaming it, one step per call with h and c carried (bench/streaming.py)
+    from lstm_bench.bench.streaming import add_streaming
+
+    return add_streaming(report, model_path, runtimes=args.runtimes, threads_list=threads,
+                         settings=settings, show_progress=not args.quiet)
 
 
 def summary_table(report):
@@ -115,14 +120,18 @@ def summary_table(report):
     from rich import box
     from rich.table import Table
 
+    from lstm_bench.bench.decision import row_field
+
     verdicts = report.verify.verdicts if report.verify else {}
     latency: dict[str, dict] = {}
     best: dict[str, float] = {}
-    for m in report.measurements:
+    # whole sequences only: the streaming rows' figures are per call of a chunk
+    sequence = [m for m in report.measurements if row_field(m, "mode") != "streaming"]
+    for m in sequence:
         latency.setdefault(m.runtime, {}).setdefault(m.batch, m.stats.median)
         latency[m.runtime][m.batch] = min(latency[m.runtime][m.batch], m.stats.median)
         best[m.runtime] = max(best.get(m.runtime, 0.0), m.sequences_per_s)
-    smallest = min((m.batch for m in report.measurements), default=1)
+    smallest = min((m.batch for m in sequence), default=1)
     names = list(dict.fromkeys(list(latency) + list(verdicts)))
     table = Table(title="summary: one verdict per runtime", header_style="bold",
                   box=box.SIMPLE_HEAD, pad_edge=False, title_justify="left")

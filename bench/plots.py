@@ -14,7 +14,7 @@ import base64
 import io
 from collections import defaultdict
 
-from lstm_bench.bench.decision import shape_key, shape_label
+from lstm_bench.bench.decision import row_field, shape_key, shape_label
 
 WIDTH_IN = 13.0  # with DPI, about 1300 px: the page's full width
 DPI = 100
@@ -153,6 +153,18 @@ def latency_vs_batch(measurements) -> str:
                  "batch", "median latency (ms), 95% CI")
 
 
+def streaming_latency(measurements) -> str:
+    """Streaming rows (``bench.streaming``): p50 latency per step, the bar up to p99."""
+    def per_step(m):
+        chunk = row_field(m, "chunk") or m.seq_len
+        p50, p99 = m.stats.median / chunk, m.stats.p99 / chunk
+        return p50, (p50, p99)
+    return _draw(measurements, _curves(measurements, lambda m: row_field(m, "chunk"),
+                                       lambda m: m.batch, per_step),
+                 "streaming, chunk = {} step(s) per call".format, "batch",
+                 "latency per step (ms): p50, bar to p99")
+
+
 def throughput_vs_seq_len(measurements) -> str:
     return _draw(measurements, _curves(measurements, lambda m: m.batch, lambda m: m.seq_len,
                                        lambda m: (m.steps_per_s, None)),
@@ -224,7 +236,8 @@ def verify_error_per_step(verify) -> str | None:
 
 def all_plots(report) -> list[tuple[str, str]]:
     """(caption, base64 PNG) for every plot the report's data supports."""
-    rows = report.measurements
+    streaming = [m for m in report.measurements if row_field(m, "mode") == "streaming"]
+    rows = [m for m in report.measurements if row_field(m, "mode") != "streaming"]
     plots = []
     if rows:
         plots.append(("Latency against batch", latency_vs_batch(rows)))
@@ -235,6 +248,8 @@ def all_plots(report) -> list[tuple[str, str]]:
         if len({m.threads for m in rows}) > 1:
             plots.append(("Latency against threads", latency_vs_threads(rows)))
         plots.append(("Cold start", cold_start(rows)))
+    if streaming:
+        plots.append(("Streaming latency per step", streaming_latency(streaming)))
     if report.verify:
         png = verify_error_per_step(report.verify)
         if png:
