@@ -5,25 +5,50 @@ from __future__ import annotations
 HELP = "measure latency and throughput of each runtime"
 
 
-def add_arguments(parser) -> None:
-    parser.add_argument("model", help="the ONNX model (with at least one LSTM node)")
-    parser.add_argument("--runtimes", default="all",
-                        help="comma list of runtimes, or 'all' (default: every available one)")
+def add_sweep_arguments(parser, *, runtimes_default: str = "all") -> None:
+    """What to measure: runtimes and the sweep's lists (shared with `compare A.onnx B.onnx`
+    and `python -m lstm_bench.bench.fidelity`)."""
+    parser.add_argument("--runtimes", default=runtimes_default,
+                        help="comma list of runtimes, or 'all' (default: "
+                             f"{'every available one' if runtimes_default == 'all' else runtimes_default})")
     parser.add_argument("--batch", default="1", help="comma list of batch sizes (default: 1)")
     parser.add_argument("--seq-len", default="100",
                         help="comma list of sequence lengths (default: 100)")
     parser.add_argument("--threads", default=None,
                         help="comma list of intra-op thread counts, the same for every CPU "
-                             "runtime (default: all cores)")
-    parser.add_argument("--min-time", type=float, default=0.2,
-                        help="seconds of timed calls per runtime and shape, at least (default 0.2)")
-    parser.add_argument("--min-reps", type=int, default=10,
-                        help="timed calls per runtime and shape, at least (default 10)")
-    parser.add_argument("--max-reps", type=int, default=10_000,
-                        help="timed calls per runtime and shape, at most (default 10000)")
-    parser.add_argument("--block", type=int, default=5,
-                        help="timed calls per runtime in each round-robin round (default 5; 1: "
-                             "call by call; more keeps runtimes' spinning thread pools apart)")
+                             "runtime (default: 1; at most 4 x the usable cores)")
+
+
+def add_timing_arguments(parser) -> None:
+    """How long and in how many blocks (see docs/bench.md, "What one figure means")."""
+    from lstm_bench.bench.harness import Settings
+
+    d = Settings()
+    parser.add_argument("--span", type=float, default=d.span, metavar="S",
+                        help="seconds of wall time the blocks of each thread count are spread "
+                             f"over, to see the machine's slow and fast phases (default {d.span:g})")
+    parser.add_argument("--blocks", type=int, default=d.blocks,
+                        help=f"blocks per runtime and shape, the unit of the statistics "
+                             f"(default {d.blocks})")
+    parser.add_argument("--processes", type=int, default=d.processes,
+                        help="fresh worker processes the blocks are spread over, one after "
+                             f"another (default {d.processes}: this process)")
+    parser.add_argument("--min-time", type=float, default=d.min_time,
+                        help="seconds of timed calls per runtime and shape, at least "
+                             f"(default {d.min_time:g})")
+    parser.add_argument("--min-reps", type=int, default=d.min_reps,
+                        help=f"timed calls per runtime and shape, at least (default {d.min_reps})")
+    parser.add_argument("--max-reps", type=int, default=d.max_reps,
+                        help=f"timed calls per runtime and shape, at most (default {d.max_reps})")
+    parser.add_argument("--block", type=int, default=d.block,
+                        help=f"timed calls per block, at least (default {d.block})")
+    parser.add_argument("--quiet", action="store_true", help="no progress display")
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("model", help="the ONNX model (with at least one LSTM node)")
+    add_sweep_arguments(parser)
+    add_timing_arguments(parser)
     parser.add_argument("--no-calibrate", action="store_true",
                         help="skip the GEMM peak measurement (no share-of-peak figures)")
     parser.add_argument("--verify-json", metavar="PATH",
@@ -32,15 +57,26 @@ def add_arguments(parser) -> None:
     parser.add_argument("--json", metavar="PATH", help="write the full report (raw samples too)")
     parser.add_argument("--md", metavar="PATH", help="write a Markdown report")
     parser.add_argument("--html", metavar="PATH", help="write a self-contained HTML report")
-    parser.add_argument("--quiet", action="store_true", help="no progress display")
 
 
 def settings_from(args):
     from lstm_bench.bench.harness import Settings
 
-    return Settings(min_time=args.min_time, min_reps=args.min_reps,
+    return Settings(span=args.span, blocks=args.blocks, processes=args.processes,
+                    min_time=args.min_time, min_reps=args.min_reps,
                     max_reps=max(args.max_reps, args.min_reps),
                     warmup_time=min(0.05, args.min_time / 4), block=args.block)
+
+
+def sweep_lists(args) -> tuple[list[int], list[int], list[int]]:
+    """(batches, seq_lens, threads) from the options, checked."""
+    from lstm_bench.bench.machine import check_threads, default_threads
+    from lstm_bench.bench.runner import parse_int_list
+
+    threads = (parse_int_list(args.threads, "--threads") if args.threads is not None
+               else [default_threads()])
+    return (parse_int_list(args.batch, "--batch"), parse_int_list(args.seq_len, "--seq-len"),
+            check_threads(threads))
 
 
 def write_reports(doc, args, console) -> None:
@@ -55,25 +91,21 @@ def write_reports(doc, args, console) -> None:
 
 
 def main(args) -> int:
-    from lstm_bench.bench.machine import default_threads
     from lstm_bench.bench.report import make_console, print_terminal
-    from lstm_bench.bench.runner import parse_int_list, run_bench
-
+    from lstm_bench.bench.runner import run_bench
     from lstm_bench.files import check_writable
 
     for option in ("json", "md", "html"):
         check_writable(getattr(args, option), f"--{option}")
-    batches = parse_int_list(args.batch, "--batch")
-    seq_lens = parse_int_list(args.seq_len, "--seq-len")
-    threads = (parse_int_list(args.threads, "--threads") if args.threads is not None
-               else [default_threads()])
+    batches, seq_lens, threads = sweep_lists(args)
+    settings = settings_from(args)
     verify = None
     if args.verify_json:
         from lstm_bench.bench.report import verify_section
 
         verify = verify_section(_read_json(args.verify_json))
     doc = run_bench(args.model, runtimes=args.runtimes, batches=batches, seq_lens=seq_lens,
-                    threads_list=threads, settings=settings_from(args), verify=verify,
+                    threads_list=threads, settings=settings, verify=verify,
                     calibrate=not args.no_calibrate, show_progress=not args.quiet)
     console = make_console()
     print_terminal(doc, console)

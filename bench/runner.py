@@ -1,5 +1,6 @@
 """A benchmark run from the command line's point of view: parse the lists, pick the runtimes,
-calibrate the machine's peak, sweep with a live display, and build the report document."""
+calibrate the machine's peak, sweep (in this process or in worker processes, pyperf-style)
+with a live display, and build the report document."""
 
 from __future__ import annotations
 
@@ -59,7 +60,7 @@ def pick_runtimes(text: str | None) -> tuple[dict, list[dict]]:
 
 
 class LiveDisplay:
-    """A progress bar and a table of the results so far, on stderr, while a sweep runs."""
+    """A progress line and a table of the results so far, on stderr, while a sweep runs."""
 
     def __init__(self, total: int, console=None, enabled: bool = True):
         from rich.console import Console
@@ -105,16 +106,141 @@ class LiveDisplay:
             self.progress.advance(self.task)
             self.console.print(f"[dim]skipped {info['runtime']}: {info['reason']}[/dim]",
                                highlight=False)
-        elif kind == "shape":
-            self.progress.update(self.task, description=f"timing batch {info['batch']}, "
-                                 f"seq_len {info['seq_len']}, {info['threads']} threads")
         elif kind == "opened":
             self.progress.advance(self.task)
+        elif kind == "timing":
+            self.progress.update(self.task, description=f"timing {info['cells']} cells, "
+                                 f"{info['threads']} threads")
+        elif kind == "process":
+            self.progress.update(self.task, description=f"worker process {info['process'] + 1}"
+                                 f" of {info['processes']}")
         elif kind == "result":
             self.rows.append(info["measurement"].as_dict())
-        elif kind == "shape_done":
-            self.progress.advance(self.task)
             self.live.update(Group(self.progress, rich_table(self.rows[-12:])))
+        elif kind == "done":
+            self.progress.advance(self.task)
+
+
+def _subject(path):
+    from lstm_bench.bench.harness import Subject
+    from lstm_bench.bench.model import BenchModel
+
+    model = BenchModel(path)
+    return model, Subject(str(model.path), model.feeds, model.flops)
+
+
+def measure_models(paths: list, names: list[str], shapes, threads_list, settings, *,
+                   peak: float | None, process: int = 0, origin: int | None = None,
+                   clock=time.perf_counter_ns, on_event=None) -> list:
+    """``harness.sweep`` of these models and runtimes (by registry name); one SweepResult per
+    model. This is what each worker process runs."""
+    from lstm_bench.bench.harness import sweep
+    from lstm_bench.runtimes.registry import RUNTIMES
+
+    subjects = [_subject(p)[1] for p in paths]
+    return sweep(subjects, {n: RUNTIMES[n] for n in names}, shapes, threads_list, settings,
+                 clock=clock, peak_gflops=peak, on_event=on_event, process=process,
+                 origin=origin)
+
+
+def _worker(job: dict) -> list[dict]:
+    """Entry point of a worker process: measure, and return plain rows (JSON-able data)."""
+    from lstm_bench.bench.harness import Settings
+
+    results = measure_models(job["paths"], job["names"], [tuple(s) for s in job["shapes"]],
+                             job["threads_list"], Settings(**job["settings"]), peak=job["peak"],
+                             process=job["process"], origin=job["origin"])
+    return [{"rows": [m.as_dict() for m in r.measurements], "skipped": r.skipped}
+            for r in results]
+
+
+def worker_settings(settings, processes: int):
+    """Each of N workers takes 1/N of the span, the blocks and the minimum time."""
+    from dataclasses import replace
+
+    return replace(settings, span=settings.span / processes,
+                   blocks=max(1, -(-settings.blocks // processes)),
+                   min_time=settings.min_time / processes,
+                   min_reps=max(1, -(-settings.min_reps // processes)),
+                   max_reps=max(1, settings.max_reps // processes),
+                   max_time=settings.max_time / processes)
+
+
+def measure_in_processes(paths, names, shapes, threads_list, settings, *, peak,
+                         on_event=None) -> list:
+    """The sweep in ``settings.processes`` fresh worker processes, one after another (as
+    pyperf does: in parallel they would compete for the cores), each with its share of the
+    span; a cell's blocks from every process are merged into one Measurement."""
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    from lstm_bench.bench.harness import SweepResult
+    from lstm_bench.bench.stats import Measurement, merge
+
+    notify = on_event or (lambda kind, **info: None)
+    processes = settings.processes
+    job = {"paths": [str(p) for p in paths], "names": list(names),
+           "shapes": [list(s) for s in shapes], "threads_list": list(threads_list),
+           "settings": worker_settings(settings, processes).as_dict(), "peak": peak,
+           "origin": time.perf_counter_ns()}  # CLOCK_MONOTONIC: one time axis for all workers
+    parts = []
+    for process in range(processes):
+        notify("process", process=process, processes=processes)
+        # spawn: a fresh interpreter, nothing inherited from this one's state
+        with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
+            parts.append(pool.submit(_worker, {**job, "process": process}).result())
+        notify("done")
+    results = []
+    for i in range(len(paths)):
+        by_key: dict[tuple, list] = {}
+        for part in parts:
+            for row in part[i]["rows"]:
+                m = Measurement.from_dict(row, peak_gflops=peak if row["device"] == "cpu"
+                                          else None)
+                by_key.setdefault(m.key(), []).append(m)
+        skipped = {(s["runtime"], s["threads"]): s for part in parts for s in part[i]["skipped"]}
+        results.append(SweepResult([merge(ms) for ms in by_key.values()], list(skipped.values()),
+                                   settings, peak))
+    return results
+
+
+def measure_sweep(paths, names, shapes, threads_list, settings, *, calibrate: bool,
+                  show_progress: bool, console=None, clock=time.perf_counter_ns) -> tuple:
+    """(one SweepResult per model, the load averages before and after)."""
+    from lstm_bench.bench.machine import load_average, peak_gflops
+
+    load_before = load_average()
+    peak = peak_gflops() if calibrate else None
+    in_process = settings.processes == 1
+    total = (len(threads_list) * len(names) * len(paths)) if in_process else settings.processes
+    with LiveDisplay(total, console=console, enabled=show_progress) as display:
+        if in_process:
+            results = measure_models(paths, names, shapes, threads_list, settings, peak=peak,
+                                     clock=clock, on_event=display)
+        else:
+            results = measure_in_processes(paths, names, shapes, threads_list, settings,
+                                           peak=peak, on_event=display)
+    return results, {"before": load_before, "after": load_average()}
+
+
+def finish_document(result, *, model, threads_list, load, verify=None) -> dict:
+    """The report document, with the load averages and a warning when the machine was busy."""
+    from lstm_bench.bench.machine import busy_warning, machine_info
+    from lstm_bench.bench.report import build_document
+
+    machine = machine_info(threads_list)
+    machine["load_average"] = load
+    doc = build_document(result, model=model.info(), machine=machine, verify=verify)
+    busy = busy_warning(load["before"], load["after"], max(threads_list))
+    if busy:
+        doc["warnings"].append(busy)
+    return doc
+
+
+def resolve_threads(threads_list) -> list[int]:
+    from lstm_bench.bench.machine import check_threads, default_threads
+
+    return check_threads([t or default_threads() for t in threads_list])
 
 
 def run_bench(model_path, *, runtimes: str | None = None, batches=(1,), seq_lens=(100,),
@@ -122,24 +248,44 @@ def run_bench(model_path, *, runtimes: str | None = None, batches=(1,), seq_lens
               calibrate: bool = True, show_progress: bool = True, console=None,
               clock=time.perf_counter_ns) -> dict:
     """Measure a model and return the report document (see ``bench.report``)."""
-    from lstm_bench.bench.harness import Settings, sweep
-    from lstm_bench.bench.machine import default_threads, machine_info, peak_gflops
+    from lstm_bench.bench.harness import Settings
     from lstm_bench.bench.model import BenchModel
-    from lstm_bench.bench.report import build_document
 
     model = BenchModel(model_path)
     factories, unavailable = pick_runtimes(runtimes)
-    threads_list = [t or default_threads() for t in threads_list]
+    threads_list = resolve_threads(threads_list)
     shapes = [(b, t) for b in batches for t in seq_lens]
-    peak = peak_gflops() if calibrate else None
-    total = len(threads_list) * (len(factories) + len(shapes))
-    with LiveDisplay(total, console=console, enabled=show_progress) as display:
-        result = sweep(model.path, factories, shapes, threads_list, model.feeds,
-                       settings or Settings(), clock=clock, flops_for=model.flops,
-                       peak_gflops=peak, on_event=display)
+    (result,), load = measure_sweep([model.path], list(factories), shapes, threads_list,
+                                    settings or Settings(), calibrate=calibrate,
+                                    show_progress=show_progress, console=console, clock=clock)
     result.skipped[:0] = unavailable
     if not result.measurements:
         raise LSTMBenchError(f"{model_path}: no runtime could run the model: " + "; ".join(
             f"{s['runtime']}: {s['reason']}" for s in result.skipped))
-    return build_document(result, model=model.info(), machine=machine_info(threads_list),
-                          verify=verify)
+    return finish_document(result, model=model, threads_list=threads_list, load=load,
+                           verify=verify)
+
+
+def run_ab(base_path, new_path, *, runtimes: str | None = "ort-cpu", batches=(1,),
+           seq_lens=(100,), threads_list=(None,), settings=None, calibrate: bool = False,
+           show_progress: bool = True, console=None, clock=time.perf_counter_ns) -> tuple:
+    """Both models measured in one rotation (interleaved blocks, same processes): the two
+    report documents (base, new)."""
+    from lstm_bench.bench.harness import Settings
+    from lstm_bench.bench.model import BenchModel
+
+    models = [BenchModel(base_path), BenchModel(new_path)]
+    factories, unavailable = pick_runtimes(runtimes)
+    threads_list = resolve_threads(threads_list)
+    shapes = [(b, t) for b in batches for t in seq_lens]
+    results, load = measure_sweep([m.path for m in models], list(factories), shapes,
+                                  threads_list, settings or Settings(), calibrate=calibrate,
+                                  show_progress=show_progress, console=console, clock=clock)
+    docs = []
+    for model, result in zip(models, results):
+        result.skipped[:0] = unavailable
+        if not result.measurements:
+            raise LSTMBenchError(f"{model.path}: no runtime could run the model: " + "; ".join(
+                f"{s['runtime']}: {s['reason']}" for s in result.skipped))
+        docs.append(finish_document(result, model=model, threads_list=threads_list, load=load))
+    return docs[0], docs[1]
