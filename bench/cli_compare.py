@@ -1,29 +1,83 @@
-"""`lstm-bench compare BASE.json NEW.json`: exit 1 when a row got slower beyond noise."""
+"""`lstm-bench compare`: exit 1 when a row got slower beyond noise.
+
+Two forms: ``compare BASE.json NEW.json`` judges two saved bench reports;
+``compare BASE.onnx NEW.onnx`` measures both models live, interleaved block by block in the
+same process(es), so that both see the same phases of the machine (the fair gate on a shared
+machine).
+"""
 
 from __future__ import annotations
 
-HELP = "compare two bench JSON reports; exit 1 on a regression"
+HELP = "compare two bench JSON reports, or two models live; exit 1 on a regression"
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("base", help="the reference report (lstm-bench bench --json)")
-    parser.add_argument("new", help="the report to judge")
+    from lstm_bench.bench.cli_bench import add_sweep_arguments, add_timing_arguments
+
+    parser.add_argument("base", help="the reference: a bench --json report, or an ONNX model")
+    parser.add_argument("new", help="the one to judge: a report, or an ONNX model")
     parser.add_argument("--fail-above", type=float, default=5.0, metavar="PCT",
                         help="a significant slowdown of the median above PCT percent is a "
                              "regression (default 5)")
+    parser.add_argument("--allow-different-models", action="store_true",
+                        help="compare reports of models with different sha256")
+    parser.add_argument("--allow-different-machines", action="store_true",
+                        help="compare reports from different CPUs or core counts")
+    parser.add_argument("--json", metavar="PATH", help="write the verdicts (and, live, both "
+                                                       "reports with their raw samples)")
+    parser.add_argument("--md", metavar="PATH", help="write the verdicts as Markdown")
+    group = parser.add_argument_group("live A/B (two .onnx models)")
+    add_sweep_arguments(group, runtimes_default="ort-cpu")
+    add_timing_arguments(group)
+
+
+def _is_model(path: str) -> bool:
+    return str(path).lower().endswith(".onnx")
 
 
 def main(args) -> int:
-    from lstm_bench.bench.compare import changes_table, compare_reports, machine_drift
-    from lstm_bench.bench.report import load_json, make_console
+    from lstm_bench.bench.compare import (changes_markdown, changes_table, compare_document,
+                                          compare_reports, machine_drift)
+    from lstm_bench.bench.report import load_json, make_console, write_json, write_text
+    from lstm_bench.errors import LSTMBenchError
+    from lstm_bench.files import check_writable
 
-    base, new = load_json(args.base), load_json(args.new)
-    changes = compare_reports(base, new, fail_above=args.fail_above)
+    for option in ("json", "md"):
+        check_writable(getattr(args, option), f"--{option}")
+    if not args.fail_above >= 0:
+        raise LSTMBenchError(f"--fail-above must be >= 0 percent, got {args.fail_above}")
+    live = _is_model(args.base), _is_model(args.new)
+    if live[0] != live[1]:
+        raise LSTMBenchError("give two bench reports (.json) or two models (.onnx), not one "
+                             f"of each: {args.base}, {args.new}")
+    if live[0]:
+        from lstm_bench.bench.cli_bench import settings_from, sweep_lists
+        from lstm_bench.bench.runner import run_ab
+
+        batches, seq_lens, threads = sweep_lists(args)
+        base, new = run_ab(args.base, args.new, runtimes=args.runtimes, batches=batches,
+                           seq_lens=seq_lens, threads_list=threads,
+                           settings=settings_from(args), show_progress=not args.quiet)
+        allow_models = True  # two models are the point of a live comparison
+    else:
+        base, new = load_json(args.base), load_json(args.new)
+        allow_models = args.allow_different_models
+    changes = compare_reports(base, new, fail_above=args.fail_above, paired=live[0],
+                              allow_different_models=allow_models,
+                              allow_different_machines=args.allow_different_machines)
+    warnings = [w for w in [machine_drift(base, new) if not live[0] else None]
+                + [w for w in new.get("warnings", []) if "busy" in w] if w]
     console = make_console()
-    console.print(changes_table(changes, args.fail_above))
-    drift = machine_drift(base, new)
-    if drift:
-        console.print(f"[yellow]warning:[/yellow] {drift}", highlight=False)
+    console.print(changes_table(changes, args.fail_above, paired=live[0]))
+    for warning in warnings:
+        console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+    if args.json:
+        doc = compare_document(changes, base, new, mode="live" if live[0] else "reports",
+                               fail_above=args.fail_above, warnings=warnings)
+        console.print(f"wrote {write_json(doc, args.json)}", highlight=False)
+    if args.md:
+        path = write_text(args.md, changes_markdown(changes, args.fail_above, live[0], warnings))
+        console.print(f"wrote {path}", highlight=False)
     regressions = [c for c in changes if c.regression]
     if regressions:
         console.print(f"[bold red]{len(regressions)} regression(s)[/bold red] of "

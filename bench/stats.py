@@ -30,7 +30,8 @@ CONFIDENCE = 0.95
 # fast/slow windows recorded in issue 10 reach 0.90) ...
 PHASE_SEPARATION = 0.85
 PHASE_GAP = 0.10  # ... the groups' medians differ by at least 10 % ...
-PHASE_MIN_SHARE = 0.15  # ... and each holds at least 15 % of the blocks (and 2 blocks).
+PHASE_MIN_SHARE = 0.15  # ... and each holds at least 15 % of the blocks (and 2 blocks),
+PHASE_MIN_BLOCKS = 8  # ... of at least this many.
 
 
 @dataclass(frozen=True)
@@ -129,7 +130,7 @@ def find_phases(block_ms) -> Phases | None:
     n = x.size
     least = max(2, math.ceil(PHASE_MIN_SHARE * n))
     total = float(((x - x.mean()) ** 2).sum())
-    if n < 2 * least or total <= 0:
+    if n < max(PHASE_MIN_BLOCKS, 2 * least) or total <= 0:
         return None
     best_k, best_between = 0, -1.0
     for k in range(least, n - least + 1):
