@@ -26,9 +26,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--batch", default=",".join(map(str, BATCHES)),
                         help="comma list of batch sizes (default 1,8,32)")
     parser.add_argument("--threads", default=None,
-                        help="comma list of thread counts (default: all cores)")
+                        help="comma list of thread counts (default: 1)")
     parser.add_argument("--min-time", type=float, default=0.2,
                         help="seconds of timed calls per runtime and shape (default 0.2)")
+    parser.add_argument("--span", type=float, default=10.0, metavar="S",
+                        help="seconds the timed blocks are spread over (default 10)")
     parser.add_argument("--model", metavar="MODEL.onnx",
                         help="run the job on this ONNX model instead of exporting the seed")
     parser.add_argument("--quiet", action="store_true", help="no progress display")
@@ -120,8 +122,8 @@ def step_bench(model_path, args, verify: dict, batches, threads) -> dict:
 
     # max_time bounds a runtime that turns slow (torch's per-step OpenMP barrier on a busy
     # machine reached 0.4 s a call here) so that the whole run stays near a minute.
-    settings = Settings(min_time=args.min_time, warmup_time=min(0.05, args.min_time / 4),
-                        max_time=RUN_MAX_TIME)
+    settings = Settings(span=args.span, min_time=args.min_time,
+                        warmup_time=min(0.05, args.min_time / 4), max_time=RUN_MAX_TIME)
     section = verify_section(verify)
     if verify.get("lstm_layer"):
         # The drift curve comes from the LSTM layer's Y: the seed's output has no time axis.

@@ -10,7 +10,8 @@ import pytest
 from lstm_bench.bench.report import load_json, render_html, render_markdown, verify_section
 from lstm_bench.cli import main
 
-FAST = ["--min-time", "0.002", "--min-reps", "3", "--no-calibrate", "--quiet"]
+FAST = ["--span", "0", "--blocks", "3", "--min-time", "0.002", "--min-reps", "3", "--no-calibrate",
+        "--quiet"]
 
 
 @pytest.fixture(scope="module")
