@@ -6,11 +6,15 @@ HELP = "measure latency and throughput of each runtime"
 
 
 def add_sweep_arguments(parser, *, runtimes_default: str = "all") -> None:
-    """What to measure: runtimes and the sweep's lists (shared with `compare A.onnx B.onnx`
-    and `python -m lstm_bench.bench.fidelity`)."""
+    """What to measure: runtimes and the sweep's lists (shared with `compare A.onnx B.onnx`)."""
+    shown = "every available one" if runtimes_default == "all" else runtimes_default
     parser.add_argument("--runtimes", default=runtimes_default,
-                        help="comma list of runtimes, or 'all' (default: "
-                             f"{'every available one' if runtimes_default == 'all' else runtimes_default})")
+                        help=f"comma list of runtimes, or 'all' (default: {shown})")
+    add_shape_arguments(parser)
+
+
+def add_shape_arguments(parser) -> None:
+    """--batch, --seq-len and --threads (shared with `python -m lstm_bench.bench.fidelity`)."""
     parser.add_argument("--batch", default="1", help="comma list of batch sizes (default: 1)")
     parser.add_argument("--seq-len", default="100",
                         help="comma list of sequence lengths (default: 100)")
