@@ -85,11 +85,6 @@ def compare_blocks(base_ms, new_ms, *, fail_above: float, alpha: float = ALPHA) 
     return change, p_slower, p_faster, _verdict(change, p_slower, p_faster, fail_above, alpha)
 
 
-# The former name: the samples given are block medians now (or calls, for callers that
-# really have independent samples).
-compare_samples = compare_blocks
-
-
 def compare_paired(base_ms, new_ms, *, fail_above: float, alpha: float = ALPHA) -> tuple:
     """(change_pct, p_slower, p_faster, verdict) for block medians taken in pairs (same round
     of one rotation): the change is the median of the ratios new / base."""

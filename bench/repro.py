@@ -67,8 +67,9 @@ def invocations(args, folder: Path) -> dict:
                      "blocks": row.get("block_count"), "phases": phases,
                      "load_average": doc["machine"].get("load_average"),
                      "wall_s": time.perf_counter() - started})
+        ci = row["latency_ms"]["median_ci95"]
         print(f"run {i + 1}: median {medians[-1] * 1e3:.1f} us over {row.get('block_count')} "
-              f"blocks, CI {[round(c * 1e3, 1) for c in row['latency_ms']['median_ci95']]}"
+              f"blocks, CI {[round(c * 1e3, 1) for c in ci] if ci else '-'}"
               + (f", phases fast {phases['fast_ms'] * 1e3:.1f} us ({phases['fast_share']:.0%})"
                  f" / slow {phases['slow_ms'] * 1e3:.1f} us" if phases else "")
               + f" ({rows[-1]['wall_s']:.1f} s)", flush=True)
@@ -77,8 +78,15 @@ def invocations(args, folder: Path) -> dict:
     return {"runs": rows, "max_over_min": ratio}
 
 
-def _verdicts(out: Path) -> list[dict]:
-    return json.loads(out.read_text())["changes"]
+def _compare(label: str, base, new, out: Path, extra=()) -> dict:
+    """One `lstm-bench compare` (of two reports, or two models live), printed and returned."""
+    r = lstm_bench("compare", str(base), str(new), "--quiet", "--json", str(out), *extra)
+    _check(r, (0, 1))
+    (change,) = json.loads(out.read_text())["changes"]
+    print(f"{label}: exit {r.returncode}, change {change['change_pct']:+.1f} %, p(slower) "
+          f"{change['p_slower']:.2g}", flush=True)
+    return {"exit": r.returncode, "change_pct": change["change_pct"],
+            "p_slower": change["p_slower"]}
 
 
 def false_alarms(args, folder: Path) -> dict:
@@ -86,30 +94,16 @@ def false_alarms(args, folder: Path) -> dict:
     results = []
     if args.mode == "live":
         for i in range(args.pairs):
-            out = folder / f"pair{i}.json"
-            r = lstm_bench("compare", str(model), str(model), "--quiet", "--json", str(out),
-                           *args.extra)
-            _check(r, (0, 1))
-            (change,) = _verdicts(out)
-            results.append({"exit": r.returncode, "change_pct": change["change_pct"],
-                            "p_slower": change["p_slower"]})
-            print(f"pair {i + 1}: exit {r.returncode}, change {change['change_pct']:+.1f} %, "
-                  f"p(slower) {change['p_slower']:.2g}", flush=True)
+            results.append(_compare(f"pair {i + 1}", model, model, folder / f"pair{i}.json",
+                                    args.extra))
     else:
         reports = []
         for i in range(args.pairs + 1):
             reports.append(folder / f"bench{i}.json")
             _bench(model, reports[-1], args.extra)
-            if i == 0:
-                continue
-            out = folder / f"pair{i}.json"
-            r = lstm_bench("compare", str(reports[-2]), str(reports[-1]), "--json", str(out))
-            _check(r, (0, 1))
-            (change,) = _verdicts(out)
-            results.append({"exit": r.returncode, "change_pct": change["change_pct"],
-                            "p_slower": change["p_slower"]})
-            print(f"pair {i}: exit {r.returncode}, change {change['change_pct']:+.1f} %, "
-                  f"p(slower) {change['p_slower']:.2g}", flush=True)
+            if i:
+                results.append(_compare(f"pair {i}", reports[-2], reports[-1],
+                                        folder / f"pair{i}.json"))
     alarms = sum(r["exit"] == 1 for r in results)
     print(f"false alarms ({args.mode}): {alarms} of {len(results)} identical pairs (goal 0)")
     return {"mode": args.mode, "pairs": results, "false_alarms": alarms}
@@ -118,17 +112,8 @@ def false_alarms(args, folder: Path) -> dict:
 def detect(args, folder: Path) -> dict:
     base_h, new_h = (int(h) for h in args.hidden.split(","))
     base, new = seed_shaped(folder, base_h), seed_shaped(folder, new_h)
-    results = []
-    for i in range(args.pairs):
-        out = folder / f"ab{i}.json"
-        r = lstm_bench("compare", str(base), str(new), "--quiet", "--json", str(out),
-                       *args.extra)
-        _check(r, (0, 1))
-        (change,) = _verdicts(out)
-        results.append({"exit": r.returncode, "change_pct": change["change_pct"],
-                        "p_slower": change["p_slower"]})
-        print(f"H={base_h} vs H={new_h}, try {i + 1}: exit {r.returncode}, change "
-              f"{change['change_pct']:+.1f} %, p(slower) {change['p_slower']:.2g}", flush=True)
+    results = [_compare(f"H={base_h} vs H={new_h}, try {i + 1}", base, new,
+                        folder / f"ab{i}.json", args.extra) for i in range(args.pairs)]
     caught = sum(r["exit"] == 1 for r in results)
     print(f"slowdown caught in {caught} of {len(results)} (goal: all)")
     return {"hidden": [base_h, new_h], "tries": results, "caught": caught}
