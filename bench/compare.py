@@ -280,7 +280,7 @@ def changes_table(changes: list[Change], fail_above: float, paired: bool = False
 
 def changes_markdown(changes: list[Change], fail_above: float, paired: bool = False,
                      warnings=()) -> str:
-    lines = [f"# lstm-bench compare", "", _title(fail_above, paired), "",
+    lines = ["# lstm-bench compare", "", _title(fail_above, paired), "",
              "| " + " | ".join(COLUMNS) + " |", "|" + "|".join("---" for _ in COLUMNS) + "|"]
     lines += ["| " + " | ".join(_cells(c)) + " |" for c in changes]
     regressions = sum(c.regression for c in changes)
