@@ -113,6 +113,21 @@ def paired_block_ms(base: Measurement, new: Measurement) -> tuple[np.ndarray, np
     return base.block_ms[list(a)], new.block_ms[list(b)]
 
 
+def compare_measurements(base: Measurement, new: Measurement, *, fail_above: float,
+                         alpha: float = ALPHA, paired: bool = False) -> Change:
+    """One row judged over its blocks: unpaired (two runs), or paired by round (one rotation,
+    ``runner.run_ab``)."""
+    if paired:
+        base_ms, new_ms = paired_block_ms(base, new)
+        figures = compare_paired(base_ms, new_ms, fail_above=fail_above, alpha=alpha)
+        test = "wilcoxon (paired blocks)"
+    else:
+        figures = compare_blocks(base.block_ms, new.block_ms, fail_above=fail_above, alpha=alpha)
+        test = "mann-whitney (blocks)"
+    return Change(base.key(), base.stats.median, new.stats.median, *figures,
+                  base_blocks=len(base.block_ms), new_blocks=len(new.block_ms), test=test)
+
+
 def machine_identity(doc: dict) -> tuple:
     machine = doc.get("machine") or {}
     return machine.get("cpu"), machine.get("cores")
@@ -189,15 +204,8 @@ def compare_reports(base: dict, new: dict, *, fail_above: float = 5.0, alpha: fl
                                   m.stats.median if n else None, None, None, None,
                                   "only in base" if b else "only in new"))
             continue
-        if paired:
-            base_ms, new_ms = paired_block_ms(b, n)
-            figures = compare_paired(base_ms, new_ms, fail_above=fail_above, alpha=alpha)
-            test = "wilcoxon (paired blocks)"
-        else:
-            figures = compare_blocks(b.block_ms, n.block_ms, fail_above=fail_above, alpha=alpha)
-            test = "mann-whitney (blocks)"
-        changes.append(Change(key, b.stats.median, n.stats.median, *figures,
-                              base_blocks=len(b.block_ms), new_blocks=len(n.block_ms), test=test))
+        changes.append(compare_measurements(b, n, fail_above=fail_above, alpha=alpha,
+                                            paired=paired))
     return changes
 
 
