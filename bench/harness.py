@@ -17,9 +17,12 @@ one is due, the cells keep running untimed calls in turn until it is due: the ma
 idles during the span (idle gaps let frequency, caches and thread pools cool down; measured
 on this project's machine, 100 ms sleeps before a block raised its median by 2 to 7 %).
 
-The calls per block come from the warm-up's median call: at least ``Settings.block``, and as
-many as make the timed calls of the cell sum to ``min_time`` and ``min_reps`` over all its
-blocks; at most ``max_reps`` over all blocks; fewer for a slow cell, so that three blocks fit
+The calls per block come from the warm-up's median call, and after each block from that
+block's median (a cell whose calls turn out faster than its warm-up still reaches its
+minimum time within its blocks): at least ``Settings.block`` (fewer,
+down to one, for slow calls: as many as fill ``block_time``; a median of five 20 ms calls
+buys little over one and costs a slow runtime five times the wall time), and as many as make
+the timed calls of the cell sum to ``min_time`` and ``min_reps`` over all its blocks; at most ``max_reps`` over all blocks; fewer for a slow cell, so that three blocks fit
 in ``max_time``. A cell leaves the rotation once it has its blocks, ``min_reps`` samples and
 ``min_time`` of them, or ``max_reps`` samples, or (with at least 3 blocks) ``max_time``.
 Shapes share the rotation: a figure of batch 1 and one of batch 32 see the same stretch of
@@ -47,7 +50,8 @@ class Settings:
 
     span: float = 10.0  # the rounds of one thread count are spread over this much wall time ...
     blocks: int = 30  # ... this many rounds: every cell gets this many blocks
-    block: int = 5  # timed calls per block, at least
+    block: int = 5  # timed calls per block, at least ...
+    block_time: float = 0.002  # ... unless they take longer than this: then as many as fill it
     min_time: float = 0.2  # timed calls per cell sum to at least this ...
     min_reps: int = 10  # ... and there are at least this many
     max_reps: int = 10_000
@@ -67,6 +71,8 @@ class Settings:
                                  f"{self.max_reps}")
         if self.block < 1:
             raise LSTMBenchError(f"--block must be at least 1, got {self.block}")
+        if not self.block_time >= 0:
+            raise LSTMBenchError(f"block_time must be >= 0 seconds, got {self.block_time}")
         if self.blocks < 1:
             raise LSTMBenchError(f"--blocks must be at least 1, got {self.blocks}")
         if self.processes < 1:
@@ -77,12 +83,19 @@ class Settings:
     def as_dict(self) -> dict:
         return asdict(self)
 
-    def calls_per_block(self, call_ns: float) -> int:
-        """Timed calls per block for a cell whose calls take ``call_ns`` (see the module doc)."""
+    def calls_per_block(self, call_ns: float, *, timed_ns: int = 0, reps: int = 0,
+                        blocks_done: int = 0) -> int:
+        """Timed calls per block for a cell whose calls take ``call_ns``, when it has taken
+        ``reps`` calls summing to ``timed_ns`` in ``blocks_done`` blocks (see the module doc):
+        what is still missing of ``min_time`` and ``min_reps``, spread over the blocks left."""
         call_ns = max(call_ns, 1.0)
-        calls = max(self.block, math.ceil(self.min_reps / self.blocks),
-                    math.ceil(self.min_time * 1e9 / (self.blocks * call_ns)))
-        calls = min(calls, max(1, self.max_reps // self.blocks))
+        left = max(1, self.blocks - blocks_done)
+        least = self.block
+        if self.block * call_ns > self.block_time * 1e9:  # slow calls: a shorter block
+            least = max(1, math.ceil(self.block_time * 1e9 / call_ns))
+        calls = max(least, math.ceil(max(0, self.min_reps - reps) / left),
+                    math.ceil(max(0.0, self.min_time * 1e9 - timed_ns) / (left * call_ns)))
+        calls = min(calls, max(1, (self.max_reps - reps) // left))
         fits = math.floor(self.max_time * 1e9 / (min(3, self.blocks) * call_ns))
         return max(1, min(calls, fits))
 
@@ -157,7 +170,8 @@ def measure(cells: Sequence[Cell], settings: Settings, clock: Clock = time.perf_
         active = [c for c in cells if not _done(c, settings)]
         round_ = 0
         while active:
-            due = start + round_ * interval
+            # blocks past the planned ones (a cell short of min_time) are not paced
+            due = start + min(round_, settings.blocks) * interval
             while clock() < due:  # ahead of time: keep the machine busy, untimed
                 before = clock()
                 for cell in active:
@@ -172,6 +186,10 @@ def measure(cells: Sequence[Cell], settings: Settings, clock: Clock = time.perf_
                     cell.samples.append(elapsed)
                     cell.total_ns += elapsed
                 cell.blocks.append(Block(process, round_, block_start - origin, cell.calls))
+                # the calls of the next blocks, from this block's median (calls change speed)
+                cell.calls = settings.calls_per_block(
+                    float(np.median(cell.samples[-cell.calls:])), timed_ns=cell.total_ns,
+                    reps=len(cell.samples), blocks_done=len(cell.blocks))
             round_ += 1
             active = [c for c in active if not _done(c, settings)]
     finally:

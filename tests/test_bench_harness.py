@@ -98,9 +98,14 @@ def cells_of(*runtimes):
 
 
 def test_calls_per_block_from_min_time_min_reps_max_reps_and_max_time():
-    s = Settings(blocks=10, block=5, min_time=0.2, min_reps=10, max_reps=10_000, max_time=10)
+    s = Settings(blocks=10, block=5, block_time=0.002, min_time=0.2, min_reps=10,
+                 max_reps=10_000, max_time=10)
     assert s.calls_per_block(1 * MS) == 20  # 10 blocks x 20 calls x 1 ms = 0.2 s
-    assert s.calls_per_block(100 * MS) == 5  # at least `block`
+    assert Settings(min_time=0, block=5).calls_per_block(0.1 * MS) == 5  # at least `block` ...
+    assert Settings(min_time=0, block=5).calls_per_block(0.7 * MS) == 3  # ... or 2 ms of calls
+    assert s.calls_per_block(100 * MS) == 1  # 1 call fills 2 ms; 10 x 100 ms >= min_time
+    # what is missing, spread over the blocks left: 0.1 s in 5 blocks of 1 ms calls
+    assert s.calls_per_block(1 * MS, timed_ns=100 * MS, reps=100, blocks_done=5) == 20
     assert s.calls_per_block(1_000) == 1000  # 10 x 1000 = 10_000 = max_reps
     assert s.calls_per_block(2_000 * MS) == 1  # 3 blocks of 1 call fit in max_time
     assert Settings(blocks=2, block=1, min_time=0, min_reps=10).calls_per_block(MS) == 5
@@ -110,8 +115,8 @@ def test_rounds_interleave_blocks_with_one_untimed_call_each():
     clock, log = FakeClock(), []
     a = ScriptedRuntime("a", clock, [1], log=log)
     b = ScriptedRuntime("b", clock, [2], log=log)
-    settings = Settings(span=0, blocks=3, block=2, min_time=0, min_reps=1, warmup_reps=1,
-                        warmup_time=0)
+    settings = Settings(span=0, blocks=3, block=2, block_time=1, min_time=0, min_reps=1,
+                        warmup_reps=1, warmup_time=0)
     cells = cells_of(a, b)
     measure(cells, settings, clock, process=4)
     # warm-up: one call each; then 3 rounds of (1 untimed + 2 timed) per runtime
@@ -138,13 +143,13 @@ def test_rounds_are_spread_over_the_span_with_untimed_calls_between():
 def test_a_cell_stays_until_min_time_and_a_slow_one_leaves_at_max_time():
     clock = FakeClock()
     # the warm-up call takes 10 ms, so 1 call a block looks like enough for 2 blocks and 6 ms;
-    # the calls then take 1 ms: the cell stays until its samples sum to 6 ms
+    # the calls then take 1 ms: the second block takes the 5 calls still missing
     fast = ScriptedRuntime("fast", clock, [10] + [1] * 99)
     settings = Settings(span=0, blocks=2, block=1, min_time=0.006, min_reps=1, warmup_reps=1,
                         warmup_time=0)
     cells = cells_of(fast)
     measure(cells, settings, clock)
-    assert len(cells[0].blocks) == 6 and cells[0].samples == [MS] * 6
+    assert [b.calls for b in cells[0].blocks] == [1, 5] and cells[0].samples == [MS] * 6
     slow = ScriptedRuntime("slow", clock, [400])
     cells = cells_of(slow)
     measure(cells, Settings(span=0, blocks=10, max_time=1.0, warmup_reps=1, warmup_time=0),
@@ -164,8 +169,8 @@ def test_sweep_cold_start_warmup_threads_and_shared_rotation():
 
     # a: first call 9 ms (cold), then 1 ms; b: always 2 ms. Warm-up: 3 calls, no minimum time.
     factories = {"a": factory("a", [9] + [1] * 99, 50), "b": factory("b", [2], 20)}
-    settings = Settings(span=0, blocks=2, block=2, min_time=0, min_reps=2, warmup_reps=3,
-                        warmup_time=0)
+    settings = Settings(span=0, blocks=2, block=2, block_time=1, min_time=0, min_reps=2,
+                        warmup_reps=3, warmup_time=0)
     subject = Subject("model.onnx", lambda b, t: {}, lambda b, t: 8 * b * t)
     (result,) = sweep([subject], factories, [(4, 10), (1, 10)], [1, 2], settings, clock=clock,
                       peak_gflops=100.0)
