@@ -21,6 +21,10 @@ def add_shape_arguments(parser) -> None:
     parser.add_argument("--threads", default=None,
                         help="comma list of intra-op thread counts, the same for every CPU "
                              "runtime (default: 1; at most 4 x the usable cores)")
+    parser.add_argument("--ort-option", dest="ort_options", action="append", default=[],
+                        metavar="KEY=VALUE", help="an onnxruntime session option for every "
+                        "onnxruntime-based runtime, recorded in each row (repeatable; see "
+                        "`lstm-bench verify --help`), e.g. intra_op_spinning=0")
 
 
 def add_timing_arguments(parser) -> None:
@@ -101,6 +105,9 @@ def main(args) -> int:
 
     for option in ("json", "md", "html"):
         check_writable(getattr(args, option), f"--{option}")
+    from lstm_bench.runtimes.ort_options import parse_ort_options
+
+    ort_options = parse_ort_options(args.ort_options)
     batches, seq_lens, threads = sweep_lists(args)
     settings = settings_from(args)
     verify = None
@@ -110,7 +117,8 @@ def main(args) -> int:
         verify = verify_section(_read_json(args.verify_json))
     doc = run_bench(args.model, runtimes=args.runtimes, batches=batches, seq_lens=seq_lens,
                     threads_list=threads, settings=settings, verify=verify,
-                    calibrate=not args.no_calibrate, show_progress=not args.quiet)
+                    calibrate=not args.no_calibrate, show_progress=not args.quiet,
+                    ort_options=ort_options)
     console = make_console()
     print_terminal(doc, console)
     write_reports(doc, args, console)

@@ -54,10 +54,14 @@ def main(args) -> int:
         from lstm_bench.bench.cli_bench import settings_from, sweep_lists
         from lstm_bench.bench.runner import run_ab
 
+        from lstm_bench.runtimes.ort_options import parse_ort_options
+
+        ort_options = parse_ort_options(args.ort_options)
         batches, seq_lens, threads = sweep_lists(args)
         base, new = run_ab(args.base, args.new, runtimes=args.runtimes, batches=batches,
                            seq_lens=seq_lens, threads_list=threads,
-                           settings=settings_from(args), show_progress=not args.quiet)
+                           settings=settings_from(args), show_progress=not args.quiet,
+                           ort_options=ort_options)
         allow_models = True  # two models are the point of a live comparison
     else:
         base, new = load_json(args.base), load_json(args.new)

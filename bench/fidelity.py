@@ -2,12 +2,14 @@
 and its own cost per timed call.
 
     python -m lstm_bench.bench.fidelity [--model M.onnx] [--batch 1,8] [--seq-len 100]
-                                        [--threads 1,2] [--rounds 8] [--reps 200] [--json PATH]
+                                        [--threads 1,2] [--ort-option K=V] [--rounds 8]
+                                        [--reps 200] [--json PATH]
 
 The harness (``bench.harness.measure`` over the registry's ort-cpu runtime, one block of
 ``reps`` calls a round) and a bare loop over a second session take turns, ``rounds`` times, so
-drift hits both alike. The bare session is made with the ort-cpu runtime's own session
-options and providers, and the options are those of ``lstm-bench bench``; the bare loop times
+drift hits both alike. The bare session is made with the ort-cpu runtime's own session code
+(``runtimes.ort_cpu.session_options`` and ``create_session``, with ``--ort-option`` too) and
+providers, and the options are those of ``lstm-bench bench``; the bare loop times
 each call with ``perf_counter_ns`` and nothing else (no runtime wrapper, no synchronize, no
 bookkeeping). Without ``--model`` the model is the seed's shape: one LSTM layer, input 1,
 hidden 50.
@@ -82,13 +84,12 @@ def seed_shaped_model(folder) -> Path:
 
 
 def fidelity(model_path=None, *, batch: int = 1, seq_len: int = 100, rounds: int = 8,
-             reps: int = 200, threads: int | None = None) -> dict:
+             reps: int = 200, threads: int | None = None, ort_options=None) -> dict:
     """The harness's ort-cpu median against a bare loop's, in turns; figures in a dict."""
-    import onnxruntime
-
     from lstm_bench.bench.harness import Cell, measure
     from lstm_bench.bench.machine import default_threads
     from lstm_bench.bench.model import BenchModel
+    from lstm_bench.runtimes.ort_cpu import create_session, session_options
     from lstm_bench.runtimes.registry import get_runtime
 
     threads = threads or default_threads()
@@ -96,10 +97,10 @@ def fidelity(model_path=None, *, batch: int = 1, seq_len: int = 100, rounds: int
         path = Path(model_path) if model_path else seed_shaped_model(tmp)
         feeds = BenchModel(path).feeds(batch, seq_len)
         runtime = get_runtime("ort-cpu")
-        runtime.open(str(path), threads=threads)
+        runtime.open(str(path), threads=threads, ort_options=ort_options)
         # the bare session: the runtime's own options and providers, nothing of its wrapper
-        session = onnxruntime.InferenceSession(str(path), runtime.session_options(threads),
-                                               providers=runtime.providers)
+        session = create_session("bare loop", path, runtime.providers,
+                                 session_options(threads, ort_options))
         for _ in range(20):  # warm both
             runtime.run(feeds)
             session.run(None, feeds)
@@ -141,8 +142,11 @@ def main(argv=None) -> int:
     parser.add_argument("--reps", type=int, default=200)
     parser.add_argument("--json", metavar="PATH")
     args = parser.parse_args(argv)
+    from lstm_bench.runtimes.ort_options import parse_ort_options
+
     try:
         batches, seq_lens, threads_list = sweep_lists(args)
+        ort_options = parse_ort_options(args.ort_options)
     except LSTMBenchError as exc:
         parser.error(str(exc))
     results = []
@@ -150,7 +154,7 @@ def main(argv=None) -> int:
         for batch in batches:
             for seq_len in seq_lens:
                 f = fidelity(args.model, batch=batch, seq_len=seq_len, rounds=args.rounds,
-                             reps=args.reps, threads=threads)
+                             reps=args.reps, threads=threads, ort_options=ort_options)
                 results.append(f)
                 print(f"ort-cpu b={batch} T={seq_len} threads={threads}: harness median "
                       f"{f['harness_median_us']:.2f} us, bare loop median "

@@ -205,10 +205,11 @@ class Opened:
     runtime: object
     cold: dict = field(default_factory=dict)
     peak_memory_mb: float | None = None
+    settings: dict = field(default_factory=dict)  # runtime.settings(): recorded in every row
 
 
-def open_runtime(name: str, factory, model_path: str, threads: int | None, shapes_feeds: list,
-                 clock: Clock) -> Opened:
+def open_runtime(name: str, factory, model_path, threads: int | None, shapes_feeds: list,
+                 clock: Clock, ort_options=None) -> Opened:
     """Open, time the session creation and the first run, probe memory over every shape.
 
     Raises LSTMBenchError when the runtime cannot open or run this model.
@@ -219,7 +220,7 @@ def open_runtime(name: str, factory, model_path: str, threads: int | None, shape
     stage = "open"
     try:
         start = clock()
-        runtime.open(str(model_path), threads=threads)
+        runtime.open(model_path, threads=threads, ort_options=ort_options)
         runtime.synchronize()
         open_ns = clock() - start
         stage = "first run"
@@ -235,18 +236,15 @@ def open_runtime(name: str, factory, model_path: str, threads: int | None, shape
         first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise LSTMBenchError(f"{name}: {stage} failed: {first_line}") from None
     return Opened(name, runtime, {"open": open_ns / 1e6, "first_run": first_ns / 1e6},
-                  probe.peak_mb())
-
-
-def _device(opened: Opened) -> str:
-    return getattr(opened.runtime, "device", "cpu")
+                  probe.peak_mb(), runtime.settings())
 
 
 @dataclass(frozen=True)
 class Subject:
-    """A model under test: its path, feeds and FLOPs at any (batch, seq_len)."""
+    """A model under test: what its runtimes open (a ``lstm_bench.model.Model`` or a path),
+    its feeds and FLOPs at any (batch, seq_len)."""
 
-    path: str
+    model: object
     feeds_for: Callable[[int, int], dict]
     flops_for: Callable[[int, int], int] | None = None
 
@@ -265,7 +263,7 @@ def sweep(subjects: Sequence[Subject], factories: dict, shapes: Sequence[tuple[i
           threads_list: Sequence[int | None], settings: Settings = Settings(), *,
           clock: Clock = time.perf_counter_ns, peak_gflops: float | None = None,
           on_event: Callable[..., None] | None = None, process: int = 0,
-          origin: int | None = None) -> list[SweepResult]:
+          origin: int | None = None, ort_options=None) -> list[SweepResult]:
     """Measure every runtime on every model at every (batch, seq_len) and thread count.
 
     Every cell of a thread count (model x runtime x shape) shares one rotation, so two models
@@ -279,6 +277,7 @@ def sweep(subjects: Sequence[Subject], factories: dict, shapes: Sequence[tuple[i
             "timing" or "result" (info["measurement"]), for progress displays.
         process, origin: the worker process number and the clock value that block start
             times count from (see ``measure``).
+        ort_options: ``runtimes.ort_options.OrtOptions`` for the onnxruntime-based runtimes.
     """
     notify = on_event or (lambda kind, **info: None)
     results = [SweepResult([], [], settings, peak_gflops) for _ in subjects]
@@ -291,8 +290,9 @@ def sweep(subjects: Sequence[Subject], factories: dict, shapes: Sequence[tuple[i
                     for i, subject in enumerate(subjects):
                         notify("open", runtime=name, threads=threads)
                         try:
-                            opened.append((i, open_runtime(name, factory, subject.path, threads,
-                                                           feeds[i], clock)))
+                            opened.append((i, open_runtime(name, factory, subject.model,
+                                                           threads, feeds[i], clock,
+                                                           ort_options)))
                             notify("opened", runtime=name, threads=threads)
                         except LSTMBenchError as exc:
                             results[i].skipped.append({"runtime": name, "threads": threads,
@@ -307,10 +307,10 @@ def sweep(subjects: Sequence[Subject], factories: dict, shapes: Sequence[tuple[i
                 batch, seq_len = shapes[s]
                 flops = subjects[i].flops_for(batch, seq_len) if subjects[i].flops_for else None
                 m = Measurement(o.name, batch, seq_len, threads, tuple(cell.samples),
-                                device=_device(o), flops=flops,
-                                peak_gflops=peak_gflops if _device(o) == "cpu" else None,
+                                device=o.runtime.device, flops=flops,
+                                peak_gflops=peak_gflops if o.runtime.device == "cpu" else None,
                                 cold=o.cold, peak_memory_mb=o.peak_memory_mb,
-                                blocks=tuple(cell.blocks))
+                                blocks=tuple(cell.blocks), extra=dict(o.settings))
                 results[i].measurements.append(m)
                 notify("result", measurement=m)
         finally:

@@ -20,8 +20,8 @@ import time
 from importlib import metadata
 from pathlib import Path
 
-LIBRARIES = ("lstm-bench", "numpy", "scipy", "onnx", "onnxruntime", "onnxruntime-gpu", "torch",
-             "onnxscript", "keras", "rich", "matplotlib")
+LIBRARIES = ("lstm-bench", "numpy", "scipy", "onnx", "onnxruntime", "onnxruntime-gpu", "openvino",
+             "torch", "onnxscript", "keras", "rich", "matplotlib")
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
               "ORT_NUM_THREADS", "CUDA_VISIBLE_DEVICES")
 

@@ -126,12 +126,12 @@ def _subject(path):
     from lstm_bench.bench.model import BenchModel
 
     model = BenchModel(path)
-    return model, Subject(str(model.path), model.feeds, model.flops)
+    return model, Subject(model.model, model.feeds, model.flops)
 
 
 def measure_models(paths: list, names: list[str], shapes, threads_list, settings, *,
                    peak: float | None, process: int = 0, origin: int | None = None,
-                   clock=time.perf_counter_ns, on_event=None) -> list:
+                   clock=time.perf_counter_ns, on_event=None, ort_options=None) -> list:
     """``harness.sweep`` of these models and runtimes (by registry name); one SweepResult per
     model. This is what each worker process runs."""
     from lstm_bench.bench.harness import sweep
@@ -140,7 +140,7 @@ def measure_models(paths: list, names: list[str], shapes, threads_list, settings
     subjects = [_subject(p)[1] for p in paths]
     return sweep(subjects, {n: RUNTIMES[n] for n in names}, shapes, threads_list, settings,
                  clock=clock, peak_gflops=peak, on_event=on_event, process=process,
-                 origin=origin)
+                 origin=origin, ort_options=ort_options)
 
 
 def _worker(job: dict) -> list[dict]:
@@ -149,7 +149,8 @@ def _worker(job: dict) -> list[dict]:
 
     results = measure_models(job["paths"], job["names"], [tuple(s) for s in job["shapes"]],
                              job["threads_list"], Settings(**job["settings"]), peak=job["peak"],
-                             process=job["process"], origin=job["origin"])
+                             process=job["process"], origin=job["origin"],
+                             ort_options=job["ort_options"])
     return [{"rows": [m.as_dict() for m in r.measurements], "skipped": r.skipped}
             for r in results]
 
@@ -167,7 +168,7 @@ def worker_settings(settings, processes: int):
 
 
 def measure_in_processes(paths, names, shapes, threads_list, settings, *, peak,
-                         on_event=None) -> list:
+                         on_event=None, ort_options=None) -> list:
     """The sweep in ``settings.processes`` fresh worker processes, one after another (as
     pyperf does: in parallel they would compete for the cores), each with its share of the
     span; a cell's blocks from every process are merged into one Measurement."""
@@ -182,6 +183,7 @@ def measure_in_processes(paths, names, shapes, threads_list, settings, *, peak,
     job = {"paths": [str(p) for p in paths], "names": list(names),
            "shapes": [list(s) for s in shapes], "threads_list": list(threads_list),
            "settings": worker_settings(settings, processes).as_dict(), "peak": peak,
+           "ort_options": ort_options,
            "origin": time.perf_counter_ns()}  # CLOCK_MONOTONIC: one time axis for all workers
     parts = []
     for process in range(processes):
@@ -205,7 +207,8 @@ def measure_in_processes(paths, names, shapes, threads_list, settings, *, peak,
 
 
 def measure_sweep(paths, names, shapes, threads_list, settings, *, calibrate: bool,
-                  show_progress: bool, console=None, clock=time.perf_counter_ns) -> tuple:
+                  show_progress: bool, console=None, clock=time.perf_counter_ns,
+                  ort_options=None) -> tuple:
     """(one SweepResult per model, the load averages before and after)."""
     from lstm_bench.bench.machine import load_average, peak_gflops
 
@@ -216,10 +219,10 @@ def measure_sweep(paths, names, shapes, threads_list, settings, *, calibrate: bo
     with LiveDisplay(total, console=console, enabled=show_progress) as display:
         if in_process:
             results = measure_models(paths, names, shapes, threads_list, settings, peak=peak,
-                                     clock=clock, on_event=display)
+                                     clock=clock, on_event=display, ort_options=ort_options)
         else:
             results = measure_in_processes(paths, names, shapes, threads_list, settings,
-                                           peak=peak, on_event=display)
+                                           peak=peak, on_event=display, ort_options=ort_options)
     return results, {"before": load_before, "after": load_average()}
 
 
@@ -246,7 +249,7 @@ def resolve_threads(threads_list) -> list[int]:
 def run_bench(model_path, *, runtimes: str | None = None, batches=(1,), seq_lens=(100,),
               threads_list=(None,), settings=None, verify: dict | None = None,
               calibrate: bool = True, show_progress: bool = True, console=None,
-              clock=time.perf_counter_ns) -> dict:
+              clock=time.perf_counter_ns, ort_options=None) -> dict:
     """Measure a model and return the report document (see ``bench.report``)."""
     from lstm_bench.bench.harness import Settings
     from lstm_bench.bench.model import BenchModel
@@ -257,7 +260,8 @@ def run_bench(model_path, *, runtimes: str | None = None, batches=(1,), seq_lens
     shapes = [(b, t) for b in batches for t in seq_lens]
     (result,), load = measure_sweep([model.path], list(factories), shapes, threads_list,
                                     settings or Settings(), calibrate=calibrate,
-                                    show_progress=show_progress, console=console, clock=clock)
+                                    show_progress=show_progress, console=console, clock=clock,
+                                    ort_options=ort_options)
     result.skipped[:0] = unavailable
     if not result.measurements:
         raise LSTMBenchError(f"{model_path}: no runtime could run the model: " + "; ".join(
@@ -268,7 +272,8 @@ def run_bench(model_path, *, runtimes: str | None = None, batches=(1,), seq_lens
 
 def run_ab(base_path, new_path, *, runtimes: str | None = "ort-cpu", batches=(1,),
            seq_lens=(100,), threads_list=(None,), settings=None, calibrate: bool = False,
-           show_progress: bool = True, console=None, clock=time.perf_counter_ns) -> tuple:
+           show_progress: bool = True, console=None, clock=time.perf_counter_ns,
+           ort_options=None) -> tuple:
     """Both models measured in one rotation (interleaved blocks, same processes): the two
     report documents (base, new)."""
     from lstm_bench.bench.harness import Settings
@@ -280,7 +285,8 @@ def run_ab(base_path, new_path, *, runtimes: str | None = "ort-cpu", batches=(1,
     shapes = [(b, t) for b in batches for t in seq_lens]
     results, load = measure_sweep([m.path for m in models], list(factories), shapes,
                                   threads_list, settings or Settings(), calibrate=calibrate,
-                                  show_progress=show_progress, console=console, clock=clock)
+                                  show_progress=show_progress, console=console, clock=clock,
+                                  ort_options=ort_options)
     docs = []
     for model, result in zip(models, results):
         result.skipped[:0] = unavailable

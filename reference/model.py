@@ -8,8 +8,6 @@ which ignores sequence_lens, clip, input_forget and activations.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import onnx
 from onnx import AttributeProto, TensorProto, numpy_helper
@@ -20,19 +18,15 @@ _LOW_FLOATS = {TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.BFLOAT16}
 
 
 def load_model(model):
-    """A ModelProto from a path or a ModelProto, with a clear error for a bad file."""
+    """A ModelProto from a path, a ModelProto or a ``lstm_bench.model.Model``, with a clear
+    error for a bad file."""
+    from lstm_bench.model import Model, load_proto
+
     if isinstance(model, onnx.ModelProto):
         return model
-    path = Path(model)
-    if not path.is_file():
-        raise LSTMBenchError(f"{path}: {'a directory, not a' if path.is_dir() else 'no such'} model file")
-    try:
-        loaded = onnx.load(str(path))
-    except Exception as exc:  # onnx raises DecodeError, ValueError... for a bad file
-        raise LSTMBenchError(f"{path}: not a readable ONNX model ({type(exc).__name__})") from None
-    if not loaded.graph.output:  # an empty file parses as an empty ModelProto
-        raise LSTMBenchError(f"{path}: not an ONNX model (no graph outputs)")
-    return loaded
+    if isinstance(model, Model):
+        return model.proto
+    return load_proto(model)
 
 
 def _promote_tensor(tensor):

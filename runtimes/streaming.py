@@ -33,10 +33,13 @@ class StreamPorts:
 
 
 def stream_ports(model) -> tuple[StreamPorts | None, str | None]:
-    """(ports, None) when ``model`` can be run in chunks, else (None, the reason)."""
+    """(ports, None) when ``model`` (a ``lstm_bench.model.Model`` or a ModelProto) can be run in
+    chunks, else (None, the reason)."""
     from lstm_bench.graph import lstm_nodes
+    from lstm_bench.model import Model
 
-    nodes = lstm_nodes(model)
+    nodes = model.lstm_nodes if isinstance(model, Model) else lstm_nodes(model)
+    model = model.proto if isinstance(model, Model) else model
     if len(nodes) != 1:
         return None, f"streaming needs exactly one LSTM node, the model has {len(nodes)}"
     node = nodes[0]
