@@ -121,23 +121,25 @@ class LiveDisplay:
             self.progress.advance(self.task)
 
 
-def _subject(path):
+def _subject(model):
+    """A harness Subject of a BenchModel, or of a path (read here: in a worker process)."""
     from lstm_bench.bench.harness import Subject
     from lstm_bench.bench.model import BenchModel
 
-    model = BenchModel(path)
-    return model, Subject(model.model, model.feeds, model.flops)
+    if not isinstance(model, BenchModel):
+        model = BenchModel(model)
+    return Subject(model.model, model.feeds, model.flops)
 
 
-def measure_models(paths: list, names: list[str], shapes, threads_list, settings, *,
+def measure_models(models: list, names: list[str], shapes, threads_list, settings, *,
                    peak: float | None, process: int = 0, origin: int | None = None,
                    clock=time.perf_counter_ns, on_event=None, ort_options=None) -> list:
-    """``harness.sweep`` of these models and runtimes (by registry name); one SweepResult per
-    model. This is what each worker process runs."""
+    """``harness.sweep`` of these models (BenchModels, or paths) and runtimes (by registry
+    name); one SweepResult per model. This is what each worker process runs."""
     from lstm_bench.bench.harness import sweep
     from lstm_bench.runtimes.registry import RUNTIMES
 
-    subjects = [_subject(p)[1] for p in paths]
+    subjects = [_subject(m) for m in models]
     return sweep(subjects, {n: RUNTIMES[n] for n in names}, shapes, threads_list, settings,
                  clock=clock, peak_gflops=peak, on_event=on_event, process=process,
                  origin=origin, ort_options=ort_options)
@@ -167,7 +169,7 @@ def worker_settings(settings, processes: int):
                    max_time=settings.max_time / processes)
 
 
-def measure_in_processes(paths, names, shapes, threads_list, settings, *, peak,
+def measure_in_processes(models, names, shapes, threads_list, settings, *, peak,
                          on_event=None, ort_options=None) -> list:
     """The sweep in ``settings.processes`` fresh worker processes, one after another (as
     pyperf does: in parallel they would compete for the cores), each with its share of the
@@ -180,7 +182,7 @@ def measure_in_processes(paths, names, shapes, threads_list, settings, *, peak,
 
     notify = on_event or (lambda kind, **info: None)
     processes = settings.processes
-    job = {"paths": [str(p) for p in paths], "names": list(names),
+    job = {"paths": [str(m.path) for m in models], "names": list(names),
            "shapes": [list(s) for s in shapes], "threads_list": list(threads_list),
            "settings": worker_settings(settings, processes).as_dict(), "peak": peak,
            "ort_options": ort_options,
@@ -193,7 +195,7 @@ def measure_in_processes(paths, names, shapes, threads_list, settings, *, peak,
             parts.append(pool.submit(_worker, {**job, "process": process}).result())
         notify("done")
     results = []
-    for i in range(len(paths)):
+    for i in range(len(models)):
         by_key: dict[tuple, list] = {}
         for part in parts:
             for row in part[i]["rows"]:
@@ -206,22 +208,22 @@ def measure_in_processes(paths, names, shapes, threads_list, settings, *, peak,
     return results
 
 
-def measure_sweep(paths, names, shapes, threads_list, settings, *, calibrate: bool,
+def measure_sweep(models, names, shapes, threads_list, settings, *, calibrate: bool,
                   show_progress: bool, console=None, clock=time.perf_counter_ns,
                   ort_options=None) -> tuple:
-    """(one SweepResult per model, the load averages before and after)."""
+    """(one SweepResult per model (BenchModels), the load averages before and after)."""
     from lstm_bench.bench.machine import load_average, peak_gflops
 
     load_before = load_average()
     peak = peak_gflops() if calibrate else None
     in_process = settings.processes == 1
-    total = (len(threads_list) * len(names) * len(paths)) if in_process else settings.processes
+    total = (len(threads_list) * len(names) * len(models)) if in_process else settings.processes
     with LiveDisplay(total, console=console, enabled=show_progress) as display:
         if in_process:
-            results = measure_models(paths, names, shapes, threads_list, settings, peak=peak,
+            results = measure_models(models, names, shapes, threads_list, settings, peak=peak,
                                      clock=clock, on_event=display, ort_options=ort_options)
         else:
-            results = measure_in_processes(paths, names, shapes, threads_list, settings,
+            results = measure_in_processes(models, names, shapes, threads_list, settings,
                                            peak=peak, on_event=display, ort_options=ort_options)
     return results, {"before": load_before, "after": load_average()}
 
@@ -258,7 +260,7 @@ def run_bench(model_path, *, runtimes: str | None = None, batches=(1,), seq_lens
     factories, unavailable = pick_runtimes(runtimes)
     threads_list = resolve_threads(threads_list)
     shapes = [(b, t) for b in batches for t in seq_lens]
-    (result,), load = measure_sweep([model.path], list(factories), shapes, threads_list,
+    (result,), load = measure_sweep([model], list(factories), shapes, threads_list,
                                     settings or Settings(), calibrate=calibrate,
                                     show_progress=show_progress, console=console, clock=clock,
                                     ort_options=ort_options)
@@ -283,7 +285,7 @@ def run_ab(base_path, new_path, *, runtimes: str | None = "ort-cpu", batches=(1,
     factories, unavailable = pick_runtimes(runtimes)
     threads_list = resolve_threads(threads_list)
     shapes = [(b, t) for b in batches for t in seq_lens]
-    results, load = measure_sweep([m.path for m in models], list(factories), shapes,
+    results, load = measure_sweep(models, list(factories), shapes,
                                   threads_list, settings or Settings(), calibrate=calibrate,
                                   show_progress=show_progress, console=console, clock=clock,
                                   ort_options=ort_options)
