@@ -87,9 +87,8 @@ def test_a_new_pack_starts_the_stash_over(kit, tmp_path):
 
 
 def test_run_without_a_payload_says_what_to_carry(tmp_path):
-    env = {**os.environ, "LSTM_BENCH_GPU_STASH": str(tmp_path / "empty")}
-    if (ROOT / "gpu" / "payload" / "manifest.json").exists():
-        pytest.skip("a packed payload sits in gpu/payload here: run would receive it")
+    env = {**os.environ, "LSTM_BENCH_GPU_STASH": str(tmp_path / "empty"),
+           "LSTM_BENCH_GPU_PAYLOAD": str(tmp_path / "nothing_carried")}
     out = subprocess.run([sys.executable, str(KIT), "run", "--out", str(tmp_path / "out")],
                          env=env, capture_output=True, text=True)
     assert out.returncode == 2
@@ -122,3 +121,14 @@ def test_cpu_dry_run_writes_every_report(tmp_path):
     assert {s["runtime"] for s in bench["skipped"]} == {"ort-cuda", "torch-cuda"}
     assert bench["verify"]["runtimes"]["ort-cpu"]["status"] == "pass"
     assert (out / "bench-seed.html").read_text().startswith("<!DOCTYPE html>")
+
+
+def test_past_the_budget_no_bench_starts_and_the_summary_says_so(kit, tmp_path):
+    summary = kit.validate(tmp_path, cpu=True, budget_s=0)
+    assert summary["verify"]["ragged"]["ort-cpu"]["status"] == "pass"
+    assert summary["bench"] == {}
+    assert set(summary["errors"]) == {"bench seed", "bench large"}
+    assert "budget" in summary["errors"]["bench seed"]
+    written = json.loads((tmp_path / "kit-summary.json").read_text())
+    assert written["errors"] == summary["errors"] and "total" in written["phases_s"]
+    assert not (tmp_path / "bench-seed.json").exists()
