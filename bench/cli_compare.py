@@ -31,6 +31,18 @@ def add_arguments(parser) -> None:
     add_timing_arguments(group)
 
 
+def busy_note(doc: dict, which: str) -> str | None:
+    """The busy-machine warning of a report, from the load averages it recorded."""
+    from lstm_bench.bench.machine import busy_warning
+
+    machine = doc.get("machine") or {}
+    load = machine.get("load_average") or {}
+    threads = max((t for t in (machine.get("thread_settings") or {}).get("threads") or [1]
+                   if isinstance(t, int)), default=1)
+    note = busy_warning(load.get("before"), load.get("after"), threads)
+    return f"{which}: {note}" if note else None
+
+
 def _is_model(path: str) -> bool:
     return str(path).lower().endswith(".onnx")
 
@@ -53,7 +65,6 @@ def main(args) -> int:
     if live[0]:
         from lstm_bench.bench.cli_bench import settings_from, sweep_lists
         from lstm_bench.bench.runner import run_ab
-
         from lstm_bench.runtimes.ort_options import parse_ort_options
 
         ort_options = parse_ort_options(args.ort_options)
@@ -69,8 +80,11 @@ def main(args) -> int:
     changes = compare_reports(base, new, fail_above=args.fail_above, paired=live[0],
                               allow_different_models=allow_models,
                               allow_different_machines=args.allow_different_machines)
-    warnings = [w for w in [machine_drift(base, new) if not live[0] else None]
-                + [w for w in new.get("warnings", []) if "busy" in w] if w]
+    if live[0]:  # one rotation: one state of the machine
+        warnings = [busy_note(new, "the live run")]
+    else:
+        warnings = [machine_drift(base, new), busy_note(base, "BASE"), busy_note(new, "NEW")]
+    warnings = [w for w in warnings if w]
     console = make_console()
     console.print(changes_table(changes, args.fail_above, paired=live[0]))
     for warning in warnings:

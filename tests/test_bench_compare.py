@@ -196,3 +196,14 @@ def test_machine_drift_is_reported_from_the_calibration():
     warning = machine_drift(base, {"peak_gflops": 290.0, "machine": {"cpu": "X"}})
     assert warning and "+93%" in warning and "150 -> 290" in warning
     assert "different CPUs" in machine_drift(base, {"peak_gflops": 150.0, "machine": {"cpu": "Y"}})
+
+
+def test_a_busy_machine_is_said_for_each_report(tmp_path, capsys):
+    from lstm_bench.bench.machine import usable_cores
+
+    busy = {**MACHINE, "load_average": {"before": [4.0 * usable_cores(), 0, 0], "after": None}}
+    rows = [measurement("ort-cpu", blocks(1))]
+    assert main(["compare", write(tmp_path / "b.json", doc(rows)),
+                 write(tmp_path / "n.json", doc(rows, machine=busy))]) == 0
+    out = capsys.readouterr().out
+    assert "NEW: the machine was busy" in out and "BASE:" not in out
