@@ -14,7 +14,8 @@ def add_sweep_arguments(parser, *, runtimes_default: str = "all") -> None:
 
 
 def add_shape_arguments(parser) -> None:
-    """--batch, --seq-len and --threads (shared with `python -m lstm_bench.bench.fidelity`)."""
+    """--batch, --seq-len, --threads and --ort-option (shared with `python -m
+    lstm_bench.bench.fidelity`)."""
     parser.add_argument("--batch", default="1", help="comma list of batch sizes (default: 1)")
     parser.add_argument("--seq-len", default="100",
                         help="comma list of sequence lengths (default: 100)")
@@ -56,6 +57,9 @@ def add_timing_arguments(parser) -> None:
 def add_arguments(parser) -> None:
     parser.add_argument("model", help="the ONNX model (with at least one LSTM node)")
     add_sweep_arguments(parser)
+    parser.add_argument("--inputs", metavar="F.npz", default=None,
+                        help="feed these arrays (as verify does) instead of random inputs; "
+                             "their shape replaces --batch and --seq-len")
     add_timing_arguments(parser)
     parser.add_argument("--no-calibrate", action="store_true",
                         help="skip the GEMM peak measurement (no share-of-peak figures)")
@@ -118,7 +122,7 @@ def main(args) -> int:
     doc = run_bench(args.model, runtimes=args.runtimes, batches=batches, seq_lens=seq_lens,
                     threads_list=threads, settings=settings, verify=verify,
                     calibrate=not args.no_calibrate, show_progress=not args.quiet,
-                    ort_options=ort_options)
+                    ort_options=ort_options, inputs=args.inputs)
     console = make_console()
     print_terminal(doc, console)
     write_reports(doc, args, console)

@@ -15,13 +15,15 @@ class BenchModel:
 
     def __init__(self, source):
         """``source``: a path or a ``lstm_bench.model.Model``."""
+        from lstm_bench.graph import no_lstm_reason
         from lstm_bench.model import as_model
 
         self.model = as_model(source)
-        if not self.model.lstm_nodes:
-            raise LSTMBenchError(f"{self.model.path}: the model has no LSTM node; lstm-bench "
-                                 "bench measures LSTM models (FLOPs, time steps and sequence "
-                                 "axes come from it)")
+        # an LSTM node is enough: its weights may be known only at run time (FLOPs come from
+        # W's shape then), and onnxruntime runs it all the same
+        reason = no_lstm_reason(self.model.proto)
+        if reason:
+            raise LSTMBenchError(f"{self.model.path}: {reason}")
 
     @property
     def path(self):

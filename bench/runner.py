@@ -121,25 +121,38 @@ class LiveDisplay:
             self.progress.advance(self.task)
 
 
-def _subject(model):
-    """A harness Subject of a BenchModel, or of a path (read here: in a worker process)."""
+def fed_inputs(model, inputs):
+    """The feeds of an .npz (``--inputs``), checked against the model, as verify reads them."""
+    from lstm_bench.runtimes.inputs import load_inputs
+
+    return load_inputs(inputs, model.proto)
+
+
+def _subject(model, inputs=None):
+    """A harness Subject of a BenchModel, or of a path (read here: in a worker process); with
+    ``inputs`` (an .npz), every shape gets its feeds."""
     from lstm_bench.bench.harness import Subject
     from lstm_bench.bench.model import BenchModel
 
     if not isinstance(model, BenchModel):
         model = BenchModel(model)
-    return Subject(model.model, model.feeds, model.flops)
+    feeds_for = model.feeds
+    if inputs is not None:
+        fed = fed_inputs(model, inputs)
+        feeds_for = lambda batch, seq_len, seed=0: fed.feeds  # noqa: E731
+    return Subject(model.model, feeds_for, model.flops)
 
 
 def measure_models(models: list, names: list[str], shapes, threads_list, settings, *,
                    peak: float | None, process: int = 0, origin: int | None = None,
-                   clock=time.perf_counter_ns, on_event=None, ort_options=None) -> list:
+                   clock=time.perf_counter_ns, on_event=None, ort_options=None,
+                   inputs=None) -> list:
     """``harness.sweep`` of these models (BenchModels, or paths) and runtimes (by registry
     name); one SweepResult per model. This is what each worker process runs."""
     from lstm_bench.bench.harness import sweep
     from lstm_bench.runtimes.registry import RUNTIMES
 
-    subjects = [_subject(m) for m in models]
+    subjects = [_subject(m, inputs) for m in models]
     return sweep(subjects, {n: RUNTIMES[n] for n in names}, shapes, threads_list, settings,
                  clock=clock, peak_gflops=peak, on_event=on_event, process=process,
                  origin=origin, ort_options=ort_options)
@@ -152,7 +165,7 @@ def _worker(job: dict) -> list[dict]:
     results = measure_models(job["paths"], job["names"], [tuple(s) for s in job["shapes"]],
                              job["threads_list"], Settings(**job["settings"]), peak=job["peak"],
                              process=job["process"], origin=job["origin"],
-                             ort_options=job["ort_options"])
+                             ort_options=job["ort_options"], inputs=job["inputs"])
     return [{"rows": [m.as_dict() for m in r.measurements], "skipped": r.skipped}
             for r in results]
 
@@ -170,7 +183,7 @@ def worker_settings(settings, processes: int):
 
 
 def measure_in_processes(models, names, shapes, threads_list, settings, *, peak,
-                         on_event=None, ort_options=None) -> list:
+                         on_event=None, ort_options=None, inputs=None) -> list:
     """The sweep in ``settings.processes`` fresh worker processes, one after another (as
     pyperf does: in parallel they would compete for the cores), each with its share of the
     span; a cell's blocks from every process are merged into one Measurement."""
@@ -185,7 +198,7 @@ def measure_in_processes(models, names, shapes, threads_list, settings, *, peak,
     job = {"paths": [str(m.path) for m in models], "names": list(names),
            "shapes": [list(s) for s in shapes], "threads_list": list(threads_list),
            "settings": worker_settings(settings, processes).as_dict(), "peak": peak,
-           "ort_options": ort_options,
+           "ort_options": ort_options, "inputs": None if inputs is None else str(inputs),
            "origin": time.perf_counter_ns()}  # CLOCK_MONOTONIC: one time axis for all workers
     parts = []
     for process in range(processes):
@@ -210,7 +223,7 @@ def measure_in_processes(models, names, shapes, threads_list, settings, *, peak,
 
 def measure_sweep(models, names, shapes, threads_list, settings, *, calibrate: bool,
                   show_progress: bool, console=None, clock=time.perf_counter_ns,
-                  ort_options=None) -> tuple:
+                  ort_options=None, inputs=None) -> tuple:
     """(one SweepResult per model (BenchModels), the load averages before and after)."""
     from lstm_bench.bench.machine import load_average, peak_gflops
 
@@ -221,21 +234,24 @@ def measure_sweep(models, names, shapes, threads_list, settings, *, calibrate: b
     with LiveDisplay(total, console=console, enabled=show_progress) as display:
         if in_process:
             results = measure_models(models, names, shapes, threads_list, settings, peak=peak,
-                                     clock=clock, on_event=display, ort_options=ort_options)
+                                     clock=clock, on_event=display, ort_options=ort_options,
+                                     inputs=inputs)
         else:
             results = measure_in_processes(models, names, shapes, threads_list, settings,
-                                           peak=peak, on_event=display, ort_options=ort_options)
+                                           peak=peak, on_event=display, ort_options=ort_options,
+                                           inputs=inputs)
     return results, {"before": load_before, "after": load_average()}
 
 
-def finish_document(result, *, model, threads_list, load, verify=None) -> dict:
-    """The report document, with the load averages and a warning when the machine was busy."""
+def finish_document(result, *, model: dict, threads_list, load, verify=None) -> dict:
+    """The report document (``model``: its info), with the load averages and a warning when
+    the machine was busy."""
     from lstm_bench.bench.machine import busy_warning, machine_info
     from lstm_bench.bench.report import build_document
 
     machine = machine_info(threads_list)
     machine["load_average"] = load
-    doc = build_document(result, model=model.info(), machine=machine, verify=verify)
+    doc = build_document(result, model=model, machine=machine, verify=verify)
     busy = busy_warning(load["before"], load["after"], max(threads_list))
     if busy:
         doc["warnings"].append(busy)
@@ -251,24 +267,34 @@ def resolve_threads(threads_list) -> list[int]:
 def run_bench(model_path, *, runtimes: str | None = None, batches=(1,), seq_lens=(100,),
               threads_list=(None,), settings=None, verify: dict | None = None,
               calibrate: bool = True, show_progress: bool = True, console=None,
-              clock=time.perf_counter_ns, ort_options=None) -> dict:
-    """Measure a model and return the report document (see ``bench.report``)."""
+              clock=time.perf_counter_ns, ort_options=None, inputs=None) -> dict:
+    """Measure a model and return the report document (see ``bench.report``).
+
+    ``inputs``: an .npz of feeds (as for verify); its shape replaces ``batches`` x ``seq_lens``.
+    """
     from lstm_bench.bench.harness import Settings
     from lstm_bench.bench.model import BenchModel
 
     model = BenchModel(model_path)
+    fed = None
+    if inputs is not None:
+        fed = fed_inputs(model, inputs)
+        batches, seq_lens = [fed.batch], [fed.seq_len or 1]
     factories, unavailable = pick_runtimes(runtimes)
     threads_list = resolve_threads(threads_list)
     shapes = [(b, t) for b in batches for t in seq_lens]
     (result,), load = measure_sweep([model], list(factories), shapes, threads_list,
                                     settings or Settings(), calibrate=calibrate,
                                     show_progress=show_progress, console=console, clock=clock,
-                                    ort_options=ort_options)
+                                    ort_options=ort_options, inputs=inputs)
     result.skipped[:0] = unavailable
     if not result.measurements:
         raise LSTMBenchError(f"{model_path}: no runtime could run the model: " + "; ".join(
             f"{s['runtime']}: {s['reason']}" for s in result.skipped))
-    return finish_document(result, model=model, threads_list=threads_list, load=load,
+    info = model.info()
+    if fed is not None:
+        info["inputs_fed"] = fed.describe()
+    return finish_document(result, model=info, threads_list=threads_list, load=load,
                            verify=verify)
 
 
@@ -295,5 +321,6 @@ def run_ab(base_path, new_path, *, runtimes: str | None = "ort-cpu", batches=(1,
         if not result.measurements:
             raise LSTMBenchError(f"{model.path}: no runtime could run the model: " + "; ".join(
                 f"{s['runtime']}: {s['reason']}" for s in result.skipped))
-        docs.append(finish_document(result, model=model, threads_list=threads_list, load=load))
+        docs.append(finish_document(result, model=model.info(), threads_list=threads_list,
+                                    load=load))
     return docs[0], docs[1]

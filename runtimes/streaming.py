@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from lstm_bench.errors import LSTMBenchError
 from lstm_bench.parity import TOLERANCES, Failure, compare_output
 
 
@@ -38,7 +39,10 @@ def stream_ports(model) -> tuple[StreamPorts | None, str | None]:
     from lstm_bench.graph import lstm_nodes
     from lstm_bench.model import Model
 
-    nodes = model.lstm_nodes if isinstance(model, Model) else lstm_nodes(model)
+    try:
+        nodes = model.lstm_nodes if isinstance(model, Model) else lstm_nodes(model)
+    except LSTMBenchError as exc:  # weights known only at run time: nothing to stream by
+        return None, str(exc)
     model = model.proto if isinstance(model, Model) else model
     if len(nodes) != 1:
         return None, f"streaming needs exactly one LSTM node, the model has {len(nodes)}"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from lstm_bench.errors import LSTMBenchError
 from lstm_bench.runtimes import features
 from lstm_bench.runtimes.base import BaseRuntime
 from lstm_bench.runtimes.cuda import cuda_device_reason
@@ -73,8 +74,11 @@ class TorchRuntime(BaseRuntime):
         model = as_model(model)
         self.threads.set(threads)
         self.model = model.proto
-        nodes = model.lstm_nodes
-        by_label = build_modules(model, self.device)
+        try:
+            nodes = model.lstm_nodes
+        except LSTMBenchError:  # weights computed at run time: built per call in _lstm
+            nodes = ()
+        by_label = build_modules(model, self.device) if nodes else {}
         self.modules = {tuple(n.outputs): by_label[n.name] for n in nodes}
         self.paths = {n.name: "nn.LSTM" if by_label[n.name].fallback is None
                       else f"torch recurrence ({by_label[n.name].fallback})" for n in nodes}
@@ -91,10 +95,10 @@ class TorchRuntime(BaseRuntime):
 
         return None if array is None else torch.from_numpy(np.ascontiguousarray(array)).to(self.device)
 
-    def _call(self, outputs, inputs):
+    def _call(self, outputs, inputs, module=None):
         import torch
 
-        module = self.modules[tuple(outputs) + ("",) * (3 - len(outputs))]
+        module = module or self.modules[tuple(outputs) + ("",) * (3 - len(outputs))]
         X, lens, h0, c0 = (inputs[k] for k in (0, 4, 5, 6))
         dtype = X.dtype
         with torch.inference_mode():
@@ -104,6 +108,15 @@ class TorchRuntime(BaseRuntime):
         return tuple(r.cpu().numpy().astype(dtype, copy=False) for r in result)
 
     def _lstm(self, node, inputs, attrs):
+        key = tuple(node.output) + ("",) * (3 - len(node.output))
+        if key not in self.modules:  # inside If/Loop/Scan, or weights computed at run time:
+            from lstm_bench.graph import lstm_node  # a module from the evaluated weights
+            from lstm_bench.runtimes.torch_lstm import OnnxLSTM
+
+            weights = lstm_node(node, dict(zip(node.input, inputs))).weights
+            fallback = ", ".join(features.TORCH.unsupported(node, "falls_back")) or None
+            module = OnnxLSTM(weights, fallback).to(self.device).eval()
+            return self._call(node.output, inputs, module)
         return self._call(node.output, inputs)
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

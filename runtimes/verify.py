@@ -172,9 +172,13 @@ def lstm_layer_check(model, folder, *, batch: int, seq_len: int | None, seed: in
     from lstm_bench.exporters.weights import export_weights
     from lstm_bench.runtimes.inputs import make_inputs
 
-    if not model.lstm_nodes:
+    try:
+        nodes = model.lstm_nodes
+    except LSTMBenchError:  # weights known only at run time: no layer to lift out
         return None
-    node = model.lstm_nodes[0]
+    if not nodes:
+        return None
+    node = nodes[0]
     graph = model.proto.graph
     if len(graph.node) == 1 and node.outputs[0] in {o.name for o in graph.output}:
         return None
