@@ -69,6 +69,13 @@ def add_arguments(parser) -> None:
     parser.add_argument("--json", metavar="PATH", help="write the full report (raw samples too)")
     parser.add_argument("--md", metavar="PATH", help="write a Markdown report")
     parser.add_argument("--html", metavar="PATH", help="write a self-contained HTML report")
+    # streaming latency (bench/streaming.py)
+    parser.add_argument("--streaming", action="store_true",
+                        help="time one chunk per call with h and c carried between calls "
+                             "(--seq-len is not used); a model without state inputs and outputs "
+                             "is timed as its stateful variant, and the report says so")
+    parser.add_argument("--chunk", default="1",
+                        help="with --streaming: comma list of steps per call (default: 1)")
 
 
 def settings_from(args):
@@ -104,7 +111,7 @@ def write_reports(doc, args, console) -> None:
 
 def main(args) -> int:
     from lstm_bench.bench.report import make_console, print_terminal
-    from lstm_bench.bench.runner import run_bench
+    from lstm_bench.bench.runner import parse_int_list, run_bench
     from lstm_bench.files import check_writable
 
     for option in ("json", "md", "html"):
@@ -119,10 +126,23 @@ def main(args) -> int:
         from lstm_bench.bench.report import verify_section
 
         verify = verify_section(_read_json(args.verify_json))
-    doc = run_bench(args.model, runtimes=args.runtimes, batches=batches, seq_lens=seq_lens,
-                    threads_list=threads, settings=settings, verify=verify,
-                    calibrate=not args.no_calibrate, show_progress=not args.quiet,
-                    ort_options=ort_options, inputs=args.inputs)
+    if args.streaming:  # streaming latency (bench/streaming.py)
+        from lstm_bench.bench.streaming import run_streaming
+        from lstm_bench.errors import LSTMBenchError
+
+        if args.inputs:
+            raise LSTMBenchError("--inputs and --streaming cannot be combined: the streaming "
+                                 "bench feeds random chunks of --chunk steps")
+        doc = run_streaming(args.model, runtimes=args.runtimes, batches=batches,
+                            chunks=parse_int_list(args.chunk, "--chunk"), threads_list=threads,
+                            settings=settings, verify=verify,
+                            calibrate=not args.no_calibrate, show_progress=not args.quiet,
+                            ort_options=ort_options)
+    else:
+        doc = run_bench(args.model, runtimes=args.runtimes, batches=batches, seq_lens=seq_lens,
+                        threads_list=threads, settings=settings, verify=verify,
+                        calibrate=not args.no_calibrate, show_progress=not args.quiet,
+                        ort_options=ort_options, inputs=args.inputs)
     console = make_console()
     print_terminal(doc, console)
     write_reports(doc, args, console)

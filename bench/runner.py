@@ -143,17 +143,16 @@ def _subject(model, inputs=None):
     return Subject(model.model, feeds_for, model.flops)
 
 
-def measure_models(models: list, names: list[str], shapes, threads_list, settings, *,
+def measure_models(models: list, factories: dict, shapes, threads_list, settings, *,
                    peak: float | None, process: int = 0, origin: int | None = None,
                    clock=time.perf_counter_ns, on_event=None, ort_options=None,
                    inputs=None) -> list:
-    """``harness.sweep`` of these models (BenchModels, or paths) and runtimes (by registry
-    name); one SweepResult per model. This is what each worker process runs."""
+    """``harness.sweep`` of these models (BenchModels, or paths) and runtimes (name ->
+    factory); one SweepResult per model. This is what each worker process runs."""
     from lstm_bench.bench.harness import sweep
-    from lstm_bench.runtimes.registry import RUNTIMES
 
     subjects = [_subject(m, inputs) for m in models]
-    return sweep(subjects, {n: RUNTIMES[n] for n in names}, shapes, threads_list, settings,
+    return sweep(subjects, factories, shapes, threads_list, settings,
                  clock=clock, peak_gflops=peak, on_event=on_event, process=process,
                  origin=origin, ort_options=ort_options)
 
@@ -161,8 +160,10 @@ def measure_models(models: list, names: list[str], shapes, threads_list, setting
 def _worker(job: dict) -> list[dict]:
     """Entry point of a worker process: measure, and return plain rows (JSON-able data)."""
     from lstm_bench.bench.harness import Settings
+    from lstm_bench.runtimes.registry import RUNTIMES
 
-    results = measure_models(job["paths"], job["names"], [tuple(s) for s in job["shapes"]],
+    results = measure_models(job["paths"], {n: RUNTIMES[n] for n in job["names"]},
+                             [tuple(s) for s in job["shapes"]],
                              job["threads_list"], Settings(**job["settings"]), peak=job["peak"],
                              process=job["process"], origin=job["origin"],
                              ort_options=job["ort_options"], inputs=job["inputs"])
@@ -182,11 +183,12 @@ def worker_settings(settings, processes: int):
                    max_time=settings.max_time / processes)
 
 
-def measure_in_processes(models, names, shapes, threads_list, settings, *, peak,
+def measure_in_processes(models, names: list[str], shapes, threads_list, settings, *, peak,
                          on_event=None, ort_options=None, inputs=None) -> list:
     """The sweep in ``settings.processes`` fresh worker processes, one after another (as
     pyperf does: in parallel they would compete for the cores), each with its share of the
-    span; a cell's blocks from every process are merged into one Measurement."""
+    span; a cell's blocks from every process are merged into one Measurement. A worker makes
+    its runtimes from the registry, by ``names``."""
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
 
@@ -221,23 +223,26 @@ def measure_in_processes(models, names, shapes, threads_list, settings, *, peak,
     return results
 
 
-def measure_sweep(models, names, shapes, threads_list, settings, *, calibrate: bool,
+def measure_sweep(models, factories: dict, shapes, threads_list, settings, *, calibrate: bool,
                   show_progress: bool, console=None, clock=time.perf_counter_ns,
                   ort_options=None, inputs=None) -> tuple:
-    """(one SweepResult per model (BenchModels), the load averages before and after)."""
+    """(one SweepResult per model (BenchModels), the load averages before and after).
+
+    ``factories``: runtime name -> factory; in worker processes (``settings.processes`` > 1)
+    the registry's runtimes of those names are made instead."""
     from lstm_bench.bench.machine import load_average, peak_gflops
 
     load_before = load_average()
     peak = peak_gflops() if calibrate else None
     in_process = settings.processes == 1
-    total = (len(threads_list) * len(names) * len(models)) if in_process else settings.processes
+    total = (len(threads_list) * len(factories) * len(models)) if in_process else settings.processes
     with LiveDisplay(total, console=console, enabled=show_progress) as display:
         if in_process:
-            results = measure_models(models, names, shapes, threads_list, settings, peak=peak,
+            results = measure_models(models, factories, shapes, threads_list, settings, peak=peak,
                                      clock=clock, on_event=display, ort_options=ort_options,
                                      inputs=inputs)
         else:
-            results = measure_in_processes(models, names, shapes, threads_list, settings,
+            results = measure_in_processes(models, list(factories), shapes, threads_list, settings,
                                            peak=peak, on_event=display, ort_options=ort_options,
                                            inputs=inputs)
     return results, {"before": load_before, "after": load_average()}
@@ -283,7 +288,7 @@ def run_bench(model_path, *, runtimes: str | None = None, batches=(1,), seq_lens
     factories, unavailable = pick_runtimes(runtimes)
     threads_list = resolve_threads(threads_list)
     shapes = [(b, t) for b in batches for t in seq_lens]
-    (result,), load = measure_sweep([model], list(factories), shapes, threads_list,
+    (result,), load = measure_sweep([model], factories, shapes, threads_list,
                                     settings or Settings(), calibrate=calibrate,
                                     show_progress=show_progress, console=console, clock=clock,
                                     ort_options=ort_options, inputs=inputs)
@@ -311,7 +316,7 @@ def run_ab(base_path, new_path, *, runtimes: str | None = "ort-cpu", batches=(1,
     factories, unavailable = pick_runtimes(runtimes)
     threads_list = resolve_threads(threads_list)
     shapes = [(b, t) for b in batches for t in seq_lens]
-    results, load = measure_sweep(models, list(factories), shapes,
+    results, load = measure_sweep(models, factories, shapes,
                                   threads_list, settings or Settings(), calibrate=calibrate,
                                   show_progress=show_progress, console=console, clock=clock,
                                   ort_options=ort_options)
