@@ -69,6 +69,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--json", metavar="PATH", help="write the full report (raw samples too)")
     parser.add_argument("--md", metavar="PATH", help="write a Markdown report")
     parser.add_argument("--html", metavar="PATH", help="write a self-contained HTML report")
+    parser.add_argument("--db", metavar="PATH",
+                        help="history database to append the results to (default: "
+                             "$LSTM_BENCH_DB, else lstm-bench-out/history.sqlite)")
+    parser.add_argument("--no-history", action="store_true", help="do not record the results")
     # streaming latency (bench/streaming.py)
     parser.add_argument("--streaming", action="store_true",
                         help="time one chunk per call with h and c carried between calls "
@@ -98,20 +102,12 @@ def sweep_lists(args) -> tuple[list[int], list[int], list[int]]:
             check_threads(threads))
 
 
-def write_reports(doc, args, console) -> None:
-    from lstm_bench.bench.report import render_html, render_markdown, write_json, write_text
-
-    for option, write in (("json", lambda p: write_json(doc, p)),
-                          ("md", lambda p: write_text(p, render_markdown(doc))),
-                          ("html", lambda p: write_text(p, render_html(doc)))):
-        path = getattr(args, option)
-        if path:
-            console.print(f"wrote {write(path)}", highlight=False)
-
-
 def main(args) -> int:
-    from lstm_bench.bench.report import make_console, print_terminal
+    from lstm_bench.bench import history
+    from lstm_bench.bench.report import VerifySummary, write_reports
     from lstm_bench.bench.runner import parse_int_list, run_bench
+    from lstm_bench.bench.terminal import make_console, print_report
+
     from lstm_bench.files import check_writable
 
     for option in ("json", "md", "html"):
@@ -123,9 +119,10 @@ def main(args) -> int:
     settings = settings_from(args)
     verify = None
     if args.verify_json:
-        from lstm_bench.bench.report import verify_section
+        from lstm_bench.files import read_json
 
-        verify = verify_section(_read_json(args.verify_json))
+        verify = VerifySummary.from_verify_json(read_json(args.verify_json, "verify report"))
+    db = None if args.no_history else history.check_db(args.db or history.default_db())
     if args.streaming:  # streaming latency (bench/streaming.py)
         from lstm_bench.bench.streaming import run_streaming
         from lstm_bench.errors import LSTMBenchError
@@ -144,20 +141,12 @@ def main(args) -> int:
                         calibrate=not args.no_calibrate, show_progress=not args.quiet,
                         ort_options=ort_options, inputs=args.inputs)
     console = make_console()
-    print_terminal(doc, console)
-    write_reports(doc, args, console)
+    print_report(doc, console)
+    for path in write_reports(doc, json=args.json, md=args.md, html=args.html):
+        console.print(f"wrote {path}", highlight=False, soft_wrap=True)
+    if db is not None:
+        run_id = history.record(doc, db, "bench")
+        console.print(f"recorded as run #{run_id} in {db} (lstm-bench history --db {db})",
+                      highlight=False, soft_wrap=True)
     return 0
 
-
-def _read_json(path):
-    import json
-
-    from lstm_bench.errors import LSTMBenchError
-
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except FileNotFoundError:
-        raise LSTMBenchError(f"{path}: no such file") from None
-    except (OSError, ValueError) as exc:
-        raise LSTMBenchError(f"{path}: not readable JSON ({exc})") from None

@@ -23,9 +23,8 @@ def add_arguments(parser) -> None:
                         help="compare reports of models with different sha256")
     parser.add_argument("--allow-different-machines", action="store_true",
                         help="compare reports from different CPUs or core counts")
-    parser.add_argument("--json", metavar="PATH", help="write the verdicts (and, live, both "
-                                                       "reports with their raw samples)")
-    parser.add_argument("--md", metavar="PATH", help="write the verdicts as Markdown")
+    for option, what in (("json", "JSON"), ("md", "Markdown"), ("html", "HTML")):
+        parser.add_argument(f"--{option}", metavar="PATH", help=f"write the verdicts as {what}")
     group = parser.add_argument_group("live A/B (two .onnx models)")
     add_sweep_arguments(group, runtimes_default="ort-cpu")
     add_timing_arguments(group)
@@ -48,13 +47,14 @@ def _is_model(path: str) -> bool:
 
 
 def main(args) -> int:
-    from lstm_bench.bench.compare import (changes_markdown, changes_table, compare_document,
-                                          compare_reports, machine_drift)
-    from lstm_bench.bench.report import load_json, make_console, write_json, write_text
+    from lstm_bench.bench.compare import changes_table, compare_reports, machine_drift
+    from lstm_bench.bench.compare_report import write_compare_reports
+    from lstm_bench.bench.report import load_json
+    from lstm_bench.bench.terminal import make_console
     from lstm_bench.errors import LSTMBenchError
     from lstm_bench.files import check_writable
 
-    for option in ("json", "md"):
+    for option in ("json", "md", "html"):
         check_writable(getattr(args, option), f"--{option}")
     if not args.fail_above >= 0:
         raise LSTMBenchError(f"--fail-above must be >= 0 percent, got {args.fail_above}")
@@ -69,10 +69,10 @@ def main(args) -> int:
 
         ort_options = parse_ort_options(args.ort_options)
         batches, seq_lens, threads = sweep_lists(args)
-        base, new = run_ab(args.base, args.new, runtimes=args.runtimes, batches=batches,
-                           seq_lens=seq_lens, threads_list=threads,
-                           settings=settings_from(args), show_progress=not args.quiet,
-                           ort_options=ort_options)
+        reports = run_ab(args.base, args.new, runtimes=args.runtimes, batches=batches,
+                         seq_lens=seq_lens, threads_list=threads, settings=settings_from(args),
+                         show_progress=not args.quiet, ort_options=ort_options)
+        base, new = (report.to_dict() for report in reports)
         allow_models = True  # two models are the point of a live comparison
     else:
         base, new = load_json(args.base), load_json(args.new)
@@ -89,13 +89,10 @@ def main(args) -> int:
     console.print(changes_table(changes, args.fail_above, paired=live[0]))
     for warning in warnings:
         console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
-    if args.json:
-        doc = compare_document(changes, base, new, mode="live" if live[0] else "reports",
-                               fail_above=args.fail_above, warnings=warnings)
-        console.print(f"wrote {write_json(doc, args.json)}", highlight=False)
-    if args.md:
-        path = write_text(args.md, changes_markdown(changes, args.fail_above, live[0], warnings))
-        console.print(f"wrote {path}", highlight=False)
+    for path in write_compare_reports(changes, base=args.base, new=args.new,
+                                      fail_above=args.fail_above, notes=warnings,
+                                      json=args.json, md=args.md, html=args.html):
+        console.print(f"wrote {path}", highlight=False, soft_wrap=True)
     regressions = [c for c in changes if c.regression]
     if regressions:
         console.print(f"[bold red]{len(regressions)} regression(s)[/bold red] of "

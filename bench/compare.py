@@ -24,7 +24,7 @@ unless the caller allows them: their differences are not regressions of the code
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -33,7 +33,6 @@ from lstm_bench.errors import LSTMBenchError
 
 ALPHA = 0.01
 SCHEMA_PREFIX = "lstm-bench/bench/"
-COMPARE_SCHEMA = "lstm-bench/compare/1"
 
 
 @dataclass(frozen=True)
@@ -52,13 +51,6 @@ class Change:
     @property
     def regression(self) -> bool:
         return self.verdict == "regression"
-
-    def as_dict(self) -> dict:
-        row = asdict(self)
-        runtime, batch, seq_len, threads = self.key
-        del row["key"]
-        return {"runtime": runtime, "batch": batch, "seq_len": seq_len, "threads": threads,
-                **row}
 
 
 def _verdict(change: float, p_slower: float, p_faster: float, fail_above: float,
@@ -237,19 +229,6 @@ def machine_drift(base: dict, new: dict) -> str | None:
             "models live (`lstm-bench compare BASE.onnx NEW.onnx`).")
 
 
-def compare_document(changes: list[Change], base: dict, new: dict, *, mode: str,
-                     fail_above: float, alpha: float = ALPHA, warnings=()) -> dict:
-    """The JSON of a comparison: verdicts, both models and machines, and (live) both reports."""
-    doc = {"schema": COMPARE_SCHEMA, "mode": mode, "fail_above_pct": fail_above,
-           "alpha": alpha, "regressions": sum(c.regression for c in changes),
-           "changes": [c.as_dict() for c in changes], "warnings": list(warnings),
-           "base": {"model": base.get("model"), "machine": base.get("machine")},
-           "new": {"model": new.get("model"), "machine": new.get("machine")}}
-    if mode == "live":
-        doc["base_report"], doc["new_report"] = base, new
-    return doc
-
-
 COLUMNS = ("runtime", "batch", "seq_len", "threads", "base ms", "new ms", "change",
            "p (slower)", "blocks", "verdict")
 
@@ -284,14 +263,3 @@ def changes_table(changes: list[Change], fail_above: float, paired: bool = False
     for c in changes:
         table.add_row(*_cells(c), style=STYLES.get(c.verdict))
     return table
-
-
-def changes_markdown(changes: list[Change], fail_above: float, paired: bool = False,
-                     warnings=()) -> str:
-    lines = ["# lstm-bench compare", "", _title(fail_above, paired), "",
-             "| " + " | ".join(COLUMNS) + " |", "|" + "|".join("---" for _ in COLUMNS) + "|"]
-    lines += ["| " + " | ".join(_cells(c)) + " |" for c in changes]
-    regressions = sum(c.regression for c in changes)
-    lines += ["", f"{regressions} regression(s) of {len(changes)} rows."]
-    lines += [f"- warning: {w}" for w in warnings]
-    return "\n".join(lines) + "\n"

@@ -68,7 +68,7 @@ class LiveDisplay:
         self.console = console or Console(stderr=True)
         self.enabled = enabled
         self.total = total
-        self.rows: list[dict] = []
+        self.rows: list = []
         self.live = None
 
     def __enter__(self):
@@ -97,7 +97,7 @@ class LiveDisplay:
             return
         from rich.console import Group
 
-        from lstm_bench.bench.report import rich_table
+        from lstm_bench.bench.terminal import results_table
 
         if kind == "open":
             self.progress.update(self.task, description=f"opening {info['runtime']} "
@@ -115,8 +115,9 @@ class LiveDisplay:
             self.progress.update(self.task, description=f"worker process {info['process'] + 1}"
                                  f" of {info['processes']}")
         elif kind == "result":
-            self.rows.append(info["measurement"].as_dict())
-            self.live.update(Group(self.progress, rich_table(self.rows[-12:])))
+            self.rows.append(info["measurement"])
+            self.live.update(Group(self.progress, results_table(self.rows[-12:],
+                                                                self.console.width)))
         elif kind == "done":
             self.progress.advance(self.task)
 
@@ -248,19 +249,19 @@ def measure_sweep(models, factories: dict, shapes, threads_list, settings, *, ca
     return results, {"before": load_before, "after": load_average()}
 
 
-def finish_document(result, *, model: dict, threads_list, load, verify=None) -> dict:
-    """The report document (``model``: its info), with the load averages and a warning when
-    the machine was busy."""
+def finish_document(result, *, model: dict, threads_list, load, verify=None):
+    """The ``bench.report.BenchReport`` (``model``: its info), with the load averages and a
+    note when the machine was busy."""
     from lstm_bench.bench.machine import busy_warning, machine_info
     from lstm_bench.bench.report import build_document
 
     machine = machine_info(threads_list)
     machine["load_average"] = load
-    doc = build_document(result, model=model, machine=machine, verify=verify)
+    report = build_document(result, model=model, machine=machine, verify=verify)
     busy = busy_warning(load["before"], load["after"], max(threads_list))
     if busy:
-        doc["warnings"].append(busy)
-    return doc
+        report.notes.append(busy)
+    return report
 
 
 def resolve_threads(threads_list) -> list[int]:
@@ -270,10 +271,11 @@ def resolve_threads(threads_list) -> list[int]:
 
 
 def run_bench(model_path, *, runtimes: str | None = None, batches=(1,), seq_lens=(100,),
-              threads_list=(None,), settings=None, verify: dict | None = None,
+              threads_list=(None,), settings=None, verify=None,
               calibrate: bool = True, show_progress: bool = True, console=None,
-              clock=time.perf_counter_ns, ort_options=None, inputs=None) -> dict:
-    """Measure a model and return the report document (see ``bench.report``).
+              clock=time.perf_counter_ns, ort_options=None, inputs=None):
+    """Measure a model and return its ``bench.report.BenchReport`` (``verify``: a
+    ``VerifySummary`` to show beside the timings, or None).
 
     ``inputs``: an .npz of feeds (as for verify); its shape replaces ``batches`` x ``seq_lens``.
     """
@@ -307,8 +309,8 @@ def run_ab(base_path, new_path, *, runtimes: str | None = "ort-cpu", batches=(1,
            seq_lens=(100,), threads_list=(None,), settings=None, calibrate: bool = False,
            show_progress: bool = True, console=None, clock=time.perf_counter_ns,
            ort_options=None) -> tuple:
-    """Both models measured in one rotation (interleaved blocks, same processes): the two
-    report documents (base, new)."""
+    """Both models measured in one rotation (interleaved blocks, same processes): their two
+    ``BenchReport``s (base, new)."""
     from lstm_bench.bench.harness import Settings
     from lstm_bench.bench.model import BenchModel
 

@@ -273,16 +273,7 @@ def verify(model_path, runtimes=None, *, batch: int = 1, seq_len: int | None = N
 
 
 def write_json(report: VerifyReport, path) -> None:
-    import json
+    """The report as strict JSON (NaN and inf as null: ``lstm_bench.files``' one rule)."""
+    from lstm_bench.files import write_json as write
 
-    from lstm_bench.files import write_text
-
-    write_text(path, json.dumps(report.to_dict(), indent=2, default=_jsonable) + "\n")
-
-
-def _jsonable(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+    write(path, report.to_dict(), indent=2)

@@ -180,10 +180,9 @@ def test_json_and_markdown_verdicts(tmp_path):
                        [measurement("ort-cpu", blocks(2, median_ms=1.3))],
                        "--json", str(out_json), "--md", str(out_md)) == 1
     result = json.loads(out_json.read_text())
-    assert result["schema"] == "lstm-bench/compare/1" and result["mode"] == "reports"
-    assert result["regressions"] == 1
+    assert result["schema"] == "lstm-bench/compare/1" and result["regression"] is True
     (change,) = result["changes"]
-    assert change["runtime"] == "ort-cpu" and change["verdict"] == "regression"
+    assert change["key"][0] == "ort-cpu" and change["verdict"] == "regression"
     assert change["test"] == "mann-whitney (blocks)" and change["base_blocks"] == 30
     assert "| ort-cpu | 1 | 100 | 1 |" in out_md.read_text()
 
