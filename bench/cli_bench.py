@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-HELP = "measure latency and throughput of each runtime"
-
 
 def add_arguments(parser) -> None:
+    from lstm_bench import options
+
     parser.add_argument("model", help="the ONNX model (with at least one LSTM node)")
-    parser.add_argument("--runtimes", default="all",
-                        help="comma list of runtimes, or 'all' (default: every available one)")
-    parser.add_argument("--batch", default="1", help="comma list of batch sizes (default: 1)")
-    parser.add_argument("--seq-len", default="100",
-                        help="comma list of sequence lengths (default: 100)")
-    parser.add_argument("--threads", default=None,
-                        help="comma list of intra-op thread counts, the same for every CPU "
-                             "runtime (default: all cores)")
-    parser.add_argument("--min-time", type=float, default=0.2,
-                        help="seconds of timed calls per runtime and shape, at least (default 0.2)")
+    options.add_runtimes(parser)
+    options.add_batch(parser, many=True, default=(1,))
+    options.add_seq_len(parser, many=True, default=[100])
+    options.add_threads(parser)
+    options.add_min_time(parser, default=0.2, help_="seconds of timed calls per runtime and "
+                                                    "shape, at least (default 0.2)")
     parser.add_argument("--min-reps", type=int, default=10,
                         help="timed calls per runtime and shape, at least (default 10)")
     parser.add_argument("--max-reps", type=int, default=10_000,
@@ -32,7 +28,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--json", metavar="PATH", help="write the full report (raw samples too)")
     parser.add_argument("--md", metavar="PATH", help="write a Markdown report")
     parser.add_argument("--html", metavar="PATH", help="write a self-contained HTML report")
-    parser.add_argument("--quiet", action="store_true", help="no progress display")
+    options.add_quiet(parser)
 
 
 def settings_from(args):
@@ -55,41 +51,29 @@ def write_reports(doc, args, console) -> None:
 
 
 def main(args) -> int:
-    from lstm_bench.bench.machine import default_threads
     from lstm_bench.bench.report import make_console, print_terminal
-    from lstm_bench.bench.runner import parse_int_list, run_bench
-
-    from lstm_bench.files import check_writable
+    from lstm_bench.bench.runner import run_bench
+    from lstm_bench.files import check_distinct, check_writable, read_json
+    from lstm_bench.options import threads_or_default
 
     for option in ("json", "md", "html"):
         check_writable(getattr(args, option), f"--{option}")
-    batches = parse_int_list(args.batch, "--batch")
-    seq_lens = parse_int_list(args.seq_len, "--seq-len")
-    threads = (parse_int_list(args.threads, "--threads") if args.threads is not None
-               else [default_threads()])
+    check_distinct({"MODEL": args.model, "--verify-json": args.verify_json},
+                   {f"--{o}": getattr(args, o) for o in ("json", "md", "html")})
+    if args.min_reps < 1 or args.max_reps < 1 or args.block < 1:
+        from lstm_bench.errors import LSTMBenchError
+
+        raise LSTMBenchError("--min-reps, --max-reps and --block must be at least 1")
     verify = None
     if args.verify_json:
         from lstm_bench.bench.report import verify_section
 
-        verify = verify_section(_read_json(args.verify_json))
-    doc = run_bench(args.model, runtimes=args.runtimes, batches=batches, seq_lens=seq_lens,
-                    threads_list=threads, settings=settings_from(args), verify=verify,
+        verify = verify_section(read_json(args.verify_json, "verify report"))
+    doc = run_bench(args.model, runtimes=args.runtimes, batches=args.batch, seq_lens=args.seq_len,
+                    threads_list=threads_or_default(args.threads), settings=settings_from(args), verify=verify,
                     calibrate=not args.no_calibrate, show_progress=not args.quiet)
     console = make_console()
     print_terminal(doc, console)
     write_reports(doc, args, console)
     return 0
 
-
-def _read_json(path):
-    import json
-
-    from lstm_bench.errors import LSTMBenchError
-
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except FileNotFoundError:
-        raise LSTMBenchError(f"{path}: no such file") from None
-    except (OSError, ValueError) as exc:
-        raise LSTMBenchError(f"{path}: not readable JSON ({exc})") from None

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-HELP = "compare two bench JSON reports; exit 1 on a regression"
-
 
 def add_arguments(parser) -> None:
     parser.add_argument("base", help="the reference report (lstm-bench bench --json)")
@@ -14,6 +12,8 @@ def add_arguments(parser) -> None:
 
 
 def main(args) -> int:
+    from rich.markup import escape
+
     from lstm_bench.bench.compare import changes_table, compare_reports, machine_drift
     from lstm_bench.bench.report import load_json, make_console
 
@@ -23,7 +23,7 @@ def main(args) -> int:
     console.print(changes_table(changes, args.fail_above))
     drift = machine_drift(base, new)
     if drift:
-        console.print(f"[yellow]warning:[/yellow] {drift}", highlight=False)
+        console.print(f"[yellow]warning:[/yellow] {escape(drift)}", highlight=False)
     regressions = [c for c in changes if c.regression]
     if regressions:
         console.print(f"[bold red]{len(regressions)} regression(s)[/bold red] of "

@@ -11,27 +11,27 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-HELP = "the whole job on the built-in seed model: export, verify, bench"
 
 BATCHES = (1, 8, 32)
 SEQ_LEN = 100  # the seed model's sequence length
 RUN_MAX_TIME = 2.0  # seconds of timed calls per runtime and shape, at most (3 calls at least)
+INTERRUPTED = "INTERRUPTED"  # written into a run folder whose report set is incomplete
 
 
 def add_arguments(parser) -> None:
+    from lstm_bench import options
+
     parser.add_argument("--out", default="lstm-bench-out", metavar="DIR",
-                        help="reports go to DIR/run-<timestamp>/ (default ./lstm-bench-out)")
-    parser.add_argument("--runtimes", default="all",
-                        help="comma list of runtimes, or 'all' (default)")
-    parser.add_argument("--batch", default=",".join(map(str, BATCHES)),
-                        help="comma list of batch sizes (default 1,8,32)")
-    parser.add_argument("--threads", default=None,
-                        help="comma list of thread counts (default: all cores)")
-    parser.add_argument("--min-time", type=float, default=0.2,
-                        help="seconds of timed calls per runtime and shape (default 0.2)")
+                        help="reports go to DIR/run-<timestamp>/ (default ./lstm-bench-out); "
+                             f"a run that stops early leaves a file {INTERRUPTED} there")
+    options.add_runtimes(parser)
+    options.add_batch(parser, many=True, default=BATCHES)
+    options.add_threads(parser)
+    options.add_min_time(parser, default=0.2, help_="seconds of timed calls per runtime and "
+                                                    "shape (default 0.2)")
     parser.add_argument("--model", metavar="MODEL.onnx",
                         help="run the job on this ONNX model instead of exporting the seed")
-    parser.add_argument("--quiet", action="store_true", help="no progress display")
+    options.add_quiet(parser)
 
 
 def run_folder(out) -> Path:
@@ -195,24 +195,26 @@ def pipeline(args, folder, runtimes, batches, threads, step):
 
 
 def main(args) -> int:
-    from lstm_bench.bench.machine import default_threads
+    from rich.markup import escape
+
     from lstm_bench.bench.report import make_console
-    from lstm_bench.bench.runner import parse_int_list, pick_runtimes
+    from lstm_bench.bench.runner import pick_runtimes
     from lstm_bench.errors import LSTMBenchError
+    from lstm_bench.options import threads_or_default
 
     started = time.perf_counter()
     console = make_console()
     err = make_console(stderr=True)
-    batches = parse_int_list(args.batch, "--batch")
-    threads = (parse_int_list(args.threads, "--threads") if args.threads is not None
-               else [default_threads()])
-    names = list(pick_runtimes(args.runtimes)[0]) if args.runtimes != "all" else None
+    batches = args.batch
+    threads = threads_or_default(args.threads)
+    names = list(pick_runtimes(args.runtimes)[0]) if args.runtimes is not None else None
     if args.model and not Path(args.model).is_file():
         raise LSTMBenchError(f"{args.model}: no such model file")
     if not args.model:
         seed_exporter()  # fail before any folder is made
     folder = run_folder(args.out)
-    console.print(f"lstm-bench run: writing to {folder} (earlier runs are kept)", highlight=False)
+    console.print(f"lstm-bench run: writing to {folder} (earlier runs are kept)", highlight=False,
+                  markup=False)
 
     def step(number, text):
         if not args.quiet:
@@ -221,15 +223,26 @@ def main(args) -> int:
 
     try:
         doc, verify, paths = pipeline(args, folder, names, batches, threads, step)
-    except BaseException:
+    except BaseException as exc:
         if not any(folder.iterdir()):  # nothing written: leave no empty folder behind
             folder.rmdir()
+        else:  # say so in the folder itself: its report set is incomplete
+            from lstm_bench.errors import first_line
+            from lstm_bench.files import write_text
+
+            why = "interrupted" if isinstance(exc, KeyboardInterrupt) else first_line(exc)
+            try:
+                write_text(folder / INTERRUPTED, f"this run stopped before its reports were "
+                           f"complete: {why}\n")
+            except LSTMBenchError:
+                pass
         raise
     console.print(summary_table(doc))
     for skip in doc.get("skipped", []):
-        console.print(f"[dim]skipped {skip['runtime']}: {skip['reason']}[/dim]", highlight=False)
+        console.print(f"[dim]skipped {skip['runtime']}: {escape(skip['reason'])}[/dim]",
+                      highlight=False)
     console.print("reports: " + ", ".join(str(p) for p in paths)
-                  + f", {folder / 'verify.json'}", highlight=False)
+                  + f", {folder / 'verify.json'}", highlight=False, markup=False)
     console.print(f"done in {time.perf_counter() - started:.1f} s", highlight=False)
     layer_failed = [f"{r['runtime']} ({max(o['max_abs'] for o in r['outputs']):.2g})"
                     for r in (verify.get("lstm_layer") or {}).get("results", [])
@@ -237,11 +250,12 @@ def main(args) -> int:
     if layer_failed:
         console.print("[yellow]note:[/yellow] the LSTM layer's hidden states (Y, batch 8) exceed "
                       f"the tolerance on {', '.join(layer_failed)}, though the model's output "
-                      f"passes; details in {folder / 'verify-lstm-layer.json'}", highlight=False)
+                      f"passes; details in {escape(str(folder / 'verify-lstm-layer.json'))}",
+                      highlight=False)
     failed = [r["runtime"] for r in verify.get("results", [])
               if r.get("status") in ("fail", "error")]
     if failed:
         console.print(f"[bold red]verification failed[/bold red] on {', '.join(failed)} "
-                      f"(details in {folder / 'verify.json'})", highlight=False)
+                      f"(details in {escape(str(folder / 'verify.json'))})", highlight=False)
         return 1
     return 0

@@ -128,6 +128,7 @@ STYLES = {"regression": "bold red", "slower": "yellow", "faster": "green"}
 
 def changes_table(changes: list[Change], fail_above: float):
     from rich.table import Table
+    from rich.text import Text  # a runtime name from a user's file is shown as written
 
     table = Table(title=f"changes (regression: slower beyond noise, p < {ALPHA}, "
                         f"and median +{fail_above:g} % or more)", header_style="bold")
@@ -140,7 +141,7 @@ def changes_table(changes: list[Change], fail_above: float):
 
     for c in changes:
         runtime, batch, seq_len, threads = c.key
-        table.add_row(runtime, str(batch), str(seq_len), fmt(threads, "d"),
+        table.add_row(Text(runtime), str(batch), str(seq_len), fmt(threads, "d"),
                       fmt(c.base_median_ms, ".4g"), fmt(c.new_median_ms, ".4g"),
                       fmt(c.change_pct, "+.1f") + (" %" if c.change_pct is not None else ""),
                       fmt(c.p_slower, ".2g"), c.verdict, style=STYLES.get(c.verdict))

@@ -9,7 +9,6 @@ The document: ``schema``, ``model``, ``machine``, ``settings``, ``peak_gflops``,
 from __future__ import annotations
 
 import html
-import json
 import math
 from pathlib import Path
 
@@ -39,34 +38,22 @@ def build_document(result, *, model: dict, machine: dict, verify: dict | None = 
 
 
 def write_json(doc: dict, path) -> Path:
-    return write_text(path, json.dumps(doc, indent=1, allow_nan=False, default=_jsonable) + "\n")
+    from lstm_bench import files
 
-
-def _jsonable(value):
-    import numpy as np
-
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+    return files.write_json(path, doc)
 
 
 def load_json(path) -> dict:
     """A bench JSON report, checked enough that ``compare`` and the renderers can trust it."""
+    from lstm_bench.files import read_json
+
     path = Path(path)
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise LSTMBenchError(f"{path}: no such report") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise LSTMBenchError(f"{path}: cannot read ({exc})") from None
-    except json.JSONDecodeError as exc:
-        raise LSTMBenchError(f"{path}: not JSON ({exc.msg} at line {exc.lineno})") from None
+    doc = read_json(path, "bench report")
     if not isinstance(doc, dict) or not isinstance(doc.get("results"), list):
         raise LSTMBenchError(f"{path}: not an lstm-bench report (no top-level 'results' list)")
+    if doc.get("schema") != SCHEMA or not doc["results"]:
+        raise LSTMBenchError(f"{path}: not a bench report with results (schema {SCHEMA!r} and a "
+                             "non-empty 'results' list expected)")
     for i, row in enumerate(doc["results"]):
         missing = [k for k in REQUIRED_ROW_KEYS if not isinstance(row, dict) or k not in row]
         if missing:
@@ -174,6 +161,7 @@ def make_console(stderr: bool = False):
 
 
 def print_terminal(doc: dict, console=None) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     console = console or make_console()
@@ -186,9 +174,10 @@ def print_terminal(doc: dict, console=None) -> None:
         cold.add_row(*cells)
     console.print(cold)
     for skip in doc.get("skipped", []):
-        console.print(f"[dim]skipped {skip['runtime']}: {skip['reason']}[/dim]", highlight=False)
+        console.print(f"[dim]skipped {skip['runtime']}: {escape(skip['reason'])}[/dim]",
+                      highlight=False)
     for warning in doc.get("warnings", []):
-        console.print(f"[yellow]noisy:[/yellow] {warning}", highlight=False)
+        console.print(f"[yellow]noisy:[/yellow] {escape(warning)}", highlight=False)
     if doc.get("warnings"):
         console.print("[dim]noisy figures: an idle machine or a longer --min-time may help; "
                       "`lstm-bench compare` tests shifts against this noise[/dim]", highlight=False)

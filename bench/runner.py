@@ -28,17 +28,19 @@ def parse_int_list(text: str | None, option: str, *, minimum: int = 1) -> list[i
     return values
 
 
-def pick_runtimes(text: str | None) -> tuple[dict, list[dict]]:
+def pick_runtimes(text) -> tuple[dict, list[dict]]:
     """(name -> factory of the available ones, [{"runtime", "reason"} for the others]).
 
-    ``None`` or ``all`` means every registered runtime; unknown names are an error.
+    ``text``: names as ``lstm_bench.options.runtime_names`` parses them (a list, or None for
+    every registered runtime), or the same as one comma string; unknown names are an error.
     """
+    from lstm_bench.options import runtime_names
     from lstm_bench.runtimes.registry import RUNTIMES
 
-    if text is None or text.strip() == "all":
+    names = runtime_names(text) if isinstance(text, str) else text
+    if names is None:
         names = list(RUNTIMES)
     else:
-        names = [n.strip() for n in text.split(",") if n.strip()]
         if not names:
             raise LSTMBenchError("--runtimes is empty; name some of: " + ", ".join(RUNTIMES))
         unknown = [n for n in names if n not in RUNTIMES]
@@ -103,7 +105,9 @@ class LiveDisplay:
                                  f"({info['threads']} threads)")
         elif kind == "skip":
             self.progress.advance(self.task)
-            self.console.print(f"[dim]skipped {info['runtime']}: {info['reason']}[/dim]",
+            from rich.markup import escape
+
+            self.console.print(f"[dim]skipped {info['runtime']}: {escape(info['reason'])}[/dim]",
                                highlight=False)
         elif kind == "shape":
             self.progress.update(self.task, description=f"timing batch {info['batch']}, "

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lstm_bench.errors import LSTMBenchError
+from lstm_bench.errors import LSTMBenchError, first_line
 from lstm_bench.parity import Tolerance
 
 SOURCE_KINDS = {".pt": "checkpoint", ".json": "checkpoint", ".keras": "keras", ".npz": "npz"}
@@ -102,8 +102,8 @@ def _onnxruntime_outputs(path: Path, feeds: dict) -> list[np.ndarray]:
         session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         return session.run(None, feeds)
     except Exception as exc:  # onnxruntime's own exception types
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise LSTMBenchError(f"onnxruntime cannot run the exported model: {text}") from None
+        raise LSTMBenchError(f"onnxruntime cannot run the exported model: "
+                             f"{first_line(exc)}") from None
 
 
 def _export_checkpoint(source, tmp, opset, exporter):

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lstm_bench.errors import LSTMBenchError
+from lstm_bench.errors import LSTMBenchError, first_line
 
 EXPORTERS = ("auto", "dynamo", "torchscript")
 METADATA_EXPORTER = "lstm_bench.exporter"
@@ -356,7 +356,7 @@ def _check_against_onnxruntime(proto, probe_args, expected, which, batch_first):
         names = [i.name for i in session.get_inputs()]
         got = session.run(None, {name: t.numpy() for name, t in zip(names, probe_args)})
     except Exception as exc:  # onnxruntime's own exception types
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        text = first_line(exc)
         raise LSTMBenchError(f"the {which} exporter's graph fails in onnxruntime at batch "
                              f"{batch}, sequence length {steps}: {text[:300]}{hint}") from None
     from lstm_bench.parity import TOLERANCES, compare_output
@@ -391,9 +391,8 @@ def _export_with(which, module, args, *, opset, dynamic, batch_first, has_length
             # load_external_data pulls the dynamo exporter's model.onnx.data inline.
             proto = onnx.load(str(raw_path), load_external_data=True)
         except Exception as exc:  # the exporters raise many types; keep the first line
-            text = str(exc).strip()
-            raise LSTMBenchError(f"torch.onnx.export ({which}) failed: {type(exc).__name__}: "
-                                 f"{text.splitlines()[0] if text else ''}") from None
+            raise LSTMBenchError(f"torch.onnx.export ({which}) failed: "
+                                 f"{first_line(exc, with_type=True)}") from None
     written = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
     if opset is not None and written != opset:
         raise LSTMBenchError(f"the {which} exporter wrote opset {written}, not the requested "
@@ -417,7 +416,7 @@ def _export_with(which, module, args, *, opset, dynamic, batch_first, has_length
         onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True)
     except Exception as exc:
         raise LSTMBenchError(f"the {which} exporter's graph fails onnx.checker / shape "
-                             f"inference: {str(exc).strip().splitlines()[0]}") from None
+                             f"inference: {first_line(exc)}") from None
     _assert_structure(proto, expected_layers, has_lengths)
     if probe is not None:
         _check_against_onnxruntime(proto, probe[0], probe[3], which, batch_first)

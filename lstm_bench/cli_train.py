@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "train the seed's LSTM classifier on a built-in task"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", default="seed_lstm.pt", metavar="CHECKPOINT",

@@ -9,43 +9,21 @@ from __future__ import annotations
 
 import argparse
 
+from lstm_bench import options
 from lstm_bench.errors import LSTMBenchError
-
-HELP = "run a model on every runtime against the float64 truth"
-
-
-def _positive(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
-def _value_range(text):
-    try:
-        low, high = (float(x) for x in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected LOW,HIGH, got {text!r}") from None
-    if not low < high:
-        raise argparse.ArgumentTypeError(f"expected LOW < HIGH, got {text!r}")
-    return low, high
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", metavar="MODEL.onnx", help="the ONNX model to verify")
-    parser.add_argument("--runtimes", metavar="A,B,...",
-                        help="comma-separated runtime names (default: every registered runtime)")
-    parser.add_argument("--batch", type=_positive, default=1, help="batch size (default 1)")
-    parser.add_argument("--seq-len", type=_positive, default=None,
-                        help="sequence length for dynamic axes (default: the model's, else 100)")
+    options.add_runtimes(parser)
+    options.add_batch(parser, many=False, default=1)
+    options.add_seq_len(parser, many=False, default=None)
     parser.add_argument("--inputs", metavar="FILE.npz",
                         help="feeds from an .npz, one array per model input (checked)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
-    parser.add_argument("--range", dest="value_range", type=_value_range, default=(-1.0, 1.0),
-                        metavar="LOW,HIGH", help="range of random float inputs (default -1,1)")
+    options.add_seed(parser)
+    parser.add_argument("--range", dest="value_range", type=options.value_range,
+                        default=(-1.0, 1.0), metavar="LOW,HIGH",
+                        help="range of random float inputs (default -1,1)")
     parser.add_argument("--ragged", action="store_true",
                         help="random sequence_lens in 1..seq_len (needs --batch >= 2)")
     parser.add_argument("--zero-length", action="store_true",
@@ -63,10 +41,11 @@ def _fmt(value, spec=".1e"):
 
 
 def render(report, console) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     inputs = report.inputs
-    table = Table(title=f"verify {report.model}  (batch {inputs['batch']}, seq_len "
+    table = Table(title=f"verify {escape(report.model)}  (batch {inputs['batch']}, seq_len "
                         f"{inputs['seq_len']}, inputs: {inputs['source']})")
     for column in ("runtime", "status", "output", "max abs", "max rel", "max ulp", "limit", "notes"):
         table.add_column(column, justify="right" if column.startswith(("max", "limit")) else "left")
@@ -81,14 +60,14 @@ def render(report, console) -> None:
             notes.append(f"streaming {s.status} (chunks {s.chunks}: max abs "
                          f"{max(s.max_abs.values()):.1e})")
         if not result.outputs:
-            table.add_row(result.runtime, status, "", "", "", "", "", "; ".join(notes))
+            table.add_row(result.runtime, status, "", "", "", "", "", escape("; ".join(notes)))
             continue
         for index, output in enumerate(result.outputs):
             ulp = "-" if output.max_ulp is None else f"{output.max_ulp} ({output.ulp_dtype})"
             limit = f"{result.tolerance.atol:.0e}+{result.tolerance.rtol:.0e}r"
             table.add_row(result.runtime if index == 0 else "", status if index == 0 else "",
-                          output.name, _fmt(output.max_abs), _fmt(output.max_rel), ulp,
-                          limit if index == 0 else "", "; ".join(notes) if index == 0 else "")
+                          escape(output.name), _fmt(output.max_abs), _fmt(output.max_rel), ulp,
+                          limit if index == 0 else "", escape("; ".join(notes)) if index == 0 else "")
         table.add_section()
     console.print(table)
 
@@ -98,31 +77,28 @@ def main(args) -> int:
 
     from lstm_bench.runtimes.verify import verify, write_json
 
-    from lstm_bench.files import check_writable
+    from lstm_bench.files import check_distinct, check_writable
 
     check_writable(args.json, "--json")
+    check_distinct({"MODEL": args.model, "--inputs": args.inputs, "--source": args.source},
+                   {"--json": args.json})
     if args.zero_length and not args.ragged:
         raise LSTMBenchError("--zero-length needs --ragged")
-    names = None
-    if args.runtimes is not None:
-        names = [n.strip() for n in args.runtimes.split(",") if n.strip()]
-        if not names:
-            raise LSTMBenchError("--runtimes is empty; give comma-separated runtime names")
-    report = verify(args.model, names, batch=args.batch, seq_len=args.seq_len, inputs=args.inputs,
+    report = verify(args.model, args.runtimes, batch=args.batch, seq_len=args.seq_len, inputs=args.inputs,
                     seed=args.seed, ragged=args.ragged, zero_length=args.zero_length, value_range=args.value_range,
                     streaming=args.streaming, source=args.source)
     console = Console(width=max(Console().width, 140))
     render(report, console)
     if args.json:
         write_json(report, args.json)
-        console.print(f"report written to {args.json}")
+        console.print(f"report written to {args.json}", markup=False)
     ran = [r for r in report.results if r.status != "skip"]
     stream_skips = {r.streaming.reason for r in ran if r.streaming is not None
                     and r.streaming.status == "skip"}
     for reason in sorted(stream_skips):
-        console.print(f"streaming check skipped: {reason}", highlight=False)
+        console.print(f"streaming check skipped: {reason}", highlight=False, markup=False)
     for name, reason in report.skipped.items():
-        console.print(f"skipped {name}: {reason}", highlight=False)
+        console.print(f"skipped {name}: {reason}", highlight=False, markup=False)
     if report.failures:
         for failure in report.failures:
             console.print(f"FAIL {failure}", highlight=False, markup=False)

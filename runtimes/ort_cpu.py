@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lstm_bench.errors import LSTMBenchError
+from lstm_bench.errors import LSTMBenchError, first_line
 
 
 class OrtRuntime:
@@ -41,7 +41,7 @@ class OrtRuntime:
                 str(model_path), self.session_options(threads), providers=self.providers)
         except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
             raise LSTMBenchError(f"{self.name}: cannot load {model_path}: "
-                                 f"{str(exc).splitlines()[0]}") from None
+                                 f"{first_line(exc)}") from None
         self.output_names = [o.name for o in self.session.get_outputs()]
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from lstm_bench.errors import first_line
 from lstm_bench.runtimes.cuda import cuda_device_reason
 from lstm_bench.runtimes.ort_cpu import OrtRuntime
 
@@ -103,7 +104,7 @@ class OrtCudaRuntime(OrtRuntime):
             try:
                 self.placement = self.measure_placement(model_path, model, threads)
             except Exception as exc:  # the rule's prediction still stands; say why it is unchecked
-                self.placement_error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                self.placement_error = first_line(exc, with_type=True)
                 return
             lstm_names = {n.name or f"LSTM#{i}" for i, n in enumerate(model.graph.node)
                           if n.op_type == "LSTM"}

@@ -106,7 +106,7 @@ class OrtInt8Runtime(OrtRuntime):
     def open(self, model_path: str, *, threads: int | None = None) -> None:
         import onnx
 
-        from lstm_bench.errors import LSTMBenchError
+        from lstm_bench.errors import LSTMBenchError, first_line
         from lstm_bench.reference.model import load_model
 
         load_model(model_path)  # a clear error for a missing or unreadable file
@@ -116,7 +116,7 @@ class OrtInt8Runtime(OrtRuntime):
                 self.transform(model_path, out)
             except Exception as exc:  # the quantizer raises plain Exceptions on odd graphs
                 raise LSTMBenchError(f"{self.name}: cannot transform {model_path}: "
-                                     f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+                                     f"{first_line(exc)}") from None
             transformed = onnx.load(str(out))
             self.quantized_ops = {}
             for node in transformed.graph.node:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lstm_bench.errors import LSTMBenchError
+from lstm_bench.errors import LSTMBenchError, first_line
 from lstm_bench.parity import TOLERANCES, Failure
 from lstm_bench.runtimes.parity import RuntimeParity, compare, runtime_precision
 
@@ -91,11 +91,6 @@ class VerifyReport:
         }
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"
-
-
 def verify_runtime(name, model_path, model, feeds, truth, axes, *, threads=None,
                    streaming=True, chunks=3) -> RuntimeParity:
     """One runtime (a registry name or an unopened runtime): skip with its reason, error with
@@ -115,7 +110,7 @@ def verify_runtime(name, model_path, model, feeds, truth, axes, *, threads=None,
     except Exception as exc:  # a runtime that cannot run this model is a failing runtime
         notes = list(runtime.notes()) if hasattr(runtime, "notes") else []
         runtime.close()
-        message = _first_line(exc)
+        message = first_line(exc, with_type=True)
         return RuntimeParity(name, "error", device=device, reason=message, notes=notes,
                              errors=[Failure(name, "*", "error", message, None)])
     try:
@@ -189,16 +184,6 @@ def verify(model_path, runtimes=None, *, batch: int = 1, seq_len: int | None = N
 
 
 def write_json(report: VerifyReport, path) -> None:
-    import json
+    from lstm_bench import files
 
-    from lstm_bench.files import write_text
-
-    write_text(path, json.dumps(report.to_dict(), indent=2, default=_jsonable) + "\n")
-
-
-def _jsonable(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+    files.write_json(path, report.to_dict(), indent=2)
