@@ -648,17 +648,10 @@ def export_keras(keras_path, path=None, *, opset: int | None = None):
     model = build_keras_model(read_keras(keras_path),
                               opset=DEFAULT_OPSET if opset is None else opset)
     if path is not None:
-        path = Path(path)
-        tmp = path.with_name(path.name + ".partial")
-        try:
+        from lstm_bench.files import atomic_path
+
+        with atomic_path(path) as tmp:
             onnx.save(model, str(tmp))
-            tmp.replace(path)
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            raise LSTMBenchError(f"{path}: cannot write the model ({exc.strerror or exc})") from None
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
     return model
 
 

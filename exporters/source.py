@@ -11,13 +11,13 @@ Only a file that passes is moved to its final path; a failure leaves nothing the
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from lstm_bench.errors import LSTMBenchError, first_line
+from lstm_bench.files import atomic_path, check_distinct
 from lstm_bench.parity import Tolerance
 
 SOURCE_KINDS = {".pt": "checkpoint", ".json": "checkpoint", ".keras": "keras", ".npz": "npz"}
@@ -188,13 +188,9 @@ def export_source(source: str | Path, out: str | Path, *, opset: int | None = No
         raise LSTMBenchError(f"{out}: the output path must end in .onnx")
     if not out.parent.is_dir():
         raise LSTMBenchError(f"{out}: directory {out.parent} does not exist")
-    if out.resolve() == source.resolve():
-        raise LSTMBenchError(f"{out}: the output would overwrite the source")
+    check_distinct({"SOURCE": source}, {"--output": out})
 
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+    with atomic_path(out) as tmp:  # created exclusively beside OUT; gone unless proven
         if kind == "checkpoint":
             used, reference, feeds, expected = _export_checkpoint(source, tmp, opset, exporter)
         elif kind == "keras":
@@ -230,7 +226,4 @@ def export_source(source: str | Path, out: str | Path, *, opset: int | None = No
             raise ExportParityError(
                 f"{out}: the exported model is {max_abs:.3g} (max abs error) from "
                 f"{reference}, beyond the tolerance {tolerance}; nothing was written", result)
-        os.replace(tmp, out)
-        return result
-    finally:
-        tmp.unlink(missing_ok=True)
+    return result

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import tempfile
 import warnings
 from pathlib import Path
@@ -505,17 +504,13 @@ def save_model(proto, path) -> Path:
     """Write ``proto`` to ``path`` atomically, weights inline (external data only past 2 GB)."""
     import onnx
 
+    from lstm_bench.files import atomic_path
+
     path = Path(path)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+    with atomic_path(path) as tmp:
         if proto.ByteSize() < _TWO_GB:
             onnx.save(proto, str(tmp))
         else:  # protobuf cannot serialise 2 GB: the weights go beside the model
             onnx.save(proto, str(tmp), save_as_external_data=True, all_tensors_to_one_file=True,
                       location=path.name + ".data")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path

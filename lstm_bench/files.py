@@ -170,7 +170,7 @@ def _finite_float(text):
     return value
 
 
-def parse_json(data: bytes | str, where: str):
+def parse_json(data: bytes | str, where: str, what: str = "file"):
     """JSON from a user's file: strict (no NaN/Infinity), numbers in int64/float range, nesting
     bounded by json's own recursion check."""
     try:
@@ -180,16 +180,17 @@ def parse_json(data: bytes | str, where: str):
     except LSTMBenchError:
         raise
     except UnicodeDecodeError:
-        raise LSTMBenchError(f"{where}: not UTF-8 text, so not JSON") from None
+        raise LSTMBenchError(f"{where}: not a readable JSON {what} (not UTF-8 text)") from None
     except json.JSONDecodeError as exc:
-        raise LSTMBenchError(f"{where}: not JSON ({exc.msg} at line {exc.lineno})") from None
+        raise LSTMBenchError(f"{where}: not a readable JSON {what} ({exc.msg} at line "
+                             f"{exc.lineno})") from None
     except RecursionError:  # json's scanner bounds its own nesting
-        raise LSTMBenchError(f"{where}: JSON nested too deeply to be a report or config") from None
+        raise LSTMBenchError(f"{where}: not a readable JSON {what} (nested too deeply)") from None
     except ValueError as exc:
-        raise LSTMBenchError(f"{where}: not valid JSON ({first_line(exc)})") from None
+        raise LSTMBenchError(f"{where}: not a readable JSON {what} ({first_line(exc)})") from None
 
 
-def read_json(path: str | Path, what: str = "JSON file"):
+def read_json(path: str | Path, what: str = "file"):
     """A user's JSON file, no larger than LSTM_BENCH_MAX_JSON_MB, parsed by ``parse_json``."""
     path = Path(path)
     try:
@@ -202,10 +203,10 @@ def read_json(path: str | Path, what: str = "JSON file"):
                                  f"a {what} (set LSTM_BENCH_MAX_JSON_MB to allow more)")
         data = path.read_bytes()
     except FileNotFoundError:
-        raise LSTMBenchError(f"{path}: no such file") from None
+        raise LSTMBenchError(f"{path}: no such {what}") from None
     except OSError as exc:
         raise LSTMBenchError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    return parse_json(data, str(path))
+    return parse_json(data, str(path), what)
 
 
 # --- writing --------------------------------------------------------------------------------

@@ -39,49 +39,52 @@ class OptionError(argparse.ArgumentTypeError, LSTMBenchError):
     error when these parsers are called from code."""
 
 
-def _integer(text: str, low: int, high: int, what: str) -> int:
+def _integer(text: str, low: int, high: int) -> int:
+    # argparse puts "argument --NAME: " before these messages
     try:
         value = int(str(text).strip())
     except ValueError:
-        raise OptionError(f"{what}: expected an integer, got {text!r}") from None
-    if not low <= value <= high:
-        raise OptionError(f"{what}: {value} is outside {low}..{high}")
+        raise OptionError(f"{str(text).strip()!r} is not an integer") from None
+    if value < low:
+        raise OptionError(f"{value} is below {low}")
+    if value > high:
+        raise OptionError(f"{value} is above the limit of {high}")
     return value
 
 
-def _int_list(text: str, low: int, high: int, what: str) -> list[int]:
+def _int_list(text: str, low: int, high: int) -> list[int]:
     items = [item.strip() for item in str(text).split(",")]
     if not any(items):
-        raise OptionError(f"{what}: empty; give a comma-separated list such as 1,8")
+        raise OptionError("empty; give a comma-separated list such as 1,8,32")
     if len(items) > MAX_LIST:
-        raise OptionError(f"{what}: {len(items)} values, at most {MAX_LIST}")
+        raise OptionError(f"{len(items)} values, at most {MAX_LIST} in one run")
     values = []
     for item in items:
-        value = _integer(item, low, high, what)
+        value = _integer(item, low, high)
         if value not in values:
             values.append(value)
     return values
 
 
 def positive_int(text: str) -> int:
-    return _integer(text, 1, MAX_DIM, "expected a positive integer")
+    return _integer(text, 1, MAX_DIM)
 
 
 def sizes(text: str) -> list[int]:
     """'1,8,32' -> [1, 8, 32]: batch sizes or sequence lengths."""
-    return _int_list(text, 1, MAX_DIM, "expected sizes")
+    return _int_list(text, 1, MAX_DIM)
 
 
 def thread_count(text: str) -> int:
-    return _integer(text, 1, MAX_THREADS, "thread count")
+    return _integer(text, 1, MAX_THREADS)
 
 
 def thread_counts(text: str) -> list[int]:
-    return _int_list(text, 1, MAX_THREADS, "thread counts")
+    return _int_list(text, 1, MAX_THREADS)
 
 
 def seed(text: str) -> int:
-    return _integer(text, 0, MAX_SEED, "seed")
+    return _integer(text, 0, MAX_SEED)
 
 
 def positive_float(text: str) -> float:

@@ -35,11 +35,11 @@ def one_error_line(capsys, argv, *contains):
 
 @pytest.mark.parametrize("extra, contains", [
     (["--batch", "0"], "--batch: 0 is below 1"),
-    (["--batch", ""], "--batch is empty"),
+    (["--batch", ""], "--batch: empty"),
     (["--seq-len", "4,x"], "'x' is not an integer"),
     (["--threads", "-1"], "--threads: -1"),
     (["--runtimes", "nope"], "unknown nope"),
-    (["--runtimes", ","], "--runtimes is empty"),
+    (["--runtimes", ","], "--runtimes: empty"),
     (["--min-time", "-1"], "--min-time"),
     (["--batch", "1.5"], "not an integer"),
 ])

@@ -60,7 +60,7 @@ def test_faster_is_never_a_failure(tmp_path):
 
 
 @pytest.mark.parametrize("content, message", [
-    ("{not json", "not JSON"),
+    ("{not json", "not a readable JSON"),
     ("[1, 2]", "no top-level 'results'"),
     ('{"results": [{"runtime": "x"}]}', "lacks"),
     ('{"results": [{"runtime": "x", "batch": 1, "seq_len": 1, "threads": 1, "latency_ms": {},'
