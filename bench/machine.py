@@ -19,18 +19,12 @@ import time
 from importlib import metadata
 from pathlib import Path
 
+from lstm_bench.options import default_threads  # the one default thread count
+
 LIBRARIES = ("lstm-bench", "numpy", "scipy", "onnx", "onnxruntime", "onnxruntime-gpu", "torch",
              "onnxscript", "keras", "rich", "matplotlib")
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
               "ORT_NUM_THREADS", "CUDA_VISIBLE_DEVICES")
-
-
-def default_threads() -> int:
-    """All cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def cpu_model() -> str:
