@@ -54,15 +54,17 @@ def _size(n: int) -> str:
 
 
 def check_array_size(shape, dtype, what: str) -> None:
-    """Refuse an array whose declared ``shape`` and ``dtype`` exceed LSTM_BENCH_MAX_ARRAY_MB,
-    before allocating it (the sizes are Python ints: no overflow)."""
+    """Refuse an array whose declared ``shape`` and ``dtype`` (or item size in bytes) exceed
+    LSTM_BENCH_MAX_ARRAY_MB, before allocating it (Python ints: no overflow)."""
     dims = [int(d) for d in shape]
     if any(d < 0 for d in dims):
         raise LSTMBenchError(f"{what}: negative dimension in shape {dims}")
-    nbytes = math.prod(dims) * np.dtype(dtype).itemsize
+    itemsize = dtype if isinstance(dtype, int) else np.dtype(dtype).itemsize
+    kind = f"{itemsize}-byte values" if isinstance(dtype, int) else np.dtype(dtype).name
+    nbytes = math.prod(dims) * itemsize
     allowed = limit_bytes("LSTM_BENCH_MAX_ARRAY_MB")
     if nbytes > allowed:
-        raise LSTMBenchError(f"{what}: shape {dims} of {np.dtype(dtype).name} would take "
+        raise LSTMBenchError(f"{what}: shape {dims} of {kind} would take "
                              f"{_size(nbytes)}, above the limit of {_size(allowed)} "
                              "(set LSTM_BENCH_MAX_ARRAY_MB to allow more)")
 
