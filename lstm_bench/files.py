@@ -87,11 +87,10 @@ def load_npz(path: str | Path, what: str) -> dict[str, np.ndarray]:
             members = archive.infolist()
             for info in members:
                 if info.is_dir() or not info.filename.endswith(".npy"):
-                    raise LSTMBenchError(f"{path}: member {info.filename!r} is not an .npy "
-                                         f"array; an .npz of {what} holds .npy arrays only")
-            return {info.filename[:-4]: _read_member(archive, info, path) for info in members}
-    except LSTMBenchError:
-        raise
+                    raise LSTMBenchError(f"member {info.filename!r} is not an .npy array")
+            return {info.filename[:-4]: _read_member(archive, info) for info in members}
+    except LSTMBenchError as exc:
+        raise LSTMBenchError(f"{path}: not a readable .npz of {what} ({exc})") from None
     except (ValueError, OSError, EOFError, RuntimeError, NotImplementedError,
             zipfile.BadZipFile) as exc:  # zlib.error is an Exception: caught below
         raise LSTMBenchError(f"{path}: not a readable .npz of {what} ({first_line(exc)})") from None
@@ -100,9 +99,9 @@ def load_npz(path: str | Path, what: str) -> dict[str, np.ndarray]:
                              f"({first_line(exc, with_type=True)})") from None
 
 
-def _read_member(archive, info, path) -> np.ndarray:
+def _read_member(archive, info) -> np.ndarray:
     fmt = np.lib.format
-    where = f"{path}: {info.filename}"
+    where = info.filename
     check_array_size((info.file_size,), np.uint8, where)
     with archive.open(info) as f:
         version = fmt.read_magic(f)

@@ -200,9 +200,9 @@ def run_model(model, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         raise LSTMBenchError(f"model uses non-standard operators {custom}; the float64 "
                              "reference evaluates standard ONNX only (verify the unquantized model)")
     promoted = promote_to_float64(model)
-    inputs = {i.name for i in promoted.graph.input} - {t.name for t in promoted.graph.initializer}
-    missing = sorted(inputs - set(feeds))
-    unknown = sorted(set(feeds) - inputs)
+    feedable = {i.name for i in promoted.graph.input}  # an initializer's default can be fed
+    missing = sorted(feedable - {t.name for t in promoted.graph.initializer} - set(feeds))
+    unknown = sorted(set(feeds) - feedable)
     if missing or unknown:
         raise LSTMBenchError(f"feeds do not match the model's inputs: missing {missing}, "
                              f"unknown {unknown}")

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lstm_bench.errors import LSTMBenchError
+from lstm_bench.files import check_array_size
 
 DEFAULT_SEQ_LEN = 100  # the seed model's sequence length
 _BATCH_NAME = re.compile(r"batch|^n$|^b$", re.I)
@@ -53,8 +54,11 @@ class Inputs:
     value_range: tuple[float, float] | None = None
     lengths: dict[str, list[int]] = field(default_factory=dict)  # sequence_lens fed, by input
 
+    fixed: dict[str, list[int]] = field(default_factory=dict)  # inputs left at their default
+
     def describe(self) -> dict:
         return {"source": self.source, "batch": self.batch, "seq_len": self.seq_len,
+                "fixed_inputs": self.fixed,
                 "seed": self.seed, "value_range": self.value_range, "lengths": self.lengths,
                 "shapes": {k: list(v.shape) for k, v in self.feeds.items()},
                 "dtypes": {k: v.dtype.name for k, v in self.feeds.items()}}
@@ -80,12 +84,29 @@ def _lstm_roles(model) -> tuple[dict[str, tuple], set[str]]:
     return roles, lengths
 
 
+def _overridable(value) -> bool:
+    """A graph input with an initializer (a default value) that declares a dynamic axis: it
+    is fed like any input, so that --batch / --seq-len reach it (issue 9: never fed before,
+    while the report claimed the requested shape). One whose dims are all fixed keeps its
+    default: a weight, listed as fixed in the report."""
+    dims = value.type.tensor_type.shape.dim
+    return bool(dims) and any(not (d.HasField("dim_value") and d.dim_value > 0) for d in dims)
+
+
+def fixed_inputs(model) -> dict[str, list[int]]:
+    """Graph inputs left at their initializer's value, with its shape (kept in the report)."""
+    inits = {t.name: list(t.dims) for t in model.graph.initializer}
+    return {v.name: inits[v.name] for v in model.graph.input
+            if v.name in inits and not _overridable(v)}
+
+
 def input_specs(model) -> list[InputSpec]:
-    """Every graph input that is not an initializer, with the role of each symbolic axis."""
+    """Every graph input to feed (no initializer, or an overridable one, see ``_overridable``),
+    with the role of each symbolic axis."""
     from onnx import helper
 
     initializers = {t.name for t in model.graph.initializer}
-    values = [v for v in model.graph.input if v.name not in initializers]
+    values = [v for v in model.graph.input if v.name not in initializers or _overridable(v)]
     lstm_roles, lengths = _lstm_roles(model)
     named: dict[str, str] = {}  # dim_param -> role
     raw = []
@@ -158,11 +179,17 @@ def make_inputs(model, *, batch: int = 1, seq_len: int | None = None, seed: int 
     elif fixed_T and seq_len != fixed_T:
         raise LSTMBenchError(f"the model fixes the sequence length at {fixed_T}; "
                              f"--seq-len {seq_len} cannot be fed (leave it out)")
+    # issue 9: the batch and seq_len recorded are the ones fed, or the request is refused
+    if batch != 1 and not any("batch" in s.roles for s in specs):
+        raise LSTMBenchError(f"the model has no dynamic batch axis (fixed inputs: "
+                             f"{fixed_inputs(model) or [s.name for s in specs]}); --batch "
+                             f"{batch} cannot be fed (leave it out)")
     rng = np.random.default_rng(seed)
     feeds, lengths = {}, {}
     for spec in specs:
         shape = tuple(dim if dim is not None else (batch if role == "batch" else seq_len)
                       for dim, role in zip(spec.dims, spec.roles))
+        check_array_size(shape, spec.dtype, f"input {spec.name!r}")  # before allocating
         if spec.is_lengths:
             n = shape[0]
             if ragged:
@@ -188,7 +215,8 @@ def make_inputs(model, *, batch: int = 1, seq_len: int | None = None, seed: int 
                                  "random float, integer and bool inputs only (use --inputs FILE.npz)")
     if ragged and not lengths:
         raise LSTMBenchError("--ragged needs a model with a sequence_lens input; this model has none")
-    return Inputs(feeds, int(batch), int(seq_len), "random", seed, (low, high), lengths)
+    return Inputs(feeds, int(batch), int(seq_len), "random", seed, (low, high), lengths,
+                  fixed_inputs(model))
 
 
 def _fixed_seq_len(model, specs) -> int | None:
@@ -261,4 +289,5 @@ def load_inputs(path, model) -> Inputs:
     seq_len = sizes.get("seq_len", (_fixed_seq_len(model, specs),))[0]
     lengths = {s.name: arrays[s.name].tolist() for s in specs if s.is_lengths}
     return Inputs({s.name: arrays[s.name] for s in specs}, int(batch),
-                  None if seq_len is None else int(seq_len), str(path), lengths=lengths)
+                  None if seq_len is None else int(seq_len), str(path), lengths=lengths,
+                  fixed=fixed_inputs(model))
