@@ -199,31 +199,37 @@ def _refuse_foreign_storage(h5, where: str) -> None:
     value) as weights, so each is refused by name before any dataset is read."""
     import h5py
 
-    def visit(name, link):
+    def problem(name, link) -> str | None:
         if isinstance(link, h5py.ExternalLink):
-            raise LSTMBenchError(f"{where}: {name!r} is an external link to {link.filename!r}; "
-                                 "weights must be stored inside the archive")
+            return f"{name!r} is an external link to {link.filename!r}"
         if isinstance(link, h5py.SoftLink):
             return None  # inside this file; its target is visited by its own hard link
         if not isinstance(link, h5py.HardLink):
-            raise LSTMBenchError(f"{where}: {name!r} is a user-defined link; not supported")
+            return f"{name!r} is a user-defined link"
         obj = h5.get(name)
         if isinstance(obj, h5py.Dataset):
             if obj.external:
-                raise LSTMBenchError(f"{where}: dataset {name!r} keeps its data in external "
-                                     f"file(s) {[e[0] for e in obj.external]}; weights must be "
-                                     "stored inside the archive")
+                return (f"dataset {name!r} keeps its data in external file(s) "
+                        f"{[e[0] for e in obj.external]}")
             if obj.is_virtual:
-                raise LSTMBenchError(f"{where}: dataset {name!r} is a virtual dataset (mapped "
-                                     "from other files); weights must be stored inside the archive")
+                return f"dataset {name!r} is a virtual dataset (mapped from other files)"
         return None
+
+    found = []
+
+    def visit(name, link):  # h5py cannot raise through its visitor: a result stops it
+        try:
+            found.append(problem(name, link))
+        except Exception as exc:  # a damaged object: reported like the others
+            found.append(f"{name!r} cannot be read ({first_line(exc)})")
+        return found[-1]
 
     try:
         h5.visititems_links(visit)
-    except LSTMBenchError:
-        raise
-    except (OSError, KeyError, ValueError, RuntimeError) as exc:
+    except Exception as exc:  # h5py's OSError, KeyError, SystemError for a damaged file
         raise LSTMBenchError(f"{where}: not a readable HDF5 file ({first_line(exc)})") from None
+    if found and found[-1]:
+        raise LSTMBenchError(f"{where}: {found[-1]}; weights must be stored inside the archive")
 
 
 def _chain(model_config: dict, where: str) -> list[dict]:
