@@ -19,7 +19,6 @@ allocated. The limits (environment variables, in MiB, for the rare model that ne
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import math
 import os
@@ -212,9 +211,15 @@ def read_json(path: str | Path, what: str = "file"):
 
 # --- writing --------------------------------------------------------------------------------
 
-@functools.cache
 def file_mode() -> int:
-    """The permissions a file created by ``open()`` gets here: 0o666 less the umask."""
+    """The permissions a file created by ``open()`` gets now: 0o666 less the umask (read from
+    /proc on Linux, where setting it to read it back would race with other threads)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
     mask = os.umask(0o022)
     os.umask(mask)
     return 0o666 & ~mask
