@@ -71,7 +71,8 @@ def machine_drift(base: dict, new: dict) -> str | None:
     the code, so compare says it out loud.
     """
     notes = []
-    cpus = [(doc.get("machine") or {}).get("cpu") for doc in (base, new)]
+    cpus = [doc.get("machine").get("cpu") if isinstance(doc.get("machine"), dict) else None
+            for doc in (base, new)]
     if all(cpus) and cpus[0] != cpus[1]:
         notes.append(f"different CPUs ({cpus[0]} / {cpus[1]})")
     rates = [doc.get("peak_gflops") for doc in (base, new)]

@@ -285,6 +285,12 @@ def verify_section(verify: dict) -> dict:
     if not isinstance(verify, dict) or not isinstance(verify.get("results"), list):
         raise LSTMBenchError("verify data must be the JSON of `lstm-bench verify --json` "
                              "(a top-level 'results' list)")
+    if not all(isinstance(r, dict) and isinstance(r.get("runtime"), str)
+               and isinstance(r.get("outputs") or [], list)
+               and all(isinstance(o, dict) for o in r.get("outputs") or [])
+               for r in verify["results"]):
+        raise LSTMBenchError("verify data: each entry of 'results' must be an object with a "
+                             "runtime name and a list of outputs")
     runtimes = {}
     for result in verify["results"]:
         outputs = result.get("outputs") or []

@@ -106,9 +106,22 @@ def _itemsize(elem_type) -> int:
         return 8
 
 
+def _texts(graph):
+    """Every name of a graph that lstm-bench reads as text."""
+    for value in list(graph.input) + list(graph.output) + list(graph.value_info):
+        yield value.name
+        yield from (d.dim_param for d in value.type.tensor_type.shape.dim)
+    for node in graph.node:
+        yield from (node.name, node.op_type, node.domain, *node.input, *node.output)
+    yield from (t.name for t in graph.initializer)
+
+
 def check_limits(model, where: str) -> None:
-    """Refuse sizes and loops that no real LSTM model needs, before anything is allocated."""
+    """Refuse sizes and loops that no real LSTM model needs, before anything is allocated,
+    and names that are not text (protobuf hands invalid UTF-8 back as bytes)."""
     for graph in _graphs(model.graph):
+        if not all(isinstance(text, str) for text in _texts(graph)):
+            raise LSTMBenchError(f"{where}: a name in the graph is not valid UTF-8 text")
         tensors = [(t.name, t) for t in graph.initializer]
         tensors += [(n.output[0] if n.output else n.op_type, a.t) for n in graph.node
                     for a in n.attribute if a.type == AttributeProto.TENSOR]
