@@ -285,12 +285,22 @@ def verify_section(verify: dict) -> dict:
     if not isinstance(verify, dict) or not isinstance(verify.get("results"), list):
         raise LSTMBenchError("verify data must be the JSON of `lstm-bench verify --json` "
                              "(a top-level 'results' list)")
+    def number(v):
+        return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+
+    def output_ok(o):
+        if not isinstance(o, dict):
+            return False
+        steps = o.get("per_step_max_abs") or []
+        return number(o.get("max_abs")) and isinstance(steps, list) and all(map(number, steps))
+
     if not all(isinstance(r, dict) and isinstance(r.get("runtime"), str)
+               and all(isinstance(r.get(k), (str, type(None))) for k in ("status", "reason"))
                and isinstance(r.get("outputs") or [], list)
-               and all(isinstance(o, dict) for o in r.get("outputs") or [])
+               and all(output_ok(o) for o in r.get("outputs") or [])
                for r in verify["results"]):
         raise LSTMBenchError("verify data: each entry of 'results' must be an object with a "
-                             "runtime name and a list of outputs")
+                             "runtime name, a status and a list of outputs with numeric errors")
     runtimes = {}
     for result in verify["results"]:
         outputs = result.get("outputs") or []
