@@ -10,6 +10,9 @@ def add_arguments(parser) -> None:
     options.add_runtimes(parser)
     options.add_batch(parser, many=True, default=(1,))
     options.add_seq_len(parser, many=True, default=[100])
+    parser.add_argument("--inputs", metavar="F.npz", default=None,
+                        help="feed these arrays (as verify does) instead of random inputs; "
+                             "their shape replaces --batch and --seq-len")
     options.add_threads(parser)
     options.add_min_time(parser, default=0.2, help_="seconds of timed calls per runtime and "
                                                     "shape, at least (default 0.2)")
@@ -20,6 +23,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--block", type=int, default=5,
                         help="timed calls per runtime in each round-robin round (default 5; 1: "
                              "call by call; more keeps runtimes' spinning thread pools apart)")
+    parser.add_argument("--ort-option", dest="ort_options", action="append", default=[],
+                        metavar="KEY=VALUE", help="an onnxruntime session option for every "
+                        "onnxruntime-based runtime, recorded in each row (repeatable; see "
+                        "`lstm-bench verify --help`), e.g. intra_op_spinning=0")
     parser.add_argument("--no-calibrate", action="store_true",
                         help="skip the GEMM peak measurement (no share-of-peak figures)")
     parser.add_argument("--verify-json", metavar="PATH",
@@ -58,20 +65,25 @@ def main(args) -> int:
 
     for option in ("json", "md", "html"):
         check_writable(getattr(args, option), f"--{option}")
-    check_distinct({"MODEL": args.model, "--verify-json": args.verify_json},
+    check_distinct({"MODEL": args.model, "--verify-json": args.verify_json,
+                    "--inputs": args.inputs},
                    {f"--{o}": getattr(args, o) for o in ("json", "md", "html")})
     if args.min_reps < 1 or args.max_reps < 1 or args.block < 1:
         from lstm_bench.errors import LSTMBenchError
 
         raise LSTMBenchError("--min-reps, --max-reps and --block must be at least 1")
+    from lstm_bench.runtimes.ort_options import parse_ort_options
+
+    ort_options = parse_ort_options(args.ort_options)
     verify = None
     if args.verify_json:
         from lstm_bench.bench.report import verify_section
 
         verify = verify_section(read_json(args.verify_json, "verify report"))
     doc = run_bench(args.model, runtimes=args.runtimes, batches=args.batch, seq_lens=args.seq_len,
-                    threads_list=threads_or_default(args.threads), settings=settings_from(args), verify=verify,
-                    calibrate=not args.no_calibrate, show_progress=not args.quiet)
+                    threads_list=threads_or_default(args.threads), settings=settings_from(args),
+                    verify=verify, calibrate=not args.no_calibrate, show_progress=not args.quiet,
+                    ort_options=ort_options, inputs=args.inputs)
     console = make_console()
     print_terminal(doc, console)
     write_reports(doc, args, console)

@@ -218,7 +218,7 @@ def main(args) -> int:
 
     def step(number, text):
         if not args.quiet:
-            err.print(f"[bold]\\[{number}/4][/bold] {text} "
+            err.print(f"[bold]\\[{number}/4][/bold] {escape(text)} "
                       f"[dim]({time.perf_counter() - started:.1f} s)[/dim]", highlight=False)
 
     try:

@@ -18,7 +18,6 @@ of the whole round-robin divided by its calls (the bookkeeping between samples, 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -140,7 +139,9 @@ def main(argv=None) -> int:
     print(f"harness overhead per timed call: {figures['timed_call_overhead_ns']:.0f} ns in the "
           f"sample, {figures['loop_cost_per_call_ns']:.0f} ns wall per call")
     if args.json:
-        Path(args.json).write_text(json.dumps(figures, indent=1) + "\n")
+        from lstm_bench.files import write_json
+
+        write_json(args.json, figures)
     return 0
 
 

@@ -120,10 +120,11 @@ class Opened:
     runtime: object
     cold: dict = field(default_factory=dict)
     peak_memory_mb: float | None = None
+    settings: dict = field(default_factory=dict)  # runtime.settings(): recorded in every row
 
 
-def open_runtime(name: str, factory, model_path: str, threads: int | None, shapes_feeds: list,
-                 clock: Clock) -> Opened:
+def open_runtime(name: str, factory, model_path, threads: int | None, shapes_feeds: list,
+                 clock: Clock, ort_options=None) -> Opened:
     """Open, time the session creation and the first run, probe memory over every shape.
 
     Raises LSTMBenchError when the runtime cannot open or run this model.
@@ -134,7 +135,7 @@ def open_runtime(name: str, factory, model_path: str, threads: int | None, shape
     stage = "open"
     try:
         start = clock()
-        runtime.open(str(model_path), threads=threads)
+        runtime.open(model_path, threads=threads, ort_options=ort_options)
         runtime.synchronize()
         open_ns = clock() - start
         stage = "first run"
@@ -150,11 +151,7 @@ def open_runtime(name: str, factory, model_path: str, threads: int | None, shape
         first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise LSTMBenchError(f"{name}: {stage} failed: {first_line}") from None
     return Opened(name, runtime, {"open": open_ns / 1e6, "first_run": first_ns / 1e6},
-                  probe.peak_mb())
-
-
-def _device(opened: Opened) -> str:
-    return getattr(opened.runtime, "device", "cpu")
+                  probe.peak_mb(), runtime.settings())
 
 
 @dataclass
@@ -171,7 +168,7 @@ def sweep(model_path, factories: dict, shapes: Sequence[tuple[int, int]],
           threads_list: Sequence[int | None], feeds_for: Callable[[int, int], dict],
           settings: Settings = Settings(), *, clock: Clock = time.perf_counter_ns,
           flops_for: Callable[[int, int], int] | None = None, peak_gflops: float | None = None,
-          on_event: Callable[..., None] | None = None) -> SweepResult:
+          on_event: Callable[..., None] | None = None, ort_options=None) -> SweepResult:
     """Measure every runtime at every (batch, seq_len) shape and thread count.
 
     Args:
@@ -181,6 +178,7 @@ def sweep(model_path, factories: dict, shapes: Sequence[tuple[int, int]],
         flops_for: (batch, seq_len) -> FLOPs of one call (for GFLOP/s), or None.
         on_event: called as on_event(kind, **info) with kind "open", "opened", "skip",
             "shape", "result" (info["measurement"]) or "shape_done", for progress displays.
+        ort_options: ``runtimes.ort_options.OrtOptions`` for the onnxruntime-based runtimes.
     """
     notify = on_event or (lambda kind, **info: None)
     measurements: list[Measurement] = []
@@ -192,7 +190,8 @@ def sweep(model_path, factories: dict, shapes: Sequence[tuple[int, int]],
             for name, factory in factories.items():
                 notify("open", runtime=name, threads=threads)
                 try:
-                    opened.append(open_runtime(name, factory, model_path, threads, feeds, clock))
+                    opened.append(open_runtime(name, factory, model_path, threads, feeds, clock,
+                                               ort_options))
                     notify("opened", runtime=name, threads=threads)
                 except LSTMBenchError as exc:
                     skipped.append({"runtime": name, "threads": threads, "reason": str(exc)})
@@ -208,9 +207,10 @@ def sweep(model_path, factories: dict, shapes: Sequence[tuple[int, int]],
                 flops = flops_for(batch, seq_len) if flops_for else None
                 for o, runtime_samples in zip(opened, samples):
                     m = Measurement(o.name, batch, seq_len, threads, tuple(runtime_samples),
-                                    device=_device(o), flops=flops,
-                                    peak_gflops=peak_gflops if _device(o) == "cpu" else None,
-                                    cold=o.cold, peak_memory_mb=o.peak_memory_mb)
+                                    device=o.runtime.device, flops=flops,
+                                    peak_gflops=peak_gflops if o.runtime.device == "cpu" else None,
+                                    cold=o.cold, peak_memory_mb=o.peak_memory_mb,
+                                    extra=dict(o.settings))
                     measurements.append(m)
                     notify("result", measurement=m)
                 notify("shape_done", batch=batch, seq_len=seq_len, threads=threads)

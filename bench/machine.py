@@ -21,8 +21,8 @@ from pathlib import Path
 
 from lstm_bench.options import default_threads  # the one default thread count
 
-LIBRARIES = ("lstm-bench", "numpy", "scipy", "onnx", "onnxruntime", "onnxruntime-gpu", "torch",
-             "onnxscript", "keras", "rich", "matplotlib")
+LIBRARIES = ("lstm-bench", "numpy", "scipy", "onnx", "onnxruntime", "onnxruntime-gpu", "openvino",
+             "torch", "onnxscript", "keras", "rich", "matplotlib")
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
               "ORT_NUM_THREADS", "CUDA_VISIBLE_DEVICES")
 

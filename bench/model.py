@@ -1,9 +1,9 @@
-"""The model under test as the benchmark sees it: its LSTM layers, FLOPs and input feeds."""
+"""The model under test as the benchmark sees it: its LSTM layers, FLOPs and input feeds.
+
+A view of the one parsed ``lstm_bench.model.Model`` that verify and the runtimes share.
+"""
 
 from __future__ import annotations
-
-import hashlib
-from pathlib import Path
 
 import numpy as np
 
@@ -11,31 +11,44 @@ from lstm_bench.errors import LSTMBenchError
 
 
 class BenchModel:
-    """An ONNX file with at least one LSTM node, its FLOPs and feeds at any (batch, seq_len)."""
+    """An ONNX model with at least one LSTM node, its FLOPs and feeds at any (batch, seq_len)."""
 
-    def __init__(self, path):
-        from lstm_bench.graph import lstm_nodes, summary
-        from lstm_bench.reference.model import load_model
+    def __init__(self, source):
+        """``source``: a path or a ``lstm_bench.model.Model``."""
+        from lstm_bench.graph import no_lstm_reason
+        from lstm_bench.model import as_model
 
-        self.path = Path(path)
-        self.proto = load_model(self.path)
-        self.nodes = lstm_nodes(self.proto)
-        if not self.nodes:
-            raise LSTMBenchError(f"{path}: the model has no LSTM node; lstm-bench bench measures "
-                                 "LSTM models (FLOPs, time steps and sequence axes come from it)")
-        self.summary = summary(self.proto)
+        self.model = as_model(source)
+        # an LSTM node is enough: its weights may be known only at run time (FLOPs come from
+        # W's shape then), and onnxruntime runs it all the same
+        reason = no_lstm_reason(self.model.proto)
+        if reason:
+            raise LSTMBenchError(f"{self.model.path}: {reason}")
+
+    @property
+    def path(self):
+        return self.model.path
+
+    @property
+    def proto(self):
+        return self.model.proto
+
+    @property
+    def nodes(self):
+        return self.model.lstm_nodes
+
+    @property
+    def summary(self) -> dict:
+        return self.model.summary
 
     def info(self) -> dict:
-        digest = hashlib.sha256(self.path.read_bytes()).hexdigest()
-        return {"path": str(self.path), "sha256": digest, **self.summary}
+        return {"path": str(self.model.path), "sha256": self.model.sha256, **self.model.summary}
 
     def flops(self, batch: int, seq_len: int) -> int:
-        from lstm_bench.graph import lstm_flops
-
-        return lstm_flops(self.proto, batch, seq_len)
+        return self.model.flops(batch, seq_len)
 
     def feeds(self, batch: int, seq_len: int, seed: int = 0) -> dict[str, np.ndarray]:
         """Seeded random inputs at this shape, from the generator verify uses too."""
         from lstm_bench.runtimes.inputs import make_inputs
 
-        return make_inputs(self.proto, batch=batch, seq_len=seq_len, seed=seed).feeds
+        return make_inputs(self.model.proto, batch=batch, seq_len=seq_len, seed=seed).feeds

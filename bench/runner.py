@@ -8,26 +8,6 @@ import time
 from lstm_bench.errors import LSTMBenchError
 
 
-def parse_int_list(text: str | None, option: str, *, minimum: int = 1) -> list[int]:
-    """'1,8,32' -> [1, 8, 32]; empty items, non-integers and values below minimum are errors."""
-    if text is None:
-        raise LSTMBenchError(f"{option} needs a comma-separated list of integers")
-    items = [item.strip() for item in str(text).split(",")]
-    if not any(items):
-        raise LSTMBenchError(f"{option} is empty; give a comma-separated list such as 1,8,32")
-    values = []
-    for item in items:
-        try:
-            value = int(item)
-        except ValueError:
-            raise LSTMBenchError(f"{option}: {item!r} is not an integer (in {text!r})") from None
-        if value < minimum:
-            raise LSTMBenchError(f"{option}: {value} is below {minimum} (in {text!r})")
-        if value not in values:
-            values.append(value)
-    return values
-
-
 def pick_runtimes(text) -> tuple[dict, list[dict]]:
     """(name -> factory of the available ones, [{"runtime", "reason"} for the others]).
 
@@ -124,26 +104,38 @@ class LiveDisplay:
 def run_bench(model_path, *, runtimes: str | None = None, batches=(1,), seq_lens=(100,),
               threads_list=(None,), settings=None, verify: dict | None = None,
               calibrate: bool = True, show_progress: bool = True, console=None,
-              clock=time.perf_counter_ns) -> dict:
-    """Measure a model and return the report document (see ``bench.report``)."""
+              clock=time.perf_counter_ns, ort_options=None, inputs=None) -> dict:
+    """Measure a model and return the report document (see ``bench.report``).
+
+    ``inputs``: an .npz of feeds (as for verify); its shape replaces ``batches`` x ``seq_lens``.
+    """
     from lstm_bench.bench.harness import Settings, sweep
     from lstm_bench.bench.machine import default_threads, machine_info, peak_gflops
     from lstm_bench.bench.model import BenchModel
     from lstm_bench.bench.report import build_document
 
     model = BenchModel(model_path)
+    feeds_for, fed = model.feeds, None
+    if inputs is not None:
+        from lstm_bench.runtimes.inputs import load_inputs
+
+        fed = load_inputs(inputs, model.proto)
+        batches, seq_lens = [fed.batch], [fed.seq_len or 1]
+        feeds_for = lambda batch, seq_len, seed=0: fed.feeds  # noqa: E731
     factories, unavailable = pick_runtimes(runtimes)
     threads_list = [t or default_threads() for t in threads_list]
     shapes = [(b, t) for b in batches for t in seq_lens]
     peak = peak_gflops() if calibrate else None
     total = len(threads_list) * (len(factories) + len(shapes))
     with LiveDisplay(total, console=console, enabled=show_progress) as display:
-        result = sweep(model.path, factories, shapes, threads_list, model.feeds,
+        result = sweep(model.model, factories, shapes, threads_list, feeds_for,
                        settings or Settings(), clock=clock, flops_for=model.flops,
-                       peak_gflops=peak, on_event=display)
+                       peak_gflops=peak, on_event=display, ort_options=ort_options)
     result.skipped[:0] = unavailable
     if not result.measurements:
         raise LSTMBenchError(f"{model_path}: no runtime could run the model: " + "; ".join(
             f"{s['runtime']}: {s['reason']}" for s in result.skipped))
-    return build_document(result, model=model.info(), machine=machine_info(threads_list),
-                          verify=verify)
+    info = model.info()
+    if fed is not None:
+        info["inputs_fed"] = fed.describe()
+    return build_document(result, model=info, machine=machine_info(threads_list), verify=verify)

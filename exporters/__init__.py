@@ -2,8 +2,10 @@
 
 The entry points are imported on first use, so that ``import exporters`` pulls in neither torch
 nor onnx: ``export_torch`` (torch modules), ``export_keras`` (Keras 3 archives),
-``export_weights`` (``LSTMWeights``), and ``export_source`` / ``ExportResult`` (any of the three
-from a file, proven in onnxruntime: the engine of ``lstm-bench export``).
+``export_program`` / ``load_program`` (``torch.export`` programs saved as ``.pt2``, loaded
+without unpickling more than tensors), ``export_weights`` (``LSTMWeights``), and
+``export_source`` / ``ExportResult`` (any of these from a file, proven in onnxruntime: the
+engine of ``lstm-bench export``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ _LAZY = {
     "export_keras": "lstm_bench.exporters.keras",
     "keras_reference": "lstm_bench.exporters.keras",
     "export_weights": "lstm_bench.exporters.weights",
+    "export_program": "lstm_bench.exporters.torch_program",
+    "load_program": "lstm_bench.exporters.torch_program",
     "export_source": "lstm_bench.exporters.source",
     "ExportResult": "lstm_bench.exporters.source",
     "ExportParityError": "lstm_bench.exporters.source",

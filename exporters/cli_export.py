@@ -9,7 +9,8 @@ import sys
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("source", metavar="SOURCE",
                         help="a checkpoint from `lstm-bench train` (NAME.pt with NAME.json "
-                             "beside it), a Keras 3 .keras archive, or an .npz of raw weights")
+                             "beside it), a Keras 3 .keras archive, a torch.export program saved "
+                             "with torch.export.save (.pt2), or an .npz of raw weights")
     parser.add_argument("-o", "--output", required=True, metavar="OUT.onnx",
                         help="the ONNX file to write (only once it is proven)")
     parser.add_argument("--opset", type=int, default=None,
@@ -19,12 +20,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "TorchScript where dynamo cannot)")
 
 
+    parser.add_argument("--trust-pickle", action="store_true",
+                        help="load a .pt2 whose members need torch's full unpickler (custom "
+                             "objects, pickled tensors, compiled code): runs code from the "
+                             "file; only for files you made yourself")
+
+
 def main(args: argparse.Namespace) -> int:
     from lstm_bench.exporters.source import ExportParityError, export_source
 
     try:
         result = export_source(args.source, args.output, opset=args.opset,
-                               exporter=args.exporter)
+                               exporter=args.exporter, trust_pickle=args.trust_pickle)
     except ExportParityError as exc:
         print(exc.result.describe(), file=sys.stderr)
         print(f"lstm-bench export: parity failure: {exc}", file=sys.stderr)

@@ -1,7 +1,8 @@
 """Export any source lstm-bench knows to ONNX and prove it: the engine of ``lstm-bench export``.
 
 A source is a checkpoint from ``lstm-bench train`` (NAME.pt + NAME.json), a Keras 3 ``.keras``
-archive, or an ``.npz`` of raw weights (``LSTMWeights.save_npz``). The exported file is run in
+archive, a ``torch.export`` program saved with ``torch.export.save`` (``.pt2``), or an ``.npz``
+of raw weights (``LSTMWeights.save_npz``). The exported file is run in
 onnxruntime on a seeded random input whose batch size and sequence length differ from the
 export's example, against the source's own output: torch's forward for a checkpoint, the float64
 evaluation of the archive's weights for Keras, ``reference.lstm`` in float64 for raw weights.
@@ -20,7 +21,8 @@ from lstm_bench.errors import LSTMBenchError, first_line
 from lstm_bench.files import atomic_path, check_distinct
 from lstm_bench.parity import Tolerance
 
-SOURCE_KINDS = {".pt": "checkpoint", ".json": "checkpoint", ".keras": "keras", ".npz": "npz"}
+SOURCE_KINDS = {".pt": "checkpoint", ".json": "checkpoint", ".keras": "keras", ".npz": "npz",
+                ".pt2": "program"}
 # The proof's input: another batch size and sequence length than any export example here.
 CHECK_BATCH, CHECK_STEPS, CHECK_SEED = 3, 37, 20240
 EXAMPLE_BATCH = 2  # checkpoints export with (2, seq_len, 1): not 1, which torch.export specialises
@@ -40,7 +42,7 @@ class ExportResult:
 
     path: Path
     source: Path
-    source_kind: str  # "checkpoint" | "keras" | "npz"
+    source_kind: str  # "checkpoint" | "keras" | "program" | "npz"
     exporter: str  # "dynamo" | "torchscript" | "keras" | "weights"
     reference: str  # what the file was compared with
     max_abs_error: float
@@ -49,6 +51,7 @@ class ExportResult:
     within_tolerance: bool
     summary: dict = field(repr=False)  # lstm_bench.graph.summary
     file_size: int = 0
+    notes: tuple[str, ...] = ()  # what the export could not keep, or had to assume
 
     @property
     def passed(self) -> bool:
@@ -77,6 +80,7 @@ class ExportResult:
             lines.append("  other ops: " + ", ".join(f"{k} x{v}" for k, v in sorted(others.items())))
         lines.append(f"max abs error {self.max_abs_error:.3g} vs {self.reference} on input "
                      f"{list(self.check_shape)} (onnxruntime CPU; tolerance {self.tolerance})")
+        lines += [f"note: {note}" for note in self.notes]
         return "\n".join(lines)
 
 
@@ -91,7 +95,8 @@ def source_kind(source: str | Path) -> str:
     if kind is None:
         raise LSTMBenchError(f"{path}: unsupported source {path.suffix or '(no suffix)'!s}; "
                              "expected a checkpoint from `lstm-bench train` (.pt with its .json), "
-                             "a Keras 3 archive (.keras) or raw LSTM weights (.npz)")
+                             "a Keras 3 archive (.keras), a torch.export program saved with "
+                             "torch.export.save (.pt2) or raw LSTM weights (.npz)")
     return kind
 
 
@@ -125,19 +130,53 @@ def _export_checkpoint(source, tmp, opset, exporter):
     return used, "torch's forward", {"input": X}, expected
 
 
-def _export_keras(source, tmp, opset):
-    from lstm_bench.exporters.keras import export_keras, keras_reference
+def _keras_probe(parsed, rng) -> np.ndarray:
+    """The proof's input for a Keras model: ragged where it masks, padded on both sides."""
+    batch, steps = CHECK_BATCH + 1, parsed.time_steps or CHECK_STEPS
+    if parsed.tokens:
+        vocab = parsed.layers[0].table.shape[0]
+        X = rng.integers(1 if parsed.masked else 0, vocab, (batch, steps)).astype(np.int64)
+    else:
+        X = rng.standard_normal((batch, steps, parsed.input_size)).astype(np.float32)
+    if parsed.masked:  # pad_sequences' default (in front), the other side, and none
+        pad = np.asarray(parsed.mask_value, X.dtype)
+        X[0, :steps // 3] = pad
+        X[1, steps - steps // 4:] = pad
+        X[2, :steps - 2] = pad
+    return X
 
+
+def _keras_predict(source, X):
+    """``model.predict`` of the archive loaded by Keras in safe mode, or None without Keras."""
+    import os
+
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    try:
+        import keras
+    except ImportError:
+        return None
+    try:
+        model = keras.saving.load_model(str(source), compile=False, safe_mode=True)
+        return np.asarray(model.predict(X, verbose=0))
+    except Exception as exc:  # Keras raises many types; its message says what it refused
+        raise LSTMBenchError(f"{source}: Keras (safe mode) cannot load or run the model: "
+                             f"{first_line(exc, with_type=True)[:300]}") from None
+
+
+def _export_keras(source, tmp, opset):
+    from lstm_bench.exporters.keras import export_keras, keras_reference, read_keras
+
+    # read_keras refuses anything but built-in layers before Keras ever sees the file
+    parsed = read_keras(source)
     proto = export_keras(source, tmp, opset=opset)
-    graph_input = proto.graph.input[0]
-    dims = graph_input.type.tensor_type.shape.dim
-    features = dims[2].dim_value
-    steps = dims[1].dim_value or CHECK_STEPS
-    batch = dims[0].dim_value or CHECK_BATCH
-    # The float32 input itself (upcast) goes to the reference, so only the arithmetic differs.
-    X = np.random.default_rng(CHECK_SEED).standard_normal((batch, steps, features)).astype(np.float32)
-    expected = [np.asarray(keras_reference(source, X.astype(np.float64)))]
-    return "keras", "the archive's weights in float64", {graph_input.name: X}, expected
+    X = _keras_probe(parsed, np.random.default_rng(CHECK_SEED))
+    # The float32 input itself (upcast) goes to the walk, so only the arithmetic differs.
+    walk = np.asarray(keras_reference(parsed, X if parsed.tokens else X.astype(np.float64)))
+    checks = [("the archive's weights in float64", [walk])]
+    predicted = _keras_predict(source, X)
+    if predicted is not None:
+        checks.insert(0, ("keras predict (safe mode)", [predicted]))
+    return "keras", checks, {proto.graph.input[0].name: X}
 
 
 def _export_npz(source, tmp, opset):
@@ -161,8 +200,15 @@ def _export_npz(source, tmp, opset):
     return "weights", "lstm_bench.reference.lstm in float64", {"X": X}, expected
 
 
+def _export_program(source, tmp, opset, trust_pickle):
+    from lstm_bench.exporters.torch_program import export_program
+
+    feeds, expected, notes = export_program(source, tmp, opset=opset, trust_pickle=trust_pickle)
+    return "dynamo", "the torch.export program's output", feeds, expected, notes
+
+
 def export_source(source: str | Path, out: str | Path, *, opset: int | None = None,
-                  exporter: str = "auto") -> ExportResult:
+                  exporter: str = "auto", trust_pickle: bool = False) -> ExportResult:
     """Export ``source`` to ``out`` (.onnx) and prove it in onnxruntime; see the module doc.
 
     ``exporter`` ("auto", "dynamo", "torchscript") applies to checkpoints. Raises
@@ -181,6 +227,8 @@ def export_source(source: str | Path, out: str | Path, *, opset: int | None = No
         raise LSTMBenchError(f"{source}: not readable (permission denied)")
     if exporter not in EXPORTERS:
         raise LSTMBenchError(f"exporter must be one of {EXPORTERS}, got {exporter!r}")
+    if trust_pickle and kind != "program":
+        raise LSTMBenchError("--trust-pickle applies to torch.export programs (.pt2) only")
     if exporter != "auto" and kind != "checkpoint":
         raise LSTMBenchError(f"--exporter {exporter} applies to torch checkpoints only, not to "
                              f"{kind} sources")
@@ -190,29 +238,37 @@ def export_source(source: str | Path, out: str | Path, *, opset: int | None = No
         raise LSTMBenchError(f"{out}: directory {out.parent} does not exist")
     check_distinct({"SOURCE": source}, {"--output": out})
 
+    notes = ()
     with atomic_path(out) as tmp:  # created exclusively beside OUT; gone unless proven
         if kind == "checkpoint":
             used, reference, feeds, expected = _export_checkpoint(source, tmp, opset, exporter)
         elif kind == "keras":
-            used, reference, feeds, expected = _export_keras(source, tmp, opset)
+            used, checks, feeds = _export_keras(source, tmp, opset)
+        elif kind == "program":
+            used, reference, feeds, expected, notes = _export_program(source, tmp, opset,
+                                                                      trust_pickle)
         else:
             used, reference, feeds, expected = _export_npz(source, tmp, opset)
+        if kind != "keras":
+            checks = [(reference, expected)]
+        reference = " and ".join(label for label, _ in checks)
         import onnx
 
         proto = onnx.load(str(tmp))
         got = _onnxruntime_outputs(tmp, feeds)
         tolerance = TOLERANCES["float32"]
-        if len(got) != len(expected):
-            raise LSTMBenchError(f"the exported model has {len(got)} outputs, its source "
-                                 f"{len(expected)}")
         judged = []
-        for index, (have, want) in enumerate(zip(got, expected)):
-            want = np.asarray(want, dtype=np.float64)
-            if np.shape(have) != want.shape:
-                raise LSTMBenchError(f"the exported model's output has shape {list(np.shape(have))}, "
-                                     f"its source's {list(want.shape)}")
-            judged.append(compare_output("export", f"output {index}", have, want, tolerance,
-                                         "float32"))
+        for label, expected in checks:  # every reference judges the file on its own
+            if len(got) != len(expected):
+                raise LSTMBenchError(f"the exported model has {len(got)} outputs, {label} "
+                                     f"{len(expected)}")
+            for index, (have, want) in enumerate(zip(got, expected)):
+                want = np.asarray(want, dtype=np.float64)
+                if np.shape(have) != want.shape:
+                    raise LSTMBenchError(f"the exported model's output has shape "
+                                         f"{list(np.shape(have))}, {label} {list(want.shape)}")
+                judged.append(compare_output("export", f"output {index} vs {label}", have, want,
+                                             tolerance, "float32"))
         # max() would drop a NaN; keep it in the report
         errors = [j.max_abs for j in judged if j.max_abs is not None]
         max_abs = float(np.max(errors)) if errors else 0.0
@@ -221,7 +277,7 @@ def export_source(source: str | Path, out: str | Path, *, opset: int | None = No
             path=out, source=source, source_kind=kind, exporter=used, reference=reference,
             max_abs_error=max_abs, tolerance=tolerance, within_tolerance=within,
             check_shape=tuple(next(iter(feeds.values())).shape), summary=summary(proto),
-            file_size=tmp.stat().st_size)
+            file_size=tmp.stat().st_size, notes=tuple(notes))
         if not result.passed:
             raise ExportParityError(
                 f"{out}: the exported model is {max_abs:.3g} (max abs error) from "

@@ -24,7 +24,7 @@ from lstm_bench.errors import LSTMBenchError, first_line
 # subcommand -> (module, one-line help). Written out by hand: the order is the order in --help.
 COMMANDS = {
     "train": ("lstm_bench.cli_train", "train the seed's LSTM classifier on a built-in task"),
-    "export": ("lstm_bench.exporters.cli_export", "export a checkpoint, .keras or .npz to ONNX and prove it"),
+    "export": ("lstm_bench.exporters.cli_export", "export a checkpoint, .keras, .pt2 or .npz to ONNX and prove it"),
     "verify": ("lstm_bench.runtimes.cli_verify", "run a model on every runtime against the float64 truth"),
     "bench": ("lstm_bench.bench.cli_bench", "measure latency and throughput of each runtime"),
     "compare": ("lstm_bench.bench.cli_compare", "compare two bench JSON reports; exit 1 on a regression"),

@@ -33,6 +33,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", metavar="CHECKPOINT",
                         help="the train checkpoint (.pt) the model was exported from: also run "
                              "its torch module, as runtime torch-source")
+    parser.add_argument("--ort-option", dest="ort_options", action="append", default=[],
+                        metavar="KEY=VALUE",
+                        help="an onnxruntime session option for every onnxruntime-based runtime "
+                             "(repeatable): graph_optimization_level=basic, execution_mode="
+                             "parallel, intra_op_spinning=0, inter_op_threads=N, session.KEY=V")
+    parser.add_argument("--no-lstm-layer", dest="lstm_layer", action="store_false",
+                        help="do not also judge the model's first LSTM layer alone (batch 8) "
+                             "where the model wraps it")
     parser.add_argument("--json", metavar="PATH", help="write the full report as JSON")
 
 
@@ -75,18 +83,20 @@ def render(report, console) -> None:
 def main(args) -> int:
     from rich.console import Console
 
-    from lstm_bench.runtimes.verify import verify, write_json
-
     from lstm_bench.files import check_distinct, check_writable
+    from lstm_bench.runtimes.ort_options import parse_ort_options
+    from lstm_bench.runtimes.verify import verify, write_json
 
     check_writable(args.json, "--json")
     check_distinct({"MODEL": args.model, "--inputs": args.inputs, "--source": args.source},
                    {"--json": args.json})
+    ort_options = parse_ort_options(args.ort_options)
     if args.zero_length and not args.ragged:
         raise LSTMBenchError("--zero-length needs --ragged")
     report = verify(args.model, args.runtimes, batch=args.batch, seq_len=args.seq_len, inputs=args.inputs,
                     seed=args.seed, ragged=args.ragged, zero_length=args.zero_length, value_range=args.value_range,
-                    streaming=args.streaming, source=args.source)
+                    streaming=args.streaming, source=args.source, ort_options=ort_options,
+                    lstm_layer_batch=8 if args.lstm_layer else None)
     console = Console(width=max(Console().width, 140))
     render(report, console)
     if args.json:

@@ -13,6 +13,15 @@ this order of precedence:
    ``s0``/``s1``, ``batch_size``/``sequence_length`` or left unnamed).
 
 Any further symbolic axis is an error that names the input and the axis.
+
+Token inputs (integers that index an embedding: a Gather over a constant table, perhaps through
+Cast / Reshape / Transpose) are drawn over the table's real rows, ``0..vocab-1``, read from the
+graph. Ragged token (or masked float) inputs are padded the way the model's framework pads: a
+model exported by lstm-bench from Keras with a mask records its padding in the file's metadata
+(``lstm_bench.padding``: "pre", ``pad_sequences``' default, or "post"; ``lstm_bench.pad_value``;
+``lstm_bench.padded_inputs``), and ``make_inputs(padding=...)`` overrides it. Real tokens are
+then drawn from ``1..vocab-1`` so that no real step looks like padding. What was fed (vocab,
+padding side, lengths) is kept in ``Inputs`` for the report.
 """
 
 from __future__ import annotations
@@ -53,13 +62,15 @@ class Inputs:
     seed: int | None = None
     value_range: tuple[float, float] | None = None
     lengths: dict[str, list[int]] = field(default_factory=dict)  # sequence_lens fed, by input
-
+    vocab: dict[str, int] = field(default_factory=dict)  # token inputs: rows of their embedding
+    padding: str | None = None  # "pre" / "post" where ragged inputs were padded
     fixed: dict[str, list[int]] = field(default_factory=dict)  # inputs left at their default
 
     def describe(self) -> dict:
         return {"source": self.source, "batch": self.batch, "seq_len": self.seq_len,
                 "fixed_inputs": self.fixed,
                 "seed": self.seed, "value_range": self.value_range, "lengths": self.lengths,
+                "vocab": self.vocab, "padding": self.padding,
                 "shapes": {k: list(v.shape) for k, v in self.feeds.items()},
                 "dtypes": {k: v.dtype.name for k, v in self.feeds.items()}}
 
@@ -82,6 +93,47 @@ def _lstm_roles(model) -> tuple[dict[str, tuple], set[str]]:
     roles.pop("", None)
     lengths.discard("")
     return roles, lengths
+
+
+# Ops between a token input and its embedding's Gather that keep the token values.
+_PASS_THROUGH = {"Cast", "Reshape", "Transpose", "Squeeze", "Unsqueeze", "Identity", "Flatten",
+                 "Expand", "Clip"}
+PADDINGS = ("pre", "post")
+
+
+def token_vocab(model) -> dict[str, int]:
+    """Integer graph input name -> the number of rows of the embedding table it indexes.
+
+    An input indexes a table when it reaches the indices of a Gather (or the first input of
+    GatherND, unsupported here) whose data is a constant, through value-keeping ops only.
+    """
+    from lstm_bench.graph import constants
+
+    values = constants(model.graph)
+    producer = {out: node for node in model.graph.node for out in node.output}
+    inputs = {v.name for v in model.graph.input}
+    vocab: dict[str, int] = {}
+    for node in model.graph.node:
+        if node.op_type != "Gather" or len(node.input) < 2 or node.input[0] not in values:
+            continue
+        axis = next((a.i for a in node.attribute if a.name == "axis"), 0)
+        table = values[node.input[0]]
+        name = node.input[1]
+        while name not in inputs and name in producer \
+                and producer[name].op_type in _PASS_THROUGH:
+            name = producer[name].input[0]
+        if name in inputs and name not in values and table.ndim:
+            rows = int(table.shape[axis])
+            vocab[name] = min(rows, vocab.get(name, rows))
+    return vocab
+
+
+def _padding_metadata(model) -> tuple[str | None, float, set[str]]:
+    """(padding side, pad value, inputs padded) recorded by lstm-bench's Keras export."""
+    props = {p.key: p.value for p in model.metadata_props}
+    side = props.get("lstm_bench.padding")
+    padded = set(filter(None, props.get("lstm_bench.padded_inputs", "").split(",")))
+    return (side if side in PADDINGS else None), float(props.get("lstm_bench.pad_value", 0)), padded
 
 
 def _overridable(value) -> bool:
@@ -155,14 +207,28 @@ def input_specs(model) -> list[InputSpec]:
 
 
 
+def _ragged_lengths(rng, n: int, seq_len: int, zero_length: bool) -> np.ndarray:
+    if n < 2:
+        raise LSTMBenchError("ragged lengths need a batch of at least 2 (one full "
+                             "sequence and one shorter); use --batch 2 or more")
+    values = rng.integers(1, seq_len + 1, size=n)
+    values[rng.integers(n)] = seq_len
+    if zero_length:
+        values[(np.flatnonzero(values == seq_len)[0] + 1) % n] = 0
+    return values
+
+
 def make_inputs(model, *, batch: int = 1, seq_len: int | None = None, seed: int = 0,
                 value_range: tuple[float, float] = (-1.0, 1.0), ragged: bool = False,
-                zero_length: bool = False) -> Inputs:
+                zero_length: bool = False, padding: str | None = None) -> Inputs:
     """Seeded random feeds for every graph input of ``model``.
 
     Floats are uniform in ``value_range``; sequence_lens is seq_len for every sequence, or with
     ``ragged`` random lengths in 1..seq_len with at least one full sequence (and one of length 0
-    with ``zero_length``). Other integer inputs are uniform in 0..9.
+    with ``zero_length``). Token inputs (see ``token_vocab``) are uniform over the embedding's
+    rows; other integer inputs uniform in 0..9. With ``ragged`` and a model whose inputs are
+    padded (metadata, or ``padding`` "pre" / "post" for its token inputs), each sequence gets a
+    random length and the rest is the pad value, on that side.
     """
     if not isinstance(batch, (int, np.integer)) or batch < 1:
         raise LSTMBenchError(f"batch must be a positive integer, got {batch!r}")
@@ -179,44 +245,66 @@ def make_inputs(model, *, batch: int = 1, seq_len: int | None = None, seed: int 
     elif fixed_T and seq_len != fixed_T:
         raise LSTMBenchError(f"the model fixes the sequence length at {fixed_T}; "
                              f"--seq-len {seq_len} cannot be fed (leave it out)")
-    # issue 9: the batch and seq_len recorded are the ones fed, or the request is refused
-    if batch != 1 and not any("batch" in s.roles for s in specs):
-        raise LSTMBenchError(f"the model has no dynamic batch axis (fixed inputs: "
-                             f"{fixed_inputs(model) or [s.name for s in specs]}); --batch "
-                             f"{batch} cannot be fed (leave it out)")
+    if padding is not None and padding not in PADDINGS:
+        raise LSTMBenchError(f"padding must be one of {PADDINGS}, got {padding!r}")
+    vocab = token_vocab(model)
+    side, pad_value, padded = _padding_metadata(model)
+    if padding is not None:
+        side, padded = padding, padded or set(vocab)
     rng = np.random.default_rng(seed)
     feeds, lengths = {}, {}
     for spec in specs:
         shape = tuple(dim if dim is not None else (batch if role == "batch" else seq_len)
                       for dim, role in zip(spec.dims, spec.roles))
         check_array_size(shape, spec.dtype, f"input {spec.name!r}")  # before allocating
+        pads = ragged and side is not None and spec.name in padded and len(shape) >= 2
         if spec.is_lengths:
             n = shape[0]
-            if ragged:
-                if n < 2:
-                    raise LSTMBenchError("ragged lengths need a batch of at least 2 (one full "
-                                         "sequence and one shorter); use --batch 2 or more")
-                values = rng.integers(1, seq_len + 1, size=n)
-                values[rng.integers(n)] = seq_len
-                if zero_length:
-                    values[(np.flatnonzero(values == seq_len)[0] + 1) % n] = 0
-            else:
-                values = np.full(n, seq_len)
+            values = (_ragged_lengths(rng, n, seq_len, zero_length) if ragged
+                      else np.full(n, seq_len))
             feeds[spec.name] = values.astype(spec.dtype)
             lengths[spec.name] = feeds[spec.name].tolist()
         elif np.issubdtype(spec.dtype, np.floating):
             feeds[spec.name] = rng.uniform(low, high, size=shape).astype(spec.dtype)
+        elif spec.name in vocab:
+            # a padded model's real tokens avoid the pad id, or they would be masked too
+            first = 1 if pads and pad_value == 0 else 0
+            feeds[spec.name] = rng.integers(first, max(vocab[spec.name], first + 1),
+                                            size=shape).astype(spec.dtype)
         elif np.issubdtype(spec.dtype, np.integer):
             feeds[spec.name] = rng.integers(0, 10, size=shape).astype(spec.dtype)
         elif spec.dtype == np.bool_:
-            feeds[spec.name] = rng.random(size=shape) < 0.5
+            feeds[spec.name] = np.asarray(rng.random(size=shape) < 0.5)  # a 0-d array, not np.bool
         else:
             raise LSTMBenchError(f"input {spec.name!r} has dtype {spec.dtype}; lstm-bench makes "
                                  "random float, integer and bool inputs only (use --inputs FILE.npz)")
+        if pads and spec.name in feeds:
+            # sequences on axis 0, time on axis 1 (Keras and batch_first token inputs)
+            steps = shape[1]
+            n = _ragged_lengths(rng, shape[0], steps, zero_length)
+            t = np.arange(steps)
+            keep = t[None, :] >= (steps - n)[:, None] if side == "pre" else t[None, :] < n[:, None]
+            keep = keep.reshape(keep.shape + (1,) * (len(shape) - 2))
+            feeds[spec.name] = np.where(keep, feeds[spec.name],
+                                        np.asarray(pad_value, spec.dtype)).astype(spec.dtype)
+            lengths[spec.name] = n.tolist()
     if ragged and not lengths:
-        raise LSTMBenchError("--ragged needs a model with a sequence_lens input; this model has none")
+        raise LSTMBenchError("--ragged needs a model with a sequence_lens input or padded "
+                             "(masked) inputs; this model has neither (a token model: "
+                             "make_inputs(padding='pre'|'post'), or give --inputs FILE.npz)")
+    roles = {role for spec in specs for role in spec.roles}
+    if "batch" not in roles:  # every axis fixed: report what was fed, not what was asked
+        shape = next((feeds[s.name].shape for s in specs if feeds[s.name].ndim >= 2), None)
+        if shape is not None and not fixed_T:
+            batch, seq_len = shape[0], shape[1]
+        elif shape is None and batch != 1:  # issue 9: nothing takes it; never record it
+            raise LSTMBenchError(f"the model has no dynamic batch axis (fixed inputs: "
+                                 f"{fixed_inputs(model) or [s.name for s in specs]}); --batch "
+                                 f"{batch} cannot be fed (leave it out)")
     return Inputs(feeds, int(batch), int(seq_len), "random", seed, (low, high), lengths,
-                  fixed_inputs(model))
+                  vocab={k: v for k, v in vocab.items() if k in feeds},
+                  padding=side if ragged and lengths and side else None,
+                  fixed=fixed_inputs(model))
 
 
 def _fixed_seq_len(model, specs) -> int | None:
@@ -285,9 +373,18 @@ def load_inputs(path, model) -> Inputs:
             problems.append(f"{spec.name!r} holds NaN or inf")
     if problems:
         raise LSTMBenchError(f"{path}: inputs do not match the model: " + "; ".join(problems))
-    batch = sizes.get("batch", (1,))[0]
-    seq_len = sizes.get("seq_len", (_fixed_seq_len(model, specs),))[0]
+    # a model with fixed dims: batch and time are the first two axes of its first sequence input
+    first = next((arrays[s.name].shape for s in specs if arrays[s.name].ndim >= 2), (1, None))
+    batch = sizes.get("batch", (first[0],))[0]
+    seq_len = sizes.get("seq_len", (_fixed_seq_len(model, specs) or first[1],))[0]
     lengths = {s.name: arrays[s.name].tolist() for s in specs if s.is_lengths}
+    vocab = token_vocab(model)
+    for name, rows in vocab.items():  # an index past the table is an error in most runtimes
+        if name in arrays and arrays[name].size and (arrays[name].min() < -rows
+                                                    or arrays[name].max() >= rows):
+            raise LSTMBenchError(f"{path}: {name!r} holds token ids "
+                                 f"{int(arrays[name].min())}..{int(arrays[name].max())}, but its "
+                                 f"embedding has {rows} rows (ids 0..{rows - 1})")
     return Inputs({s.name: arrays[s.name] for s in specs}, int(batch),
                   None if seq_len is None else int(seq_len), str(path), lengths=lengths,
-                  fixed=fixed_inputs(model))
+                  vocab=vocab, fixed=fixed_inputs(model))

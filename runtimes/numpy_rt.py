@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from lstm_bench.runtimes.base import BaseRuntime
 
-class NumpyRuntime:
+
+class NumpyRuntime(BaseRuntime):
     name = "numpy"
     device = "cpu"
     compute_dtype = np.float32
@@ -18,14 +20,12 @@ class NumpyRuntime:
         self.evaluator = None
         self.model = None
 
-    def available(self) -> str | None:
-        return None
-
-    def open(self, model_path: str, *, threads: int | None = None) -> None:
-        from lstm_bench.reference.model import evaluator_with_lstm, load_model
+    def open(self, model, *, threads: int | None = None, ort_options=None) -> None:
+        from lstm_bench.model import as_model
+        from lstm_bench.reference.model import evaluator_with_lstm
 
         # threads: NumPy's BLAS pool is fixed at import time; the argument is accepted and unused.
-        self.model = load_model(model_path)
+        self.model = as_model(model).proto
         self.evaluator = evaluator_with_lstm(self.model, self._lstm)
 
     def _lstm(self, node, inputs, attrs):
@@ -39,9 +39,6 @@ class NumpyRuntime:
         from lstm_bench.runtimes.evaluator import run_evaluator
 
         return run_evaluator(self.evaluator, self.model, feeds)
-
-    def synchronize(self) -> None:
-        pass
 
     def close(self) -> None:
         self.evaluator = self.model = None

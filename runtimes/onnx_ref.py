@@ -1,42 +1,22 @@
 """``onnx.reference.ReferenceEvaluator`` as it is: a runtime under test, not a truth.
 
 Its LSTM ignores sequence_lens, activations, activation_alpha/beta, clip and input_forget, and
-computes in the input dtype. ``ignored_features`` names what a given model uses of that list,
-so that verify can say why this runtime fails on it.
+computes in the input dtype (``features.ONNX_REFERENCE``); its notes name what a given model
+uses of that list, so that verify can say why this runtime fails on it.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-
-def ignored_features(model) -> list[str]:
-    """What onnx's reference LSTM would silently ignore in this model, per LSTM node."""
-    from onnx import helper
-
-    found = []
-    for index, node in enumerate(model.graph.node):
-        if node.op_type != "LSTM":
-            continue
-        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-        ignored = []
-        if len(node.input) > 4 and node.input[4]:
-            ignored.append("sequence_lens")
-        if "activations" in attrs:
-            names = [a.decode().lower() for a in attrs["activations"]]
-            if names != ["sigmoid", "tanh", "tanh"] * (len(names) // 3 or 1):
-                ignored.append("activations")
-        ignored += [a for a in ("activation_alpha", "activation_beta", "clip") if a in attrs]
-        if int(attrs.get("input_forget", 0)):
-            ignored.append("input_forget")
-        if ignored:
-            found.append(f"{node.name or f'LSTM#{index}'}: ignores {', '.join(ignored)}")
-    return found
+from lstm_bench.runtimes import features
+from lstm_bench.runtimes.base import BaseRuntime
 
 
-class OnnxReferenceRuntime:
+class OnnxReferenceRuntime(BaseRuntime):
     name = "onnx-reference"
     device = "cpu"
+    lstm_support = features.ONNX_REFERENCE
 
     def __init__(self):
         self.evaluator = None
@@ -50,13 +30,13 @@ class OnnxReferenceRuntime:
             return f"onnx.reference is not importable ({exc})"
         return None
 
-    def open(self, model_path: str, *, threads: int | None = None) -> None:
+    def open(self, model, *, threads: int | None = None, ort_options=None) -> None:
         from onnx.reference import ReferenceEvaluator
 
-        from lstm_bench.reference.model import load_model
+        from lstm_bench.model import as_model
 
-        self.model = load_model(model_path)
-        self.ignored = ignored_features(self.model)
+        self.model = as_model(model).proto
+        self.ignored = self.lstm_support.explain(self.model)
         self.evaluator = ReferenceEvaluator(self.model)
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -66,9 +46,6 @@ class OnnxReferenceRuntime:
 
     def notes(self) -> list[str]:
         return list(self.ignored)
-
-    def synchronize(self) -> None:
-        pass
 
     def close(self) -> None:
         self.evaluator = self.model = None

@@ -1,54 +1,85 @@
-"""onnxruntime with CPUExecutionProvider."""
+"""onnxruntime with CPUExecutionProvider, and the session helpers every onnxruntime-based
+runtime shares (availability, session options, a session with a one-line load error)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from lstm_bench.errors import LSTMBenchError, first_line
+from lstm_bench.errors import LSTMBenchError
+from lstm_bench.runtimes import features
+from lstm_bench.runtimes.base import BaseRuntime, first_line
+from lstm_bench.runtimes.ort_options import OrtOptions
 
 
-class OrtRuntime:
+def ort_missing(provider: str) -> str | None:
+    """Why onnxruntime with ``provider`` cannot run here, or None."""
+    try:
+        import onnxruntime
+    except ImportError as exc:
+        return f"onnxruntime is not installed ({exc})"
+    if provider not in onnxruntime.get_available_providers():
+        return f"{provider} is not in this onnxruntime build"
+    return None
+
+
+def session_options(threads: int | None, ort_options: OrtOptions | None = None):
+    """``onnxruntime.SessionOptions``: ``threads`` intra-op threads (one inter-op thread),
+    then the user's ``--ort-option`` settings."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    if ort_options:
+        ort_options.apply(options)
+    return options
+
+
+def create_session(label: str, model, providers, options):
+    """An ``InferenceSession`` on ``model`` (a path, or serialized bytes); LSTMBenchError with
+    onnxruntime's first line when it refuses the model."""
+    import onnxruntime
+
+    try:
+        return onnxruntime.InferenceSession(model if isinstance(model, bytes) else str(model),
+                                            options, providers=list(providers))
+    except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
+        where = "the transformed model" if isinstance(model, bytes) else model
+        raise LSTMBenchError(f"{label}: cannot load {where}: {first_line(exc)}") from None
+
+
+class OrtRuntime(BaseRuntime):
     name = "ort-cpu"
     device = "cpu"
-    providers = ["CPUExecutionProvider"]
+    providers = ("CPUExecutionProvider",)
+    lstm_support = features.ORT_CPU
 
     def __init__(self):
         self.session = None
+        self.output_names: list[str] = []
+        self.ort_options = OrtOptions()
 
     def available(self) -> str | None:
-        try:
-            import onnxruntime
-        except ImportError as exc:
-            return f"onnxruntime is not installed ({exc})"
-        if self.providers[0] not in onnxruntime.get_available_providers():
-            return f"{self.providers[0]} is not in this onnxruntime build"
-        return None
+        return ort_missing(self.providers[0])
 
-    def session_options(self, threads):
-        import onnxruntime
+    def open(self, model, *, threads: int | None = None, ort_options=None) -> None:
+        from lstm_bench.model import as_model
 
-        options = onnxruntime.SessionOptions()
-        if threads:
-            options.intra_op_num_threads = threads
-            options.inter_op_num_threads = 1
-        return options
+        self.open_session(as_model(model).path, threads=threads, ort_options=ort_options)
 
-    def open(self, model_path: str, *, threads: int | None = None) -> None:
-        import onnxruntime
-
-        try:
-            self.session = onnxruntime.InferenceSession(
-                str(model_path), self.session_options(threads), providers=self.providers)
-        except Exception as exc:  # onnxruntime raises its own Fail/InvalidGraph types
-            raise LSTMBenchError(f"{self.name}: cannot load {model_path}: "
-                                 f"{first_line(exc)}") from None
+    def open_session(self, model, *, threads=None, ort_options=None) -> None:
+        """A session on a path or serialized model (the variants open their transformed copy)."""
+        self.ort_options = ort_options or OrtOptions()
+        self.session = create_session(self.name, model, self.providers,
+                                      session_options(threads, self.ort_options))
         self.output_names = [o.name for o in self.session.get_outputs()]
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return dict(zip(self.output_names, self.session.run(self.output_names, feeds)))
 
-    def synchronize(self) -> None:
-        pass
+    def settings(self) -> dict:
+        return {"ort_options": self.ort_options.as_dict()}
 
     def close(self) -> None:
         self.session = None

@@ -3,7 +3,7 @@
 The CUDA provider hands an LSTM node back to the CPU provider, silently (a log warning), when
 the node has a ``clip``, ``activation_alpha`` or ``activation_beta`` attribute (any value),
 activations other than Sigmoid, Tanh, Tanh per direction, ``input_forget`` != 0, or a P input
-(``RNNNeedFallbackToCPU`` in onnxruntime's ``cuda_execution_provider.cc``). Such a model then
+(``RNNNeedFallbackToCPU`` in onnxruntime's ``cuda_execution_provider.cc``; ``features.ORT_CUDA``). Such a model then
 times the CPU kernel plus two device copies while the user believes it runs on the GPU.
 
 Two independent witnesses, both kept on the runtime after ``open``:
@@ -21,41 +21,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from lstm_bench.errors import first_line
 from lstm_bench.runtimes.cuda import cuda_device_reason
-from lstm_bench.runtimes.ort_cpu import OrtRuntime
-
-_CUDNN_ACTIVATIONS = ("sigmoid", "tanh", "tanh")
-
-
-def cuda_fallback_reasons(node) -> list[str]:
-    """Why onnxruntime's CUDA provider leaves this LSTM NodeProto on the CPU ([] if it does not)."""
-    from onnx import helper
-
-    reasons = []
-    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-    for name in ("clip", "activation_alpha", "activation_beta"):
-        if name in attrs:
-            reasons.append(f"{name} is set")
-    if "activations" in attrs:
-        names = [a.decode() if isinstance(a, bytes) else a for a in attrs["activations"]]
-        if [n.lower() for n in names] != list(_CUDNN_ACTIVATIONS) * (len(names) // 3 or 1):
-            reasons.append(f"activations {names} (cuDNN has Sigmoid, Tanh, Tanh only)")
-    if int(attrs.get("input_forget", 0)):
-        reasons.append("input_forget = 1")
-    if len(node.input) > 7 and node.input[7]:
-        reasons.append("peepholes (P)")
-    return reasons
+from lstm_bench.runtimes.base import first_line
+from lstm_bench.runtimes.features import ORT_CUDA, lstm_node_protos
+from lstm_bench.runtimes.ort_cpu import OrtRuntime, session_options
 
 
 def predicted_fallback(model) -> dict[str, str]:
     """LSTM node name -> why the CUDA provider will run it on the CPU, for every such node."""
     found = {}
-    for index, node in enumerate(model.graph.node):
-        if node.op_type == "LSTM" and node.domain in ("", "ai.onnx"):
-            reasons = cuda_fallback_reasons(node)
-            if reasons:
-                found[node.name or f"LSTM#{index}"] = "; ".join(reasons)
+    for label, node in lstm_node_protos(model):
+        reasons = ORT_CUDA.unsupported(node, "falls_back")
+        if reasons:
+            found[label] = "; ".join(reasons.values())
     return found
 
 
@@ -76,7 +54,8 @@ def placement_from_profile(profile_path) -> dict[str, str]:
 class OrtCudaRuntime(OrtRuntime):
     name = "ort-cuda"
     device = "cuda"
-    providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    providers = ("CUDAExecutionProvider", "CPUExecutionProvider")
+    lstm_support = ORT_CUDA
     probe_placement = True  # profile one run at open() to read where each node was placed
 
     def __init__(self):
@@ -92,28 +71,28 @@ class OrtCudaRuntime(OrtRuntime):
             return reason
         return super().available()
 
-    def open(self, model_path: str, *, threads: int | None = None) -> None:
-        from lstm_bench.reference.model import load_model
+    def open(self, model, *, threads: int | None = None, ort_options=None) -> None:
+        from lstm_bench.model import as_model
 
-        model = load_model(model_path)
-        self.predicted_fallback = predicted_fallback(model)
-        super().open(model_path, threads=threads)
+        model = as_model(model)
+        self.predicted_fallback = predicted_fallback(model.proto)
+        super().open(model, threads=threads, ort_options=ort_options)
         self.fallback_nodes = dict(self.predicted_fallback)
         self.placement_error = None
         if self.probe_placement:
             try:
-                self.placement = self.measure_placement(model_path, model, threads)
+                self.placement = self.measure_placement(model, threads)
             except Exception as exc:  # the rule's prediction still stands; say why it is unchecked
                 self.placement_error = first_line(exc, with_type=True)
                 return
-            lstm_names = {n.name or f"LSTM#{i}" for i, n in enumerate(model.graph.node)
+            lstm_names = {n.name or f"LSTM#{i}" for i, n in enumerate(model.proto.graph.node)
                           if n.op_type == "LSTM"}
             self.fallback_nodes = {
                 name: self.predicted_fallback.get(name, "placed there by onnxruntime")
                 for name, provider in self.placement.items()
                 if name in lstm_names and provider != self.providers[0]}
 
-    def measure_placement(self, model_path, model, threads) -> dict[str, str]:
+    def measure_placement(self, model, threads) -> dict[str, str]:
         """Run the model once in a profiling session and read the node placement back."""
         import tempfile
 
@@ -121,13 +100,13 @@ class OrtCudaRuntime(OrtRuntime):
 
         from lstm_bench.runtimes.inputs import make_inputs
 
-        options = self.session_options(threads)
+        options = session_options(threads, self.ort_options)
         with tempfile.TemporaryDirectory() as tmp:
             options.enable_profiling = True
             options.profile_file_prefix = str(Path(tmp) / "placement")
-            session = onnxruntime.InferenceSession(str(model_path), options,
-                                                   providers=self.providers)
-            session.run(None, make_inputs(model, batch=1).feeds)
+            session = onnxruntime.InferenceSession(str(model.path), options,
+                                                   providers=list(self.providers))
+            session.run(None, make_inputs(model.proto, batch=1).feeds)
             profile = session.end_profiling()
             return placement_from_profile(profile)
 

@@ -4,7 +4,16 @@ Both are what a user does to a model to make it smaller or faster; verify report
 costs in accuracy against the float64 truth, with the tolerance row of their precision.
 
 * ``ort-cpu-int8``: ``onnxruntime.quantization.quantize_dynamic`` (int8 weights; LSTM becomes
-  ``com.microsoft.DynamicQuantizeLSTM``, MatMul/Gemm become dynamically quantized ones).
+  ``com.microsoft.DynamicQuantizeLSTM``, MatMul/Gemm become dynamically quantized ones), with
+  the settings onnxruntime's documentation advises for the CPU it runs on (``int8_settings``):
+  its u8s8 kernels can saturate on AVX2/AVX-512 without VNNI, where ``reduce_range=True`` (7-bit
+  weights) is the advice. Measured on an AVX2 machine without VNNI (max abs error of Y, six
+  random LSTMs, docs/LSTM_FACTS): default 0.03-0.10, reduce_range 0.02-0.03, per_channel alone
+  0.19-0.47, per_channel with reduce_range 0.008-0.04; reduce_range alone has the smallest worst
+  case, so that is what runs there. The settings and the path are in ``settings()`` and the
+  notes, and so in every report.
+  The quantizer writes helper files (``<model>-inferred.onnx``) beside its input: it works on
+  a copy in a private temporary folder, never beside the user's model.
 * ``ort-cpu-fp16``: the model converted to float16 throughout (initializers, constants,
   Casts, graph inputs and outputs); ``run`` rounds the float32 feeds to float16 on the way in,
   and the outputs come back as float16. onnxruntime's CPU provider runs float16 nodes that lack
@@ -12,16 +21,89 @@ costs in accuracy against the float64 truth, with the tolerance row of their pre
   measured is float16 weights, inputs and outputs (and tensors between nodes), with the
   recurrence itself in float32. (With float32 graph I/O kept through Casts, ``keep_io=True``,
   onnxruntime fuses the Cast pairs away and only the weights' rounding remains.)
+
+The two are siblings: each holds an ``OrtRuntime`` session on its transformed model.
 """
 
 from __future__ import annotations
 
-import tempfile
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from lstm_bench.runtimes.ort_cpu import OrtRuntime
+from lstm_bench.errors import LSTMBenchError
+from lstm_bench.runtimes import features
+from lstm_bench.runtimes.base import BaseRuntime, first_line
+from lstm_bench.runtimes.ort_cpu import OrtRuntime, ort_missing
+
+# CPU flags (as /proc/cpuinfo names them) with which onnxruntime's u8s8 GEMM has a dot-product
+# instruction and does not saturate: x86 VNNI (AVX-512 or AVX) and AMX, Arm's dot product.
+INT8_DOT_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8", "asimddp")
+THIS_CPU = object()  # OrtInt8Runtime's default: read this machine's flags
+
+
+def cpu_flags() -> frozenset[str] | None:
+    """The CPU's feature flags from /proc/cpuinfo, or None where that cannot be read."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return None
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() in ("flags", "Features"):  # x86, Arm
+            return frozenset(value.split())
+    return None
+
+
+@dataclass(frozen=True)
+class Int8Settings:
+    """How ``quantize_dynamic`` is called on this CPU, and why."""
+
+    weight_type: str
+    per_channel: bool
+    reduce_range: bool
+    cpu_path: str  # the kernel path and the reason for the settings
+    cpu_int8_flags: tuple[str, ...]  # the INT8_DOT_FLAGS this CPU has
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def __str__(self):
+        return (f"{self.weight_type} weights, per_channel={self.per_channel}, "
+                f"reduce_range={self.reduce_range} ({self.cpu_path})")
+
+
+def int8_settings(flags: frozenset[str] | None) -> Int8Settings:
+    """onnxruntime's documented advice for a CPU with these flags (None: unknown CPU)."""
+    if flags is None:
+        return Int8Settings("QInt8", False, True, "CPU features unknown: reduce_range, which "
+                            "is safe on every CPU", ())
+    found = tuple(f for f in INT8_DOT_FLAGS if f in flags)
+    if found:
+        return Int8Settings("QInt8", False, False, f"u8s8 with {', '.join(found)}: "
+                            "onnxruntime's defaults", found)
+    return Int8Settings("QInt8", False, True, "u8s8 without VNNI, which can saturate: "
+                        "reduce_range as onnxruntime advises", ())
+
+
+def transformed_copy(model, transform):
+    """``transform(source_path, out_path)`` run on a copy of ``model`` in a private temporary
+    folder (tempfile.mkdtemp, removed afterwards); returns the ModelProto it wrote. Nothing is
+    written beside the user's model, whatever the transform writes beside its input."""
+    import shutil
+    import tempfile
+
+    import onnx
+
+    folder = Path(tempfile.mkdtemp(prefix="lstm-bench-"))
+    try:
+        source, out = folder / "model.onnx", folder / "transformed.onnx"
+        onnx.save(model.proto, str(source))
+        transform(source, out)
+        return onnx.load(str(out))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def to_float16(model, keep_io: bool = False):
@@ -84,62 +166,95 @@ def to_float16(model, keep_io: bool = False):
     return converted
 
 
-class OrtInt8Runtime(OrtRuntime):
+class OrtInt8Runtime(BaseRuntime):
     name = "ort-cpu-int8"
+    device = "cpu"
     precision = "int8"
+    lstm_support = features.ORT_CPU
 
-    def __init__(self):
-        super().__init__()
+    def __init__(self, flags: frozenset[str] | None | object = THIS_CPU):
+        """``flags``: the CPU flags to choose the settings by (default: this CPU's; tests pass
+        another CPU's to run its settings here)."""
+        self.quantization = int8_settings(cpu_flags() if flags is THIS_CPU else flags)
         self.quantized_ops: dict[str, int] = {}
+        self.ort = OrtRuntime()
 
-    def transform(self, model_path: str, out_path: Path) -> None:
+    def available(self) -> str | None:
+        return ort_missing("CPUExecutionProvider")
+
+    def quantize(self, source: Path, out: Path) -> None:
         import logging
 
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
+        q = self.quantization
         logging.disable(logging.WARNING)  # "consider pre-processing": advice, not a problem
         try:
-            quantize_dynamic(str(model_path), str(out_path), weight_type=QuantType.QInt8)
+            quantize_dynamic(str(source), str(out), weight_type=getattr(QuantType, q.weight_type),
+                             per_channel=q.per_channel, reduce_range=q.reduce_range)
         finally:
             logging.disable(logging.NOTSET)
 
-    def open(self, model_path: str, *, threads: int | None = None) -> None:
-        import onnx
+    def open(self, model, *, threads: int | None = None, ort_options=None) -> None:
+        from lstm_bench.model import as_model
 
-        from lstm_bench.errors import LSTMBenchError, first_line
-        from lstm_bench.reference.model import load_model
+        model = as_model(model)
+        try:
+            quantized = transformed_copy(model, self.quantize)
+        except Exception as exc:  # the quantizer raises plain Exceptions on odd graphs
+            raise LSTMBenchError(f"{self.name}: cannot quantize {model.path}: "
+                                 f"{first_line(exc)}") from None
+        self.quantized_ops = {}
+        for node in quantized.graph.node:
+            self.quantized_ops[node.op_type] = self.quantized_ops.get(node.op_type, 0) + 1
+        self.ort.name = self.name
+        self.ort.open_session(quantized.SerializeToString(), threads=threads,
+                              ort_options=ort_options)
 
-        load_model(model_path)  # a clear error for a missing or unreadable file
-        with tempfile.TemporaryDirectory() as tmp:
-            out = Path(tmp) / "transformed.onnx"
-            try:
-                self.transform(model_path, out)
-            except Exception as exc:  # the quantizer raises plain Exceptions on odd graphs
-                raise LSTMBenchError(f"{self.name}: cannot transform {model_path}: "
-                                     f"{first_line(exc)}") from None
-            transformed = onnx.load(str(out))
-            self.quantized_ops = {}
-            for node in transformed.graph.node:
-                self.quantized_ops[node.op_type] = self.quantized_ops.get(node.op_type, 0) + 1
-            super().open(str(out), threads=threads)
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return self.ort.run(feeds)
 
     def notes(self) -> list[str]:
         lstm = self.quantized_ops.get("DynamicQuantizeLSTM", 0)
-        return [f"int8 dynamic quantization: {lstm} LSTM node(s) as DynamicQuantizeLSTM"]
+        return [f"int8 dynamic quantization ({self.quantization}): "
+                f"{lstm} LSTM node(s) as DynamicQuantizeLSTM"]
+
+    def settings(self) -> dict:
+        return {**self.ort.settings(), "quantization": self.quantization.as_dict()}
+
+    def close(self) -> None:
+        self.ort.close()
 
 
-class OrtFp16Runtime(OrtInt8Runtime):
+class OrtFp16Runtime(BaseRuntime):
     name = "ort-cpu-fp16"
+    device = "cpu"
     precision = "float16"
+    lstm_support = features.ORT_CPU
 
-    def transform(self, model_path: str, out_path: Path) -> None:
-        import onnx
+    def __init__(self):
+        self.ort = OrtRuntime()
 
-        onnx.save(to_float16(onnx.load(str(model_path))), str(out_path))
+    def available(self) -> str | None:
+        return ort_missing("CPUExecutionProvider")
+
+    def open(self, model, *, threads: int | None = None, ort_options=None) -> None:
+        from lstm_bench.model import as_model
+
+        converted = to_float16(as_model(model).proto)
+        self.ort.name = self.name
+        self.ort.open_session(converted.SerializeToString(), threads=threads,
+                              ort_options=ort_options)
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return super().run({k: v.astype(np.float16) if v.dtype == np.float32 else v
-                            for k, v in feeds.items()})
+        return self.ort.run({k: v.astype(np.float16) if v.dtype == np.float32 else v
+                             for k, v in feeds.items()})
 
     def notes(self) -> list[str]:
         return ["float16 model (weights, inputs, outputs); LSTM computed in float32 by ORT CPU"]
+
+    def settings(self) -> dict:
+        return self.ort.settings()
+
+    def close(self) -> None:
+        self.ort.close()

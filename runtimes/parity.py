@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from lstm_bench.parity import TOLERANCES, Failure, OutputParity, Tolerance, compare_output
+from lstm_bench.runtimes.streaming import StreamingParity
 
 
 @dataclass
@@ -21,8 +23,14 @@ class RuntimeParity:
     reason: str | None = None  # why it was skipped, or the error
     notes: list[str] = field(default_factory=list)
     outputs: list[OutputParity] = field(default_factory=list)
-    streaming: object | None = None  # runtimes.streaming.StreamingParity
+    streaming: StreamingParity | None = None
     errors: list[Failure] = field(default_factory=list)
+    settings: dict = field(default_factory=dict)  # what it ran with (runtime.settings())
+    # The model's LSTM layer alone, judged like the model and part of this verdict: its
+    # outputs follow the model's in ``outputs``, named "<label>: <output>" (add_lstm_layer).
+    lstm_layer: RuntimeParity | None = None
+    lstm_layer_label: str = ""  # e.g. "lstm alone"
+    lstm_layer_detail: str = ""  # e.g. "Y, batch 8, seq_len 100"
 
     @property
     def failures(self) -> list[Failure]:
@@ -33,6 +41,37 @@ class RuntimeParity:
             found += self.streaming.failures
         return found
 
+    @property
+    def model_outputs(self) -> list[OutputParity]:
+        """The model's own outputs (``outputs`` less the LSTM layer's)."""
+        prefix = f"{self.lstm_layer_label}: "
+        return [o for o in self.outputs if self.lstm_layer is None or not o.name.startswith(prefix)]
+
+    @property
+    def max_abs(self) -> float | None:
+        """The largest max abs error over the model's own outputs (None: nothing compared)."""
+        return _max_abs(self.model_outputs)
+
+    @property
+    def verdict(self) -> str:
+        """The one verdict in words: the status and everything it rests on (the model's
+        outputs, and the LSTM layer alone where it was checked), so no note contradicts it."""
+        if self.status in ("skip", "error"):
+            return f"{self.status}: {self.reason}"
+        row = f"{self.precision} tolerance {self.tolerance}" if self.tolerance else "tolerance"
+        own = any(o.failures for o in self.model_outputs) or self.errors
+        parts = [f"model outputs {'over' if own else 'within'} the {row} "
+                 f"(max abs {_fmt(self.max_abs)})"]
+        layer = self.lstm_layer
+        if layer is not None:
+            what = f"LSTM layer {self.lstm_layer_label} ({self.lstm_layer_detail})"
+            if layer.status == "error":
+                parts.append(f"{what}: error: {layer.reason}")
+            else:
+                parts.append(f"{what}: {'over' if layer.failures else 'within'} that tolerance "
+                             f"(max abs {_fmt(_max_abs(layer.outputs))})")
+        return f"{self.status}: " + "; ".join(parts)
+
     def __bool__(self):
         return self.status in ("pass", "skip")
 
@@ -41,6 +80,21 @@ class RuntimeParity:
             self.status = "fail" if self.failures else "pass"
         return self
 
+    def add_lstm_layer(self, layer: RuntimeParity, label: str, detail: str) -> RuntimeParity:
+        """Make the LSTM layer's result part of this verdict: its outputs (and any error)
+        join this runtime's, named "<label>: <output>"."""
+        self.lstm_layer, self.lstm_layer_label, self.lstm_layer_detail = layer, label, detail
+
+        def relabel(failure):
+            return dataclasses.replace(failure, output=f"{label}: {failure.output}")
+
+        for output in layer.outputs:
+            self.outputs.append(dataclasses.replace(
+                output, name=f"{label}: {output.name}",
+                failures=[relabel(f) for f in output.failures]))
+        self.errors += [relabel(f) for f in layer.errors]
+        return self.settle()
+
     def to_dict(self):
         return {"runtime": self.runtime, "status": self.status, "device": self.device,
                 "precision": self.precision,
@@ -48,14 +102,18 @@ class RuntimeParity:
                 "reason": self.reason, "notes": list(self.notes),
                 "outputs": [o.to_dict() for o in self.outputs],
                 "streaming": None if self.streaming is None else self.streaming.to_dict(),
+                "settings": self.settings, "verdict": self.verdict,
+                "lstm_layer": None if self.lstm_layer is None else {
+                    "label": self.lstm_layer_label, "detail": self.lstm_layer_detail,
+                    "status": self.lstm_layer.status, "reason": self.lstm_layer.reason,
+                    "max_abs": _max_abs(self.lstm_layer.outputs)},
                 "failures": [asdict(f) for f in self.failures]}
 
 
 def runtime_precision(runtime, outputs: dict) -> str:
     """The precision row a runtime is judged by: its declared one, else its float outputs' dtype."""
-    declared = getattr(runtime, "precision", None)
-    if declared:
-        return declared
+    if runtime.precision:
+        return runtime.precision
     for value in outputs.values():
         dtype = np.asarray(value).dtype
         if np.issubdtype(dtype, np.floating):
@@ -74,3 +132,12 @@ def compare(runtime: str, outputs: dict, truth: dict, precision: str,
         result.outputs.append(compare_output(runtime, name, outputs.get(name), expected, tolerance,
                                              precision, (time_axes or {}).get(name)))
     return result.settle()
+
+
+def _fmt(value) -> str:
+    return "-" if value is None else f"{value:.2g}"
+
+
+def _max_abs(outputs) -> float | None:
+    values = [o.max_abs for o in outputs if o.max_abs is not None]
+    return max(values) if values else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from lstm_bench.runtimes.numpy_rt import NumpyRuntime
 from lstm_bench.runtimes.onnx_ref import OnnxReferenceRuntime
+from lstm_bench.runtimes.openvino_rt import OpenVinoRuntime, OpenVinoStaticRuntime
 from lstm_bench.runtimes.ort_cpu import OrtRuntime
 from lstm_bench.runtimes.ort_cuda import OrtCudaRuntime
 from lstm_bench.runtimes.ort_variants import OrtFp16Runtime, OrtInt8Runtime
@@ -19,6 +20,8 @@ RUNTIMES = {
     "onnx-reference": OnnxReferenceRuntime,
     "ort-cpu-int8": OrtInt8Runtime,
     "ort-cpu-fp16": OrtFp16Runtime,
+    "openvino-cpu": OpenVinoRuntime,
+    "openvino-cpu-static": OpenVinoStaticRuntime,
 }
 
 

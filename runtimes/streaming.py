@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from lstm_bench.errors import LSTMBenchError
 from lstm_bench.parity import TOLERANCES, Failure, compare_output
 
 
@@ -33,10 +34,16 @@ class StreamPorts:
 
 
 def stream_ports(model) -> tuple[StreamPorts | None, str | None]:
-    """(ports, None) when ``model`` can be run in chunks, else (None, the reason)."""
+    """(ports, None) when ``model`` (a ``lstm_bench.model.Model`` or a ModelProto) can be run in
+    chunks, else (None, the reason)."""
     from lstm_bench.graph import lstm_nodes
+    from lstm_bench.model import Model
 
-    nodes = lstm_nodes(model)
+    try:
+        nodes = model.lstm_nodes if isinstance(model, Model) else lstm_nodes(model)
+    except LSTMBenchError as exc:  # weights known only at run time: nothing to stream by
+        return None, str(exc)
+    model = model.proto if isinstance(model, Model) else model
     if len(nodes) != 1:
         return None, f"streaming needs exactly one LSTM node, the model has {len(nodes)}"
     node = nodes[0]

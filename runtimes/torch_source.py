@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from lstm_bench.errors import LSTMBenchError
+from lstm_bench.runtimes.base import BaseRuntime
 
 
 def _shape(value) -> list:
@@ -56,30 +57,31 @@ def match_model(module, model, checkpoint) -> tuple[str, str]:
     return spec.name, output.name
 
 
-class TorchSourceRuntime:
+class TorchSourceRuntime(BaseRuntime):
     name = "torch-source"
     device = "cpu"
 
     def __init__(self, checkpoint_path):
+        from lstm_bench.runtimes.torch_rt import TorchThreads
+
         self.checkpoint_path = checkpoint_path
         self.module = None
+        self.threads = TorchThreads()
 
     def available(self) -> str | None:
         from lstm_bench.runtimes.torch_rt import torch_missing
 
         return torch_missing()
 
-    def open(self, model_path: str, *, threads: int | None = None) -> None:
-        import torch
-
+    def open(self, model, *, threads: int | None = None, ort_options=None) -> None:
+        from lstm_bench.model import as_model
         from lstm_bench.seed import load_checkpoint
-        from lstm_bench.reference.model import load_model
 
-        if threads:
-            torch.set_num_threads(threads)
+        model = as_model(model)
         self.module, _ = load_checkpoint(self.checkpoint_path)
-        self.input_name, self.output_name = match_model(self.module, load_model(model_path),
+        self.input_name, self.output_name = match_model(self.module, model.proto,
                                                         self.checkpoint_path)
+        self.threads.set(threads)
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         import torch
@@ -92,8 +94,6 @@ class TorchSourceRuntime:
     def notes(self) -> list[str]:
         return [f"torch module from {Path(self.checkpoint_path).name}"]
 
-    def synchronize(self) -> None:
-        pass
-
     def close(self) -> None:
         self.module = None
+        self.threads.restore()

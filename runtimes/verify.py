@@ -16,8 +16,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lstm_bench.errors import LSTMBenchError, first_line
+from lstm_bench.errors import LSTMBenchError
 from lstm_bench.parity import TOLERANCES, Failure
+from lstm_bench.model import Model
+from lstm_bench.runtimes.base import first_line
+from lstm_bench.runtimes.inputs import Inputs
 from lstm_bench.runtimes.parity import RuntimeParity, compare, runtime_precision
 
 
@@ -61,6 +64,7 @@ class VerifyReport:
     inputs: dict
     results: list[RuntimeParity] = field(default_factory=list)
     time_axes: dict[str, int] = field(default_factory=dict)
+    lstm_layer: dict | None = None  # what the LSTM-layer-alone check ran on (LayerCheck.describe)
 
     @property
     def failures(self) -> list[Failure]:
@@ -85,70 +89,137 @@ class VerifyReport:
             "inputs": self.inputs,
             "tolerances": {k: {"atol": v.atol, "rtol": v.rtol} for k, v in TOLERANCES.items()},
             "time_axes": self.time_axes,
+            "lstm_layer": self.lstm_layer,
             "results": [r.to_dict() for r in self.results],
             "skipped": self.skipped,
             "failures": [f.__dict__ for f in self.failures],
         }
 
 
-def verify_runtime(name, model_path, model, feeds, truth, axes, *, threads=None,
+def verify_runtime(name, model, feeds, truth, axes, *, threads=None, ort_options=None,
                    streaming=True, chunks=3) -> RuntimeParity:
-    """One runtime (a registry name or an unopened runtime): skip with its reason, error with
-    the message, or compare and stream."""
+    """One runtime (a registry name or an unopened runtime) on ``model`` (a
+    ``lstm_bench.model.Model`` or a path): skip with its reason, error with the message, or
+    compare and stream. A failing or erroring runtime's notes say which of the model's LSTM
+    features it refuses, ignores or runs elsewhere (``runtime.lstm_support``)."""
+    from lstm_bench.model import as_model
     from lstm_bench.runtimes.registry import get_runtime
 
+    model = as_model(model)
     runtime = get_runtime(name) if isinstance(name, str) else name
-    name = runtime.name
-    device = getattr(runtime, "device", "cpu")
+    name, device = runtime.name, runtime.device
     reason = runtime.available()
     if reason:
         return RuntimeParity(name, "skip", device=device, reason=reason)
-    try:
-        runtime.open(str(model_path), threads=threads)
-        outputs = runtime.run({k: v.copy() for k, v in feeds.items()})
-        runtime.synchronize()
-    except Exception as exc:  # a runtime that cannot run this model is a failing runtime
-        notes = list(runtime.notes()) if hasattr(runtime, "notes") else []
-        runtime.close()
-        message = first_line(exc, with_type=True)
-        return RuntimeParity(name, "error", device=device, reason=message, notes=notes,
-                             errors=[Failure(name, "*", "error", message, None)])
-    try:
+    with runtime:
+        try:
+            runtime.open(model, threads=threads, ort_options=ort_options)
+            outputs = runtime.run({k: v.copy() for k, v in feeds.items()})
+            runtime.synchronize()
+        except Exception as exc:  # a runtime that cannot run this model is a failing runtime
+            message = first_line(exc, with_type=True)
+            notes = _with_explanation(runtime, model, runtime.notes())
+            return RuntimeParity(name, "error", device=device, reason=message, notes=notes,
+                                 settings=runtime.settings(),
+                                 errors=[Failure(name, "*", "error", message, None)])
         precision = runtime_precision(runtime, outputs)
         result = compare(name, outputs, truth, precision, axes)
         result.device = device
-        result.notes = list(runtime.notes()) if hasattr(runtime, "notes") else []
+        result.settings = runtime.settings()
+        result.notes = runtime.notes()
         if streaming:
             from lstm_bench.runtimes.streaming import streaming_parity
 
             result.streaming = streaming_parity(runtime, model, feeds, chunks=chunks,
                                                 precision=precision, name=name)
             result.settle()
-    finally:
-        runtime.close()
+    if result.status == "fail":
+        result.notes = _with_explanation(runtime, model, result.notes)
     return result
+
+
+def _with_explanation(runtime, model, notes: list[str]) -> list[str]:
+    return list(notes) + [line for line in runtime.lstm_support.explain(model.proto)
+                          if line not in notes]
+
+
+@dataclass(frozen=True)
+class LayerCheck:
+    """The model's first LSTM node alone, its feeds and truth: the drift of its hidden states
+    over time, which a model whose output is one value per sequence does not show."""
+
+    model: Model
+    label: str
+    inputs: Inputs
+    truth: dict
+    axes: dict
+
+    @property
+    def detail(self) -> str:
+        return f"Y, batch {self.inputs.batch}, seq_len {self.inputs.seq_len}"
+
+    def describe(self) -> dict:
+        return {"label": self.label, "detail": self.detail, **self.inputs.describe()}
+
+
+def lstm_layer_check(model, folder, *, batch: int, seq_len: int | None, seed: int = 0,
+                     value_range=(-1.0, 1.0)) -> LayerCheck | None:
+    """The check of ``model``'s first LSTM layer alone, written to ``folder``; None where the
+    model is that layer already (one LSTM node returning Y) or has no LSTM node."""
+    from pathlib import Path
+
+    from lstm_bench import reference
+    from lstm_bench.exporters.weights import export_weights
+    from lstm_bench.runtimes.inputs import make_inputs
+
+    try:
+        nodes = model.lstm_nodes
+    except LSTMBenchError:  # weights known only at run time: no layer to lift out
+        return None
+    if not nodes:
+        return None
+    node = nodes[0]
+    graph = model.proto.graph
+    if len(graph.node) == 1 and node.outputs[0] in {o.name for o in graph.output}:
+        return None
+    path = Path(folder) / "lstm-layer.onnx"
+    export_weights(node.weights, path, outputs=("Y",))
+    layer = Model.load(path)
+    inputs = make_inputs(layer.proto, batch=batch, seq_len=seq_len, seed=seed,
+                         value_range=value_range)
+    truth = reference.run_model(layer.proto, inputs.feeds)
+    return LayerCheck(layer, f"{node.name} alone", inputs, truth,
+                      time_axes(layer.proto, truth, inputs.batch, inputs.seq_len))
 
 
 def verify(model_path, runtimes=None, *, batch: int = 1, seq_len: int | None = None,
            inputs=None, seed: int = 0, ragged: bool = False, zero_length: bool = False,
            value_range: tuple[float, float] = (-1.0, 1.0), threads: int | None = None,
-           streaming: bool = True, chunks: int = 3, source=None) -> VerifyReport:
-    """Run ``model_path`` on ``runtimes`` (default: all registered) against the float64 truth.
+           ort_options=None, streaming: bool = True, chunks: int = 3, source=None,
+           lstm_layer_batch: int | None = 8) -> VerifyReport:
+    """Run ``model_path`` (a path or ``lstm_bench.model.Model``) on ``runtimes`` (default: all
+    registered) against the float64 truth.
 
     Args:
         inputs: a path to an .npz of feeds (checked against the model), or None for seeded
             random feeds of ``batch`` x ``seq_len`` (``ragged``: random sequence_lens in
             1..seq_len with one full; ``zero_length``: one of them 0).
+        ort_options: ``runtimes.ort_options.OrtOptions`` for the onnxruntime-based runtimes.
         streaming: also check chunked runs against one call where the model exposes states.
         source: a train checkpoint the model was exported from: adds a "torch-source" row
             (``runtimes.torch_source``), its torch module judged like the other runtimes.
+        lstm_layer_batch: where the model wraps its LSTM (an exported classifier), also judge
+            its first LSTM layer alone on random feeds of this batch at the same seq_len, as
+            part of each runtime's verdict (None: do not).
     Raises:
         LSTMBenchError: bad input (missing model, unknown runtime, bad batch, bad .npz, a
             source checkpoint that is unreadable or does not match the model).
     """
+    import shutil
+    import tempfile
+
     from lstm_bench import reference
-    from lstm_bench.graph import summary
-    from lstm_bench.reference.model import load_model
+    from lstm_bench.model import as_model
     from lstm_bench.runtimes.inputs import load_inputs, make_inputs
     from lstm_bench.runtimes.registry import RUNTIMES
 
@@ -156,7 +227,7 @@ def verify(model_path, runtimes=None, *, batch: int = 1, seq_len: int | None = N
     unknown = [n for n in names if n not in RUNTIMES]
     if unknown or not names:
         raise LSTMBenchError(f"unknown runtime(s) {unknown or names}; known: {', '.join(RUNTIMES)}")
-    model = load_model(model_path)
+    model = as_model(model_path)
     extra = []  # runtimes outside the registry
     if source is not None:
         from lstm_bench.runtimes.torch_source import TorchSourceRuntime, match_model
@@ -165,21 +236,39 @@ def verify(model_path, runtimes=None, *, batch: int = 1, seq_len: int | None = N
         if runtime.available() is None:  # a bad checkpoint or a mismatch is bad input
             from lstm_bench.seed import load_checkpoint
 
-            match_model(load_checkpoint(source)[0], model, source)
+            match_model(load_checkpoint(source)[0], model.proto, source)
         extra.append(runtime)
     if inputs is not None:
         if ragged:
             raise LSTMBenchError("--ragged and --inputs exclude each other: the .npz holds the lengths")
-        chosen = load_inputs(inputs, model)
+        chosen = load_inputs(inputs, model.proto)
     else:
-        chosen = make_inputs(model, batch=batch, seq_len=seq_len, seed=seed,
+        chosen = make_inputs(model.proto, batch=batch, seq_len=seq_len, seed=seed,
                              value_range=value_range, ragged=ragged, zero_length=zero_length)
-    truth = reference.run_model(model, chosen.feeds)
-    axes = time_axes(model, truth, chosen.batch, chosen.seq_len)
-    report = VerifyReport(str(model_path), summary(model), chosen.describe(), time_axes=axes)
-    for name in names + extra:
-        report.results.append(verify_runtime(name, model_path, model, chosen.feeds, truth, axes,
-                                             threads=threads, streaming=streaming, chunks=chunks))
+    truth = reference.run_model(model.proto, chosen.feeds)
+    axes = time_axes(model.proto, truth, chosen.batch, chosen.seq_len)
+    report = VerifyReport(str(model.path), model.summary, chosen.describe(), time_axes=axes)
+    folder = tempfile.mkdtemp(prefix="lstm-bench-")
+    try:
+        layer = None
+        if lstm_layer_batch:
+            layer = lstm_layer_check(model, folder, batch=lstm_layer_batch,
+                                     seq_len=chosen.seq_len, seed=seed, value_range=value_range)
+            if layer is not None:
+                report.lstm_layer = layer.describe()
+                report.time_axes.update({f"{layer.label}: {name}": axis
+                                         for name, axis in layer.axes.items()})
+        for name in names + extra:
+            result = verify_runtime(name, model, chosen.feeds, truth, axes, threads=threads,
+                                    ort_options=ort_options, streaming=streaming, chunks=chunks)
+            if layer is not None and result.status in ("pass", "fail") and name in RUNTIMES:
+                result.add_lstm_layer(verify_runtime(
+                    name, layer.model, layer.inputs.feeds, layer.truth, layer.axes,
+                    threads=threads, ort_options=ort_options, streaming=False),
+                    layer.label, layer.detail)
+            report.results.append(result)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
     return report
 
 

@@ -65,33 +65,44 @@ def save_model(graph, path, opset: int = 22, ir_version: int | None = None) -> P
     return Path(path)
 
 
-def relu_model(path, x_dims=("T", "B", 2), y_name="Y", initializer=None) -> Path:
-    """Y = Relu(X); ``initializer``: an array that X also has as a default value."""
-    from onnx import TensorProto, helper, numpy_helper
+def lstm_model(path, edit=None) -> Path:
+    """A one-node LSTM model (X [seq_len, batch, 2], hidden 3, outputs Y, Y_h, Y_c);
+    ``edit(model)`` may change the ModelProto before it is saved."""
+    import onnx
 
-    x = helper.make_tensor_value_info("X", TensorProto.FLOAT, list(x_dims))
-    y = helper.make_tensor_value_info(y_name, TensorProto.FLOAT, None)
-    inits = [numpy_helper.from_array(initializer, "X")] if initializer is not None else []
-    graph = helper.make_graph([helper.make_node("Relu", ["X"], [y_name])], "relu", [x], [y],
-                              inits)
-    return save_model(graph, path)
+    from lstm_bench.exporters.weights import export_weights
+    from lstm_bench.spec import LSTMSpec, LSTMWeights
+
+    model = export_weights(LSTMWeights.random(LSTMSpec(input_size=2, hidden_size=3)))
+    if edit is not None:
+        edit(model)
+    onnx.save(model, str(path))
+    return Path(path)
+
+
+def add_output(model, name, nodes=(), initializers=()):
+    """Append nodes (and constants) to a model and expose ``name`` as a graph output."""
+    from onnx import TensorProto, helper
+
+    model.graph.node.extend(nodes)
+    model.graph.initializer.extend(initializers)
+    model.graph.output.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, None))
 
 
 def constant_of_shape_bomb(path, dims=(10 ** 6, 10 ** 6)) -> Path:
-    from onnx import TensorProto, helper, numpy_helper
+    """The LSTM model plus an output that is a ConstantOfShape of a constant (huge) shape."""
+    from onnx import helper, numpy_helper
 
-    x = helper.make_tensor_value_info("X", TensorProto.FLOAT, ["B", 2])
-    y = helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)
-    shape = numpy_helper.from_array(np.array(dims, np.int64), "S")
-    nodes = [helper.make_node("ConstantOfShape", ["S"], ["big"]),
-             helper.make_node("Relu", ["X"], ["r"]),
-             helper.make_node("Add", ["big", "big"], ["Y"])]
-    return save_model(helper.make_graph(nodes, "bomb", [x], [y], [shape]), path)
+    def bomb(model):
+        add_output(model, "big", [helper.make_node("ConstantOfShape", ["S"], ["big"])],
+                   [numpy_helper.from_array(np.array(dims, np.int64), "S")])
+
+    return lstm_model(path, bomb)
 
 
 def loop_model(path, trips: int, computed: bool = False) -> Path:
-    """Y = X + (number of Loop iterations); ``computed``: the trip count is Add(c, 0), so only
-    running the graph reveals it."""
+    """The LSTM model plus an output counting a Loop's iterations; ``computed``: the trip
+    count is Add(c, 0), so only running the graph reveals it."""
     from onnx import TensorProto, helper, numpy_helper
 
     body = helper.make_graph(
@@ -107,15 +118,10 @@ def loop_model(path, trips: int, computed: bool = False) -> Path:
              numpy_helper.from_array(np.array(0, np.int64), "zero"),
              numpy_helper.from_array(np.array(True), "cond"),
              numpy_helper.from_array(np.array(0.0, np.float32), "acc0")]
-    nodes = []
-    if computed:
-        nodes.append(helper.make_node("Add", ["M0", "zero"], ["M"]))
-    nodes += [helper.make_node("Loop", ["M" if computed else "M0", "cond", "acc0"], ["count"],
-                               body=body),
-              helper.make_node("Add", ["X", "count"], ["Y"])]
-    x = helper.make_tensor_value_info("X", TensorProto.FLOAT, ["B", 2])
-    y = helper.make_tensor_value_info("Y", TensorProto.FLOAT, ["B", 2])
-    return save_model(helper.make_graph(nodes, "loop", [x], [y], inits), path)
+    nodes = [helper.make_node("Add", ["M0", "zero"], ["M"])] if computed else []
+    nodes.append(helper.make_node("Loop", ["M" if computed else "M0", "cond", "acc0"], ["count"],
+                                  body=body))
+    return lstm_model(path, lambda model: add_output(model, "count", nodes, inits))
 
 
 def external_data_model(folder: Path, location: str) -> Path:
@@ -172,10 +178,15 @@ def keras_archive(path, units: int = 2, features: int = 3, tamper=None,
     json and h5py; ``tamper(h5)`` may change the weights file before it is zipped."""
     import h5py
 
-    config = config or {"class_name": "Sequential", "config": {"name": "s", "layers": [
-        {"class_name": "InputLayer",
-         "config": {"batch_shape": [None, None, features], "name": "input"}},
-        {"class_name": "LSTM", "config": {"name": "lstm", "units": units}}]}}
+    shape = [None, None, features]
+    config = config or {  # as Keras 3.15 writes it, less the defaults
+        "module": "keras", "class_name": "Sequential", "registered_name": None,
+        "config": {"name": "sequential", "build_input_shape": shape, "layers": [
+            {"module": "keras.layers", "class_name": "InputLayer", "registered_name": None,
+             "config": {"batch_shape": shape, "dtype": "float32", "name": "input_layer"}},
+            {"module": "keras.layers", "class_name": "LSTM", "registered_name": None,
+             "config": {"name": "lstm", "units": units}, "build_config": {"input_shape": shape}}]},
+        "build_config": {"input_shape": shape}}
     rng = np.random.default_rng(0)
     buffer = io.BytesIO()
     with h5py.File(buffer, "w") as h5:
@@ -183,6 +194,8 @@ def keras_archive(path, units: int = 2, features: int = 3, tamper=None,
         group["0"] = rng.standard_normal((features, 4 * units)).astype(np.float32)
         group["1"] = rng.standard_normal((units, 4 * units)).astype(np.float32)
         group["2"] = rng.standard_normal((4 * units,)).astype(np.float32)
+        h5.create_group("layers/lstm/vars")
+        h5.create_group("vars")
         if tamper is not None:
             tamper(h5)
     with zipfile.ZipFile(path, "w") as archive:

@@ -11,6 +11,7 @@ import pytest
 from lstm_bench.bench.harness import Settings, round_robin, sweep, time_call
 from lstm_bench.bench.stats import Measurement, latency_stats
 from lstm_bench.errors import LSTMBenchError
+from lstm_bench.runtimes.base import BaseRuntime
 
 MS = 1_000_000  # ns
 
@@ -25,7 +26,7 @@ class FakeClock:
         return self.now
 
 
-class ScriptedRuntime:
+class ScriptedRuntime(BaseRuntime):
     """Each run() advances the fake clock by the next duration of its script (cycled)."""
 
     device = "cpu"
@@ -39,7 +40,7 @@ class ScriptedRuntime:
     def available(self):
         return None
 
-    def open(self, model_path, *, threads=None):
+    def open(self, model_path, *, threads=None, ort_options=None):
         self.opened_with = threads
         self.clock.now += self.open_ns
 
@@ -156,7 +157,7 @@ def test_sweep_skips_a_runtime_that_cannot_open():
     clock = FakeClock()
 
     class Broken(ScriptedRuntime):
-        def open(self, model_path, *, threads=None):
+        def open(self, model_path, *, threads=None, ort_options=None):
             raise LSTMBenchError("broken: cannot load")
 
     result = sweep("m.onnx", {"ok": lambda: ScriptedRuntime("ok", clock, [1]),

@@ -251,19 +251,36 @@ def _lambda_model():
     return keras.Model(inputs, layers.LSTM(4)(x))
 
 
-def _branching_model():
+def _shared_layer_model():
     inputs = keras.Input((None, 3))
-    both = layers.Concatenate(name="join")([layers.LSTM(2)(inputs), layers.LSTM(3)(inputs)])
-    return keras.Model(inputs, layers.Dense(1)(both))
+    shared = layers.Dense(3, name="shared")
+    return keras.Model(inputs, layers.LSTM(2)(shared(shared(inputs))))
+
+
+def _masked_merge_model():
+    inputs = keras.Input((None,), dtype="int32")
+    x = layers.Embedding(9, 3, mask_zero=True)(inputs)
+    both = layers.Add(name="join")([layers.LSTM(2, return_sequences=True)(x),
+                                    layers.LSTM(2, return_sequences=True)(x)])
+    return keras.Model(inputs, layers.LSTM(2)(both))
 
 
 REFUSED = {
-    "branches": (_branching_model, r"Concatenate layer 'join' .*only a linear chain"),
-    "lambda": (_lambda_model, r"'doubler' of class Lambda"),
-    "masking": (lambda: _sequential(layers.Masking(name="mask"), layers.LSTM(3)),
-                r"'mask' of class Masking"),
-    "conv": (lambda: _sequential(layers.Conv1D(2, 3, name="conv"), layers.LSTM(3)),
-             r"'conv' of class Conv1D"),
+    "shared": (_shared_layer_model, r"layer 'shared' is called more than once \(a shared layer\)"),
+    "masked_merge": (_masked_merge_model, r"Add layer 'join': merges masked tensors"),
+    "lambda": (_lambda_model, r"'doubler' of class Lambda is not supported \(Lambda layers hold code"),
+    "average_same": (lambda: _sequential(layers.AveragePooling1D(2, padding="same", name="pool"),
+                                         layers.LSTM(3)),
+                     r"'pool': padding='same' is not supported: Keras' backends disagree"),
+    "masked_backwards_sequence": (
+        lambda: keras.Sequential([keras.Input((None,), dtype="int32"),
+                                  layers.Embedding(5, 2, mask_zero=True),
+                                  layers.LSTM(3, go_backwards=True, return_sequences=True,
+                                              name="back")]),
+        r"LSTM layer 'back': go_backwards with return_sequences on a masked input"),
+    "flatten_unknown_length": (lambda: _sequential(layers.LSTM(3, return_sequences=True),
+                                                   layers.Flatten(name="flat")),
+                               r"'flat': flattens a time axis of unknown length"),
     "gru": (lambda: _sequential(layers.GRU(3, name="gru")), r"'gru' of class GRU"),
     "bidirectional_gru": (lambda: _sequential(layers.Bidirectional(layers.GRU(3), name="bi")),
                           r"Bidirectional layer 'bi' wraps 'GRU'"),

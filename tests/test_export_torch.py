@@ -254,8 +254,10 @@ def test_proj_size_is_refused(tmp_path, exporter):
 
 @pytest.mark.parametrize("make, message", [
     (lambda: (nn.Linear(3, 3), torch.randn(2, 3)), "no nn.LSTM"),
-    (lambda: (nn.LSTM(3, 4), torch.randn(2, 3)), "rank 3"),
+    (lambda: (nn.LSTM(3, 4), torch.randn(2, 3)), "floating-point tensor"),
     (lambda: (nn.LSTM(3, 4), torch.ones(2, 5, 3, dtype=torch.int64)), "floating-point"),
+    (lambda: (nn.LSTM(3, 4), torch.ones(2, 5, dtype=torch.int64)), "no nn.Embedding"),
+    (lambda: (TokenTagger(), torch.full((2, 5), 99)), r"token ids 99..99; .* has 20 rows"),
     (lambda: (nn.LSTM(3, 4), [1, 2]), "tensor or a PackedSequence"),
 ])
 def test_bad_models_and_inputs_are_refused(tmp_path, make, message):
@@ -263,6 +265,40 @@ def test_bad_models_and_inputs_are_refused(tmp_path, make, message):
     with pytest.raises(LSTMBenchError, match=message):
         export_torch(module, example, tmp_path / "bad.onnx", exporter="torchscript")
     assert os.listdir(tmp_path) == []
+
+
+class TokenTagger(nn.Module):
+    """Embedding -> bidirectional LSTM -> per-step scores: token ids [batch, seq] in."""
+
+    def __init__(self, vocab=20):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab, INPUT_SIZE, padding_idx=0)
+        self.lstm = nn.LSTM(INPUT_SIZE, HIDDEN_SIZE, batch_first=True, bidirectional=True)
+        self.head = nn.Linear(2 * HIDDEN_SIZE, 4)
+
+    def forward(self, tokens):
+        return self.head(self.lstm(self.embedding(tokens))[0])
+
+
+@pytest.mark.parametrize("exporter", ["dynamo", "torchscript"])
+def test_token_input_with_an_embedding(tmp_path, exporter):
+    """Integer example input: the graph takes int64 ids at any batch and length."""
+    torch.manual_seed(3)
+    model = TokenTagger().eval()
+    example = torch.randint(0, 20, (EXAMPLE_BATCH, EXAMPLE_STEPS))
+    proto = export_torch(model, example, tmp_path / "tokens.onnx", exporter=exporter)
+    (graph_input,) = proto.graph.input
+    assert graph_input.type.tensor_type.elem_type == onnx.TensorProto.INT64
+    assert [d.dim_param for d in graph_input.type.tensor_type.shape.dim] == ["batch", "seq"]
+    tokens = torch.randint(0, 20, (RUN_BATCH, RUN_STEPS))
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(tmp_path / "tokens.onnx"),
+                                           providers=["CPUExecutionProvider"])
+    (got,) = session.run(None, {"input": tokens.numpy()})
+    with torch.no_grad():
+        want = model(tokens).numpy()
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
 
 
 def test_bad_lengths_and_exporter_choices(tmp_path):

@@ -43,7 +43,7 @@ hypothesis = pytest.importorskip("hypothesis", reason="the fuzz suite needs hypo
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from hostile import keras_archive, npy_bytes, relu_model, snapshot  # noqa: E402
+from hostile import keras_archive, npy_bytes, snapshot  # noqa: E402
 from lstm_bench import seed  # noqa: E402
 from lstm_bench.cli import main  # noqa: E402
 

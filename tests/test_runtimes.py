@@ -1,6 +1,8 @@
 """Runtimes one by one: availability, the ort-cuda fallback rule and placement, torch's two
 paths, the float16 converter, and the inputs (random, ragged, .npz checks)."""
 
+import json
+
 import numpy as np
 import onnx
 import pytest
@@ -8,6 +10,7 @@ import pytest
 from lstm_bench.exporters.weights import export_weights
 from lstm_bench.errors import LSTMBenchError
 from lstm_bench.spec import LSTMSpec, LSTMWeights
+from lstm_bench.runtimes.base import BaseRuntime
 from lstm_bench.runtimes.cuda import cuda_device_reason
 from lstm_bench.runtimes.inputs import input_specs, load_inputs, make_inputs
 from lstm_bench.runtimes.ort_cuda import OrtCudaRuntime, placement_from_profile, predicted_fallback
@@ -21,11 +24,14 @@ def one_node(tmp_path, spec, name="m", **options):
 
 
 def test_registry_lists_every_backend_and_each_says_why_it_cannot_run():
-    assert list(RUNTIMES) == ["ort-cpu", "ort-cuda", "torch-cpu", "torch-cuda", "numpy",
-                              "onnx-reference", "ort-cpu-int8", "ort-cpu-fp16"]
+    from cases import RUNTIME_TRAITS
+
+    assert list(RUNTIMES) == list(RUNTIME_TRAITS)
     for name in RUNTIMES:
         runtime = get_runtime(name)
-        assert runtime.name == name and runtime.device in ("cpu", "cuda")
+        assert runtime.name == name and runtime.device == RUNTIME_TRAITS[name]["device"]
+        assert runtime.precision == RUNTIME_TRAITS[name]["precision"]
+        assert isinstance(runtime, BaseRuntime)  # the Protocol's defaults and context manager
         reason = runtime.available()
         assert reason is None or (isinstance(reason, str) and reason)
     with pytest.raises(LSTMBenchError, match="unknown runtime 'tpu'"):
@@ -249,3 +255,136 @@ def test_streaming_fails_a_runtime_whose_chunked_states_are_nan(tmp_path):
     runtime.close()
     assert result.status == "fail"
     assert {f.output for f in result.failures} == {"Y", "Y_h", "Y_c"}
+
+
+# ---- the Protocol: base class, context manager, global settings restored ------------------
+
+def test_torch_runtimes_restore_the_global_thread_count_on_close(tmp_path):
+    import torch
+
+    from lstm_bench.runtimes.torch_rt import TorchRuntime
+
+    path, _ = one_node(tmp_path, LSTMSpec(3, 4))
+    before = torch.get_num_threads()
+    wanted = 1 if before != 1 else 2
+    with TorchRuntime() as runtime:
+        runtime.open(str(path), threads=wanted)
+        assert torch.get_num_threads() == wanted
+        runtime.run({"X": np.zeros((2, 1, 3), np.float32)})
+    assert torch.get_num_threads() == before
+    assert runtime.modules == {}  # __exit__ closed it
+
+
+def test_reduced_precision_variants_are_siblings_not_subclasses():
+    from lstm_bench.runtimes.ort_variants import OrtFp16Runtime, OrtInt8Runtime
+
+    assert not issubclass(OrtFp16Runtime, OrtInt8Runtime)
+    assert not issubclass(OrtInt8Runtime, OrtFp16Runtime)
+
+
+# ---- int8 settings per CPU ----------------------------------------------------------------
+
+@pytest.mark.parametrize("flags,reduce_range,path", [
+    ({"avx2", "avx512f", "avx512_vnni"}, False, "avx512_vnni"),
+    ({"avx2", "avx_vnni"}, False, "avx_vnni"),
+    ({"avx2", "fma"}, True, "without VNNI"),  # AMD EPYC Zen 3: AVX2 only
+    ({"avx2", "avx512f", "avx512bw"}, True, "without VNNI"),  # Skylake-SP: AVX-512, no VNNI
+    (None, True, "unknown"),
+])
+def test_int8_settings_follow_onnxruntimes_advice_for_the_cpu(flags, reduce_range, path):
+    from lstm_bench.runtimes.ort_variants import int8_settings
+
+    chosen = int8_settings(None if flags is None else frozenset(flags))
+    assert chosen.reduce_range is reduce_range and chosen.per_channel is False
+    assert path in chosen.cpu_path and f"reduce_range={reduce_range}" in str(chosen)
+
+
+def test_this_cpus_flags_are_read():
+    from lstm_bench.runtimes.ort_variants import OrtInt8Runtime, cpu_flags, int8_settings
+
+    flags = cpu_flags()
+    assert flags is None or "fpu" in flags or "fp" in flags  # x86 or Arm /proc/cpuinfo
+    assert OrtInt8Runtime().quantization == int8_settings(flags)
+
+
+# ---- LSTM features per runtime ------------------------------------------------------------
+
+def test_lstm_support_explains_what_each_runtime_does_with_a_feature(tmp_path):
+    from lstm_bench.runtimes import features
+
+    _, model = one_node(tmp_path, LSTMSpec(3, 4, clip=0.5, layout=1), sequence_lens=True)
+    assert features.EVERYTHING.explain(model) == []
+    assert features.ORT_CPU.explain(model) == ["lstm: refuses layout = 1"]
+    assert features.ONNX_REFERENCE.explain(model) == ["lstm: ignores sequence_lens, clip is set"]
+    assert features.ORT_CUDA.explain(model) == [
+        "lstm: refuses layout = 1", "lstm: runs on the CPU provider for clip is set"]
+
+
+# ---- onnxruntime session options ----------------------------------------------------------
+
+def test_ort_options_are_parsed_validated_and_applied():
+    from lstm_bench.runtimes.ort_cpu import session_options
+    from lstm_bench.runtimes.ort_options import parse_ort_options
+
+    options = parse_ort_options(["graph_optimization_level=ORT_ENABLE_BASIC",
+                                 "execution_mode=parallel", "intra_op_spinning=0",
+                                 "inter_op_threads=3", "session.use_env_allocators=1"])
+    assert options.as_dict() == {"graph_optimization_level": "basic", "execution_mode": "parallel",
+                                 "intra_op_spinning": "0", "inter_op_threads": "3",
+                                 "session.use_env_allocators": "1"}
+    import onnxruntime
+
+    applied = session_options(2, options)
+    assert applied.graph_optimization_level == onnxruntime.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    assert applied.execution_mode == onnxruntime.ExecutionMode.ORT_PARALLEL
+    assert applied.intra_op_num_threads == 2 and applied.inter_op_num_threads == 3
+    assert applied.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+    assert not parse_ort_options(None) and parse_ort_options(["intra_op_spinning=1",
+                                                              "intra_op_spinning=0"]).as_dict() \
+        == {"intra_op_spinning": "0"}  # the last one wins
+    for bad, needle in [("nonsense=1", "nonsense: unknown option"),
+                        ("intra_op_spinning=2", "expected 0 or 1"),
+                        ("execution_mode=fast", "sequential | parallel"),
+                        ("inter_op_threads=-1", "0..4096"),
+                        ("graph_optimization_level", "expected KEY=VALUE")]:
+        with pytest.raises(LSTMBenchError, match=needle):
+            parse_ort_options([bad])
+
+
+@pytest.mark.parametrize("name", ["ort-cpu", "ort-cpu-int8", "ort-cpu-fp16"])
+def test_every_onnxruntime_runtime_records_its_options(tmp_path, name):
+    from lstm_bench.runtimes.ort_options import parse_ort_options
+
+    path, _ = one_node(tmp_path, LSTMSpec(3, 4))
+    options = parse_ort_options(["graph_optimization_level=disable_all", "intra_op_spinning=0"])
+    with get_runtime(name) as runtime:
+        runtime.open(str(path), threads=1, ort_options=options)
+        assert runtime.settings()["ort_options"] == options.as_dict()
+        runtime.run({"X": np.zeros((2, 1, 3), np.float32)})
+
+
+def test_bench_records_the_ort_options_in_every_row(tmp_path, capsys):
+    from lstm_bench.cli import main
+
+    path, _ = one_node(tmp_path, LSTMSpec(3, 4))
+    report = tmp_path / "bench.json"
+    code = main(["bench", str(path), "--runtimes", "ort-cpu,numpy", "--threads", "1",
+                 "--seq-len", "5", "--min-time", "0", "--min-reps", "3", "--no-calibrate",
+                 "--quiet", "--ort-option", "intra_op_spinning=0", "--json", str(report)])
+    assert code == 0, capsys.readouterr()
+    rows = {r["runtime"]: r for r in json.loads(report.read_text())["results"]}
+    assert rows["ort-cpu"]["ort_options"] == {"intra_op_spinning": "0"}
+    assert "ort_options" not in rows["numpy"]  # it does not use onnxruntime
+    assert main(["bench", str(path), "--ort-option", "spinning=0"]) == 2
+    assert "--ort-option spinning: unknown option" in capsys.readouterr().err
+
+
+def test_int8_survey_measures_every_setting_and_marks_the_chosen_one(capsys):
+    from lstm_bench.runtimes.int8_survey import main, survey
+
+    errors = survey(models=1)
+    assert set(errors) == {(False, False), (False, True), (True, False), (True, True)}
+    assert all(len(v) == 1 and np.isfinite(v[0]) and v[0] < 0.3 for v in errors.values())
+    assert main(["1"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("ort-cpu-int8 on this CPU: QInt8 weights") and out.count("<- chosen") == 1

@@ -17,13 +17,12 @@ import subprocess
 import sys
 import time
 import zipfile
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from hostile import (assert_bad_input, bench_report, constant_of_shape_bomb,
-                     external_data_model, keras_archive, loop_model, npy_bytes, relu_model,
+from hostile import (add_output, assert_bad_input, bench_report, constant_of_shape_bomb,
+                     external_data_model, keras_archive, loop_model, lstm_model, npy_bytes,
                      run_cli, snapshot, weights_npz, write_npz)
 from lstm_bench import seed
 from lstm_bench.errors import LSTMBenchError
@@ -120,16 +119,27 @@ def test_files_written_get_the_users_umask_permissions(tmp_path, capsys, tiny):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o640, name
 
 
-def test_a_run_that_stops_early_says_so_in_its_folder(tmp_path, capsys):
-    """verify writes its report, then bench refuses the model (no LSTM): the folder keeps
-    verify.json and says that the report set is incomplete."""
-    relu = relu_model(tmp_path / "relu.onnx")
+def test_a_run_interrupted_after_verify_says_so_in_its_folder(tmp_path, tiny):
+    """Ctrl-C once verify.json is written (the benchmark then runs for seconds): the folder
+    keeps verify.json and a file that says its report set is incomplete."""
     out = tmp_path / "out"
-    assert_bad_input(run_cli(capsys, "run", "--model", relu, "--out", out, "--runtimes", "numpy",
-                             "--quiet"), "no LSTM node")
+    proc = subprocess.Popen([sys.executable, "-m", "lstm_bench.cli", "run", "--model", str(tiny),
+                             "--out", str(out), "--runtimes", "numpy", "--min-time", "5",
+                             "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(out.glob("*/verify.json")):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"run never wrote verify.json: {proc.communicate()[1][-500:]}")
+        time.sleep(0.01)
+    time.sleep(0.5)  # into the benchmark
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "Traceback" not in err, err
     (folder,) = out.iterdir()
-    assert (folder / "verify.json").is_file()
-    assert "stopped before its reports were complete" in (folder / "INTERRUPTED").read_text()
+    assert (folder / "verify.json").is_file() and not (folder / "bench.html").exists()
+    assert "stopped before its reports were complete: interrupted" in \
+        (folder / "INTERRUPTED").read_text()
 
 
 # --- 2. reading user files is confined ----------------------------------------------------
@@ -238,7 +248,10 @@ def test_huge_sizes_are_refused_before_allocating(model, capsys, argv, contains)
 
 
 def test_a_fixed_dim_of_10_12_in_the_model_is_refused(tmp_path, capsys):
-    model = relu_model(tmp_path / "huge.onnx", x_dims=(10 ** 12, 1, 2))
+    def huge(model):
+        model.graph.input[0].type.tensor_type.shape.dim[0].dim_value = 10 ** 12
+
+    model = lstm_model(tmp_path / "huge.onnx", huge)
     assert_bad_input(run_cli(capsys, "verify", model, *FAST), "above the limit", "'X'")
 
 
@@ -250,21 +263,32 @@ def test_a_constant_of_shape_bomb_is_refused_before_running(tmp_path, capsys):
 # --- 3. every input fed or refused ---------------------------------------------------------
 
 def test_an_input_with_a_default_value_is_fed_at_the_requested_shape(tmp_path, capsys):
-    model = relu_model(tmp_path / "init.onnx", x_dims=("batch", "seq", 2),
-                       initializer=np.ones((1, 5, 2), np.float32))
+    from onnx import numpy_helper
+
+    def default_x(model):  # X [seq_len, batch, 2] also gets a default value of [5, 1, 2]
+        model.graph.initializer.append(numpy_helper.from_array(np.ones((5, 1, 2), np.float32), "X"))
+
+    model = lstm_model(tmp_path / "init.onnx", default_x)
     rc, _, err = run_cli(capsys, "verify", model, "--batch", "8", "--seq-len", "50", "--json",
                          tmp_path / "v.json", *FAST)
     assert rc == 0, err
     inputs = json.loads((tmp_path / "v.json").read_text())["inputs"]
-    assert inputs["shapes"] == {"X": [8, 50, 2]}
+    assert inputs["shapes"] == {"X": [50, 8, 2]}
     assert inputs["batch"] == 8 and inputs["seq_len"] == 50
 
 
 def test_a_batch_that_no_input_takes_is_refused(tmp_path, capsys):
-    model = relu_model(tmp_path / "fixed.onnx", x_dims=(1, 5, 2),
-                       initializer=np.ones((1, 5, 2), np.float32))
+    from onnx import numpy_helper
+
+    def fixed_x(model):  # X fixed at [5, 1, 2], with that default value: nothing is fed
+        for dim, size in zip(model.graph.input[0].type.tensor_type.shape.dim, (5, 1, 2)):
+            dim.Clear()
+            dim.dim_value = size
+        model.graph.initializer.append(numpy_helper.from_array(np.ones((5, 1, 2), np.float32), "X"))
+
+    model = lstm_model(tmp_path / "fixed.onnx", fixed_x)
     assert_bad_input(run_cli(capsys, "verify", model, "--batch", "8", *FAST),
-                     "no dynamic batch axis", "'X': [1, 5, 2]")
+                     "no dynamic batch axis", "'X': [5, 1, 2]")
 
 
 def test_compare_refuses_an_empty_report(tmp_path, capsys):
@@ -293,23 +317,16 @@ def test_run_validates_its_options_before_any_work(tmp_path, capsys):
 # --- 4. one line on stderr and exit 2 for every bad input ----------------------------------
 
 def test_errors_of_onnx_evaluator_are_one_line(tmp_path, capsys):
-    dangling = relu_model(tmp_path / "dangling.onnx")
-    import onnx
-    from onnx import TensorProto, helper
+    from onnx import helper, numpy_helper
 
-    proto = onnx.load(str(dangling))
-    proto.graph.output.append(helper.make_tensor_value_info("nowhere", TensorProto.FLOAT, None))
-    onnx.save(proto, str(dangling))
+    dangling = lstm_model(tmp_path / "dangling.onnx", lambda m: add_output(m, "nowhere"))
     assert_bad_input(run_cli(capsys, "verify", dangling, *FAST), "float64 reference")
-    x = helper.make_tensor_value_info("X", TensorProto.FLOAT, [3])
-    y = helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)
-    from onnx import numpy_helper
 
-    graph = helper.make_graph([helper.make_node("Add", ["X", "C"], ["Y"])], "bad", [x], [y],
-                              [numpy_helper.from_array(np.ones(4, np.float32), "C")])
-    from hostile import save_model
+    def mismatch(model):  # Y_h [1, batch, 3] + a constant of 4 values
+        add_output(model, "bad", [helper.make_node("Add", ["Y_h", "C"], ["bad"])],
+                   [numpy_helper.from_array(np.ones(4, np.float32), "C")])
 
-    assert_bad_input(run_cli(capsys, "verify", save_model(graph, tmp_path / "shape.onnx"),
+    assert_bad_input(run_cli(capsys, "verify", lstm_model(tmp_path / "shape.onnx", mismatch),
                              *FAST), "float64 reference")
 
 
@@ -381,7 +398,10 @@ def test_names_from_users_files_and_paths_are_shown_literally(tmp_path, capsys, 
     rc, out, err = run_cli(capsys, "verify", path, *FAST)
     assert rc == 0, err
     assert "model[v2].onnx" in out.replace("\n", "")
-    odd = relu_model(tmp_path / "odd.onnx", y_name="y[/bold][red]")
+    def rename(model):
+        model.graph.node[0].output[0] = model.graph.output[0].name = "y[/bold][red]"
+
+    odd = lstm_model(tmp_path / "odd.onnx", rename)
     rc, out, err = run_cli(capsys, "verify", odd, *FAST)
     assert rc == 0 and "Traceback" not in err, err
     assert "y[/bold][red]" in out

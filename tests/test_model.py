@@ -1,0 +1,75 @@
+"""The model parsed once: ``lstm_bench.model.Model`` shared by verify, bench and the runtimes."""
+
+import hashlib
+
+import onnx
+import pytest
+
+from lstm_bench.errors import LSTMBenchError
+from lstm_bench.exporters.weights import export_weights
+from lstm_bench.model import Model, as_model
+from lstm_bench.spec import LSTMSpec, LSTMWeights
+
+
+@pytest.fixture
+def path(tmp_path):
+    path = tmp_path / "m.onnx"
+    export_weights(LSTMWeights.random(LSTMSpec(3, 4, direction="bidirectional"), seed=0), path)
+    return path
+
+
+def test_derived_facts_are_computed_once_and_right(path):
+    model = Model.load(path)
+    assert model.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert model.lstm_nodes is model.lstm_nodes and model.summary is model.summary
+    (node,) = model.lstm_nodes
+    assert node.spec.hidden_size == 4 and model.summary["lstm_nodes"][0]["direction"] == "bidirectional"
+    assert model.flops(2, 10) == 8 * 4 * (3 + 4) * 2 * 10 * 2
+    assert str(model) == str(path) and open(model, "rb").read(4) == path.read_bytes()[:4]
+    assert as_model(model) is model and as_model(str(path)).sha256 == model.sha256
+    with pytest.raises(AttributeError):
+        model.path = path  # frozen
+
+
+@pytest.mark.parametrize("make,needle", [
+    (lambda p: p, "no such model file"),
+    (lambda p: (p.mkdir(), p)[1], "a directory, not a model file"),
+    (lambda p: (p.write_text("hello"), p)[1], "not a readable ONNX model"),
+])
+def test_a_bad_file_is_one_clear_error(tmp_path, make, needle):
+    with pytest.raises(LSTMBenchError, match=needle):
+        Model.load(make(tmp_path / "x.onnx"))
+
+
+@pytest.fixture
+def reads(monkeypatch):
+    """Every path onnx.load is asked to read (a real onnx.load, counted)."""
+    seen = []
+    real_load = onnx.load
+
+    def counting_load(f, *args, **kwargs):
+        seen.append(str(f))
+        return real_load(f, *args, **kwargs)
+
+    monkeypatch.setattr(onnx, "load", counting_load)
+    return seen
+
+
+def test_verify_reads_the_file_once_for_every_runtime(path, reads):
+    from lstm_bench.runtimes.verify import verify
+
+    report = verify(path, ["ort-cpu", "numpy", "torch-cpu", "onnx-reference", "ort-cpu-fp16"],
+                    batch=2, seq_len=5)
+    assert [r.status for r in report.results] == ["pass"] * 5
+    assert reads.count(str(path)) == 1, reads
+
+
+def test_bench_reads_the_file_once_for_every_runtime(path, reads):
+    from lstm_bench.bench.harness import Settings
+    from lstm_bench.bench.runner import run_bench
+
+    doc = run_bench(path, runtimes="ort-cpu,numpy,torch-cpu", batches=(1, 2), seq_lens=(4,),
+                    threads_list=(1,), settings=Settings(min_time=0, min_reps=2, block=1),
+                    calibrate=False, show_progress=False)
+    assert len(doc["results"]) == 6 and doc["model"]["sha256"]
+    assert reads.count(str(path)) == 1, reads
