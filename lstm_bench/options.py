@@ -9,7 +9,7 @@ Bounds (a value outside is refused): batch and sequence lengths 1 .. 2**31-1 (on
 and the LSTM's sequence_lens are int32; the memory a shape needs is checked separately against
 ``LSTM_BENCH_MAX_ARRAY_MB``, see ``lstm_bench.files``); thread counts 1 .. ``MAX_THREADS``;
 lists at most ``MAX_LIST`` values; seeds 0 .. 2**32-1; ranges of finite floats whose width is
-finite too.
+finite too; durations finite and 0 or more.
 """
 
 from __future__ import annotations
@@ -87,13 +87,14 @@ def seed(text: str) -> int:
     return _integer(text, 0, MAX_SEED)
 
 
-def positive_float(text: str) -> float:
+def seconds(text: str) -> float:
+    """A duration: a finite number, 0 or more (0: the minimum repetitions alone)."""
     try:
         value = float(text)
     except ValueError:
-        raise OptionError(f"expected a number, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise OptionError(f"expected a positive number, got {text!r}")
+        raise OptionError(f"expected a number of seconds, got {text!r}") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise OptionError(f"expected a number of seconds, 0 or more, got {text!r}")
     return value
 
 
@@ -176,4 +177,4 @@ def add_seed(parser, *, help_: str = "seed of the random inputs (default 0)") ->
 
 
 def add_min_time(parser, *, default: float, help_: str) -> None:
-    parser.add_argument("--min-time", type=positive_float, default=default, help=help_)
+    parser.add_argument("--min-time", type=seconds, default=default, help=help_)
