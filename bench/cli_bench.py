@@ -36,6 +36,13 @@ def add_arguments(parser) -> None:
     parser.add_argument("--md", metavar="PATH", help="write a Markdown report")
     parser.add_argument("--html", metavar="PATH", help="write a self-contained HTML report")
     options.add_quiet(parser)
+    # streaming latency (bench/streaming.py)
+    parser.add_argument("--streaming", action="store_true",
+                        help="time one chunk per call with h and c carried between calls "
+                             "(--seq-len is not used); a model without state inputs and outputs "
+                             "is timed as its stateful variant, and the report says so")
+    parser.add_argument("--chunk", type=options.sizes, default=[1],
+                        help="with --streaming: comma list of steps per call (default: 1)")
 
 
 def settings_from(args):
@@ -80,10 +87,25 @@ def main(args) -> int:
         from lstm_bench.bench.report import verify_section
 
         verify = verify_section(read_json(args.verify_json, "verify report"))
-    doc = run_bench(args.model, runtimes=args.runtimes, batches=args.batch, seq_lens=args.seq_len,
-                    threads_list=threads_or_default(args.threads), settings=settings_from(args),
-                    verify=verify, calibrate=not args.no_calibrate, show_progress=not args.quiet,
-                    ort_options=ort_options, inputs=args.inputs)
+    threads = threads_or_default(args.threads)
+    if args.streaming:  # streaming latency (bench/streaming.py)
+        from lstm_bench.bench.streaming import run_streaming
+        from lstm_bench.errors import LSTMBenchError
+
+        if args.inputs:
+            raise LSTMBenchError("--inputs and --streaming cannot be combined: the streaming "
+                                 "bench feeds random chunks of --chunk steps")
+        doc = run_streaming(args.model, runtimes=args.runtimes, batches=args.batch,
+                            chunks=args.chunk, threads_list=threads,
+                            settings=settings_from(args), verify=verify,
+                            calibrate=not args.no_calibrate, show_progress=not args.quiet,
+                            ort_options=ort_options)
+    else:
+        doc = run_bench(args.model, runtimes=args.runtimes, batches=args.batch,
+                        seq_lens=args.seq_len, threads_list=threads,
+                        settings=settings_from(args), verify=verify,
+                        calibrate=not args.no_calibrate, show_progress=not args.quiet,
+                        ort_options=ort_options, inputs=args.inputs)
     console = make_console()
     print_terminal(doc, console)
     write_reports(doc, args, console)

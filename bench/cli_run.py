@@ -129,9 +129,14 @@ def step_bench(model_path, args, verify: dict, batches, threads) -> dict:
         for name, entry in section["runtimes"].items():
             entry["per_step_max_abs_error"] = (layer.get(name) or {}).get("per_step_max_abs_error")
         section["per_step_model"] = "the model's LSTM layer alone (output Y, batch 8)"
-    return run_bench(model_path, runtimes=args.runtimes, batches=batches,
-                     seq_lens=(verify["inputs"]["seq_len"] or SEQ_LEN,), threads_list=threads,
-                     settings=settings, verify=section, show_progress=not args.quiet)
+    doc = run_bench(model_path, runtimes=args.runtimes, batches=batches,
+                    seq_lens=(verify["inputs"]["seq_len"] or SEQ_LEN,), threads_list=threads,
+                    settings=settings, verify=section, show_progress=not args.quiet)
+    # and the latency of streaming it, one step per call with h and c carried (bench/streaming.py)
+    from lstm_bench.bench.streaming import add_streaming
+
+    return add_streaming(doc, model_path, runtimes=args.runtimes, threads_list=threads,
+                         settings=settings, show_progress=not args.quiet)
 
 
 def step_reports(doc, folder) -> list:
@@ -148,11 +153,12 @@ def summary_table(doc):
 
     verify = (doc.get("verify") or {}).get("runtimes", {})
     rows: dict[str, dict] = {}
-    for row in doc["results"]:
+    sequence_rows = [r for r in doc["results"] if r.get("mode") != "streaming"]
+    for row in sequence_rows:
         entry = rows.setdefault(row["runtime"], {"latency": {}, "throughput": 0.0})
         entry["latency"][row["batch"]] = row["latency_ms"]["median"]
         entry["throughput"] = max(entry["throughput"], row["throughput"]["sequences_per_s"])
-    smallest = min((r["batch"] for r in doc["results"]), default=1)
+    smallest = min((r["batch"] for r in sequence_rows), default=1)
     table = Table(title="lstm-bench run: summary", header_style="bold")
     for i, col in enumerate(("runtime", "verify", "max abs error",
                              f"median ms (batch {smallest})", "best sequences/s")):

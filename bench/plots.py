@@ -84,6 +84,15 @@ def latency_vs_batch(rows) -> str:
                  "seq_len = {}", "batch", "median latency (ms)")
 
 
+def streaming_latency(rows) -> str:
+    """Streaming rows (bench/streaming.py): p50 latency per step, p99 as the bar's top."""
+    return _draw(_curves(rows, "chunk", "batch",
+                         lambda r: (r["per_step_ms"]["p50"],
+                                    (r["per_step_ms"]["p50"], r["per_step_ms"]["p99"]))),
+                 "streaming, chunk = {} step(s) per call", "batch",
+                 "latency per step (ms): p50, bar to p99")
+
+
 def throughput_vs_batch(rows) -> str:
     return _draw(_curves(rows, "seq_len", "batch",
                          lambda r: (r["throughput"]["sequences_per_s"], None)),
@@ -143,7 +152,7 @@ def verify_error_per_step(verify: dict) -> str | None:
 
 def all_plots(doc: dict) -> list[tuple[str, str]]:
     """(caption, base64 PNG) for every plot the document's data supports."""
-    rows = doc["results"]
+    rows = [r for r in doc["results"] if r.get("mode") != "streaming"]  # bench/streaming.py
     plots = []
     if rows:
         plots.append(("Latency against batch", latency_vs_batch(rows)))
@@ -154,6 +163,9 @@ def all_plots(doc: dict) -> list[tuple[str, str]]:
         if len({r["threads"] for r in rows}) > 1:
             plots.append(("Latency against threads", latency_vs_threads(rows)))
         plots.append(("Cold start", cold_start(rows)))
+    streaming = [r for r in doc["results"] if r.get("mode") == "streaming"]
+    if streaming:
+        plots.append(("Streaming latency per step", streaming_latency(streaming)))
     if doc.get("verify"):
         png = verify_error_per_step(doc["verify"])
         if png:

@@ -27,7 +27,10 @@ def _one_direction(X, W, R, Wb, Rb, P, h, c, lens, acts, clip, input_forget):
     """Run one direction over X ``[T,B,I]`` from state (h, c); lens None means all T steps.
 
     The recurrence works in preallocated buffers: ``gates`` holds the i, o, f, c
-    pre-activations side by side and is overwritten by the activations in place.
+    pre-activations one after the other, each a contiguous ``[B, H]`` block, and is
+    overwritten by the activations in place. (``h @ R^T`` gives them side by side in each row;
+    NumPy's elementwise loops run about 1.6x faster on whole blocks than on column slices, so
+    the sum with the input projection writes them out gate by gate.)
     """
     f, g, h_act = acts
     T, batch, _ = X.shape
@@ -35,22 +38,24 @@ def _one_direction(X, W, R, Wb, Rb, P, h, c, lens, acts, clip, input_forget):
     # The input projection of every time step in one matrix product, both biases folded in.
     XW = X.reshape(T * batch, X.shape[2]) @ W.T  # not -1: T or batch may be 0
     XW += Wb + Rb
-    XW = XW.reshape(T, batch, 4 * H)
+    XW = XW.reshape(T, batch, 4, H).transpose(0, 2, 1, 3)  # [T, gate, B, H], a view
     RT = np.ascontiguousarray(R.T)
+    hR = np.empty((batch, 4 * H), dtype=X.dtype)
+    hR_by_gate = hR.reshape(batch, 4, H).transpose(1, 0, 2)  # [gate, B, H], a view
     p_i, p_o, p_f = (None, None, None) if P is None else (P[:H], P[H:2 * H], P[2 * H:])
     if lens is not None:
         live = (np.arange(T)[:, None] < lens)[:, :, None]  # [T, B, 1]: step t within length
         dead = ~live
 
     Y = np.zeros((T, batch, H), dtype=X.dtype)
-    gates = np.empty((batch, 4 * H), dtype=X.dtype)
-    i, o, fg, cc = (gates[:, k * H:(k + 1) * H] for k in range(4))
-    iof = gates[:, :3 * H]
+    gates = np.empty((4, batch, H), dtype=X.dtype)
+    i, o, fg, cc = gates
+    iof = gates[:3]
     h, c = h.copy(), c.copy()
     c_new, scratch = np.empty_like(c), np.empty_like(c)
     for t in range(T):
-        np.matmul(h, RT, out=gates)
-        gates += XW[t]
+        np.matmul(h, RT, out=hR)
+        np.add(hR_by_gate, XW[t], out=gates)
         if P is None:
             # o does not wait for C_t: clip all four gates, then f over i, o, f in one call.
             if clip is not None:
@@ -197,7 +202,9 @@ def lstm(X, W, R, B=None, sequence_lens=None, initial_h=None, initial_c=None, P=
         Y_hs.append(Y_h)
         Y_cs.append(Y_c)
 
-    Y, Y_h, Y_c = np.stack(Ys, axis=1), np.stack(Y_hs), np.stack(Y_cs)
+    # [T, D, B, H]; one direction needs no copy of its Y (the stack would be ~3% of the time)
+    Y = Ys[0][:, None] if D == 1 else np.stack(Ys, axis=1)
+    Y_h, Y_c = np.stack(Y_hs), np.stack(Y_cs)
     if layout:
         return Y.transpose(2, 0, 1, 3), Y_h.transpose(1, 0, 2), Y_c.transpose(1, 0, 2)
     return Y, Y_h, Y_c
