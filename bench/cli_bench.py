@@ -41,7 +41,7 @@ def add_arguments(parser) -> None:
                         help="time one chunk per call with h and c carried between calls "
                              "(--seq-len is not used); a model without state inputs and outputs "
                              "is timed as its stateful variant, and the report says so")
-    parser.add_argument("--chunk", type=options.sizes, default=[1],
+    parser.add_argument("--chunk", default="1",
                         help="with --streaming: comma list of steps per call (default: 1)")
 
 
@@ -65,6 +65,7 @@ def write_reports(doc, args, console) -> None:
 
 
 def main(args) -> int:
+    from lstm_bench import options
     from lstm_bench.bench.report import make_console, print_terminal
     from lstm_bench.bench.runner import run_bench
     from lstm_bench.files import check_distinct, check_writable, read_json
@@ -95,8 +96,12 @@ def main(args) -> int:
         if args.inputs:
             raise LSTMBenchError("--inputs and --streaming cannot be combined: the streaming "
                                  "bench feeds random chunks of --chunk steps")
+        try:  # parsed here, not by argparse: only --streaming reads it
+            chunks = options.sizes(args.chunk)
+        except LSTMBenchError as exc:
+            raise LSTMBenchError(f"--chunk: {exc}") from None
         doc = run_streaming(args.model, runtimes=args.runtimes, batches=args.batch,
-                            chunks=args.chunk, threads_list=threads,
+                            chunks=chunks, threads_list=threads,
                             settings=settings_from(args), verify=verify,
                             calibrate=not args.no_calibrate, show_progress=not args.quiet,
                             ort_options=ort_options)
