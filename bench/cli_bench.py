@@ -35,6 +35,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--json", metavar="PATH", help="write the full report (raw samples too)")
     parser.add_argument("--md", metavar="PATH", help="write a Markdown report")
     parser.add_argument("--html", metavar="PATH", help="write a self-contained HTML report")
+    parser.add_argument("--db", metavar="PATH",
+                        help="history database to append the results to (default: "
+                             "$LSTM_BENCH_DB, else lstm-bench-out/history.sqlite)")
+    parser.add_argument("--no-history", action="store_true", help="do not record the results")
     options.add_quiet(parser)
     # streaming latency (bench/streaming.py)
     parser.add_argument("--streaming", action="store_true",
@@ -53,45 +57,33 @@ def settings_from(args):
                     warmup_time=min(0.05, args.min_time / 4), block=args.block)
 
 
-def write_reports(doc, args, console) -> None:
-    from lstm_bench.bench.report import render_html, render_markdown, write_json, write_text
-
-    for option, write in (("json", lambda p: write_json(doc, p)),
-                          ("md", lambda p: write_text(p, render_markdown(doc))),
-                          ("html", lambda p: write_text(p, render_html(doc)))):
-        path = getattr(args, option)
-        if path:
-            console.print(f"wrote {write(path)}", highlight=False)
-
-
 def main(args) -> int:
     from lstm_bench import options
-    from lstm_bench.bench.report import make_console, print_terminal
+    from lstm_bench.bench import history
+    from lstm_bench.bench.report import VerifySummary, write_reports
     from lstm_bench.bench.runner import run_bench
+    from lstm_bench.bench.terminal import make_console, print_report
+    from lstm_bench.errors import LSTMBenchError
     from lstm_bench.files import check_distinct, check_writable, read_json
     from lstm_bench.options import threads_or_default
 
     for option in ("json", "md", "html"):
         check_writable(getattr(args, option), f"--{option}")
     check_distinct({"MODEL": args.model, "--verify-json": args.verify_json,
-                    "--inputs": args.inputs},
+                    "--inputs": args.inputs, "--db": args.db},
                    {f"--{o}": getattr(args, o) for o in ("json", "md", "html")})
     if args.min_reps < 1 or args.max_reps < 1 or args.block < 1:
-        from lstm_bench.errors import LSTMBenchError
-
         raise LSTMBenchError("--min-reps, --max-reps and --block must be at least 1")
     from lstm_bench.runtimes.ort_options import parse_ort_options
 
     ort_options = parse_ort_options(args.ort_options)
+    threads = threads_or_default(args.threads)
     verify = None
     if args.verify_json:
-        from lstm_bench.bench.report import verify_section
-
-        verify = verify_section(read_json(args.verify_json, "verify report"))
-    threads = threads_or_default(args.threads)
+        verify = VerifySummary.from_verify_json(read_json(args.verify_json, "verify report"))
+    db = None if args.no_history else history.check_db(args.db or history.default_db())
     if args.streaming:  # streaming latency (bench/streaming.py)
         from lstm_bench.bench.streaming import run_streaming
-        from lstm_bench.errors import LSTMBenchError
 
         if args.inputs:
             raise LSTMBenchError("--inputs and --streaming cannot be combined: the streaming "
@@ -112,7 +104,11 @@ def main(args) -> int:
                         calibrate=not args.no_calibrate, show_progress=not args.quiet,
                         ort_options=ort_options, inputs=args.inputs)
     console = make_console()
-    print_terminal(doc, console)
-    write_reports(doc, args, console)
+    print_report(doc, console)
+    for path in write_reports(doc, json=args.json, md=args.md, html=args.html):
+        console.print(f"wrote {path}", highlight=False, soft_wrap=True, markup=False)
+    if db is not None:
+        run_id = history.record(doc, db, "bench")
+        console.print(f"recorded as run #{run_id} in {db} (lstm-bench history --db {db})",
+                      highlight=False, soft_wrap=True, markup=False)
     return 0
-

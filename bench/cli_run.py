@@ -31,6 +31,10 @@ def add_arguments(parser) -> None:
                                                     "shape (default 0.2)")
     parser.add_argument("--model", metavar="MODEL.onnx",
                         help="run the job on this ONNX model instead of exporting the seed")
+    parser.add_argument("--db", metavar="PATH",
+                        help="history database to append the results to (default: "
+                             "$LSTM_BENCH_DB, else DIR/history.sqlite)")
+    parser.add_argument("--no-history", action="store_true", help="do not record the results")
     options.add_quiet(parser)
 
 
@@ -76,110 +80,87 @@ def step_export(folder) -> tuple[Path, dict]:
                          "check_shape": list(result.check_shape), "passed": result.passed}
 
 
-def lstm_layer_model(model_path, folder) -> Path | None:
-    """The model's first LSTM node alone, with its Y output, so that verify can show the error
-    per time step (the seed's own output is one probability per sequence)."""
-    import onnx
-
-    from lstm_bench.exporters.weights import export_weights
-    from lstm_bench.graph import lstm_nodes
-
-    nodes = lstm_nodes(onnx.load(str(model_path)))
-    if not nodes or nodes[0].spec.layout:
-        return None
-    path = folder / "lstm-layer.onnx"
-    export_weights(nodes[0].weights, path, outputs=("Y",))
-    return path
-
-
-def step_verify(model_path, runtimes, folder, source=None) -> dict:
-    """Verify on every runtime; writes folder/verify.json; returns the report as a dict.
-    ``source``: the checkpoint the model was exported from, verified too as torch-source.
-
-    The LSTM layer alone is verified too (folder/verify-lstm-layer.json) at batch 8: its
-    error per time step is what the report's drift plot shows."""
-    from lstm_bench.runtimes.verify import verify, write_json
+def step_verify(model_path, runtimes, folder, source=None):
+    """Verify on every runtime (folder/verify.json). verify judges the model's LSTM layer alone
+    too (batch 8): its hidden states show the drift over time that the seed's one-probability
+    output hides, and count in each runtime's one verdict. Returns the ``VerifySummary``.
+    ``source``: the checkpoint the model was exported from, run as torch-source.
+    """
+    from lstm_bench.bench.report import VerifySummary
+    from lstm_bench.files import write_json
+    from lstm_bench.runtimes.verify import verify
 
     report = verify(model_path, runtimes=runtimes, batch=1, source=source)
-    write_json(report, folder / "verify.json")
-    result = report.to_dict()
-    layer = lstm_layer_model(model_path, folder)
-    if layer is not None:
-        layer_report = verify(layer, runtimes=runtimes, batch=8,
-                              seq_len=result["inputs"].get("seq_len") or SEQ_LEN, streaming=False)
-        write_json(layer_report, folder / "verify-lstm-layer.json")
-        result["lstm_layer"] = layer_report.to_dict()
-    return result
+    write_json(folder / "verify.json", report.to_dict())
+    return VerifySummary.of(report)
 
 
-def step_bench(model_path, args, verify: dict, batches, threads) -> dict:
-    """The sweep: every batch at the model's sequence length; returns the report document."""
+def step_bench(model_path, args, verify, batches, threads):
+    """The sweep: every batch at the model's sequence length; returns the ``BenchReport``."""
     from lstm_bench.bench.harness import Settings
-    from lstm_bench.bench.report import verify_section
     from lstm_bench.bench.runner import run_bench
 
     # max_time bounds a runtime that turns slow (torch's per-step OpenMP barrier on a busy
     # machine reached 0.4 s a call here) so that the whole run stays near a minute.
     settings = Settings(min_time=args.min_time, warmup_time=min(0.05, args.min_time / 4),
                         max_time=RUN_MAX_TIME)
-    section = verify_section(verify)
-    if verify.get("lstm_layer"):
-        # The drift curve comes from the LSTM layer's Y: the seed's output has no time axis.
-        layer = verify_section(verify["lstm_layer"])["runtimes"]
-        for name, entry in section["runtimes"].items():
-            entry["per_step_max_abs_error"] = (layer.get(name) or {}).get("per_step_max_abs_error")
-        section["per_step_model"] = "the model's LSTM layer alone (output Y, batch 8)"
-    doc = run_bench(model_path, runtimes=args.runtimes, batches=batches,
-                    seq_lens=(verify["inputs"]["seq_len"] or SEQ_LEN,), threads_list=threads,
-                    settings=settings, verify=section, show_progress=not args.quiet)
+    report = run_bench(model_path, runtimes=args.runtimes, batches=batches,
+                       seq_lens=(verify.inputs.get("seq_len") or SEQ_LEN,), threads_list=threads,
+                       settings=settings, verify=verify, show_progress=not args.quiet)
     # and the latency of streaming it, one step per call with h and c carried (bench/streaming.py)
     from lstm_bench.bench.streaming import add_streaming
 
-    return add_streaming(doc, model_path, runtimes=args.runtimes, threads_list=threads,
+    return add_streaming(report, model_path, runtimes=args.runtimes, threads_list=threads,
                          settings=settings, show_progress=not args.quiet)
 
 
-def step_reports(doc, folder) -> list:
-    from lstm_bench.bench.report import render_html, render_markdown, write_json, write_text
-
-    return [write_json(doc, folder / "bench.json"),
-            write_text(folder / "bench.md", render_markdown(doc)),
-            write_text(folder / "bench.html", render_html(doc))]
-
-
-def summary_table(doc):
-    """One line per runtime: verify verdict, error, latency at batch 1, best throughput."""
+def summary_table(report):
+    """One line per runtime: one verdict with both checks' errors, latency at the smallest
+    batch, best throughput. Fits 80 columns."""
+    from rich import box
     from rich.table import Table
 
-    verify = (doc.get("verify") or {}).get("runtimes", {})
-    rows: dict[str, dict] = {}
-    sequence_rows = [r for r in doc["results"] if r.get("mode") != "streaming"]
-    for row in sequence_rows:
-        entry = rows.setdefault(row["runtime"], {"latency": {}, "throughput": 0.0})
-        entry["latency"][row["batch"]] = row["latency_ms"]["median"]
-        entry["throughput"] = max(entry["throughput"], row["throughput"]["sequences_per_s"])
-    smallest = min((r["batch"] for r in sequence_rows), default=1)
-    table = Table(title="lstm-bench run: summary", header_style="bold")
-    for i, col in enumerate(("runtime", "verify", "max abs error",
-                             f"median ms (batch {smallest})", "best sequences/s")):
-        table.add_column(col, justify="left" if i < 2 else "right")
-    names = list(dict.fromkeys(list(rows) + list(verify)))
+    from lstm_bench.bench.decision import row_field
+
+    verdicts = report.verify.verdicts if report.verify else {}
+    latency: dict[str, dict] = {}
+    best: dict[str, float] = {}
+    # whole sequences only: the streaming rows' figures are per call of a chunk
+    sequence = [m for m in report.measurements if row_field(m, "mode") != "streaming"]
+    for m in sequence:
+        latency.setdefault(m.runtime, {}).setdefault(m.batch, m.stats.median)
+        latency[m.runtime][m.batch] = min(latency[m.runtime][m.batch], m.stats.median)
+        best[m.runtime] = max(best.get(m.runtime, 0.0), m.sequences_per_s)
+    smallest = min((m.batch for m in sequence), default=1)
+    names = list(dict.fromkeys(list(latency) + list(verdicts)))
+    table = Table(title="summary: one verdict per runtime", header_style="bold",
+                  box=box.SIMPLE_HEAD, pad_edge=False, title_justify="left")
+    table.add_column("runtime", no_wrap=True, min_width=max(map(len, names or ["runtime"])))
+    table.add_column("verify", no_wrap=True)
+    for col in ("model err", "layer err", f"ms b={smallest}", "best seq/s"):
+        table.add_column(col, justify="right", no_wrap=True)
     styles = {"pass": "green", "fail": "bold red", "error": "bold red", "skip": "dim"}
+
+    def err(value):
+        if value is None:
+            return "–"
+        return "non-finite" if value == float("inf") else f"{value:.1e}"
+
     for name in names:
-        v = verify.get(name, {})
-        status = v.get("status") or "–"
-        err = v.get("max_abs_error")
-        r = rows.get(name)
+        v = verdicts.get(name)
+        status = v.status if v else "–"
         shown = f"[{styles[status]}]{status}[/]" if status in styles else status
-        table.add_row(name, shown,
-                      "–" if err is None else f"{err:.1e}",
-                      f"{r['latency'][smallest]:.4g}" if r and smallest in r["latency"] else "–",
-                      f"{r['throughput']:,.0f}" if r else "–")
+        table.add_row(name, shown, err(v and v.max_abs_error),
+                      err(v and v.layer_max_abs_error),
+                      f"{latency[name][smallest]:.4g}" if smallest in latency.get(name, {}) else "–",
+                      f"{best[name]:,.0f}" if name in best else "–")
     return table
 
 
 def pipeline(args, folder, runtimes, batches, threads, step):
-    """The four steps; returns the bench document, the verify report (a dict), the paths."""
+    """The four steps; returns the ``BenchReport`` and the paths written."""
+    from lstm_bench.bench.report import write_reports
+
     if args.model:
         step(1, f"using {args.model} (no export)")
         model_path = Path(args.model)
@@ -192,19 +173,21 @@ def pipeline(args, folder, runtimes, batches, threads, step):
     verify = step_verify(model_path, runtimes, folder,
                          source=None if args.model else export["source"])
     step(3, "benchmarking")
-    doc = step_bench(model_path, args, verify, batches, threads)
+    report = step_bench(model_path, args, verify, batches, threads)
     if not args.model:
-        doc["export"] = export
+        report.export = export
     step(4, "writing reports")
-    paths = step_reports(doc, folder)
-    return doc, verify, paths
+    paths = write_reports(report, json=folder / "bench.json", md=folder / "bench.md",
+                          html=folder / "bench.html")
+    return report, paths
 
 
 def main(args) -> int:
     from rich.markup import escape
 
-    from lstm_bench.bench.report import make_console
+    from lstm_bench.bench import history
     from lstm_bench.bench.runner import pick_runtimes
+    from lstm_bench.bench.terminal import make_console, print_decision
     from lstm_bench.errors import LSTMBenchError
     from lstm_bench.options import threads_or_default
 
@@ -218,9 +201,11 @@ def main(args) -> int:
         raise LSTMBenchError(f"{args.model}: no such model file")
     if not args.model:
         seed_exporter()  # fail before any folder is made
+    # a bad history file fails before any work
+    db = None if args.no_history else history.check_db(args.db or history.default_db(args.out))
     folder = run_folder(args.out)
     console.print(f"lstm-bench run: writing to {folder} (earlier runs are kept)", highlight=False,
-                  markup=False)
+                  soft_wrap=True, markup=False)
 
     def step(number, text):
         if not args.quiet:
@@ -228,7 +213,7 @@ def main(args) -> int:
                       f"[dim]({time.perf_counter() - started:.1f} s)[/dim]", highlight=False)
 
     try:
-        doc, verify, paths = pipeline(args, folder, names, batches, threads, step)
+        report, paths = pipeline(args, folder, names, batches, threads, step)
     except BaseException as exc:
         if not any(folder.iterdir()):  # nothing written: leave no empty folder behind
             folder.rmdir()
@@ -243,23 +228,17 @@ def main(args) -> int:
             except LSTMBenchError:
                 pass
         raise
-    console.print(summary_table(doc))
-    for skip in doc.get("skipped", []):
-        console.print(f"[dim]skipped {skip['runtime']}: {escape(skip['reason'])}[/dim]",
-                      highlight=False)
+    print_decision(report, console)
+    console.print()
+    console.print(summary_table(report))
     console.print("reports: " + ", ".join(str(p) for p in paths)
-                  + f", {folder / 'verify.json'}", highlight=False, markup=False)
+                  + f", {folder / 'verify.json'}", highlight=False, soft_wrap=True, markup=False)
+    if db is not None:
+        run_id = history.record(report, db, "run")
+        console.print(f"recorded as run #{run_id} in {db} (see: lstm-bench history --db {db})",
+                      highlight=False, soft_wrap=True, markup=False)
     console.print(f"done in {time.perf_counter() - started:.1f} s", highlight=False)
-    layer_failed = [f"{r['runtime']} ({max(o['max_abs'] for o in r['outputs']):.2g})"
-                    for r in (verify.get("lstm_layer") or {}).get("results", [])
-                    if r.get("status") == "fail" and r.get("outputs")]
-    if layer_failed:
-        console.print("[yellow]note:[/yellow] the LSTM layer's hidden states (Y, batch 8) exceed "
-                      f"the tolerance on {', '.join(layer_failed)}, though the model's output "
-                      f"passes; details in {escape(str(folder / 'verify-lstm-layer.json'))}",
-                      highlight=False)
-    failed = [r["runtime"] for r in verify.get("results", [])
-              if r.get("status") in ("fail", "error")]
+    failed = [v.runtime for v in report.verify.verdicts.values() if v.failed]
     if failed:
         console.print(f"[bold red]verification failed[/bold red] on {', '.join(failed)} "
                       f"(details in {escape(str(folder / 'verify.json'))})", highlight=False)

@@ -1,315 +1,329 @@
-"""Rendering, kept apart from measuring: one JSON document, and the table, Markdown and HTML
-drawn from it (so any report can be redrawn from a saved JSON file).
+"""The bench report as data: what was measured, on what, and what verify said of each runtime.
 
-The document: ``schema``, ``model``, ``machine``, ``settings``, ``peak_gflops``, ``results``
-(one row per runtime, batch, seq_len and threads; see ``Measurement.as_dict``), ``skipped``,
-``warnings`` and, when a verify run went with it, ``verify``.
+A ``BenchReport`` holds the ``Measurement`` objects of a sweep, typed, until a renderer
+(``bench.terminal``, ``bench.markdown``, ``bench.page``, ``bench.plots``) turns it into text.
+Its JSON document (``to_dict``) is read back through the same types (``load_report``), so any
+report can be redrawn from a saved file: ``schema``, ``model``, ``machine``, ``settings``,
+``peak_gflops``, ``decision``, ``results`` (``Measurement.as_dict`` rows, raw samples
+included), ``skipped``, ``warnings``, and ``verify`` / ``export`` when the run had them.
+Every file goes through ``lstm_bench.files``: one serializer, NaN and inf written as null.
 """
 
 from __future__ import annotations
 
-import html
 import math
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from lstm_bench.bench.stats import Measurement
 from lstm_bench.errors import LSTMBenchError
-from lstm_bench.files import write_text  # noqa: F401  (re-exported for the report writers)
+from lstm_bench.files import read_json, write_json, write_text
 
 SCHEMA = "lstm-bench/bench/1"
 REQUIRED_ROW_KEYS = ("runtime", "batch", "seq_len", "threads", "latency_ms", "throughput",
                      "samples_ns")
 
 
-def build_document(result, *, model: dict, machine: dict, verify: dict | None = None) -> dict:
-    """The JSON report of a ``harness.SweepResult``."""
-    rows = [m.as_dict() for m in result.measurements]
-    warnings = [w for w in (m.warning() for m in result.measurements) if w]
-    return {
-        "schema": SCHEMA,
-        "model": model,
-        "machine": machine,
-        "settings": result.settings.as_dict(),
-        "peak_gflops": result.peak_gflops,
-        "results": rows,
-        "skipped": result.skipped,
-        "warnings": warnings,
-        **({"verify": verify} if verify else {}),
-    }
+@dataclass(frozen=True)
+class Verdict:
+    """One runtime's verify verdict, as every report states it: one word (pass, fail, error,
+    skip), and both figures it rests on: the model's own outputs and, where verify judged it,
+    the model's LSTM layer alone (its hidden states Y, whose drift a model with one output per
+    sequence can hide). ``model_ok`` says which of the two failed a "fail".
+    """
+
+    runtime: str
+    status: str
+    max_abs_error: float | None = None  # the whole model's outputs, worst element
+    reason: str | None = None
+    precision: str | None = None
+    atol: float | None = None
+    rtol: float | None = None
+    per_step_max_abs_error: list[float] | None = None  # for the drift plot
+    layer_status: str | None = None  # the LSTM layer alone, when it was checked
+    layer_max_abs_error: float | None = None
+    model_ok: bool | None = None  # the model's own outputs within tolerance (None: not run)
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "pass"
+
+    @property
+    def failed(self) -> bool:
+        return self.status in ("fail", "error")
+
+    def limit(self) -> str:
+        if self.atol is None:
+            return "–"
+        return f"{self.atol:.0e}+{self.rtol:.0e}·|truth|"
+
+    def why_excluded(self) -> str:
+        """Why a runtime that is not a pass is left out of the decision, in a few words."""
+        if self.status == "skip":
+            return f"skipped by verify: {self.reason or 'not available'}"
+        if self.status == "error":
+            return f"could not run: {self.reason or 'error'}"
+        if self.model_ok and self.layer_status == "fail":
+            return (f"failed verify: the LSTM layer's hidden states are beyond its "
+                    f"{self.precision} tolerance (max abs {_err(self.layer_max_abs_error)}), "
+                    f"though the model output is within it ({_err(self.max_abs_error)})")
+        return f"failed verify: {self.reason or 'beyond tolerance'}"
+
+    def statement(self) -> str:
+        """The verdict in words, both checks in one sentence that never contradicts itself."""
+        if self.status == "skip":
+            return f"skipped: {self.reason or 'not available'}"
+        if self.status == "error":
+            return f"could not run: {self.reason or 'error'}"
+        ok = self.model_ok if self.model_ok is not None else self.status == "pass"
+        model = "model output within" if ok else "model output beyond"
+        text = f"{model} {self.precision or ''} tolerance (max abs {_err(self.max_abs_error)})"
+        if self.layer_status in ("pass", "fail"):
+            within = "within" if self.layer_status == "pass" else "beyond"
+            text += (f"; LSTM layer's hidden states {within} it "
+                     f"(max abs {_err(self.layer_max_abs_error)})")
+        if self.status == "fail" and self.reason:
+            text += f"; {self.reason}"
+        return " ".join(text.split())
 
 
-def write_json(doc: dict, path) -> Path:
-    from lstm_bench import files
+def _err(value) -> str:
+    if value is None:
+        return "–"
+    return "non-finite" if not math.isfinite(value) else f"{value:.2g}"
 
-    return files.write_json(path, doc)
+
+@dataclass(frozen=True)
+class VerifySummary:
+    """verify's verdicts beside the timings: one ``Verdict`` per runtime."""
+
+    passed: bool | None
+    inputs: dict
+    verdicts: dict[str, Verdict]
+    per_step_model: str | None = None  # what the per-step errors were measured on
+
+    @classmethod
+    def from_verify_json(cls, data: dict) -> VerifySummary:
+        """From a verify report's JSON (``VerifyReport.to_dict``); where verify judged the
+        model's LSTM layer alone, each result holds it (``lstm_layer``, its outputs named
+        "<label>: Y" after the model's own)."""
+        if not isinstance(data, dict) or not isinstance(data.get("results"), list):
+            raise LSTMBenchError("verify data must be the JSON of `lstm-bench verify --json` "
+                                 "(a top-level 'results' list)")
+        verdicts, layer_seen = {}, False
+        for entry in data["results"]:
+            if not isinstance(entry, dict) or not isinstance(entry.get("runtime"), str):
+                raise LSTMBenchError("verify data: every result needs a runtime name")
+            name = entry["runtime"]
+            status = entry.get("status") or "error"
+            tol = entry.get("tolerance") or {}
+            outputs = [o for o in entry.get("outputs") or [] if isinstance(o, dict)]
+            inner = entry.get("lstm_layer") if isinstance(entry.get("lstm_layer"), dict) else None
+            prefix = f"{inner.get('label')}: " if inner else None
+            own = [o for o in outputs if not (prefix and str(o.get("name")).startswith(prefix))]
+            layer_outputs = [o for o in outputs if o not in own]
+            layer_status = layer_worst = None
+            if inner is not None and inner.get("status") in ("pass", "fail"):
+                layer_seen = True
+                layer_status = inner["status"]
+                layer_worst = _worst(layer_outputs, layer_status)
+            model_ok = status != "error" and all(o.get("passed", True) and not o.get("failures")
+                                                  for o in own)
+            verdicts[name] = Verdict(
+                name, status, _worst(own, "fail" if not model_ok else status),
+                entry.get("reason") or _first_failure(entry), entry.get("precision"),
+                tol.get("atol"), tol.get("rtol"), _steps(layer_outputs) or _steps(own),
+                layer_status, layer_worst, model_ok if status not in ("skip", "error") else None)
+        return cls(data.get("passed"), data.get("inputs") or {}, verdicts,
+                   "the model's LSTM layer alone, output Y" if layer_seen else None)
+
+    @classmethod
+    def of(cls, report) -> VerifySummary:
+        """From a ``VerifyReport``."""
+        return cls.from_verify_json(report.to_dict())
+
+    def to_dict(self) -> dict:
+        return {"passed": self.passed, "inputs": self.inputs, "per_step_model": self.per_step_model,
+                "runtimes": {name: asdict(v) for name, v in self.verdicts.items()}}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> VerifySummary:
+        """From the ``verify`` section of a bench report (``to_dict``)."""
+        names = {f for f in Verdict.__dataclass_fields__}
+        verdicts = {}
+        for name, entry in (data.get("runtimes") or {}).items():
+            if not isinstance(entry, dict):
+                raise LSTMBenchError(f"verify.runtimes.{name}: expected an object")
+            known = {k: v for k, v in entry.items() if k in names}
+            known.setdefault("runtime", name)
+            known.setdefault("status", "error")
+            if isinstance(known.get("per_step_max_abs_error"), list):  # null: was non-finite
+                known["per_step_max_abs_error"] = _steps(
+                    [{"per_step_max_abs": known["per_step_max_abs_error"]}])
+            verdicts[name] = Verdict(**known)
+        return cls(data.get("passed"), data.get("inputs") or {}, verdicts,
+                   data.get("per_step_model"))
 
 
-def load_json(path) -> dict:
-    """A bench JSON report, checked enough that ``compare`` and the renderers can trust it."""
-    from lstm_bench.files import read_json
+def _worst(outputs: list[dict], status: str) -> float | None:
+    """The largest max abs error over outputs; inf for a failed check with an output that has
+    none (non-finite values, written as null, or a missing output)."""
+    errors = [o.get("max_abs") for o in outputs]
+    if status == "fail" and any(e is None or not math.isfinite(e) for e in errors):
+        return math.inf
+    return max((float(e) for e in errors if e is not None), default=None)
 
-    path = Path(path)
-    doc = read_json(path, "report")
+
+def _steps(outputs: list[dict]) -> list[float] | None:
+    """The per-step max abs errors of the first output with a time axis (null: inf)."""
+    steps = next((o["per_step_max_abs"] for o in outputs if o.get("per_step_max_abs")), None)
+    return None if steps is None else [math.inf if v is None else float(v) for v in steps]
+
+
+def _first_failure(entry: dict) -> str | None:
+    failures = entry.get("failures") or []
+    if not failures or not isinstance(failures[0], dict):
+        return None
+    f = failures[0]
+    text = f"{f.get('output')}: {f.get('metric')} = {_num_text(f.get('value'))}"
+    if f.get("limit") is not None:
+        text += f" > limit {_num_text(f.get('limit'))}"
+    return text
+
+
+def _num_text(value) -> str:
+    if value is None:
+        return "non-finite"
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+@dataclass(frozen=True)
+class Skip:
+    """A runtime that was not measured (at one thread count, or at all: threads None)."""
+
+    runtime: str
+    reason: str
+    threads: int | None = None
+
+
+@dataclass
+class BenchReport:
+    """Everything one bench (or run) measured, typed until rendering."""
+
+    model: dict
+    machine: dict
+    settings: dict
+    measurements: list[Measurement]
+    skipped: list[Skip] = field(default_factory=list)
+    peak_gflops: float | None = None
+    verify: VerifySummary | None = None
+    export: dict | None = None
+    notes: list[str] = field(default_factory=list)  # about the machine (busy, load average)
+    extra: dict = field(default_factory=dict)  # other top-level keys, kept as they came
+
+    @property
+    def warnings(self) -> list[str]:
+        """The machine's notes, then each noisy or two-phase measurement."""
+        return self.notes + [w for w in (m.warning() for m in self.measurements) if w]
+
+    @property
+    def title(self) -> str:
+        return f"lstm-bench: {Path(self.model.get('path', 'model')).name}"
+
+    def to_dict(self) -> dict:
+        from lstm_bench.bench.decision import decide
+
+        return {
+            "schema": SCHEMA, "model": self.model, "machine": self.machine,
+            "settings": self.settings, "peak_gflops": self.peak_gflops,
+            "decision": decide(self).to_dict(),
+            "results": [m.as_dict() for m in self.measurements],
+            "skipped": [asdict(s) for s in self.skipped], "notes": self.notes,
+            "warnings": self.warnings,
+            **({"verify": self.verify.to_dict()} if self.verify else {}),
+            **({"export": self.export} if self.export else {}),
+            **self.extra,
+        }
+
+    @classmethod
+    def from_dict(cls, doc: dict) -> BenchReport:
+        """A document checked by ``check_document`` (``load_report`` does both)."""
+        own = {"schema", "model", "machine", "settings", "peak_gflops", "decision", "results",
+               "skipped", "notes", "warnings", "verify", "export"}
+        peak = doc.get("peak_gflops")
+        return cls(
+            model=doc.get("model") or {}, machine=doc.get("machine") or {},
+            settings=doc.get("settings") or {},
+            measurements=[Measurement.from_dict(r, peak if r.get("device", "cpu") == "cpu"
+                                                else None) for r in doc["results"]],
+            skipped=[Skip(s.get("runtime", "?"), s.get("reason", ""), s.get("threads"))
+                     for s in doc.get("skipped") or [] if isinstance(s, dict)],
+            peak_gflops=peak,
+            verify=VerifySummary.from_dict(doc["verify"]) if doc.get("verify") else None,
+            export=doc.get("export"), notes=[str(n) for n in doc.get("notes") or []],
+            extra={k: v for k, v in doc.items() if k not in own})
+
+
+def build_document(result, *, model: dict, machine: dict,
+                   verify: VerifySummary | None = None) -> BenchReport:
+    """The report of a ``harness.SweepResult``."""
+    return BenchReport(model=model, machine=machine, settings=result.settings.as_dict(),
+                       measurements=list(result.measurements),
+                       skipped=[Skip(s["runtime"], s["reason"], s.get("threads"))
+                                for s in result.skipped],
+                       peak_gflops=result.peak_gflops, verify=verify)
+
+
+def check_document(doc, where) -> dict:
+    """A bench JSON document, checked enough that ``compare`` and the renderers can trust it."""
     if not isinstance(doc, dict) or not isinstance(doc.get("results"), list):
-        raise LSTMBenchError(f"{path}: not an lstm-bench report (no top-level 'results' list)")
-    if not doc["results"]:  # an empty report would compare as "no regression"
-        raise LSTMBenchError(f"{path}: the report has no results; nothing to compare")
+        raise LSTMBenchError(f"{where}: not an lstm-bench report (no top-level 'results' list)")
     for i, row in enumerate(doc["results"]):
         missing = [k for k in REQUIRED_ROW_KEYS if not isinstance(row, dict) or k not in row]
         if missing:
-            raise LSTMBenchError(f"{path}: results[{i}] lacks {', '.join(missing)}")
+            raise LSTMBenchError(f"{where}: results[{i}] lacks {', '.join(missing)}")
         if not isinstance(row["runtime"], str) or not all(
                 isinstance(row[k], int) and not isinstance(row[k], bool)
                 for k in ("batch", "seq_len")) or not (
                 row["threads"] is None or isinstance(row["threads"], int)):
-            raise LSTMBenchError(f"{path}: results[{i}] needs a runtime name and integer batch, "
+            raise LSTMBenchError(f"{where}: results[{i}] needs a runtime name and integer batch, "
                                  "seq_len and threads")
         samples = row["samples_ns"]
         if (not isinstance(samples, list) or not samples
                 or not all(isinstance(s, (int, float)) and not isinstance(s, bool)
                            and math.isfinite(s) and s >= 0 for s in samples)):
-            raise LSTMBenchError(f"{path}: results[{i}].samples_ns must be a non-empty list of "
+            raise LSTMBenchError(f"{where}: results[{i}].samples_ns must be a non-empty list of "
                                  "non-negative numbers")
+    if doc.get("verify") is not None and not isinstance(doc["verify"], dict):
+        raise LSTMBenchError(f"{where}: 'verify' must be an object")
     return doc
 
 
-# --- figures ------------------------------------------------------------------------------
-
-def _fmt(value, spec=".3g", none="–"):
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return none
-    return format(value, spec)
-
-
-def _num(value) -> str:
-    """Throughput-style figures: 12,345 rather than 1.234e+04."""
-    if value is None:
-        return "–"
-    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+def load_json(path) -> dict:
+    """A bench JSON report as a checked dict (``load_report`` gives the typed one)."""
+    if not Path(path).exists():
+        raise LSTMBenchError(f"{path}: no such report")
+    doc = check_document(read_json(path, "bench report"), path)
+    if not doc["results"]:  # an empty report would compare as "no regression"
+        raise LSTMBenchError(f"{path}: the report has no results; nothing to compare")
+    return doc
 
 
-def _ci(row) -> str:
-    ci = row["latency_ms"].get("median_ci95")
-    return f"{ci[0]:.4g}–{ci[1]:.4g}" if ci else "–"
+def load_report(path) -> BenchReport:
+    return BenchReport.from_dict(load_json(path))
 
 
-COLUMNS = ("runtime", "batch", "seq_len", "threads", "median ms", "95% CI", "min ms", "p90 ms",
-           "p99 ms", "seq/s", "steps/s", "GFLOP/s", "% peak", "IQR/med", "reps")
+def write_reports(report: BenchReport, *, json=None, md=None, html=None) -> list[Path]:
+    """Write the report in each format given a path; returns the paths written."""
+    written = []
+    if json:
+        written.append(write_json(json, report.to_dict()))
+    if md:
+        from lstm_bench.bench.markdown import render_markdown
 
+        written.append(write_text(md, render_markdown(report)))
+    if html:
+        from lstm_bench.bench.page import render_html
 
-def _cells(row) -> list[str]:
-    lat = row["latency_ms"]
-    share = row.get("peak_share")
-    return [row["runtime"], str(row["batch"]), str(row["seq_len"]), _fmt(row["threads"], "d"),
-            _fmt(lat["median"], ".4g"), _ci(row), _fmt(lat["min"], ".4g"), _fmt(lat["p90"], ".4g"),
-            _fmt(lat["p99"], ".4g"), _num(row["throughput"]["sequences_per_s"]),
-            _num(row["throughput"]["steps_per_s"]), _fmt(row.get("gflops"), ".3g"),
-            _fmt(None if share is None else 100 * share, ".1f"),
-            _fmt(row.get("noise_iqr_over_median"), ".1%") + (" !" if row.get("noisy") else ""),
-            str(row.get("reps", len(row["samples_ns"])))]
-
-
-def _cold_rows(doc) -> list[list[str]]:
-    seen, rows = set(), []
-    for row in doc["results"]:
-        key = (row["runtime"], row["threads"])
-        if key in seen:
-            continue
-        seen.add(key)
-        cold = row.get("cold_start_ms") or {}
-        rows.append([row["runtime"], _fmt(row["threads"], "d"), _fmt(cold.get("open"), ".4g"),
-                     _fmt(cold.get("first_run"), ".4g"), _fmt(row.get("peak_memory_mb"), ".1f")])
-    return rows
-
-
-COLD_COLUMNS = ("runtime", "threads", "session open ms", "first run ms", "peak memory MB")
-
-
-def _machine_line(doc) -> str:
-    m = doc.get("machine", {})
-    libs = m.get("libraries", {})
-    lib_text = ", ".join(f"{k} {v}" for k, v in libs.items() if k != "lstm-bench")
-    peak = doc.get("peak_gflops")
-    return (f"{m.get('cpu', '?')}, {m.get('usable_cores', '?')} cores; "
-            f"float32 GEMM peak {_fmt(peak, '.0f')} GFLOP/s; {lib_text}; "
-            f"commit {m.get('git_commit') or 'unknown'}")
-
-
-# --- terminal ------------------------------------------------------------------------------
-
-def rich_table(rows: list[dict], title: str | None = None):
-    from rich.table import Table
-
-    table = Table(title=title, header_style="bold")
-    for i, col in enumerate(COLUMNS):
-        table.add_column(col, justify="left" if i == 0 else "right")
-    for row in rows:
-        cells = _cells(row)
-        style = "yellow" if row.get("noisy") else None
-        table.add_row(*cells, style=style)
-    return table
-
-
-def make_console(stderr: bool = False):
-    """A rich console; into a log or a pipe it is wide enough to keep table rows on one line."""
-    from rich.console import Console
-
-    console = Console(stderr=stderr)
-    if not console.is_terminal:
-        console.width = max(console.width, 160)
-    return console
-
-
-def print_terminal(doc: dict, console=None) -> None:
-    from rich.markup import escape
-    from rich.table import Table
-
-    console = console or make_console()
-    console.print(rich_table(doc["results"],
-                             title="latency and throughput (median of the samples)"))
-    cold = Table(title="cold start and memory", header_style="bold")
-    for i, col in enumerate(COLD_COLUMNS):
-        cold.add_column(col, justify="left" if i == 0 else "right")
-    for cells in _cold_rows(doc):
-        cold.add_row(*cells)
-    console.print(cold)
-    for skip in doc.get("skipped", []):
-        console.print(f"[dim]skipped {skip['runtime']}: {escape(skip['reason'])}[/dim]",
-                      highlight=False)
-    for warning in doc.get("warnings", []):
-        console.print(f"[yellow]noisy:[/yellow] {escape(warning)}", highlight=False)
-    if doc.get("warnings"):
-        console.print("[dim]noisy figures: an idle machine or a longer --min-time may help; "
-                      "`lstm-bench compare` tests shifts against this noise[/dim]", highlight=False)
-
-
-# --- Markdown ------------------------------------------------------------------------------
-
-def _md_table(columns, rows) -> str:
-    def esc(text):
-        return str(text).replace("|", "\\|")
-    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
-    lines += ["| " + " | ".join(esc(c) for c in cells) + " |" for cells in rows]
-    return "\n".join(lines)
-
-
-def render_markdown(doc: dict) -> str:
-    model = doc.get("model", {})
-    parts = [f"# lstm-bench: {Path(model.get('path', 'model')).name}", "",
-             _machine_line(doc), "",
-             "## Latency and throughput", "",
-             _md_table(COLUMNS, [_cells(r) for r in doc["results"]]), "",
-             "Latency in ms over the raw samples; 95% CI is the distribution-free confidence "
-             "interval of the median; `!` marks IQR/median above 10 %.", "",
-             "## Cold start and memory", "",
-             _md_table(COLD_COLUMNS, _cold_rows(doc)), ""]
-    if doc.get("verify"):
-        parts += ["## Verify", "", _md_table(("runtime", "max abs error", "verify"),
-                                             _verify_rows(doc["verify"])), ""]
-    if doc.get("skipped"):
-        parts += ["## Skipped", ""] + [f"- {s['runtime']}: {s['reason']}"
-                                       for s in doc["skipped"]] + [""]
-    if doc.get("warnings"):
-        parts += ["## Noisy figures (IQR above 10 % of the median)", ""] + [
-            f"- {w}" for w in doc["warnings"]] + [""]
-    return "\n".join(parts)
-
-
-def _verify_rows(verify: dict) -> list[list[str]]:
-    rows = []
-    for name, entry in verify.get("runtimes", {}).items():
-        status = entry.get("status") or "–"
-        reason = entry.get("reason")
-        rows.append([name, _fmt(entry.get("max_abs_error"), ".3g"),
-                     f"{status}: {reason}" if reason else status])
-    return rows
-
-
-# --- HTML ----------------------------------------------------------------------------------
-
-_CSS = """body{font-family:system-ui,sans-serif;margin:2em;color:#222;max-width:1200px}
-table{border-collapse:collapse;margin:1em 0;font-size:.9em}
-th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right}
-th:first-child,td:first-child{text-align:left}th{background:#f3f3f3}
-tr.noisy td{background:#fff6d5}.meta{color:#555}img{max-width:100%;margin:.5em 0}"""
-
-
-def _html_table(columns, rows, classes=None) -> str:
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    body = []
-    for i, cells in enumerate(rows):
-        cls = f' class="{classes[i]}"' if classes and classes[i] else ""
-        tds = "".join(f"<td>{html.escape(str(c))}</td>" for c in cells)
-        body.append(f"<tr{cls}>{tds}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-
-
-def render_html(doc: dict) -> str:
-    """A self-contained page: tables and the plots as inline PNG (data: URIs), no links out."""
-    from lstm_bench.bench.plots import all_plots
-
-    model = doc.get("model", {})
-    title = f"lstm-bench: {Path(model.get('path', 'model')).name}"
-    plots = "".join(f"<h3>{html.escape(caption)}</h3><img alt=\"{html.escape(caption)}\" "
-                    f"src=\"data:image/png;base64,{data}\">" for caption, data in all_plots(doc))
-    rows = doc["results"]
-    parts = [
-        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">",
-        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
-        f"<h1>{html.escape(title)}</h1><p class=\"meta\">{html.escape(_machine_line(doc))}</p>",
-        "<h2>Latency and throughput</h2>",
-        _html_table(COLUMNS, [_cells(r) for r in rows],
-                    ["noisy" if r.get("noisy") else "" for r in rows]),
-        "<p class=\"meta\">Latency in ms; 95% CI is the distribution-free confidence interval "
-        "of the median; highlighted rows have IQR/median above 10 %.</p>",
-        "<h2>Cold start and memory</h2>", _html_table(COLD_COLUMNS, _cold_rows(doc)),
-    ]
-    if doc.get("verify"):
-        parts += ["<h2>Verify</h2>",
-                  _html_table(("runtime", "max abs error", "verify"), _verify_rows(doc["verify"]))]
-    parts += ["<h2>Plots</h2>", plots or "<p>No plots: nothing was measured.</p>"]
-    if doc.get("skipped"):
-        parts += ["<h2>Skipped</h2><ul>"] + [
-            f"<li>{html.escape(s['runtime'])}: {html.escape(s['reason'])}</li>"
-            for s in doc["skipped"]] + ["</ul>"]
-    if doc.get("warnings"):
-        parts += ["<h2>Noisy figures (IQR above 10 % of the median)</h2><ul>"] + [
-            f"<li>{html.escape(w)}</li>" for w in doc["warnings"]] + ["</ul>"]
-    parts.append("</body></html>\n")
-    return "\n".join(parts)
-
-
-def verify_section(verify: dict) -> dict:
-    """The part of a verify report (``VerifyReport.to_dict()``) that the bench reports show:
-    each runtime's status, its largest error and, for the first output with a time axis, the
-    max abs error of each time step."""
-    if not isinstance(verify, dict) or not isinstance(verify.get("results"), list):
-        raise LSTMBenchError("verify data must be the JSON of `lstm-bench verify --json` "
-                             "(a top-level 'results' list)")
-    def number(v):
-        return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
-
-    def output_ok(o):
-        if not isinstance(o, dict):
-            return False
-        steps = o.get("per_step_max_abs") or []
-        return number(o.get("max_abs")) and isinstance(steps, list) and all(map(number, steps))
-
-    if not all(isinstance(r, dict) and isinstance(r.get("runtime"), str)
-               and all(isinstance(r.get(k), (str, type(None))) for k in ("status", "reason"))
-               and isinstance(r.get("outputs") or [], list)
-               and all(output_ok(o) for o in r.get("outputs") or [])
-               for r in verify["results"]):
-        raise LSTMBenchError("verify data: each entry of 'results' must be an object with a "
-                             "runtime name, a status and a list of outputs with numeric errors")
-    runtimes = {}
-    for result in verify["results"]:
-        outputs = result.get("outputs") or []
-        errors = [o["max_abs"] for o in outputs if o.get("max_abs") is not None]
-        per_step = next((o["per_step_max_abs"] for o in outputs if o.get("per_step_max_abs")), None)
-        status = result.get("status")
-        runtimes[result["runtime"]] = {
-            "status": status, "passed": None if status == "skip" else status == "pass",
-            "max_abs_error": max(errors) if errors else None,
-            "per_step_max_abs_error": per_step, "reason": result.get("reason"),
-        }
-    return {"passed": verify.get("passed"), "inputs": verify.get("inputs"), "runtimes": runtimes}
+        written.append(write_text(html, render_html(report)))
+    return written

@@ -49,7 +49,7 @@ class LiveDisplay:
         self.console = console or Console(stderr=True)
         self.enabled = enabled
         self.total = total
-        self.rows: list[dict] = []
+        self.rows: list = []
         self.live = None
 
     def __enter__(self):
@@ -78,7 +78,7 @@ class LiveDisplay:
             return
         from rich.console import Group
 
-        from lstm_bench.bench.report import rich_table
+        from lstm_bench.bench.terminal import results_table
 
         if kind == "open":
             self.progress.update(self.task, description=f"opening {info['runtime']} "
@@ -95,17 +95,19 @@ class LiveDisplay:
         elif kind == "opened":
             self.progress.advance(self.task)
         elif kind == "result":
-            self.rows.append(info["measurement"].as_dict())
+            self.rows.append(info["measurement"])
         elif kind == "shape_done":
             self.progress.advance(self.task)
-            self.live.update(Group(self.progress, rich_table(self.rows[-12:])))
+            self.live.update(Group(self.progress, results_table(self.rows[-12:],
+                                                                  self.console.width)))
 
 
 def run_bench(model_path, *, runtimes: str | None = None, batches=(1,), seq_lens=(100,),
-              threads_list=(None,), settings=None, verify: dict | None = None,
+              threads_list=(None,), settings=None, verify=None,
               calibrate: bool = True, show_progress: bool = True, console=None,
-              clock=time.perf_counter_ns, ort_options=None, inputs=None) -> dict:
-    """Measure a model and return the report document (see ``bench.report``).
+              clock=time.perf_counter_ns, ort_options=None, inputs=None):
+    """Measure a model and return its ``bench.report.BenchReport`` (``verify``: a
+    ``VerifySummary`` to show beside the timings, or None).
 
     ``inputs``: an .npz of feeds (as for verify); its shape replaces ``batches`` x ``seq_lens``.
     """

@@ -127,12 +127,12 @@ def streaming_measurement(m, *, stateful_variant: bool):
 
 
 def run_streaming(model_path, *, runtimes: str | None = None, batches=(1,), chunks=(1,),
-                  threads_list=(None,), settings=None, verify: dict | None = None,
+                  threads_list=(None,), settings=None, verify=None,
                   calibrate: bool = True, show_progress: bool = True, console=None,
-                  clock=time.perf_counter_ns, ort_options=None) -> dict:
+                  clock=time.perf_counter_ns, ort_options=None):
     """Measure the per-call latency of streaming ``model_path`` in chunks of each size in
-    ``chunks`` steps, at each batch and thread count; returns the report document
-    (``bench.report``) with a ``streaming`` section."""
+    ``chunks`` steps, at each batch and thread count; returns the ``bench.report.BenchReport``
+    with a ``streaming`` section (in its ``extra``)."""
     from lstm_bench.bench.harness import Settings, sweep
     from lstm_bench.bench.machine import default_threads, machine_info, peak_gflops
     from lstm_bench.bench.model import BenchModel
@@ -163,7 +163,7 @@ def run_streaming(model_path, *, runtimes: str | None = None, batches=(1,), chun
                            for m in result.measurements]
     doc = build_document(result, model=model.info(), machine=machine_info(threads_list),
                          verify=verify)
-    doc["streaming"] = {
+    doc.extra["streaming"] = {
         "chunks": list(chunks), "measured": True, "stateful_variant": stream.stateful_variant,
         "note": stream.note, "ports": dataclasses.asdict(stream.ports),
         "timed_model": {k: timed_info[k] for k in ("sha256", "inputs", "outputs")
@@ -172,7 +172,7 @@ def run_streaming(model_path, *, runtimes: str | None = None, batches=(1,), chun
     return doc
 
 
-def add_streaming(doc: dict, model_path, *, chunks=(1,), batches=(1,), **options) -> dict:
+def add_streaming(doc, model_path, *, chunks=(1,), batches=(1,), **options):
     """Streaming rows of ``model_path`` (``run_streaming`` with ``options``) added to the report
     ``doc`` of a sequence bench, with its ``streaming`` section; a model that cannot be streamed
     gets the reason in the section instead (the rest of the report stands)."""
@@ -180,11 +180,11 @@ def add_streaming(doc: dict, model_path, *, chunks=(1,), batches=(1,), **options
         stream = run_streaming(model_path, chunks=chunks, batches=batches,
                                **{"calibrate": False, **options})
     except LSTMBenchError as exc:
-        doc["streaming"] = {"chunks": list(chunks), "measured": False, "reason": str(exc)}
+        doc.extra["streaming"] = {"chunks": list(chunks), "measured": False, "reason": str(exc)}
         return doc
-    doc["results"] += stream["results"]
-    doc["warnings"] += stream["warnings"]
-    known = {(s["runtime"], s.get("threads")) for s in doc["skipped"]}
-    doc["skipped"] += [s for s in stream["skipped"] if (s["runtime"], s.get("threads")) not in known]
-    doc["streaming"] = stream["streaming"]
+    doc.measurements += stream.measurements
+    doc.notes += [n for n in stream.notes if n not in doc.notes]
+    known = {(s.runtime, s.threads) for s in doc.skipped}
+    doc.skipped += [s for s in stream.skipped if (s.runtime, s.threads) not in known]
+    doc.extra["streaming"] = stream.extra["streaming"]
     return doc

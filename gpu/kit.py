@@ -369,9 +369,10 @@ def validate(out: Path, cpu: bool, runtimes: str = RUNTIMES, budget_s: float = 4
     """
     import tempfile
     import traceback
+    from dataclasses import asdict
 
     from lstm_bench.bench.harness import Settings
-    from lstm_bench.bench.report import render_html, verify_section, write_json
+    from lstm_bench.bench.report import VerifySummary, write_reports
     from lstm_bench.bench.runner import run_bench
     from lstm_bench.files import write_text
     from lstm_bench.runtimes.verify import verify
@@ -428,18 +429,18 @@ def validate(out: Path, cpu: bool, runtimes: str = RUNTIMES, budget_s: float = 4
             try:
                 seed_verify = verify_docs.get("seed") if case == "seed" else None
                 doc = run_bench(models[case][0], runtimes=runtimes, settings=settings, **shapes,
-                                verify=verify_section(seed_verify) if seed_verify else None,
+                                verify=VerifySummary.from_verify_json(seed_verify)
+                                if seed_verify else None,
                                 calibrate=not cpu, show_progress=False)
-                doc["gpu_kit"] = {"mode": summary["mode"]}
-                write_json(doc, out / f"bench-{case}.json")
-                write_text(out / f"bench-{case}.html", render_html(doc))
+                doc.extra["gpu_kit"] = {"mode": summary["mode"]}
+                write_reports(doc, json=out / f"bench-{case}.json",
+                              html=out / f"bench-{case}.html")
             except Exception as exc:
                 failed(f"bench {case}", exc)
                 continue
-            summary["bench"][case] = {
-                f"{r['runtime']} b{r['batch']} T{r['seq_len']}": r["latency_ms"]["median"]
-                for r in doc["results"]}
-            summary["bench"][case + "_skipped"] = doc["skipped"]
+            summary["bench"][case] = {f"{m.runtime} b{m.batch} T{m.seq_len}": m.stats.median
+                                      for m in doc.measurements}
+            summary["bench"][case + "_skipped"] = [asdict(s) for s in doc.skipped]
             log(f"bench {case}: median ms " + json.dumps(summary["bench"][case]), logfile)
             done(f"bench_{case}")
     done("total")

@@ -28,6 +28,7 @@ COMMANDS = {
     "verify": ("lstm_bench.runtimes.cli_verify", "run a model on every runtime against the float64 truth"),
     "bench": ("lstm_bench.bench.cli_bench", "measure latency and throughput of each runtime"),
     "compare": ("lstm_bench.bench.cli_compare", "compare two bench JSON reports; exit 1 on a regression"),
+    "history": ("lstm_bench.bench.cli_history", "bench results over time, change points flagged"),
     "run": ("lstm_bench.bench.cli_run", "the whole job on the built-in seed model: export, verify, bench"),
 }
 

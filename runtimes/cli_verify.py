@@ -49,35 +49,58 @@ def _fmt(value, spec=".1e"):
 
 
 def render(report, console) -> None:
+    """The verdicts as a table that fits the console (80 columns and up; max rel and ULPs from
+    100 on), runtime names never cut; each runtime's reason and notes below it, hanging."""
+    from rich import box
     from rich.markup import escape
     from rich.table import Table
+    from rich.text import Text
 
     inputs = report.inputs
-    table = Table(title=f"verify {escape(report.model)}  (batch {inputs['batch']}, seq_len "
-                        f"{inputs['seq_len']}, inputs: {inputs['source']})")
-    for column in ("runtime", "status", "output", "max abs", "max rel", "max ulp", "limit", "notes"):
-        table.add_column(column, justify="right" if column.startswith(("max", "limit")) else "left")
+    wide = console.width >= 100
+    console.print(f"[bold]verify {escape(report.model)}[/bold] (batch {inputs['batch']}, seq_len "
+                  f"{inputs['seq_len']}, inputs: {escape(str(inputs['source']))})", highlight=False)
+    table = Table(box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False)
+    names = [r.runtime for r in report.results] or ["runtime"]
+    table.add_column("runtime", no_wrap=True, min_width=max(map(len, names)))
+    columns = ["verdict", "output", "max abs", "limit"] + (["max rel", "max ulp"] if wide else [])
+    for column in columns:  # output names can be long ("<node> alone: Y"): they fold
+        table.add_column(column, no_wrap=column != "output", overflow="fold",
+                         justify="right" if column.startswith(("max", "limit")) else "left")
     styles = {"pass": "green", "fail": "bold red", "error": "bold red", "skip": "yellow"}
+    notes_of = {}
     for result in report.results:
         status = f"[{styles[result.status]}]{result.status}[/]"
-        notes = list(result.notes)
-        if result.reason:
-            notes.insert(0, result.reason)
+        # a skip's reason is printed once, under the table, by main
+        notes = ([result.reason] if result.reason and result.status != "skip" else []) \
+            + list(result.notes)
         if result.streaming is not None and result.streaming.status != "skip":
             s = result.streaming
             notes.append(f"streaming {s.status} (chunks {s.chunks}: max abs "
                          f"{max(s.max_abs.values()):.1e})")
-        if not result.outputs:
-            table.add_row(result.runtime, status, "", "", "", "", "", escape("; ".join(notes)))
-            continue
-        for index, output in enumerate(result.outputs):
-            ulp = "-" if output.max_ulp is None else f"{output.max_ulp} ({output.ulp_dtype})"
-            limit = f"{result.tolerance.atol:.0e}+{result.tolerance.rtol:.0e}r"
-            table.add_row(result.runtime if index == 0 else "", status if index == 0 else "",
-                          escape(output.name), _fmt(output.max_abs), _fmt(output.max_rel), ulp,
-                          limit if index == 0 else "", escape("; ".join(notes)) if index == 0 else "")
-        table.add_section()
+        if notes:
+            notes_of[result.runtime] = notes
+        limit = "" if result.tolerance is None else \
+            f"{result.tolerance.atol:.0e}+{result.tolerance.rtol:.0e}|t|"
+        for index, output in enumerate(result.outputs or [None]):
+            have = output is not None  # (a failing OutputParity is falsy)
+            cells = {"verdict": status if index == 0 else "",
+                     "output": Text(output.name) if have else "",
+                     "max abs": _fmt(output.max_abs) if have else "",
+                     "limit": limit if index == 0 and have else "",
+                     "max rel": _fmt(output.max_rel) if have else "",
+                     "max ulp": "" if output is None else "-" if output.max_ulp is None
+                     else f"{output.max_ulp} ({output.ulp_dtype})"}
+            table.add_row(result.runtime if index == 0 else "", *(cells[c] for c in columns),
+                          end_section=index == len(result.outputs) - 1 and index > 0)
     console.print(table)
+    if notes_of:
+        grid = Table.grid(padding=(0, 1))
+        grid.add_column(no_wrap=True)
+        grid.add_column()
+        for name, notes in notes_of.items():
+            grid.add_row(Text(name, style="bold"), Text("; ".join(notes)))
+        console.print(grid)
 
 
 def main(args) -> int:
@@ -97,7 +120,7 @@ def main(args) -> int:
                     seed=args.seed, ragged=args.ragged, zero_length=args.zero_length, value_range=args.value_range,
                     streaming=args.streaming, source=args.source, ort_options=ort_options,
                     lstm_layer_batch=8 if args.lstm_layer else None)
-    console = Console(width=max(Console().width, 140))
+    console = Console()
     render(report, console)
     if args.json:
         write_json(report, args.json)

@@ -117,7 +117,7 @@ def verify_runtime(name, model, feeds, truth, axes, *, threads=None, ort_options
             outputs = runtime.run({k: v.copy() for k, v in feeds.items()})
             runtime.synchronize()
         except Exception as exc:  # a runtime that cannot run this model is a failing runtime
-            message = first_line(exc, with_type=True)
+            message = f"{type(exc).__name__}: {first_line(exc)}"
             notes = _with_explanation(runtime, model, runtime.notes())
             return RuntimeParity(name, "error", device=device, reason=message, notes=notes,
                                  settings=runtime.settings(),
@@ -273,6 +273,7 @@ def verify(model_path, runtimes=None, *, batch: int = 1, seq_len: int | None = N
 
 
 def write_json(report: VerifyReport, path) -> None:
-    from lstm_bench import files
+    """The report as strict JSON (NaN and inf as null: ``lstm_bench.files``' one rule)."""
+    from lstm_bench.files import write_json as write
 
-    files.write_json(path, report.to_dict(), indent=2)
+    write(path, report.to_dict(), indent=2)

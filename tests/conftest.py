@@ -11,6 +11,12 @@ from lstm_bench.exporters.weights import export_weights
 from lstm_bench.spec import LSTMSpec, LSTMWeights
 
 
+@pytest.fixture(autouse=True)
+def _history_db(tmp_path_factory, monkeypatch):
+    """bench and run record every result in a history database; in tests, a throwaway one."""
+    monkeypatch.setenv("LSTM_BENCH_DB", str(tmp_path_factory.mktemp("history") / "h.sqlite"))
+
+
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     """A small one-node LSTM model file (input 2, hidden 4), fast on every runtime."""

@@ -71,5 +71,5 @@ def test_bench_reads_the_file_once_for_every_runtime(path, reads):
     doc = run_bench(path, runtimes="ort-cpu,numpy,torch-cpu", batches=(1, 2), seq_lens=(4,),
                     threads_list=(1,), settings=Settings(min_time=0, min_reps=2, block=1),
                     calibrate=False, show_progress=False)
-    assert len(doc["results"]) == 6 and doc["model"]["sha256"]
+    assert len(doc.measurements) == 6 and doc.model["sha256"]
     assert reads.count(str(path)) == 1, reads

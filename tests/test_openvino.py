@@ -140,11 +140,11 @@ def test_bench_times_it_with_the_same_harness(models, tmp_path):
     doc = run_bench(models["plain"], runtimes="openvino-cpu,ort-cpu", batches=(1, 4),
                     seq_lens=(10,), threads_list=(1,), settings=settings, calibrate=False,
                     show_progress=False)
-    rows = [(r["runtime"], r["batch"], r["threads"]) for r in doc["results"]]
+    rows = [(m.runtime, m.batch, m.threads) for m in doc.measurements]
     assert sorted(rows) == [("openvino-cpu", 1, 1), ("openvino-cpu", 4, 1),
                             ("ort-cpu", 1, 1), ("ort-cpu", 4, 1)]
-    assert doc["machine"]["libraries"]["openvino"] == "2026.4.1"
-    row = next(r for r in doc["results"] if r["runtime"] == "openvino-cpu")
+    assert doc.machine["libraries"]["openvino"] == "2026.4.1"
+    row = next(m for m in doc.measurements if m.runtime == "openvino-cpu").as_dict()
     assert row["device"] == "cpu"  # the row's own, not replaced by OpenVINO's "CPU"
     assert row["openvino"]["compiled"]["INFERENCE_PRECISION_HINT"] == "f32"
     assert row["openvino"]["compiled"]["INFERENCE_NUM_THREADS"] == "1"

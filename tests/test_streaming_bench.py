@@ -194,7 +194,7 @@ def test_run_streaming_rows_carry_mode_chunk_and_per_step_figures(classifier):
     doc = run_streaming(classifier, runtimes="ort-cpu,numpy", batches=(1, 2), chunks=(1, 4),
                         settings=settings, calibrate=False, show_progress=False,
                         clock=_ticking_clock())
-    rows = doc["results"]
+    rows = [m.as_dict() for m in doc.measurements]  # the JSON rows, through the type
     assert {(r["runtime"], r["batch"], r["chunk"]) for r in rows} == {
         (rt, b, c) for rt in ("ort-cpu", "numpy") for b in (1, 2) for c in (1, 4)}
     for row in rows:
@@ -204,11 +204,11 @@ def test_run_streaming_rows_carry_mode_chunk_and_per_step_figures(classifier):
         assert row["per_call_ms"] == {"p50": 0.001, "p99": 0.001}
         assert row["per_step_ms"]["p50"] == pytest.approx(0.001 / row["chunk"])
         assert row["per_step_ms"]["p99"] == pytest.approx(0.001 / row["chunk"])
-    section = doc["streaming"]
+    section = doc.extra["streaming"]
     assert section["stateful_variant"] is True and section["chunks"] == [1, 4]
     assert "stateful variant" in section["note"] and "classifier.onnx" in section["note"]
     assert section["ports"]["initial_h"] == "initial_h"
-    assert doc["model"]["path"] == str(classifier)  # the user's model, not the temporary file
+    assert doc.model["path"] == str(classifier)  # the user's model, not the temporary file
 
 
 def test_bench_streaming_cli_writes_every_report(classifier, tmp_path, capsys):

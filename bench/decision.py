@@ -1,0 +1,158 @@
+"""The answer a report opens with: at each shape, which runtime to deploy and by how much it wins.
+
+Candidates are the runtimes that passed verify (every measured runtime, said so, when the
+report has no verify data). At each shape (batch, sequence length; streaming mode and chunk
+when measured) each candidate is taken at its best thread count; the fastest median wins, and
+its margin is the runner-up's median over the winner's. The margin is called clear only when
+the two medians' 95 % confidence intervals do not overlap; otherwise the two are a tie on this
+machine, and the report says so rather than crown a winner by noise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from lstm_bench.bench.stats import Measurement
+
+
+def row_field(m: Measurement, name: str):
+    """A figure some rows have and others do not (streaming mode, block spread...): an
+    attribute of the measurement, else a key of its extra fields, else None."""
+    value = getattr(m, name, None)
+    return value if value is not None else m.extra.get(name)
+
+
+def shape_key(m: Measurement) -> tuple:
+    return (row_field(m, "mode") or "sequence", row_field(m, "chunk") or 0, m.batch, m.seq_len)
+
+
+def shape_label(key: tuple, short: bool = False) -> str:
+    mode, chunk, batch, seq_len = key
+    if mode == "streaming":
+        return f"stream c={chunk} b={batch}" if short else \
+            f"streaming, chunk {chunk}, batch {batch}"
+    return f"b={batch} T={seq_len}" if short else f"batch {batch}, T {seq_len}"
+
+
+def who(m: Measurement, many_threads: bool) -> str:
+    return f"{m.runtime} at {m.threads} threads" if many_threads else m.runtime
+
+
+def ratio(value: float) -> str:
+    """3.21x, 32.1x, 321x: three figures at most."""
+    return f"{value:.2f}x" if value < 10 else f"{value:.1f}x" if value < 100 else f"{value:.0f}x"
+
+
+def overlap(a: Measurement, b: Measurement) -> bool | None:
+    """Whether the 95 % CIs of two medians overlap (None when either has no interval)."""
+    ca, cb = a.stats.median_ci, b.stats.median_ci
+    if not ca or not cb:
+        return None
+    return not (ca[1] < cb[0] or cb[1] < ca[0])
+
+
+@dataclass(frozen=True)
+class ShapeDecision:
+    shape: tuple
+    winner: Measurement | None
+    runner_up: Measurement | None
+    many_threads: bool
+
+    @property
+    def margin(self) -> float | None:
+        """How many times faster the winner is than the runner-up (runner-up median / winner's)."""
+        if self.winner is None or self.runner_up is None:
+            return None
+        return self.runner_up.stats.median / max(self.winner.stats.median, 1e-12)
+
+    @property
+    def clear(self) -> bool | None:
+        """True: CIs apart; False: a tie within noise; None: nothing to compare or no CI."""
+        if self.winner is None or self.runner_up is None:
+            return None
+        apart = overlap(self.winner, self.runner_up)
+        return None if apart is None else not apart
+
+    def confidence(self) -> str:
+        if self.runner_up is None:
+            return "the only candidate measured"
+        return {True: "clear: the 95 % CIs of the medians do not overlap",
+                False: "not clear: the 95 % CIs of the medians overlap (noisy figures)",
+                None: "confidence unknown: too few samples for a CI"}[self.clear]
+
+    def sentence(self) -> str:
+        label = shape_label(self.shape)
+        if self.winner is None:
+            return f"{label}: no runtime that passed verify was measured"
+        w = self.winner
+        mode, chunk = self.shape[:2]
+        per = ""
+        if mode == "streaming":  # a call carries `chunk` steps
+            per = " per call" + (f" ({w.stats.median / chunk:.4g} ms per step)" if chunk > 1 else "")
+        text = f"{label}: {who(w, self.many_threads)}, {w.stats.median:.4g} ms{per}"
+        if self.runner_up is not None:
+            r = self.runner_up
+            text += (f", {ratio(self.margin)} faster than {who(r, self.many_threads)} "
+                     f"({r.stats.median:.4g} ms); {self.confidence()}")
+        else:
+            text += f" ({self.confidence()})"
+        return text
+
+    def to_dict(self) -> dict:
+        def brief(m):
+            return None if m is None else {"runtime": m.runtime, "threads": m.threads,
+                                           "median_ms": m.stats.median}
+        return {"shape": dict(zip(("mode", "chunk", "batch", "seq_len"), self.shape)),
+                "winner": brief(self.winner), "runner_up": brief(self.runner_up),
+                "margin": self.margin, "clear": self.clear, "sentence": self.sentence()}
+
+
+@dataclass(frozen=True)
+class Decision:
+    shapes: list[ShapeDecision]
+    excluded: dict[str, str] = field(default_factory=dict)  # runtime -> why
+    verified: bool = True  # False: no verify data, candidates are every measured runtime
+
+    def lines(self) -> list[str]:
+        """The decision in plain sentences, for every renderer."""
+        lines = [s.sentence() for s in self.shapes]
+        if not self.verified:
+            lines.append("not verified: these runtimes were ranked by speed only; run "
+                         "`lstm-bench verify` (or bench --verify-json) to rank verified ones")
+        return lines
+
+    def excluded_lines(self) -> list[str]:
+        return [f"{name}: {why}" for name, why in self.excluded.items()]
+
+    def to_dict(self) -> dict:
+        return {"verified": self.verified, "shapes": [s.to_dict() for s in self.shapes],
+                "excluded": dict(self.excluded)}
+
+
+def decide(report) -> Decision:
+    """The decision of a ``BenchReport``."""
+    verify = report.verify
+    measured = {m.runtime for m in report.measurements}
+    excluded: dict[str, str] = {}
+    if verify is not None:
+        for name, verdict in verify.verdicts.items():
+            if not verdict.passed:
+                excluded[name] = verdict.why_excluded()
+        for name in sorted(measured - set(verify.verdicts)):
+            excluded[name] = "not verified (measured, but not in the verify data)"
+    for skip in report.skipped:
+        if skip.runtime not in measured and skip.runtime not in excluded:
+            excluded[skip.runtime] = f"not measured: {skip.reason}"
+    candidates = [m for m in report.measurements if m.runtime not in excluded]
+    many_threads = len({m.threads for m in report.measurements}) > 1
+    by_shape: dict[tuple, dict[str, Measurement]] = {}
+    for m in candidates:
+        best = by_shape.setdefault(shape_key(m), {})
+        if m.runtime not in best or m.stats.median < best[m.runtime].stats.median:
+            best[m.runtime] = m  # each runtime at its best thread count
+    shapes = []
+    for key in sorted({shape_key(m) for m in report.measurements}):
+        ranked = sorted(by_shape.get(key, {}).values(), key=lambda m: m.stats.median)
+        shapes.append(ShapeDecision(key, ranked[0] if ranked else None,
+                                    ranked[1] if len(ranked) > 1 else None, many_threads))
+    return Decision(shapes, excluded, verified=verify is not None)

@@ -1,0 +1,215 @@
+"""Every bench result, kept in one SQLite file, and the series they form over time.
+
+``bench`` and ``run`` append each report here: one ``runs`` row (when, which command, the
+model's sha256 and summary, the machine, library versions, git commit, settings) and one
+``results`` row per measurement with its headline figures and the whole JSON row (raw
+samples, block-level figures and whatever else the measuring side recorded). A *series* is one
+runtime at one shape and thread count, on one model (sha256) and one CPU; ``history`` shows
+each series over time and flags a change point wherever two consecutive points differ by the
+same test ``lstm-bench compare`` applies (``bench.compare``).
+
+The default file is ``history.sqlite`` in the output folder (``lstm-bench-out``, or ``run
+--out``); ``--db PATH`` or the environment variable ``LSTM_BENCH_DB`` choose another.
+SQLite writes each report in one transaction: a crash leaves the earlier history intact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from contextlib import closing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lstm_bench.bench.stats import Measurement
+from lstm_bench.errors import LSTMBenchError
+from lstm_bench.files import to_json
+
+DB_ENV = "LSTM_BENCH_DB"
+DEFAULT_FOLDER = "lstm-bench-out"
+FILE_NAME = "history.sqlite"
+VERSION = 1
+
+TABLES = """
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY,
+    recorded TEXT NOT NULL,          -- ISO 8601, local time with offset
+    command TEXT NOT NULL,           -- bench | run
+    model_sha256 TEXT, model_path TEXT, model TEXT,  -- model: JSON summary
+    cpu TEXT, machine TEXT,          -- machine: JSON (cores, platform, thread settings...)
+    git_commit TEXT, versions TEXT,  -- versions: JSON {library: version}
+    settings TEXT, peak_gflops REAL
+);
+CREATE TABLE IF NOT EXISTS results (
+    id INTEGER PRIMARY KEY,
+    run_id INTEGER NOT NULL REFERENCES runs(id),
+    runtime TEXT NOT NULL, mode TEXT NOT NULL, chunk INTEGER NOT NULL,
+    batch INTEGER NOT NULL, seq_len INTEGER NOT NULL, threads INTEGER,
+    median_ms REAL, ci_low_ms REAL, ci_high_ms REAL, noise REAL,
+    verdict TEXT,                    -- verify's verdict for the runtime, when known
+    row TEXT NOT NULL                -- the JSON row of the bench report, raw samples included
+);
+CREATE INDEX IF NOT EXISTS results_by_run ON results(run_id);
+"""
+
+
+def default_db(out_folder=None) -> Path:
+    """``$LSTM_BENCH_DB`` when set, else ``history.sqlite`` in the output folder."""
+    if os.environ.get(DB_ENV):
+        return Path(os.environ[DB_ENV])
+    return Path(out_folder or DEFAULT_FOLDER) / FILE_NAME
+
+
+def connect(path, *, create: bool) -> sqlite3.Connection:
+    """The history database at ``path`` (made when ``create``), its tables in place."""
+    path = Path(path)
+    if not create and not path.is_file():
+        raise LSTMBenchError(f"{path}: no history database (bench and run write one; "
+                             "choose it with --db)")
+    if path.is_dir():
+        raise LSTMBenchError(f"{path}: a directory, not a history database file")
+    try:
+        if create:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(str(path) if create else f"file:{path}?mode=ro", uri=not create)
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version > VERSION:
+            db.close()
+            raise LSTMBenchError(f"{path}: history written by a newer lstm-bench "
+                                 f"(format {version}, this one reads {VERSION})")
+        if create:
+            with db:
+                db.executescript(TABLES)
+                db.execute(f"PRAGMA user_version = {VERSION}")
+        else:
+            db.execute("SELECT 1 FROM runs, results LIMIT 1")
+        return db
+    except sqlite3.DatabaseError as exc:
+        raise LSTMBenchError(f"{path}: not a usable history database ({exc})") from None
+    except OSError as exc:
+        raise LSTMBenchError(f"cannot open the history database {path}: "
+                             f"{exc.strerror or exc}") from None
+
+
+def check_db(path) -> Path:
+    """Open (creating) the database before any measuring, so a bad path costs nothing."""
+    with closing(connect(path, create=True)):
+        pass
+    return Path(path)
+
+
+def record(report, path, command: str) -> int:
+    """Append a ``BenchReport``; returns the new run's id."""
+    from lstm_bench.bench.decision import row_field
+
+    machine = report.machine
+    verdicts = report.verify.verdicts if report.verify else {}
+    with closing(connect(path, create=True)) as db:
+        try:
+            with db:  # one transaction: all of the report or nothing
+                cursor = db.execute(
+                    "INSERT INTO runs (recorded, command, model_sha256, model_path, model, cpu, "
+                    "machine, git_commit, versions, settings, peak_gflops) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (machine.get("timestamp") or time.strftime("%Y-%m-%dT%H:%M:%S%z"), command,
+                     report.model.get("sha256"), report.model.get("path"),
+                     to_json(report.model, None), machine.get("cpu"), to_json(machine, None),
+                     machine.get("git_commit"), to_json(machine.get("libraries") or {}, None),
+                     to_json(report.settings, None), report.peak_gflops))
+                run_id = cursor.lastrowid
+                for m in report.measurements:
+                    ci = m.stats.median_ci or (None, None)
+                    verdict = verdicts.get(m.runtime)
+                    db.execute(
+                        "INSERT INTO results (run_id, runtime, mode, chunk, batch, seq_len, "
+                        "threads, median_ms, ci_low_ms, ci_high_ms, noise, verdict, row) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (run_id, m.runtime, row_field(m, "mode") or "sequence",
+                         int(row_field(m, "chunk") or 0), m.batch, m.seq_len, m.threads,
+                         m.stats.median, ci[0], ci[1], m.noise,
+                         verdict.status if verdict else None, to_json(m.as_dict(), None)))
+        except sqlite3.Error as exc:
+            raise LSTMBenchError(f"cannot write the history database {path}: {exc}") from None
+    return run_id
+
+
+@dataclass
+class Point:
+    """One series' figure in one run."""
+
+    run_id: int
+    recorded: str
+    git_commit: str | None
+    measurement: Measurement
+    change: object | None = None  # compare's verdict against the previous point
+
+
+@dataclass
+class Series:
+    key: tuple  # (model_sha256, cpu, runtime, mode, chunk, batch, seq_len, threads)
+    model_path: str | None
+    fail_above: float = 5.0
+    points: list[Point] = field(default_factory=list)
+
+    @property
+    def runtime(self) -> str:
+        return self.key[2]
+
+    @property
+    def shape(self) -> tuple:
+        """(mode, chunk, batch, seq_len), as ``decision.shape_key``."""
+        return self.key[3:7]
+
+    @property
+    def label(self) -> str:
+        from lstm_bench.bench.decision import shape_label
+
+        return f"{self.runtime} {shape_label(self.shape, short=True)} thr={self.key[7]}"
+
+    @property
+    def change_points(self) -> list[Point]:
+        """Runs that differ from the one before beyond noise *and* by more than fail_above
+        percent either way: compare's regressions, and improvements of the same size."""
+        return [p for p in self.points if p.change is not None
+                and (p.change.regression or (p.change.verdict == "faster"
+                                             and p.change.change_pct < -self.fail_above))]
+
+
+def load_series(path, *, fail_above: float = 5.0) -> list[Series]:
+    """Every series in the database, points oldest first, each judged against the one before."""
+    query = ("SELECT runs.id, runs.recorded, runs.git_commit, runs.model_sha256, runs.model_path, "
+             "runs.cpu, results.runtime, results.mode, results.chunk, results.batch, "
+             "results.seq_len, results.threads, results.row FROM results "
+             "JOIN runs ON runs.id = results.run_id ORDER BY runs.id, results.id")
+    with closing(connect(path, create=False)) as db:
+        try:
+            rows = db.execute(query).fetchall()
+        except sqlite3.Error as exc:
+            raise LSTMBenchError(f"{path}: cannot read the history ({exc})") from None
+    series: dict[tuple, Series] = {}
+    for (run_id, recorded, commit, sha, model_path, cpu, runtime, mode, chunk, batch, seq_len,
+         threads, row) in rows:
+        try:
+            measurement = Measurement.from_dict(json.loads(row))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise LSTMBenchError(f"{path}: run {run_id} has an unreadable result row "
+                                 f"({type(exc).__name__}: {exc})") from None
+        key = (sha, cpu, runtime, mode, chunk, batch, seq_len, threads)
+        entry = series.setdefault(key, Series(key, model_path, fail_above))
+        entry.points.append(Point(run_id, recorded, commit, measurement))
+    for entry in series.values():
+        for previous, point in zip(entry.points, entry.points[1:]):
+            point.change = judge(previous.measurement, point.measurement, fail_above)
+    return list(series.values())
+
+
+def judge(base: Measurement, new: Measurement, fail_above: float):
+    """compare's verdict on two measurements of one series (its test, its thresholds)."""
+    from lstm_bench.bench.compare import Change, compare_samples
+
+    change, p_slower, p_faster, verdict = compare_samples(base.samples_ns, new.samples_ns,
+                                                          fail_above=fail_above)
+    return Change(new.key(), base.stats.median, new.stats.median, change, p_slower, p_faster,
+                  verdict)

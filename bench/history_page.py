@@ -1,0 +1,81 @@
+"""The history as one self-contained HTML page: per model and CPU, a panel per shape with each
+runtime's median over the runs (95 % CI bars), change points ringed (red: slower, green:
+faster), and the change points listed."""
+
+from __future__ import annotations
+
+import html
+
+from lstm_bench.bench.page import CSS, html_table
+
+
+def _plot(series) -> str:
+    from lstm_bench.bench.decision import shape_label
+    from lstm_bench.bench.plots import _figure, _legend, _png, plain_y, runtime_colours, \
+        thread_styles
+
+    shapes = sorted({s.shape for s in series})
+    runs = sorted({p.run_id for s in series for p in s.points})
+    x_of = {run: i for i, run in enumerate(runs)}
+    commits = {p.run_id: (p.git_commit or "?")[:7] for s in series for p in s.points}
+    fig, axes = _figure(len(shapes), height=3.8)
+    colours = runtime_colours({s.runtime for s in series})
+    styles = thread_styles({s.key[7] for s in series})
+    many_threads = len(styles) > 1
+    for ax, shape in zip(axes, shapes):
+        for s in (s for s in series if s.shape == shape):
+            style, marker = styles[s.key[7]]
+            xs = [x_of[p.run_id] for p in s.points]
+            ys = [p.measurement.stats.median for p in s.points]
+            cis = [p.measurement.stats.median_ci or (y, y) for p, y in zip(s.points, ys)]
+            ax.errorbar(xs, ys, yerr=[[max(y - c[0], 0) for y, c in zip(ys, cis)],
+                                      [max(c[1] - y, 0) for y, c in zip(ys, cis)]],
+                        color=colours[s.runtime], linestyle=style, marker=marker, capsize=2,
+                        label=f"{s.runtime}, {s.key[7]} thr" if many_threads else s.runtime)
+            for p in s.change_points:
+                ax.plot([x_of[p.run_id]], [p.measurement.stats.median], "o", markersize=14,
+                        markerfacecolor="none", markeredgewidth=2,
+                        markeredgecolor="#2a7" if p.change.verdict == "faster" else "#d22")
+        ax.set_title(shape_label(shape))
+        plain_y(ax)
+        ax.set_ylabel("median ms")
+        ax.set_xticks(range(len(runs)), [f"#{r}\n{commits[r]}" for r in runs], fontsize="small")
+        ax.grid(True, which="both", alpha=0.3)
+    _legend(fig, axes)
+    return _png(fig)
+
+
+def render_history(series, db) -> str:
+    from lstm_bench.bench.cli_history import change_lines
+
+    groups: dict[tuple, list] = {}
+    for s in series:
+        groups.setdefault(s.key[:2], []).append(s)
+    parts = ["<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">",
+             f"<title>lstm-bench history</title><style>{CSS}</style></head><body>",
+             "<h1>lstm-bench history</h1>",
+             f"<p class=\"meta\">{html.escape(str(db))}: "
+             f"{len({p.run_id for s in series for p in s.points})} runs, {len(series)} series. "
+             "A ringed point differs from the run before by compare's test (red: slower, "
+             "green: faster).</p>"]
+    if not series:
+        parts.append("<p>No results recorded yet.</p>")
+    for (sha, cpu), group in groups.items():
+        path = group[0].model_path or "model"
+        parts.append(f"<h2>{html.escape(path)} <span class=\"meta\">(sha256 "
+                     f"{html.escape((sha or '?')[:12])}) on {html.escape(cpu or '?')}</span></h2>")
+        parts.append(f"<img alt=\"history of {html.escape(path)}\" "
+                     f"src=\"data:image/png;base64,{_plot(group)}\">")
+        lines = change_lines(group)
+        parts.append("<h3>Change points</h3>" + ("<ul>" + "".join(
+            f"<li>{html.escape(line)}</li>" for line in lines) + "</ul>" if lines
+            else "<p>None: every series stayed within noise.</p>"))
+        rows = [[s.runtime, f"{s.key[5]}", f"{s.key[6]}", str(s.key[7]), str(len(s.points)),
+                 f"{s.points[0].measurement.stats.median:.4g}",
+                 f"{s.points[-1].measurement.stats.median:.4g}", str(len(s.change_points))]
+                for s in group]
+        parts.append("<details><summary>every series</summary>" + html_table(
+            ("runtime", "batch", "seq_len", "threads", "runs", "first ms", "last ms",
+             "change points"), rows) + "</details>")
+    parts.append("</body></html>\n")
+    return "\n".join(parts)

@@ -1,0 +1,106 @@
+"""The bench report as Markdown: the decision on top, then one table per thread count."""
+
+from __future__ import annotations
+
+from lstm_bench.bench.decision import decide, overlap, ratio
+from lstm_bench.bench.terminal import ci_text, fmt, noise_text, num, first_per_runtime, \
+    machine_warnings, noise_line, ranked_groups
+
+COLUMNS = ("runtime", "batch", "seq_len", "threads", "median ms", "95% CI", "vs best", "min ms",
+           "p90 ms", "p99 ms", "seq/s", "steps/s", "GFLOP/s", "% peak", "noise", "reps")
+COLD_COLUMNS = ("runtime", "threads", "session open ms", "first run ms", "peak memory MB")
+VERIFY_COLUMNS = ("runtime", "verdict", "model output max abs", "LSTM layer max abs",
+                  "tolerance", "details")
+
+
+def result_rows(measurements) -> list[list[str]]:
+    """Rows grouped by shape, fastest first; ``~`` after the ratio: within noise of the row
+    above (their 95 % CIs overlap)."""
+    rows = []
+    for _, ranked in ranked_groups(measurements):
+        best = ranked[0].stats.median
+        for i, m in enumerate(ranked):
+            tie = "~" if i > 0 and overlap(m, ranked[i - 1]) else ""
+            s = m.stats
+            rows.append([m.runtime, str(m.batch), str(m.seq_len), fmt(m.threads, "d"),
+                         fmt(s.median), ci_text(m), ratio(s.median / max(best, 1e-12)) + tie,
+                         fmt(s.min), fmt(s.p90), fmt(s.p99), num(m.sequences_per_s),
+                         num(m.steps_per_s), fmt(m.gflops, ".3g"),
+                         fmt(None if m.peak_share is None else 100 * m.peak_share, ".1f"),
+                         noise_text(m), str(m.reps)])
+    return rows
+
+
+def by_threads(measurements) -> list[tuple[int | None, list]]:
+    groups: dict = {}
+    for m in measurements:
+        groups.setdefault(m.threads, []).append(m)
+    return sorted(groups.items(), key=lambda kv: (kv[0] is None, kv[0] or 0))
+
+
+def cold_rows(measurements) -> list[list[str]]:
+    return [[m.runtime, fmt(m.threads, "d"), fmt((m.cold or {}).get("open")),
+             fmt((m.cold or {}).get("first_run")), fmt(m.peak_memory_mb, ".1f")]
+            for m in first_per_runtime(measurements)]
+
+
+def verify_rows(verify) -> list[list[str]]:
+    def err(value):
+        return fmt(value, ".2g") if value is None or value != float("inf") else "non-finite"
+    return [[v.runtime, v.status, err(v.max_abs_error),
+             err(v.layer_max_abs_error) if v.layer_status else "–", v.limit(), v.statement()]
+            for v in verify.verdicts.values()]
+
+
+def machine_line(report) -> str:
+    m = report.machine
+    libs = m.get("libraries", {})
+    lib_text = ", ".join(f"{k} {v}" for k, v in libs.items() if k != "lstm-bench")
+    load = m.get("load_average") or {}
+    load_text = "; load average " + ", ".join(
+        f"{when} {values[0]:.2f}" for when, values in load.items() if values) if load else ""
+    return (f"{m.get('cpu', '?')}, {m.get('usable_cores', '?')} cores; "
+            f"float32 GEMM peak {fmt(report.peak_gflops, '.0f')} GFLOP/s; {lib_text}; "
+            f"commit {m.get('git_commit') or 'unknown'}{load_text}")
+
+
+def md_table(columns, rows) -> str:
+    def esc(text):
+        return str(text).replace("|", "\\|")
+    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+    lines += ["| " + " | ".join(esc(c) for c in cells) + " |" for cells in rows]
+    return "\n".join(lines)
+
+
+def decision_markdown(report) -> list[str]:
+    decision = decide(report)
+    title = "## Decision: the fastest runtime that passed verify" if decision.verified else \
+        "## Decision: the fastest runtime (not verified)"
+    parts = [title, ""] + [f"- {line}" for line in decision.lines()]
+    if decision.excluded:
+        parts += ["", "Excluded:", ""] + [f"- {line}" for line in decision.excluded_lines()]
+    notes = machine_warnings(report) + [x for x in [noise_line(report)] if x]
+    if notes:
+        parts += [""] + [f"> {n}" for n in notes]
+    return parts + [""]
+
+
+def render_markdown(report) -> str:
+    parts = [f"# {report.title}", "", machine_line(report), ""]
+    parts += decision_markdown(report)
+    parts += ["## Latency and throughput", "",
+              "Latency in ms over the raw samples, runtimes fastest first at each shape; 95% CI "
+              "is the distribution-free confidence interval of the median; `~` after the ratio: "
+              "within noise of the row above (the CIs overlap); noise is IQR / median.", ""]
+    groups = by_threads(report.measurements)
+    for threads, rows in groups:
+        if len(groups) > 1:
+            parts += [f"### {threads} threads", ""]
+        parts += [md_table(COLUMNS, result_rows(rows)), ""]
+    parts += ["## Cold start and memory", "", md_table(COLD_COLUMNS,
+                                                      cold_rows(report.measurements)), ""]
+    if report.verify:
+        parts += ["## Verify", "", md_table(VERIFY_COLUMNS, verify_rows(report.verify)), ""]
+    if report.skipped:
+        parts += ["## Skipped", ""] + [f"- {s.runtime}: {s.reason}" for s in report.skipped] + [""]
+    return "\n".join(parts)

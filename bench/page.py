@@ -1,0 +1,117 @@
+"""The bench report as one self-contained HTML page: the decision, the plots, then the tables.
+
+Nothing is fetched from elsewhere (plots are inline PNG). Long sweeps stay short to scroll:
+one table per thread count, folded (``<details>``) beyond the first when there are many rows.
+"""
+
+from __future__ import annotations
+
+import html
+
+from lstm_bench.bench.decision import decide
+from lstm_bench.bench.markdown import COLD_COLUMNS, COLUMNS, VERIFY_COLUMNS, by_threads, \
+    cold_rows, machine_line, result_rows, verify_rows
+
+# The page's table leaves out what the Markdown and JSON keep (min, p90, steps/s): 13 columns
+# fit a 1280 px laptop screen.
+PAGE_COLUMNS = tuple(c for c in COLUMNS if c not in ("min ms", "p90 ms", "steps/s"))
+
+
+def page_rows(measurements) -> list[list[str]]:
+    keep = [COLUMNS.index(c) for c in PAGE_COLUMNS]
+    return [[row[i] for i in keep] for row in result_rows(measurements)]
+from lstm_bench.bench.terminal import machine_warnings, noise_line
+
+FOLD_ROWS = 24  # more result rows than this: thread counts after the first start folded
+
+CSS = """body{font-family:system-ui,sans-serif;margin:1.5em auto;padding:0 1.5em;color:#222;
+max-width:1320px;line-height:1.4}
+table{border-collapse:collapse;margin:.6em 0 1.2em;font-size:.88em}
+th,td{border-bottom:1px solid #ddd;padding:.2em .6em;text-align:right;white-space:nowrap}
+th:first-child,td:first-child{text-align:left}th{background:#f3f3f3}
+.meta{color:#555}img{width:100%;height:auto;margin:.3em 0 1em}
+.decision{border-left:5px solid #2a7;background:#f2faf5;padding:.6em 1.2em;margin:1em 0}
+.decision li{margin:.2em 0}.excluded{color:#555}.warn{color:#8a5a00}
+details>summary{cursor:pointer;font-weight:600;margin:.4em 0}
+.wrap{overflow-x:auto}tr.group td{border-top:2px solid #999}"""
+
+
+def html_table(columns, rows, wrap_last: bool = False, group_by: int | None = None) -> str:
+    """A table; ``group_by``: columns that name a group (a rule above each new group)."""
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    last = ' style="white-space:normal;text-align:left"' if wrap_last else ""
+    body, previous = [], None
+    for cells in rows:
+        group = tuple(cells[1:1 + group_by]) if group_by else None
+        rule = ' class="group"' if group_by and previous is not None and group != previous else ""
+        previous = group
+        body.append(f"<tr{rule}>" + "".join(
+            f"<td{last if wrap_last and i == len(cells) - 1 else ''}>{html.escape(str(c))}</td>"
+            for i, c in enumerate(cells)) + "</tr>")
+    body = "".join(body)
+    return (f'<div class="wrap"><table><thead><tr>{head}</tr></thead>'
+            f"<tbody>{body}</tbody></table></div>")
+
+
+def decision_html(report) -> str:
+    decision = decide(report)
+    title = ("Decision: the fastest runtime that passed verify" if decision.verified
+             else "Decision: the fastest runtime (not verified)")
+    items = "".join(f"<li>{html.escape(line)}</li>" for line in decision.lines())
+    parts = [f'<section class="decision"><h2>{title}</h2><ul>{items}</ul>']
+    if decision.excluded:
+        parts.append('<p class="excluded">Excluded:</p><ul class="excluded">' + "".join(
+            f"<li>{html.escape(line)}</li>" for line in decision.excluded_lines()) + "</ul>")
+    notes = machine_warnings(report) + [x for x in [noise_line(report)] if x]
+    parts += [f'<p class="warn">{html.escape(n)}</p>' for n in notes]
+    return "".join(parts) + "</section>"
+
+
+def _fold(summary: str, body: str, open_: bool) -> str:
+    return (f"<details{' open' if open_ else ''}><summary>{html.escape(summary)}</summary>"
+            f"{body}</details>")
+
+
+def results_html(report) -> str:
+    groups = by_threads(report.measurements)
+    long = len(report.measurements) > FOLD_ROWS
+    if len(groups) == 1 and not long:
+        return html_table(PAGE_COLUMNS, page_rows(report.measurements), group_by=2)
+    return "".join(_fold(f"{threads} threads ({len(rows)} rows)",
+                         html_table(PAGE_COLUMNS, page_rows(rows), group_by=2),
+                         open_=(i == 0 or not long))
+                   for i, (threads, rows) in enumerate(groups))
+
+
+def render_html(report) -> str:
+    from lstm_bench.bench.plots import all_plots
+
+    title = report.title
+    plots = "".join(f"<h3>{html.escape(caption)}</h3><img alt=\"{html.escape(caption)}\" "
+                    f"src=\"data:image/png;base64,{data}\">" for caption, data in all_plots(report))
+    cold = html_table(COLD_COLUMNS, cold_rows(report.measurements))
+    parts = [
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">",
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">",
+        f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1><p class=\"meta\">{html.escape(machine_line(report))}</p>",
+        decision_html(report),
+        "<h2>Plots</h2>", plots or "<p>No plots: nothing was measured.</p>",
+        "<h2>Latency and throughput</h2>",
+        "<p class=\"meta\">Latency in ms, runtimes fastest first at each shape; 95% CI is the "
+        "distribution-free confidence interval of the median; <b>~</b> after the ratio: within "
+        "noise of the row above (the CIs overlap); noise is IQR / median.</p>",
+        results_html(report),
+        "<h2>Cold start and memory</h2>",
+        cold if len(report.measurements) <= FOLD_ROWS
+        else _fold("cold start per runtime and thread count", cold, open_=False),
+    ]
+    if report.verify:
+        parts += ["<h2>Verify</h2>", html_table(VERIFY_COLUMNS, verify_rows(report.verify),
+                                                wrap_last=True)]
+    if report.skipped:
+        parts += ["<h2>Skipped</h2><ul>"] + [
+            f"<li>{html.escape(s.runtime)}: {html.escape(s.reason)}</li>"
+            for s in report.skipped] + ["</ul>"]
+    parts.append("</body></html>\n")
+    return "\n".join(parts)
