@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-HELP = "measure latency and throughput of each runtime"
-
-
-def add_sweep_arguments(parser, *, runtimes_default: str = "all") -> None:
-    """What to measure: runtimes and the sweep's lists (shared with `compare A.onnx B.onnx`)."""
-    shown = "every available one" if runtimes_default == "all" else runtimes_default
-    parser.add_argument("--runtimes", default=runtimes_default,
-                        help=f"comma list of runtimes, or 'all' (default: {shown})")
-    add_shape_arguments(parser)
-
 
 def add_shape_arguments(parser) -> None:
-    """--batch, --seq-len, --threads and --ort-option (shared with `python -m
-    lstm_bench.bench.fidelity`)."""
-    parser.add_argument("--batch", default="1", help="comma list of batch sizes (default: 1)")
-    parser.add_argument("--seq-len", default="100",
-                        help="comma list of sequence lengths (default: 100)")
-    parser.add_argument("--threads", default=None,
-                        help="comma list of intra-op thread counts, the same for every CPU "
-                             "runtime (default: 1; at most 4 x the usable cores)")
+    """--batch, --seq-len, --threads and --ort-option (shared with `compare A.onnx B.onnx` and
+    `python -m lstm_bench.bench.fidelity`)."""
+    from lstm_bench import options
+
+    options.add_batch(parser, many=True, default=(1,))
+    options.add_seq_len(parser, many=True, default=[100])
+    options.add_threads(parser)
     parser.add_argument("--ort-option", dest="ort_options", action="append", default=[],
                         metavar="KEY=VALUE", help="an onnxruntime session option for every "
                         "onnxruntime-based runtime, recorded in each row (repeatable; see "
@@ -30,6 +19,7 @@ def add_shape_arguments(parser) -> None:
 
 def add_timing_arguments(parser) -> None:
     """How long and in how many blocks (see docs/bench.md, "What one figure means")."""
+    from lstm_bench import options
     from lstm_bench.bench.harness import Settings
 
     d = Settings()
@@ -42,21 +32,23 @@ def add_timing_arguments(parser) -> None:
     parser.add_argument("--processes", type=int, default=d.processes,
                         help="fresh worker processes the blocks are spread over, one after "
                              f"another (default {d.processes}: this process)")
-    parser.add_argument("--min-time", type=float, default=d.min_time,
-                        help="seconds of timed calls per runtime and shape, at least "
-                             f"(default {d.min_time:g})")
+    options.add_min_time(parser, default=d.min_time, help_="seconds of timed calls per runtime "
+                                                           f"and shape, at least (default {d.min_time:g})")
     parser.add_argument("--min-reps", type=int, default=d.min_reps,
                         help=f"timed calls per runtime and shape, at least (default {d.min_reps})")
     parser.add_argument("--max-reps", type=int, default=d.max_reps,
                         help=f"timed calls per runtime and shape, at most (default {d.max_reps})")
     parser.add_argument("--block", type=int, default=d.block,
                         help=f"timed calls per block, at least (default {d.block})")
-    parser.add_argument("--quiet", action="store_true", help="no progress display")
+    options.add_quiet(parser)
 
 
 def add_arguments(parser) -> None:
+    from lstm_bench import options
+
     parser.add_argument("model", help="the ONNX model (with at least one LSTM node)")
-    add_sweep_arguments(parser)
+    options.add_runtimes(parser)
+    add_shape_arguments(parser)
     parser.add_argument("--inputs", metavar="F.npz", default=None,
                         help="feed these arrays (as verify does) instead of random inputs; "
                              "their shape replaces --batch and --seq-len")
@@ -92,47 +84,47 @@ def settings_from(args):
 
 
 def sweep_lists(args) -> tuple[list[int], list[int], list[int]]:
-    """(batches, seq_lens, threads) from the options, checked."""
-    from lstm_bench.bench.machine import check_threads, default_threads
-    from lstm_bench.bench.runner import parse_int_list
+    """(batches, seq_lens, threads) from the options, the threads checked against the cores."""
+    from lstm_bench.bench.machine import check_threads
+    from lstm_bench.options import threads_or_default
 
-    threads = (parse_int_list(args.threads, "--threads") if args.threads is not None
-               else [default_threads()])
-    return (parse_int_list(args.batch, "--batch"), parse_int_list(args.seq_len, "--seq-len"),
-            check_threads(threads))
+    return list(args.batch), list(args.seq_len), check_threads(threads_or_default(args.threads))
 
 
 def main(args) -> int:
+    from lstm_bench import options
     from lstm_bench.bench import history
     from lstm_bench.bench.report import VerifySummary, write_reports
-    from lstm_bench.bench.runner import parse_int_list, run_bench
+    from lstm_bench.bench.runner import run_bench
     from lstm_bench.bench.terminal import make_console, print_report
-
-    from lstm_bench.files import check_writable
+    from lstm_bench.errors import LSTMBenchError
+    from lstm_bench.files import check_distinct, check_writable, read_json
+    from lstm_bench.runtimes.ort_options import parse_ort_options
 
     for option in ("json", "md", "html"):
         check_writable(getattr(args, option), f"--{option}")
-    from lstm_bench.runtimes.ort_options import parse_ort_options
-
+    check_distinct({"MODEL": args.model, "--verify-json": args.verify_json,
+                    "--inputs": args.inputs, "--db": args.db},
+                   {f"--{o}": getattr(args, o) for o in ("json", "md", "html")})
     ort_options = parse_ort_options(args.ort_options)
     batches, seq_lens, threads = sweep_lists(args)
     settings = settings_from(args)
     verify = None
     if args.verify_json:
-        from lstm_bench.files import read_json
-
         verify = VerifySummary.from_verify_json(read_json(args.verify_json, "verify report"))
     db = None if args.no_history else history.check_db(args.db or history.default_db())
     if args.streaming:  # streaming latency (bench/streaming.py)
         from lstm_bench.bench.streaming import run_streaming
-        from lstm_bench.errors import LSTMBenchError
 
         if args.inputs:
             raise LSTMBenchError("--inputs and --streaming cannot be combined: the streaming "
                                  "bench feeds random chunks of --chunk steps")
-        doc = run_streaming(args.model, runtimes=args.runtimes, batches=batches,
-                            chunks=parse_int_list(args.chunk, "--chunk"), threads_list=threads,
-                            settings=settings, verify=verify,
+        try:  # parsed here, not by argparse: only --streaming reads it
+            chunks = options.sizes(args.chunk)
+        except LSTMBenchError as exc:
+            raise LSTMBenchError(f"--chunk: {exc}") from None
+        doc = run_streaming(args.model, runtimes=args.runtimes, batches=batches, chunks=chunks,
+                            threads_list=threads, settings=settings, verify=verify,
                             calibrate=not args.no_calibrate, show_progress=not args.quiet,
                             ort_options=ort_options)
     else:
@@ -143,10 +135,9 @@ def main(args) -> int:
     console = make_console()
     print_report(doc, console)
     for path in write_reports(doc, json=args.json, md=args.md, html=args.html):
-        console.print(f"wrote {path}", highlight=False, soft_wrap=True)
+        console.print(f"wrote {path}", highlight=False, soft_wrap=True, markup=False)
     if db is not None:
         run_id = history.record(doc, db, "bench")
         console.print(f"recorded as run #{run_id} in {db} (lstm-bench history --db {db})",
-                      highlight=False, soft_wrap=True)
+                      highlight=False, soft_wrap=True, markup=False)
     return 0
-

@@ -12,7 +12,7 @@ HELP = "compare two bench JSON reports, or two models live; exit 1 on a regressi
 
 
 def add_arguments(parser) -> None:
-    from lstm_bench.bench.cli_bench import add_sweep_arguments, add_timing_arguments
+    from lstm_bench.bench.cli_bench import add_shape_arguments, add_timing_arguments
 
     parser.add_argument("base", help="the reference: a bench --json report, or an ONNX model")
     parser.add_argument("new", help="the one to judge: a report, or an ONNX model")
@@ -25,8 +25,13 @@ def add_arguments(parser) -> None:
                         help="compare reports from different CPUs or core counts")
     for option, what in (("json", "JSON"), ("md", "Markdown"), ("html", "HTML")):
         parser.add_argument(f"--{option}", metavar="PATH", help=f"write the verdicts as {what}")
+    from lstm_bench import options
+
     group = parser.add_argument_group("live A/B (two .onnx models)")
-    add_sweep_arguments(group, runtimes_default="ort-cpu")
+    group.add_argument("--runtimes", type=options.runtime_names, default=["ort-cpu"],
+                       metavar="A,B,...|all", help="comma-separated runtime names, or 'all' "
+                                                   "(default: ort-cpu)")
+    add_shape_arguments(group)
     add_timing_arguments(group)
 
 
@@ -47,15 +52,19 @@ def _is_model(path: str) -> bool:
 
 
 def main(args) -> int:
+    from rich.markup import escape
+
     from lstm_bench.bench.compare import changes_table, compare_reports, machine_drift
     from lstm_bench.bench.compare_report import write_compare_reports
     from lstm_bench.bench.report import load_json
     from lstm_bench.bench.terminal import make_console
     from lstm_bench.errors import LSTMBenchError
-    from lstm_bench.files import check_writable
+    from lstm_bench.files import check_distinct, check_writable
 
     for option in ("json", "md", "html"):
         check_writable(getattr(args, option), f"--{option}")
+    check_distinct({"BASE": args.base, "NEW": args.new},
+                   {f"--{o}": getattr(args, o) for o in ("json", "md", "html")})
     if not args.fail_above >= 0:
         raise LSTMBenchError(f"--fail-above must be >= 0 percent, got {args.fail_above}")
     live = _is_model(args.base), _is_model(args.new)
@@ -88,11 +97,11 @@ def main(args) -> int:
     console = make_console()
     console.print(changes_table(changes, args.fail_above, paired=live[0]))
     for warning in warnings:
-        console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+        console.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False)
     for path in write_compare_reports(changes, base=args.base, new=args.new,
                                       fail_above=args.fail_above, notes=warnings,
                                       json=args.json, md=args.md, html=args.html):
-        console.print(f"wrote {path}", highlight=False, soft_wrap=True)
+        console.print(f"wrote {path}", highlight=False, soft_wrap=True, markup=False)
     regressions = [c for c in changes if c.regression]
     if regressions:
         console.print(f"[bold red]{len(regressions)} regression(s)[/bold red] of "

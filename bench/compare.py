@@ -213,7 +213,8 @@ def machine_drift(base: dict, new: dict) -> str | None:
     a change of the code, so compare says it out loud.
     """
     notes = []
-    cpus = [(doc.get("machine") or {}).get("cpu") for doc in (base, new)]
+    cpus = [doc.get("machine").get("cpu") if isinstance(doc.get("machine"), dict) else None
+            for doc in (base, new)]
     if all(cpus) and cpus[0] != cpus[1]:
         notes.append(f"different CPUs ({cpus[0]} / {cpus[1]})")
     rates = [doc.get("peak_gflops") for doc in (base, new)]
@@ -256,10 +257,12 @@ STYLES = {"regression": "bold red", "slower": "yellow", "faster": "green"}
 
 def changes_table(changes: list[Change], fail_above: float, paired: bool = False):
     from rich.table import Table
+    from rich.text import Text  # a runtime name from a user's file is shown as written
 
     table = Table(title=_title(fail_above, paired), header_style="bold")
     for i, col in enumerate(COLUMNS):
         table.add_column(col, justify="left" if i in (0, len(COLUMNS) - 1) else "right")
     for c in changes:
-        table.add_row(*_cells(c), style=STYLES.get(c.verdict))
+        cells = _cells(c)
+        table.add_row(Text(cells[0]), *cells[1:], style=STYLES.get(c.verdict))
     return table

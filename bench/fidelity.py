@@ -22,7 +22,6 @@ of the whole measurement divided by its calls (the bookkeeping between samples, 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -163,9 +162,9 @@ def main(argv=None) -> int:
                       f"overhead {f['timed_call_overhead_ns']:.0f} ns in the sample, "
                       f"{f['loop_cost_per_call_ns']:.0f} ns wall per call")
     if args.json:
-        from lstm_bench.files import write_text
+        from lstm_bench.files import write_json
 
-        write_text(args.json, json.dumps(results, indent=1) + "\n")
+        write_json(args.json, results)
     return 0
 
 

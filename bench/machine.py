@@ -20,19 +20,14 @@ import time
 from importlib import metadata
 from pathlib import Path
 
+from lstm_bench.options import default_threads  # the one default thread count
+
 LIBRARIES = ("lstm-bench", "numpy", "scipy", "onnx", "onnxruntime", "onnxruntime-gpu", "openvino",
              "torch", "onnxscript", "keras", "rich", "matplotlib")
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
               "ORT_NUM_THREADS", "CUDA_VISIBLE_DEVICES")
 
 
-# One intra-op thread per runtime unless the user asks for more. With as many threads as
-# cores, a runtime's thread pool competes with everything else on a small or shared machine:
-# measured on this project's 2-core machine while other work ran, torch-cpu took 16-20 ms a
-# call at batch 1 with 2 threads against 0.65 ms with 1 (an OpenMP barrier per time step
-# waits for a descheduled worker), and the run's summary would have steered a deployment
-# choice by it. docs/bench.md has the figures; `--threads 1,2` measures the scaling.
-DEFAULT_THREADS = 1
 THREADS_PER_CORE_LIMIT = 4  # --threads above 4 x the usable cores is refused
 
 
@@ -42,11 +37,6 @@ def usable_cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         return os.cpu_count() or 1
-
-
-def default_threads() -> int:
-    """The thread count a sweep uses when none is given: DEFAULT_THREADS (see above)."""
-    return DEFAULT_THREADS
 
 
 def check_threads(values) -> list[int]:

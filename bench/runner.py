@@ -9,37 +9,19 @@ import time
 from lstm_bench.errors import LSTMBenchError
 
 
-def parse_int_list(text: str | None, option: str, *, minimum: int = 1) -> list[int]:
-    """'1,8,32' -> [1, 8, 32]; empty items, non-integers and values below minimum are errors."""
-    if text is None:
-        raise LSTMBenchError(f"{option} needs a comma-separated list of integers")
-    items = [item.strip() for item in str(text).split(",")]
-    if not any(items):
-        raise LSTMBenchError(f"{option} is empty; give a comma-separated list such as 1,8,32")
-    values = []
-    for item in items:
-        try:
-            value = int(item)
-        except ValueError:
-            raise LSTMBenchError(f"{option}: {item!r} is not an integer (in {text!r})") from None
-        if value < minimum:
-            raise LSTMBenchError(f"{option}: {value} is below {minimum} (in {text!r})")
-        if value not in values:
-            values.append(value)
-    return values
-
-
-def pick_runtimes(text: str | None) -> tuple[dict, list[dict]]:
+def pick_runtimes(text) -> tuple[dict, list[dict]]:
     """(name -> factory of the available ones, [{"runtime", "reason"} for the others]).
 
-    ``None`` or ``all`` means every registered runtime; unknown names are an error.
+    ``text``: names as ``lstm_bench.options.runtime_names`` parses them (a list, or None for
+    every registered runtime), or the same as one comma string; unknown names are an error.
     """
+    from lstm_bench.options import runtime_names
     from lstm_bench.runtimes.registry import RUNTIMES
 
-    if text is None or text.strip() == "all":
+    names = runtime_names(text) if isinstance(text, str) else text
+    if names is None:
         names = list(RUNTIMES)
     else:
-        names = [n.strip() for n in text.split(",") if n.strip()]
         if not names:
             raise LSTMBenchError("--runtimes is empty; name some of: " + ", ".join(RUNTIMES))
         unknown = [n for n in names if n not in RUNTIMES]
@@ -104,7 +86,9 @@ class LiveDisplay:
                                  f"({info['threads']} threads)")
         elif kind == "skip":
             self.progress.advance(self.task)
-            self.console.print(f"[dim]skipped {info['runtime']}: {info['reason']}[/dim]",
+            from rich.markup import escape
+
+            self.console.print(f"[dim]skipped {info['runtime']}: {escape(info['reason'])}[/dim]",
                                highlight=False)
         elif kind == "opened":
             self.progress.advance(self.task)

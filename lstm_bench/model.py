@@ -14,7 +14,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lstm_bench.errors import LSTMBenchError
+from lstm_bench.errors import LSTMBenchError, first_line
 
 if TYPE_CHECKING:  # onnx is imported where a model is read, not with this module
     import onnx
@@ -24,15 +24,20 @@ def load_proto(path):
     """A ModelProto read from ``path``, with a one-line error for a missing or unreadable file."""
     import onnx
 
+    from lstm_bench.model_limits import check_limits
+
     path = Path(path)
     if not path.is_file():
         raise LSTMBenchError(f"{path}: {'a directory, not a' if path.is_dir() else 'no such'} model file")
     try:
         loaded = onnx.load(str(path))
-    except Exception as exc:  # onnx raises DecodeError, ValueError... for a bad file
-        raise LSTMBenchError(f"{path}: not a readable ONNX model ({type(exc).__name__})") from None
+    except Exception as exc:  # onnx raises DecodeError, ValueError, ValidationError (external
+        # data outside the model's folder)... for a bad file
+        raise LSTMBenchError(f"{path}: not a readable ONNX model "
+                             f"({first_line(exc, with_type=True)[:300]})") from None
     if not loaded.graph.output:  # an empty file parses as an empty ModelProto
         raise LSTMBenchError(f"{path}: not an ONNX model (no graph outputs)")
+    check_limits(loaded, str(path))  # sizes, loops and names, before anything runs
     return loaded
 
 

@@ -83,7 +83,7 @@ class OrtCudaRuntime(OrtRuntime):
             try:
                 self.placement = self.measure_placement(model, threads)
             except Exception as exc:  # the rule's prediction still stands; say why it is unchecked
-                self.placement_error = f"{type(exc).__name__}: {first_line(exc)}"
+                self.placement_error = first_line(exc, with_type=True)
                 return
             lstm_names = {n.name or f"LSTM#{i}" for i, n in enumerate(model.proto.graph.node)
                           if n.op_type == "LSTM"}

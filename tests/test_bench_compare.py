@@ -127,9 +127,11 @@ def test_different_models_and_machines_are_refused_unless_allowed(tmp_path, caps
 
 
 @pytest.mark.parametrize("content, message", [
-    ("{not json", "not JSON"),
+    ("{not json", "not a readable JSON"),
     ("[1, 2]", "no top-level 'results'"),
-    ('{"results": []}', "schema"),
+    ('{"results": []}', "no results"),
+    ('{"results": [{"runtime": "x", "batch": 1, "seq_len": 1, "threads": 1, "latency_ms": {},'
+     ' "throughput": {}, "samples_ns": [1]}]}', "schema"),
     ('{"schema": "lstm-bench/bench/1", "model": {}, "machine": {}, "results": []}',
      "no results"),
     ('{"results": [{"runtime": "x"}]}', "lacks"),
