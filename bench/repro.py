@@ -49,7 +49,7 @@ def _check(result: subprocess.CompletedProcess, allowed=(0,)) -> None:
 
 def _bench(model, out: Path, extra) -> dict:
     result = lstm_bench("bench", str(model), "--runtimes", "ort-cpu", "--batch", "1",
-                        "--seq-len", "100", "--quiet", "--json", str(out), *extra)
+                        "--seq-len", "100", "--quiet", "--no-history", "--json", str(out), *extra)
     _check(result)
     return json.loads(out.read_text())
 
