@@ -2,35 +2,57 @@
 
 from __future__ import annotations
 
-HELP = "measure latency and throughput of each runtime"
 
+def add_shape_arguments(parser) -> None:
+    """--batch, --seq-len, --threads and --ort-option (shared with `compare A.onnx B.onnx` and
+    `python -m lstm_bench.bench.fidelity`)."""
+    from lstm_bench import options
 
-def add_arguments(parser) -> None:
-    parser.add_argument("model", help="the ONNX model (with at least one LSTM node)")
-    parser.add_argument("--runtimes", default="all",
-                        help="comma list of runtimes, or 'all' (default: every available one)")
-    parser.add_argument("--batch", default="1", help="comma list of batch sizes (default: 1)")
-    parser.add_argument("--seq-len", default="100",
-                        help="comma list of sequence lengths (default: 100)")
-    parser.add_argument("--inputs", metavar="F.npz", default=None,
-                        help="feed these arrays (as verify does) instead of random inputs; "
-                             "their shape replaces --batch and --seq-len")
-    parser.add_argument("--threads", default=None,
-                        help="comma list of intra-op thread counts, the same for every CPU "
-                             "runtime (default: all cores)")
-    parser.add_argument("--min-time", type=float, default=0.2,
-                        help="seconds of timed calls per runtime and shape, at least (default 0.2)")
-    parser.add_argument("--min-reps", type=int, default=10,
-                        help="timed calls per runtime and shape, at least (default 10)")
-    parser.add_argument("--max-reps", type=int, default=10_000,
-                        help="timed calls per runtime and shape, at most (default 10000)")
-    parser.add_argument("--block", type=int, default=5,
-                        help="timed calls per runtime in each round-robin round (default 5; 1: "
-                             "call by call; more keeps runtimes' spinning thread pools apart)")
+    options.add_batch(parser, many=True, default=(1,))
+    options.add_seq_len(parser, many=True, default=[100])
+    options.add_threads(parser)
     parser.add_argument("--ort-option", dest="ort_options", action="append", default=[],
                         metavar="KEY=VALUE", help="an onnxruntime session option for every "
                         "onnxruntime-based runtime, recorded in each row (repeatable; see "
                         "`lstm-bench verify --help`), e.g. intra_op_spinning=0")
+
+
+def add_timing_arguments(parser) -> None:
+    """How long and in how many blocks (see docs/bench.md, "What one figure means")."""
+    from lstm_bench import options
+    from lstm_bench.bench.harness import Settings
+
+    d = Settings()
+    parser.add_argument("--span", type=float, default=d.span, metavar="S",
+                        help="seconds of wall time the blocks of each thread count are spread "
+                             f"over, to see the machine's slow and fast phases (default {d.span:g})")
+    parser.add_argument("--blocks", type=int, default=d.blocks,
+                        help=f"blocks per runtime and shape, the unit of the statistics "
+                             f"(default {d.blocks})")
+    parser.add_argument("--processes", type=int, default=d.processes,
+                        help="fresh worker processes the blocks are spread over, one after "
+                             f"another (default {d.processes}: this process)")
+    options.add_min_time(parser, default=d.min_time, help_="seconds of timed calls per runtime "
+                                                           f"and shape, at least (default {d.min_time:g})")
+    parser.add_argument("--min-reps", type=int, default=d.min_reps,
+                        help=f"timed calls per runtime and shape, at least (default {d.min_reps})")
+    parser.add_argument("--max-reps", type=int, default=d.max_reps,
+                        help=f"timed calls per runtime and shape, at most (default {d.max_reps})")
+    parser.add_argument("--block", type=int, default=d.block,
+                        help=f"timed calls per block, at least (default {d.block})")
+    options.add_quiet(parser)
+
+
+def add_arguments(parser) -> None:
+    from lstm_bench import options
+
+    parser.add_argument("model", help="the ONNX model (with at least one LSTM node)")
+    options.add_runtimes(parser)
+    add_shape_arguments(parser)
+    parser.add_argument("--inputs", metavar="F.npz", default=None,
+                        help="feed these arrays (as verify does) instead of random inputs; "
+                             "their shape replaces --batch and --seq-len")
+    add_timing_arguments(parser)
     parser.add_argument("--no-calibrate", action="store_true",
                         help="skip the GEMM peak measurement (no share-of-peak figures)")
     parser.add_argument("--verify-json", metavar="PATH",
@@ -43,7 +65,6 @@ def add_arguments(parser) -> None:
                         help="history database to append the results to (default: "
                              "$LSTM_BENCH_DB, else lstm-bench-out/history.sqlite)")
     parser.add_argument("--no-history", action="store_true", help="do not record the results")
-    parser.add_argument("--quiet", action="store_true", help="no progress display")
     # streaming latency (bench/streaming.py)
     parser.add_argument("--streaming", action="store_true",
                         help="time one chunk per call with h and c carried between calls "
@@ -56,59 +77,67 @@ def add_arguments(parser) -> None:
 def settings_from(args):
     from lstm_bench.bench.harness import Settings
 
-    return Settings(min_time=args.min_time, min_reps=args.min_reps,
+    return Settings(span=args.span, blocks=args.blocks, processes=args.processes,
+                    min_time=args.min_time, min_reps=args.min_reps,
                     max_reps=max(args.max_reps, args.min_reps),
                     warmup_time=min(0.05, args.min_time / 4), block=args.block)
 
 
+def sweep_lists(args) -> tuple[list[int], list[int], list[int]]:
+    """(batches, seq_lens, threads) from the options, the threads checked against the cores."""
+    from lstm_bench.bench.machine import check_threads
+    from lstm_bench.options import threads_or_default
+
+    return list(args.batch), list(args.seq_len), check_threads(threads_or_default(args.threads))
+
+
 def main(args) -> int:
-    from lstm_bench.bench.machine import default_threads
+    from lstm_bench import options
     from lstm_bench.bench import history
     from lstm_bench.bench.report import VerifySummary, write_reports
-    from lstm_bench.bench.runner import parse_int_list, run_bench
+    from lstm_bench.bench.runner import run_bench
     from lstm_bench.bench.terminal import make_console, print_report
-
-    from lstm_bench.files import check_writable
+    from lstm_bench.errors import LSTMBenchError
+    from lstm_bench.files import check_distinct, check_writable, read_json
+    from lstm_bench.runtimes.ort_options import parse_ort_options
 
     for option in ("json", "md", "html"):
         check_writable(getattr(args, option), f"--{option}")
-    from lstm_bench.runtimes.ort_options import parse_ort_options
-
+    check_distinct({"MODEL": args.model, "--verify-json": args.verify_json,
+                    "--inputs": args.inputs, "--db": args.db},
+                   {f"--{o}": getattr(args, o) for o in ("json", "md", "html")})
     ort_options = parse_ort_options(args.ort_options)
-    batches = parse_int_list(args.batch, "--batch")
-    seq_lens = parse_int_list(args.seq_len, "--seq-len")
-    threads = (parse_int_list(args.threads, "--threads") if args.threads is not None
-               else [default_threads()])
+    batches, seq_lens, threads = sweep_lists(args)
+    settings = settings_from(args)
     verify = None
     if args.verify_json:
-        from lstm_bench.files import read_json
-
         verify = VerifySummary.from_verify_json(read_json(args.verify_json, "verify report"))
     db = None if args.no_history else history.check_db(args.db or history.default_db())
     if args.streaming:  # streaming latency (bench/streaming.py)
         from lstm_bench.bench.streaming import run_streaming
-        from lstm_bench.errors import LSTMBenchError
 
         if args.inputs:
             raise LSTMBenchError("--inputs and --streaming cannot be combined: the streaming "
                                  "bench feeds random chunks of --chunk steps")
-        doc = run_streaming(args.model, runtimes=args.runtimes, batches=batches,
-                            chunks=parse_int_list(args.chunk, "--chunk"), threads_list=threads,
-                            settings=settings_from(args), verify=verify,
+        try:  # parsed here, not by argparse: only --streaming reads it
+            chunks = options.sizes(args.chunk)
+        except LSTMBenchError as exc:
+            raise LSTMBenchError(f"--chunk: {exc}") from None
+        doc = run_streaming(args.model, runtimes=args.runtimes, batches=batches, chunks=chunks,
+                            threads_list=threads, settings=settings, verify=verify,
                             calibrate=not args.no_calibrate, show_progress=not args.quiet,
                             ort_options=ort_options)
     else:
         doc = run_bench(args.model, runtimes=args.runtimes, batches=batches, seq_lens=seq_lens,
-                        threads_list=threads, settings=settings_from(args), verify=verify,
+                        threads_list=threads, settings=settings, verify=verify,
                         calibrate=not args.no_calibrate, show_progress=not args.quiet,
                         ort_options=ort_options, inputs=args.inputs)
     console = make_console()
     print_report(doc, console)
     for path in write_reports(doc, json=args.json, md=args.md, html=args.html):
-        console.print(f"wrote {path}", highlight=False, soft_wrap=True)
+        console.print(f"wrote {path}", highlight=False, soft_wrap=True, markup=False)
     if db is not None:
         run_id = history.record(doc, db, "bench")
         console.print(f"recorded as run #{run_id} in {db} (lstm-bench history --db {db})",
-                      highlight=False, soft_wrap=True)
+                      highlight=False, soft_wrap=True, markup=False)
     return 0
-

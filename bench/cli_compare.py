@@ -1,41 +1,107 @@
-"""`lstm-bench compare BASE.json NEW.json`: exit 1 when a row got slower beyond noise."""
+"""`lstm-bench compare`: exit 1 when a row got slower beyond noise.
+
+Two forms: ``compare BASE.json NEW.json`` judges two saved bench reports;
+``compare BASE.onnx NEW.onnx`` measures both models live, interleaved block by block in the
+same process(es), so that both see the same phases of the machine (the fair gate on a shared
+machine).
+"""
 
 from __future__ import annotations
 
-HELP = "compare two bench JSON reports; exit 1 on a regression"
+HELP = "compare two bench JSON reports, or two models live; exit 1 on a regression"
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("base", help="the reference report (lstm-bench bench --json)")
-    parser.add_argument("new", help="the report to judge")
+    from lstm_bench.bench.cli_bench import add_shape_arguments, add_timing_arguments
+
+    parser.add_argument("base", help="the reference: a bench --json report, or an ONNX model")
+    parser.add_argument("new", help="the one to judge: a report, or an ONNX model")
     parser.add_argument("--fail-above", type=float, default=5.0, metavar="PCT",
                         help="a significant slowdown of the median above PCT percent is a "
                              "regression (default 5)")
+    parser.add_argument("--allow-different-models", action="store_true",
+                        help="compare reports of models with different sha256")
+    parser.add_argument("--allow-different-machines", action="store_true",
+                        help="compare reports from different CPUs or core counts")
     for option, what in (("json", "JSON"), ("md", "Markdown"), ("html", "HTML")):
         parser.add_argument(f"--{option}", metavar="PATH", help=f"write the verdicts as {what}")
+    from lstm_bench import options
+
+    group = parser.add_argument_group("live A/B (two .onnx models)")
+    group.add_argument("--runtimes", type=options.runtime_names, default=["ort-cpu"],
+                       metavar="A,B,...|all", help="comma-separated runtime names, or 'all' "
+                                                   "(default: ort-cpu)")
+    add_shape_arguments(group)
+    add_timing_arguments(group)
+
+
+def busy_note(doc: dict, which: str) -> str | None:
+    """The busy-machine warning of a report, from the load averages it recorded."""
+    from lstm_bench.bench.machine import busy_warning
+
+    machine = doc.get("machine") or {}
+    load = machine.get("load_average") or {}
+    threads = max((t for t in (machine.get("thread_settings") or {}).get("threads") or [1]
+                   if isinstance(t, int)), default=1)
+    note = busy_warning(load.get("before"), load.get("after"), threads)
+    return f"{which}: {note}" if note else None
+
+
+def _is_model(path: str) -> bool:
+    return str(path).lower().endswith(".onnx")
 
 
 def main(args) -> int:
+    from rich.markup import escape
+
     from lstm_bench.bench.compare import changes_table, compare_reports, machine_drift
     from lstm_bench.bench.compare_report import write_compare_reports
     from lstm_bench.bench.report import load_json
     from lstm_bench.bench.terminal import make_console
-    from lstm_bench.files import check_writable
+    from lstm_bench.errors import LSTMBenchError
+    from lstm_bench.files import check_distinct, check_writable
 
     for option in ("json", "md", "html"):
         check_writable(getattr(args, option), f"--{option}")
+    check_distinct({"BASE": args.base, "NEW": args.new},
+                   {f"--{o}": getattr(args, o) for o in ("json", "md", "html")})
+    if not args.fail_above >= 0:
+        raise LSTMBenchError(f"--fail-above must be >= 0 percent, got {args.fail_above}")
+    live = _is_model(args.base), _is_model(args.new)
+    if live[0] != live[1]:
+        raise LSTMBenchError("give two bench reports (.json) or two models (.onnx), not one "
+                             f"of each: {args.base}, {args.new}")
+    if live[0]:
+        from lstm_bench.bench.cli_bench import settings_from, sweep_lists
+        from lstm_bench.bench.runner import run_ab
+        from lstm_bench.runtimes.ort_options import parse_ort_options
 
-    base, new = load_json(args.base), load_json(args.new)
-    changes = compare_reports(base, new, fail_above=args.fail_above)
+        ort_options = parse_ort_options(args.ort_options)
+        batches, seq_lens, threads = sweep_lists(args)
+        reports = run_ab(args.base, args.new, runtimes=args.runtimes, batches=batches,
+                         seq_lens=seq_lens, threads_list=threads, settings=settings_from(args),
+                         show_progress=not args.quiet, ort_options=ort_options)
+        base, new = (report.to_dict() for report in reports)
+        allow_models = True  # two models are the point of a live comparison
+    else:
+        base, new = load_json(args.base), load_json(args.new)
+        allow_models = args.allow_different_models
+    changes = compare_reports(base, new, fail_above=args.fail_above, paired=live[0],
+                              allow_different_models=allow_models,
+                              allow_different_machines=args.allow_different_machines)
+    if live[0]:  # one rotation: one state of the machine
+        warnings = [busy_note(new, "the live run")]
+    else:
+        warnings = [machine_drift(base, new), busy_note(base, "BASE"), busy_note(new, "NEW")]
+    warnings = [w for w in warnings if w]
     console = make_console()
-    console.print(changes_table(changes, args.fail_above))
-    drift = machine_drift(base, new)
-    if drift:
-        console.print(f"[yellow]warning:[/yellow] {drift}", highlight=False)
+    console.print(changes_table(changes, args.fail_above, paired=live[0]))
+    for warning in warnings:
+        console.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False)
     for path in write_compare_reports(changes, base=args.base, new=args.new,
-                                      fail_above=args.fail_above, notes=[drift] if drift else [],
+                                      fail_above=args.fail_above, notes=warnings,
                                       json=args.json, md=args.md, html=args.html):
-        console.print(f"wrote {path}", highlight=False, soft_wrap=True)
+        console.print(f"wrote {path}", highlight=False, soft_wrap=True, markup=False)
     regressions = [c for c in changes if c.regression]
     if regressions:
         console.print(f"[bold red]{len(regressions)} regression(s)[/bold red] of "

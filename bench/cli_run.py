@@ -11,31 +11,33 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-HELP = "the whole job on the built-in seed model: export, verify, bench"
 
 BATCHES = (1, 8, 32)
 SEQ_LEN = 100  # the seed model's sequence length
 RUN_MAX_TIME = 2.0  # seconds of timed calls per runtime and shape, at most (3 calls at least)
+INTERRUPTED = "INTERRUPTED"  # written into a run folder whose report set is incomplete
 
 
 def add_arguments(parser) -> None:
+    from lstm_bench import options
+
     parser.add_argument("--out", default="lstm-bench-out", metavar="DIR",
-                        help="reports go to DIR/run-<timestamp>/ (default ./lstm-bench-out)")
-    parser.add_argument("--runtimes", default="all",
-                        help="comma list of runtimes, or 'all' (default)")
-    parser.add_argument("--batch", default=",".join(map(str, BATCHES)),
-                        help="comma list of batch sizes (default 1,8,32)")
-    parser.add_argument("--threads", default=None,
-                        help="comma list of thread counts (default: all cores)")
-    parser.add_argument("--min-time", type=float, default=0.2,
-                        help="seconds of timed calls per runtime and shape (default 0.2)")
+                        help="reports go to DIR/run-<timestamp>/ (default ./lstm-bench-out); "
+                             f"a run that stops early leaves a file {INTERRUPTED} there")
+    options.add_runtimes(parser)
+    options.add_batch(parser, many=True, default=BATCHES)
+    options.add_threads(parser)
+    options.add_min_time(parser, default=0.2, help_="seconds of timed calls per runtime and "
+                                                    "shape (default 0.2)")
+    parser.add_argument("--span", type=float, default=10.0, metavar="S",
+                        help="seconds the timed blocks are spread over (default 10)")
     parser.add_argument("--model", metavar="MODEL.onnx",
                         help="run the job on this ONNX model instead of exporting the seed")
     parser.add_argument("--db", metavar="PATH",
                         help="history database to append the results to (default: "
                              "$LSTM_BENCH_DB, else DIR/history.sqlite)")
     parser.add_argument("--no-history", action="store_true", help="do not record the results")
-    parser.add_argument("--quiet", action="store_true", help="no progress display")
+    options.add_quiet(parser)
 
 
 def run_folder(out) -> Path:
@@ -102,8 +104,8 @@ def step_bench(model_path, args, verify, batches, threads):
 
     # max_time bounds a runtime that turns slow (torch's per-step OpenMP barrier on a busy
     # machine reached 0.4 s a call here) so that the whole run stays near a minute.
-    settings = Settings(min_time=args.min_time, warmup_time=min(0.05, args.min_time / 4),
-                        max_time=RUN_MAX_TIME)
+    settings = Settings(span=args.span, min_time=args.min_time,
+                        warmup_time=min(0.05, args.min_time / 4), max_time=RUN_MAX_TIME)
     report = run_bench(model_path, runtimes=args.runtimes, batches=batches,
                        seq_lens=(verify.inputs.get("seq_len") or SEQ_LEN,), threads_list=threads,
                        settings=settings, verify=verify, show_progress=not args.quiet)
@@ -184,19 +186,20 @@ def pipeline(args, folder, runtimes, batches, threads, step):
 
 
 def main(args) -> int:
+    from rich.markup import escape
+
     from lstm_bench.bench import history
-    from lstm_bench.bench.machine import default_threads
-    from lstm_bench.bench.runner import parse_int_list, pick_runtimes
+    from lstm_bench.bench.runner import pick_runtimes
     from lstm_bench.bench.terminal import make_console, print_decision
     from lstm_bench.errors import LSTMBenchError
+    from lstm_bench.options import threads_or_default
 
     started = time.perf_counter()
     console = make_console()
     err = make_console(stderr=True)
-    batches = parse_int_list(args.batch, "--batch")
-    threads = (parse_int_list(args.threads, "--threads") if args.threads is not None
-               else [default_threads()])
-    names = list(pick_runtimes(args.runtimes)[0]) if args.runtimes != "all" else None
+    batches = args.batch
+    threads = threads_or_default(args.threads)
+    names = list(pick_runtimes(args.runtimes)[0]) if args.runtimes is not None else None
     if args.model and not Path(args.model).is_file():
         raise LSTMBenchError(f"{args.model}: no such model file")
     if not args.model:
@@ -205,32 +208,42 @@ def main(args) -> int:
     db = None if args.no_history else history.check_db(args.db or history.default_db(args.out))
     folder = run_folder(args.out)
     console.print(f"lstm-bench run: writing to {folder} (earlier runs are kept)", highlight=False,
-                  soft_wrap=True)
+                  soft_wrap=True, markup=False)
 
     def step(number, text):
         if not args.quiet:
-            err.print(f"[bold]\\[{number}/4][/bold] {text} "
+            err.print(f"[bold]\\[{number}/4][/bold] {escape(text)} "
                       f"[dim]({time.perf_counter() - started:.1f} s)[/dim]", highlight=False)
 
     try:
         report, paths = pipeline(args, folder, names, batches, threads, step)
-    except BaseException:
+    except BaseException as exc:
         if not any(folder.iterdir()):  # nothing written: leave no empty folder behind
             folder.rmdir()
+        else:  # say so in the folder itself: its report set is incomplete
+            from lstm_bench.errors import first_line
+            from lstm_bench.files import write_text
+
+            why = "interrupted" if isinstance(exc, KeyboardInterrupt) else first_line(exc)
+            try:
+                write_text(folder / INTERRUPTED, f"this run stopped before its reports were "
+                           f"complete: {why}\n")
+            except LSTMBenchError:
+                pass
         raise
     print_decision(report, console)
     console.print()
     console.print(summary_table(report))
     console.print("reports: " + ", ".join(str(p) for p in paths)
-                  + f", {folder / 'verify.json'}", highlight=False, soft_wrap=True)
+                  + f", {folder / 'verify.json'}", highlight=False, soft_wrap=True, markup=False)
     if db is not None:
         run_id = history.record(report, db, "run")
         console.print(f"recorded as run #{run_id} in {db} (see: lstm-bench history --db {db})",
-                      highlight=False, soft_wrap=True)
+                      highlight=False, soft_wrap=True, markup=False)
     console.print(f"done in {time.perf_counter() - started:.1f} s", highlight=False)
     failed = [v.runtime for v in report.verify.verdicts.values() if v.failed]
     if failed:
         console.print(f"[bold red]verification failed[/bold red] on {', '.join(failed)} "
-                      f"(details in {folder / 'verify.json'})", highlight=False)
+                      f"(details in {escape(str(folder / 'verify.json'))})", highlight=False)
         return 1
     return 0

@@ -1,11 +1,25 @@
-"""Two bench reports side by side: which rows got slower beyond noise.
+"""Two measurements of the same rows side by side: which rows got slower beyond noise.
 
-A row is a regression only when both hold: the raw samples of the new run are significantly
-slower than the base run's (one-sided Mann-Whitney U test, ``scipy.stats.mannwhitneyu``,
-p < ``alpha``), and the median slowed down by more than ``fail_above`` percent. A shift the
-test cannot tell from noise is "within noise" whatever its size; a significant shift below
-the threshold is "slower" (or "faster") but does not fail. Rows are matched on
-(runtime, batch, seq_len, threads); rows only in one report are listed, never failed.
+The unit is the block (``bench.stats``), never the call: thousands of calls from one short
+stretch of time are one sample of the machine, and a test that counts them as independent
+finds "significant" differences between two identical runs. So:
+
+- two saved reports (``compare BASE.json NEW.json``): the block medians of each row are
+  compared with a one-sided Mann-Whitney U test (``scipy.stats.mannwhitneyu``);
+- a live A/B run (``compare BASE.onnx NEW.onnx``): both models ran in one rotation, block for
+  block, so each round gives one pair that saw the same phase of the machine; the test is a
+  one-sided Wilcoxon signed-rank test on the log ratios of the pairs
+  (``scipy.stats.wilcoxon``), and the change is the median ratio. The machine's drift cancels.
+
+A row is a regression only when the test says slower (p < ``alpha``) *and* the central figure
+slowed by more than ``fail_above`` percent. A shift the test cannot tell from noise is "within
+noise" whatever its size; a significant shift below the threshold is "slower" (or "faster")
+but does not fail. Rows are matched on (runtime, batch, seq_len, threads); rows only in one
+report are listed, never failed. Rows are read back through ``stats.Measurement``, the type
+that wrote them.
+
+Reports of different models (sha256) or machines (CPU model and core count) are refused
+unless the caller allows them: their differences are not regressions of the code.
 """
 
 from __future__ import annotations
@@ -14,9 +28,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lstm_bench.bench.stats import Measurement
 from lstm_bench.errors import LSTMBenchError
 
 ALPHA = 0.01
+SCHEMA_PREFIX = "lstm-bench/bench/"
 
 
 @dataclass(frozen=True)
@@ -24,39 +40,165 @@ class Change:
     key: tuple  # (runtime, batch, seq_len, threads)
     base_median_ms: float | None
     new_median_ms: float | None
-    change_pct: float | None  # (new - base) / base, in percent
+    change_pct: float | None  # the central figure's change, in percent
     p_slower: float | None  # one-sided p-value that new is slower
     p_faster: float | None
     verdict: str  # regression | slower | faster | within noise | only in base | only in new
+    base_blocks: int | None = None
+    new_blocks: int | None = None
+    test: str | None = None  # "mann-whitney (blocks)" or "wilcoxon (paired blocks)"
 
     @property
     def regression(self) -> bool:
         return self.verdict == "regression"
 
 
-def _key(row) -> tuple:
-    return (row["runtime"], int(row["batch"]), int(row["seq_len"]), row.get("threads"))
+def _verdict(change: float, p_slower: float, p_faster: float, fail_above: float,
+             alpha: float) -> str:
+    if p_slower < alpha and change > fail_above:
+        return "regression"
+    if p_slower < alpha and change > 0:
+        return "slower"
+    if p_faster < alpha and change < 0:
+        return "faster"
+    return "within noise"
 
 
-def compare_samples(base_ns, new_ns, *, fail_above: float, alpha: float = ALPHA) -> tuple:
-    """(change_pct, p_slower, p_faster, verdict) for two sets of raw samples."""
+def compare_blocks(base_ms, new_ms, *, fail_above: float, alpha: float = ALPHA) -> tuple:
+    """(change_pct, p_slower, p_faster, verdict) for two independent sets of block medians."""
     from scipy.stats import mannwhitneyu
 
-    base = np.asarray(base_ns, dtype=np.float64)
-    new = np.asarray(new_ns, dtype=np.float64)
+    base = np.asarray(base_ms, dtype=np.float64)
+    new = np.asarray(new_ms, dtype=np.float64)
     base_median, new_median = float(np.median(base)), float(np.median(new))
     change = 100.0 * (new_median - base_median) / base_median if base_median > 0 else float("inf")
     p_slower = float(mannwhitneyu(new, base, alternative="greater").pvalue)
     p_faster = float(mannwhitneyu(new, base, alternative="less").pvalue)
-    if p_slower < alpha and change > fail_above:
-        verdict = "regression"
-    elif p_slower < alpha and change > 0:
-        verdict = "slower"
-    elif p_faster < alpha and change < 0:
-        verdict = "faster"
+    return change, p_slower, p_faster, _verdict(change, p_slower, p_faster, fail_above, alpha)
+
+
+def compare_paired(base_ms, new_ms, *, fail_above: float, alpha: float = ALPHA) -> tuple:
+    """(change_pct, p_slower, p_faster, verdict) for block medians taken in pairs (same round
+    of one rotation): the change is the median of the ratios new / base."""
+    from scipy.stats import wilcoxon
+
+    base = np.maximum(np.asarray(base_ms, dtype=np.float64), 1e-12)
+    new = np.maximum(np.asarray(new_ms, dtype=np.float64), 1e-12)
+    log_ratio = np.log(new / base)
+    change = 100.0 * (float(np.exp(np.median(log_ratio))) - 1.0)
+    if np.all(log_ratio == 0):
+        return 0.0, 1.0, 1.0, "within noise"
+    p_slower = float(wilcoxon(log_ratio, alternative="greater").pvalue)
+    p_faster = float(wilcoxon(log_ratio, alternative="less").pvalue)
+    return change, p_slower, p_faster, _verdict(change, p_slower, p_faster, fail_above, alpha)
+
+
+def paired_block_ms(base: Measurement, new: Measurement) -> tuple[np.ndarray, np.ndarray]:
+    """The block medians of two measurements of one rotation, matched on (process, round)."""
+    index = {(b.process, b.round): i for i, b in enumerate(new.blocks)}
+    pairs = [(i, index[(b.process, b.round)]) for i, b in enumerate(base.blocks)
+             if (b.process, b.round) in index]
+    if not pairs:
+        raise LSTMBenchError(f"{base.label()}: no block of the two runs shares a round; a "
+                             "paired comparison needs both models measured in one rotation")
+    a, b = zip(*pairs)
+    return base.block_ms[list(a)], new.block_ms[list(b)]
+
+
+def compare_measurements(base: Measurement, new: Measurement, *, fail_above: float,
+                         alpha: float = ALPHA, paired: bool = False) -> Change:
+    """One row judged over its blocks: unpaired (two runs), or paired by round (one rotation,
+    ``runner.run_ab``)."""
+    if paired:
+        base_ms, new_ms = paired_block_ms(base, new)
+        figures = compare_paired(base_ms, new_ms, fail_above=fail_above, alpha=alpha)
+        test = "wilcoxon (paired blocks)"
     else:
-        verdict = "within noise"
-    return change, p_slower, p_faster, verdict
+        figures = compare_blocks(base.block_ms, new.block_ms, fail_above=fail_above, alpha=alpha)
+        test = "mann-whitney (blocks)"
+    return Change(base.key(), base.stats.median, new.stats.median, *figures,
+                  base_blocks=len(base.block_ms), new_blocks=len(new.block_ms), test=test)
+
+
+def machine_identity(doc: dict) -> tuple:
+    machine = doc.get("machine") or {}
+    return machine.get("cpu"), machine.get("cores")
+
+
+def _model_text(doc: dict) -> str:
+    model = doc.get("model") or {}
+    return f"{model.get('path', '?')} (sha256 {str(model.get('sha256'))[:12]})"
+
+
+def check_comparable(base: dict, new: dict, *, allow_different_models: bool = False,
+                     allow_different_machines: bool = False) -> None:
+    """Refuse (LSTMBenchError) two reports whose difference would not be the code's."""
+    shas = [(doc.get("model") or {}).get("sha256") for doc in (base, new)]
+    if shas[0] != shas[1] and not allow_different_models:
+        raise LSTMBenchError(f"the reports measured different models: BASE {_model_text(base)}"
+                             f", NEW {_model_text(new)}; pass --allow-different-models to "
+                             "compare them anyway")
+    machines = [machine_identity(doc) for doc in (base, new)]
+    if machines[0] != machines[1] and not allow_different_machines:
+        raise LSTMBenchError(f"the reports come from different machines: BASE {machines[0]}, "
+                             f"NEW {machines[1]} (CPU, cores); pass --allow-different-machines "
+                             "to compare them anyway")
+
+
+def measurements(doc: dict, which: str) -> dict[tuple, Measurement]:
+    """A report's rows as Measurements by (runtime, batch, seq_len, threads), checked: an
+    lstm-bench bench report (its schema), with rows, each with its blocks, no key twice."""
+    schema = doc.get("schema")
+    if not isinstance(schema, str) or not schema.startswith(SCHEMA_PREFIX):
+        raise LSTMBenchError(f"{which} is not an lstm-bench bench report (schema "
+                             f"{schema!r}, expected {SCHEMA_PREFIX}N)")
+    if not doc.get("results"):
+        raise LSTMBenchError(f"{which} report has no results: nothing to compare")
+    for key in ("model", "machine"):
+        if not isinstance(doc.get(key), dict):
+            raise LSTMBenchError(f"{which} report has no '{key}' section")
+    rows: dict[tuple, Measurement] = {}
+    for i, row in enumerate(doc["results"]):
+        try:
+            m = Measurement.from_dict(row)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise LSTMBenchError(f"{which} results[{i}] is malformed ({exc})") from None
+        if not m.blocks:
+            raise LSTMBenchError(f"{which} results[{i}] ({m.label()}) has no blocks: a report "
+                                 "of an older lstm-bench, whose calls cannot be compared "
+                                 "fairly; measure it again")
+        if m.key() in rows:
+            raise LSTMBenchError(f"{which} report has two rows for (runtime, batch, seq_len, "
+                                 f"threads) = {m.key()}; merge or remove one")
+        rows[m.key()] = m
+    return rows
+
+
+def compare_reports(base: dict, new: dict, *, fail_above: float = 5.0, alpha: float = ALPHA,
+                    paired: bool = False, allow_different_models: bool = False,
+                    allow_different_machines: bool = False) -> list[Change]:
+    """Every row of two bench reports judged (see the module doc). ``paired``: both were
+    measured in one rotation (``runner.run_ab``), so blocks pair by round."""
+    if not fail_above >= 0:  # NaN too: it would make every slowdown pass
+        raise LSTMBenchError(f"--fail-above must be >= 0 percent, got {fail_above}")
+    base_rows, new_rows = measurements(base, "BASE"), measurements(new, "NEW")
+    check_comparable(base, new, allow_different_models=allow_different_models,
+                     allow_different_machines=allow_different_machines)
+    if not set(base_rows) & set(new_rows):
+        raise LSTMBenchError("the two reports share no (runtime, batch, seq_len, threads) row; "
+                             "nothing to compare")
+    changes = []
+    for key in list(base_rows) + [k for k in new_rows if k not in base_rows]:
+        b, n = base_rows.get(key), new_rows.get(key)
+        if b is None or n is None:
+            m = b or n
+            changes.append(Change(key, m.stats.median if b else None,
+                                  m.stats.median if n else None, None, None, None,
+                                  "only in base" if b else "only in new"))
+            continue
+        changes.append(compare_measurements(b, n, fail_above=fail_above, alpha=alpha,
+                                            paired=paired))
+    return changes
 
 
 MACHINE_DRIFT = 0.10  # calibration GEMM rates further apart than this: warn
@@ -67,11 +209,12 @@ def machine_drift(base: dict, new: dict) -> str | None:
 
     Each bench report records the GEMM rate measured when it started (``peak_gflops``). On
     shared virtual machines that rate moved by up to 2x between two runs a minute apart here,
-    and every runtime moved with it: the test on the samples cannot tell that from a change of
-    the code, so compare says it out loud.
+    and every runtime moved with it: the test on the blocks of two runs cannot tell that from
+    a change of the code, so compare says it out loud.
     """
     notes = []
-    cpus = [(doc.get("machine") or {}).get("cpu") for doc in (base, new)]
+    cpus = [doc.get("machine").get("cpu") if isinstance(doc.get("machine"), dict) else None
+            for doc in (base, new)]
     if all(cpus) and cpus[0] != cpus[1]:
         notes.append(f"different CPUs ({cpus[0]} / {cpus[1]})")
     rates = [doc.get("peak_gflops") for doc in (base, new)]
@@ -83,65 +226,43 @@ def machine_drift(base: dict, new: dict) -> str | None:
     if not notes:
         return None
     return ("machine drift: " + "; ".join(notes) + ". Changes of that size may be the "
-            "machine's, not the code's: rerun both on one idle machine.")
+            "machine's, not the code's: rerun both on one idle machine, or compare the two "
+            "models live (`lstm-bench compare BASE.onnx NEW.onnx`).")
 
 
-def _rows(doc: dict, which: str) -> dict:
-    """Rows by (runtime, batch, seq_len, threads); a key twice would hide one of them."""
-    rows = {}
-    for row in doc["results"]:
-        key = _key(row)
-        if key in rows:
-            raise LSTMBenchError(f"{which} report has two rows for (runtime, batch, seq_len, "
-                                 f"threads) = {key}; merge or remove one")
-        rows[key] = row
-    return rows
+COLUMNS = ("runtime", "batch", "seq_len", "threads", "base ms", "new ms", "change",
+           "p (slower)", "blocks", "verdict")
 
 
-def compare_reports(base: dict, new: dict, *, fail_above: float = 5.0,
-                    alpha: float = ALPHA) -> list[Change]:
-    if not fail_above >= 0:  # NaN too: it would make every slowdown pass
-        raise LSTMBenchError(f"--fail-above must be >= 0 percent, got {fail_above}")
-    base_rows, new_rows = _rows(base, "BASE"), _rows(new, "NEW")
-    if base_rows and new_rows and not set(base_rows) & set(new_rows):
-        raise LSTMBenchError("the two reports share no (runtime, batch, seq_len, threads) row; "
-                             "nothing to compare")
-    changes = []
-    for key in list(base_rows) + [k for k in new_rows if k not in base_rows]:
-        b, n = base_rows.get(key), new_rows.get(key)
-        if b is None or n is None:
-            row = b or n
-            median = float(np.median(row["samples_ns"])) / 1e6
-            changes.append(Change(key, median if b else None, median if n else None, None, None,
-                                  None, "only in base" if b else "only in new"))
-            continue
-        change, p_slower, p_faster, verdict = compare_samples(
-            b["samples_ns"], n["samples_ns"], fail_above=fail_above, alpha=alpha)
-        changes.append(Change(key, float(np.median(b["samples_ns"])) / 1e6,
-                              float(np.median(n["samples_ns"])) / 1e6, change, p_slower,
-                              p_faster, verdict))
-    return changes
+def _cells(c: Change) -> list[str]:
+    def fmt(value, spec):
+        return "–" if value is None else format(value, spec)
+
+    runtime, batch, seq_len, threads = c.key
+    blocks = f"{c.base_blocks}/{c.new_blocks}" if c.base_blocks is not None else "–"
+    return [runtime, str(batch), str(seq_len), fmt(threads, "d"), fmt(c.base_median_ms, ".4g"),
+            fmt(c.new_median_ms, ".4g"),
+            fmt(c.change_pct, "+.1f") + (" %" if c.change_pct is not None else ""),
+            fmt(c.p_slower, ".2g"), blocks, c.verdict]
+
+
+def _title(fail_above: float, paired: bool) -> str:
+    test = "paired blocks, Wilcoxon" if paired else "blocks, Mann-Whitney"
+    return (f"changes (regression: slower beyond noise over {test}, p < {ALPHA}, and median "
+            f"+{fail_above:g} % or more)")
 
 
 STYLES = {"regression": "bold red", "slower": "yellow", "faster": "green"}
 
 
-def changes_table(changes: list[Change], fail_above: float):
+def changes_table(changes: list[Change], fail_above: float, paired: bool = False):
     from rich.table import Table
+    from rich.text import Text  # a runtime name from a user's file is shown as written
 
-    table = Table(title=f"changes (regression: slower beyond noise, p < {ALPHA}, "
-                        f"and median +{fail_above:g} % or more)", header_style="bold")
-    for i, col in enumerate(("runtime", "batch", "seq_len", "threads", "base ms", "new ms",
-                             "change", "p (slower)", "verdict")):
-        table.add_column(col, justify="left" if i in (0, 8) else "right")
-
-    def fmt(value, spec):
-        return "–" if value is None else format(value, spec)
-
+    table = Table(title=_title(fail_above, paired), header_style="bold")
+    for i, col in enumerate(COLUMNS):
+        table.add_column(col, justify="left" if i in (0, len(COLUMNS) - 1) else "right")
     for c in changes:
-        runtime, batch, seq_len, threads = c.key
-        table.add_row(runtime, str(batch), str(seq_len), fmt(threads, "d"),
-                      fmt(c.base_median_ms, ".4g"), fmt(c.new_median_ms, ".4g"),
-                      fmt(c.change_pct, "+.1f") + (" %" if c.change_pct is not None else ""),
-                      fmt(c.p_slower, ".2g"), c.verdict, style=STYLES.get(c.verdict))
+        cells = _cells(c)
+        table.add_row(Text(cells[0]), *cells[1:], style=STYLES.get(c.verdict))
     return table

@@ -1,24 +1,27 @@
 """How faithful the harness is: its ort-cpu median beside a bare ``InferenceSession.run`` loop,
 and its own cost per timed call.
 
-    python -m bench.fidelity [--model M.onnx] [--batch 1] [--seq-len 100] [--rounds 8]
-                             [--reps 200] [--json PATH]
+    python -m lstm_bench.bench.fidelity [--model M.onnx] [--batch 1,8] [--seq-len 100]
+                                        [--threads 1,2] [--ort-option K=V] [--rounds 8]
+                                        [--reps 200] [--json PATH]
 
-The harness (``bench.harness.round_robin`` over the registry's ort-cpu runtime) and a bare
-loop over a second session with the same options take turns, ``rounds`` times, so drift hits
-both alike. The bare loop times each call with ``perf_counter_ns`` and nothing else (no
-runtime wrapper, no synchronize, no bookkeeping). Without ``--model`` the model is the seed's
-shape: one LSTM layer, input 1, hidden 50, T = 100.
+The harness (``bench.harness.measure`` over the registry's ort-cpu runtime, one block of
+``reps`` calls a round) and a bare loop over a second session take turns, ``rounds`` times, so
+drift hits both alike. The bare session is made with the ort-cpu runtime's own session code
+(``runtimes.ort_cpu.session_options`` and ``create_session``, with ``--ort-option`` too) and
+providers, and the options are those of ``lstm-bench bench``; the bare loop times
+each call with ``perf_counter_ns`` and nothing else (no runtime wrapper, no synchronize, no
+bookkeeping). Without ``--model`` the model is the seed's shape: one LSTM layer, input 1,
+hidden 50.
 
 The overhead is the median timed call of a runtime that does nothing: what the harness adds
 to every sample (two clock reads, the call, ``synchronize``); the loop cost is the wall time
-of the whole round-robin divided by its calls (the bookkeeping between samples, not in them).
+of the whole measurement divided by its calls (the bookkeeping between samples, not in them).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -49,16 +52,24 @@ class NullRuntime:
         pass
 
 
+def one_block(reps: int):
+    """Settings for exactly one block of ``reps`` timed calls, no warm-up, no span."""
+    from lstm_bench.bench.harness import Settings
+
+    return Settings(span=0, blocks=1, block=reps, min_time=0, min_reps=reps, max_reps=reps,
+                    warmup_reps=0, warmup_time=0)
+
+
 def harness_overhead(reps: int = 20_000) -> dict:
     """Median ns the harness adds per sample, and its bookkeeping per call."""
-    from lstm_bench.bench.harness import Settings, round_robin
+    from lstm_bench.bench.harness import Cell, measure
 
-    settings = Settings(min_time=0, min_reps=reps, max_reps=reps, block=1)
-    round_robin([NullRuntime()], {}, settings, timed=False)
+    measure([Cell(NullRuntime(), {})], one_block(reps))  # warm the code paths
+    cell = Cell(NullRuntime(), {})
     start = time.perf_counter_ns()
-    (samples,) = round_robin([NullRuntime()], {}, settings)
+    measure([cell], one_block(reps))
     wall = time.perf_counter_ns() - start
-    return {"timed_call_overhead_ns": float(np.median(samples)),
+    return {"timed_call_overhead_ns": float(np.median(cell.samples)),
             "loop_cost_per_call_ns": wall / reps, "reps": reps}
 
 
@@ -72,13 +83,12 @@ def seed_shaped_model(folder) -> Path:
 
 
 def fidelity(model_path=None, *, batch: int = 1, seq_len: int = 100, rounds: int = 8,
-             reps: int = 200, threads: int | None = None) -> dict:
+             reps: int = 200, threads: int | None = None, ort_options=None) -> dict:
     """The harness's ort-cpu median against a bare loop's, in turns; figures in a dict."""
-    import onnxruntime
-
-    from lstm_bench.bench.harness import Settings, round_robin
+    from lstm_bench.bench.harness import Cell, measure
     from lstm_bench.bench.machine import default_threads
     from lstm_bench.bench.model import BenchModel
+    from lstm_bench.runtimes.ort_cpu import create_session, session_options
     from lstm_bench.runtimes.registry import get_runtime
 
     threads = threads or default_threads()
@@ -86,20 +96,19 @@ def fidelity(model_path=None, *, batch: int = 1, seq_len: int = 100, rounds: int
         path = Path(model_path) if model_path else seed_shaped_model(tmp)
         feeds = BenchModel(path).feeds(batch, seq_len)
         runtime = get_runtime("ort-cpu")
-        runtime.open(str(path), threads=threads)
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        session = onnxruntime.InferenceSession(str(path), options,
-                                               providers=["CPUExecutionProvider"])
-        settings = Settings(min_time=0, min_reps=reps, max_reps=reps, block=1)
+        runtime.open(str(path), threads=threads, ort_options=ort_options)
+        # the bare session: the runtime's own options and providers, nothing of its wrapper
+        session = create_session("bare loop", path, runtime.providers,
+                                 session_options(threads, ort_options))
         for _ in range(20):  # warm both
             runtime.run(feeds)
             session.run(None, feeds)
         harness_samples, bare_samples, bare_loop_means = [], [], []
         clock = time.perf_counter_ns
         for _ in range(rounds):
-            harness_samples += round_robin([runtime], feeds, settings)[0]
+            cell = Cell(runtime, feeds)
+            measure([cell], one_block(reps))
+            harness_samples += cell.samples
             loop_start = clock()
             for _ in range(reps):
                 start = clock()
@@ -121,26 +130,41 @@ def fidelity(model_path=None, *, batch: int = 1, seq_len: int = 100, rounds: int
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.fidelity",
+    from lstm_bench.bench.cli_bench import add_shape_arguments, sweep_lists
+    from lstm_bench.errors import LSTMBenchError
+
+    parser = argparse.ArgumentParser(prog="python -m lstm_bench.bench.fidelity",
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--model")
-    parser.add_argument("--batch", type=int, default=1)
-    parser.add_argument("--seq-len", type=int, default=100)
+    add_shape_arguments(parser)
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--reps", type=int, default=200)
-    parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--json", metavar="PATH")
     args = parser.parse_args(argv)
-    figures = fidelity(args.model, batch=args.batch, seq_len=args.seq_len, rounds=args.rounds,
-                       reps=args.reps, threads=args.threads)
-    print(f"ort-cpu b={figures['batch']} T={figures['seq_len']} threads={figures['threads']}: "
-          f"harness median {figures['harness_median_us']:.2f} us, bare loop median "
-          f"{figures['bare_median_us']:.2f} us ({figures['median_difference_pct']:+.2f} %); "
-          f"means {figures['harness_mean_us']:.2f} / {figures['bare_loop_mean_us']:.2f} us")
-    print(f"harness overhead per timed call: {figures['timed_call_overhead_ns']:.0f} ns in the "
-          f"sample, {figures['loop_cost_per_call_ns']:.0f} ns wall per call")
+    from lstm_bench.runtimes.ort_options import parse_ort_options
+
+    try:
+        batches, seq_lens, threads_list = sweep_lists(args)
+        ort_options = parse_ort_options(args.ort_options)
+    except LSTMBenchError as exc:
+        parser.error(str(exc))
+    results = []
+    for threads in threads_list:
+        for batch in batches:
+            for seq_len in seq_lens:
+                f = fidelity(args.model, batch=batch, seq_len=seq_len, rounds=args.rounds,
+                             reps=args.reps, threads=threads, ort_options=ort_options)
+                results.append(f)
+                print(f"ort-cpu b={batch} T={seq_len} threads={threads}: harness median "
+                      f"{f['harness_median_us']:.2f} us, bare loop median "
+                      f"{f['bare_median_us']:.2f} us ({f['median_difference_pct']:+.2f} %); "
+                      f"means {f['harness_mean_us']:.2f} / {f['bare_loop_mean_us']:.2f} us; "
+                      f"overhead {f['timed_call_overhead_ns']:.0f} ns in the sample, "
+                      f"{f['loop_cost_per_call_ns']:.0f} ns wall per call")
     if args.json:
-        Path(args.json).write_text(json.dumps(figures, indent=1) + "\n")
+        from lstm_bench.files import write_json
+
+        write_json(args.json, results)
     return 0
 
 

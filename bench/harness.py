@@ -4,27 +4,41 @@ One timed call is ``clock(); runtime.run(feeds); runtime.synchronize(); clock()`
 work is finished before the clock is read. The clock is ``time.perf_counter_ns`` unless a test
 injects another one.
 
-For each thread count of a sweep, every runtime is opened with that same (recorded) thread
-count; session creation and the first run are timed apart (cold start), and the resident
-memory each runtime adds is probed while it is opened and run once at every shape. Then,
-shape by shape, the runtimes are warmed up and timed in round-robin rounds (per round, each
-runtime gets one untimed call and then ``Settings.block`` timed calls), so that drift of the machine (frequency, other load, thermal) hits every
-runtime alike. A runtime leaves the rotation once it has at least ``min_reps`` samples summing
-to at least ``min_time``, or ``max_reps`` samples, or (with at least 3 samples) ``max_time``.
-Shapes are not interleaved with each other: the largest shape would evict the smallest one's
-data from the caches between its calls and bias it; the sweep compares runtimes within a
-shape and draws scaling curves across shapes.
+For each thread count of a sweep, every runtime is opened (once per model) with that same,
+recorded thread count; session creation and the first run are timed apart (cold start), and
+the resident memory each runtime adds is probed while it is opened and run once at every
+shape. Each (model, runtime, shape) is then a **cell**. After a warm-up, the cells take turns
+in rounds: per round, each cell runs one untimed call (it re-warms caches and thread pools
+after the other cells' turns) and then one **block** of timed calls. The rounds are spread
+over ``Settings.span`` seconds of wall time, ``Settings.blocks`` of them, so that every cell
+is sampled in every phase of the machine (a shared virtual machine alternates fast and slow
+phases lasting seconds) and drift hits every cell alike. When a round ends before the next
+one is due, the cells keep running untimed calls in turn until it is due: the machine never
+idles during the span (idle gaps let frequency, caches and thread pools cool down; measured
+on this project's machine, 100 ms sleeps before a block raised its median by 2 to 7 %).
+
+The calls per block come from the warm-up's median call, and after each block from that
+block's median (a cell whose calls turn out faster than its warm-up still reaches its
+minimum time within its blocks): at least ``Settings.block`` (fewer,
+down to one, for slow calls: as many as fill ``block_time``; a median of five 20 ms calls
+buys little over one and costs a slow runtime five times the wall time), and as many as make
+the timed calls of the cell sum to ``min_time`` and ``min_reps`` over all its blocks; at most ``max_reps`` over all blocks; fewer for a slow cell, so that three blocks fit
+in ``max_time``. A cell leaves the rotation once it has its blocks, ``min_reps`` samples and
+``min_time`` of them, or ``max_reps`` samples, or (with at least 3 blocks) ``max_time``.
+Shapes share the rotation: a figure of batch 1 and one of batch 32 see the same stretch of
+time.
 """
 
 from __future__ import annotations
 
 import gc
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
-from lstm_bench.bench.machine import MemoryProbe
-from lstm_bench.bench.stats import Measurement
+from lstm_bench.bench.machine import MemoryProbe, blas_threads
+from lstm_bench.bench.stats import Block, Measurement
 from lstm_bench.errors import LSTMBenchError
 
 Clock = Callable[[], int]
@@ -32,34 +46,58 @@ Clock = Callable[[], int]
 
 @dataclass(frozen=True)
 class Settings:
-    """How long to measure. Times in seconds."""
+    """How long and in how many pieces to measure. Times in seconds."""
 
-    min_time: float = 0.2  # timed calls per runtime and shape sum to at least this ...
+    span: float = 10.0  # the rounds of one thread count are spread over this much wall time ...
+    blocks: int = 30  # ... this many rounds: every cell gets this many blocks
+    block: int = 5  # timed calls per block, at least ...
+    block_time: float = 0.002  # ... unless they take longer than this: then as many as fill it
+    min_time: float = 0.2  # timed calls per cell sum to at least this ...
     min_reps: int = 10  # ... and there are at least this many
     max_reps: int = 10_000
-    max_time: float = 10.0  # a slow case stops here once it has 3 samples
-    warmup_time: float = 0.05  # untimed (discarded) calls per runtime and shape: at least this long
+    max_time: float = 10.0  # a slow cell stops here once it has 3 blocks
+    warmup_time: float = 0.05  # untimed (discarded) calls per cell: at least this long
     warmup_reps: int = 3  # ... and at least this many
-    # Timed calls per runtime per round. 1 interleaves call by call, but thread pools
-    # that spin after a call (onnxruntime's, OpenBLAS's, OpenMP's) then run into the next
-    # runtime's call on a machine with few cores; a block of calls, after one untimed call,
-    # keeps the interleaving against drift while each runtime mostly runs alone.
-    block: int = 5
+    processes: int = 1  # worker processes the blocks are spread over (``bench.runner``)
 
     def __post_init__(self):
         if not self.min_time >= 0 or not self.max_time > 0:
             raise LSTMBenchError(f"--min-time must be >= 0 and max_time > 0, got "
                                  f"{self.min_time} and {self.max_time}")
+        if not self.span >= 0 or math.isinf(self.span):
+            raise LSTMBenchError(f"--span must be a number of seconds >= 0, got {self.span}")
         if self.min_reps < 1 or self.max_reps < self.min_reps:
             raise LSTMBenchError(f"need 1 <= min_reps <= max_reps, got {self.min_reps}, "
                                  f"{self.max_reps}")
         if self.block < 1:
             raise LSTMBenchError(f"--block must be at least 1, got {self.block}")
+        if not self.block_time >= 0:
+            raise LSTMBenchError(f"block_time must be >= 0 seconds, got {self.block_time}")
+        if self.blocks < 1:
+            raise LSTMBenchError(f"--blocks must be at least 1, got {self.blocks}")
+        if self.processes < 1:
+            raise LSTMBenchError(f"--processes must be at least 1, got {self.processes}")
         if self.warmup_reps < 0 or self.warmup_time < 0:
             raise LSTMBenchError("warm-up reps and time must be >= 0")
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+    def calls_per_block(self, call_ns: float, *, timed_ns: int = 0, reps: int = 0,
+                        blocks_done: int = 0) -> int:
+        """Timed calls per block for a cell whose calls take ``call_ns``, when it has taken
+        ``reps`` calls summing to ``timed_ns`` in ``blocks_done`` blocks (see the module doc):
+        what is still missing of ``min_time`` and ``min_reps``, spread over the blocks left."""
+        call_ns = max(call_ns, 1.0)
+        left = max(1, self.blocks - blocks_done)
+        least = self.block
+        if self.block * call_ns > self.block_time * 1e9:  # slow calls: a shorter block
+            least = max(1, math.ceil(self.block_time * 1e9 / call_ns))
+        calls = max(least, math.ceil(max(0, self.min_reps - reps) / left),
+                    math.ceil(max(0.0, self.min_time * 1e9 - timed_ns) / (left * call_ns)))
+        calls = min(calls, max(1, (self.max_reps - reps) // left))
+        fits = math.floor(self.max_time * 1e9 / (min(3, self.blocks) * call_ns))
+        return max(1, min(calls, fits))
 
 
 def time_call(runtime, feeds, clock: Clock) -> int:
@@ -70,46 +108,93 @@ def time_call(runtime, feeds, clock: Clock) -> int:
     return clock() - start
 
 
-def round_robin(runtimes: Sequence, feeds, settings: Settings, clock: Clock = time.perf_counter_ns,
-                *, timed: bool = True) -> list[list[int]]:
-    """Rounds of one call per runtime until each is done; the samples of each, in order.
+def untimed_call(runtime, feeds) -> None:
+    runtime.run(feeds)
+    runtime.synchronize()
 
-    With ``settings.block`` > 1, a round gives each runtime one untimed call and then
-    ``block`` timed calls in a row (see ``Settings.block``).
 
-    With ``timed=False`` this is the warm-up: the stopping rule is ``warmup_reps`` and
-    ``warmup_time``, and the caller discards the samples.
+@dataclass
+class Cell:
+    """One runtime on one model at one shape, and what was measured of it."""
+
+    runtime: object
+    feeds: dict
+    samples: list[int] = field(default_factory=list)
+    blocks: list[Block] = field(default_factory=list)
+    calls: int = 1  # timed calls per block
+    total_ns: int = 0
+
+
+def warm_up(cells: Sequence[Cell], settings: Settings, clock: Clock) -> list[list[int]]:
+    """Untimed calls in turn until each cell has ``warmup_reps`` of them and ``warmup_time``;
+    returns their durations (for the calls per block), never used as samples."""
+    durations: list[list[int]] = [[] for _ in cells]
+    active = list(range(len(cells))) if settings.warmup_reps or settings.warmup_time else []
+    while active:
+        for i in active:
+            durations[i].append(time_call(cells[i].runtime, cells[i].feeds, clock))
+        active = [i for i in active
+                  if not (len(durations[i]) >= settings.warmup_reps
+                          and sum(durations[i]) >= settings.warmup_time * 1e9)
+                  and not (len(durations[i]) >= max(1, settings.warmup_reps)
+                           and sum(durations[i]) >= settings.max_time * 1e9)]
+    return durations
+
+
+def _done(cell: Cell, settings: Settings) -> bool:
+    return (len(cell.samples) >= settings.max_reps
+            or (len(cell.blocks) >= settings.blocks and len(cell.samples) >= settings.min_reps
+                and cell.total_ns >= settings.min_time * 1e9)
+            or (len(cell.blocks) >= min(3, settings.blocks)
+                and cell.total_ns >= settings.max_time * 1e9))
+
+
+def measure(cells: Sequence[Cell], settings: Settings, clock: Clock = time.perf_counter_ns, *,
+            process: int = 0, origin: int | None = None) -> None:
+    """Warm up, then time the cells in paced rounds of blocks (see the module doc).
+
+    Fills each cell's ``samples`` and ``blocks``; block start times are ns after ``origin``
+    (default: now), so that blocks of several worker processes share one time axis.
     """
-    if timed:
-        min_reps, min_ns = settings.min_reps, settings.min_time * 1e9
-        max_reps, max_ns = settings.max_reps, settings.max_time * 1e9
-    else:
-        min_reps, min_ns = settings.warmup_reps, settings.warmup_time * 1e9
-        max_reps, max_ns = max(settings.warmup_reps, settings.max_reps), settings.max_time * 1e9
-    block = settings.block if timed else 1
-    samples: list[list[int]] = [[] for _ in runtimes]
-    totals = [0] * len(runtimes)
-    active = [i for i in range(len(runtimes)) if min_reps > 0 or min_ns > 0]
     gc_was_enabled = gc.isenabled()
     gc.disable()  # a collection in the middle of a timed call is not the runtime's cost
     try:
+        import numpy as np
+
+        for cell, durations in zip(cells, warm_up(cells, settings, clock)):
+            cell.calls = settings.calls_per_block(float(np.median(durations)) if durations
+                                                  else 0.0)
+        start = clock()
+        origin = start if origin is None else origin
+        interval = settings.span * 1e9 / settings.blocks
+        active = [c for c in cells if not _done(c, settings)]
+        round_ = 0
         while active:
-            for i in active:
-                if block > 1:  # re-warm after the other runtimes' turns; not a sample
-                    runtimes[i].run(feeds)
-                    runtimes[i].synchronize()
-                for _ in range(block):
-                    elapsed = time_call(runtimes[i], feeds, clock)
-                    samples[i].append(elapsed)
-                    totals[i] += elapsed
-            active = [i for i in active
-                      if not (len(samples[i]) >= max_reps
-                              or (len(samples[i]) >= min_reps and totals[i] >= min_ns)
-                              or (len(samples[i]) >= min(3, min_reps) and totals[i] >= max_ns))]
+            # blocks past the planned ones (a cell short of min_time) are not paced
+            due = start + min(round_, settings.blocks) * interval
+            while clock() < due:  # ahead of time: keep the machine busy, untimed
+                before = clock()
+                for cell in active:
+                    untimed_call(cell.runtime, cell.feeds)
+                if clock() == before:  # a clock that does not move (a test's): do not spin
+                    break
+            for cell in active:
+                untimed_call(cell.runtime, cell.feeds)  # re-warm after the others' turns
+                block_start = clock()
+                for _ in range(cell.calls):
+                    elapsed = time_call(cell.runtime, cell.feeds, clock)
+                    cell.samples.append(elapsed)
+                    cell.total_ns += elapsed
+                cell.blocks.append(Block(process, round_, block_start - origin, cell.calls))
+                # the calls of the next blocks, from this block's median (calls change speed)
+                cell.calls = settings.calls_per_block(
+                    float(np.median(cell.samples[-cell.calls:])), timed_ns=cell.total_ns,
+                    reps=len(cell.samples), blocks_done=len(cell.blocks))
+            round_ += 1
+            active = [c for c in active if not _done(c, settings)]
     finally:
         if gc_was_enabled:
             gc.enable()
-    return samples
 
 
 @dataclass
@@ -154,9 +239,19 @@ def open_runtime(name: str, factory, model_path, threads: int | None, shapes_fee
                   probe.peak_mb(), runtime.settings())
 
 
+@dataclass(frozen=True)
+class Subject:
+    """A model under test: what its runtimes open (a ``lstm_bench.model.Model`` or a path),
+    its feeds and FLOPs at any (batch, seq_len)."""
+
+    model: object
+    feeds_for: Callable[[int, int], dict]
+    flops_for: Callable[[int, int], int] | None = None
+
+
 @dataclass
 class SweepResult:
-    """Everything one sweep measured, ready for the reports."""
+    """Everything one sweep measured of one model, ready for the reports."""
 
     measurements: list[Measurement]
     skipped: list[dict]  # {"runtime", "threads", "reason"}
@@ -164,57 +259,61 @@ class SweepResult:
     peak_gflops: float | None = None
 
 
-def sweep(model_path, factories: dict, shapes: Sequence[tuple[int, int]],
-          threads_list: Sequence[int | None], feeds_for: Callable[[int, int], dict],
-          settings: Settings = Settings(), *, clock: Clock = time.perf_counter_ns,
-          flops_for: Callable[[int, int], int] | None = None, peak_gflops: float | None = None,
-          on_event: Callable[..., None] | None = None, ort_options=None) -> SweepResult:
-    """Measure every runtime at every (batch, seq_len) shape and thread count.
+def sweep(subjects: Sequence[Subject], factories: dict, shapes: Sequence[tuple[int, int]],
+          threads_list: Sequence[int | None], settings: Settings = Settings(), *,
+          clock: Clock = time.perf_counter_ns, peak_gflops: float | None = None,
+          on_event: Callable[..., None] | None = None, process: int = 0,
+          origin: int | None = None, ort_options=None) -> list[SweepResult]:
+    """Measure every runtime on every model at every (batch, seq_len) and thread count.
+
+    Every cell of a thread count (model x runtime x shape) shares one rotation, so two models
+    (``lstm-bench compare A.onnx B.onnx``) see the same phases of the machine. Returns one
+    SweepResult per subject, in order.
 
     Args:
         factories: runtime name -> callable returning a fresh unopened runtime.
-        shapes: (batch, seq_len) pairs, measured in this order.
-        feeds_for: (batch, seq_len) -> the feeds every runtime gets for that shape.
-        flops_for: (batch, seq_len) -> FLOPs of one call (for GFLOP/s), or None.
+        shapes: (batch, seq_len) pairs.
         on_event: called as on_event(kind, **info) with kind "open", "opened", "skip",
-            "shape", "result" (info["measurement"]) or "shape_done", for progress displays.
+            "timing" or "result" (info["measurement"]), for progress displays.
+        process, origin: the worker process number and the clock value that block start
+            times count from (see ``measure``).
         ort_options: ``runtimes.ort_options.OrtOptions`` for the onnxruntime-based runtimes.
     """
     notify = on_event or (lambda kind, **info: None)
-    measurements: list[Measurement] = []
-    skipped: list[dict] = []
-    feeds = [feeds_for(batch, seq_len) for batch, seq_len in shapes]
+    results = [SweepResult([], [], settings, peak_gflops) for _ in subjects]
+    feeds = [[s.feeds_for(batch, seq_len) for batch, seq_len in shapes] for s in subjects]
     for threads in threads_list:
-        opened: list[Opened] = []
+        opened: list[tuple[int, Opened]] = []
         try:
-            for name, factory in factories.items():
-                notify("open", runtime=name, threads=threads)
-                try:
-                    opened.append(open_runtime(name, factory, model_path, threads, feeds, clock,
-                                               ort_options))
-                    notify("opened", runtime=name, threads=threads)
-                except LSTMBenchError as exc:
-                    skipped.append({"runtime": name, "threads": threads, "reason": str(exc)})
-                    notify("skip", runtime=name, threads=threads, reason=str(exc))
-            for (batch, seq_len), shape_feeds in zip(shapes, feeds):
-                notify("shape", batch=batch, seq_len=seq_len, threads=threads)
-                if not opened:
-                    notify("shape_done", batch=batch, seq_len=seq_len, threads=threads)
-                    continue
-                runtimes = [o.runtime for o in opened]
-                round_robin(runtimes, shape_feeds, settings, clock, timed=False)
-                samples = round_robin(runtimes, shape_feeds, settings, clock)
-                flops = flops_for(batch, seq_len) if flops_for else None
-                for o, runtime_samples in zip(opened, samples):
-                    m = Measurement(o.name, batch, seq_len, threads, tuple(runtime_samples),
-                                    device=o.runtime.device, flops=flops,
-                                    peak_gflops=peak_gflops if o.runtime.device == "cpu" else None,
-                                    cold=o.cold, peak_memory_mb=o.peak_memory_mb,
-                                    extra=dict(o.settings))
-                    measurements.append(m)
-                    notify("result", measurement=m)
-                notify("shape_done", batch=batch, seq_len=seq_len, threads=threads)
+            with blas_threads(threads):
+                for name, factory in factories.items():
+                    for i, subject in enumerate(subjects):
+                        notify("open", runtime=name, threads=threads)
+                        try:
+                            opened.append((i, open_runtime(name, factory, subject.model,
+                                                           threads, feeds[i], clock,
+                                                           ort_options)))
+                            notify("opened", runtime=name, threads=threads)
+                        except LSTMBenchError as exc:
+                            results[i].skipped.append({"runtime": name, "threads": threads,
+                                                       "reason": str(exc)})
+                            notify("skip", runtime=name, threads=threads, reason=str(exc))
+                # order: shape, runtime, model: the two models of a comparison run side by side
+                plan = [(s, i, o) for s in range(len(shapes)) for i, o in opened]
+                cells = [Cell(o.runtime, feeds[i][s]) for s, i, o in plan]
+                notify("timing", threads=threads, cells=len(cells))
+                measure(cells, settings, clock, process=process, origin=origin)
+            for (s, i, o), cell in zip(plan, cells):
+                batch, seq_len = shapes[s]
+                flops = subjects[i].flops_for(batch, seq_len) if subjects[i].flops_for else None
+                m = Measurement(o.name, batch, seq_len, threads, tuple(cell.samples),
+                                device=o.runtime.device, flops=flops,
+                                peak_gflops=peak_gflops if o.runtime.device == "cpu" else None,
+                                cold=o.cold, peak_memory_mb=o.peak_memory_mb,
+                                blocks=tuple(cell.blocks), extra=dict(o.settings))
+                results[i].measurements.append(m)
+                notify("result", measurement=m)
         finally:
-            for o in opened:
+            for _, o in opened:
                 o.runtime.close()
-    return SweepResult(measurements, skipped, settings, peak_gflops)
+    return results

@@ -207,9 +207,6 @@ def load_series(path, *, fail_above: float = 5.0) -> list[Series]:
 
 def judge(base: Measurement, new: Measurement, fail_above: float):
     """compare's verdict on two measurements of one series (its test, its thresholds)."""
-    from lstm_bench.bench.compare import Change, compare_samples
+    from lstm_bench.bench.compare import compare_measurements
 
-    change, p_slower, p_faster, verdict = compare_samples(base.samples_ns, new.samples_ns,
-                                                          fail_above=fail_above)
-    return Change(new.key(), base.stats.median, new.stats.median, change, p_slower, p_faster,
-                  verdict)
+    return compare_measurements(base, new, fail_above=fail_above)  # over blocks, not calls

@@ -12,6 +12,7 @@ resident set (``VmRSS``), a lower bound; elsewhere it reports None.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import subprocess
@@ -19,18 +20,109 @@ import time
 from importlib import metadata
 from pathlib import Path
 
+from lstm_bench.options import default_threads  # the one default thread count
+
 LIBRARIES = ("lstm-bench", "numpy", "scipy", "onnx", "onnxruntime", "onnxruntime-gpu", "openvino",
              "torch", "onnxscript", "keras", "rich", "matplotlib")
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
               "ORT_NUM_THREADS", "CUDA_VISIBLE_DEVICES")
 
 
-def default_threads() -> int:
+THREADS_PER_CORE_LIMIT = 4  # --threads above 4 x the usable cores is refused
+
+
+def usable_cores() -> int:
     """All cores this process may run on."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         return os.cpu_count() or 1
+
+
+def check_threads(values) -> list[int]:
+    """Thread counts a sweep may use: 1 to 4 x the usable cores (more measures the
+    scheduler, not the runtime, and a huge count would make a runtime try to start that many
+    threads)."""
+    from lstm_bench.errors import LSTMBenchError
+
+    limit = THREADS_PER_CORE_LIMIT * usable_cores()
+    for value in values:
+        if not 1 <= value <= limit:
+            raise LSTMBenchError(f"--threads: {value} is outside 1..{limit} (at most "
+                                 f"{THREADS_PER_CORE_LIMIT} x the {usable_cores()} usable cores)")
+    return list(values)
+
+
+BUSY_LOAD_PER_CORE = 0.5  # a 1-minute load average above half the cores: the machine is busy
+
+
+def load_average() -> list[float] | None:
+    """The 1, 5 and 15 minute load averages, or None where the OS does not say."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
+
+
+def busy_warning(before, after, threads: int = 1) -> str | None:
+    """A warning when the machine was busy around a measurement (1-minute load average above
+    half the usable cores; after it, our own threads are discounted)."""
+    cores = usable_cores()
+    limit = BUSY_LOAD_PER_CORE * cores
+    busy = (before and before[0] > limit) or (after and after[0] - threads > limit)
+    if not busy:
+        return None
+    shown = ", ".join(f"{name} {load[0]:.2f}" for name, load in (("before", before),
+                                                               ("after", after)) if load)
+    return (f"the machine was busy: 1-minute load average {shown} on {cores} cores; other "
+            "work shifts and spreads the figures, compare them only with care")
+
+
+@contextlib.contextmanager
+def blas_threads(threads: int | None):
+    """NumPy's OpenBLAS thread count set to ``threads`` for the block, then restored.
+
+    The numpy and onnx-reference runtimes compute with NumPy, whose BLAS pool is sized at
+    import; without this, their rows would record a thread count they did not use. Where
+    NumPy's BLAS is not an OpenBLAS found in this process, nothing changes.
+    """
+    get, set_ = _openblas_threads_api()
+    if not threads or get is None:
+        yield
+        return
+    before = get()
+    set_(int(threads))
+    try:
+        yield
+    finally:
+        set_(before)
+
+
+def _openblas_threads_api():
+    """(get, set) of the OpenBLAS that NumPy loaded, through ctypes, or (None, None)."""
+    import ctypes
+
+    import numpy  # noqa: F401  (loads its OpenBLAS)
+
+    try:
+        with open("/proc/self/maps", encoding="utf-8") as maps:
+            paths = {line.split()[-1] for line in maps if "openblas" in line.lower()
+                     and line.split()[-1].startswith("/")}
+    except OSError:
+        return None, None
+    for path in sorted(paths):
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for prefix in ("scipy_openblas", "openblas"):
+            for suffix in ("64_", ""):
+                get = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
+                set_ = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
+                if get is not None and set_ is not None:
+                    set_.argtypes = [ctypes.c_int]
+                    return get, set_
+    return None, None
 
 
 def cpu_model() -> str:
@@ -68,7 +160,8 @@ def machine_info(threads=None) -> dict:
     return {
         "cpu": cpu_model(),
         "cores": os.cpu_count(),
-        "usable_cores": default_threads(),
+        "usable_cores": usable_cores(),
+        "hostname": platform.node(),
         "platform": platform.platform(),
         "python": platform.python_version(),
         "libraries": versions,

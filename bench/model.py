@@ -16,7 +16,7 @@ class BenchModel:
     def __init__(self, source):
         """``source``: a path or a ``lstm_bench.model.Model``."""
         from lstm_bench.graph import no_lstm_reason
-        from lstm_bench.reference.model import as_model
+        from lstm_bench.model import as_model
 
         self.model = as_model(source)
         # an LSTM node is enough: its weights may be known only at run time (FLOPs come from

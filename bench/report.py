@@ -305,7 +305,10 @@ def load_json(path) -> dict:
     """A bench JSON report as a checked dict (``load_report`` gives the typed one)."""
     if not Path(path).exists():
         raise LSTMBenchError(f"{path}: no such report")
-    return check_document(read_json(path, "bench report"), path)
+    doc = check_document(read_json(path, "bench report"), path)
+    if not doc["results"]:  # an empty report would compare as "no regression"
+        raise LSTMBenchError(f"{path}: the report has no results; nothing to compare")
+    return doc
 
 
 def load_report(path) -> BenchReport:

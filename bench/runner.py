@@ -1,5 +1,6 @@
 """A benchmark run from the command line's point of view: parse the lists, pick the runtimes,
-calibrate the machine's peak, sweep with a live display, and build the report document."""
+calibrate the machine's peak, sweep (in this process or in worker processes, pyperf-style)
+with a live display, and build the report document."""
 
 from __future__ import annotations
 
@@ -8,37 +9,19 @@ import time
 from lstm_bench.errors import LSTMBenchError
 
 
-def parse_int_list(text: str | None, option: str, *, minimum: int = 1) -> list[int]:
-    """'1,8,32' -> [1, 8, 32]; empty items, non-integers and values below minimum are errors."""
-    if text is None:
-        raise LSTMBenchError(f"{option} needs a comma-separated list of integers")
-    items = [item.strip() for item in str(text).split(",")]
-    if not any(items):
-        raise LSTMBenchError(f"{option} is empty; give a comma-separated list such as 1,8,32")
-    values = []
-    for item in items:
-        try:
-            value = int(item)
-        except ValueError:
-            raise LSTMBenchError(f"{option}: {item!r} is not an integer (in {text!r})") from None
-        if value < minimum:
-            raise LSTMBenchError(f"{option}: {value} is below {minimum} (in {text!r})")
-        if value not in values:
-            values.append(value)
-    return values
-
-
-def pick_runtimes(text: str | None) -> tuple[dict, list[dict]]:
+def pick_runtimes(text) -> tuple[dict, list[dict]]:
     """(name -> factory of the available ones, [{"runtime", "reason"} for the others]).
 
-    ``None`` or ``all`` means every registered runtime; unknown names are an error.
+    ``text``: names as ``lstm_bench.options.runtime_names`` parses them (a list, or None for
+    every registered runtime), or the same as one comma string; unknown names are an error.
     """
+    from lstm_bench.options import runtime_names
     from lstm_bench.runtimes.registry import RUNTIMES
 
-    if text is None or text.strip() == "all":
+    names = runtime_names(text) if isinstance(text, str) else text
+    if names is None:
         names = list(RUNTIMES)
     else:
-        names = [n.strip() for n in text.split(",") if n.strip()]
         if not names:
             raise LSTMBenchError("--runtimes is empty; name some of: " + ", ".join(RUNTIMES))
         unknown = [n for n in names if n not in RUNTIMES]
@@ -59,7 +42,7 @@ def pick_runtimes(text: str | None) -> tuple[dict, list[dict]]:
 
 
 class LiveDisplay:
-    """A progress bar and a table of the results so far, on stderr, while a sweep runs."""
+    """A progress line and a table of the results so far, on stderr, while a sweep runs."""
 
     def __init__(self, total: int, console=None, enabled: bool = True):
         from rich.console import Console
@@ -103,19 +86,172 @@ class LiveDisplay:
                                  f"({info['threads']} threads)")
         elif kind == "skip":
             self.progress.advance(self.task)
-            self.console.print(f"[dim]skipped {info['runtime']}: {info['reason']}[/dim]",
+            from rich.markup import escape
+
+            self.console.print(f"[dim]skipped {info['runtime']}: {escape(info['reason'])}[/dim]",
                                highlight=False)
-        elif kind == "shape":
-            self.progress.update(self.task, description=f"timing batch {info['batch']}, "
-                                 f"seq_len {info['seq_len']}, {info['threads']} threads")
         elif kind == "opened":
             self.progress.advance(self.task)
+        elif kind == "timing":
+            self.progress.update(self.task, description=f"timing {info['cells']} cells, "
+                                 f"{info['threads']} threads")
+        elif kind == "process":
+            self.progress.update(self.task, description=f"worker process {info['process'] + 1}"
+                                 f" of {info['processes']}")
         elif kind == "result":
             self.rows.append(info["measurement"])
-        elif kind == "shape_done":
-            self.progress.advance(self.task)
             self.live.update(Group(self.progress, results_table(self.rows[-12:],
-                                                                  self.console.width)))
+                                                                self.console.width)))
+        elif kind == "done":
+            self.progress.advance(self.task)
+
+
+def fed_inputs(model, inputs):
+    """The feeds of an .npz (``--inputs``), checked against the model, as verify reads them."""
+    from lstm_bench.runtimes.inputs import load_inputs
+
+    return load_inputs(inputs, model.proto)
+
+
+def _subject(model, inputs=None):
+    """A harness Subject of a BenchModel, or of a path (read here: in a worker process); with
+    ``inputs`` (an .npz), every shape gets its feeds."""
+    from lstm_bench.bench.harness import Subject
+    from lstm_bench.bench.model import BenchModel
+
+    if not isinstance(model, BenchModel):
+        model = BenchModel(model)
+    feeds_for = model.feeds
+    if inputs is not None:
+        fed = fed_inputs(model, inputs)
+        feeds_for = lambda batch, seq_len, seed=0: fed.feeds  # noqa: E731
+    return Subject(model.model, feeds_for, model.flops)
+
+
+def measure_models(models: list, factories: dict, shapes, threads_list, settings, *,
+                   peak: float | None, process: int = 0, origin: int | None = None,
+                   clock=time.perf_counter_ns, on_event=None, ort_options=None,
+                   inputs=None) -> list:
+    """``harness.sweep`` of these models (BenchModels, or paths) and runtimes (name ->
+    factory); one SweepResult per model. This is what each worker process runs."""
+    from lstm_bench.bench.harness import sweep
+
+    subjects = [_subject(m, inputs) for m in models]
+    return sweep(subjects, factories, shapes, threads_list, settings,
+                 clock=clock, peak_gflops=peak, on_event=on_event, process=process,
+                 origin=origin, ort_options=ort_options)
+
+
+def _worker(job: dict) -> list[dict]:
+    """Entry point of a worker process: measure, and return plain rows (JSON-able data)."""
+    from lstm_bench.bench.harness import Settings
+    from lstm_bench.runtimes.registry import RUNTIMES
+
+    results = measure_models(job["paths"], {n: RUNTIMES[n] for n in job["names"]},
+                             [tuple(s) for s in job["shapes"]],
+                             job["threads_list"], Settings(**job["settings"]), peak=job["peak"],
+                             process=job["process"], origin=job["origin"],
+                             ort_options=job["ort_options"], inputs=job["inputs"])
+    return [{"rows": [m.as_dict() for m in r.measurements], "skipped": r.skipped}
+            for r in results]
+
+
+def worker_settings(settings, processes: int):
+    """Each of N workers takes 1/N of the span, the blocks and the minimum time."""
+    from dataclasses import replace
+
+    return replace(settings, span=settings.span / processes,
+                   blocks=max(1, -(-settings.blocks // processes)),
+                   min_time=settings.min_time / processes,
+                   min_reps=max(1, -(-settings.min_reps // processes)),
+                   max_reps=max(1, settings.max_reps // processes),
+                   max_time=settings.max_time / processes)
+
+
+def measure_in_processes(models, names: list[str], shapes, threads_list, settings, *, peak,
+                         on_event=None, ort_options=None, inputs=None) -> list:
+    """The sweep in ``settings.processes`` fresh worker processes, one after another (as
+    pyperf does: in parallel they would compete for the cores), each with its share of the
+    span; a cell's blocks from every process are merged into one Measurement. A worker makes
+    its runtimes from the registry, by ``names``."""
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    from lstm_bench.bench.harness import SweepResult
+    from lstm_bench.bench.stats import Measurement, merge
+
+    notify = on_event or (lambda kind, **info: None)
+    processes = settings.processes
+    job = {"paths": [str(m.path) for m in models], "names": list(names),
+           "shapes": [list(s) for s in shapes], "threads_list": list(threads_list),
+           "settings": worker_settings(settings, processes).as_dict(), "peak": peak,
+           "ort_options": ort_options, "inputs": None if inputs is None else str(inputs),
+           "origin": time.perf_counter_ns()}  # CLOCK_MONOTONIC: one time axis for all workers
+    parts = []
+    for process in range(processes):
+        notify("process", process=process, processes=processes)
+        # spawn: a fresh interpreter, nothing inherited from this one's state
+        with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
+            parts.append(pool.submit(_worker, {**job, "process": process}).result())
+        notify("done")
+    results = []
+    for i in range(len(models)):
+        by_key: dict[tuple, list] = {}
+        for part in parts:
+            for row in part[i]["rows"]:
+                m = Measurement.from_dict(row, peak_gflops=peak if row["device"] == "cpu"
+                                          else None)
+                by_key.setdefault(m.key(), []).append(m)
+        skipped = {(s["runtime"], s["threads"]): s for part in parts for s in part[i]["skipped"]}
+        results.append(SweepResult([merge(ms) for ms in by_key.values()], list(skipped.values()),
+                                   settings, peak))
+    return results
+
+
+def measure_sweep(models, factories: dict, shapes, threads_list, settings, *, calibrate: bool,
+                  show_progress: bool, console=None, clock=time.perf_counter_ns,
+                  ort_options=None, inputs=None) -> tuple:
+    """(one SweepResult per model (BenchModels), the load averages before and after).
+
+    ``factories``: runtime name -> factory; in worker processes (``settings.processes`` > 1)
+    the registry's runtimes of those names are made instead."""
+    from lstm_bench.bench.machine import load_average, peak_gflops
+
+    load_before = load_average()
+    peak = peak_gflops() if calibrate else None
+    in_process = settings.processes == 1
+    total = (len(threads_list) * len(factories) * len(models)) if in_process else settings.processes
+    with LiveDisplay(total, console=console, enabled=show_progress) as display:
+        if in_process:
+            results = measure_models(models, factories, shapes, threads_list, settings, peak=peak,
+                                     clock=clock, on_event=display, ort_options=ort_options,
+                                     inputs=inputs)
+        else:
+            results = measure_in_processes(models, list(factories), shapes, threads_list, settings,
+                                           peak=peak, on_event=display, ort_options=ort_options,
+                                           inputs=inputs)
+    return results, {"before": load_before, "after": load_average()}
+
+
+def finish_document(result, *, model: dict, threads_list, load, verify=None):
+    """The ``bench.report.BenchReport`` (``model``: its info), with the load averages and a
+    note when the machine was busy."""
+    from lstm_bench.bench.machine import busy_warning, machine_info
+    from lstm_bench.bench.report import build_document
+
+    machine = machine_info(threads_list)
+    machine["load_average"] = load
+    report = build_document(result, model=model, machine=machine, verify=verify)
+    busy = busy_warning(load["before"], load["after"], max(threads_list))
+    if busy:
+        report.notes.append(busy)
+    return report
+
+
+def resolve_threads(threads_list) -> list[int]:
+    from lstm_bench.bench.machine import check_threads, default_threads
+
+    return check_threads([t or default_threads() for t in threads_list])
 
 
 def run_bench(model_path, *, runtimes: str | None = None, batches=(1,), seq_lens=(100,),
@@ -127,28 +263,21 @@ def run_bench(model_path, *, runtimes: str | None = None, batches=(1,), seq_lens
 
     ``inputs``: an .npz of feeds (as for verify); its shape replaces ``batches`` x ``seq_lens``.
     """
-    from lstm_bench.bench.harness import Settings, sweep
-    from lstm_bench.bench.machine import default_threads, machine_info, peak_gflops
+    from lstm_bench.bench.harness import Settings
     from lstm_bench.bench.model import BenchModel
-    from lstm_bench.bench.report import build_document
 
     model = BenchModel(model_path)
-    feeds_for, fed = model.feeds, None
+    fed = None
     if inputs is not None:
-        from lstm_bench.runtimes.inputs import load_inputs
-
-        fed = load_inputs(inputs, model.proto)
+        fed = fed_inputs(model, inputs)
         batches, seq_lens = [fed.batch], [fed.seq_len or 1]
-        feeds_for = lambda batch, seq_len, seed=0: fed.feeds  # noqa: E731
     factories, unavailable = pick_runtimes(runtimes)
-    threads_list = [t or default_threads() for t in threads_list]
+    threads_list = resolve_threads(threads_list)
     shapes = [(b, t) for b in batches for t in seq_lens]
-    peak = peak_gflops() if calibrate else None
-    total = len(threads_list) * (len(factories) + len(shapes))
-    with LiveDisplay(total, console=console, enabled=show_progress) as display:
-        result = sweep(model.model, factories, shapes, threads_list, feeds_for,
-                       settings or Settings(), clock=clock, flops_for=model.flops,
-                       peak_gflops=peak, on_event=display, ort_options=ort_options)
+    (result,), load = measure_sweep([model], factories, shapes, threads_list,
+                                    settings or Settings(), calibrate=calibrate,
+                                    show_progress=show_progress, console=console, clock=clock,
+                                    ort_options=ort_options, inputs=inputs)
     result.skipped[:0] = unavailable
     if not result.measurements:
         raise LSTMBenchError(f"{model_path}: no runtime could run the model: " + "; ".join(
@@ -156,4 +285,33 @@ def run_bench(model_path, *, runtimes: str | None = None, batches=(1,), seq_lens
     info = model.info()
     if fed is not None:
         info["inputs_fed"] = fed.describe()
-    return build_document(result, model=info, machine=machine_info(threads_list), verify=verify)
+    return finish_document(result, model=info, threads_list=threads_list, load=load,
+                           verify=verify)
+
+
+def run_ab(base_path, new_path, *, runtimes: str | None = "ort-cpu", batches=(1,),
+           seq_lens=(100,), threads_list=(None,), settings=None, calibrate: bool = False,
+           show_progress: bool = True, console=None, clock=time.perf_counter_ns,
+           ort_options=None) -> tuple:
+    """Both models measured in one rotation (interleaved blocks, same processes): their two
+    ``BenchReport``s (base, new)."""
+    from lstm_bench.bench.harness import Settings
+    from lstm_bench.bench.model import BenchModel
+
+    models = [BenchModel(base_path), BenchModel(new_path)]
+    factories, unavailable = pick_runtimes(runtimes)
+    threads_list = resolve_threads(threads_list)
+    shapes = [(b, t) for b in batches for t in seq_lens]
+    results, load = measure_sweep(models, factories, shapes,
+                                  threads_list, settings or Settings(), calibrate=calibrate,
+                                  show_progress=show_progress, console=console, clock=clock,
+                                  ort_options=ort_options)
+    docs = []
+    for model, result in zip(models, results):
+        result.skipped[:0] = unavailable
+        if not result.measurements:
+            raise LSTMBenchError(f"{model.path}: no runtime could run the model: " + "; ".join(
+                f"{s['runtime']}: {s['reason']}" for s in result.skipped))
+        docs.append(finish_document(result, model=model.info(), threads_list=threads_list,
+                                    load=load))
+    return docs[0], docs[1]

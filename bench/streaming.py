@@ -49,7 +49,7 @@ def streaming_model(source, folder) -> StreamingModel:
 
     from lstm_bench.exporters.stateful import stateful_variant
     from lstm_bench.model import Model
-    from lstm_bench.reference.model import as_model
+    from lstm_bench.model import as_model
     from lstm_bench.runtimes.streaming import stream_ports
 
     model = as_model(source)
@@ -134,14 +134,17 @@ def run_streaming(model_path, *, runtimes: str | None = None, batches=(1,), chun
     """Measure the per-call latency of streaming ``model_path`` in chunks of each size in
     ``chunks`` steps, at each batch and thread count; returns the ``bench.report.BenchReport``
     with a ``streaming`` section (in its ``extra``)."""
-    from lstm_bench.bench.harness import Settings, sweep
-    from lstm_bench.bench.machine import default_threads, machine_info, peak_gflops
+    from lstm_bench.bench.harness import Settings
     from lstm_bench.bench.model import BenchModel
-    from lstm_bench.bench.report import build_document
-    from lstm_bench.bench.runner import LiveDisplay, pick_runtimes
+    from lstm_bench.bench.runner import (finish_document, measure_sweep, pick_runtimes,
+                                         resolve_threads)
 
+    settings = settings or Settings()
+    if settings.processes > 1:
+        raise LSTMBenchError("--processes: the streaming bench runs in this process only (its "
+                             "runtimes wrap the registry's)")
     model = BenchModel(model_path)
-    threads_list = [t or default_threads() for t in threads_list]
+    threads_list = resolve_threads(threads_list)
     shapes = [(b, c) for b in batches for c in chunks]
     with tempfile.TemporaryDirectory(prefix="lstm-bench-stream-") as folder:
         stream = streaming_model(model.model, folder)  # first: a model that cannot stream fails fast
@@ -149,12 +152,9 @@ def run_streaming(model_path, *, runtimes: str | None = None, batches=(1,), chun
         factories, unavailable = pick_runtimes(runtimes)
         wrapped = {name: (lambda factory=factory: StreamingRuntime(factory(), stream.ports))
                    for name, factory in factories.items()}
-        peak = peak_gflops() if calibrate else None
-        total = len(threads_list) * (len(factories) + len(shapes))
-        with LiveDisplay(total, console=console, enabled=show_progress) as display:
-            result = sweep(timed.model, wrapped, shapes, threads_list, timed.feeds,
-                           settings or Settings(), clock=clock, flops_for=timed.flops,
-                           peak_gflops=peak, on_event=display, ort_options=ort_options)
+        (result,), load = measure_sweep([timed], wrapped, shapes, threads_list, settings,
+                                        calibrate=calibrate, show_progress=show_progress,
+                                        console=console, clock=clock, ort_options=ort_options)
         timed_info = timed.info()
     result.skipped[:0] = unavailable
     if not result.measurements:
@@ -162,8 +162,8 @@ def run_streaming(model_path, *, runtimes: str | None = None, batches=(1,), chun
             f"{s['runtime']}: {s['reason']}" for s in result.skipped))
     result.measurements = [streaming_measurement(m, stateful_variant=stream.stateful_variant)
                            for m in result.measurements]
-    doc = build_document(result, model=model.info(), machine=machine_info(threads_list),
-                         verify=verify)
+    doc = finish_document(result, model=model.info(), threads_list=threads_list, load=load,
+                          verify=verify)
     doc.extra["streaming"] = {
         "chunks": list(chunks), "measured": True, "stateful_variant": stream.stateful_variant,
         "note": stream.note, "ports": dataclasses.asdict(stream.ports),

@@ -181,5 +181,7 @@ def print_report(report, console=None) -> None:
     measured = {m.runtime for m in report.measurements}
     for skip in report.skipped:  # runtimes not measured at all are in the decision already
         if skip.runtime in measured:
+            from rich.markup import escape
+
             console.print(f"[dim]skipped {skip.runtime} at {skip.threads} threads: "
-                          f"{skip.reason}[/dim]", highlight=False)
+                          f"{escape(skip.reason)}[/dim]", highlight=False)

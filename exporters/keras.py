@@ -27,13 +27,14 @@ Keras semantics kept in the graph:
 from __future__ import annotations
 
 import io
-import json
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 
-from lstm_bench.errors import LSTMBenchError
+from lstm_bench.errors import LSTMBenchError, first_line
+from lstm_bench.files import check_array_size, limit_bytes, parse_json
 from lstm_bench.exporters.keras_layers import KerasLSTM, KerasModel
 from lstm_bench.exporters.keras_onnx import DEFAULT_OPSET, build_keras_model
 from lstm_bench.exporters.keras_read import (INSTEAD, MERGES, SUPPORTED as _SUPPORTED,
@@ -62,6 +63,14 @@ def _open_archive(keras_path):
             if "model.weights.h5" not in names:
                 sharded = " (sharded weights are not supported)" if "model.weights.json" in names else ""
                 raise LSTMBenchError(f"{path}: the archive has no model.weights.h5{sharded}")
+            # Declared sizes checked first; zipfile never inflates past the declared size.
+            for member, limit in (("config.json", "LSTM_BENCH_MAX_JSON_MB"),
+                                  ("model.weights.h5", "LSTM_BENCH_MAX_ARRAY_MB")):
+                size = archive.getinfo(member).file_size
+                if size > limit_bytes(limit):
+                    raise LSTMBenchError(f"{path}: {member} declares {size} bytes, above the "
+                                         f"limit of {limit_bytes(limit)} (set {limit} to allow "
+                                         "more)")
             config_bytes = archive.read("config.json")
             weights_bytes = archive.read("model.weights.h5")
     except zipfile.BadZipFile:
@@ -69,17 +78,61 @@ def _open_archive(keras_path):
                              "HDF5 .h5 models are not supported: re-save as .keras)") from None
     except OSError as exc:
         raise LSTMBenchError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    try:
-        config = json.loads(config_bytes)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise LSTMBenchError(f"{path}: config.json is not valid JSON ({exc})") from None
+    except (RuntimeError, NotImplementedError, EOFError, zlib.error) as exc:  # encrypted, corrupt
+        raise LSTMBenchError(f"{path}: cannot read the archive ({first_line(exc)})") from None
+    config = parse_json(config_bytes, f"{path}: config.json", "Keras config")
     if not isinstance(config, dict):
         raise LSTMBenchError(f"{path}: config.json does not describe a Keras model")
     try:
         h5 = h5py.File(io.BytesIO(weights_bytes), "r")
     except OSError as exc:
-        raise LSTMBenchError(f"{path}: model.weights.h5 is not a readable HDF5 file ({exc})") from None
+        raise LSTMBenchError(f"{path}: model.weights.h5 is not a readable HDF5 file "
+                             f"({first_line(exc)})") from None
+    try:
+        _refuse_foreign_storage(h5, f"{path}: model.weights.h5")
+    except BaseException:
+        h5.close()
+        raise
     return config, h5
+
+
+def _refuse_foreign_storage(h5, where: str) -> None:
+    """Weights must live inside the archive: an HDF5 external link, a dataset with external
+    raw storage or a virtual dataset would read other files of this machine (or their fill
+    value) as weights, so each is refused by name before any dataset is read."""
+    import h5py
+
+    def problem(name, link) -> str | None:
+        if isinstance(link, h5py.ExternalLink):
+            return f"{name!r} is an external link to {link.filename!r}"
+        if isinstance(link, h5py.SoftLink):
+            return None  # inside this file; its target is visited by its own hard link
+        if not isinstance(link, h5py.HardLink):
+            return f"{name!r} is a user-defined link"
+        obj = h5.get(name)
+        if isinstance(obj, h5py.Dataset):
+            if obj.external:
+                return (f"dataset {name!r} keeps its data in external file(s) "
+                        f"{[e[0] for e in obj.external]}")
+            if obj.is_virtual:
+                return f"dataset {name!r} is a virtual dataset (mapped from other files)"
+        return None
+
+    found = []
+
+    def visit(name, link):  # h5py cannot raise through its visitor: a result stops it
+        try:
+            found.append(problem(name, link))
+        except Exception as exc:  # a damaged object: reported like the others
+            found.append(f"{name!r} cannot be read ({first_line(exc)})")
+        return found[-1]
+
+    try:
+        h5.visititems_links(visit)
+    except Exception as exc:  # h5py's OSError, KeyError, SystemError for a damaged file
+        raise LSTMBenchError(f"{where}: not a readable HDF5 file ({first_line(exc)})") from None
+    if found and found[-1]:
+        raise LSTMBenchError(f"{where}: {found[-1]}; weights must be stored inside the archive")
 
 
 def _chain(model_config: dict, where: str) -> tuple[list[dict], dict[str, list[str]]]:
@@ -209,7 +262,14 @@ class _Weights:
             if tuple(dataset.shape) != tuple(shape):
                 raise LSTMBenchError(f"{self.where}: {label}: {path}/{index} has shape "
                                      f"{list(dataset.shape)}, expected {list(shape)}")
-            array = np.asarray(dataset[()])
+            # a sparse or compressed dataset can declare far more than the archive holds
+            check_array_size(dataset.shape, dataset.dtype if dataset.dtype.kind in "fiub"
+                             else np.float64, f"{self.where}: {label}: {path}/{index}")
+            try:
+                array = np.asarray(dataset[()])
+            except (OSError, ValueError, TypeError, RuntimeError) as exc:
+                raise LSTMBenchError(f"{self.where}: {label}: {path}/{index} cannot be read "
+                                     f"({first_line(exc)})") from None
             if not np.issubdtype(array.dtype, np.floating) or not np.all(np.isfinite(array)):
                 raise LSTMBenchError(f"{self.where}: {label}: {path}/{index} must hold finite "
                                      f"floats, got {array.dtype}")
@@ -310,17 +370,10 @@ def export_keras(keras_path, path=None, *, opset: int | None = None):
     model = build_keras_model(read_keras(keras_path),
                               opset=DEFAULT_OPSET if opset is None else opset)
     if path is not None:
-        path = Path(path)
-        tmp = path.with_name(path.name + ".partial")
-        try:
+        from lstm_bench.files import atomic_path
+
+        with atomic_path(path) as tmp:
             onnx.save(model, str(tmp))
-            tmp.replace(path)
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            raise LSTMBenchError(f"{path}: cannot write the model ({exc.strerror or exc})") from None
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
     return model
 
 

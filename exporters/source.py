@@ -12,13 +12,13 @@ Only a file that passes is moved to its final path; a failure leaves nothing the
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from lstm_bench.errors import LSTMBenchError
+from lstm_bench.errors import LSTMBenchError, first_line
+from lstm_bench.files import atomic_path, check_distinct
 from lstm_bench.parity import Tolerance
 
 SOURCE_KINDS = {".pt": "checkpoint", ".json": "checkpoint", ".keras": "keras", ".npz": "npz",
@@ -107,8 +107,8 @@ def _onnxruntime_outputs(path: Path, feeds: dict) -> list[np.ndarray]:
         session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         return session.run(None, feeds)
     except Exception as exc:  # onnxruntime's own exception types
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise LSTMBenchError(f"onnxruntime cannot run the exported model: {text}") from None
+        raise LSTMBenchError(f"onnxruntime cannot run the exported model: "
+                             f"{first_line(exc)}") from None
 
 
 def _export_checkpoint(source, tmp, opset, exporter):
@@ -159,9 +159,8 @@ def _keras_predict(source, X):
         model = keras.saving.load_model(str(source), compile=False, safe_mode=True)
         return np.asarray(model.predict(X, verbose=0))
     except Exception as exc:  # Keras raises many types; its message says what it refused
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise LSTMBenchError(f"{source}: Keras (safe mode) cannot load or run the model: "
-                             f"{type(exc).__name__}: {text[:300]}") from None
+                             f"{first_line(exc, with_type=True)[:300]}") from None
 
 
 def _export_keras(source, tmp, opset):
@@ -237,14 +236,10 @@ def export_source(source: str | Path, out: str | Path, *, opset: int | None = No
         raise LSTMBenchError(f"{out}: the output path must end in .onnx")
     if not out.parent.is_dir():
         raise LSTMBenchError(f"{out}: directory {out.parent} does not exist")
-    if out.resolve() == source.resolve():
-        raise LSTMBenchError(f"{out}: the output would overwrite the source")
+    check_distinct({"SOURCE": source}, {"--output": out})
 
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        notes = ()
+    notes = ()
+    with atomic_path(out) as tmp:  # created exclusively beside OUT; gone unless proven
         if kind == "checkpoint":
             used, reference, feeds, expected = _export_checkpoint(source, tmp, opset, exporter)
         elif kind == "keras":
@@ -287,7 +282,4 @@ def export_source(source: str | Path, out: str | Path, *, opset: int | None = No
             raise ExportParityError(
                 f"{out}: the exported model is {max_abs:.3g} (max abs error) from "
                 f"{reference}, beyond the tolerance {tolerance}; nothing was written", result)
-        os.replace(tmp, out)
-        return result
-    finally:
-        tmp.unlink(missing_ok=True)
+    return result

@@ -24,11 +24,10 @@ strict shape inference, has exactly one ``LSTM`` node per ``nn.LSTM`` layer and 
 
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
 
-from lstm_bench.errors import LSTMBenchError
+from lstm_bench.errors import LSTMBenchError, first_line
 from lstm_bench.exporters.torch_graph import (assert_structure, fold_weights, relax_shapes,
                                               unbake_sequence_length)
 from lstm_bench.exporters.torch_proof import check_against_onnxruntime, probe_args
@@ -190,9 +189,8 @@ def _export_with(which, module, args, *, opset, dynamic, batch_first, has_length
             # load_external_data pulls the dynamo exporter's model.onnx.data inline.
             proto = onnx.load(str(raw_path), load_external_data=True)
         except Exception as exc:  # the exporters raise many types; keep the first line
-            text = str(exc).strip()
-            raise LSTMBenchError(f"torch.onnx.export ({which}) failed: {type(exc).__name__}: "
-                                 f"{text.splitlines()[0] if text else ''}") from None
+            raise LSTMBenchError(f"torch.onnx.export ({which}) failed: "
+                                 f"{first_line(exc, with_type=True)}") from None
     written = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
     if opset is not None and written != opset:
         raise LSTMBenchError(f"the {which} exporter wrote opset {written}, not the requested "
@@ -216,7 +214,7 @@ def _export_with(which, module, args, *, opset, dynamic, batch_first, has_length
         onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True)
     except Exception as exc:
         raise LSTMBenchError(f"the {which} exporter's graph fails onnx.checker / shape "
-                             f"inference: {str(exc).strip().splitlines()[0]}") from None
+                             f"inference: {first_line(exc)}") from None
     assert_structure(proto, expected_layers, has_lengths)
     if probe is not None:
         check_against_onnxruntime(proto, probe[0], probe[3], which, batch_first)
@@ -306,17 +304,13 @@ def save_model(proto, path) -> Path:
     """Write ``proto`` to ``path`` atomically, weights inline (external data only past 2 GB)."""
     import onnx
 
+    from lstm_bench.files import atomic_path
+
     path = Path(path)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+    with atomic_path(path) as tmp:
         if proto.ByteSize() < _TWO_GB:
             onnx.save(proto, str(tmp))
         else:  # protobuf cannot serialise 2 GB: the weights go beside the model
             onnx.save(proto, str(tmp), save_as_external_data=True, all_tensors_to_one_file=True,
                       location=path.name + ".data")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path

@@ -21,14 +21,14 @@ flattened sequence), the file keeps the example's shape and the export says so.
 from __future__ import annotations
 
 import io
-import json
 import logging
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from lstm_bench.errors import LSTMBenchError
+from lstm_bench.errors import LSTMBenchError, first_line
+from lstm_bench.files import parse_json
 
 # archive members holding compiled code that torch.export.load may hand to AOTInductor
 _COMPILED = (".so", ".cpp", ".cubin", ".dll", ".dylib")
@@ -58,9 +58,10 @@ def check_archive(path: Path) -> None:
             if name.endswith(_COMPILED):
                 risky.append(f"{name} (compiled code)")
             elif name.endswith("_config.json") and "/data/" in f"/{name}":
-                try:
-                    config = json.loads(archive.read(name)).get("config", {})
-                except (ValueError, AttributeError):
+                try:  # parse_json: strict and bounded (nesting, numbers)
+                    config = parse_json(archive.read(name), name).get("config", {})
+                    config = config if isinstance(config, dict) else {}
+                except (LSTMBenchError, AttributeError):
                     risky.append(f"{name} (unreadable)")
                     continue
                 for key, entry in config.items():
@@ -90,9 +91,8 @@ def load_program(path, *, trust_pickle: bool = False):
     try:
         return torch.export.load(str(path))
     except Exception as exc:  # torch raises many types for a bad archive
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise LSTMBenchError(f"{path}: torch.export.load failed: {type(exc).__name__}: "
-                             f"{text[:300]}") from None
+        raise LSTMBenchError(f"{path}: torch.export.load failed: "
+                             f"{first_line(exc, with_type=True)[:300]}") from None
 
 
 def _lstm_calls(program) -> list:

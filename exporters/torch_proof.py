@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lstm_bench.errors import LSTMBenchError
+from lstm_bench.errors import LSTMBenchError, first_line
 
 
 def probe_args(args, batch_first, has_lengths, dynamic, *, vocab: int | None = None,
@@ -56,7 +56,7 @@ def check_against_onnxruntime(proto, probe_args, expected, which, batch_first):
         names = [i.name for i in session.get_inputs()]
         got = session.run(None, {name: t.numpy() for name, t in zip(names, probe_args)})
     except Exception as exc:  # onnxruntime's own exception types
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        text = first_line(exc)
         raise LSTMBenchError(f"the {which} exporter's graph fails in onnxruntime at batch "
                              f"{batch}, sequence length {steps}: {text[:300]}{hint}") from None
     from lstm_bench.parity import TOLERANCES, compare_output

@@ -84,8 +84,8 @@ def export_weights(weights: LSTMWeights, path: str | Path | None = None, **optio
 
     model = build_lstm_model(weights, **options)
     if path is not None:
-        path = Path(path)
-        tmp = path.with_name(path.name + ".partial")
-        onnx.save(model, str(tmp))
-        tmp.replace(path)  # never leave a half-written model behind
+        from lstm_bench.files import atomic_path
+
+        with atomic_path(path) as tmp:  # never leave a half-written model behind
+            onnx.save(model, str(tmp))
     return model

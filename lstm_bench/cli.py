@@ -1,23 +1,30 @@
 """The ``lstm-bench`` command line.
 
 Each subcommand lives in its own module, imported only when that subcommand runs, so that
-``lstm-bench --help`` stays fast (no torch, no onnxruntime). A command module has ``HELP``,
-``add_arguments(parser)`` and ``main(args) -> int``. Bad input (``LSTMBenchError``, argparse
-errors) is one line on stderr and exit code 2; a parity or regression failure is exit code 1.
+``lstm-bench --help`` stays fast (no torch, no onnxruntime). A command module has
+``add_arguments(parser)`` and ``main(args) -> int``; its one-line help is in ``COMMANDS`` (the
+one copy, read by --help). Options shared by several commands come from ``lstm_bench.options``.
+
+Exit codes: 0 success, 1 a parity or regression failure, 2 bad input (``LSTMBenchError``,
+argparse errors, an input too large for this machine's memory): one line on stderr, never a
+traceback. SIGTERM is turned into an exception like Ctrl-C, so that temporary files are removed
+and a run folder is marked as interrupted on the way out (exit 130 for SIGINT, 143 for SIGTERM).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 
-from lstm_bench.errors import LSTMBenchError
+from lstm_bench.errors import LSTMBenchError, first_line
 
 # subcommand -> (module, one-line help). Written out by hand: the order is the order in --help.
 COMMANDS = {
     "train": ("lstm_bench.cli_train", "train the seed's LSTM classifier on a built-in task"),
-    "export": ("lstm_bench.exporters.cli_export", "export a checkpoint, .keras or .npz to ONNX and prove it"),
+    "export": ("lstm_bench.exporters.cli_export", "export a checkpoint, .keras, .pt2 or .npz to ONNX and prove it"),
     "verify": ("lstm_bench.runtimes.cli_verify", "run a model on every runtime against the float64 truth"),
     "bench": ("lstm_bench.bench.cli_bench", "measure latency and throughput of each runtime"),
     "compare": ("lstm_bench.bench.cli_compare", "compare two bench JSON reports; exit 1 on a regression"),
@@ -26,6 +33,14 @@ COMMANDS = {
 }
 
 EXIT_BAD_INPUT = 2
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so that ``finally`` blocks clean up as for Ctrl-C."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
 
 
 class _Parser(argparse.ArgumentParser):
@@ -65,18 +80,34 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     module_name, help_ = COMMANDS[top_args.command]
     parser = _Parser(prog=f"lstm-bench {top_args.command}", description=help_)
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         module = importlib.import_module(module_name)
         module.add_arguments(parser)
         args = parser.parse_args(argv[split + 1:])
         return int(module.main(args) or 0)
     except LSTMBenchError as exc:
-        message = " ".join(str(exc).split())  # always one line
-        print(f"lstm-bench {top_args.command}: error: {message}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return _bad_input(top_args.command, str(exc))
+    except MemoryError as exc:  # a size that passed the checks but not this machine's memory
+        return _bad_input(top_args.command, f"out of memory ({first_line(exc)}); the input or "
+                          "the requested shapes are too large for this machine")
+    except Terminated:
+        print(f"lstm-bench {top_args.command}: terminated", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print(f"lstm-bench {top_args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _bad_input(command: str, message: str) -> int:
+    message = " ".join(message.split())  # always one line
+    print(f"lstm-bench {command}: error: {message}", file=sys.stderr)
+    return EXIT_BAD_INPUT
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "train the seed's LSTM classifier on a built-in task"
+from lstm_bench import options
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -14,12 +14,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, default=8,
                         help="most epochs of 4096 sequences; stops early at 99%% validation "
                              "accuracy (default: 8)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of data and initial weights")
+    options.add_seed(parser, help_="seed of data and initial weights (default 0)")
     parser.add_argument("--max-steps", type=int, default=None, metavar="N",
                         help="stop after N optimizer steps (a smoke test; the model will be poor)")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch intra-op threads (default: 1, the fastest for this small "
-                             "model on a busy machine)")
+    options.add_threads(parser, many=False, default=1,
+                        help_="torch intra-op threads (default: 1, the fastest for this small "
+                              "model on a busy machine)")
 
 
 def main(args: argparse.Namespace) -> int:

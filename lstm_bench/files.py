@@ -1,45 +1,127 @@
-"""Reading users' files safely: arrays from .npz without unpickling, with one-line errors."""
+"""Users' files, read and written safely: the one atomic writer, the one JSON reader and
+serializer, .npz without unpickling, and the size limits every reader checks before allocating.
+
+Writing: ``atomic_path`` hands out a temporary file created exclusively (``O_EXCL``, an
+unpredictable name, never a symlink followed) in the target's own folder; it replaces the
+target only when the body succeeded, and is removed on any failure, Ctrl-C or SIGTERM (the CLI
+turns SIGTERM into an exception so that this cleanup runs). The file gets the user's normal
+permissions (``0o666 & ~umask``), not mkstemp's 0600.
+
+Reading: every size a file declares is checked against a limit before anything of that size is
+allocated. The limits (environment variables, in MiB, for the rare model that needs more):
+
+=============================  =======  ====================================================
+``LSTM_BENCH_MAX_ARRAY_MB``    4096     one array: .npz member, HDF5 dataset, feed, tensor
+``LSTM_BENCH_MAX_JSON_MB``     64       one JSON file (reports, configs, sidecars)
+=============================  =======  ====================================================
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
+import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from lstm_bench.errors import LSTMBenchError
+from lstm_bench.errors import LSTMBenchError, first_line
 
+LIMITS_MB = {"LSTM_BENCH_MAX_ARRAY_MB": 4096, "LSTM_BENCH_MAX_JSON_MB": 64}
+_MAX_JSON_INT = 2 ** 63  # a JSON integer beyond int64 is not a count, a size or a time
+
+
+def limit_bytes(name: str) -> int:
+    """A limit of ``LIMITS_MB`` in bytes, from its environment variable when set."""
+    text = os.environ.get(name)
+    if text is None:
+        return LIMITS_MB[name] * 2 ** 20
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not (math.isfinite(value) and value > 0):
+        raise LSTMBenchError(f"{name}={text!r}: expected a positive number of MiB")
+    return int(value * 2 ** 20)
+
+
+def _size(n: int) -> str:
+    return f"{n / 2 ** 30:.3g} GiB" if n >= 2 ** 30 else f"{n / 2 ** 20:.3g} MiB"
+
+
+def check_array_size(shape, dtype, what: str) -> None:
+    """Refuse an array whose declared ``shape`` and ``dtype`` (or item size in bytes) exceed
+    LSTM_BENCH_MAX_ARRAY_MB, before allocating it (Python ints: no overflow)."""
+    dims = [int(d) for d in shape]
+    if any(d < 0 for d in dims):
+        raise LSTMBenchError(f"{what}: negative dimension in shape {dims}")
+    itemsize = dtype if isinstance(dtype, int) else np.dtype(dtype).itemsize
+    kind = f"{itemsize}-byte values" if isinstance(dtype, int) else np.dtype(dtype).name
+    nbytes = math.prod(dims) * itemsize
+    allowed = limit_bytes("LSTM_BENCH_MAX_ARRAY_MB")
+    if nbytes > allowed:
+        raise LSTMBenchError(f"{what}: shape {dims} of {kind} would take "
+                             f"{_size(nbytes)}, above the limit of {_size(allowed)} "
+                             "(set LSTM_BENCH_MAX_ARRAY_MB to allow more)")
+
+
+# --- .npz -----------------------------------------------------------------------------------
 
 def load_npz(path: str | Path, what: str) -> dict[str, np.ndarray]:
-    """Every array of an .npz (``allow_pickle=False``); ``what`` names its content in errors."""
-    if Path(path).is_file() and not zipfile.is_zipfile(path):
+    """Every array of an .npz (never unpickled); ``what`` names its content in errors.
+
+    Each member must be an ``.npy`` whose header declares no more than the member holds and no
+    more than LSTM_BENCH_MAX_ARRAY_MB; decompression never goes past the declared size.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise LSTMBenchError(f"{path}: {'a directory, not a' if path.is_dir() else 'no such'} file")
+    if not zipfile.is_zipfile(path):
         raise LSTMBenchError(f"{path}: not an .npz file (an .npz is a zip of .npy arrays)")
     try:
-        with np.load(path, allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
-    except FileNotFoundError:
-        raise LSTMBenchError(f"{path}: no such file") from None
-    except (ValueError, OSError, zipfile.BadZipFile) as exc:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+            for info in members:
+                if info.is_dir() or not info.filename.endswith(".npy"):
+                    raise LSTMBenchError(f"member {info.filename!r} is not an .npy array")
+            return {info.filename[:-4]: _read_member(archive, info) for info in members}
+    except LSTMBenchError as exc:
+        raise LSTMBenchError(f"{path}: not a readable .npz of {what} ({exc})") from None
+    except (ValueError, OSError, EOFError, RuntimeError, NotImplementedError,
+            zipfile.BadZipFile) as exc:  # zlib.error is an Exception: caught below
+        raise LSTMBenchError(f"{path}: not a readable .npz of {what} ({first_line(exc)})") from None
+    except Exception as exc:  # zlib.error, struct.error from a corrupt member
         raise LSTMBenchError(f"{path}: not a readable .npz of {what} "
-                             f"({str(exc).splitlines()[0]})") from None
+                             f"({first_line(exc, with_type=True)})") from None
 
 
-def write_text(path: str | Path, text: str) -> Path:
-    """Write a report, creating its folder; a half-written file never replaces a good one."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".partial")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
-    except OSError as exc:
-        if tmp.parent.is_dir():
-            tmp.unlink(missing_ok=True)
-        raise LSTMBenchError(f"cannot write {path}: {exc.strerror or exc}") from None
-    return path
+def _read_member(archive, info) -> np.ndarray:
+    fmt = np.lib.format
+    where = info.filename
+    check_array_size((info.file_size,), np.uint8, where)
+    with archive.open(info) as f:
+        version = fmt.read_magic(f)
+        if version == (1, 0):
+            shape, fortran, dtype = fmt.read_array_header_1_0(f)
+        elif version in ((2, 0), (3, 0)):
+            shape, fortran, dtype = fmt.read_array_header_2_0(f)
+        else:
+            raise LSTMBenchError(f"{where}: unsupported .npy format version {version}")
+        if dtype.hasobject:
+            raise LSTMBenchError(f"{where}: holds Python objects (pickled); only plain numeric "
+                                 "arrays are read")
+        check_array_size(shape, dtype, where)
+        if math.prod(shape) * dtype.itemsize > info.file_size:
+            raise LSTMBenchError(f"{where}: the header declares shape {list(shape)} of "
+                                 f"{dtype.name}, more than the member's {info.file_size} bytes")
+    with archive.open(info) as f:
+        return fmt.read_array(f, allow_pickle=False)
 
+
+# --- JSON -----------------------------------------------------------------------------------
 
 def _plain(value):
     """``value`` with numpy scalars and arrays, paths and tuples made plain JSON, and every
@@ -70,20 +152,124 @@ def write_json(path: str | Path, value, indent: int | None = 1) -> Path:
     return write_text(path, to_json(value, indent))
 
 
-def read_json(path: str | Path, what: str = "JSON file"):
-    """A user's JSON file, with one-line errors (missing, unreadable, not JSON)."""
+def _refuse_constant(name):
+    raise ValueError(f"{name} is not JSON")
+
+
+def _bounded_int(text):
+    value = int(text)
+    if abs(value) >= _MAX_JSON_INT:
+        raise ValueError(f"the integer {text[:20]}... is too large")
+    return value
+
+
+def _finite_float(text):
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:20]} is out of range")
+    return value
+
+
+def parse_json(data: bytes | str, where: str, what: str = "file"):
+    """JSON from a user's file: strict (no NaN/Infinity), numbers in int64/float range, nesting
+    bounded by json's own recursion check."""
+    try:
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
+        return json.loads(text, parse_constant=_refuse_constant, parse_int=_bounded_int,
+                          parse_float=_finite_float)
+    except LSTMBenchError:
+        raise
+    except UnicodeDecodeError:
+        raise LSTMBenchError(f"{where}: not a readable JSON {what} (not UTF-8 text)") from None
+    except json.JSONDecodeError as exc:
+        raise LSTMBenchError(f"{where}: not a readable JSON {what} ({exc.msg} at line "
+                             f"{exc.lineno})") from None
+    except RecursionError:  # json's scanner bounds its own nesting
+        raise LSTMBenchError(f"{where}: not a readable JSON {what} (nested too deeply)") from None
+    except ValueError as exc:
+        raise LSTMBenchError(f"{where}: not a readable JSON {what} ({first_line(exc)})") from None
+
+
+def read_json(path: str | Path, what: str = "file"):
+    """A user's JSON file, no larger than LSTM_BENCH_MAX_JSON_MB, parsed by ``parse_json``."""
     path = Path(path)
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        size = path.stat().st_size
+        if path.is_dir():
+            raise LSTMBenchError(f"{path}: a directory, not a {what}")
+        allowed = limit_bytes("LSTM_BENCH_MAX_JSON_MB")
+        if size > allowed:
+            raise LSTMBenchError(f"{path}: {_size(size)}, above the limit of {_size(allowed)} for "
+                                 f"a {what} (set LSTM_BENCH_MAX_JSON_MB to allow more)")
+        data = path.read_bytes()
     except FileNotFoundError:
-        raise LSTMBenchError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise LSTMBenchError(f"{path}: a directory, not a {what}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise LSTMBenchError(f"{path}: cannot read ({exc})") from None
-    except ValueError as exc:
-        raise LSTMBenchError(f"{path}: not JSON ({str(exc).splitlines()[0]})") from None
+        raise LSTMBenchError(f"{path}: no such {what}") from None
+    except OSError as exc:
+        raise LSTMBenchError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    return parse_json(data, str(path), what)
 
+
+# --- writing --------------------------------------------------------------------------------
+
+def file_mode() -> int:
+    """The permissions a file created by ``open()`` gets now: 0o666 less the umask (read from
+    /proc on Linux, where setting it to read it back would race with other threads)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path, *, make_folder: bool = False):
+    """A temporary path beside ``path`` to write into; it becomes ``path`` only if the body
+    finishes, and is removed otherwise (error, Ctrl-C, SIGTERM through the CLI).
+
+    The temporary file is created exclusively under an unpredictable name (``mkstemp``), so a
+    planted file or symlink is never written through; the final rename replaces a symlink at
+    ``path`` itself, never its target.
+    """
+    path = Path(path)
+    try:
+        if make_folder:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+        os.close(fd)
+    except OSError as exc:
+        raise LSTMBenchError(f"cannot write {path}: {exc.strerror or exc}") from None
+    tmp = Path(name)
+    try:
+        yield tmp
+        os.chmod(tmp, file_mode())
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise LSTMBenchError(f"cannot write {path}: {exc.strerror or exc}") from None
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    """Write a report, creating its folder; a half-written file never replaces a good one."""
+    path = Path(path)
+    with atomic_path(path, make_folder=True) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return path
+
+
+def write_bytes(path: str | Path, data: bytes) -> Path:
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return path
+
+
+# --- checks before any work -----------------------------------------------------------------
 
 def check_writable(path: str | Path | None, option: str) -> None:
     """Fail before any work when a report path can never be written (checked up front so a
@@ -96,3 +282,32 @@ def check_writable(path: str | Path | None, option: str) -> None:
     parent = next((p for p in path.parents if p.exists()), None)
     if parent is None or not parent.is_dir():
         raise LSTMBenchError(f"{option} {path}: {parent} is not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise LSTMBenchError(f"{option} {path}: the folder {parent} is not writable")
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+    except OSError:
+        pass
+    return a.resolve() == b.resolve()
+
+
+def check_distinct(inputs: dict, outputs: dict) -> None:
+    """No output path may be an input path or another output: ``{"--json": path, ...}``
+    (None values are left out). Checked before any work, so a mistake costs nothing."""
+    inputs = {k: Path(v) for k, v in inputs.items() if v is not None}
+    outputs = {k: Path(v) for k, v in outputs.items() if v is not None}
+    seen: dict[str, Path] = {}
+    for option, path in outputs.items():
+        for label, source in inputs.items():
+            if _same(path, source):
+                raise LSTMBenchError(f"{option} {path}: the output would overwrite the input "
+                                     f"{label} {source}; choose another path")
+        for other, earlier in seen.items():
+            if _same(path, earlier):
+                raise LSTMBenchError(f"{option} {path}: the same file as {other}; each report "
+                                     "needs its own path")
+        seen[option] = path

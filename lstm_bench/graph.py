@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lstm_bench.errors import LSTMBenchError
+from lstm_bench.errors import LSTMBenchError, first_line
 from lstm_bench.spec import LSTMSpec, LSTMWeights
 
 _OPERATOR_INPUTS = ("X", "W", "R", "B", "sequence_lens", "initial_h", "initial_c", "P")
@@ -114,9 +114,8 @@ def fold_constants(model):
         onnxscript.optimizer.fold_constants(folded, input_size_limit=limit,
                                             output_size_limit=limit)
     except Exception as exc:  # the optimizer raises many types on graphs it cannot read
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise LSTMBenchError(f"the LSTM weights are computed by graph ops and folding them to "
-                             f"constants failed ({type(exc).__name__}: {text[:200]}); onnxruntime "
+                             f"constants failed ({first_line(exc, with_type=True)[:200]}); onnxruntime "
                              "still runs the model (--runtimes ort-cpu)") from None
     return folded
 

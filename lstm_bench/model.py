@@ -1,10 +1,9 @@
 """The model under test, parsed once: one frozen object that verify, bench, the runtimes and the
 CLI share instead of each re-reading the file.
 
-``reference.model.as_model(path)`` reads the ONNX file once, through ``load_model`` and its
-checks on untrusted files; what is derived from it (sha256, LSTM nodes, summary) is computed on
-first use and kept. Only core things live here: the runtimes compute their feeds from
-``model.proto`` (``runtimes.inputs``).
+``Model.load(path)`` reads the ONNX file once (with a clear error for a bad one); what is
+derived from it (sha256, LSTM nodes, summary) is computed on first use and kept. Only core
+things live here: the runtimes compute their feeds from ``model.proto`` (``runtimes.inputs``).
 """
 
 from __future__ import annotations
@@ -15,9 +14,31 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from lstm_bench.errors import LSTMBenchError, first_line
 
 if TYPE_CHECKING:  # onnx is imported where a model is read, not with this module
     import onnx
+
+
+def load_proto(path):
+    """A ModelProto read from ``path``, with a one-line error for a missing or unreadable file."""
+    import onnx
+
+    from lstm_bench.model_limits import check_limits
+
+    path = Path(path)
+    if not path.is_file():
+        raise LSTMBenchError(f"{path}: {'a directory, not a' if path.is_dir() else 'no such'} model file")
+    try:
+        loaded = onnx.load(str(path))
+    except Exception as exc:  # onnx raises DecodeError, ValueError, ValidationError (external
+        # data outside the model's folder)... for a bad file
+        raise LSTMBenchError(f"{path}: not a readable ONNX model "
+                             f"({first_line(exc, with_type=True)[:300]})") from None
+    if not loaded.graph.output:  # an empty file parses as an empty ModelProto
+        raise LSTMBenchError(f"{path}: not an ONNX model (no graph outputs)")
+    check_limits(loaded, str(path))  # sizes, loops and names, before anything runs
+    return loaded
 
 
 @dataclass(frozen=True, eq=False)
@@ -30,6 +51,10 @@ class Model:
 
     path: Path
     proto: onnx.ModelProto
+
+    @classmethod
+    def load(cls, path) -> Model:
+        return cls(Path(path), load_proto(path))
 
     def __str__(self):
         return str(self.path)
@@ -59,3 +84,8 @@ class Model:
         from lstm_bench.graph import lstm_flops
 
         return lstm_flops(self.proto, batch, seq_len)
+
+
+def as_model(source) -> Model:
+    """A ``Model`` from a Model (returned as it is) or a path (loaded)."""
+    return source if isinstance(source, Model) else Model.load(source)

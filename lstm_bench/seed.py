@@ -18,8 +18,6 @@ marker, the seeds and the measured accuracy.
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from importlib import resources
 from pathlib import Path
@@ -28,7 +26,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from lstm_bench.errors import LSTMBenchError
+from lstm_bench.errors import LSTMBenchError, first_line
+from lstm_bench.files import atomic_path, read_json, to_json
 
 FORMAT = "lstm-bench/seed-lstm"
 FORMAT_VERSION = 1
@@ -201,22 +200,58 @@ def save_checkpoint(model: SeedLSTM, config: dict, path: str | Path) -> tuple[Pa
     if not path.parent.is_dir():
         raise LSTMBenchError(f"{path}: directory {path.parent} does not exist")
     json_path = _json_path(path)
-    pt_tmp = path.with_name(f".{path.name}.partial")
-    json_tmp = json_path.with_name(f".{json_path.name}.partial")
-    try:
-        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    with atomic_path(path) as pt_tmp, atomic_path(json_path) as json_tmp:
         torch.save(state, pt_tmp)
-        json_tmp.write_text(json.dumps(config, indent=2) + "\n")
-        os.replace(pt_tmp, path)
-        os.replace(json_tmp, json_path)
-    finally:
-        for tmp in (pt_tmp, json_tmp):
-            tmp.unlink(missing_ok=True)
+        json_tmp.write_text(to_json(config, indent=2))
     return path, json_path
 
 
 def _expected_shapes() -> dict[str, tuple[int, ...]]:
     return {k: tuple(v.shape) for k, v in SeedLSTM().state_dict().items()}
+
+
+# The seed's state_dict is about 43 KB; a checkpoint whose members declare more than this is
+# not one (a deflate bomb reaches gigabytes from a few MB) and is refused before torch reads it.
+MAX_CHECKPOINT_BYTES = 16 * 2 ** 20
+MAX_CHECKPOINT_SEQ_LEN = 100_000  # export traces one example of this length
+
+
+def _check_config_types(config: dict, json_path: Path) -> None:
+    """The sidecar's fields that lstm-bench uses have the types it uses them as."""
+    arch = config.get("architecture")
+    if not isinstance(arch, dict):
+        raise LSTMBenchError(f"{json_path}: \"architecture\" must be an object, got "
+                             f"{type(arch).__name__}")
+    if (arch.get("input_size"), arch.get("hidden_size")) != (INPUT_SIZE, HIDDEN_SIZE):
+        raise LSTMBenchError(f"{json_path}: architecture {arch} is not the seed's "
+                             f"LSTM({INPUT_SIZE}, {HIDDEN_SIZE})")
+    seq_len = arch.get("seq_len", SEQ_LEN)
+    if (not isinstance(seq_len, int) or isinstance(seq_len, bool)
+            or not 1 <= seq_len <= MAX_CHECKPOINT_SEQ_LEN):
+        raise LSTMBenchError(f"{json_path}: architecture.seq_len must be an integer in "
+                             f"1..{MAX_CHECKPOINT_SEQ_LEN}, got {seq_len!r}")
+    seed = config.get("seed", 0)
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2 ** 32:
+        raise LSTMBenchError(f"{json_path}: \"seed\" must be an integer in 0..2**32-1, "
+                             f"got {seed!r}")
+
+
+def _check_pt_size(pt_path: Path) -> None:
+    """Refuse a .pt whose (declared, uncompressed) size is far beyond the seed's state_dict."""
+    import zipfile
+
+    try:
+        if zipfile.is_zipfile(pt_path):
+            with zipfile.ZipFile(pt_path) as archive:
+                declared = sum(info.file_size for info in archive.infolist())
+        else:
+            declared = pt_path.stat().st_size
+    except (OSError, zipfile.BadZipFile, ValueError) as exc:
+        raise LSTMBenchError(f"{pt_path}: not a readable checkpoint ({first_line(exc)})") from None
+    if declared > MAX_CHECKPOINT_BYTES:
+        raise LSTMBenchError(f"{pt_path}: declares {declared} bytes of tensors, far more than the "
+                             f"seed model's state_dict (at most {MAX_CHECKPOINT_BYTES} read)")
 
 
 def load_checkpoint(path: str | Path) -> tuple[SeedLSTM, dict]:
@@ -228,10 +263,7 @@ def load_checkpoint(path: str | Path) -> tuple[SeedLSTM, dict]:
         if not file.is_file():
             raise LSTMBenchError(f"{file}: no such file (a checkpoint is NAME.pt plus NAME.json, "
                                  "as written by `lstm-bench train`)")
-    try:
-        config = json.loads(json_path.read_text())
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise LSTMBenchError(f"{json_path}: not a readable JSON config ({exc})") from None
+    config = read_json(json_path, "checkpoint config")
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise LSTMBenchError(f"{json_path}: not an lstm-bench checkpoint config (expected "
                              f"\"format\": \"{FORMAT}\")")
@@ -239,16 +271,13 @@ def load_checkpoint(path: str | Path) -> tuple[SeedLSTM, dict]:
         raise LSTMBenchError(f"{json_path}: checkpoint format_version "
                              f"{config.get('format_version')!r}, this lstm-bench reads "
                              f"{FORMAT_VERSION}")
-    arch = config.get("architecture", {})
-    if (arch.get("input_size"), arch.get("hidden_size")) != (INPUT_SIZE, HIDDEN_SIZE):
-        raise LSTMBenchError(f"{json_path}: architecture {arch} is not the seed's "
-                             f"LSTM({INPUT_SIZE}, {HIDDEN_SIZE})")
+    _check_config_types(config, json_path)
+    _check_pt_size(pt_path)
     try:
         state = torch.load(pt_path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle.UnpicklingError, RuntimeError, EOFError, zipfile errors...
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise LSTMBenchError(f"{pt_path}: not a loadable tensor-only state_dict "
-                             f"({type(exc).__name__}: {first})") from None
+                             f"({first_line(exc, with_type=True)})") from None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise LSTMBenchError(f"{pt_path}: expected a state_dict (a dict of tensors), "
                              f"got {type(state).__name__}")

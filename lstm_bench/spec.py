@@ -19,6 +19,19 @@ from lstm_bench.errors import LSTMBenchError
 DIRECTIONS = ("forward", "reverse", "bidirectional")
 
 
+def _is_int(value, bool_ok: bool = False) -> bool:
+    return isinstance(value, (int, np.integer)) and (bool_ok or not isinstance(value, bool))
+
+
+def _is_number(value) -> bool:
+    return (isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+            and bool(np.isfinite(value)))
+
+
+def _is_text(value) -> bool:
+    return isinstance(value, str)
+
+
 @dataclass(frozen=True)
 class LSTMSpec:
     """Sizes and attributes of one ONNX LSTM node."""
@@ -42,12 +55,28 @@ class LSTMSpec:
             raise LSTMBenchError(f"layout must be 0 or 1, got {self.layout!r}")
         for name in ("input_size", "hidden_size"):
             value = getattr(self, name)
-            if not isinstance(value, (int, np.integer)) or value < 1:
+            if not _is_int(value) or value < 1:
                 raise LSTMBenchError(f"{name} must be a positive integer, got {value!r}")
+        # The fields can come from a user's file (an .npz's spec): check every type here.
+        for name in ("bias", "peepholes"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise LSTMBenchError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        if self.input_forget not in (0, 1) or not _is_int(self.input_forget, bool_ok=True):
+            raise LSTMBenchError(f"input_forget must be 0 or 1, got {self.input_forget!r}")
+        if self.clip is not None and not (_is_number(self.clip) and self.clip > 0):
+            raise LSTMBenchError(f"clip must be a positive finite number, got {self.clip!r}")
         for name in ("activations", "activation_alpha", "activation_beta"):
             value = getattr(self, name)
-            if value is not None and not isinstance(value, tuple):
-                object.__setattr__(self, name, tuple(value))
+            if value is None:
+                continue
+            if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+                raise LSTMBenchError(f"{name} must be a list, got {value!r}")
+            ok = _is_text if name == "activations" else _is_number
+            if not all(ok(v) for v in value):
+                raise LSTMBenchError(f"{name} must be a list of "
+                                     f"{'names' if name == 'activations' else 'finite numbers'}, "
+                                     f"got {list(value)!r}")
+            object.__setattr__(self, name, tuple(value))
 
     @property
     def num_directions(self) -> int:
@@ -148,9 +177,7 @@ class LSTMWeights:
 
     @classmethod
     def load_npz(cls, path: str | Path) -> LSTMWeights:
-        """Read an .npz of raw weights (never unpickles: allow_pickle=False)."""
-        import json
-
+        """Read an .npz of raw weights (never unpickles; sizes checked before reading)."""
         from lstm_bench.files import load_npz
 
         arrays = load_npz(path, "LSTM weights")
@@ -163,11 +190,19 @@ class LSTMWeights:
             raise LSTMBenchError(f"{path}: W must be [D,4H,I] and R [D,4H,H], got "
                                  f"{list(W.shape)} and {list(R.shape)}")
         if "spec" in arrays:
+            from lstm_bench.files import parse_json
+
+            fields = parse_json(str(arrays["spec"]), f"{path}: array 'spec'", "LSTM spec")
+            if not isinstance(fields, dict):
+                raise LSTMBenchError(f"{path}: array 'spec' must hold a JSON object of LSTM "
+                                     f"attributes, got {type(fields).__name__}")
             try:
-                fields = json.loads(str(arrays["spec"]))
                 spec = LSTMSpec(**fields)
-            except (ValueError, TypeError) as exc:
-                raise LSTMBenchError(f"{path}: array 'spec' is not a valid LSTM spec ({exc})") from None
+            except TypeError as exc:
+                raise LSTMBenchError(f"{path}: array 'spec' is not a valid LSTM spec "
+                                     f"({exc})") from None
+            except LSTMBenchError as exc:
+                raise LSTMBenchError(f"{path}: array 'spec': {exc}") from None
         else:
             D, H = W.shape[0], R.shape[2]
             direction = {1: "forward", 2: "bidirectional"}.get(D)

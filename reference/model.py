@@ -4,39 +4,42 @@ Exported graphs wrap the LSTM in Transpose, Squeeze, Gemm, Sigmoid and friends. 
 float64 truth too, the model is promoted to float64 (float initializers, constants, Casts and
 graph inputs) and run by ``onnx.reference.ReferenceEvaluator`` with our LSTM in place of its own,
 which ignores sequence_lens, clip, input_forget and activations.
+
+A user's model is untrusted input: it is checked as it is read (``lstm_bench.model_limits``),
+and ``run_model`` turns every error of onnx's evaluator (shape errors, dangling outputs,
+memory) into an ``LSTMBenchError``, and stops after ``LSTM_BENCH_REFERENCE_TIMEOUT_S`` seconds
+(default ``REFERENCE_TIMEOUT_S``) with a clear message, for a Loop whose count is computed at
+run time.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import contextlib
+import math
+import os
+import signal
+import threading
 
 import numpy as np
 import onnx
 from onnx import AttributeProto, TensorProto, numpy_helper
 
-from lstm_bench.errors import LSTMBenchError
-from lstm_bench.model import Model
+from lstm_bench.errors import LSTMBenchError, first_line
 
 _LOW_FLOATS = {TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.BFLOAT16}
+REFERENCE_TIMEOUT_S = 600.0
 
 
 def load_model(model):
     """A ModelProto from a path, a ModelProto or a ``lstm_bench.model.Model``, with a clear
     error for a bad file."""
+    from lstm_bench.model import Model, load_proto
+
     if isinstance(model, onnx.ModelProto):
         return model
     if isinstance(model, Model):
         return model.proto
-    path = Path(model)
-    if not path.is_file():
-        raise LSTMBenchError(f"{path}: {'a directory, not a' if path.is_dir() else 'no such'} model file")
-    try:
-        loaded = onnx.load(str(path))
-    except Exception as exc:  # onnx raises DecodeError, ValueError... for a bad file
-        raise LSTMBenchError(f"{path}: not a readable ONNX model ({type(exc).__name__})") from None
-    if not loaded.graph.output:  # an empty file parses as an empty ModelProto
-        raise LSTMBenchError(f"{path}: not an ONNX model (no graph outputs)")
-    return loaded
+    return load_proto(model)
 
 
 def _promote_tensor(tensor):
@@ -106,22 +109,68 @@ def run_model(model, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         raise LSTMBenchError(f"model uses non-standard operators {custom}; the float64 "
                              "reference evaluates standard ONNX only (verify the unquantized model)")
     promoted = promote_to_float64(model)
-    inputs = {i.name for i in promoted.graph.input} - {t.name for t in promoted.graph.initializer}
-    missing = sorted(inputs - set(feeds))
-    unknown = sorted(set(feeds) - inputs)
+    feedable = {i.name for i in promoted.graph.input}  # an initializer's default can be fed
+    missing = sorted(feedable - {t.name for t in promoted.graph.initializer} - set(feeds))
+    unknown = sorted(set(feeds) - feedable)
     if missing or unknown:
         raise LSTMBenchError(f"feeds do not match the model's inputs: missing {missing}, "
                              f"unknown {unknown}")
     cast = {name: np.asarray(value).astype(np.float64) if np.issubdtype(np.asarray(value).dtype, np.floating)
             else np.asarray(value) for name, value in feeds.items()}
-    evaluator = evaluator_with_lstm(promoted, lambda node, inputs, attrs: lstm(*inputs, **attrs))
-    outputs = evaluator.run(None, cast)
+    try:
+        with _time_limit(_reference_timeout()):
+            evaluator = evaluator_with_lstm(promoted,
+                                            lambda node, inputs, attrs: lstm(*inputs, **attrs))
+            outputs = evaluator.run(None, cast)
+    except LSTMBenchError:
+        raise
+    except _TimeLimit:
+        raise LSTMBenchError(f"the float64 reference stopped after {_reference_timeout():g} s "
+                             "(a runaway Loop?); set LSTM_BENCH_REFERENCE_TIMEOUT_S to allow "
+                             "more") from None
+    except MemoryError:
+        raise LSTMBenchError("the float64 reference ran out of memory evaluating the model; "
+                             "its tensors are too large for this machine") from None
+    except Exception as exc:  # onnx's evaluator: shape errors, missing values, bad attributes
+        raise LSTMBenchError(f"the float64 reference cannot evaluate the model: "
+                             f"{first_line(exc, with_type=True)[:300]}") from None
     return {o.name: np.asarray(v) for o, v in zip(promoted.graph.output, outputs)}
 
 
-def as_model(source) -> Model:
-    """A ``lstm_bench.model.Model`` from a Model (returned as it is) or a path (read once, by
-    ``load_model``): what verify, bench and the runtimes share."""
-    if isinstance(source, Model):
-        return source
-    return Model(Path(source), load_model(source))
+class _TimeLimit(BaseException):
+    """Raised by the alarm; a BaseException so that no ``except Exception`` inside onnx's
+    evaluator swallows it."""
+
+
+def _reference_timeout() -> float:
+    text = os.environ.get("LSTM_BENCH_REFERENCE_TIMEOUT_S")
+    if text is None:
+        return REFERENCE_TIMEOUT_S
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not (math.isfinite(value) and value > 0):
+        raise LSTMBenchError(f"LSTM_BENCH_REFERENCE_TIMEOUT_S={text!r}: expected a positive "
+                             "number of seconds")
+    return value
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float):
+    """Raise ``_TimeLimit`` in this thread after ``seconds`` (main thread only: elsewhere
+    signals cannot be delivered, and the limit is not applied)."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def alarm(signum, frame):
+        raise _TimeLimit()
+
+    previous = signal.signal(signal.SIGALRM, alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

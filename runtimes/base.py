@@ -18,6 +18,7 @@ from typing import Protocol
 
 import numpy as np
 
+from lstm_bench.errors import first_line  # noqa: F401  (the one helper; runtimes import it here)
 from lstm_bench.runtimes.features import EVERYTHING, LSTMSupport
 
 
@@ -86,8 +87,3 @@ class BaseRuntime:
         self.close()
         return False
 
-
-def first_line(exc: BaseException) -> str:
-    """The first line of an exception's message, or its type name when it has none."""
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__

@@ -11,43 +11,21 @@ from __future__ import annotations
 
 import argparse
 
+from lstm_bench import options
 from lstm_bench.errors import LSTMBenchError
-
-HELP = "run a model on every runtime against the float64 truth"
-
-
-def _positive(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
-def _value_range(text):
-    try:
-        low, high = (float(x) for x in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected LOW,HIGH, got {text!r}") from None
-    if not low < high:
-        raise argparse.ArgumentTypeError(f"expected LOW < HIGH, got {text!r}")
-    return low, high
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", metavar="MODEL.onnx", help="the ONNX model to verify")
-    parser.add_argument("--runtimes", metavar="A,B,...",
-                        help="comma-separated runtime names (default: every registered runtime)")
-    parser.add_argument("--batch", type=_positive, default=1, help="batch size (default 1)")
-    parser.add_argument("--seq-len", type=_positive, default=None,
-                        help="sequence length for dynamic axes (default: the model's, else 100)")
+    options.add_runtimes(parser)
+    options.add_batch(parser, many=False, default=1)
+    options.add_seq_len(parser, many=False, default=None)
     parser.add_argument("--inputs", metavar="FILE.npz",
                         help="feeds from an .npz, one array per model input (checked)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
-    parser.add_argument("--range", dest="value_range", type=_value_range, default=(-1.0, 1.0),
-                        metavar="LOW,HIGH", help="range of random float inputs (default -1,1)")
+    options.add_seed(parser)
+    parser.add_argument("--range", dest="value_range", type=options.value_range,
+                        default=(-1.0, 1.0), metavar="LOW,HIGH",
+                        help="range of random float inputs (default -1,1)")
     parser.add_argument("--ragged", action="store_true",
                         help="random sequence_lens in 1..seq_len (needs --batch >= 2)")
     parser.add_argument("--zero-length", action="store_true",
@@ -76,13 +54,14 @@ def render(report, console) -> None:
     """The verdicts as a table that fits the console (80 columns and up; max rel and ULPs from
     100 on), runtime names never cut; each runtime's reason and notes below it, hanging."""
     from rich import box
+    from rich.markup import escape
     from rich.table import Table
     from rich.text import Text
 
     inputs = report.inputs
     wide = console.width >= 100
-    console.print(f"[bold]verify {report.model}[/bold] (batch {inputs['batch']}, seq_len "
-                  f"{inputs['seq_len']}, inputs: {inputs['source']})", highlight=False)
+    console.print(f"[bold]verify {escape(report.model)}[/bold] (batch {inputs['batch']}, seq_len "
+                  f"{inputs['seq_len']}, inputs: {escape(str(inputs['source']))})", highlight=False)
     table = Table(box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False)
     names = [r.runtime for r in report.results] or ["runtime"]
     table.add_column("runtime", no_wrap=True, min_width=max(map(len, names)))
@@ -109,7 +88,7 @@ def render(report, console) -> None:
         for index, output in enumerate(result.outputs or [None]):
             have = output is not None  # (a failing OutputParity is falsy)
             cells = {"verdict": status if index == 0 else "",
-                     "output": output.name if have else "",
+                     "output": Text(output.name) if have else "",
                      "max abs": _fmt(output.max_abs) if have else "",
                      "limit": limit if index == 0 and have else "",
                      "max rel": _fmt(output.max_rel) if have else "",
@@ -130,20 +109,17 @@ def render(report, console) -> None:
 def main(args) -> int:
     from rich.console import Console
 
-    from lstm_bench.files import check_writable
+    from lstm_bench.files import check_distinct, check_writable
     from lstm_bench.runtimes.ort_options import parse_ort_options
     from lstm_bench.runtimes.verify import verify, write_json
 
     check_writable(args.json, "--json")
+    check_distinct({"MODEL": args.model, "--inputs": args.inputs, "--source": args.source},
+                   {"--json": args.json})
     ort_options = parse_ort_options(args.ort_options)
     if args.zero_length and not args.ragged:
         raise LSTMBenchError("--zero-length needs --ragged")
-    names = None
-    if args.runtimes is not None:
-        names = [n.strip() for n in args.runtimes.split(",") if n.strip()]
-        if not names:
-            raise LSTMBenchError("--runtimes is empty; give comma-separated runtime names")
-    report = verify(args.model, names, batch=args.batch, seq_len=args.seq_len, inputs=args.inputs,
+    report = verify(args.model, args.runtimes, batch=args.batch, seq_len=args.seq_len, inputs=args.inputs,
                     seed=args.seed, ragged=args.ragged, zero_length=args.zero_length, value_range=args.value_range,
                     streaming=args.streaming, source=args.source, ort_options=ort_options,
                     lstm_layer_batch=8 if args.lstm_layer else None)
@@ -151,14 +127,14 @@ def main(args) -> int:
     render(report, console)
     if args.json:
         write_json(report, args.json)
-        console.print(f"report written to {args.json}")
+        console.print(f"report written to {args.json}", markup=False)
     ran = [r for r in report.results if r.status != "skip"]
     stream_skips = {r.streaming.reason for r in ran if r.streaming is not None
                     and r.streaming.status == "skip"}
     for reason in sorted(stream_skips):
-        console.print(f"streaming check skipped: {reason}", highlight=False)
+        console.print(f"streaming check skipped: {reason}", highlight=False, markup=False)
     for name, reason in report.skipped.items():
-        console.print(f"skipped {name}: {reason}", highlight=False)
+        console.print(f"skipped {name}: {reason}", highlight=False, markup=False)
     failed = [r for r in ran if r.status in ("fail", "error")]
     for result in ran:
         if result.status == "drift":

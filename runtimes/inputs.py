@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lstm_bench.errors import LSTMBenchError
+from lstm_bench.files import check_array_size
 
 DEFAULT_SEQ_LEN = 100  # the seed model's sequence length
 _BATCH_NAME = re.compile(r"batch|^n$|^b$", re.I)
@@ -63,9 +64,11 @@ class Inputs:
     lengths: dict[str, list[int]] = field(default_factory=dict)  # sequence_lens fed, by input
     vocab: dict[str, int] = field(default_factory=dict)  # token inputs: rows of their embedding
     padding: str | None = None  # "pre" / "post" where ragged inputs were padded
+    fixed: dict[str, list[int]] = field(default_factory=dict)  # inputs left at their default
 
     def describe(self) -> dict:
         return {"source": self.source, "batch": self.batch, "seq_len": self.seq_len,
+                "fixed_inputs": self.fixed,
                 "seed": self.seed, "value_range": self.value_range, "lengths": self.lengths,
                 "vocab": self.vocab, "padding": self.padding,
                 "shapes": {k: list(v.shape) for k, v in self.feeds.items()},
@@ -133,12 +136,29 @@ def _padding_metadata(model) -> tuple[str | None, float, set[str]]:
     return (side if side in PADDINGS else None), float(props.get("lstm_bench.pad_value", 0)), padded
 
 
+def _overridable(value) -> bool:
+    """A graph input with an initializer (a default value) that declares a dynamic axis: it
+    is fed like any input, so that --batch / --seq-len reach it (issue 9: never fed before,
+    while the report claimed the requested shape). One whose dims are all fixed keeps its
+    default: a weight, listed as fixed in the report."""
+    dims = value.type.tensor_type.shape.dim
+    return bool(dims) and any(not (d.HasField("dim_value") and d.dim_value > 0) for d in dims)
+
+
+def fixed_inputs(model) -> dict[str, list[int]]:
+    """Graph inputs left at their initializer's value, with its shape (kept in the report)."""
+    inits = {t.name: list(t.dims) for t in model.graph.initializer}
+    return {v.name: inits[v.name] for v in model.graph.input
+            if v.name in inits and not _overridable(v)}
+
+
 def input_specs(model) -> list[InputSpec]:
-    """Every graph input that is not an initializer, with the role of each symbolic axis."""
+    """Every graph input to feed (no initializer, or an overridable one, see ``_overridable``),
+    with the role of each symbolic axis."""
     from onnx import helper
 
     initializers = {t.name for t in model.graph.initializer}
-    values = [v for v in model.graph.input if v.name not in initializers]
+    values = [v for v in model.graph.input if v.name not in initializers or _overridable(v)]
     lstm_roles, lengths = _lstm_roles(model)
     named: dict[str, str] = {}  # dim_param -> role
     raw = []
@@ -236,6 +256,7 @@ def make_inputs(model, *, batch: int = 1, seq_len: int | None = None, seed: int 
     for spec in specs:
         shape = tuple(dim if dim is not None else (batch if role == "batch" else seq_len)
                       for dim, role in zip(spec.dims, spec.roles))
+        check_array_size(shape, spec.dtype, f"input {spec.name!r}")  # before allocating
         pads = ragged and side is not None and spec.name in padded and len(shape) >= 2
         if spec.is_lengths:
             n = shape[0]
@@ -276,9 +297,14 @@ def make_inputs(model, *, batch: int = 1, seq_len: int | None = None, seed: int 
         shape = next((feeds[s.name].shape for s in specs if feeds[s.name].ndim >= 2), None)
         if shape is not None and not fixed_T:
             batch, seq_len = shape[0], shape[1]
+        elif shape is None and batch != 1:  # issue 9: nothing takes it; never record it
+            raise LSTMBenchError(f"the model has no dynamic batch axis (fixed inputs: "
+                                 f"{fixed_inputs(model) or [s.name for s in specs]}); --batch "
+                                 f"{batch} cannot be fed (leave it out)")
     return Inputs(feeds, int(batch), int(seq_len), "random", seed, (low, high), lengths,
                   vocab={k: v for k, v in vocab.items() if k in feeds},
-                  padding=side if ragged and lengths and side else None)
+                  padding=side if ragged and lengths and side else None,
+                  fixed=fixed_inputs(model))
 
 
 def _fixed_seq_len(model, specs) -> int | None:
@@ -361,4 +387,4 @@ def load_inputs(path, model) -> Inputs:
                                  f"embedding has {rows} rows (ids 0..{rows - 1})")
     return Inputs({s.name: arrays[s.name] for s in specs}, int(batch),
                   None if seq_len is None else int(seq_len), str(path), lengths=lengths,
-                  vocab=vocab)
+                  vocab=vocab, fixed=fixed_inputs(model))

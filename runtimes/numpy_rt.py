@@ -21,7 +21,7 @@ class NumpyRuntime(BaseRuntime):
         self.model = None
 
     def open(self, model, *, threads: int | None = None, ort_options=None) -> None:
-        from lstm_bench.reference.model import as_model
+        from lstm_bench.model import as_model
         from lstm_bench.reference.model import evaluator_with_lstm
 
         # threads: NumPy's BLAS pool is fixed at import time; the argument is accepted and unused.

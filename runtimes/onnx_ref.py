@@ -33,7 +33,7 @@ class OnnxReferenceRuntime(BaseRuntime):
     def open(self, model, *, threads: int | None = None, ort_options=None) -> None:
         from onnx.reference import ReferenceEvaluator
 
-        from lstm_bench.reference.model import as_model
+        from lstm_bench.model import as_model
 
         self.model = as_model(model).proto
         self.ignored = self.lstm_support.explain(self.model)

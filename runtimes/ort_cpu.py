@@ -64,7 +64,7 @@ class OrtRuntime(BaseRuntime):
         return ort_missing(self.providers[0])
 
     def open(self, model, *, threads: int | None = None, ort_options=None) -> None:
-        from lstm_bench.reference.model import as_model
+        from lstm_bench.model import as_model
 
         self.open_session(as_model(model).path, threads=threads, ort_options=ort_options)
 

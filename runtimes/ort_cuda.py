@@ -72,7 +72,7 @@ class OrtCudaRuntime(OrtRuntime):
         return super().available()
 
     def open(self, model, *, threads: int | None = None, ort_options=None) -> None:
-        from lstm_bench.reference.model import as_model
+        from lstm_bench.model import as_model
 
         model = as_model(model)
         self.predicted_fallback = predicted_fallback(model.proto)
@@ -83,7 +83,7 @@ class OrtCudaRuntime(OrtRuntime):
             try:
                 self.placement = self.measure_placement(model, threads)
             except Exception as exc:  # the rule's prediction still stands; say why it is unchecked
-                self.placement_error = f"{type(exc).__name__}: {first_line(exc)}"
+                self.placement_error = first_line(exc, with_type=True)
                 return
             lstm_names = {n.name or f"LSTM#{i}" for i, n in enumerate(model.proto.graph.node)
                           if n.op_type == "LSTM"}

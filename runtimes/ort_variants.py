@@ -196,7 +196,7 @@ class OrtInt8Runtime(BaseRuntime):
             logging.disable(logging.NOTSET)
 
     def open(self, model, *, threads: int | None = None, ort_options=None) -> None:
-        from lstm_bench.reference.model import as_model
+        from lstm_bench.model import as_model
 
         model = as_model(model)
         try:
@@ -239,7 +239,7 @@ class OrtFp16Runtime(BaseRuntime):
         return ort_missing("CPUExecutionProvider")
 
     def open(self, model, *, threads: int | None = None, ort_options=None) -> None:
-        from lstm_bench.reference.model import as_model
+        from lstm_bench.model import as_model
 
         converted = to_float16(as_model(model).proto)
         self.ort.name = self.name

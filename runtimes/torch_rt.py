@@ -67,7 +67,7 @@ class TorchRuntime(BaseRuntime):
 
     def open(self, model, *, threads: int | None = None, ort_options=None) -> None:
         from lstm_bench.graph import constants
-        from lstm_bench.reference.model import as_model
+        from lstm_bench.model import as_model
         from lstm_bench.reference.model import evaluator_with_lstm
         from lstm_bench.runtimes.torch_lstm import build_modules
 

@@ -74,7 +74,7 @@ class TorchSourceRuntime(BaseRuntime):
         return torch_missing()
 
     def open(self, model, *, threads: int | None = None, ort_options=None) -> None:
-        from lstm_bench.reference.model import as_model
+        from lstm_bench.model import as_model
         from lstm_bench.seed import load_checkpoint
 
         model = as_model(model)

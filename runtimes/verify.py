@@ -102,7 +102,7 @@ def verify_runtime(name, model, feeds, truth, axes, *, threads=None, ort_options
     ``lstm_bench.model.Model`` or a path): skip with its reason, error with the message, or
     compare and stream. A failing or erroring runtime's notes say which of the model's LSTM
     features it refuses, ignores or runs elsewhere (``runtime.lstm_support``)."""
-    from lstm_bench.reference.model import as_model
+    from lstm_bench.model import as_model
     from lstm_bench.runtimes.registry import get_runtime
 
     model = as_model(model)
@@ -170,7 +170,7 @@ def lstm_layer_check(model, folder, *, batch: int, seq_len: int | None, seed: in
 
     from lstm_bench import reference
     from lstm_bench.exporters.weights import export_weights
-    from lstm_bench.reference.model import as_model
+    from lstm_bench.model import as_model
     from lstm_bench.runtimes.inputs import make_inputs
 
     try:
@@ -220,7 +220,7 @@ def verify(model_path, runtimes=None, *, batch: int = 1, seq_len: int | None = N
     import tempfile
 
     from lstm_bench import reference
-    from lstm_bench.reference.model import as_model
+    from lstm_bench.model import as_model
     from lstm_bench.runtimes.inputs import load_inputs, make_inputs
     from lstm_bench.runtimes.registry import RUNTIMES
 

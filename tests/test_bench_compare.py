@@ -1,105 +1,192 @@
-"""`lstm-bench compare` on synthetic reports: a real shift fails, noise and small shifts do not."""
+"""`lstm-bench compare` on synthetic reports: a real shift fails, noise and small shifts do not,
+calls are never counted as independent samples, and apples are not compared with oranges."""
 
 import json
 
 import numpy as np
 import pytest
 
-from lstm_bench.bench.compare import compare_samples
+from lstm_bench.bench.compare import compare_blocks, compare_paired, compare_reports
+from lstm_bench.bench.stats import Block, Measurement
 from lstm_bench.cli import main
+from lstm_bench.errors import LSTMBenchError
+
+MACHINE = {"cpu": "Some CPU", "cores": 2}
+MODEL = {"path": "m.onnx", "sha256": "ab" * 32}
 
 
-def samples(seed, n=300, median_ms=1.0, spread=0.05):
+def measurement(runtime, block_medians_ms, calls=5, jitter=0.0, seed=0):
+    """Blocks of `calls` samples around each block median (exactly it when jitter is 0)."""
     rng = np.random.default_rng(seed)
-    return (median_ms * 1e6 * rng.lognormal(0.0, spread, n)).astype(int).tolist()
+    samples, blocks = [], []
+    for i, median in enumerate(block_medians_ms):
+        samples += [round(median * 1e6 * f) for f in
+                    np.sort(1 + jitter * rng.standard_normal(calls))]
+        blocks.append(Block(0, i, i * 10_000_000, calls))
+    return Measurement(runtime, 1, 100, 1, tuple(samples), blocks=tuple(blocks))
 
 
-def report(path, rows):
-    doc = {"results": [{"runtime": r, "batch": 1, "seq_len": 100, "threads": 2,
-                        "latency_ms": {"median": float(np.median(s)) / 1e6},
-                        "throughput": {}, "samples_ns": s} for r, s in rows]}
-    path.write_text(json.dumps(doc))
+def blocks(seed, n=30, median_ms=1.0, spread=0.05):
+    return (median_ms * np.random.default_rng(seed).lognormal(0.0, spread, n)).tolist()
+
+
+def doc(rows, model=MODEL, machine=MACHINE):
+    return {"schema": "lstm-bench/bench/1", "model": model, "machine": machine,
+            "results": [m.as_dict() for m in rows]}
+
+
+def write(path, document):
+    path.write_text(json.dumps(document))
     return str(path)
 
 
 def run_compare(tmp_path, base_rows, new_rows, *extra):
-    return main(["compare", report(tmp_path / "base.json", base_rows),
-                 report(tmp_path / "new.json", new_rows), *extra])
+    return main(["compare", write(tmp_path / "base.json", doc(base_rows)),
+                 write(tmp_path / "new.json", doc(new_rows)), *extra])
 
 
 def test_same_distribution_is_no_regression(tmp_path, capsys):
-    assert run_compare(tmp_path, [("ort-cpu", samples(1))], [("ort-cpu", samples(2))]) == 0
-    assert "no regression" in capsys.readouterr().out
+    assert run_compare(tmp_path, [measurement("ort-cpu", blocks(1))],
+                       [measurement("ort-cpu", blocks(2))]) == 0
+    assert "no regression in 1 rows" in capsys.readouterr().out
 
 
 def test_a_real_slowdown_is_a_regression(tmp_path, capsys):
-    rc = run_compare(tmp_path, [("ort-cpu", samples(1)), ("numpy", samples(3))],
-                     [("ort-cpu", samples(2, median_ms=1.2)), ("numpy", samples(4))])
+    rc = run_compare(tmp_path, [measurement("ort-cpu", blocks(1)), measurement("numpy", blocks(3))],
+                     [measurement("ort-cpu", blocks(2, median_ms=1.2)),
+                      measurement("numpy", blocks(4))])
     assert rc == 1
-    out = capsys.readouterr().out
-    assert "1 regression(s) of 2 rows" in out
+    assert "1 regression(s) of 2 rows" in capsys.readouterr().out
+
+
+def test_thousands_of_calls_in_few_blocks_are_few_samples():
+    # Two runs of 3 blocks each; inside a block 1000 calls agree closely. Counted as calls
+    # the 10 % shift would be "significant" (p ~ 1e-300); counted as blocks it cannot be.
+    base = measurement("x", [1.0, 1.0, 1.0], calls=1000, jitter=0.01, seed=1)
+    new = measurement("x", [1.1, 1.1, 1.1], calls=1000, jitter=0.01, seed=2)
+    (change,) = compare_reports(doc([base]), doc([new]))
+    assert change.verdict == "within noise" and change.p_slower > 0.01
+    assert change.base_blocks == change.new_blocks == 3
+    assert change.change_pct == pytest.approx(10, abs=0.5)
+    from scipy.stats import mannwhitneyu
+    assert mannwhitneyu(new.samples_ns, base.samples_ns, alternative="greater").pvalue < 1e-100
 
 
 def test_a_significant_shift_below_the_threshold_passes(tmp_path):
-    base, new = samples(1, spread=0.01), samples(2, median_ms=1.03, spread=0.01)
-    assert compare_samples(base, new, fail_above=5)[3] == "slower"
-    assert run_compare(tmp_path, [("ort-cpu", base)], [("ort-cpu", new)]) == 0
-    assert run_compare(tmp_path, [("ort-cpu", base)], [("ort-cpu", new)], "--fail-above", "2") == 1
+    base, new = blocks(1, spread=0.01), blocks(2, median_ms=1.03, spread=0.01)
+    assert compare_blocks(base, new, fail_above=5)[3] == "slower"
+    rows = [measurement("ort-cpu", base)], [measurement("ort-cpu", new)]
+    assert run_compare(tmp_path, *rows) == 0
+    assert run_compare(tmp_path, *rows, "--fail-above", "2") == 1
 
 
-def test_a_large_shift_within_noise_passes(tmp_path):
-    base, new = samples(1, n=4, spread=0.8), samples(2, n=4, median_ms=1.3, spread=0.8)
-    change, p_slower, _, verdict = compare_samples(base, new, fail_above=5)
+def test_a_large_shift_within_noise_passes():
+    base, new = blocks(1, n=4, spread=0.8), blocks(2, n=4, median_ms=1.3, spread=0.8)
+    change, p_slower, _, verdict = compare_blocks(base, new, fail_above=5)
     assert p_slower > 0.01 and verdict == "within noise"
-    assert run_compare(tmp_path, [("ort-cpu", base)], [("ort-cpu", new)]) == 0
 
 
 def test_faster_is_never_a_failure(tmp_path):
-    assert run_compare(tmp_path, [("ort-cpu", samples(1))],
-                       [("ort-cpu", samples(2, median_ms=0.5))]) == 0
+    assert run_compare(tmp_path, [measurement("ort-cpu", blocks(1))],
+                       [measurement("ort-cpu", blocks(2, median_ms=0.5))]) == 0
+
+
+def test_paired_blocks_cancel_the_machine_s_phases():
+    # The machine alternates 1 ms and 2 ms phases; NEW costs 8 % more in every round.
+    phase = [1.0] * 10 + [2.0] * 10 + [1.0] * 10
+    base = [p * f for p, f in zip(phase, blocks(1, spread=0.01))]
+    new = [p * 1.08 * f for p, f in zip(phase, blocks(2, spread=0.01))]
+    change, p_slower, _, verdict = compare_paired(base, new, fail_above=5)
+    assert verdict == "regression" and change == pytest.approx(8, abs=1.5)
+    same = [p * f for p, f in zip(phase, blocks(3, spread=0.01))]
+    assert compare_paired(base, same, fail_above=5)[3] == "within noise"
+    assert compare_paired(base, base, fail_above=5)[:4] == (0.0, 1.0, 1.0, "within noise")
+
+
+def test_paired_reports_match_blocks_by_round():
+    base = measurement("ort-cpu", [1.0, 2.0, 1.0, 2.0, 1.0, 2.0, 1.0, 2.0, 1.0, 2.0])
+    new = measurement("ort-cpu", [1.1, 2.2, 1.1, 2.2, 1.1, 2.2, 1.1, 2.2, 1.1, 2.2])
+    (change,) = compare_reports(doc([base]), doc([new], model={"sha256": "other"}), paired=True,
+                                allow_different_models=True)
+    assert change.test == "wilcoxon (paired blocks)" and change.verdict == "regression"
+    assert change.change_pct == pytest.approx(10)
+
+
+def test_different_models_and_machines_are_refused_unless_allowed(tmp_path, capsys):
+    rows = [measurement("ort-cpu", blocks(1))]
+    base = write(tmp_path / "base.json", doc(rows))
+    other_model = write(tmp_path / "m.json", doc(rows, model={"path": "h64.onnx",
+                                                              "sha256": "cd" * 32}))
+    other_machine = write(tmp_path / "c.json", doc(rows, machine={"cpu": "Other", "cores": 2}))
+    assert main(["compare", base, other_model]) == 2
+    assert main(["compare", base, other_machine]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "different models" in err[0] and "different machines" in err[1]
+    assert main(["compare", base, other_model, "--allow-different-models"]) == 0
+    assert main(["compare", base, other_machine, "--allow-different-machines"]) == 0
 
 
 @pytest.mark.parametrize("content, message", [
-    ("{not json", "not JSON"),
+    ("{not json", "not a readable JSON"),
     ("[1, 2]", "no top-level 'results'"),
+    ('{"results": []}', "no results"),
+    ('{"results": [{"runtime": "x", "batch": 1, "seq_len": 1, "threads": 1, "latency_ms": {},'
+     ' "throughput": {}, "samples_ns": [1]}]}', "schema"),
+    ('{"schema": "lstm-bench/bench/1", "model": {}, "machine": {}, "results": []}',
+     "no results"),
     ('{"results": [{"runtime": "x"}]}', "lacks"),
     ('{"results": [{"runtime": "x", "batch": 1, "seq_len": 1, "threads": 1, "latency_ms": {},'
      ' "throughput": {}, "samples_ns": []}]}', "non-empty"),
     ('{"results": [{"runtime": "x", "batch": "a", "seq_len": 1, "threads": 1, "latency_ms": {},'
      ' "throughput": {}, "samples_ns": [1]}]}', "integer batch"),
+    ('{"schema": "lstm-bench/bench/1", "model": {}, "machine": {}, "results": [{"runtime": "x",'
+     ' "batch": 1, "seq_len": 1, "threads": 1, "latency_ms": {}, "throughput": {},'
+     ' "samples_ns": [1]}]}', "no blocks"),
 ])
 def test_malformed_reports_exit_2_with_one_line(tmp_path, capsys, content, message):
-    good = report(tmp_path / "good.json", [("ort-cpu", samples(1))])
+    good = write(tmp_path / "good.json", doc([measurement("ort-cpu", blocks(1))]))
     bad = tmp_path / "bad.json"
     bad.write_text(content)
     assert main(["compare", good, str(bad)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and message in err[0]
+    assert len(err) == 1 and message in err[0], err
 
 
-def test_missing_file_and_disjoint_reports_exit_2(tmp_path, capsys):
-    good = report(tmp_path / "good.json", [("ort-cpu", samples(1))])
+def test_missing_file_disjoint_reports_and_mixed_arguments_exit_2(tmp_path, capsys):
+    good = write(tmp_path / "good.json", doc([measurement("ort-cpu", blocks(1))]))
     assert main(["compare", good, str(tmp_path / "missing.json")]) == 2
-    other = report(tmp_path / "other.json", [("numpy", samples(1))])
+    other = write(tmp_path / "other.json", doc([measurement("numpy", blocks(1))]))
     assert main(["compare", good, other]) == 2
+    assert main(["compare", good, str(tmp_path / "model.onnx")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 2 and "no such report" in err[0] and "share no" in err[1]
+    assert len(err) == 3 and "no such report" in err[0] and "share no" in err[1]
+    assert "not one of each" in err[2]
 
 
 def test_a_nan_threshold_is_bad_input(tmp_path, capsys):
-    rows = [("ort-cpu", samples(1))]
+    rows = [measurement("ort-cpu", blocks(1))]
     assert run_compare(tmp_path, rows, rows, "--fail-above", "nan") == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--fail-above" in err[0]
 
 
 def test_a_report_with_a_row_twice_is_bad_input():
-    from lstm_bench.bench.compare import compare_reports
-    from lstm_bench.errors import LSTMBenchError
-
-    row = {"runtime": "ort-cpu", "batch": 1, "seq_len": 10, "threads": 1, "samples_ns": [1, 2, 3]}
+    row = measurement("ort-cpu", blocks(1))
     with pytest.raises(LSTMBenchError, match="two rows"):
-        compare_reports({"results": [row, dict(row)]}, {"results": [row]})
+        compare_reports(doc([row, row]), doc([row]))
+
+
+def test_json_and_markdown_verdicts(tmp_path):
+    out_json, out_md = tmp_path / "c.json", tmp_path / "c.md"
+    assert run_compare(tmp_path, [measurement("ort-cpu", blocks(1))],
+                       [measurement("ort-cpu", blocks(2, median_ms=1.3))],
+                       "--json", str(out_json), "--md", str(out_md)) == 1
+    result = json.loads(out_json.read_text())
+    assert result["schema"] == "lstm-bench/compare/1" and result["regression"] is True
+    (change,) = result["changes"]
+    assert change["key"][0] == "ort-cpu" and change["verdict"] == "regression"
+    assert change["test"] == "mann-whitney (blocks)" and change["base_blocks"] == 30
+    assert "| ort-cpu | 1 | 100 | 1 |" in out_md.read_text()
 
 
 def test_machine_drift_is_reported_from_the_calibration():
@@ -110,3 +197,14 @@ def test_machine_drift_is_reported_from_the_calibration():
     warning = machine_drift(base, {"peak_gflops": 290.0, "machine": {"cpu": "X"}})
     assert warning and "+93%" in warning and "150 -> 290" in warning
     assert "different CPUs" in machine_drift(base, {"peak_gflops": 150.0, "machine": {"cpu": "Y"}})
+
+
+def test_a_busy_machine_is_said_for_each_report(tmp_path, capsys):
+    from lstm_bench.bench.machine import usable_cores
+
+    busy = {**MACHINE, "load_average": {"before": [4.0 * usable_cores(), 0, 0], "after": None}}
+    rows = [measurement("ort-cpu", blocks(1))]
+    assert main(["compare", write(tmp_path / "b.json", doc(rows)),
+                 write(tmp_path / "n.json", doc(rows, machine=busy))]) == 0
+    out = capsys.readouterr().out
+    assert "NEW: the machine was busy" in out and "BASE:" not in out

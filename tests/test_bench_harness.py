@@ -8,8 +8,8 @@ import math
 
 import pytest
 
-from lstm_bench.bench.harness import Settings, round_robin, sweep, time_call
-from lstm_bench.bench.stats import Measurement, latency_stats
+from lstm_bench.bench.harness import Cell, Settings, Subject, measure, sweep, time_call
+from lstm_bench.bench.stats import Block, Measurement, find_phases, latency_stats, merge
 from lstm_bench.errors import LSTMBenchError
 from lstm_bench.runtimes.base import BaseRuntime
 
@@ -81,7 +81,7 @@ def test_measurement_derived_figures_and_noise():
     assert not m.noisy and m.warning() is None
     noisy = Measurement("x", 1, 10, 1, samples_ns=(10 * MS, 10 * MS, 10 * MS, 12 * MS, 14 * MS))
     assert noisy.noise == pytest.approx(2 / 10) and noisy.noisy  # IQR 10..12 = 2, median 10
-    assert noisy.warning() == "x b=1 T=10 threads=1: IQR is 20% of the median"
+    assert noisy.warning() == "x b=1 T=10 threads=1: IQR over blocks is 20% of the median"
     row = m.as_dict()
     assert row["latency_ms"]["median"] == 2.0 and row["samples_ns"] == [2 * MS] * 5
     assert Measurement.from_dict(row).stats == m.stats
@@ -94,39 +94,71 @@ def test_time_call_reads_the_clock_around_run_and_synchronize():
     assert clock.reads == 2 and runtime.synced == 1
 
 
-def test_round_robin_interleaves_and_stops_on_time_and_count():
+def cells_of(*runtimes):
+    return [Cell(r, {}) for r in runtimes]
+
+
+def test_calls_per_block_from_min_time_min_reps_max_reps_and_max_time():
+    s = Settings(blocks=10, block=5, block_time=0.002, min_time=0.2, min_reps=10,
+                 max_reps=10_000, max_time=10)
+    assert s.calls_per_block(1 * MS) == 20  # 10 blocks x 20 calls x 1 ms = 0.2 s
+    assert Settings(min_time=0, block=5).calls_per_block(0.1 * MS) == 5  # at least `block` ...
+    assert Settings(min_time=0, block=5).calls_per_block(0.7 * MS) == 3  # ... or 2 ms of calls
+    assert s.calls_per_block(100 * MS) == 1  # 1 call fills 2 ms; 10 x 100 ms >= min_time
+    # what is missing, spread over the blocks left: 0.1 s in 5 blocks of 1 ms calls
+    assert s.calls_per_block(1 * MS, timed_ns=100 * MS, reps=100, blocks_done=5) == 20
+    assert s.calls_per_block(1_000) == 1000  # 10 x 1000 = 10_000 = max_reps
+    assert s.calls_per_block(2_000 * MS) == 1  # 3 blocks of 1 call fit in max_time
+    assert Settings(blocks=2, block=1, min_time=0, min_reps=10).calls_per_block(MS) == 5
+
+
+def test_rounds_interleave_blocks_with_one_untimed_call_each():
     clock, log = FakeClock(), []
     a = ScriptedRuntime("a", clock, [1], log=log)
-    b = ScriptedRuntime("b", clock, [2, 4], log=log)
-    settings = Settings(min_time=0.010, min_reps=3, max_reps=100, block=1)
-    samples_a, samples_b = round_robin([a, b], {}, settings, clock)
-    assert samples_a == [MS] * 10  # 10 ms reached after 10 calls
-    assert samples_b == [2 * MS, 4 * MS, 2 * MS, 4 * MS]  # 12 ms >= 10 ms after 4 calls
-    assert log == ["a", "b"] * 4 + ["a"] * 6  # one call each per round, then a alone
+    b = ScriptedRuntime("b", clock, [2], log=log)
+    settings = Settings(span=0, blocks=3, block=2, block_time=1, min_time=0, min_reps=1,
+                        warmup_reps=1, warmup_time=0)
+    cells = cells_of(a, b)
+    measure(cells, settings, clock, process=4)
+    # warm-up: one call each; then 3 rounds of (1 untimed + 2 timed) per runtime
+    assert log == ["a", "b"] + (["a"] * 3 + ["b"] * 3) * 3
+    assert cells[0].samples == [MS] * 6 and cells[1].samples == [2 * MS] * 6
+    # the sweep's origin is the clock after the warm-up (3 ms); a round takes 3 + 6 ms
+    assert cells[0].blocks == [Block(4, 0, 1 * MS, 2), Block(4, 1, 10 * MS, 2),
+                               Block(4, 2, 19 * MS, 2)]
+    assert [blk.start_ns for blk in cells[1].blocks] == [5 * MS, 14 * MS, 23 * MS]
 
 
-def test_round_robin_min_reps_max_reps_and_max_time():
+def test_rounds_are_spread_over_the_span_with_untimed_calls_between():
+    clock, log = FakeClock(), []
+    a = ScriptedRuntime("a", clock, [1], log=log)
+    settings = Settings(span=0.012, blocks=3, block=2, min_time=0, min_reps=1, warmup_reps=0,
+                        warmup_time=0)
+    cells = cells_of(a)
+    measure(cells, settings, clock)
+    # rounds due at 0, 4 and 8 ms; a round takes 3 ms, so one untimed call fills each gap
+    assert [blk.start_ns for blk in cells[0].blocks] == [1 * MS, 5 * MS, 9 * MS]
+    assert a.calls == 3 * 3 + 2 and cells[0].samples == [MS] * 6
+
+
+def test_a_cell_stays_until_min_time_and_a_slow_one_leaves_at_max_time():
     clock = FakeClock()
-    fast = ScriptedRuntime("fast", clock, [1])
-    settings = Settings(min_time=0.001, min_reps=7, block=1)
-    assert len(round_robin([fast], {}, settings, clock)[0]) == 7
-    assert len(round_robin([fast], {}, Settings(min_time=1.0, min_reps=1, max_reps=50,
-                                                block=1), clock)[0]) == 50
+    # the warm-up call takes 10 ms, so 1 call a block looks like enough for 2 blocks and 6 ms;
+    # the calls then take 1 ms: the second block takes the 5 calls still missing
+    fast = ScriptedRuntime("fast", clock, [10] + [1] * 99)
+    settings = Settings(span=0, blocks=2, block=1, min_time=0.006, min_reps=1, warmup_reps=1,
+                        warmup_time=0)
+    cells = cells_of(fast)
+    measure(cells, settings, clock)
+    assert [b.calls for b in cells[0].blocks] == [1, 5] and cells[0].samples == [MS] * 6
     slow = ScriptedRuntime("slow", clock, [400])
-    settings = Settings(min_time=0.1, min_reps=10, max_time=1.0, block=1)
-    assert len(round_robin([slow], {}, settings, clock)[0]) == 3  # 1.2 s >= max_time at 3 calls
+    cells = cells_of(slow)
+    measure(cells, Settings(span=0, blocks=10, max_time=1.0, warmup_reps=1, warmup_time=0),
+            clock)
+    assert len(cells[0].blocks) == 3 and len(cells[0].samples) == 3  # 1.2 s >= 1 s, 3 blocks
 
 
-def test_block_adds_one_untimed_call_per_runtime_per_round():
-    clock, log = FakeClock(), []
-    a = ScriptedRuntime("a", clock, [1], log=log)
-    b = ScriptedRuntime("b", clock, [1], log=log)
-    samples = round_robin([a, b], {}, Settings(min_time=0, min_reps=4, block=2), clock)
-    assert samples == [[MS] * 4, [MS] * 4]
-    assert log == ["a"] * 3 + ["b"] * 3 + ["a"] * 3 + ["b"] * 3
-
-
-def test_sweep_cold_start_warmup_and_threads():
+def test_sweep_cold_start_warmup_threads_and_shared_rotation():
     clock = FakeClock()
     made = []
 
@@ -138,19 +170,51 @@ def test_sweep_cold_start_warmup_and_threads():
 
     # a: first call 9 ms (cold), then 1 ms; b: always 2 ms. Warm-up: 3 calls, no minimum time.
     factories = {"a": factory("a", [9] + [1] * 99, 50), "b": factory("b", [2], 20)}
-    settings = Settings(min_time=0.004, min_reps=2, warmup_reps=3, warmup_time=0, block=1)
-    result = sweep("model.onnx", factories, [(4, 10)], [1, 2], lambda b, t: {}, settings,
-                   clock=clock, flops_for=lambda b, t: 8 * b * t, peak_gflops=100.0)
+    settings = Settings(span=0, blocks=2, block=2, block_time=1, min_time=0, min_reps=2,
+                        warmup_reps=3, warmup_time=0)
+    subject = Subject("model.onnx", lambda b, t: {}, lambda b, t: 8 * b * t)
+    (result,) = sweep([subject], factories, [(4, 10), (1, 10)], [1, 2], settings, clock=clock,
+                      peak_gflops=100.0)
     assert [r.opened_with for r in made] == [1, 1, 2, 2]
-    by_key = {(m.runtime, m.threads): m for m in result.measurements}
-    a1 = by_key["a", 1]
+    assert [m.key() for m in result.measurements] == [
+        ("a", 4, 10, 1), ("b", 4, 10, 1), ("a", 1, 10, 1), ("b", 1, 10, 1),
+        ("a", 4, 10, 2), ("b", 4, 10, 2), ("a", 1, 10, 2), ("b", 1, 10, 2)]
+    by_key = {m.key(): m for m in result.measurements}
+    a1 = by_key["a", 4, 10, 1]
     assert a1.cold == {"open": 50.0, "first_run": 9.0}
     assert a1.samples_ns == (MS,) * 4  # the 9 ms call was the first run, not a sample
-    assert by_key["b", 2].cold == {"open": 20.0, "first_run": 2.0}
-    assert by_key["b", 2].samples_ns == (2 * MS,) * 2
+    assert [blk.round for blk in a1.blocks] == [0, 1]
+    assert by_key["b", 1, 10, 2].cold == {"open": 20.0, "first_run": 2.0}
+    assert by_key["b", 1, 10, 2].samples_ns == (2 * MS,) * 4
     assert a1.stats.median == 1.0 and a1.steps_per_s == pytest.approx(40 / 1e-3)
     assert a1.flops == 320 and a1.gflops == pytest.approx(320 / 1e-3 / 1e9)
+    # one rotation for both shapes: round 0 of shape (1, 10) starts before round 1 of (4, 10)
+    assert by_key["a", 1, 10, 1].blocks[0].start_ns < a1.blocks[1].start_ns
     assert result.skipped == []
+
+
+def test_sweep_of_two_models_interleaves_them_block_by_block():
+    clock, log = FakeClock(), []
+    factories = {"r": lambda: ScriptedRuntime("r", clock, [1], log=log)}
+    feeds_base, feeds_new = {"which": "base"}, {"which": "new"}
+    seen = []
+
+    class Recording(ScriptedRuntime):
+        def run(self, feeds):
+            seen.append(feeds["which"])
+            return super().run(feeds)
+
+    factories = {"r": lambda: Recording("r", clock, [1], log=log)}
+    subjects = [Subject("base.onnx", lambda b, t: feeds_base),
+                Subject("new.onnx", lambda b, t: feeds_new)]
+    settings = Settings(span=0, blocks=2, block=1, min_time=0, min_reps=1, warmup_reps=0,
+                        warmup_time=0)
+    base, new = sweep(subjects, factories, [(1, 1)], [1], settings, clock=clock)
+    assert [m.key() for m in base.measurements] == [m.key() for m in new.measurements]
+    # open + first run for each, then rounds of (untimed, timed) base, then new
+    assert seen == ["base", "new"] + ["base", "base", "new", "new"] * 2
+    assert [b.round for b in base.measurements[0].blocks] == [0, 1]
+    assert [b.round for b in new.measurements[0].blocks] == [0, 1]
 
 
 def test_sweep_skips_a_runtime_that_cannot_open():
@@ -160,16 +224,18 @@ def test_sweep_skips_a_runtime_that_cannot_open():
         def open(self, model_path, *, threads=None, ort_options=None):
             raise LSTMBenchError("broken: cannot load")
 
-    result = sweep("m.onnx", {"ok": lambda: ScriptedRuntime("ok", clock, [1]),
-                              "broken": lambda: Broken("broken", clock, [1])},
-                   [(1, 1)], [1], lambda b, t: {}, Settings(min_time=0, min_reps=2, block=1),
-                   clock=clock)
+    (result,) = sweep([Subject("m.onnx", lambda b, t: {})],
+                      {"ok": lambda: ScriptedRuntime("ok", clock, [1]),
+                       "broken": lambda: Broken("broken", clock, [1])},
+                      [(1, 1)], [1], Settings(span=0, min_time=0, min_reps=2, block=1, blocks=2),
+                      clock=clock)
     assert [m.runtime for m in result.measurements] == ["ok"]
     assert result.skipped == [{"runtime": "broken", "threads": 1, "reason": "broken: cannot load"}]
 
 
 @pytest.mark.parametrize("changes", [{"min_reps": 0}, {"max_reps": 1, "min_reps": 2},
-                                     {"min_time": -1}, {"block": 0}])
+                                     {"min_time": -1}, {"block": 0}, {"blocks": 0},
+                                     {"processes": 0}, {"span": -1}, {"span": float("nan")}])
 def test_bad_settings(changes):
     with pytest.raises(LSTMBenchError):
         Settings(**changes)
@@ -182,9 +248,100 @@ def test_sweep_skips_a_runtime_whose_first_run_raises_its_own_error():
         def run(self, feeds):
             raise RuntimeError("[ONNXRuntimeError] : 1 : FAIL : no kernel\nsecond line")
 
-    result = sweep("m.onnx", {"failing": lambda: Failing("failing", clock, [1])}, [(1, 1)], [2],
-                   lambda b, t: {}, Settings(min_time=0, min_reps=2, block=1), clock=clock)
+    (result,) = sweep([Subject("m.onnx", lambda b, t: {})],
+                      {"failing": lambda: Failing("failing", clock, [1])}, [(1, 1)], [2],
+                      Settings(span=0, min_time=0, min_reps=2, block=1), clock=clock)
     assert result.measurements == []
     (skip,) = result.skipped
     assert skip == {"runtime": "failing", "threads": 2, "reason":
                     "failing: first run failed: [ONNXRuntimeError] : 1 : FAIL : no kernel"}
+
+
+def blocks_of(*sizes, process=0):
+    return tuple(Block(process, i, i * MS, n) for i, n in enumerate(sizes))
+
+
+def test_the_block_is_the_unit_of_the_statistics():
+    # three blocks: medians 1, 3 and 10 ms; the calls' own median would be 3
+    samples = (1, 1, 5, 3, 3, 3, 10, 10, 10, 10)
+    m = Measurement("x", 1, 10, 1, samples_ns=tuple(s * MS for s in samples),
+                    blocks=blocks_of(3, 3, 4))
+    assert list(m.block_ms) == [1.0, 3.0, 10.0]
+    assert m.stats.median == 3.0  # median of the block medians
+    assert m.stats.min == 1.0 and m.stats.max == 10.0 and m.stats.mean == pytest.approx(5.6)
+    assert m.block_iqr == pytest.approx(6.5 - 2.0)  # percentiles of [1, 3, 10]
+    assert m.noise == pytest.approx(4.5 / 3)
+    row = m.as_dict()
+    assert row["block_count"] == 3 and row["processes"] == [0]
+    assert row["blocks"][2] == {"process": 0, "round": 2, "start_s": 0.002, "calls": 4}
+    back = Measurement.from_dict(row)
+    assert back.blocks == m.blocks and back.stats == m.stats
+    with pytest.raises(ValueError, match="blocks hold 9 calls"):
+        Measurement("x", 1, 1, 1, samples_ns=(MS,) * 10, blocks=blocks_of(3, 3, 3))
+
+
+def test_median_ci_counts_blocks_not_calls():
+    # 10 blocks of 100 identical calls each: the CI is that of 10 values, x(2)..x(9)
+    medians = list(range(1, 11))
+    samples = tuple(v * MS for v in medians for _ in range(100))
+    m = Measurement("x", 1, 1, 1, samples_ns=samples, blocks=blocks_of(*[100] * 10))
+    assert m.stats.median == 5.5 and m.stats.median_ci == (2.0, 9.0)
+
+
+def test_two_phases_are_found_and_one_phase_is_not():
+    fast, slow = [1.0, 1.02, 0.98, 1.01, 0.99, 1.0], [1.8, 1.85, 1.75, 1.8, 1.82, 1.78, 1.8, 1.79]
+    phases = find_phases(fast + slow)
+    assert phases.fast_share == pytest.approx(6 / 14)
+    assert phases.fast_ms == pytest.approx(1.0) and phases.slow_ms == pytest.approx(1.8)
+    assert phases.separation > 0.99
+    assert find_phases([1.0 + 0.01 * i for i in range(14)]) is None  # one spread-out phase
+    assert find_phases([1.0] * 13 + [9.0]) is None  # one slow block is no phase (under 15 %)
+    assert find_phases(fast[:3]) is None  # too few blocks to tell
+    m = Measurement("x", 1, 1, 1, samples_ns=tuple(round(v * MS) for v in fast + slow),
+                    blocks=blocks_of(*[1] * 14))
+    assert "two phases, 43% of the blocks at 1 ms and 57% at 1.8 ms" in m.warning()
+    assert m.as_dict()["phases"]["fast_share"] == pytest.approx(6 / 14)
+
+
+def test_merge_of_worker_processes_keeps_each_block_s_process():
+    a = Measurement("x", 1, 1, 1, samples_ns=(MS, MS), blocks=blocks_of(2, process=0),
+                    cold={"open": 4.0, "first_run": 1.0}, peak_memory_mb=3.0)
+    b = Measurement("x", 1, 1, 1, samples_ns=(3 * MS, 3 * MS), blocks=blocks_of(1, 1, process=1),
+                    cold={"open": 6.0, "first_run": 3.0}, peak_memory_mb=5.0)
+    m = merge([a, b])
+    assert m.samples_ns == (MS, MS, 3 * MS, 3 * MS)
+    assert [blk.process for blk in m.blocks] == [0, 1, 1] and list(m.block_ms) == [1, 3, 3]
+    assert m.cold == {"open": 5.0, "first_run": 2.0} and m.peak_memory_mb == 5.0
+    assert m.as_dict()["processes"] == [0, 1]
+
+
+def test_thread_counts_are_checked_against_the_cores():
+    from lstm_bench.bench.machine import check_threads, default_threads, usable_cores
+
+    assert default_threads() == 1
+    assert check_threads([1, 4 * usable_cores()]) == [1, 4 * usable_cores()]
+    for bad in (0, 4 * usable_cores() + 1, 1_000_000_000):
+        with pytest.raises(LSTMBenchError, match="--threads"):
+            check_threads([bad])
+
+
+def test_busy_warning_from_the_load_average():
+    from lstm_bench.bench.machine import busy_warning, usable_cores
+
+    half = 0.5 * usable_cores()
+    assert busy_warning([0.1, 0, 0], [1.0, 0, 0], threads=1) is None  # our own thread after
+    assert "busy" in busy_warning([half + 0.5, 0, 0], [0.0, 0, 0])
+    assert "busy" in busy_warning(None, [half + 1.5, 0, 0], threads=1)
+    assert busy_warning(None, None) is None
+
+
+def test_blas_threads_sets_numpy_s_pool_and_restores_it():
+    from lstm_bench.bench.machine import _openblas_threads_api, blas_threads
+
+    get, _ = _openblas_threads_api()
+    if get is None:
+        pytest.skip("NumPy's BLAS is not an OpenBLAS this process can reach")
+    before = get()
+    with blas_threads(1):
+        assert get() == 1
+    assert get() == before

@@ -22,7 +22,8 @@ from lstm_bench.bench.stats import Measurement
 from lstm_bench.bench.terminal import print_report
 from lstm_bench.cli import main
 
-FAST = ["--min-time", "0.002", "--min-reps", "3", "--no-calibrate", "--quiet"]
+FAST = ["--span", "0", "--blocks", "3", "--min-time", "0.002", "--min-reps", "3", "--no-calibrate",
+        "--quiet"]
 
 
 def strict_json(text):
@@ -212,7 +213,7 @@ def test_run_with_a_nan_output_fails_verify_cleanly(overflowing, tmp_path, capsy
     """A runtime that outputs NaN is a verify failure (exit 1) with every report written as
     strict JSON, never a traceback; the decision, first in the output, excludes it."""
     argv = ["run", "--model", str(overflowing), "--out", str(tmp_path), "--runtimes",
-            "ort-cpu,numpy", "--batch", "1", "--min-time", "0.002", "--quiet"]
+            "ort-cpu,numpy", "--batch", "1", "--min-time", "0.002", "--span", "0", "--quiet"]
     assert main(argv) == 1
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("lstm-bench run: writing to") and out[1].startswith("decision:")

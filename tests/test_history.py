@@ -15,7 +15,7 @@ from lstm_bench.bench.report import BenchReport
 from lstm_bench.bench.stats import Measurement
 from lstm_bench.cli import main
 
-FAST = ["--min-time", "0.002", "--min-reps", "3", "--no-calibrate", "--quiet"]
+FAST = ["--span", "0", "--min-time", "0.002", "--min-reps", "3", "--no-calibrate", "--quiet"]
 
 
 def report(median_ms, seed, commit):

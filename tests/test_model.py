@@ -8,7 +8,7 @@ import pytest
 from lstm_bench.errors import LSTMBenchError
 from lstm_bench.exporters.weights import export_weights
 from lstm_bench.model import Model
-from lstm_bench.reference.model import as_model
+from lstm_bench.model import as_model
 from lstm_bench.spec import LSTMSpec, LSTMWeights
 
 
@@ -71,7 +71,7 @@ def test_bench_reads_the_file_once_for_every_runtime(path, reads):
     from lstm_bench.bench.runner import run_bench
 
     doc = run_bench(path, runtimes="ort-cpu,numpy,torch-cpu", batches=(1, 2), seq_lens=(4,),
-                    threads_list=(1,), settings=Settings(min_time=0, min_reps=2, block=1),
+                    threads_list=(1,), settings=Settings(span=0, min_time=0, min_reps=2, block=1),
                     calibrate=False, show_progress=False)
     assert len(doc.measurements) == 6 and doc.model["sha256"]
     assert reads.count(str(path)) == 1, reads

@@ -136,7 +136,7 @@ def test_bench_times_it_with_the_same_harness(models, tmp_path):
     from lstm_bench.bench.harness import Settings
     from lstm_bench.bench.runner import run_bench
 
-    settings = Settings(min_time=0, min_reps=3, warmup_reps=1, warmup_time=0, block=1)
+    settings = Settings(span=0, min_time=0, min_reps=3, warmup_reps=1, warmup_time=0, block=1)
     doc = run_bench(models["plain"], runtimes="openvino-cpu,ort-cpu", batches=(1, 4),
                     seq_lens=(10,), threads_list=(1,), settings=settings, calibrate=False,
                     show_progress=False)

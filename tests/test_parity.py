@@ -19,7 +19,7 @@ import pytest
 
 from lstm_bench import reference
 from cases import CASES, RUNTIME_TRAITS
-from lstm_bench.reference.model import as_model
+from lstm_bench.model import as_model
 from lstm_bench.runtimes.inputs import make_inputs
 from lstm_bench.parity import TOLERANCES
 from lstm_bench.runtimes.registry import RUNTIMES

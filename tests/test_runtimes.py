@@ -370,7 +370,8 @@ def test_bench_records_the_ort_options_in_every_row(tmp_path, capsys):
     report = tmp_path / "bench.json"
     code = main(["bench", str(path), "--runtimes", "ort-cpu,numpy", "--threads", "1",
                  "--seq-len", "5", "--min-time", "0", "--min-reps", "3", "--no-calibrate",
-                 "--quiet", "--ort-option", "intra_op_spinning=0", "--json", str(report)])
+                 "--span", "0", "--quiet", "--ort-option", "intra_op_spinning=0", "--json",
+                 str(report)])
     assert code == 0, capsys.readouterr()
     rows = {r["runtime"]: r for r in json.loads(report.read_text())["results"]}
     assert rows["ort-cpu"]["ort_options"] == {"intra_op_spinning": "0"}

@@ -189,8 +189,8 @@ def _ticking_clock(step_ns=1_000):
 
 def test_run_streaming_rows_carry_mode_chunk_and_per_step_figures(classifier):
     """Each clock read advances 1 us, so every timed call lasts exactly 1 us."""
-    settings = Settings(min_time=0.0, min_reps=4, max_reps=4, warmup_reps=1, warmup_time=0.0,
-                        block=2)
+    settings = Settings(span=0, min_time=0.0, min_reps=4, max_reps=4, warmup_reps=1,
+                        warmup_time=0.0, block=2)
     doc = run_streaming(classifier, runtimes="ort-cpu,numpy", batches=(1, 2), chunks=(1, 4),
                         settings=settings, calibrate=False, show_progress=False,
                         clock=_ticking_clock())
@@ -214,7 +214,7 @@ def test_run_streaming_rows_carry_mode_chunk_and_per_step_figures(classifier):
 def test_bench_streaming_cli_writes_every_report(classifier, tmp_path, capsys):
     out = {ext: tmp_path / f"stream.{ext}" for ext in ("json", "md", "html")}
     argv = ["bench", str(classifier), "--streaming", "--chunk", "1,3", "--runtimes", "ort-cpu",
-            "--min-time", "0.001", "--min-reps", "3", "--quiet", "--no-calibrate",
+            "--min-time", "0.001", "--min-reps", "3", "--span", "0", "--quiet", "--no-calibrate",
             "--json", str(out["json"]), "--md", str(out["md"]), "--html", str(out["html"])]
     assert main(argv) == 0
     doc = json.loads(out["json"].read_text())
@@ -247,7 +247,7 @@ def test_bench_streaming_a_bidirectional_model_is_one_line(tmp_path, capsys):
 
 def test_run_adds_a_streaming_bench_to_its_reports(classifier, tmp_path, capsys):
     argv = ["run", "--model", str(classifier), "--out", str(tmp_path), "--runtimes", "ort-cpu",
-            "--batch", "1,2", "--min-time", "0.002", "--quiet"]
+            "--batch", "1,2", "--min-time", "0.002", "--span", "0", "--quiet"]
     assert main(argv) == 0
     (folder,) = tmp_path.iterdir()
     doc = json.loads((folder / "bench.json").read_text())

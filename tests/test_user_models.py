@@ -27,7 +27,7 @@ from lstm_bench.errors import LSTMBenchError
 from lstm_bench.graph import lstm_nodes, no_lstm_reason, subgraph_lstms, summary
 from lstm_bench.runtimes.inputs import make_inputs, token_vocab
 
-BENCH = ["--runtimes", "ort-cpu", "--min-time", "0.01", "--min-reps", "2",
+BENCH = ["--runtimes", "ort-cpu", "--min-time", "0.01", "--min-reps", "2", "--span", "0",
          "--no-calibrate", "--quiet"]
 
 

@@ -1,0 +1,183 @@
+"""The command-line options that several commands share, parsed once with one meaning.
+
+``--runtimes``, ``--batch``, ``--seq-len``, ``--threads``, ``--quiet``, ``--seed``, ``--range``
+and ``--min-time`` are added by the functions here and parsed by argparse ``type`` functions,
+so a bad value is a usage error (one line, exit code 2) before any work starts. Each command
+keeps its own options beside these.
+
+Bounds (a value outside is refused): batch and sequence lengths 1 .. 2**31-1 (onnxruntime's
+and the LSTM's sequence_lens are int32; the memory a shape needs is checked separately against
+``LSTM_BENCH_MAX_ARRAY_MB``, see ``lstm_bench.files``); thread counts 1 .. ``MAX_THREADS``;
+lists at most ``MAX_LIST`` values; seeds 0 .. 2**32-1; ranges of finite floats whose width is
+finite too; durations finite and 0 or more.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+from lstm_bench.errors import LSTMBenchError
+
+MAX_DIM = 2 ** 31 - 1
+MAX_THREADS = 1024
+MAX_LIST = 64
+MAX_SEED = 2 ** 32 - 1
+
+
+# One intra-op thread per runtime unless the user asks for more. With as many threads as
+# cores, a runtime's thread pool competes with everything else on a small or shared machine:
+# measured on this project's 2-core machine while other work ran, torch-cpu took 16-20 ms a
+# call at batch 1 with 2 threads against 0.65 ms with 1 (docs/bench.md has the figures).
+DEFAULT_THREADS = 1
+
+
+def default_threads() -> int:
+    """The one default thread count of every command: DEFAULT_THREADS (see above)."""
+    return DEFAULT_THREADS
+
+
+class OptionError(argparse.ArgumentTypeError, LSTMBenchError):
+    """A bad option value: argparse's usage error on the command line, the project's bad-input
+    error when these parsers are called from code."""
+
+
+def _integer(text: str, low: int, high: int) -> int:
+    # argparse puts "argument --NAME: " before these messages
+    try:
+        value = int(str(text).strip())
+    except ValueError:
+        raise OptionError(f"{str(text).strip()!r} is not an integer") from None
+    if value < low:
+        raise OptionError(f"{value} is below {low}")
+    if value > high:
+        raise OptionError(f"{value} is above the limit of {high}")
+    return value
+
+
+def _int_list(text: str, low: int, high: int) -> list[int]:
+    items = [item.strip() for item in str(text).split(",")]
+    if not any(items):
+        raise OptionError("empty; give a comma-separated list such as 1,8,32")
+    if len(items) > MAX_LIST:
+        raise OptionError(f"{len(items)} values, at most {MAX_LIST} in one run")
+    values = []
+    for item in items:
+        value = _integer(item, low, high)
+        if value not in values:
+            values.append(value)
+    return values
+
+
+def positive_int(text: str) -> int:
+    return _integer(text, 1, MAX_DIM)
+
+
+def sizes(text: str) -> list[int]:
+    """'1,8,32' -> [1, 8, 32]: batch sizes or sequence lengths."""
+    return _int_list(text, 1, MAX_DIM)
+
+
+def thread_count(text: str) -> int:
+    return _integer(text, 1, MAX_THREADS)
+
+
+def thread_counts(text: str) -> list[int]:
+    return _int_list(text, 1, MAX_THREADS)
+
+
+def seed(text: str) -> int:
+    return _integer(text, 0, MAX_SEED)
+
+
+def seconds(text: str) -> float:
+    """A duration: a finite number, 0 or more (0: the minimum repetitions alone)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise OptionError(f"expected a number of seconds, got {text!r}") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise OptionError(f"expected a number of seconds, 0 or more, got {text!r}")
+    return value
+
+
+def value_range(text: str) -> tuple[float, float]:
+    try:
+        low, high = (float(x) for x in str(text).split(","))
+    except ValueError:
+        raise OptionError(f"expected LOW,HIGH, got {text!r}") from None
+    if not (math.isfinite(low) and math.isfinite(high) and math.isfinite(high - low)):
+        raise OptionError(f"expected finite LOW,HIGH whose difference is finite "
+                                         f"too, got {text!r}")
+    if not low < high:
+        raise OptionError(f"expected LOW < HIGH, got {text!r}")
+    return low, high
+
+
+def runtime_names(text: str) -> list[str] | None:
+    """'a,b' -> ['a', 'b']; 'all' -> None (every registered runtime). Names are checked
+    against the registry by the command (the registry is a higher layer)."""
+    if str(text).strip() == "all":
+        return None
+    names = list(dict.fromkeys(n.strip() for n in str(text).split(",") if n.strip()))
+    if not names:
+        raise OptionError("empty; give comma-separated runtime names or 'all'")
+    return names
+
+
+# --- adding them ----------------------------------------------------------------------------
+
+def add_runtimes(parser) -> None:
+    parser.add_argument("--runtimes", type=runtime_names, default=None, metavar="A,B,...|all",
+                        help="comma-separated runtime names, or 'all' (default: every "
+                             "registered runtime; those that cannot run here are listed as "
+                             "skipped)")
+
+
+def add_batch(parser, *, many: bool, default) -> None:
+    if many:
+        parser.add_argument("--batch", type=sizes, default=list(default), metavar="N,N,...",
+                            help="comma list of batch sizes (default: "
+                                 f"{','.join(map(str, default))})")
+    else:
+        parser.add_argument("--batch", type=positive_int, default=default, metavar="N",
+                            help=f"batch size (default {default})")
+
+
+def add_seq_len(parser, *, many: bool, default) -> None:
+    what = "sequence length for dynamic axes"
+    if many:
+        parser.add_argument("--seq-len", type=sizes, default=default, metavar="T,T,...",
+                            help=f"comma list of {what}s (default: "
+                                 f"{','.join(map(str, default)) if default else 'the model'}'s)")
+    else:
+        parser.add_argument("--seq-len", type=positive_int, default=default, metavar="T",
+                            help=f"{what} (default: the model's, else 100)")
+
+
+def add_threads(parser, *, many: bool = True, default=None, help_: str | None = None) -> None:
+    if many:
+        parser.add_argument("--threads", type=thread_counts, default=default, metavar="N,N,...",
+                            help=help_ or "comma list of intra-op thread counts, the same for "
+                                          "every CPU runtime (default: 1; at most 4 x the "
+                                          "usable cores)")
+    else:
+        parser.add_argument("--threads", type=thread_count, default=default, metavar="N",
+                            help=help_ or f"intra-op threads (at most {MAX_THREADS})")
+
+
+def threads_or_default(threads: list[int] | None) -> list[int]:
+    """The thread counts to use and record: the given ones, or the default (1)."""
+    return list(threads) if threads else [default_threads()]
+
+
+def add_quiet(parser) -> None:
+    parser.add_argument("--quiet", action="store_true", help="no progress display")
+
+
+def add_seed(parser, *, help_: str = "seed of the random inputs (default 0)") -> None:
+    parser.add_argument("--seed", type=seed, default=0, help=help_)
+
+
+def add_min_time(parser, *, default: float, help_: str) -> None:
+    parser.add_argument("--min-time", type=seconds, default=default, help=help_)
