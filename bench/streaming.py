@@ -48,8 +48,7 @@ def streaming_model(source, folder) -> StreamingModel:
     import onnx
 
     from lstm_bench.exporters.stateful import stateful_variant
-    from lstm_bench.model import Model
-    from lstm_bench.model import as_model
+    from lstm_bench.model import Model, as_model
     from lstm_bench.runtimes.streaming import stream_ports
 
     model = as_model(source)

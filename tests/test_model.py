@@ -7,8 +7,7 @@ import pytest
 
 from lstm_bench.errors import LSTMBenchError
 from lstm_bench.exporters.weights import export_weights
-from lstm_bench.model import Model
-from lstm_bench.model import as_model
+from lstm_bench.model import Model, as_model
 from lstm_bench.spec import LSTMSpec, LSTMWeights
 
 
@@ -20,15 +19,14 @@ def path(tmp_path):
 
 
 def test_derived_facts_are_computed_once_and_right(path):
-    model = as_model(path)
+    model = Model.load(path)
     assert model.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
     assert model.lstm_nodes is model.lstm_nodes and model.summary is model.summary
     (node,) = model.lstm_nodes
     assert node.spec.hidden_size == 4 and model.summary["lstm_nodes"][0]["direction"] == "bidirectional"
     assert model.flops(2, 10) == 8 * 4 * (3 + 4) * 2 * 10 * 2
     assert str(model) == str(path) and open(model, "rb").read(4) == path.read_bytes()[:4]
-    assert isinstance(model, Model) and as_model(model) is model
-    assert as_model(str(path)).sha256 == model.sha256
+    assert as_model(model) is model and as_model(str(path)).sha256 == model.sha256
     with pytest.raises(AttributeError):
         model.path = path  # frozen
 
@@ -40,7 +38,7 @@ def test_derived_facts_are_computed_once_and_right(path):
 ])
 def test_a_bad_file_is_one_clear_error(tmp_path, make, needle):
     with pytest.raises(LSTMBenchError, match=needle):
-        as_model(make(tmp_path / "x.onnx"))
+        Model.load(make(tmp_path / "x.onnx"))
 
 
 @pytest.fixture

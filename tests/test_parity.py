@@ -19,7 +19,7 @@ import pytest
 
 from lstm_bench import reference
 from cases import CASES, RUNTIME_TRAITS
-from lstm_bench.model import as_model
+from lstm_bench.model import Model
 from lstm_bench.runtimes.inputs import make_inputs
 from lstm_bench.parity import TOLERANCES
 from lstm_bench.runtimes.registry import RUNTIMES
@@ -47,7 +47,7 @@ def built(tmp_path_factory):
             case = CASES[case_name]
             path = root / f"{case_name}.onnx"
             case.build(path, seed=7)
-            model = as_model(path)
+            model = Model.load(path)
             inputs = make_inputs(model.proto, batch=case.batch, seq_len=case.seq_len, seed=3,
                                  ragged=case.ragged, zero_length=case.zero_length)
             truth = reference.run_model(model.proto, inputs.feeds)
