@@ -43,7 +43,7 @@ def busy_note(doc: dict, which: str) -> str | None:
     load = machine.get("load_average") or {}
     threads = max((t for t in (machine.get("thread_settings") or {}).get("threads") or [1]
                    if isinstance(t, int)), default=1)
-    note = busy_warning(load.get("before"), load.get("after"), threads)
+    note = busy_warning(load.get("before"), load.get("after"), threads, load.get("other_cores"))
     return f"{which}: {note}" if note else None
 
 

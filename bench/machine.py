@@ -54,6 +54,8 @@ def check_threads(values) -> list[int]:
 
 
 BUSY_LOAD_PER_CORE = 0.5  # a 1-minute load average above half the cores: the machine is busy
+# Other processes using more than this share of the cores during the measurement: busy.
+BUSY_OTHER_SHARE = 0.25
 
 
 def load_average() -> list[float] | None:
@@ -64,10 +66,45 @@ def load_average() -> list[float] | None:
         return None
 
 
-def busy_warning(before, after, threads: int = 1) -> str | None:
-    """A warning when the machine was busy around a measurement (1-minute load average above
-    half the usable cores; after it, our own threads are discounted)."""
+def cpu_snapshot() -> dict | None:
+    """CPU seconds the whole machine and this process (with its finished children) have used,
+    and the wall clock: two snapshots give the CPU that other processes took in between.
+
+    The 1-minute load average cannot say that: it decays over minutes, so it still holds our
+    own previous run (or the one before) when the next starts."""
+    try:
+        with open("/proc/stat", encoding="ascii") as stat:
+            fields = [int(x) for x in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    own = os.times()
+    return {"machine_s": (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK"),
+            "own_s": own.user + own.system + own.children_user + own.children_system,
+            "wall_s": time.monotonic()}
+
+
+def other_cores(before: dict | None, after: dict | None) -> float | None:
+    """How many cores other processes kept busy, on average, between two ``cpu_snapshot``s."""
+    if not before or not after or after["wall_s"] <= before["wall_s"]:
+        return None
+    other = ((after["machine_s"] - before["machine_s"]) - (after["own_s"] - before["own_s"]))
+    return round(max(other, 0.0) / (after["wall_s"] - before["wall_s"]), 3)
+
+
+def busy_warning(before, after, threads: int = 1, other: float | None = None) -> str | None:
+    """A warning when the machine was busy during a measurement.
+
+    ``other``: the cores other processes kept busy meanwhile (``other_cores``); busy above a
+    quarter of the usable cores. Without it (reports from older versions), the 1-minute load
+    average: above half the usable cores before, or after with our own threads discounted."""
     cores = usable_cores()
+    if other is not None:
+        if other <= BUSY_OTHER_SHARE * cores:
+            return None
+        return (f"the machine was busy: other processes kept {other:.2f} of its {cores} cores "
+                "busy during the measurement; other work shifts and spreads the figures, "
+                "compare them only with care")
     limit = BUSY_LOAD_PER_CORE * cores
     busy = (before and before[0] > limit) or (after and after[0] - threads > limit)
     if not busy:

@@ -57,8 +57,10 @@ def machine_line(report) -> str:
     libs = m.get("libraries", {})
     lib_text = ", ".join(f"{k} {v}" for k, v in libs.items() if k != "lstm-bench")
     load = m.get("load_average") or {}
-    load_text = "; load average " + ", ".join(
-        f"{when} {values[0]:.2f}" for when, values in load.items() if values) if load else ""
+    shown = [f"{when} {load[when][0]:.2f}" for when in ("before", "after") if load.get(when)]
+    load_text = "; load average " + ", ".join(shown) if shown else ""
+    if load.get("other_cores") is not None:
+        load_text += f"; other processes used {load['other_cores']:.2f} cores meanwhile"
     return (f"{m.get('cpu', '?')}, {m.get('usable_cores', '?')} cores; "
             f"float32 GEMM peak {fmt(report.peak_gflops, '.0f')} GFLOP/s; {lib_text}; "
             f"commit {m.get('git_commit') or 'unknown'}{load_text}")

@@ -215,9 +215,9 @@ def measure_sweep(models, factories: dict, shapes, threads_list, settings, *, ca
 
     ``factories``: runtime name -> factory; in worker processes (``settings.processes`` > 1)
     the registry's runtimes of those names are made instead."""
-    from lstm_bench.bench.machine import load_average, peak_gflops
+    from lstm_bench.bench.machine import cpu_snapshot, load_average, other_cores, peak_gflops
 
-    load_before = load_average()
+    load_before, cpu_before = load_average(), cpu_snapshot()
     peak = peak_gflops() if calibrate else None
     in_process = settings.processes == 1
     total = (len(threads_list) * len(factories) * len(models)) if in_process else settings.processes
@@ -230,7 +230,8 @@ def measure_sweep(models, factories: dict, shapes, threads_list, settings, *, ca
             results = measure_in_processes(models, list(factories), shapes, threads_list, settings,
                                            peak=peak, on_event=display, ort_options=ort_options,
                                            inputs=inputs)
-    return results, {"before": load_before, "after": load_average()}
+    return results, {"before": load_before, "after": load_average(),
+                     "other_cores": other_cores(cpu_before, cpu_snapshot())}
 
 
 def finish_document(result, *, model: dict, threads_list, load, verify=None):
@@ -242,7 +243,7 @@ def finish_document(result, *, model: dict, threads_list, load, verify=None):
     machine = machine_info(threads_list)
     machine["load_average"] = load
     report = build_document(result, model=model, machine=machine, verify=verify)
-    busy = busy_warning(load["before"], load["after"], max(threads_list))
+    busy = busy_warning(load["before"], load["after"], max(threads_list), load.get("other_cores"))
     if busy:
         report.notes.append(busy)
     return report

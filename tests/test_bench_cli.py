@@ -121,7 +121,8 @@ def test_bench_records_blocks_processes_threads_and_load(tiny, tmp_path):
     assert main(argv) == 0
     doc = json.loads(out.read_text())
     assert doc["settings"]["processes"] == 2 and doc["settings"]["span"] == 0
-    assert set(doc["machine"]["load_average"]) == {"before", "after"}
+    assert set(doc["machine"]["load_average"]) == {"before", "after", "other_cores"}
+    assert doc["machine"]["load_average"]["other_cores"] >= 0
     assert doc["machine"]["thread_settings"]["threads"] == [1]
     assert len(doc["results"]) == 4
     for row in doc["results"]:

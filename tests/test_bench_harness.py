@@ -335,6 +335,40 @@ def test_busy_warning_from_the_load_average():
     assert busy_warning(None, None) is None
 
 
+def test_busy_warning_from_other_processes_cpu_time():
+    from lstm_bench.bench.machine import busy_warning, usable_cores
+
+    cores = usable_cores()
+    # measured CPU of other processes decides, whatever the load average says
+    assert busy_warning([9.0, 0, 0], [9.0, 0, 0], threads=1, other=0.0) is None
+    assert "other processes kept" in busy_warning([0.0, 0, 0], [0.0, 0, 0], other=0.3 * cores)
+
+
+def test_other_cores_sees_a_busy_process_and_not_our_own_work():
+    import subprocess
+    import sys
+    import time
+
+    from lstm_bench.bench.machine import cpu_snapshot, other_cores
+
+    before = cpu_snapshot()
+    deadline = time.monotonic() + 0.4
+    while time.monotonic() < deadline:  # our own work is not "other"
+        pass
+    own_only = other_cores(before, cpu_snapshot())
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)  # let it start
+        before = cpu_snapshot()
+        time.sleep(0.6)
+        with_spinner = other_cores(before, cpu_snapshot())
+    finally:
+        spinner.kill()
+        spinner.wait()
+    # a spinning process holds about one core; our own spinning counted as ours
+    assert with_spinner > own_only + 0.3, (own_only, with_spinner)
+
+
 def test_blas_threads_sets_numpy_s_pool_and_restores_it():
     from lstm_bench.bench.machine import _openblas_threads_api, blas_threads
 
