@@ -61,10 +61,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--json", metavar="PATH", help="write the full report (raw samples too)")
     parser.add_argument("--md", metavar="PATH", help="write a Markdown report")
     parser.add_argument("--html", metavar="PATH", help="write a self-contained HTML report")
-    parser.add_argument("--db", metavar="PATH",
-                        help="history database to append the results to (default: "
-                             "$LSTM_BENCH_DB, else lstm-bench-out/history.sqlite)")
-    parser.add_argument("--no-history", action="store_true", help="do not record the results")
+    options.add_history(parser, default_db="lstm-bench-out/history.sqlite")
     # streaming latency (bench/streaming.py)
     parser.add_argument("--streaming", action="store_true",
                         help="time one chunk per call with h and c carried between calls "

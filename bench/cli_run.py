@@ -33,10 +33,7 @@ def add_arguments(parser) -> None:
                         help="seconds the timed blocks are spread over (default 10)")
     parser.add_argument("--model", metavar="MODEL.onnx",
                         help="run the job on this ONNX model instead of exporting the seed")
-    parser.add_argument("--db", metavar="PATH",
-                        help="history database to append the results to (default: "
-                             "$LSTM_BENCH_DB, else DIR/history.sqlite)")
-    parser.add_argument("--no-history", action="store_true", help="do not record the results")
+    options.add_history(parser, default_db="DIR/history.sqlite")
     options.add_quiet(parser)
 
 

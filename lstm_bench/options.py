@@ -175,6 +175,14 @@ def add_quiet(parser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress display")
 
 
+def add_history(parser, *, default_db: str) -> None:
+    """--db and --no-history: where bench and run append their results (bench.history)."""
+    parser.add_argument("--db", metavar="PATH",
+                        help="history database to append the results to (default: "
+                             f"$LSTM_BENCH_DB, else {default_db})")
+    parser.add_argument("--no-history", action="store_true", help="do not record the results")
+
+
 def add_seed(parser, *, help_: str = "seed of the random inputs (default 0)") -> None:
     parser.add_argument("--seed", type=seed, default=0, help=help_)
 
