@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lstm_bench.bench.decision import decide, overlap, ratio
+from lstm_bench.bench.decision import decide, overlap, ratio, row_field
 from lstm_bench.bench.terminal import ci_text, fmt, noise_text, num, first_per_runtime, \
     machine_warnings, noise_line, ranked_groups
 
@@ -22,7 +22,9 @@ def result_rows(measurements) -> list[list[str]]:
         for i, m in enumerate(ranked):
             tie = "~" if i > 0 and overlap(m, ranked[i - 1]) else ""
             s = m.stats
-            rows.append([m.runtime, str(m.batch), str(m.seq_len), fmt(m.threads, "d"),
+            steps = (f"{m.seq_len} (streaming chunk)" if row_field(m, "mode") == "streaming"
+                     else str(m.seq_len))
+            rows.append([m.runtime, str(m.batch), steps, fmt(m.threads, "d"),
                          fmt(s.median), ci_text(m), ratio(s.median / max(best, 1e-12)) + tie,
                          fmt(s.min), fmt(s.p90), fmt(s.p99), num(m.sequences_per_s),
                          num(m.steps_per_s), fmt(m.gflops, ".3g"),
