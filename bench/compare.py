@@ -14,7 +14,7 @@ finds "significant" differences between two identical runs. So:
 A row is a regression only when the test says slower (p < ``alpha``) *and* the central figure
 slowed by more than ``fail_above`` percent. A shift the test cannot tell from noise is "within
 noise" whatever its size; a significant shift below the threshold is "slower" (or "faster")
-but does not fail. Rows are matched on (runtime, batch, seq_len, threads); rows only in one
+but does not fail. Rows are matched on (runtime, batch, seq_len, threads, mode); rows only in one
 report are listed, never failed. Rows are read back through ``stats.Measurement``, the type
 that wrote them.
 
@@ -37,7 +37,7 @@ SCHEMA_PREFIX = "lstm-bench/bench/"
 
 @dataclass(frozen=True)
 class Change:
-    key: tuple  # (runtime, batch, seq_len, threads)
+    key: tuple  # (runtime, batch, seq_len, threads, mode)
     base_median_ms: float | None
     new_median_ms: float | None
     change_pct: float | None  # the central figure's change, in percent
@@ -146,7 +146,7 @@ def check_comparable(base: dict, new: dict, *, allow_different_models: bool = Fa
 
 
 def measurements(doc: dict, which: str) -> dict[tuple, Measurement]:
-    """A report's rows as Measurements by (runtime, batch, seq_len, threads), checked: an
+    """A report's rows as Measurements by (runtime, batch, seq_len, threads, mode), checked: an
     lstm-bench bench report (its schema), with rows, each with its blocks, no key twice."""
     schema = doc.get("schema")
     if not isinstance(schema, str) or not schema.startswith(SCHEMA_PREFIX):
@@ -169,7 +169,7 @@ def measurements(doc: dict, which: str) -> dict[tuple, Measurement]:
                                  "fairly; measure it again")
         if m.key() in rows:
             raise LSTMBenchError(f"{which} report has two rows for (runtime, batch, seq_len, "
-                                 f"threads) = {m.key()}; merge or remove one")
+                                 f"threads, mode) = {m.key()}; merge or remove one")
         rows[m.key()] = m
     return rows
 
@@ -238,7 +238,9 @@ def _cells(c: Change) -> list[str]:
     def fmt(value, spec):
         return "–" if value is None else format(value, spec)
 
-    runtime, batch, seq_len, threads = c.key
+    runtime, batch, seq_len, threads, mode = c.key
+    if mode != "sequence":
+        seq_len = f"{seq_len} ({mode} chunk)"
     blocks = f"{c.base_blocks}/{c.new_blocks}" if c.base_blocks is not None else "–"
     return [runtime, str(batch), str(seq_len), fmt(threads, "d"), fmt(c.base_median_ms, ".4g"),
             fmt(c.new_median_ms, ".4g"),

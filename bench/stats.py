@@ -239,7 +239,10 @@ class Measurement:
         return self.gflops / self.peak_gflops
 
     def key(self) -> tuple:
-        return (self.runtime, self.batch, self.seq_len, self.threads)
+        # a streaming row (one chunk per call) is never the same row as a whole sequence of
+        # that length
+        return (self.runtime, self.batch, self.seq_len, self.threads,
+                self.extra.get("mode") or "sequence")
 
     def label(self) -> str:
         return f"{self.runtime} b={self.batch} T={self.seq_len} threads={self.threads}"

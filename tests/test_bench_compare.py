@@ -176,6 +176,23 @@ def test_a_report_with_a_row_twice_is_bad_input():
         compare_reports(doc([row, row]), doc([row]))
 
 
+def test_a_streaming_row_is_not_the_sequence_row_of_its_length(tmp_path, capsys):
+    """A streaming chunk of 100 steps per call and a whole sequence of 100 are two rows: a
+    streaming report against a sequence report shares no row with it."""
+    import dataclasses
+
+    sequence = measurement("ort-cpu", blocks(1))
+    streaming = dataclasses.replace(measurement("ort-cpu", blocks(2, median_ms=3.0)),
+                                    extra={"mode": "streaming", "chunk": 100})
+    assert sequence.key() != streaming.key()
+    out = tmp_path / "verdicts.json"
+    assert run_compare(tmp_path, [sequence, streaming], [sequence, streaming],
+                       "--json", str(out)) == 0
+    keys = [tuple(c["key"]) for c in json.loads(out.read_text())["changes"]]
+    assert sorted(keys) == sorted([sequence.key(), streaming.key()])
+    assert run_compare(tmp_path, [sequence], [streaming]) == 2  # no row in common
+
+
 def test_json_and_markdown_verdicts(tmp_path):
     out_json, out_md = tmp_path / "c.json", tmp_path / "c.md"
     assert run_compare(tmp_path, [measurement("ort-cpu", blocks(1))],

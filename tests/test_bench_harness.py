@@ -176,10 +176,10 @@ def test_sweep_cold_start_warmup_threads_and_shared_rotation():
     (result,) = sweep([subject], factories, [(4, 10), (1, 10)], [1, 2], settings, clock=clock,
                       peak_gflops=100.0)
     assert [r.opened_with for r in made] == [1, 1, 2, 2]
-    assert [m.key() for m in result.measurements] == [
+    assert [m.key()[:4] for m in result.measurements] == [
         ("a", 4, 10, 1), ("b", 4, 10, 1), ("a", 1, 10, 1), ("b", 1, 10, 1),
         ("a", 4, 10, 2), ("b", 4, 10, 2), ("a", 1, 10, 2), ("b", 1, 10, 2)]
-    by_key = {m.key(): m for m in result.measurements}
+    by_key = {m.key()[:4]: m for m in result.measurements}
     a1 = by_key["a", 4, 10, 1]
     assert a1.cold == {"open": 50.0, "first_run": 9.0}
     assert a1.samples_ns == (MS,) * 4  # the 9 ms call was the first run, not a sample
