@@ -11,10 +11,7 @@ def add_shape_arguments(parser) -> None:
     options.add_batch(parser, many=True, default=(1,))
     options.add_seq_len(parser, many=True, default=[100])
     options.add_threads(parser)
-    parser.add_argument("--ort-option", dest="ort_options", action="append", default=[],
-                        metavar="KEY=VALUE", help="an onnxruntime session option for every "
-                        "onnxruntime-based runtime, recorded in each row (repeatable; see "
-                        "`lstm-bench verify --help`), e.g. intra_op_spinning=0")
+    options.add_ort_option(parser)
 
 
 def add_timing_arguments(parser) -> None:

@@ -33,6 +33,7 @@ def add_arguments(parser) -> None:
                         help="seconds the timed blocks are spread over (default 10)")
     parser.add_argument("--model", metavar="MODEL.onnx",
                         help="run the job on this ONNX model instead of exporting the seed")
+    options.add_ort_option(parser)
     options.add_history(parser, default_db="DIR/history.sqlite")
     options.add_quiet(parser)
 
@@ -79,7 +80,7 @@ def step_export(folder) -> tuple[Path, dict]:
                          "check_shape": list(result.check_shape), "passed": result.passed}
 
 
-def step_verify(model_path, runtimes, folder, source=None):
+def step_verify(model_path, runtimes, folder, source=None, ort_options=None):
     """Verify on every runtime (folder/verify.json). verify judges the model's LSTM layer alone
     too (batch 8): its hidden states show the drift over time that the seed's one-probability
     output hides, and count in each runtime's one verdict. Returns the ``VerifySummary``.
@@ -89,12 +90,13 @@ def step_verify(model_path, runtimes, folder, source=None):
     from lstm_bench.files import write_json
     from lstm_bench.runtimes.verify import verify
 
-    report = verify(model_path, runtimes=runtimes, batch=1, source=source)
+    report = verify(model_path, runtimes=runtimes, batch=1, source=source,
+                    ort_options=ort_options)
     write_json(folder / "verify.json", report.to_dict())
     return VerifySummary.of(report)
 
 
-def step_bench(model_path, args, verify, batches, threads):
+def step_bench(model_path, args, verify, batches, threads, ort_options=None):
     """The sweep: every batch at the model's sequence length; returns the ``BenchReport``."""
     from lstm_bench.bench.harness import Settings
     from lstm_bench.bench.runner import run_bench
@@ -105,12 +107,14 @@ def step_bench(model_path, args, verify, batches, threads):
                         warmup_time=min(0.05, args.min_time / 4), max_time=RUN_MAX_TIME)
     report = run_bench(model_path, runtimes=args.runtimes, batches=batches,
                        seq_lens=(verify.inputs.get("seq_len") or SEQ_LEN,), threads_list=threads,
-                       settings=settings, verify=verify, show_progress=not args.quiet)
+                       settings=settings, verify=verify, show_progress=not args.quiet,
+                       ort_options=ort_options)
     # and the latency of streaming it, one step per call with h and c carried (bench/streaming.py)
     from lstm_bench.bench.streaming import add_streaming
 
     return add_streaming(report, model_path, runtimes=args.runtimes, threads_list=threads,
-                         settings=settings, show_progress=not args.quiet)
+                         settings=settings, show_progress=not args.quiet,
+                         ort_options=ort_options)
 
 
 def summary_table(report):
@@ -157,7 +161,7 @@ def summary_table(report):
     return table
 
 
-def pipeline(args, folder, runtimes, batches, threads, step):
+def pipeline(args, folder, runtimes, batches, threads, step, ort_options=None):
     """The four steps; returns the ``BenchReport`` and the paths written."""
     from lstm_bench.bench.report import write_reports
 
@@ -171,9 +175,9 @@ def pipeline(args, folder, runtimes, batches, threads, step):
                 f"{export['max_abs_error']:.2e} ({export['exporter']})")
     step(2, "verifying on every runtime against the float64 reference")
     verify = step_verify(model_path, runtimes, folder,
-                         source=None if args.model else export["source"])
+                         source=None if args.model else export["source"], ort_options=ort_options)
     step(3, "benchmarking")
-    report = step_bench(model_path, args, verify, batches, threads)
+    report = step_bench(model_path, args, verify, batches, threads, ort_options)
     if not args.model:
         report.export = export
     step(4, "writing reports")
@@ -190,6 +194,7 @@ def main(args) -> int:
     from lstm_bench.bench.terminal import make_console, print_decision
     from lstm_bench.errors import LSTMBenchError
     from lstm_bench.options import threads_or_default
+    from lstm_bench.runtimes.ort_options import parse_ort_options
 
     started = time.perf_counter()
     console = make_console()
@@ -197,6 +202,7 @@ def main(args) -> int:
     batches = args.batch
     threads = threads_or_default(args.threads)
     names = list(pick_runtimes(args.runtimes)[0]) if args.runtimes is not None else None
+    ort_options = parse_ort_options(args.ort_options)  # bad options fail before any work
     if args.model and not Path(args.model).is_file():
         raise LSTMBenchError(f"{args.model}: no such model file")
     if not args.model:
@@ -213,7 +219,7 @@ def main(args) -> int:
                       f"[dim]({time.perf_counter() - started:.1f} s)[/dim]", highlight=False)
 
     try:
-        report, paths = pipeline(args, folder, names, batches, threads, step)
+        report, paths = pipeline(args, folder, names, batches, threads, step, ort_options)
     except BaseException as exc:
         if not any(folder.iterdir()):  # nothing written: leave no empty folder behind
             folder.rmdir()

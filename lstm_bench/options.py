@@ -175,6 +175,16 @@ def add_quiet(parser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress display")
 
 
+def add_ort_option(parser) -> None:
+    """--ort-option KEY=VALUE (repeatable), validated by runtimes.ort_options before any work."""
+    parser.add_argument("--ort-option", dest="ort_options", action="append", default=[],
+                        metavar="KEY=VALUE",
+                        help="an onnxruntime session option for every onnxruntime-based runtime, "
+                             "recorded in the reports (repeatable): graph_optimization_level="
+                             "basic, execution_mode=parallel, intra_op_spinning=0, "
+                             "inter_op_threads=N, session.KEY=V")
+
+
 def add_history(parser, *, default_db: str) -> None:
     """--db and --no-history: where bench and run append their results (bench.history)."""
     parser.add_argument("--db", metavar="PATH",

@@ -35,11 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", metavar="CHECKPOINT",
                         help="the train checkpoint (.pt) the model was exported from: also run "
                              "its torch module, as runtime torch-source")
-    parser.add_argument("--ort-option", dest="ort_options", action="append", default=[],
-                        metavar="KEY=VALUE",
-                        help="an onnxruntime session option for every onnxruntime-based runtime "
-                             "(repeatable): graph_optimization_level=basic, execution_mode="
-                             "parallel, intra_op_spinning=0, inter_op_threads=N, session.KEY=V")
+    options.add_ort_option(parser)
     parser.add_argument("--no-lstm-layer", dest="lstm_layer", action="store_false",
                         help="do not also judge the model's first LSTM layer alone (batch 8) "
                              "where the model wraps it")

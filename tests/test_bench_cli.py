@@ -75,12 +75,15 @@ def test_run_bad_input(tmp_path, capsys):
     one_error_line(capsys, ["run", "--model", str(tmp_path / "missing.onnx"), "--out",
                             str(tmp_path)], "no such model file")
     one_error_line(capsys, ["run", "--batch", "0", "--out", str(tmp_path)], "--batch")
+    one_error_line(capsys, ["run", "--ort-option", "no_such_knob=1", "--out", str(tmp_path)],
+                   "--ort-option no_such_knob")
     assert not list(tmp_path.iterdir())  # nothing written for bad input
 
 
 def test_run_writes_reports_and_never_overwrites(tiny, tmp_path, capsys):
     argv = ["run", "--model", str(tiny), "--out", str(tmp_path), "--runtimes", "ort-cpu,numpy",
-            "--batch", "1,2", "--min-time", "0.002", "--span", "0", "--quiet"]
+            "--batch", "1,2", "--min-time", "0.002", "--span", "0", "--quiet",
+            "--ort-option", "intra_op_spinning=0"]
     assert main(argv) == 0
     assert main(argv) == 0
     out = capsys.readouterr().out
@@ -94,6 +97,11 @@ def test_run_writes_reports_and_never_overwrites(tiny, tmp_path, capsys):
     assert {r["runtime"] for r in doc["results"]} == {"ort-cpu", "numpy"}
     assert {r["batch"] for r in doc["results"]} == {1, 2}
     assert doc["verify"]["runtimes"]["ort-cpu"]["status"] == "pass"
+    ort_rows = [r for r in doc["results"] if r["runtime"] == "ort-cpu"]
+    assert ort_rows and all(r["ort_options"] == {"intra_op_spinning": "0"} for r in ort_rows)
+    verify = json.loads((folders[0] / "verify.json").read_text())
+    ort = next(r for r in verify["results"] if r["runtime"] == "ort-cpu")
+    assert ort["settings"]["ort_options"] == {"intra_op_spinning": "0"}
     assert "Throughput against batch" in (folders[0] / "bench.html").read_text()
     assert "summary" in out and "ort-cpu" in out
 
