@@ -31,9 +31,9 @@ def add_timing_arguments(parser) -> None:
                              f"another (default {d.processes}: this process)")
     options.add_min_time(parser, default=d.min_time, help_="seconds of timed calls per runtime "
                                                            f"and shape, at least (default {d.min_time:g})")
-    parser.add_argument("--min-reps", type=int, default=d.min_reps,
+    parser.add_argument("--min-reps", type=options.positive_int, default=d.min_reps,
                         help=f"timed calls per runtime and shape, at least (default {d.min_reps})")
-    parser.add_argument("--max-reps", type=int, default=d.max_reps,
+    parser.add_argument("--max-reps", type=options.positive_int, default=d.max_reps,
                         help=f"timed calls per runtime and shape, at most (default {d.max_reps})")
     parser.add_argument("--block", type=int, default=d.block,
                         help=f"timed calls per block, at least (default {d.block})")

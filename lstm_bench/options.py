@@ -145,14 +145,15 @@ def add_batch(parser, *, many: bool, default) -> None:
 
 
 def add_seq_len(parser, *, many: bool, default) -> None:
-    what = "sequence length for dynamic axes"
     if many:
+        shown = ",".join(map(str, default)) if default else "the model's"
         parser.add_argument("--seq-len", type=sizes, default=default, metavar="T,T,...",
-                            help=f"comma list of {what}s (default: "
-                                 f"{','.join(map(str, default)) if default else 'the model'}'s)")
+                            help="comma list of sequence lengths for dynamic axes "
+                                 f"(default: {shown})")
     else:
         parser.add_argument("--seq-len", type=positive_int, default=default, metavar="T",
-                            help=f"{what} (default: the model's, else 100)")
+                            help="sequence length for dynamic axes (default: the model's, "
+                                 "else 100)")
 
 
 def add_threads(parser, *, many: bool = True, default=None, help_: str | None = None) -> None:

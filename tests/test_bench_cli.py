@@ -46,6 +46,8 @@ def one_error_line(capsys, argv, *contains):
     (["--threads", "1023"], "--threads: 1023 is outside 1.."),  # 4 x the cores of any test VM
     (["--span", "-1"], "--span"),
     (["--processes", "0"], "--processes"),
+    (["--min-reps", "-5"], "--min-reps: -5 is below 1"),
+    (["--max-reps", "0"], "--max-reps: 0 is below 1"),
 ])
 def test_bench_bad_options(tiny, capsys, extra, contains):
     one_error_line(capsys, ["bench", str(tiny), "--quiet", "--no-calibrate", *extra], contains)
