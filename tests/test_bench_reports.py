@@ -291,3 +291,14 @@ def test_streaming_rows_are_their_own_shapes():
     text = console.export_text()
     assert "stream c=4 b=1" in text and "stateful variant" in text
     assert "Latency against batch" in render_html(report)
+
+
+def test_one_busy_note_when_both_of_run_s_sweeps_noted_it():
+    from lstm_bench.bench.report import BenchReport
+    from lstm_bench.bench.terminal import machine_warnings
+
+    report = BenchReport(model={}, machine={}, settings={}, measurements=[], notes=[
+        "the machine was busy: other processes kept 0.80 of its 2 cores busy",
+        "the machine was busy: other processes kept 0.70 of its 2 cores busy",
+        "another note"])
+    assert machine_warnings(report) == [report.notes[0], "another note"]
