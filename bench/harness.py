@@ -31,8 +31,13 @@ time.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import math
+import multiprocessing
+import os
+import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -208,6 +213,40 @@ class Opened:
     settings: dict = field(default_factory=dict)  # runtime.settings(): recorded in every row
 
 
+@contextlib.contextmanager
+def deadline(what: str):
+    """End the process (one line on stderr, exit 2) when the block takes longer than
+    LSTM_BENCH_CALL_TIMEOUT_S seconds.
+
+    For a runaway model: a Loop whose trip count is computed at run time can keep a runtime's
+    native call busy for days, and nothing in Python can interrupt a native call. A timer
+    thread can still end the process, which is what the user would do by hand. It guards the
+    first calls of each runtime (open, first run, one run of each shape); once those returned
+    in time, the timed calls take as long.
+    """
+    from lstm_bench.files import limit_seconds
+
+    seconds = limit_seconds("LSTM_BENCH_CALL_TIMEOUT_S")
+
+    def expire():
+        # a worker process (--processes) leaves the one line to its parent (bench.runner)
+        if multiprocessing.parent_process() is not None:
+            os._exit(2)
+        sys.stderr.write(f"lstm-bench: error: {what} took longer than {seconds:g} s and was "
+                         "stopped (a runaway model, such as a Loop with a huge trip count?); "
+                         "set LSTM_BENCH_CALL_TIMEOUT_S to allow more\n")
+        sys.stderr.flush()
+        os._exit(2)
+
+    timer = threading.Timer(seconds, expire)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+
+
 def open_runtime(name: str, factory, model_path, threads: int | None, shapes_feeds: list,
                  clock: Clock, ort_options=None) -> Opened:
     """Open, time the session creation and the first run, probe memory over every shape.
@@ -219,15 +258,16 @@ def open_runtime(name: str, factory, model_path, threads: int | None, shapes_fee
     probe.start()
     stage = "open"
     try:
-        start = clock()
-        runtime.open(model_path, threads=threads, ort_options=ort_options)
-        runtime.synchronize()
-        open_ns = clock() - start
-        stage = "first run"
-        first_ns = time_call(runtime, shapes_feeds[0], clock)
-        for feeds in shapes_feeds[1:]:
-            runtime.run(feeds)
-        runtime.synchronize()
+        with deadline(f"{name}: opening the model and its first runs"):
+            start = clock()
+            runtime.open(model_path, threads=threads, ort_options=ort_options)
+            runtime.synchronize()
+            open_ns = clock() - start
+            stage = "first run"
+            first_ns = time_call(runtime, shapes_feeds[0], clock)
+            for feeds in shapes_feeds[1:]:
+                runtime.run(feeds)
+            runtime.synchronize()
     except LSTMBenchError:
         runtime.close()
         raise

@@ -175,6 +175,7 @@ def measure_in_processes(models, names: list[str], shapes, threads_list, setting
     span; a cell's blocks from every process are merged into one Measurement. A worker makes
     its runtimes from the registry, by ``names``."""
     from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
     from multiprocessing import get_context
 
     from lstm_bench.bench.harness import SweepResult
@@ -192,7 +193,15 @@ def measure_in_processes(models, names: list[str], shapes, threads_list, setting
         notify("process", process=process, processes=processes)
         # spawn: a fresh interpreter, nothing inherited from this one's state
         with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
-            parts.append(pool.submit(_worker, {**job, "process": process}).result())
+            try:
+                parts.append(pool.submit(_worker, {**job, "process": process}).result())
+            except BrokenProcessPool:
+                from lstm_bench.files import limit_seconds
+
+                raise LSTMBenchError(
+                    f"worker process {process} ended abruptly while measuring (a crash, out of "
+                    "memory, or a runtime's first calls over LSTM_BENCH_CALL_TIMEOUT_S = "
+                    f"{limit_seconds('LSTM_BENCH_CALL_TIMEOUT_S'):g} s)") from None
         notify("done")
     results = []
     for i in range(len(models)):

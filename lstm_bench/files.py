@@ -34,18 +34,31 @@ LIMITS_MB = {"LSTM_BENCH_MAX_ARRAY_MB": 4096, "LSTM_BENCH_MAX_JSON_MB": 64}
 _MAX_JSON_INT = 2 ** 63  # a JSON integer beyond int64 is not a count, a size or a time
 
 
-def limit_bytes(name: str) -> int:
-    """A limit of ``LIMITS_MB`` in bytes, from its environment variable when set."""
+# Time limits, in seconds, for a model that runs away (a Loop whose count is computed).
+LIMITS_S = {"LSTM_BENCH_REFERENCE_TIMEOUT_S": 600.0, "LSTM_BENCH_CALL_TIMEOUT_S": 600.0}
+
+
+def _positive_env(name: str, default: float, unit: str) -> float:
     text = os.environ.get(name)
     if text is None:
-        return LIMITS_MB[name] * 2 ** 20
+        return default
     try:
         value = float(text)
     except ValueError:
         value = -1.0
     if not (math.isfinite(value) and value > 0):
-        raise LSTMBenchError(f"{name}={text!r}: expected a positive number of MiB")
-    return int(value * 2 ** 20)
+        raise LSTMBenchError(f"{name}={text!r}: expected a positive number of {unit}")
+    return value
+
+
+def limit_bytes(name: str) -> int:
+    """A limit of ``LIMITS_MB`` in bytes, from its environment variable when set."""
+    return int(_positive_env(name, LIMITS_MB[name], "MiB") * 2 ** 20)
+
+
+def limit_seconds(name: str) -> float:
+    """A time limit of ``LIMITS_S``, from its environment variable when set."""
+    return _positive_env(name, LIMITS_S[name], "seconds")
 
 
 def _size(n: int) -> str:

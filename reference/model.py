@@ -8,7 +8,7 @@ which ignores sequence_lens, clip, input_forget and activations.
 A user's model is untrusted input: it is checked as it is read (``lstm_bench.model_limits``),
 and ``run_model`` turns every error of onnx's evaluator (shape errors, dangling outputs,
 memory) into an ``LSTMBenchError``, and stops after ``LSTM_BENCH_REFERENCE_TIMEOUT_S`` seconds
-(default ``REFERENCE_TIMEOUT_S``) with a clear message, for a Loop whose count is computed at
+(default 600, ``lstm_bench.files.LIMITS_S``) with a clear message, for a Loop whose count is computed at
 run time.
 """
 
@@ -27,7 +27,6 @@ from onnx import AttributeProto, TensorProto, numpy_helper
 from lstm_bench.errors import LSTMBenchError, first_line
 
 _LOW_FLOATS = {TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.BFLOAT16}
-REFERENCE_TIMEOUT_S = 600.0
 
 
 def load_model(model):
@@ -143,17 +142,9 @@ class _TimeLimit(BaseException):
 
 
 def _reference_timeout() -> float:
-    text = os.environ.get("LSTM_BENCH_REFERENCE_TIMEOUT_S")
-    if text is None:
-        return REFERENCE_TIMEOUT_S
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not (math.isfinite(value) and value > 0):
-        raise LSTMBenchError(f"LSTM_BENCH_REFERENCE_TIMEOUT_S={text!r}: expected a positive "
-                             "number of seconds")
-    return value
+    from lstm_bench.files import limit_seconds
+
+    return limit_seconds("LSTM_BENCH_REFERENCE_TIMEOUT_S")
 
 
 @contextlib.contextmanager

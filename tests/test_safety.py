@@ -338,6 +338,23 @@ def test_a_huge_constant_loop_is_refused_and_a_computed_one_stopped_in_time(tmp_
     assert_bad_input(result, "stopped after 2 s", "LSTM_BENCH_REFERENCE_TIMEOUT_S")
 
 
+@pytest.mark.parametrize("processes, message", [
+    ("1", "ort-cpu: opening the model and its first runs took longer than 2 s"),
+    ("2", "worker process 0 ended abruptly"),
+])
+def test_a_computed_loop_in_bench_is_stopped_by_the_call_time_limit(tmp_path, processes,
+                                                                     message):
+    """bench never runs the reference: a runtime's own native call runs the Loop, and the
+    call time limit ends it with one line and exit 2 (in a worker process too)."""
+    model = loop_model(tmp_path / "c.onnx", 10 ** 15, computed=True)
+    before = snapshot(tmp_path)
+    result = _subprocess(["bench", model, "--runtimes", "ort-cpu", "--span", "0", "--blocks", "1",
+                          "--no-calibrate", "--no-history", "--quiet", "--processes", processes],
+                         env={"LSTM_BENCH_CALL_TIMEOUT_S": "2"}, timeout=60)
+    assert_bad_input(result, message, "LSTM_BENCH_CALL_TIMEOUT_S")
+    assert snapshot(tmp_path) == before
+
+
 def _subprocess(argv, env=None, timeout=120):
     proc = subprocess.run([sys.executable, "-m", "lstm_bench.cli", *map(str, argv)],
                           capture_output=True, text=True, timeout=timeout,
