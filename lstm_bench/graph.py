@@ -254,7 +254,7 @@ def summary(model) -> dict:
     return result
 
 
-def _sizes(model) -> list[tuple[int, int, int]]:
+def layer_sizes(model) -> list[tuple[int, int, int]]:
     """(input_size, hidden_size, directions) per main-graph LSTM node, from the weights or,
     where they are only known at run time, from W's inferred shape [D, 4H, I]."""
     try:
@@ -277,6 +277,12 @@ def _sizes(model) -> list[tuple[int, int, int]]:
         return sizes
 
 
+def flops_of(sizes, batch: int, seq_len: int) -> int:
+    """Multiply-add FLOPs of LSTM layers of these ``layer_sizes``: 8*H*(I+H) per step, batch
+    and direction."""
+    return sum(8 * H * (I + H) * batch * seq_len * D for I, H, D in sizes)
+
+
 def lstm_flops(model, batch: int, seq_len: int) -> int:
-    """Multiply-add FLOPs of the model's LSTM layers: 8*H*(I+H) per step, batch and direction."""
-    return sum(8 * H * (I + H) * batch * seq_len * D for I, H, D in _sizes(model))
+    """Multiply-add FLOPs of the model's LSTM layers (see ``flops_of``)."""
+    return flops_of(layer_sizes(model), batch, seq_len)

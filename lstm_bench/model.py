@@ -79,11 +79,19 @@ class Model:
 
         return summary(self.proto)
 
-    def flops(self, batch: int, seq_len: int) -> int:
-        """Multiply-add FLOPs of the LSTM layers for one call (see ``graph.lstm_flops``)."""
-        from lstm_bench.graph import lstm_flops
+    @cached_property
+    def layer_sizes(self) -> tuple:
+        """(input_size, hidden_size, directions) per LSTM node (``graph.layer_sizes``)."""
+        from lstm_bench.graph import layer_sizes
 
-        return lstm_flops(self.proto, batch, seq_len)
+        return tuple(layer_sizes(self.proto))
+
+    def flops(self, batch: int, seq_len: int) -> int:
+        """Multiply-add FLOPs of the LSTM layers for one call (see ``graph.flops_of``): the
+        layers are read once, not at every shape of a sweep."""
+        from lstm_bench.graph import flops_of
+
+        return flops_of(self.layer_sizes, batch, seq_len)
 
 
 def as_model(source) -> Model:

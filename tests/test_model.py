@@ -73,3 +73,15 @@ def test_bench_reads_the_file_once_for_every_runtime(path, reads):
                     calibrate=False, show_progress=False)
     assert len(doc.measurements) == 6 and doc.model["sha256"]
     assert reads.count(str(path)) == 1, reads
+
+
+def test_flops_at_every_shape_read_the_layers_once(path, monkeypatch):
+    from lstm_bench import graph
+
+    calls = []
+    real = graph.lstm_nodes
+    monkeypatch.setattr(graph, "lstm_nodes", lambda proto: calls.append(1) or real(proto))
+    model = Model.load(path)
+    assert [model.flops(b, t) for b, t in ((1, 5), (2, 5), (8, 100))] == \
+        [8 * 4 * (3 + 4) * b * t * 2 for b, t in ((1, 5), (2, 5), (8, 100))]
+    assert len(calls) == 1
