@@ -8,6 +8,7 @@ earlier report is never overwritten; the folder is printed at the start and the 
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -38,6 +39,34 @@ def add_arguments(parser) -> None:
     options.add_quiet(parser)
 
 
+def check_out(out) -> Path:
+    """``--out`` checked without creating it: a folder, or one that could be made. Returns the
+    topmost folder of it that does not exist yet (None: it exists), for ``remove_run_folder``."""
+    from lstm_bench.errors import LSTMBenchError
+    from lstm_bench.files import check_writable
+
+    base = Path(out)
+    if base.exists() and not base.is_dir():
+        raise LSTMBenchError(f"--out {base}: not a directory")
+    check_writable(base / "run-x", "--out")  # its nearest existing folder takes a new folder
+    base = Path(os.path.abspath(base))  # "x/../y" names x and y, not x/..
+    missing = [p for p in (base, *base.parents) if not p.exists()]
+    return missing[-1] if missing else None
+
+
+def remove_run_folder(folder: Path, made: Path | None) -> None:
+    """Remove an empty run folder and the folders of --out that this run made (``made``:
+    ``check_out``'s answer), innermost first, keeping any that is not empty."""
+    folder = Path(os.path.abspath(folder))
+    for path in (folder, *folder.parents):
+        try:
+            path.rmdir()
+        except OSError:  # not empty (another run's), or gone: stop here
+            return
+        if made is None or path == made:
+            return
+
+
 def run_folder(out) -> Path:
     """A new folder DIR/run-YYYYmmdd-HHMMSS[-N] that no earlier run wrote into."""
     from lstm_bench.errors import LSTMBenchError
@@ -55,6 +84,18 @@ def run_folder(out) -> Path:
             raise LSTMBenchError(f"cannot create the report folder {folder}: "
                                  f"{exc.strerror or exc}") from None
     raise LSTMBenchError(f"{base}: too many runs in the same second")
+
+
+def check_seed_batches(batches) -> None:
+    """The seed's input at each batch within the size limit (``BenchModel.check_shapes`` for
+    the model that is not exported yet): a batch too large fails before the export."""
+    import numpy as np
+
+    from lstm_bench import seed
+    from lstm_bench.files import check_array_size
+
+    for batch in batches:
+        check_array_size((batch, seed.SEQ_LEN, seed.INPUT_SIZE), np.float32, f"--batch {batch}")
 
 
 def seed_exporter():
@@ -96,15 +137,21 @@ def step_verify(model_path, runtimes, folder, source=None, ort_options=None):
     return VerifySummary.of(report)
 
 
-def step_bench(model_path, args, verify, batches, threads, ort_options=None):
-    """The sweep: every batch at the model's sequence length; returns the ``BenchReport``."""
+def run_settings(args):
+    """The harness settings of the bench step (checked in ``main`` before any work)."""
     from lstm_bench.bench.harness import Settings
-    from lstm_bench.bench.runner import run_bench
 
     # max_time bounds a runtime that turns slow (torch's per-step OpenMP barrier on a busy
     # machine reached 0.4 s a call here) so that the whole run stays near a minute.
-    settings = Settings(span=args.span, min_time=args.min_time,
-                        warmup_time=min(0.05, args.min_time / 4), max_time=RUN_MAX_TIME)
+    return Settings(span=args.span, min_time=args.min_time,
+                    warmup_time=min(0.05, args.min_time / 4), max_time=RUN_MAX_TIME)
+
+
+def step_bench(model_path, args, verify, batches, threads, ort_options=None):
+    """The sweep: every batch at the model's sequence length; returns the ``BenchReport``."""
+    from lstm_bench.bench.runner import run_bench
+
+    settings = run_settings(args)
     report = run_bench(model_path, runtimes=args.runtimes, batches=batches,
                        seq_lens=(verify.inputs.get("seq_len") or SEQ_LEN,), threads_list=threads,
                        settings=settings, verify=verify, show_progress=not args.quiet,
@@ -190,6 +237,8 @@ def main(args) -> int:
     from rich.markup import escape
 
     from lstm_bench.bench import history
+    from lstm_bench.bench.machine import check_threads
+    from lstm_bench.bench.model import BenchModel
     from lstm_bench.bench.runner import pick_runtimes
     from lstm_bench.bench.terminal import make_console, print_decision
     from lstm_bench.errors import LSTMBenchError
@@ -201,13 +250,20 @@ def main(args) -> int:
     err = make_console(stderr=True)
     batches = args.batch
     threads = threads_or_default(args.threads)
+    # Bad input fails here, before any folder is made: nothing is left behind.
+    ort_options = parse_ort_options(args.ort_options)
+    check_threads(threads)
+    run_settings(args)
+    if args.model:  # readable, within the limits, with an LSTM node, feedable at each batch
+        BenchModel(args.model).check_shapes([(batch, None) for batch in batches])
+    else:
+        seed_exporter()
+        check_seed_batches(batches)
+    made = check_out(args.out)
+    # last: checking that a runtime is available loads its library (onnxruntime and OpenVINO
+    # write telemetry files into $HOME as they load), so only once all else is known good
     names = list(pick_runtimes(args.runtimes)[0]) if args.runtimes is not None else None
-    ort_options = parse_ort_options(args.ort_options)  # bad options fail before any work
-    if args.model and not Path(args.model).is_file():
-        raise LSTMBenchError(f"{args.model}: no such model file")
-    if not args.model:
-        seed_exporter()  # fail before any folder is made
-    # a bad history file fails before any work
+    # checked, not created: record() makes it once there is a result
     db = None if args.no_history else history.check_db(args.db or history.default_db(args.out))
     folder = run_folder(args.out)
     console.print(f"lstm-bench run: writing to {folder} (earlier runs are kept)", highlight=False,
@@ -222,7 +278,7 @@ def main(args) -> int:
         report, paths = pipeline(args, folder, names, batches, threads, step, ort_options)
     except BaseException as exc:
         if not any(folder.iterdir()):  # nothing written: leave no empty folder behind
-            folder.rmdir()
+            remove_run_folder(folder, made)
         else:  # say so in the folder itself: its report set is incomplete
             from lstm_bench.errors import first_line
             from lstm_bench.files import write_text

@@ -73,7 +73,9 @@ def connect(path, *, create: bool) -> sqlite3.Connection:
     try:
         if create:
             path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(str(path) if create else f"file:{path}?mode=ro", uri=not create)
+        # read-only through a URI, the path quoted so that '?', '#' or '%' in it stay a name
+        db = sqlite3.connect(str(path) if create else f"{path.absolute().as_uri()}?mode=ro",
+                             uri=not create)
         version = db.execute("PRAGMA user_version").fetchone()[0]
         if version > VERSION:
             db.close()
@@ -94,10 +96,28 @@ def connect(path, *, create: bool) -> sqlite3.Connection:
 
 
 def check_db(path) -> Path:
-    """Open (creating) the database before any measuring, so a bad path costs nothing."""
-    with closing(connect(path, create=True)):
+    """Fail before any measuring when the database could not take a result, without creating,
+    opening for writing or changing anything: on bad input a command leaves no trace, so the
+    file (and its folder) is made by ``record``, once there is a result to record.
+
+    An existing file is opened read-only and must be a history database this version reads,
+    in a folder where SQLite can write (its journal goes beside it); a missing one must be
+    creatable: its nearest existing folder writable and no file in the way.
+    """
+    from lstm_bench.files import check_writable
+
+    path = Path(path)
+    if path.is_dir():
+        raise LSTMBenchError(f"{path}: a directory, not a history database file")
+    if not path.exists() or path.stat().st_size == 0:  # SQLite makes an empty file a database
+        check_writable(path, "history database")
+        return path
+    with closing(connect(path, create=False)):
         pass
-    return Path(path)
+    if not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK | os.X_OK)):
+        raise LSTMBenchError(f"{path}: the history database is not writable (choose another "
+                             "with --db, or --no-history)")
+    return path
 
 
 def record(report, path, command: str) -> int:

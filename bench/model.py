@@ -47,6 +47,14 @@ class BenchModel:
     def flops(self, batch: int, seq_len: int) -> int:
         return self.model.flops(batch, seq_len)
 
+    def check_shapes(self, shapes) -> None:
+        """Every (batch, seq_len) of a sweep feedable and within the size limits, checked
+        without allocating, so that a bad shape fails before any runtime starts."""
+        from lstm_bench.runtimes.inputs import feed_shapes
+
+        for batch, seq_len in shapes:
+            feed_shapes(self.model.proto, batch=batch, seq_len=seq_len)
+
     def feeds(self, batch: int, seq_len: int, seed: int = 0) -> dict[str, np.ndarray]:
         """Seeded random inputs at this shape, from the generator verify uses too."""
         from lstm_bench.runtimes.inputs import make_inputs

@@ -281,9 +281,11 @@ def run_bench(model_path, *, runtimes: str | None = None, batches=(1,), seq_lens
     if inputs is not None:
         fed = fed_inputs(model, inputs)
         batches, seq_lens = [fed.batch], [fed.seq_len or 1]
+    shapes = [(b, t) for b in batches for t in seq_lens]
+    if fed is None:  # a bad shape is bad input: refused before any runtime is loaded
+        model.check_shapes(shapes)
     factories, unavailable = pick_runtimes(runtimes)
     threads_list = resolve_threads(threads_list)
-    shapes = [(b, t) for b in batches for t in seq_lens]
     (result,), load = measure_sweep([model], factories, shapes, threads_list,
                                     settings or Settings(), calibrate=calibrate,
                                     show_progress=show_progress, console=console, clock=clock,
@@ -309,9 +311,11 @@ def run_ab(base_path, new_path, *, runtimes: str | None = "ort-cpu", batches=(1,
     from lstm_bench.bench.model import BenchModel
 
     models = [BenchModel(base_path), BenchModel(new_path)]
+    shapes = [(b, t) for b in batches for t in seq_lens]
+    for model in models:  # a bad shape is bad input: refused before any runtime is loaded
+        model.check_shapes(shapes)
     factories, unavailable = pick_runtimes(runtimes)
     threads_list = resolve_threads(threads_list)
-    shapes = [(b, t) for b in batches for t in seq_lens]
     results, load = measure_sweep(models, factories, shapes,
                                   threads_list, settings or Settings(), calibrate=calibrate,
                                   show_progress=show_progress, console=console, clock=clock,

@@ -148,6 +148,7 @@ def run_streaming(model_path, *, runtimes: str | None = None, batches=(1,), chun
     with tempfile.TemporaryDirectory(prefix="lstm-bench-stream-") as folder:
         stream = streaming_model(model.model, folder)  # first: a model that cannot stream fails fast
         timed = BenchModel(stream.model)
+        timed.check_shapes(shapes)  # a bad shape fails before any runtime is loaded
         factories, unavailable = pick_runtimes(runtimes)
         wrapped = {name: (lambda factory=factory: StreamingRuntime(factory(), stream.ports))
                    for name, factory in factories.items()}

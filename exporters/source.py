@@ -12,6 +12,8 @@ Only a file that passes is moved to its final path; a failure leaves nothing the
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -239,7 +241,10 @@ def export_source(source: str | Path, out: str | Path, *, opset: int | None = No
     check_distinct({"SOURCE": source}, {"--output": out})
 
     notes = ()
-    with atomic_path(out) as tmp:  # created exclusively beside OUT; gone unless proven
+    # Built and proven in a private folder: a source that turns out bad leaves no trace beside
+    # OUT (not even a temporary file); only a proven file is copied there, atomically.
+    with tempfile.TemporaryDirectory(prefix="lstm-bench-export-") as work:
+        tmp = Path(work) / out.name
         if kind == "checkpoint":
             used, reference, feeds, expected = _export_checkpoint(source, tmp, opset, exporter)
         elif kind == "keras":
@@ -282,4 +287,9 @@ def export_source(source: str | Path, out: str | Path, *, opset: int | None = No
             raise ExportParityError(
                 f"{out}: the exported model is {max_abs:.3g} (max abs error) from "
                 f"{reference}, beyond the tolerance {tolerance}; nothing was written", result)
+        data = tmp.with_name(tmp.name + ".data")  # weights past 2 GB (torch_export.save_model)
+        for made, target in ((data, out.with_name(data.name)), (tmp, out)):
+            if made.exists():
+                with atomic_path(target) as final:  # created exclusively beside OUT
+                    shutil.copyfile(made, final)
     return result

@@ -26,12 +26,16 @@ def main(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from lstm_bench.errors import LSTMBenchError
+    from lstm_bench.files import check_writable
 
     output = Path(args.output)
     if output.suffix != ".pt":
         raise LSTMBenchError(f"{output}: the checkpoint path must end in .pt")
     if not output.parent.is_dir():
         raise LSTMBenchError(f"{output}: directory {output.parent} does not exist")
+    # both files checked before training: neither is written unless both can be
+    check_writable(output, "-o")
+    check_writable(output.with_suffix(".json"), "-o (its .json config)")
     if args.epochs < 1:
         raise LSTMBenchError(f"--epochs must be at least 1, got {args.epochs}")
     if args.threads < 1:

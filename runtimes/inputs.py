@@ -218,6 +218,32 @@ def _ragged_lengths(rng, n: int, seq_len: int, zero_length: bool) -> np.ndarray:
     return values
 
 
+def feed_shapes(model, *, batch: int = 1, seq_len: int | None = None,
+                specs=None) -> tuple[int, dict[str, tuple]]:
+    """(seq_len, {input name: shape}) of the feeds ``make_inputs`` makes, each checked against
+    the model (a fixed sequence length) and LSTM_BENCH_MAX_ARRAY_MB without allocating: a
+    command checks its whole sweep this way before any runtime starts."""
+    if not isinstance(batch, (int, np.integer)) or batch < 1:
+        raise LSTMBenchError(f"batch must be a positive integer, got {batch!r}")
+    if seq_len is not None and (not isinstance(seq_len, (int, np.integer)) or seq_len < 1):
+        raise LSTMBenchError(f"seq_len must be a positive integer, got {seq_len!r}")
+    specs = input_specs(model) if specs is None else specs
+    # A sequence axis fixed by the model (the seed: T = 100) is the seq_len unless one is given.
+    fixed_T = _fixed_seq_len(model, specs)
+    if seq_len is None:
+        seq_len = fixed_T or DEFAULT_SEQ_LEN
+    elif fixed_T and seq_len != fixed_T:
+        raise LSTMBenchError(f"the model fixes the sequence length at {fixed_T}; "
+                             f"--seq-len {seq_len} cannot be fed (leave it out)")
+    shapes = {}
+    for spec in specs:
+        shape = tuple(dim if dim is not None else (batch if role == "batch" else seq_len)
+                      for dim, role in zip(spec.dims, spec.roles))
+        check_array_size(shape, spec.dtype, f"input {spec.name!r}")  # before allocating
+        shapes[spec.name] = shape
+    return seq_len, shapes
+
+
 def make_inputs(model, *, batch: int = 1, seq_len: int | None = None, seed: int = 0,
                 value_range: tuple[float, float] = (-1.0, 1.0), ragged: bool = False,
                 zero_length: bool = False, padding: str | None = None) -> Inputs:
@@ -230,21 +256,11 @@ def make_inputs(model, *, batch: int = 1, seq_len: int | None = None, seed: int 
     padded (metadata, or ``padding`` "pre" / "post" for its token inputs), each sequence gets a
     random length and the rest is the pad value, on that side.
     """
-    if not isinstance(batch, (int, np.integer)) or batch < 1:
-        raise LSTMBenchError(f"batch must be a positive integer, got {batch!r}")
-    if seq_len is not None and (not isinstance(seq_len, (int, np.integer)) or seq_len < 1):
-        raise LSTMBenchError(f"seq_len must be a positive integer, got {seq_len!r}")
     low, high = map(float, value_range)
     if not low < high:
         raise LSTMBenchError(f"value range must have low < high, got {value_range!r}")
     specs = input_specs(model)
-    # A sequence axis fixed by the model (the seed: T = 100) is the seq_len unless one is given.
-    fixed_T = _fixed_seq_len(model, specs)
-    if seq_len is None:
-        seq_len = fixed_T or DEFAULT_SEQ_LEN
-    elif fixed_T and seq_len != fixed_T:
-        raise LSTMBenchError(f"the model fixes the sequence length at {fixed_T}; "
-                             f"--seq-len {seq_len} cannot be fed (leave it out)")
+    seq_len, shapes = feed_shapes(model, batch=batch, seq_len=seq_len, specs=specs)
     if padding is not None and padding not in PADDINGS:
         raise LSTMBenchError(f"padding must be one of {PADDINGS}, got {padding!r}")
     vocab = token_vocab(model)
@@ -254,9 +270,7 @@ def make_inputs(model, *, batch: int = 1, seq_len: int | None = None, seed: int 
     rng = np.random.default_rng(seed)
     feeds, lengths = {}, {}
     for spec in specs:
-        shape = tuple(dim if dim is not None else (batch if role == "batch" else seq_len)
-                      for dim, role in zip(spec.dims, spec.roles))
-        check_array_size(shape, spec.dtype, f"input {spec.name!r}")  # before allocating
+        shape = shapes[spec.name]
         pads = ragged and side is not None and spec.name in padded and len(shape) >= 2
         if spec.is_lengths:
             n = shape[0]
