@@ -87,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
         module = importlib.import_module(module_name)
         module.add_arguments(parser)
         args = parser.parse_args(argv[split + 1:])
+        from lstm_bench.files import check_limit_variables
+
+        check_limit_variables()  # a bad LSTM_BENCH_* limit is bad input before any work
         return int(module.main(args) or 0)
     except LSTMBenchError as exc:
         return _bad_input(top_args.command, str(exc))

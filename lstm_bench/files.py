@@ -61,6 +61,15 @@ def limit_seconds(name: str) -> float:
     return _positive_env(name, LIMITS_S[name], "seconds")
 
 
+def check_limit_variables() -> None:
+    """Every limit variable that is set must be valid: checked when a command starts, so that
+    a bad value is refused before any work rather than wherever the limit is first needed."""
+    for name in LIMITS_MB:
+        limit_bytes(name)
+    for name in LIMITS_S:
+        limit_seconds(name)
+
+
 def _size(n: int) -> str:
     return f"{n / 2 ** 30:.3g} GiB" if n >= 2 ** 30 else f"{n / 2 ** 20:.3g} MiB"
 

@@ -88,6 +88,15 @@ CASES = {
     "history no database": "history --html h.html",
     "history not a database": "history --db {m}/r.json --html h.html",
     "history html under a file": "history --db {m}/newer.sqlite --html {m}/tiny.onnx/h.html",
+    # a bad limit variable was found where the limit was first needed: after run made its
+    # folder (and exported, verified), or never when the command needed no such limit
+    "call time limit not a number": "LSTM_BENCH_CALL_TIMEOUT_S=abc run --model {m}/tiny.onnx "
+                                    "--runtimes numpy",
+    "reference time limit negative": "LSTM_BENCH_REFERENCE_TIMEOUT_S=-1 run --model "
+                                     "{m}/tiny.onnx --runtimes numpy",
+    "json size limit zero": "LSTM_BENCH_MAX_JSON_MB=0 bench {m}/tiny.onnx --runtimes numpy "
+                            "--span 0 --min-time 0 --blocks 1 --min-reps 1 --max-reps 1 "
+                            "--no-calibrate --json b.json",
     # train: the .json config was written before the .pt failed
     "train output a directory": "train -o {m}/d.pt --max-steps 1 --epochs 1",
     "train sidecar a directory": "train -o {m}/j.pt --max-steps 1 --epochs 1",
