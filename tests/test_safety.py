@@ -81,13 +81,17 @@ def test_a_failed_write_leaves_no_partial_file(tmp_path):
 
 
 def test_sigterm_during_export_leaves_nothing_behind(tmp_path):
-    """The export writes its temporary file early and proves it for seconds: SIGTERM then."""
-    out = tmp_path / "seed.onnx"
+    """The export writes its file early, in a private temporary folder, and proves it for
+    seconds: SIGTERM then."""
+    out_dir, scratch = tmp_path / "out", tmp_path / "scratch"
+    out_dir.mkdir()
+    scratch.mkdir()
     proc = subprocess.Popen([sys.executable, "-m", "lstm_bench.cli", "export", str(SHIPPED),
-                             "-o", str(out), "--exporter", "torchscript"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             "-o", str(out_dir / "seed.onnx"), "--exporter", "torchscript"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "TMPDIR": str(scratch)})
     deadline = time.monotonic() + 120
-    while not any(p.name.endswith(".partial") for p in tmp_path.iterdir()):
+    while not list(scratch.glob("lstm-bench-export-*/seed.onnx")):
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
             pytest.fail("the export never wrote its temporary file")
@@ -96,7 +100,8 @@ def test_sigterm_during_export_leaves_nothing_behind(tmp_path):
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 143, err
     assert "Traceback" not in err and "terminated" in err
-    assert os.listdir(tmp_path) == []
+    assert os.listdir(out_dir) == []
+    assert not list(scratch.glob("lstm-bench-export-*"))
 
 
 def test_files_written_get_the_users_umask_permissions(tmp_path, capsys, tiny):
