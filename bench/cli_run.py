@@ -39,7 +39,7 @@ def add_arguments(parser) -> None:
     options.add_quiet(parser)
 
 
-def check_out(out) -> Path:
+def check_out(out) -> Path | None:
     """``--out`` checked without creating it: a folder, or one that could be made. Returns the
     topmost folder of it that does not exist yet (None: it exists), for ``remove_run_folder``."""
     from lstm_bench.errors import LSTMBenchError

@@ -241,6 +241,13 @@ def feed_shapes(model, *, batch: int = 1, seq_len: int | None = None,
                       for dim, role in zip(spec.dims, spec.roles))
         check_array_size(shape, spec.dtype, f"input {spec.name!r}")  # before allocating
         shapes[spec.name] = shape
+    roles = {role for spec in specs for role in spec.roles}
+    if ("batch" not in roles and batch != 1
+            and not any(len(shape) >= 2 for shape in shapes.values())):
+        # issue 9: nothing takes it; never record it
+        raise LSTMBenchError(f"the model has no dynamic batch axis (fixed inputs: "
+                             f"{fixed_inputs(model) or [s.name for s in specs]}); --batch "
+                             f"{batch} cannot be fed (leave it out)")
     return seq_len, shapes
 
 
@@ -309,12 +316,8 @@ def make_inputs(model, *, batch: int = 1, seq_len: int | None = None, seed: int 
     roles = {role for spec in specs for role in spec.roles}
     if "batch" not in roles:  # every axis fixed: report what was fed, not what was asked
         shape = next((feeds[s.name].shape for s in specs if feeds[s.name].ndim >= 2), None)
-        if shape is not None and not fixed_T:
+        if shape is not None and not _fixed_seq_len(model, specs):
             batch, seq_len = shape[0], shape[1]
-        elif shape is None and batch != 1:  # issue 9: nothing takes it; never record it
-            raise LSTMBenchError(f"the model has no dynamic batch axis (fixed inputs: "
-                                 f"{fixed_inputs(model) or [s.name for s in specs]}); --batch "
-                                 f"{batch} cannot be fed (leave it out)")
     return Inputs(feeds, int(batch), int(seq_len), "random", seed, (low, high), lengths,
                   vocab={k: v for k, v in vocab.items() if k in feeds},
                   padding=side if ragged and lengths and side else None,
