@@ -190,7 +190,7 @@ def main(args) -> int:
     from rich.markup import escape
 
     from lstm_bench.bench import history
-    from lstm_bench.bench.runner import pick_runtimes
+    from lstm_bench.bench.runner import check_run_memory, pick_runtimes
     from lstm_bench.bench.terminal import make_console, print_decision
     from lstm_bench.errors import LSTMBenchError
     from lstm_bench.options import threads_or_default
@@ -207,6 +207,7 @@ def main(args) -> int:
         raise LSTMBenchError(f"{args.model}: no such model file")
     if not args.model:
         seed_exporter()  # fail before any folder is made
+    check_run_memory(args.model, batches, names)  # the sweep's feeds fit, before any folder
     # a bad history file fails before any work
     db = None if args.no_history else history.check_db(args.db or history.default_db(args.out))
     folder = run_folder(args.out)

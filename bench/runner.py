@@ -150,8 +150,45 @@ def check_memory(models, shapes, runtimes: int, command: str, fed=None) -> None:
             outputs.append((f"{name}outputs at {at}", runtimes * model.output_bytes(batch, seq_len)))
     size = lambda parts: size_text(sum(n for _, n in parts))  # noqa: E731
     check_total_size(feeds + outputs, f"{command}: the feeds of {len(feeds)} shape"
-                     f"{'s' * (len(feeds) > 1)} ({size(feeds)}) and the outputs its {runtimes} "
-                     f"runtime{'s' * (runtimes > 1)} keep ({size(outputs)}, estimated)")
+                     f"{'s' * (len(feeds) > 1)} ({size(feeds)}) and the outputs kept by its "
+                     f"{runtimes} runtime{'s' * (runtimes > 1)} ({size(outputs)}, estimated)")
+
+
+class SeedSizes:
+    """The seed model as ``check_memory`` sizes it before `lstm-bench run` exports it: one
+    LSTM over X [batch, SEQ_LEN, INPUT_SIZE] of float32 (``lstm_bench.seed``)."""
+
+    def __init__(self):
+        from pathlib import Path
+
+        from lstm_bench.seed import HIDDEN_SIZE, INPUT_SIZE, SEQ_LEN
+
+        self.path, self.seq_len = Path("seed.onnx"), SEQ_LEN
+        self.layer_sizes = [(INPUT_SIZE, HIDDEN_SIZE, 1)]
+
+    def feed_bytes(self, batch: int, seq_len: int) -> int:
+        return 4 * batch * seq_len * self.layer_sizes[0][0]
+
+    def output_bytes(self, batch: int, seq_len: int) -> int:
+        from lstm_bench.bench.model import output_bytes
+
+        return output_bytes(self.layer_sizes, batch, seq_len)
+
+
+def check_run_memory(model_path, batches, runtimes) -> None:
+    """`lstm-bench run`'s sweep (``batches`` at the model's sequence length) checked by
+    ``check_memory`` before its folder is made; ``model_path`` None: the seed."""
+    from lstm_bench.bench.model import BenchModel
+    from lstm_bench.runtimes.inputs import fed_seq_len
+
+    if model_path is None:
+        model = SeedSizes()
+        seq_len = model.seq_len
+    else:
+        model = BenchModel(model_path)
+        seq_len = fed_seq_len(model.proto)
+    factories, _ = pick_runtimes(runtimes)
+    check_memory([model], [(b, seq_len) for b in batches], len(factories), "run")
 
 
 def measure_models(models: list, factories: dict, shapes, threads_list, settings, *,
