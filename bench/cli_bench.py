@@ -49,6 +49,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--inputs", metavar="F.npz", default=None,
                         help="feed these arrays (as verify does) instead of random inputs; "
                              "their shape replaces --batch and --seq-len")
+    options.add_seed(parser)  # the random inputs' (recorded in the report's model.inputs_fed)
     add_timing_arguments(parser)
     parser.add_argument("--no-calibrate", action="store_true",
                         help="skip the GEMM peak measurement (no share-of-peak figures)")
@@ -120,12 +121,12 @@ def main(args) -> int:
         doc = run_streaming(args.model, runtimes=args.runtimes, batches=batches, chunks=chunks,
                             threads_list=threads, settings=settings, verify=verify,
                             calibrate=not args.no_calibrate, show_progress=not args.quiet,
-                            ort_options=ort_options)
+                            ort_options=ort_options, seed=args.seed)
     else:
         doc = run_bench(args.model, runtimes=args.runtimes, batches=batches, seq_lens=seq_lens,
                         threads_list=threads, settings=settings, verify=verify,
                         calibrate=not args.no_calibrate, show_progress=not args.quiet,
-                        ort_options=ort_options, inputs=args.inputs)
+                        ort_options=ort_options, inputs=args.inputs, seed=args.seed)
     console = make_console()
     print_report(doc, console)
     for path in write_reports(doc, json=args.json, md=args.md, html=args.html):

@@ -54,7 +54,8 @@ def _is_model(path: str) -> bool:
 def main(args) -> int:
     from rich.markup import escape
 
-    from lstm_bench.bench.compare import changes_table, compare_reports, machine_drift
+    from lstm_bench.bench.compare import (changes_table, compare_reports, inputs_differ,
+                                          machine_drift)
     from lstm_bench.bench.compare_report import write_compare_reports
     from lstm_bench.bench.report import load_json
     from lstm_bench.bench.terminal import make_console
@@ -92,7 +93,8 @@ def main(args) -> int:
     if live[0]:  # one rotation: one state of the machine
         warnings = [busy_note(new, "the live run")]
     else:
-        warnings = [machine_drift(base, new), busy_note(base, "BASE"), busy_note(new, "NEW")]
+        warnings = [machine_drift(base, new), busy_note(base, "BASE"), busy_note(new, "NEW"),
+                    inputs_differ(base, new)]
     warnings = [w for w in warnings if w]
     console = make_console()
     console.print(changes_table(changes, args.fail_above, paired=live[0]))

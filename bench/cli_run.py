@@ -239,7 +239,7 @@ def main(args) -> int:
     from lstm_bench.bench import history
     from lstm_bench.bench.machine import check_threads
     from lstm_bench.bench.model import BenchModel
-    from lstm_bench.bench.runner import pick_runtimes
+    from lstm_bench.bench.runner import check_run_memory, pick_runtimes
     from lstm_bench.bench.terminal import make_console, print_decision
     from lstm_bench.errors import LSTMBenchError
     from lstm_bench.options import threads_or_default
@@ -263,6 +263,7 @@ def main(args) -> int:
     # last: checking that a runtime is available loads its library (onnxruntime and OpenVINO
     # write telemetry files into $HOME as they load), so only once all else is known good
     names = list(pick_runtimes(args.runtimes)[0]) if args.runtimes is not None else None
+    check_run_memory(args.model, batches, names)  # the sweep's feeds fit, before any folder
     # checked, not created: record() makes it once there is a result
     db = None if args.no_history else history.check_db(args.db or history.default_db(args.out))
     folder = run_folder(args.out)

@@ -230,6 +230,29 @@ def machine_drift(base: dict, new: dict) -> str | None:
             "models live (`lstm-bench compare BASE.onnx NEW.onnx`).")
 
 
+def inputs_differ(base: dict, new: dict) -> str | None:
+    """A warning when both reports say what they were fed (``model.inputs_fed``) and it
+    differs: another seed, range or file content, or other feeds at a shape both measured."""
+    fed = [(doc.get("model") or {}).get("inputs_fed") for doc in (base, new)]
+    if not all(isinstance(f, dict) for f in fed):
+        return None
+
+    def key(f):  # a file by its content, not its path; shapes by (batch, seq_len)
+        shapes = f.get("per_shape") if isinstance(f.get("per_shape"), list) else []
+        rest = {k: v for k, v in f.items() if k != "per_shape"
+                and not (k == "source" and f.get("sha256"))}
+        return rest, {(s.get("batch"), s.get("seq_len")): s for s in shapes if isinstance(s, dict)}
+
+    (a, a_shapes), (b, b_shapes) = key(fed[0]), key(fed[1])
+    differ = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+    differ += [f"batch {k[0]} x seq_len {k[1]}" for k in a_shapes.keys() & b_shapes.keys()
+               if a_shapes[k] != b_shapes[k]]
+    if not differ:
+        return None
+    return ("the reports were fed differently (" + ", ".join(map(str, differ)) + "; see "
+            "model.inputs_fed in each): a change may come from the inputs, not the code.")
+
+
 COLUMNS = ("runtime", "batch", "seq_len", "threads", "base ms", "new ms", "change",
            "p (slower)", "blocks", "verdict")
 

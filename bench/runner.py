@@ -113,30 +113,93 @@ def fed_inputs(model, inputs):
     return load_inputs(inputs, model.proto)
 
 
-def _subject(model, inputs=None):
+def _subject(model, inputs=None, seed: int = 0):
     """A harness Subject of a BenchModel, or of a path (read here: in a worker process); with
-    ``inputs`` (an .npz), every shape gets its feeds."""
+    ``inputs`` (an .npz path, or its ``Inputs`` already read), every shape gets its feeds; else
+    seeded random feeds at each shape."""
     from lstm_bench.bench.harness import Subject
     from lstm_bench.bench.model import BenchModel
+    from lstm_bench.runtimes.inputs import Inputs
 
     if not isinstance(model, BenchModel):
         model = BenchModel(model)
-    feeds_for = model.feeds
+    feeds_for = lambda batch, seq_len: model.feeds(batch, seq_len, seed)  # noqa: E731
     if inputs is not None:
-        fed = fed_inputs(model, inputs)
-        feeds_for = lambda batch, seq_len, seed=0: fed.feeds  # noqa: E731
+        fed = inputs if isinstance(inputs, Inputs) else fed_inputs(model, inputs)
+        feeds_for = lambda batch, seq_len: fed.feeds  # noqa: E731
     return Subject(model.model, feeds_for, model.flops)
+
+
+def check_memory(models, shapes, runtimes: int, command: str, fed=None) -> None:
+    """Refuse, before any feed is made, a sweep whose feeds and outputs would exceed
+    LSTM_BENCH_MAX_FEEDS_MB. The harness holds the feeds of every shape of every model for the
+    whole sweep, and every runtime of a thread count is open at once, each keeping its outputs
+    of every shape it ran (an estimate: ``bench.model.HELD_PER_Y``). A worker process
+    (``--processes``) holds the same; its parent holds none of them. ``fed``: the ``Inputs`` of
+    ``--inputs``, the one shape's feeds."""
+    from lstm_bench.files import check_total_size, size_text
+
+    feeds, outputs = [], []
+    for model in models:
+        name = f"{model.path.name}: " if len(models) > 1 else ""
+        for batch, seq_len in shapes:
+            at = f"batch {batch} x seq_len {seq_len}"
+            feeds.append((f"{name}feeds at {at}",
+                          sum(a.nbytes for a in fed.feeds.values()) if fed is not None
+                          else model.feed_bytes(batch, seq_len)))
+            outputs.append((f"{name}outputs at {at}", runtimes * model.output_bytes(batch, seq_len)))
+    size = lambda parts: size_text(sum(n for _, n in parts))  # noqa: E731
+    check_total_size(feeds + outputs, f"{command}: the feeds of {len(feeds)} shape"
+                     f"{'s' * (len(feeds) > 1)} ({size(feeds)}) and the outputs kept by its "
+                     f"{runtimes} runtime{'s' * (runtimes > 1)} ({size(outputs)}, estimated)")
+
+
+class SeedSizes:
+    """The seed model as ``check_memory`` sizes it before `lstm-bench run` exports it: one
+    LSTM over X [batch, SEQ_LEN, INPUT_SIZE] of float32 (``lstm_bench.seed``)."""
+
+    def __init__(self):
+        from pathlib import Path
+
+        from lstm_bench.seed import HIDDEN_SIZE, INPUT_SIZE, SEQ_LEN
+
+        self.path, self.seq_len = Path("seed.onnx"), SEQ_LEN
+        self.layer_sizes = [(INPUT_SIZE, HIDDEN_SIZE, 1)]
+
+    def feed_bytes(self, batch: int, seq_len: int) -> int:
+        return 4 * batch * seq_len * self.layer_sizes[0][0]
+
+    def output_bytes(self, batch: int, seq_len: int) -> int:
+        from lstm_bench.bench.model import output_bytes
+
+        return output_bytes(self.layer_sizes, batch, seq_len)
+
+
+def check_run_memory(model_path, batches, runtimes) -> None:
+    """`lstm-bench run`'s sweep (``batches`` at the model's sequence length) checked by
+    ``check_memory`` before its folder is made; ``model_path`` None: the seed."""
+    from lstm_bench.bench.model import BenchModel
+    from lstm_bench.runtimes.inputs import fed_seq_len
+
+    if model_path is None:
+        model = SeedSizes()
+        seq_len = model.seq_len
+    else:
+        model = BenchModel(model_path)
+        seq_len = fed_seq_len(model.proto)
+    factories, _ = pick_runtimes(runtimes)
+    check_memory([model], [(b, seq_len) for b in batches], len(factories), "run")
 
 
 def measure_models(models: list, factories: dict, shapes, threads_list, settings, *,
                    peak: float | None, process: int = 0, origin: int | None = None,
                    clock=time.perf_counter_ns, on_event=None, ort_options=None,
-                   inputs=None) -> list:
+                   inputs=None, seed: int = 0) -> list:
     """``harness.sweep`` of these models (BenchModels, or paths) and runtimes (name ->
     factory); one SweepResult per model. This is what each worker process runs."""
     from lstm_bench.bench.harness import sweep
 
-    subjects = [_subject(m, inputs) for m in models]
+    subjects = [_subject(m, inputs, seed) for m in models]
     return sweep(subjects, factories, shapes, threads_list, settings,
                  clock=clock, peak_gflops=peak, on_event=on_event, process=process,
                  origin=origin, ort_options=ort_options)
@@ -151,7 +214,8 @@ def _worker(job: dict) -> list[dict]:
                              [tuple(s) for s in job["shapes"]],
                              job["threads_list"], Settings(**job["settings"]), peak=job["peak"],
                              process=job["process"], origin=job["origin"],
-                             ort_options=job["ort_options"], inputs=job["inputs"])
+                             ort_options=job["ort_options"], inputs=job["inputs"],
+                             seed=job["seed"])
     return [{"rows": [m.as_dict() for m in r.measurements], "skipped": r.skipped}
             for r in results]
 
@@ -169,7 +233,7 @@ def worker_settings(settings, processes: int):
 
 
 def measure_in_processes(models, names: list[str], shapes, threads_list, settings, *, peak,
-                         on_event=None, ort_options=None, inputs=None) -> list:
+                         on_event=None, ort_options=None, inputs=None, seed: int = 0) -> list:
     """The sweep in ``settings.processes`` fresh worker processes, one after another (as
     pyperf does: in parallel they would compete for the cores), each with its share of the
     span; a cell's blocks from every process are merged into one Measurement. A worker makes
@@ -187,6 +251,7 @@ def measure_in_processes(models, names: list[str], shapes, threads_list, setting
            "shapes": [list(s) for s in shapes], "threads_list": list(threads_list),
            "settings": worker_settings(settings, processes).as_dict(), "peak": peak,
            "ort_options": ort_options, "inputs": None if inputs is None else str(inputs),
+           "seed": seed,
            "origin": time.perf_counter_ns()}  # CLOCK_MONOTONIC: one time axis for all workers
     parts = []
     for process in range(processes):
@@ -219,11 +284,12 @@ def measure_in_processes(models, names: list[str], shapes, threads_list, setting
 
 def measure_sweep(models, factories: dict, shapes, threads_list, settings, *, calibrate: bool,
                   show_progress: bool, console=None, clock=time.perf_counter_ns,
-                  ort_options=None, inputs=None) -> tuple:
+                  ort_options=None, inputs=None, seed: int = 0) -> tuple:
     """(one SweepResult per model (BenchModels), the load averages before and after).
 
     ``factories``: runtime name -> factory; in worker processes (``settings.processes`` > 1)
-    the registry's runtimes of those names are made instead."""
+    the registry's runtimes of those names are made instead. ``inputs``: an .npz path (or,
+    in this process, its ``Inputs``); else random feeds from ``seed``."""
     from lstm_bench.bench.machine import cpu_snapshot, load_average, other_cores, peak_gflops
 
     load_before, cpu_before = load_average(), cpu_snapshot()
@@ -234,11 +300,11 @@ def measure_sweep(models, factories: dict, shapes, threads_list, settings, *, ca
         if in_process:
             results = measure_models(models, factories, shapes, threads_list, settings, peak=peak,
                                      clock=clock, on_event=display, ort_options=ort_options,
-                                     inputs=inputs)
+                                     inputs=inputs, seed=seed)
         else:
             results = measure_in_processes(models, list(factories), shapes, threads_list, settings,
                                            peak=peak, on_event=display, ort_options=ort_options,
-                                           inputs=inputs)
+                                           inputs=inputs, seed=seed)
     return results, {"before": load_before, "after": load_average(),
                      "other_cores": other_cores(cpu_before, cpu_snapshot())}
 
@@ -267,15 +333,18 @@ def resolve_threads(threads_list) -> list[int]:
 def run_bench(model_path, *, runtimes: str | None = None, batches=(1,), seq_lens=(100,),
               threads_list=(None,), settings=None, verify=None,
               calibrate: bool = True, show_progress: bool = True, console=None,
-              clock=time.perf_counter_ns, ort_options=None, inputs=None):
+              clock=time.perf_counter_ns, ort_options=None, inputs=None, seed: int = 0):
     """Measure a model and return its ``bench.report.BenchReport`` (``verify``: a
     ``VerifySummary`` to show beside the timings, or None).
 
     ``inputs``: an .npz of feeds (as for verify); its shape replaces ``batches`` x ``seq_lens``.
+    Otherwise the feeds are random, from ``seed``; the report's ``model.inputs_fed`` says which.
     """
     from lstm_bench.bench.harness import Settings
     from lstm_bench.bench.model import BenchModel
+    from lstm_bench.runtimes.inputs import describe_random
 
+    settings = settings or Settings()
     model = BenchModel(model_path)
     fed = None
     if inputs is not None:
@@ -286,17 +355,22 @@ def run_bench(model_path, *, runtimes: str | None = None, batches=(1,), seq_lens
         model.check_shapes(shapes)
     factories, unavailable = pick_runtimes(runtimes)
     threads_list = resolve_threads(threads_list)
-    (result,), load = measure_sweep([model], factories, shapes, threads_list,
-                                    settings or Settings(), calibrate=calibrate,
-                                    show_progress=show_progress, console=console, clock=clock,
-                                    ort_options=ort_options, inputs=inputs)
+    check_memory([model], shapes, len(factories), "bench", fed)
+    described = (fed.describe() if fed is not None
+                 else describe_random(model.proto, shapes, seed=seed))
+    if fed is not None:
+        # this process feeds what it read; a worker process reads the file itself
+        inputs = fed if settings.processes == 1 else inputs
+        del fed
+    (result,), load = measure_sweep([model], factories, shapes, threads_list, settings,
+                                    calibrate=calibrate, show_progress=show_progress,
+                                    console=console, clock=clock, ort_options=ort_options,
+                                    inputs=inputs, seed=seed)
     result.skipped[:0] = unavailable
     if not result.measurements:
         raise LSTMBenchError(f"{model_path}: no runtime could run the model: " + "; ".join(
             f"{s['runtime']}: {s['reason']}" for s in result.skipped))
-    info = model.info()
-    if fed is not None:
-        info["inputs_fed"] = fed.describe()
+    info = {**model.info(), "inputs_fed": described}
     return finish_document(result, model=info, threads_list=threads_list, load=load,
                            verify=verify)
 
@@ -304,11 +378,12 @@ def run_bench(model_path, *, runtimes: str | None = None, batches=(1,), seq_lens
 def run_ab(base_path, new_path, *, runtimes: str | None = "ort-cpu", batches=(1,),
            seq_lens=(100,), threads_list=(None,), settings=None, calibrate: bool = False,
            show_progress: bool = True, console=None, clock=time.perf_counter_ns,
-           ort_options=None) -> tuple:
+           ort_options=None, seed: int = 0) -> tuple:
     """Both models measured in one rotation (interleaved blocks, same processes): their two
     ``BenchReport``s (base, new)."""
     from lstm_bench.bench.harness import Settings
     from lstm_bench.bench.model import BenchModel
+    from lstm_bench.runtimes.inputs import describe_random
 
     models = [BenchModel(base_path), BenchModel(new_path)]
     shapes = [(b, t) for b in batches for t in seq_lens]
@@ -316,16 +391,18 @@ def run_ab(base_path, new_path, *, runtimes: str | None = "ort-cpu", batches=(1,
         model.check_shapes(shapes)
     factories, unavailable = pick_runtimes(runtimes)
     threads_list = resolve_threads(threads_list)
+    check_memory(models, shapes, len(factories), "compare")
+    described = [describe_random(m.proto, shapes, seed=seed) for m in models]
     results, load = measure_sweep(models, factories, shapes,
                                   threads_list, settings or Settings(), calibrate=calibrate,
                                   show_progress=show_progress, console=console, clock=clock,
-                                  ort_options=ort_options)
+                                  ort_options=ort_options, seed=seed)
     docs = []
-    for model, result in zip(models, results):
+    for model, result, fed in zip(models, results, described):
         result.skipped[:0] = unavailable
         if not result.measurements:
             raise LSTMBenchError(f"{model.path}: no runtime could run the model: " + "; ".join(
                 f"{s['runtime']}: {s['reason']}" for s in result.skipped))
-        docs.append(finish_document(result, model=model.info(), threads_list=threads_list,
-                                    load=load))
+        docs.append(finish_document(result, model={**model.info(), "inputs_fed": fed},
+                                    threads_list=threads_list, load=load))
     return docs[0], docs[1]

@@ -129,14 +129,16 @@ def streaming_measurement(m, *, stateful_variant: bool):
 def run_streaming(model_path, *, runtimes: str | None = None, batches=(1,), chunks=(1,),
                   threads_list=(None,), settings=None, verify=None,
                   calibrate: bool = True, show_progress: bool = True, console=None,
-                  clock=time.perf_counter_ns, ort_options=None):
+                  clock=time.perf_counter_ns, ort_options=None, seed: int = 0):
     """Measure the per-call latency of streaming ``model_path`` in chunks of each size in
     ``chunks`` steps, at each batch and thread count; returns the ``bench.report.BenchReport``
-    with a ``streaming`` section (in its ``extra``)."""
+    with a ``streaming`` section (in its ``extra``). The chunks are random, from ``seed``; the
+    streaming section's ``inputs_fed`` says how (for the model timed)."""
     from lstm_bench.bench.harness import Settings
     from lstm_bench.bench.model import BenchModel
-    from lstm_bench.bench.runner import (finish_document, measure_sweep, pick_runtimes,
-                                         resolve_threads)
+    from lstm_bench.bench.runner import (check_memory, finish_document, measure_sweep,
+                                         pick_runtimes, resolve_threads)
+    from lstm_bench.runtimes.inputs import describe_random
 
     settings = settings or Settings()
     if settings.processes > 1:
@@ -150,11 +152,14 @@ def run_streaming(model_path, *, runtimes: str | None = None, batches=(1,), chun
         timed = BenchModel(stream.model)
         timed.check_shapes(shapes)  # a bad shape fails before any runtime is loaded
         factories, unavailable = pick_runtimes(runtimes)
+        check_memory([timed], shapes, len(factories), "bench --streaming")
+        fed = describe_random(timed.proto, shapes, seed=seed)
         wrapped = {name: (lambda factory=factory: StreamingRuntime(factory(), stream.ports))
                    for name, factory in factories.items()}
         (result,), load = measure_sweep([timed], wrapped, shapes, threads_list, settings,
                                         calibrate=calibrate, show_progress=show_progress,
-                                        console=console, clock=clock, ort_options=ort_options)
+                                        console=console, clock=clock, ort_options=ort_options,
+                                        seed=seed)
         timed_info = timed.info()
     result.skipped[:0] = unavailable
     if not result.measurements:
@@ -162,13 +167,14 @@ def run_streaming(model_path, *, runtimes: str | None = None, batches=(1,), chun
             f"{s['runtime']}: {s['reason']}" for s in result.skipped))
     result.measurements = [streaming_measurement(m, stateful_variant=stream.stateful_variant)
                            for m in result.measurements]
-    doc = finish_document(result, model=model.info(), threads_list=threads_list, load=load,
-                          verify=verify)
+    doc = finish_document(result, model={**model.info(), "inputs_fed": fed},
+                          threads_list=threads_list, load=load, verify=verify)
     doc.extra["streaming"] = {
         "chunks": list(chunks), "measured": True, "stateful_variant": stream.stateful_variant,
         "note": stream.note, "ports": dataclasses.asdict(stream.ports),
         "timed_model": {k: timed_info[k] for k in ("sha256", "inputs", "outputs")
                         if k in timed_info},
+        "inputs_fed": fed,
     }
     return doc
 

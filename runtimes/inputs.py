@@ -35,6 +35,7 @@ from lstm_bench.errors import LSTMBenchError
 from lstm_bench.files import check_array_size
 
 DEFAULT_SEQ_LEN = 100  # the seed model's sequence length
+GENERATOR = "numpy.random.default_rng (PCG64)"  # named in the report: what the seed seeds
 _BATCH_NAME = re.compile(r"batch|^n$|^b$", re.I)
 _SEQ_NAME = re.compile(r"seq|time|step|len|^t$", re.I)
 
@@ -65,10 +66,15 @@ class Inputs:
     vocab: dict[str, int] = field(default_factory=dict)  # token inputs: rows of their embedding
     padding: str | None = None  # "pre" / "post" where ragged inputs were padded
     fixed: dict[str, list[int]] = field(default_factory=dict)  # inputs left at their default
+    distribution: dict[str, str] = field(default_factory=dict)  # random: how each was drawn
+    sha256: str | None = None  # an .npz: its content, so two reports fed alike can be told
 
     def describe(self) -> dict:
+        random = self.source == "random"
         return {"source": self.source, "batch": self.batch, "seq_len": self.seq_len,
                 "fixed_inputs": self.fixed,
+                **({"generator": GENERATOR, "distribution": self.distribution} if random
+                   else {"sha256": self.sha256}),
                 "seed": self.seed, "value_range": self.value_range, "lengths": self.lengths,
                 "vocab": self.vocab, "padding": self.padding,
                 "shapes": {k: list(v.shape) for k, v in self.feeds.items()},
@@ -218,16 +224,14 @@ def _ragged_lengths(rng, n: int, seq_len: int, zero_length: bool) -> np.ndarray:
     return values
 
 
-def feed_shapes(model, *, batch: int = 1, seq_len: int | None = None,
-                specs=None) -> tuple[int, dict[str, tuple]]:
-    """(seq_len, {input name: shape}) of the feeds ``make_inputs`` makes, each checked against
-    the model (a fixed sequence length) and LSTM_BENCH_MAX_ARRAY_MB without allocating: a
-    command checks its whole sweep this way before any runtime starts."""
+def _resolve(model, batch, seq_len):
+    """(input specs, the seq_len fed, the one the model fixes or None), the asked batch and
+    seq_len checked against the model."""
     if not isinstance(batch, (int, np.integer)) or batch < 1:
         raise LSTMBenchError(f"batch must be a positive integer, got {batch!r}")
     if seq_len is not None and (not isinstance(seq_len, (int, np.integer)) or seq_len < 1):
         raise LSTMBenchError(f"seq_len must be a positive integer, got {seq_len!r}")
-    specs = input_specs(model) if specs is None else specs
+    specs = input_specs(model)
     # A sequence axis fixed by the model (the seed: T = 100) is the seq_len unless one is given.
     fixed_T = _fixed_seq_len(model, specs)
     if seq_len is None:
@@ -235,20 +239,61 @@ def feed_shapes(model, *, batch: int = 1, seq_len: int | None = None,
     elif fixed_T and seq_len != fixed_T:
         raise LSTMBenchError(f"the model fixes the sequence length at {fixed_T}; "
                              f"--seq-len {seq_len} cannot be fed (leave it out)")
+    return specs, seq_len, fixed_T
+
+
+def fed_seq_len(model, seq_len: int | None = None) -> int:
+    """The seq_len ``make_inputs`` feeds when asked for ``seq_len`` (None: the model's own)."""
+    return _resolve(model, 1, seq_len)[1]
+
+
+def _shape(spec: InputSpec, batch: int, seq_len: int) -> tuple[int, ...]:
+    return tuple(dim if dim is not None else (batch if role == "batch" else seq_len)
+                 for dim, role in zip(spec.dims, spec.roles))
+
+
+def feed_shapes(model, *, batch: int = 1, seq_len: int | None = None) -> dict[str, tuple]:
+    """Input name -> (shape, dtype) of the feeds ``make_inputs`` makes at this batch and
+    seq_len, found without making them (each checked against LSTM_BENCH_MAX_ARRAY_MB)."""
+    specs, seq_len, _ = _resolve(model, batch, seq_len)
     shapes = {}
     for spec in specs:
-        shape = tuple(dim if dim is not None else (batch if role == "batch" else seq_len)
-                      for dim, role in zip(spec.dims, spec.roles))
-        check_array_size(shape, spec.dtype, f"input {spec.name!r}")  # before allocating
-        shapes[spec.name] = shape
-    roles = {role for spec in specs for role in spec.roles}
-    if ("batch" not in roles and batch != 1
-            and not any(len(shape) >= 2 for shape in shapes.values())):
-        # issue 9: nothing takes it; never record it
-        raise LSTMBenchError(f"the model has no dynamic batch axis (fixed inputs: "
-                             f"{fixed_inputs(model) or [s.name for s in specs]}); --batch "
-                             f"{batch} cannot be fed (leave it out)")
-    return seq_len, shapes
+        shapes[spec.name] = (_shape(spec, batch, seq_len), spec.dtype)
+        check_array_size(shapes[spec.name][0], spec.dtype, f"input {spec.name!r}")
+    return shapes
+
+
+def _rule(spec: InputSpec, vocab: dict, low: float, high: float, pads: bool,
+          pad_value: float) -> tuple:
+    """How an input's values are drawn: one decision, read by ``make_inputs`` to draw them and
+    by ``_rule_text`` to say so in the report."""
+    if spec.is_lengths:
+        return ("lengths",)
+    if np.issubdtype(spec.dtype, np.floating):
+        return ("uniform", low, high)
+    if spec.name in vocab:
+        # a padded model's real tokens avoid the pad id, or they would be masked too
+        first = 1 if pads and pad_value == 0 else 0
+        return ("tokens", first, max(vocab[spec.name], first + 1))
+    if np.issubdtype(spec.dtype, np.integer):
+        return ("integers", 0, 10)
+    if spec.dtype == np.bool_:
+        return ("bool",)
+    raise LSTMBenchError(f"input {spec.name!r} has dtype {spec.dtype}; lstm-bench makes "
+                         "random float, integer and bool inputs only (use --inputs FILE.npz)")
+
+
+def _rule_text(rule: tuple, ragged: bool, padding: str | None) -> str:
+    kind = rule[0]
+    if kind == "lengths":
+        return ("random lengths in 1..seq_len, at least one full" if ragged
+                else "seq_len for every sequence")
+    if kind == "uniform":
+        return f"uniform in [{rule[1]:g}, {rule[2]:g})"
+    if kind == "bool":
+        return "True or False, each with probability 0.5"
+    text = f"{'token ids' if kind == 'tokens' else 'integers'} uniform in {rule[1]}..{rule[2] - 1}"
+    return text + (f", {padding}-padded to random lengths" if padding else "")
 
 
 def make_inputs(model, *, batch: int = 1, seq_len: int | None = None, seed: int = 0,
@@ -266,40 +311,44 @@ def make_inputs(model, *, batch: int = 1, seq_len: int | None = None, seed: int 
     low, high = map(float, value_range)
     if not low < high:
         raise LSTMBenchError(f"value range must have low < high, got {value_range!r}")
-    specs = input_specs(model)
-    seq_len, shapes = feed_shapes(model, batch=batch, seq_len=seq_len, specs=specs)
+    specs, seq_len, fixed_T = _resolve(model, batch, seq_len)
+    shapes = {s.name: (_shape(s, batch, seq_len), s.dtype) for s in specs}
     if padding is not None and padding not in PADDINGS:
         raise LSTMBenchError(f"padding must be one of {PADDINGS}, got {padding!r}")
     vocab = token_vocab(model)
     side, pad_value, padded = _padding_metadata(model)
     if padding is not None:
         side, padded = padding, padded or set(vocab)
+    roles = {role for spec in specs for role in spec.roles}
+    first_shape = next((shape for shape, _ in shapes.values() if len(shape) >= 2), None)
+    if "batch" not in roles and first_shape is None and batch != 1:
+        # issue 9: nothing takes the batch; never record it (checked before allocating)
+        raise LSTMBenchError(f"the model has no dynamic batch axis (fixed inputs: "
+                             f"{fixed_inputs(model) or [s.name for s in specs]}); --batch "
+                             f"{batch} cannot be fed (leave it out)")
     rng = np.random.default_rng(seed)
-    feeds, lengths = {}, {}
+    feeds, lengths, drawn = {}, {}, {}
     for spec in specs:
-        shape = shapes[spec.name]
+        shape = shapes[spec.name][0]
+        check_array_size(shape, spec.dtype, f"input {spec.name!r}")  # before allocating
         pads = ragged and side is not None and spec.name in padded and len(shape) >= 2
-        if spec.is_lengths:
+        rule = _rule(spec, vocab, low, high, pads, pad_value)
+        drawn[spec.name] = _rule_text(rule, ragged, side if pads else None) + (
+            ", one of length 0" if ragged and zero_length and (pads or rule[0] == "lengths")
+            else "")
+        if rule[0] == "lengths":
             n = shape[0]
             values = (_ragged_lengths(rng, n, seq_len, zero_length) if ragged
                       else np.full(n, seq_len))
             feeds[spec.name] = values.astype(spec.dtype)
             lengths[spec.name] = feeds[spec.name].tolist()
-        elif np.issubdtype(spec.dtype, np.floating):
+        elif rule[0] == "uniform":
             feeds[spec.name] = rng.uniform(low, high, size=shape).astype(spec.dtype)
-        elif spec.name in vocab:
-            # a padded model's real tokens avoid the pad id, or they would be masked too
-            first = 1 if pads and pad_value == 0 else 0
-            feeds[spec.name] = rng.integers(first, max(vocab[spec.name], first + 1),
-                                            size=shape).astype(spec.dtype)
-        elif np.issubdtype(spec.dtype, np.integer):
-            feeds[spec.name] = rng.integers(0, 10, size=shape).astype(spec.dtype)
-        elif spec.dtype == np.bool_:
-            feeds[spec.name] = np.asarray(rng.random(size=shape) < 0.5)  # a 0-d array, not np.bool
-        else:
-            raise LSTMBenchError(f"input {spec.name!r} has dtype {spec.dtype}; lstm-bench makes "
-                                 "random float, integer and bool inputs only (use --inputs FILE.npz)")
-        if pads and spec.name in feeds:
+        elif rule[0] in ("tokens", "integers"):
+            feeds[spec.name] = rng.integers(rule[1], rule[2], size=shape).astype(spec.dtype)
+        else:  # bool: a 0-d array, not np.bool
+            feeds[spec.name] = np.asarray(rng.random(size=shape) < 0.5)
+        if pads:
             # sequences on axis 0, time on axis 1 (Keras and batch_first token inputs)
             steps = shape[1]
             n = _ragged_lengths(rng, shape[0], steps, zero_length)
@@ -313,15 +362,36 @@ def make_inputs(model, *, batch: int = 1, seq_len: int | None = None, seed: int 
         raise LSTMBenchError("--ragged needs a model with a sequence_lens input or padded "
                              "(masked) inputs; this model has neither (a token model: "
                              "make_inputs(padding='pre'|'post'), or give --inputs FILE.npz)")
-    roles = {role for spec in specs for role in spec.roles}
-    if "batch" not in roles:  # every axis fixed: report what was fed, not what was asked
-        shape = next((feeds[s.name].shape for s in specs if feeds[s.name].ndim >= 2), None)
-        if shape is not None and not _fixed_seq_len(model, specs):
-            batch, seq_len = shape[0], shape[1]
+    if "batch" not in roles and first_shape is not None and not fixed_T:
+        # every axis fixed: report what was fed, not what was asked
+        batch, seq_len = first_shape[0], first_shape[1]
     return Inputs(feeds, int(batch), int(seq_len), "random", seed, (low, high), lengths,
                   vocab={k: v for k, v in vocab.items() if k in feeds},
                   padding=side if ragged and lengths and side else None,
-                  fixed=fixed_inputs(model))
+                  fixed=fixed_inputs(model), distribution=drawn)
+
+
+def describe_random(model, shapes, *, seed: int = 0,
+                    value_range: tuple[float, float] = (-1.0, 1.0)) -> dict:
+    """What ``make_inputs`` feeds (not ragged) at each (batch, seq_len) of ``shapes``, found
+    without making the feeds: a bench report's record of its random inputs, with the keys of
+    ``Inputs.describe`` and the shapes and dtypes of every input under ``per_shape``."""
+    low, high = map(float, value_range)
+    vocab = token_vocab(model)
+    specs = input_specs(model)
+    per_shape = []
+    for batch, seq_len in shapes:
+        fed = feed_shapes(model, batch=batch, seq_len=seq_len)
+        per_shape.append({"batch": batch, "seq_len": seq_len,
+                          "shapes": {k: list(shape) for k, (shape, _) in fed.items()},
+                          "dtypes": {k: np.dtype(dtype).name for k, (_, dtype) in fed.items()}})
+    return {"source": "random", "generator": GENERATOR, "seed": seed,
+            "value_range": (low, high),
+            "distribution": {s.name: _rule_text(_rule(s, vocab, low, high, False, 0.0), False,
+                                                None) for s in specs},
+            "vocab": {k: v for k, v in vocab.items() if k in {s.name for s in specs}},
+            "ragged": False, "padding": None, "fixed_inputs": fixed_inputs(model),
+            "per_shape": per_shape}
 
 
 def _fixed_seq_len(model, specs) -> int | None:
@@ -404,4 +474,14 @@ def load_inputs(path, model) -> Inputs:
                                  f"embedding has {rows} rows (ids 0..{rows - 1})")
     return Inputs({s.name: arrays[s.name] for s in specs}, int(batch),
                   None if seq_len is None else int(seq_len), str(path), lengths=lengths,
-                  vocab=vocab, fixed=fixed_inputs(model))
+                  vocab=vocab, fixed=fixed_inputs(model), sha256=_sha256(path))
+
+
+def _sha256(path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
