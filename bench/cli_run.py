@@ -260,12 +260,12 @@ def main(args) -> int:
         seed_exporter()
         check_seed_batches(batches)
     made = check_out(args.out)
+    # checked, not created: record() makes it once there is a result
+    db = None if args.no_history else history.check_db(args.db or history.default_db(args.out))
     # last: checking that a runtime is available loads its library (onnxruntime and OpenVINO
     # write telemetry files into $HOME as they load), so only once all else is known good
     names = list(pick_runtimes(args.runtimes)[0]) if args.runtimes is not None else None
     check_run_memory(args.model, batches, names)  # the sweep's feeds fit, before any folder
-    # checked, not created: record() makes it once there is a result
-    db = None if args.no_history else history.check_db(args.db or history.default_db(args.out))
     folder = run_folder(args.out)
     console.print(f"lstm-bench run: writing to {folder} (earlier runs are kept)", highlight=False,
                   soft_wrap=True, markup=False)
