@@ -28,7 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from lstm_bench.exporters.source import ExportParityError, export_source
+    from lstm_bench.files import check_writable
 
+    check_writable(args.output, "-o")  # before the export's seconds of work, not after
     try:
         result = export_source(args.source, args.output, opset=args.opset,
                                exporter=args.exporter, trust_pickle=args.trust_pickle)
