@@ -48,7 +48,8 @@ def check_out(out) -> Path | None:
     base = Path(out)
     if base.exists() and not base.is_dir():
         raise LSTMBenchError(f"--out {base}: not a directory")
-    check_writable(base / "run-x", "--out")  # its nearest existing folder takes a new folder
+    # the run folder to come: its nearest existing folder must take a new folder
+    check_writable(base / "run-YYYYmmdd-HHMMSS", "--out")
     base = Path(os.path.abspath(base))  # "x/../y" names x and y, not x/..
     missing = [p for p in (base, *base.parents) if not p.exists()]
     return missing[-1] if missing else None

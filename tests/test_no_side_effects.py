@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from hostile import assert_bad_input, bench_report, lstm_model, run_cli, snapshot, weights_npz
+from hostile import (add_output, assert_bad_input, bench_report, lstm_model, run_cli, snapshot,
+                     weights_npz)
 
 HUGE = str(2 ** 31 - 1)  # a batch whose feeds are far above LSTM_BENCH_MAX_ARRAY_MB
 
@@ -103,6 +104,14 @@ CASES = {
     "train not .pt": "train -o seed.txt",
 }
 
+# Refused only once run has made its folder: the folders it made are removed again, so nothing
+# is left, though the working folder's modification time shows that they existed.
+# (--quiet: the steps shown on stderr before the refusal are not the error's lines.)
+REMOVED = {
+    "run deep out, refused in verify": "run --model {m}/custom.onnx --runtimes numpy --quiet "
+                                       "--out a/b/c",
+}
+
 UNWRITABLE = {  # need a folder its owner cannot write into: meaningless as root
     "bench json in a read-only folder": "bench {m}/tiny.onnx --runtimes numpy --json ro/b.json",
     "bench db in a read-only folder": "bench missing.onnx --db ro/h.sqlite",
@@ -126,6 +135,10 @@ def inputs(tmp_path_factory) -> Path:
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])
     save_model(helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "relu", [x], [y]),
                folder / "relu.onnx")
+    # passes every check run makes up front; the float64 reference refuses it in verify,
+    # once the run folder exists
+    lstm_model(folder / "custom.onnx", lambda model: add_output(
+        model, "z", [helper.make_node("Foo", ["Y_h"], ["z"], domain="example.custom")]))
     weights_npz(folder / "w.npz")
     bench_report(folder / "r.json")
     for name, data in (("garbage.onnx", b"not a model"), ("garbage.npz", b"PK not a zip"),
@@ -139,7 +152,8 @@ def inputs(tmp_path_factory) -> Path:
     return folder
 
 
-def _check_no_trace(argv: str, inputs: Path, tmp_path: Path, capsys, monkeypatch) -> None:
+def _check_no_trace(argv: str, inputs: Path, tmp_path: Path, capsys, monkeypatch,
+                    removed: bool = False) -> None:
     root = tmp_path / "root"  # everything the command could touch, snapshotted as one tree
     cwd, home, models = root / "cwd", root / "home", root / "models"
     for folder in (cwd, home):
@@ -162,6 +176,9 @@ def _check_no_trace(argv: str, inputs: Path, tmp_path: Path, capsys, monkeypatch
     try:
         assert_bad_input(run_cli(capsys, *words))
         after = snapshot(root)
+        if removed:  # the working folder's mtime alone may differ
+            before["cwd"], after["cwd"] = (tuple(v for i, v in enumerate(entry) if i != 1)
+                                           for entry in (before["cwd"], after["cwd"]))
         touched = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
         assert not touched, f"bad input left a trace: {touched}"
         assert not list(scratch.iterdir()), "temporary files were left behind"
@@ -172,6 +189,11 @@ def _check_no_trace(argv: str, inputs: Path, tmp_path: Path, capsys, monkeypatch
 @pytest.mark.parametrize("argv", list(CASES.values()), ids=list(CASES))
 def test_bad_input_leaves_no_trace(argv, inputs, tmp_path, capsys, monkeypatch):
     _check_no_trace(argv, inputs, tmp_path, capsys, monkeypatch)
+
+
+@pytest.mark.parametrize("argv", list(REMOVED.values()), ids=list(REMOVED))
+def test_a_run_refused_late_removes_its_folders(argv, inputs, tmp_path, capsys, monkeypatch):
+    _check_no_trace(argv, inputs, tmp_path, capsys, monkeypatch, removed=True)
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a read-only folder anyway")
