@@ -79,11 +79,14 @@ def settings_from(args):
 
 
 def sweep_lists(args) -> tuple[list[int], list[int], list[int]]:
-    """(batches, seq_lens, threads) from the options, the threads checked against the cores."""
+    """(batches or None, seq_lens, threads) from the options, the threads checked against the
+    cores."""
     from lstm_bench.bench.machine import check_threads
     from lstm_bench.options import threads_or_default
 
-    return list(args.batch), list(args.seq_len), check_threads(threads_or_default(args.threads))
+    # batches None (no --batch): the command's default, or the batch the model fixes
+    return (None if args.batch is None else list(args.batch), list(args.seq_len),
+            check_threads(threads_or_default(args.threads)))
 
 
 def main(args) -> int:

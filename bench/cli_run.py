@@ -90,7 +90,7 @@ def step_verify(model_path, runtimes, folder, source=None, ort_options=None):
     from lstm_bench.files import write_json
     from lstm_bench.runtimes.verify import verify
 
-    report = verify(model_path, runtimes=runtimes, batch=1, source=source,
+    report = verify(model_path, runtimes=runtimes, source=source,  # batch 1, or the model's
                     ort_options=ort_options)
     write_json(folder / "verify.json", report.to_dict())
     return VerifySummary.of(report)
@@ -108,7 +108,7 @@ def step_bench(model_path, args, verify, batches, threads, ort_options=None):
     report = run_bench(model_path, runtimes=args.runtimes, batches=batches,
                        seq_lens=(verify.inputs.get("seq_len") or SEQ_LEN,), threads_list=threads,
                        settings=settings, verify=verify, show_progress=not args.quiet,
-                       ort_options=ort_options)
+                       ort_options=ort_options, default_batches=BATCHES)
     # and the latency of streaming it, one step per call with h and c carried (bench/streaming.py)
     from lstm_bench.bench.streaming import add_streaming
 

@@ -150,7 +150,7 @@ def main(argv=None) -> int:
         parser.error(str(exc))
     results = []
     for threads in threads_list:
-        for batch in batches:
+        for batch in batches or (1,):
             for seq_len in seq_lens:
                 f = fidelity(args.model, batch=batch, seq_len=seq_len, rounds=args.rounds,
                              reps=args.reps, threads=threads, ort_options=ort_options)

@@ -193,7 +193,7 @@ def lstm_layer_check(model, folder, *, batch: int, seq_len: int | None, seed: in
                       time_axes(layer.proto, truth, inputs.batch, inputs.seq_len))
 
 
-def verify(model_path, runtimes=None, *, batch: int = 1, seq_len: int | None = None,
+def verify(model_path, runtimes=None, *, batch: int | None = None, seq_len: int | None = None,
            inputs=None, seed: int = 0, ragged: bool = False, zero_length: bool = False,
            value_range: tuple[float, float] = (-1.0, 1.0), threads: int | None = None,
            ort_options=None, streaming: bool = True, chunks: int = 3, source=None,
@@ -203,7 +203,8 @@ def verify(model_path, runtimes=None, *, batch: int = 1, seq_len: int | None = N
 
     Args:
         inputs: a path to an .npz of feeds (checked against the model), or None for seeded
-            random feeds of ``batch`` x ``seq_len`` (``ragged``: random sequence_lens in
+            random feeds of ``batch`` (None: 1, or the batch the model fixes; another is
+            refused) x ``seq_len`` (``ragged``: random sequence_lens in
             1..seq_len with one full; ``zero_length``: one of them 0).
         ort_options: ``runtimes.ort_options.OrtOptions`` for the onnxruntime-based runtimes.
         streaming: also check chunked runs against one call where the model exposes states.
@@ -221,7 +222,7 @@ def verify(model_path, runtimes=None, *, batch: int = 1, seq_len: int | None = N
 
     from lstm_bench import reference
     from lstm_bench.model import as_model
-    from lstm_bench.runtimes.inputs import load_inputs, make_inputs
+    from lstm_bench.runtimes.inputs import fit_batches, load_inputs, make_inputs
     from lstm_bench.runtimes.registry import RUNTIMES
 
     names = list(RUNTIMES) if runtimes is None else list(runtimes)
@@ -244,6 +245,8 @@ def verify(model_path, runtimes=None, *, batch: int = 1, seq_len: int | None = N
             raise LSTMBenchError("--ragged and --inputs exclude each other: the .npz holds the lengths")
         chosen = load_inputs(inputs, model.proto)
     else:
+        if batch is not None:  # refused with the model's name, as bench refuses a list
+            fit_batches(model.proto, [batch], None, where=model.path.name)
         chosen = make_inputs(model.proto, batch=batch, seq_len=seq_len, seed=seed,
                              value_range=value_range, ragged=ragged, zero_length=zero_length)
     truth = reference.run_model(model.proto, chosen.feeds)
