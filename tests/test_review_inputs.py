@@ -1,0 +1,131 @@
+"""The new-user review's input findings (2026-11-27): a batch the model cannot take, verify
+reports of another model, export guidance, onnxruntime's own log lines, the Keras proof's
+shapes. Real models throughout, tiny: one-node LSTMs built with onnx.helper."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+from hostile import assert_bad_input, run_cli
+
+from lstm_bench.exporters.weights import build_lstm_model
+from lstm_bench.spec import LSTMSpec, LSTMWeights
+
+QUICK = ["--span", "0", "--blocks", "1", "--min-time", "0", "--min-reps", "2", "--max-reps", "2",
+         "--no-calibrate", "--no-history", "--quiet"]
+
+
+def fixed_batch_model(path, batch=4, wrapper=True):
+    """A real LSTM model that takes one batch only. ``wrapper``: its input x
+    ``[batch, s0, 2]`` reaches a layout-1 LSTM through an Identity (as a fixed-batch
+    torch.export's [4, seq, 1] reaches its LSTM through a Transpose), its sequence axis named
+    ``s0`` (a name that says nothing); else X ``[seq_len, batch, 2]`` feeds the LSTM itself."""
+    spec = LSTMSpec(input_size=2, hidden_size=3, layout=1 if wrapper else 0)
+    model = build_lstm_model(LSTMWeights.random(spec, seed=2), outputs=("Y_h",))
+    x = model.graph.input[0]
+    if wrapper:
+        x.name = "x"
+        model.graph.node.insert(0, onnx.helper.make_node("Identity", ["x"], ["X"]))
+    dims = x.type.tensor_type.shape.dim
+    axis = 0 if wrapper else 1
+    dims[axis].Clear()
+    dims[axis].dim_value = batch
+    if wrapper:
+        dims[1].dim_param = "s0"
+    state = model.graph.output[0].type.tensor_type.shape.dim  # Y_h [B,D,H] or [D,B,H]
+    state[axis].Clear()
+    state[axis].dim_value = batch
+    onnx.checker.check_model(model, full_check=True)
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def fixed(tmp_path_factory):
+    return fixed_batch_model(tmp_path_factory.mktemp("fixed") / "fixed.onnx")
+
+
+# --- 1. a batch the model cannot take ------------------------------------------------------
+
+@pytest.mark.parametrize("wrapper", [True, False])
+def test_bench_refuses_a_batch_the_model_cannot_take(tmp_path, capsys, wrapper):
+    model = fixed_batch_model(tmp_path / "t.onnx", wrapper=wrapper)
+    name = "x" if wrapper else "X"
+    assert_bad_input(run_cli(capsys, "bench", model, "--runtimes", "ort-cpu", "--batch", "1,8",
+                             "--json", tmp_path / "b.json", *QUICK),
+                     f"t.onnx: input '{name}' has a fixed batch of 4; --batch 1,8 cannot be fed "
+                     "(use --batch 4)")
+    assert not (tmp_path / "b.json").exists()
+
+
+@pytest.mark.parametrize("argv", [
+    ["verify", "{m}", "--batch", "3", "--runtimes", "numpy"],
+    ["bench", "{m}", "--streaming", "--batch", "2", "--runtimes", "numpy", *QUICK],
+    ["compare", "{m}", "{m}", "--batch", "8", "--runtimes", "numpy", *QUICK[:-3], "--quiet"],
+    ["run", "--model", "{m}", "--batch", "1,4", "--runtimes", "numpy", "--out", "{out}",
+     "--no-history", "--quiet"],
+])
+def test_every_command_refuses_a_batch_the_model_cannot_take(fixed, tmp_path, capsys, argv):
+    argv = [a.format(m=fixed, out=tmp_path / "out") for a in argv]
+    line = assert_bad_input(run_cli(capsys, *argv), "has a fixed batch of 4", "use --batch 4")
+    assert "fixed.onnx" in line
+    assert not (tmp_path / "out").exists()  # run refuses before its folder
+
+
+def test_bench_defaults_take_the_models_batch_and_label_rows_with_it(fixed, tmp_path, capsys):
+    from lstm_bench.bench.model import BenchModel
+
+    rc, out, err = run_cli(capsys, "bench", fixed, "--runtimes", "ort-cpu,numpy",
+                           "--json", tmp_path / "b.json", *QUICK)
+    assert rc == 0, err
+    doc = json.loads((tmp_path / "b.json").read_text())
+    assert {r["batch"] for r in doc["results"]} == {4}
+    assert any("fixed batch of 4: measured at batch 4, not the default 1" in n
+               for n in doc["notes"])
+    assert "fixed batch of 4" in out  # the note is shown, not only stored
+    # the rows' batch is the batch of the arrays fed (the harness feeds BenchModel.feeds)
+    model = BenchModel(fixed)
+    for row in doc["results"]:
+        assert model.feeds(row["batch"], row["seq_len"])["x"].shape[:2] == (row["batch"],
+                                                                             row["seq_len"])
+    assert [s["shapes"]["x"][0] for s in doc["model"]["inputs_fed"]["per_shape"]] == [4]
+
+
+def test_a_batch_the_model_takes_is_fed_as_asked(fixed, tmp_path, capsys):
+    rc, _, err = run_cli(capsys, "bench", fixed, "--runtimes", "numpy", "--batch", "4",
+                         "--seq-len", "7", "--json", tmp_path / "b.json", *QUICK)
+    assert rc == 0, err
+    doc = json.loads((tmp_path / "b.json").read_text())
+    assert [(r["batch"], r["seq_len"]) for r in doc["results"]] == [(4, 7)]
+    assert doc["notes"] == [] or not any("fixed batch" in n for n in doc["notes"])
+
+
+def test_verify_and_make_inputs_feed_the_models_batch(fixed, tmp_path, capsys):
+    from lstm_bench.errors import LSTMBenchError
+    from lstm_bench.runtimes.inputs import make_inputs
+
+    proto = onnx.load(str(fixed))
+    made = make_inputs(proto, seq_len=9)
+    assert made.batch == 4 and made.feeds["x"].shape == (4, 9, 2)  # s0 is the sequence
+    with pytest.raises(LSTMBenchError, match="fixed batch of 4; --batch 2"):
+        make_inputs(proto, batch=2)
+    rc, _, err = run_cli(capsys, "verify", fixed, "--runtimes", "numpy", "--seq-len", "9",
+                         "--json", tmp_path / "v.json")
+    assert rc == 0, err
+    inputs = json.loads((tmp_path / "v.json").read_text())["inputs"]
+    assert inputs["batch"] == 4 and inputs["shapes"]["x"] == [4, 9, 2]
+
+
+def test_run_on_a_fixed_batch_model_uses_its_batch(fixed, tmp_path, capsys):
+    rc, out, err = run_cli(capsys, "run", "--model", fixed, "--runtimes", "numpy",
+                           "--out", tmp_path, "--span", "0", "--min-time", "0", "--no-history",
+                           "--quiet")
+    assert rc == 0, err
+    (folder,) = tmp_path.glob("run-*")
+    doc = json.loads((folder / "bench.json").read_text())
+    assert {r["batch"] for r in doc["results"]} == {4}
+    assert any("not the default 1,8,32" in n for n in doc["notes"])
+    assert json.loads((folder / "verify.json").read_text())["inputs"]["batch"] == 4
