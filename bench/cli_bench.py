@@ -55,7 +55,10 @@ def add_arguments(parser) -> None:
                         help="skip the GEMM peak measurement (no share-of-peak figures)")
     parser.add_argument("--verify-json", metavar="PATH",
                         help="a `lstm-bench verify --json` report to show beside the timings "
-                             "(the HTML then plots the error per time step)")
+                             "(the HTML then plots the error per time step); refused when "
+                             "it judged another model (its sha256 differs)")
+    parser.add_argument("--allow-different-models", action="store_true",
+                        help="use a --verify-json of a model with a different sha256")
     parser.add_argument("--json", metavar="PATH", help="write the full report (raw samples too)")
     parser.add_argument("--md", metavar="PATH", help="write a Markdown report")
     parser.add_argument("--html", metavar="PATH", help="write a self-contained HTML report")
@@ -96,7 +99,7 @@ def main(args) -> int:
     from lstm_bench.bench.runner import run_bench
     from lstm_bench.bench.terminal import make_console, print_report
     from lstm_bench.errors import LSTMBenchError
-    from lstm_bench.files import check_distinct, check_writable, read_json
+    from lstm_bench.files import check_distinct, check_writable
     from lstm_bench.runtimes.ort_options import parse_ort_options
 
     for option in ("json", "md", "html"):
@@ -109,7 +112,10 @@ def main(args) -> int:
     settings = settings_from(args)
     verify = None
     if args.verify_json:
-        verify = VerifySummary.from_verify_json(read_json(args.verify_json, "verify report"))
+        from lstm_bench.model import as_model
+
+        verify = VerifySummary.read(args.verify_json, as_model(args.model),
+                                    allow_different_models=args.allow_different_models)
     db = None if args.no_history else history.check_db(args.db or history.default_db())
     if args.streaming:  # streaming latency (bench/streaming.py)
         from lstm_bench.bench.streaming import run_streaming

@@ -55,6 +55,10 @@ def time_axes(model, truth: dict, batch: int, seq_len: int | None) -> dict[str, 
     return axes
 
 
+# What a verify report's JSON is (its "schema" key): `bench --verify-json` refuses any other file.
+SCHEMA = "lstm-bench/verify/1"
+
+
 @dataclass
 class VerifyReport:
     """Every runtime's parity with the truth, and what it was measured on."""
@@ -65,6 +69,7 @@ class VerifyReport:
     results: list[RuntimeParity] = field(default_factory=list)
     time_axes: dict[str, int] = field(default_factory=dict)
     lstm_layer: dict | None = None  # what the LSTM-layer-alone check ran on (LayerCheck.describe)
+    sha256: str | None = None  # the model file's: ties the report to the model it judged
 
     @property
     def failures(self) -> list[Failure]:
@@ -83,7 +88,9 @@ class VerifyReport:
 
     def to_dict(self) -> dict:
         return {
+            "schema": SCHEMA,
             "model": self.model,
+            "sha256": self.sha256,
             "passed": bool(self),
             "summary": self.summary,
             "inputs": self.inputs,
@@ -251,7 +258,8 @@ def verify(model_path, runtimes=None, *, batch: int | None = None, seq_len: int 
                              value_range=value_range, ragged=ragged, zero_length=zero_length)
     truth = reference.run_model(model.proto, chosen.feeds)
     axes = time_axes(model.proto, truth, chosen.batch, chosen.seq_len)
-    report = VerifyReport(str(model.path), model.summary, chosen.describe(), time_axes=axes)
+    report = VerifyReport(str(model.path), model.summary, chosen.describe(), time_axes=axes,
+                          sha256=model.sha256)
     folder = tempfile.mkdtemp(prefix="lstm-bench-")
     try:
         layer = None
