@@ -51,6 +51,7 @@ class LiveDisplay:
         self.enabled = enabled
         self.total = total
         self.rows: list = []
+        self.skips: list = []  # shown while the sweep runs; the report states them after
         self.live = None
 
     def __enter__(self):
@@ -77,19 +78,18 @@ class LiveDisplay:
     def __call__(self, kind: str, **info) -> None:
         if self.live is None:
             return
-        from rich.console import Group
-
-        from lstm_bench.bench.terminal import results_table
-
         if kind == "open":
             self.progress.update(self.task, description=f"opening {info['runtime']} "
                                  f"({info['threads']} threads)")
         elif kind == "skip":
-            self.progress.advance(self.task)
-            from rich.markup import escape
+            # in the live region, not printed: the report (or the command's one error line,
+            # when no runtime ran) says it again, so a printed line would be said twice
+            from rich.text import Text
 
-            self.console.print(f"[dim]skipped {info['runtime']}: {escape(info['reason'])}[/dim]",
-                               highlight=False)
+            self.progress.advance(self.task)
+            self.skips.append(Text(f"skipped {info['runtime']}: {info['reason']}", style="dim",
+                                   no_wrap=True, overflow="ellipsis"))
+            self._show()
         elif kind == "opened":
             self.progress.advance(self.task)
         elif kind == "timing":
@@ -100,10 +100,17 @@ class LiveDisplay:
                                  f" of {info['processes']}")
         elif kind == "result":
             self.rows.append(info["measurement"])
-            self.live.update(Group(self.progress, results_table(self.rows[-12:],
-                                                                self.console.width)))
+            self._show()
         elif kind == "done":
             self.progress.advance(self.task)
+
+    def _show(self) -> None:
+        from rich.console import Group
+
+        from lstm_bench.bench.terminal import results_table
+
+        table = [results_table(self.rows[-12:], self.console.width)] if self.rows else []
+        self.live.update(Group(self.progress, *self.skips[-4:], *table))
 
 
 def fed_inputs(model, inputs):

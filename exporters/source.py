@@ -103,8 +103,11 @@ def source_kind(source: str | Path) -> str:
 def _onnxruntime_outputs(path: Path, feeds: dict) -> list[np.ndarray]:
     import onnxruntime
 
-    try:
-        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    from lstm_bench.exporters.ort_quiet import session_options
+
+    try:  # onnxruntime's own log lines off: a failure is reported below, once
+        session = onnxruntime.InferenceSession(str(path), session_options(),
+                                               providers=["CPUExecutionProvider"])
         return session.run(None, feeds)
     except Exception as exc:  # onnxruntime's own exception types
         raise LSTMBenchError(f"onnxruntime cannot run the exported model: "

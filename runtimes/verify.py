@@ -124,7 +124,10 @@ def verify_runtime(name, model, feeds, truth, axes, *, threads=None, ort_options
             outputs = runtime.run({k: v.copy() for k, v in feeds.items()})
             runtime.synchronize()
         except Exception as exc:  # a runtime that cannot run this model is a failing runtime
-            message = f"{type(exc).__name__}: {first_line(exc)}"
+            # lstm-bench's own message names the runtime, which the row names already
+            message = (first_line(exc).removeprefix(f"{name}: ")
+                       if isinstance(exc, LSTMBenchError)
+                       else f"{type(exc).__name__}: {first_line(exc)}")
             notes = _with_explanation(runtime, model, runtime.notes())
             return RuntimeParity(name, "error", device=device, reason=message, notes=notes,
                                  settings=runtime.settings(),

@@ -20,24 +20,24 @@ QUICK = ["--span", "0", "--blocks", "1", "--min-time", "0", "--min-reps", "2", "
 
 def fixed_batch_model(path, batch=4, wrapper=True):
     """A real LSTM model that takes one batch only. ``wrapper``: its input x
-    ``[batch, s0, 2]`` reaches a layout-1 LSTM through an Identity (as a fixed-batch
-    torch.export's [4, seq, 1] reaches its LSTM through a Transpose), its sequence axis named
-    ``s0`` (a name that says nothing); else X ``[seq_len, batch, 2]`` feeds the LSTM itself."""
-    spec = LSTMSpec(input_size=2, hidden_size=3, layout=1 if wrapper else 0)
+    ``[batch, s0, 2]`` reaches the LSTM through a Transpose (as a fixed-batch torch.export's
+    [4, seq, 1] does), its sequence axis named ``s0`` (a name that says nothing); else X
+    ``[seq_len, batch, 2]`` feeds the LSTM itself."""
+    spec = LSTMSpec(input_size=2, hidden_size=3)
     model = build_lstm_model(LSTMWeights.random(spec, seed=2), outputs=("Y_h",))
     x = model.graph.input[0]
+    dims = x.type.tensor_type.shape.dim
     if wrapper:
         x.name = "x"
-        model.graph.node.insert(0, onnx.helper.make_node("Identity", ["x"], ["X"]))
-    dims = x.type.tensor_type.shape.dim
+        model.graph.node.insert(0, onnx.helper.make_node("Transpose", ["x"], ["X"],
+                                                         perm=[1, 0, 2]))
+        dims[1].dim_param = "s0"  # x: [batch, s0, 2]
     axis = 0 if wrapper else 1
     dims[axis].Clear()
     dims[axis].dim_value = batch
-    if wrapper:
-        dims[1].dim_param = "s0"
-    state = model.graph.output[0].type.tensor_type.shape.dim  # Y_h [B,D,H] or [D,B,H]
-    state[axis].Clear()
-    state[axis].dim_value = batch
+    state = model.graph.output[0].type.tensor_type.shape.dim  # Y_h [1, batch, 3]
+    state[1].Clear()
+    state[1].dim_value = batch
     onnx.checker.check_model(model, full_check=True)
     onnx.save(model, str(path))
     return path
@@ -185,3 +185,53 @@ def test_bench_refuses_a_file_that_is_not_a_verify_report(verified, tiny, tmp_pa
                        (tmp_path / "other.json", "not a verify report")):
         assert_bad_input(run_cli(capsys, "bench", tiny, "--verify-json", path, "--runtimes",
                                  "numpy", *QUICK), str(path), says)
+
+
+# --- 11. onnxruntime's own log lines; a runtime's failure said once -----------------------
+
+def layout_1(path):
+    """A real model onnxruntime's CPU LSTM refuses (layout 1), that NumPy runs."""
+    from lstm_bench.exporters.weights import export_weights
+
+    export_weights(LSTMWeights.random(LSTMSpec(2, 3, layout=1), seed=1), path)
+    return path
+
+
+def failing_at_run_time(path):
+    """A real model that onnxruntime loads but cannot run: Y_h [1, batch, 3] reshaped to
+    [2, -1] (3 values at batch 1)."""
+    from onnx import helper, numpy_helper
+
+    model = build_lstm_model(LSTMWeights.random(LSTMSpec(2, 3), seed=1), outputs=("Y_h",))
+    model.graph.initializer.append(numpy_helper.from_array(np.array([2, -1], np.int64), "shape"))
+    model.graph.node.append(helper.make_node("Reshape", ["Y_h", "shape"], ["out"]))
+    del model.graph.output[:]
+    model.graph.output.append(helper.make_tensor_value_info("out", onnx.TensorProto.FLOAT, None))
+    onnx.save(model, str(path))
+    return path
+
+
+def test_a_first_run_failure_that_ends_bench_is_one_line(tmp_path, capfd):
+    from lstm_bench.cli import main
+
+    model = failing_at_run_time(tmp_path / "bad.onnx")
+    rc = main(["bench", str(model), "--runtimes", "ort-cpu", *QUICK[:-1]])  # progress on
+    out, err = capfd.readouterr()  # file descriptors: onnxruntime's native lines too
+    assert rc == 2
+    assert len(err.strip().splitlines()) == 1, err
+    assert "ort-cpu: first run failed: [ONNXRuntimeError]" in err
+    assert "ort-cpu: ort-cpu" not in err and ":onnxruntime:" not in err and "\x1b" not in err
+
+
+def test_no_onnxruntime_log_line_from_any_onnxruntime_runtime(tmp_path, capfd):
+    from lstm_bench.cli import main
+
+    model = layout_1(tmp_path / "l1.onnx")
+    rc = main(["verify", str(model), "--runtimes", "ort-cpu,ort-cpu-int8,ort-cpu-fp16",
+               "--no-streaming"])
+    out, err = capfd.readouterr()
+    assert rc == 1  # ort-cpu and ort-cpu-fp16 refuse the model: lstm-bench says so
+    assert "FAIL ort-cpu: *: error = cannot load" in out
+    assert "FAIL ort-cpu-fp16: *: error = cannot load the transformed model" in out
+    assert "ort-cpu: cannot" not in out and "LSTMBenchError" not in out  # said once, plainly
+    assert ":onnxruntime:" not in out + err and "\x1b" not in err, err
