@@ -100,6 +100,21 @@ def source_kind(source: str | Path) -> str:
     return kind
 
 
+# A user's own torch module goes through torch.export, not through a train checkpoint.
+OWN_MODULE = ("for your own torch module, save it as a program: torch.export.save("
+              "torch.export.export(model, (x,)), \"m.pt2\"), then `lstm-bench export m.pt2 -o "
+              "m.onnx`")
+
+
+def _check_checkpoint_pair(source: Path) -> None:
+    """A .pt (or .json) is a train checkpoint only with its other half beside it; a lone .pt
+    is most often a user's own state_dict, which needs its module: say how to export that."""
+    pair = source.with_suffix(".json" if source.suffix.lower() == ".pt" else ".pt")
+    if not pair.is_file():
+        raise LSTMBenchError(f"{pair}: no such file: a .pt exports as an `lstm-bench train` "
+                             f"checkpoint (NAME.pt plus NAME.json); {OWN_MODULE}")
+
+
 def _onnxruntime_outputs(path: Path, feeds: dict) -> list[np.ndarray]:
     import onnxruntime
 
@@ -226,6 +241,8 @@ def export_source(source: str | Path, out: str | Path, *, opset: int | None = No
     kind = source_kind(source)
     if not source.is_file():
         raise LSTMBenchError(f"{source}: no such file")
+    if kind == "checkpoint":
+        _check_checkpoint_pair(source)
     if not os.access(source, os.R_OK):
         raise LSTMBenchError(f"{source}: not readable (permission denied)")
     if exporter not in EXPORTERS:

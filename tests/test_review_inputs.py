@@ -235,3 +235,17 @@ def test_no_onnxruntime_log_line_from_any_onnxruntime_runtime(tmp_path, capfd):
     assert "FAIL ort-cpu-fp16: *: error = cannot load the transformed model" in out
     assert "ort-cpu: cannot" not in out and "LSTMBenchError" not in out  # said once, plainly
     assert ":onnxruntime:" not in out + err and "\x1b" not in err, err
+
+
+# --- 7. exporting a user's own torch module --------------------------------------------------
+
+def test_a_lone_state_dict_is_told_how_to_export_its_module(tmp_path, capsys):
+    import torch
+
+    torch.save(torch.nn.LSTM(1, 4, batch_first=True).state_dict(), tmp_path / "torch_sd.pt")
+    line = assert_bad_input(run_cli(capsys, "export", tmp_path / "torch_sd.pt", "-o",
+                                    tmp_path / "x.onnx"),
+                            "torch_sd.json: no such file", "lstm-bench train",
+                            'torch.export.save(torch.export.export(model, (x,)), "m.pt2")',
+                            "`lstm-bench export m.pt2 -o m.onnx`")
+    assert line.count("\n") == 0 and not (tmp_path / "x.onnx").exists()
