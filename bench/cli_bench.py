@@ -9,7 +9,7 @@ def add_shape_arguments(parser) -> None:
     from lstm_bench import options
 
     options.add_batch(parser, many=True, default=(1,))
-    options.add_seq_len(parser, many=True, default=[100])
+    options.add_seq_len(parser, many=True, default=None)  # the model's: fixed, else 100
     options.add_threads(parser)
     options.add_ort_option(parser)
 
@@ -82,13 +82,14 @@ def settings_from(args):
 
 
 def sweep_lists(args) -> tuple[list[int], list[int], list[int]]:
-    """(batches or None, seq_lens, threads) from the options, the threads checked against the
-    cores."""
+    """(batches or None, seq_lens or None, threads) from the options, the threads checked
+    against the cores."""
     from lstm_bench.bench.machine import check_threads
     from lstm_bench.options import threads_or_default
 
-    # batches None (no --batch): the command's default, or the batch the model fixes
-    return (None if args.batch is None else list(args.batch), list(args.seq_len),
+    # None where not given: the command's default, or what the model fixes
+    return (None if args.batch is None else list(args.batch),
+            None if args.seq_len is None else list(args.seq_len),
             check_threads(threads_or_default(args.threads)))
 
 

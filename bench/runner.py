@@ -350,7 +350,7 @@ def fit_batches(model, batches, default) -> tuple[list[int], list[str]]:
     return fitted, [note] if note else []
 
 
-def run_bench(model_path, *, runtimes: str | None = None, batches=None, seq_lens=(100,),
+def run_bench(model_path, *, runtimes: str | None = None, batches=None, seq_lens=None,
               threads_list=(None,), settings=None, verify=None,
               calibrate: bool = True, show_progress: bool = True, console=None,
               clock=time.perf_counter_ns, ort_options=None, inputs=None, seed: int = 0,
@@ -360,12 +360,13 @@ def run_bench(model_path, *, runtimes: str | None = None, batches=None, seq_lens
 
     ``batches``: the sizes asked for (a model that fixes its batch refuses others), or None
     for ``default_batches`` (the model's own batch where it fixes one; a note says so).
+    ``seq_lens`` None: the model's (the length it fixes, else 100).
     ``inputs``: an .npz of feeds (as for verify); its shape replaces ``batches`` x ``seq_lens``.
     Otherwise the feeds are random, from ``seed``; the report's ``model.inputs_fed`` says which.
     """
     from lstm_bench.bench.harness import Settings
     from lstm_bench.bench.model import BenchModel
-    from lstm_bench.runtimes.inputs import describe_random
+    from lstm_bench.runtimes.inputs import describe_random, fed_seq_len
 
     settings = settings or Settings()
     model = BenchModel(model_path)
@@ -375,6 +376,7 @@ def run_bench(model_path, *, runtimes: str | None = None, batches=None, seq_lens
         batches, seq_lens = [fed.batch], [fed.seq_len or 1]
     else:
         batches, notes = fit_batches(model, batches, default_batches)
+        seq_lens = seq_lens or [fed_seq_len(model.proto)]
     factories, unavailable = pick_runtimes(runtimes)
     threads_list = resolve_threads(threads_list)
     shapes = [(b, t) for b in batches for t in seq_lens]
@@ -401,19 +403,21 @@ def run_bench(model_path, *, runtimes: str | None = None, batches=None, seq_lens
 
 
 def run_ab(base_path, new_path, *, runtimes: str | None = "ort-cpu", batches=None,
-           seq_lens=(100,), threads_list=(None,), settings=None, calibrate: bool = False,
+           seq_lens=None, threads_list=(None,), settings=None, calibrate: bool = False,
            show_progress: bool = True, console=None, clock=time.perf_counter_ns,
            ort_options=None, seed: int = 0) -> tuple:
     """Both models measured in one rotation (interleaved blocks, same processes): their two
     ``BenchReport``s (base, new). ``batches`` as in ``run_bench`` (default: 1), the same
-    for both models: the new one must take the sizes the base one is measured at."""
+    for both models: the new one must take the sizes the base one is measured at; so with
+    ``seq_lens`` (None: the base model's length)."""
     from lstm_bench.bench.harness import Settings
     from lstm_bench.bench.model import BenchModel
-    from lstm_bench.runtimes.inputs import describe_random
+    from lstm_bench.runtimes.inputs import describe_random, fed_seq_len
 
     models = [BenchModel(base_path), BenchModel(new_path)]
     batches, notes = fit_batches(models[0], batches, (1,))
     fit_batches(models[1], batches, None)  # refuses what the new model cannot take
+    seq_lens = seq_lens or [fed_seq_len(models[0].proto)]
     factories, unavailable = pick_runtimes(runtimes)
     threads_list = resolve_threads(threads_list)
     shapes = [(b, t) for b in batches for t in seq_lens]

@@ -150,7 +150,7 @@ def add_batch(parser, *, many: bool, default) -> None:
 
 def add_seq_len(parser, *, many: bool, default) -> None:
     if many:
-        shown = ",".join(map(str, default)) if default else "the model's"
+        shown = ",".join(map(str, default)) if default else "the model's, else 100"
         parser.add_argument("--seq-len", type=sizes, default=default, metavar="T,T,...",
                             help="comma list of sequence lengths for dynamic axes "
                                  f"(default: {shown})")

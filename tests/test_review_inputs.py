@@ -119,6 +119,19 @@ def test_verify_and_make_inputs_feed_the_models_batch(fixed, tmp_path, capsys):
     assert inputs["batch"] == 4 and inputs["shapes"]["x"] == [4, 9, 2]
 
 
+def test_bench_defaults_take_a_fixed_sequence_length(tmp_path, capsys):
+    model = build_lstm_model(LSTMWeights.random(LSTMSpec(2, 3), seed=1), outputs=("Y_h",))
+    steps = model.graph.input[0].type.tensor_type.shape.dim[0]  # X [seq_len, batch, 2]
+    steps.Clear()
+    steps.dim_value = 10
+    onnx.save(model, str(tmp_path / "t10.onnx"))
+    rc, _, err = run_cli(capsys, "bench", tmp_path / "t10.onnx", "--runtimes", "numpy",
+                         "--json", tmp_path / "b.json", *QUICK)
+    assert rc == 0, err  # it said "--seq-len 100 cannot be fed (leave it out)", though left out
+    rows = json.loads((tmp_path / "b.json").read_text())["results"]
+    assert [(r["batch"], r["seq_len"]) for r in rows] == [(1, 10)]
+
+
 def test_run_on_a_fixed_batch_model_uses_its_batch(fixed, tmp_path, capsys):
     rc, out, err = run_cli(capsys, "run", "--model", fixed, "--runtimes", "numpy",
                            "--out", tmp_path, "--span", "0", "--min-time", "0", "--no-history",
