@@ -132,7 +132,7 @@ def step_verify(model_path, runtimes, folder, source=None, ort_options=None):
     from lstm_bench.files import write_json
     from lstm_bench.runtimes.verify import verify
 
-    report = verify(model_path, runtimes=runtimes, batch=1, source=source,
+    report = verify(model_path, runtimes=runtimes, source=source,  # batch 1, or the model's
                     ort_options=ort_options)
     write_json(folder / "verify.json", report.to_dict())
     return VerifySummary.of(report)
@@ -156,7 +156,7 @@ def step_bench(model_path, args, verify, batches, threads, ort_options=None):
     report = run_bench(model_path, runtimes=args.runtimes, batches=batches,
                        seq_lens=(verify.inputs.get("seq_len") or SEQ_LEN,), threads_list=threads,
                        settings=settings, verify=verify, show_progress=not args.quiet,
-                       ort_options=ort_options)
+                       ort_options=ort_options, default_batches=BATCHES)
     # and the latency of streaming it, one step per call with h and c carried (bench/streaming.py)
     from lstm_bench.bench.streaming import add_streaming
 
@@ -240,7 +240,7 @@ def main(args) -> int:
     from lstm_bench.bench import history
     from lstm_bench.bench.machine import check_threads
     from lstm_bench.bench.model import BenchModel
-    from lstm_bench.bench.runner import check_run_memory, pick_runtimes
+    from lstm_bench.bench.runner import check_run_memory, fit_batches, pick_runtimes
     from lstm_bench.bench.terminal import make_console, print_decision
     from lstm_bench.errors import LSTMBenchError
     from lstm_bench.options import threads_or_default
@@ -256,10 +256,11 @@ def main(args) -> int:
     check_threads(threads)
     run_settings(args)
     if args.model:  # readable, within the limits, with an LSTM node, feedable at each batch
-        BenchModel(args.model).check_shapes([(batch, None) for batch in batches])
+        model = BenchModel(args.model)
+        model.check_shapes([(batch, None) for batch in fit_batches(model, batches, BATCHES)[0]])
     else:
         seed_exporter()
-        check_seed_batches(batches)
+        check_seed_batches(batches or BATCHES)
     made = check_out(args.out)
     # checked, not created: record() makes it once there is a result
     db = None if args.no_history else history.check_db(args.db or history.default_db(args.out))

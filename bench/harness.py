@@ -335,9 +335,11 @@ def sweep(subjects: Sequence[Subject], factories: dict, shapes: Sequence[tuple[i
                                                            ort_options)))
                             notify("opened", runtime=name, threads=threads)
                         except LSTMBenchError as exc:
+                            # the skip names the runtime: its reason does not say it again
+                            reason = str(exc).removeprefix(f"{name}: ")
                             results[i].skipped.append({"runtime": name, "threads": threads,
-                                                       "reason": str(exc)})
-                            notify("skip", runtime=name, threads=threads, reason=str(exc))
+                                                       "reason": reason})
+                            notify("skip", runtime=name, threads=threads, reason=reason)
                 # order: shape, runtime, model: the two models of a comparison run side by side
                 plan = [(s, i, o) for s in range(len(shapes)) for i, o in opened]
                 cells = [Cell(o.runtime, feeds[i][s]) for s, i, o in plan]

@@ -103,6 +103,39 @@ class VerifySummary:
     inputs: dict
     verdicts: dict[str, Verdict]
     per_step_model: str | None = None  # what the per-step errors were measured on
+    sha256: str | None = None  # the model verify judged (None: not recorded)
+
+    @classmethod
+    def read(cls, path, model, *, allow_different_models: bool = False) -> VerifySummary:
+        """From a file written by `lstm-bench verify --json`, refused (LSTMBenchError) when it
+        is not a verify report, or is one of another model than ``model`` (a
+        ``lstm_bench.model.Model``: its sha256) unless ``allow_different_models``. A verify report without the model's sha256
+        (written before verify recorded it) is refused too: nothing ties it to the model,
+        and running verify again takes seconds."""
+        from lstm_bench.runtimes.verify import SCHEMA
+
+        data = read_json(path, "verify report")
+        rerun = f"write one with `lstm-bench verify MODEL.onnx --json {path}`"
+        schema = data.get("schema") if isinstance(data, dict) else None
+        if schema != SCHEMA:
+            if isinstance(schema, str) and schema.startswith("lstm-bench/bench"):
+                raise LSTMBenchError(f"{path}: a bench report, not a verify report; {rerun}")
+            if isinstance(data, dict) and "tolerances" in data and "results" in data:
+                raise LSTMBenchError(f"{path}: a verify report that does not record which model "
+                                     f"it judged (no sha256: an older lstm-bench); run verify "
+                                     f"again: `lstm-bench verify MODEL.onnx --json {path}`")
+            raise LSTMBenchError(f"{path}: not a verify report (schema {schema!r}, expected "
+                                 f"{SCHEMA!r}); {rerun}")
+        if data.get("sha256") != model.sha256 and not allow_different_models:
+            raise LSTMBenchError(
+                f"{path}: a verify report of another model ({data.get('model')}, sha256 "
+                f"{str(data.get('sha256'))[:12]}) than {model.path} (sha256 "
+                f"{model.sha256[:12]}); verify this model, or pass --allow-different-models "
+                "to use it anyway")
+        try:
+            return cls.from_verify_json(data)
+        except LSTMBenchError as exc:
+            raise LSTMBenchError(f"{path}: {exc}") from None
 
     @classmethod
     def from_verify_json(cls, data: dict) -> VerifySummary:
@@ -137,7 +170,8 @@ class VerifySummary:
                 tol.get("atol"), tol.get("rtol"), _steps(layer_outputs) or _steps(own),
                 layer_status, layer_worst, model_ok if status not in ("skip", "error") else None)
         return cls(data.get("passed"), data.get("inputs") or {}, verdicts,
-                   "the model's LSTM layer alone, output Y" if layer_seen else None)
+                   "the model's LSTM layer alone, output Y" if layer_seen else None,
+                   data.get("sha256"))
 
     @classmethod
     def of(cls, report) -> VerifySummary:
@@ -146,6 +180,7 @@ class VerifySummary:
 
     def to_dict(self) -> dict:
         return {"passed": self.passed, "inputs": self.inputs, "per_step_model": self.per_step_model,
+                "sha256": self.sha256,
                 "runtimes": {name: asdict(v) for name, v in self.verdicts.items()}}
 
     @classmethod
@@ -164,7 +199,7 @@ class VerifySummary:
                     [{"per_step_max_abs": known["per_step_max_abs_error"]}])
             verdicts[name] = Verdict(**known)
         return cls(data.get("passed"), data.get("inputs") or {}, verdicts,
-                   data.get("per_step_model"))
+                   data.get("per_step_model"), data.get("sha256"))
 
 
 def _worst(outputs: list[dict], status: str) -> float | None:

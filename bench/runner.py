@@ -51,6 +51,7 @@ class LiveDisplay:
         self.enabled = enabled
         self.total = total
         self.rows: list = []
+        self.skips: list = []  # shown while the sweep runs; the report states them after
         self.live = None
 
     def __enter__(self):
@@ -77,19 +78,18 @@ class LiveDisplay:
     def __call__(self, kind: str, **info) -> None:
         if self.live is None:
             return
-        from rich.console import Group
-
-        from lstm_bench.bench.terminal import results_table
-
         if kind == "open":
             self.progress.update(self.task, description=f"opening {info['runtime']} "
                                  f"({info['threads']} threads)")
         elif kind == "skip":
-            self.progress.advance(self.task)
-            from rich.markup import escape
+            # in the live region, not printed: the report (or the command's one error line,
+            # when no runtime ran) says it again, so a printed line would be said twice
+            from rich.text import Text
 
-            self.console.print(f"[dim]skipped {info['runtime']}: {escape(info['reason'])}[/dim]",
-                               highlight=False)
+            self.progress.advance(self.task)
+            self.skips.append(Text(f"skipped {info['runtime']}: {info['reason']}", style="dim",
+                                   no_wrap=True, overflow="ellipsis"))
+            self._show()
         elif kind == "opened":
             self.progress.advance(self.task)
         elif kind == "timing":
@@ -100,10 +100,17 @@ class LiveDisplay:
                                  f" of {info['processes']}")
         elif kind == "result":
             self.rows.append(info["measurement"])
-            self.live.update(Group(self.progress, results_table(self.rows[-12:],
-                                                                self.console.width)))
+            self._show()
         elif kind == "done":
             self.progress.advance(self.task)
+
+    def _show(self) -> None:
+        from rich.console import Group
+
+        from lstm_bench.bench.terminal import results_table
+
+        table = [results_table(self.rows[-12:], self.console.width)] if self.rows else []
+        self.live.update(Group(self.progress, *self.skips[-4:], *table))
 
 
 def fed_inputs(model, inputs):
@@ -176,17 +183,21 @@ class SeedSizes:
 
 
 def check_run_memory(model_path, batches, runtimes) -> None:
-    """`lstm-bench run`'s sweep (``batches`` at the model's sequence length) checked by
-    ``check_memory`` before its folder is made; ``model_path`` None: the seed."""
+    """`lstm-bench run`'s sweep (``batches`` at the model's sequence length, None: run's
+    default) checked by ``check_memory`` before its folder is made, a batch the model cannot
+    take refused; ``model_path`` None: the seed."""
+    from lstm_bench.bench.cli_run import BATCHES
     from lstm_bench.bench.model import BenchModel
     from lstm_bench.runtimes.inputs import fed_seq_len
 
     if model_path is None:
         model = SeedSizes()
         seq_len = model.seq_len
+        batches = list(batches or BATCHES)
     else:
         model = BenchModel(model_path)
         seq_len = fed_seq_len(model.proto)
+        batches, _ = fit_batches(model, batches, BATCHES)
     factories, _ = pick_runtimes(runtimes)
     check_memory([model], [(b, seq_len) for b in batches], len(factories), "run")
 
@@ -330,26 +341,42 @@ def resolve_threads(threads_list) -> list[int]:
     return check_threads([t or default_threads() for t in threads_list])
 
 
-def run_bench(model_path, *, runtimes: str | None = None, batches=(1,), seq_lens=(100,),
+def fit_batches(model, batches, default) -> tuple[list[int], list[str]]:
+    """(the batch sizes to measure ``model`` (a BenchModel) at, notes): ``batches`` as asked
+    (None: ``default``), checked against a batch the model fixes (``inputs.fit_batches``)."""
+    from lstm_bench.runtimes.inputs import fit_batches as fit
+
+    fitted, note = fit(model.proto, batches, default, where=model.path.name)
+    return fitted, [note] if note else []
+
+
+def run_bench(model_path, *, runtimes: str | None = None, batches=None, seq_lens=None,
               threads_list=(None,), settings=None, verify=None,
               calibrate: bool = True, show_progress: bool = True, console=None,
-              clock=time.perf_counter_ns, ort_options=None, inputs=None, seed: int = 0):
+              clock=time.perf_counter_ns, ort_options=None, inputs=None, seed: int = 0,
+              default_batches=(1,)):
     """Measure a model and return its ``bench.report.BenchReport`` (``verify``: a
     ``VerifySummary`` to show beside the timings, or None).
 
+    ``batches``: the sizes asked for (a model that fixes its batch refuses others), or None
+    for ``default_batches`` (the model's own batch where it fixes one; a note says so).
+    ``seq_lens`` None: the model's (the length it fixes, else 100).
     ``inputs``: an .npz of feeds (as for verify); its shape replaces ``batches`` x ``seq_lens``.
     Otherwise the feeds are random, from ``seed``; the report's ``model.inputs_fed`` says which.
     """
     from lstm_bench.bench.harness import Settings
     from lstm_bench.bench.model import BenchModel
-    from lstm_bench.runtimes.inputs import describe_random
+    from lstm_bench.runtimes.inputs import describe_random, fed_seq_len
 
     settings = settings or Settings()
     model = BenchModel(model_path)
-    fed = None
+    fed, notes = None, []
     if inputs is not None:
         fed = fed_inputs(model, inputs)
         batches, seq_lens = [fed.batch], [fed.seq_len or 1]
+    else:
+        batches, notes = fit_batches(model, batches, default_batches)
+        seq_lens = seq_lens or [fed_seq_len(model.proto)]
     shapes = [(b, t) for b in batches for t in seq_lens]
     if fed is None:  # a bad shape is bad input: refused before any runtime is loaded
         model.check_shapes(shapes)
@@ -371,21 +398,28 @@ def run_bench(model_path, *, runtimes: str | None = None, batches=(1,), seq_lens
         raise LSTMBenchError(f"{model_path}: no runtime could run the model: " + "; ".join(
             f"{s['runtime']}: {s['reason']}" for s in result.skipped))
     info = {**model.info(), "inputs_fed": described}
-    return finish_document(result, model=info, threads_list=threads_list, load=load,
-                           verify=verify)
+    report = finish_document(result, model=info, threads_list=threads_list, load=load,
+                             verify=verify)
+    report.notes[:0] = notes
+    return report
 
 
-def run_ab(base_path, new_path, *, runtimes: str | None = "ort-cpu", batches=(1,),
-           seq_lens=(100,), threads_list=(None,), settings=None, calibrate: bool = False,
+def run_ab(base_path, new_path, *, runtimes: str | None = "ort-cpu", batches=None,
+           seq_lens=None, threads_list=(None,), settings=None, calibrate: bool = False,
            show_progress: bool = True, console=None, clock=time.perf_counter_ns,
            ort_options=None, seed: int = 0) -> tuple:
     """Both models measured in one rotation (interleaved blocks, same processes): their two
-    ``BenchReport``s (base, new)."""
+    ``BenchReport``s (base, new). ``batches`` as in ``run_bench`` (default: 1), the same
+    for both models: the new one must take the sizes the base one is measured at; so with
+    ``seq_lens`` (None: the base model's length)."""
     from lstm_bench.bench.harness import Settings
     from lstm_bench.bench.model import BenchModel
-    from lstm_bench.runtimes.inputs import describe_random
+    from lstm_bench.runtimes.inputs import describe_random, fed_seq_len
 
     models = [BenchModel(base_path), BenchModel(new_path)]
+    batches, notes = fit_batches(models[0], batches, (1,))
+    fit_batches(models[1], batches, None)  # refuses what the new model cannot take
+    seq_lens = seq_lens or [fed_seq_len(models[0].proto)]
     shapes = [(b, t) for b in batches for t in seq_lens]
     for model in models:  # a bad shape is bad input: refused before any runtime is loaded
         model.check_shapes(shapes)
@@ -405,4 +439,5 @@ def run_ab(base_path, new_path, *, runtimes: str | None = "ort-cpu", batches=(1,
                 f"{s['runtime']}: {s['reason']}" for s in result.skipped))
         docs.append(finish_document(result, model={**model.info(), "inputs_fed": fed},
                                     threads_list=threads_list, load=load))
+        docs[-1].notes[:0] = notes
     return docs[0], docs[1]

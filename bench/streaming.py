@@ -126,18 +126,19 @@ def streaming_measurement(m, *, stateful_variant: bool):
     })
 
 
-def run_streaming(model_path, *, runtimes: str | None = None, batches=(1,), chunks=(1,),
+def run_streaming(model_path, *, runtimes: str | None = None, batches=None, chunks=(1,),
                   threads_list=(None,), settings=None, verify=None,
                   calibrate: bool = True, show_progress: bool = True, console=None,
                   clock=time.perf_counter_ns, ort_options=None, seed: int = 0):
     """Measure the per-call latency of streaming ``model_path`` in chunks of each size in
     ``chunks`` steps, at each batch and thread count; returns the ``bench.report.BenchReport``
     with a ``streaming`` section (in its ``extra``). The chunks are random, from ``seed``; the
-    streaming section's ``inputs_fed`` says how (for the model timed)."""
+    streaming section's ``inputs_fed`` says how (for the model timed). ``batches`` as in
+    ``runner.run_bench`` (None: 1, or the batch the model fixes)."""
     from lstm_bench.bench.harness import Settings
     from lstm_bench.bench.model import BenchModel
-    from lstm_bench.bench.runner import (check_memory, finish_document, measure_sweep,
-                                         pick_runtimes, resolve_threads)
+    from lstm_bench.bench.runner import (check_memory, finish_document, fit_batches,
+                                         measure_sweep, pick_runtimes, resolve_threads)
     from lstm_bench.runtimes.inputs import describe_random
 
     settings = settings or Settings()
@@ -146,6 +147,7 @@ def run_streaming(model_path, *, runtimes: str | None = None, batches=(1,), chun
                              "runtimes wrap the registry's)")
     model = BenchModel(model_path)
     threads_list = resolve_threads(threads_list)
+    batches, notes = fit_batches(model, batches, (1,))
     shapes = [(b, c) for b in batches for c in chunks]
     with tempfile.TemporaryDirectory(prefix="lstm-bench-stream-") as folder:
         stream = streaming_model(model.model, folder)  # first: a model that cannot stream fails fast
@@ -169,6 +171,7 @@ def run_streaming(model_path, *, runtimes: str | None = None, batches=(1,), chun
                            for m in result.measurements]
     doc = finish_document(result, model={**model.info(), "inputs_fed": fed},
                           threads_list=threads_list, load=load, verify=verify)
+    doc.notes[:0] = notes
     doc.extra["streaming"] = {
         "chunks": list(chunks), "measured": True, "stateful_variant": stream.stateful_variant,
         "note": stream.note, "ports": dataclasses.asdict(stream.ports),
@@ -179,7 +182,7 @@ def run_streaming(model_path, *, runtimes: str | None = None, batches=(1,), chun
     return doc
 
 
-def add_streaming(doc, model_path, *, chunks=(1,), batches=(1,), **options):
+def add_streaming(doc, model_path, *, chunks=(1,), batches=None, **options):
     """Streaming rows of ``model_path`` (``run_streaming`` with ``options``) added to the report
     ``doc`` of a sequence bench, with its ``streaming`` section; a model that cannot be streamed
     gets the reason in the section instead (the rest of the report stands)."""

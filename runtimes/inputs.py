@@ -192,7 +192,10 @@ def input_specs(model) -> list[InputSpec]:
     for name, dtype, dims, params in raw:
         by_role = lstm_roles.get(name, ())
         roles = []
-        free = iter(("batch", "seq_len"))
+        # rule 3 in a batch-major input whose first axis is fixed: the batch is fixed, so its
+        # first symbolic axis is the sequence ([4, s0, 1] from a fixed-batch torch.export)
+        fixed_first = not by_role and len(dims) >= 2 and dims[0] is not None
+        free = iter(("seq_len",) if fixed_first else ("batch", "seq_len"))
         for axis, (dim, param) in enumerate(zip(dims, params)):
             if dim is not None:
                 roles.append(None)
@@ -224,14 +227,65 @@ def _ragged_lengths(rng, n: int, seq_len: int, zero_length: bool) -> np.ndarray:
     return values
 
 
+def fixed_batch(model, specs=None) -> tuple[str, int] | None:
+    """(what fixes it, the batch) where the model takes one batch size only; None where an
+    input has a dynamic batch axis. What fixes it: "input 'x' has a fixed batch of 4", or, for
+    a model with no batch axis at all, "the model has no dynamic batch axis (...)" (batch 1).
+
+    The batch axis of an input that feeds an LSTM node directly is the operator's (X
+    ``[T,B,I]``, or ``[B,T,I]`` with layout 1); otherwise the first axis of the first input of
+    rank 2 or more (the batch-major convention, as in ``input_specs``)."""
+    specs = input_specs(model) if specs is None else specs
+    if any("batch" in spec.roles for spec in specs):
+        return None
+    lstm_roles, _ = _lstm_roles(model)
+    candidates = [(spec, axis) for spec in specs
+                  for axis, role in enumerate(lstm_roles.get(spec.name, ())) if role == "batch"]
+    candidates += [(spec, 0) for spec in specs if len(spec.dims) >= 2]
+    for spec, axis in candidates:
+        if axis < len(spec.dims) and spec.dims[axis] is not None:
+            return f"input {spec.name!r} has a fixed batch of {spec.dims[axis]}", spec.dims[axis]
+    return (f"the model has no dynamic batch axis (fixed inputs: "
+            f"{fixed_inputs(model) or [s.name for s in specs]})"), 1
+
+
+def fit_batches(model, batches, default, *, where: str = "") -> tuple[list[int], str | None]:
+    """The batch sizes to feed ``model``: (sizes, a note or None).
+
+    ``batches``: the sizes the user asked for (``--batch``), or None for ``default``. A model
+    that takes one batch only (``fixed_batch``) refuses asked sizes it cannot take (a row
+    labelled with a batch it never ran is worse than no row); default sizes are replaced by
+    the model's own, and the note says so. ``where``: the model's name, before the messages.
+    """
+    wanted = list(default if batches is None else batches)
+    fixed = fixed_batch(model)
+    if fixed is None or wanted == [fixed[1]]:
+        return wanted, None
+    what, size = fixed
+    prefix = f"{where}: " if where else ""
+    listed = ",".join(map(str, wanted))
+    if batches is not None:
+        raise LSTMBenchError(f"{prefix}{what}; --batch {listed} cannot be fed "
+                             f"(use --batch {size})")
+    return [size], f"{prefix}{what}: measured at batch {size}, not the default {listed}"
+
+
 def _resolve(model, batch, seq_len):
-    """(input specs, the seq_len fed, the one the model fixes or None), the asked batch and
-    seq_len checked against the model."""
-    if not isinstance(batch, (int, np.integer)) or batch < 1:
+    """(input specs, the batch fed, the seq_len fed, the one the model fixes or None), the
+    asked batch (None: the model's own where it fixes one, else 1) and seq_len checked
+    against the model."""
+    if batch is not None and (not isinstance(batch, (int, np.integer)) or batch < 1):
         raise LSTMBenchError(f"batch must be a positive integer, got {batch!r}")
     if seq_len is not None and (not isinstance(seq_len, (int, np.integer)) or seq_len < 1):
         raise LSTMBenchError(f"seq_len must be a positive integer, got {seq_len!r}")
     specs = input_specs(model)
+    fixed = fixed_batch(model, specs)
+    if batch is None:
+        batch = fixed[1] if fixed else 1
+    elif fixed and batch != fixed[1]:
+        # issue 9 and review item 1: never feed another batch than the one asked and recorded
+        raise LSTMBenchError(f"{fixed[0]}; --batch {batch} cannot be fed "
+                             f"(use --batch {fixed[1]})")
     # A sequence axis fixed by the model (the seed: T = 100) is the seq_len unless one is given.
     fixed_T = _fixed_seq_len(model, specs)
     if seq_len is None:
@@ -239,12 +293,12 @@ def _resolve(model, batch, seq_len):
     elif fixed_T and seq_len != fixed_T:
         raise LSTMBenchError(f"the model fixes the sequence length at {fixed_T}; "
                              f"--seq-len {seq_len} cannot be fed (leave it out)")
-    return specs, seq_len, fixed_T
+    return specs, int(batch), seq_len, fixed_T
 
 
 def fed_seq_len(model, seq_len: int | None = None) -> int:
     """The seq_len ``make_inputs`` feeds when asked for ``seq_len`` (None: the model's own)."""
-    return _resolve(model, 1, seq_len)[1]
+    return _resolve(model, None, seq_len)[2]
 
 
 def _shape(spec: InputSpec, batch: int, seq_len: int) -> tuple[int, ...]:
@@ -252,10 +306,11 @@ def _shape(spec: InputSpec, batch: int, seq_len: int) -> tuple[int, ...]:
                  for dim, role in zip(spec.dims, spec.roles))
 
 
-def feed_shapes(model, *, batch: int = 1, seq_len: int | None = None) -> dict[str, tuple]:
+def feed_shapes(model, *, batch: int | None = None,
+                seq_len: int | None = None) -> dict[str, tuple]:
     """Input name -> (shape, dtype) of the feeds ``make_inputs`` makes at this batch and
     seq_len, found without making them (each checked against LSTM_BENCH_MAX_ARRAY_MB)."""
-    specs, seq_len, _ = _resolve(model, batch, seq_len)
+    specs, batch, seq_len, _ = _resolve(model, batch, seq_len)
     shapes = {}
     for spec in specs:
         shapes[spec.name] = (_shape(spec, batch, seq_len), spec.dtype)
@@ -296,12 +351,13 @@ def _rule_text(rule: tuple, ragged: bool, padding: str | None) -> str:
     return text + (f", {padding}-padded to random lengths" if padding else "")
 
 
-def make_inputs(model, *, batch: int = 1, seq_len: int | None = None, seed: int = 0,
+def make_inputs(model, *, batch: int | None = None, seq_len: int | None = None, seed: int = 0,
                 value_range: tuple[float, float] = (-1.0, 1.0), ragged: bool = False,
                 zero_length: bool = False, padding: str | None = None) -> Inputs:
     """Seeded random feeds for every graph input of ``model``.
 
-    Floats are uniform in ``value_range``; sequence_lens is seq_len for every sequence, or with
+    ``batch`` None: the model's own where it fixes one (``fixed_batch``), else 1; another
+    than the one it fixes is refused. Floats are uniform in ``value_range``; sequence_lens is seq_len for every sequence, or with
     ``ragged`` random lengths in 1..seq_len with at least one full sequence (and one of length 0
     with ``zero_length``). Token inputs (see ``token_vocab``) are uniform over the embedding's
     rows; other integer inputs uniform in 0..9. With ``ragged`` and a model whose inputs are
@@ -311,7 +367,7 @@ def make_inputs(model, *, batch: int = 1, seq_len: int | None = None, seed: int 
     low, high = map(float, value_range)
     if not low < high:
         raise LSTMBenchError(f"value range must have low < high, got {value_range!r}")
-    specs, seq_len, fixed_T = _resolve(model, batch, seq_len)
+    specs, batch, seq_len, fixed_T = _resolve(model, batch, seq_len)
     shapes = {s.name: (_shape(s, batch, seq_len), s.dtype) for s in specs}
     if padding is not None and padding not in PADDINGS:
         raise LSTMBenchError(f"padding must be one of {PADDINGS}, got {padding!r}")
@@ -321,11 +377,6 @@ def make_inputs(model, *, batch: int = 1, seq_len: int | None = None, seed: int 
         side, padded = padding, padded or set(vocab)
     roles = {role for spec in specs for role in spec.roles}
     first_shape = next((shape for shape, _ in shapes.values() if len(shape) >= 2), None)
-    if "batch" not in roles and first_shape is None and batch != 1:
-        # issue 9: nothing takes the batch; never record it (checked before allocating)
-        raise LSTMBenchError(f"the model has no dynamic batch axis (fixed inputs: "
-                             f"{fixed_inputs(model) or [s.name for s in specs]}); --batch "
-                             f"{batch} cannot be fed (leave it out)")
     rng = np.random.default_rng(seed)
     feeds, lengths, drawn = {}, {}, {}
     for spec in specs:
@@ -363,8 +414,8 @@ def make_inputs(model, *, batch: int = 1, seq_len: int | None = None, seed: int 
                              "(masked) inputs; this model has neither (a token model: "
                              "make_inputs(padding='pre'|'post'), or give --inputs FILE.npz)")
     if "batch" not in roles and first_shape is not None and not fixed_T:
-        # every axis fixed: report what was fed, not what was asked
-        batch, seq_len = first_shape[0], first_shape[1]
+        # the batch fixed (checked by _resolve): report the seq_len fed, not the one asked
+        seq_len = first_shape[1]
     return Inputs(feeds, int(batch), int(seq_len), "random", seed, (low, high), lengths,
                   vocab={k: v for k, v in vocab.items() if k in feeds},
                   padding=side if ragged and lengths and side else None,

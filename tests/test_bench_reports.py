@@ -179,8 +179,13 @@ def test_non_finite_errors_are_written_as_null_and_stay_failures(reports, tmp_pa
 
 
 def test_bench_takes_a_verify_report(tiny, tmp_path, capsys):
-    path = tmp_path / "verify.json"
-    path.write_text(json.dumps(verify_json()))
+    import hashlib
+
+    from lstm_bench.runtimes.verify import SCHEMA
+
+    path = tmp_path / "verify.json"  # a verify report of this model: its schema and sha256
+    path.write_text(json.dumps({**verify_json(), "schema": SCHEMA,
+                                "sha256": hashlib.sha256(tiny.read_bytes()).hexdigest()}))
     out_json = tmp_path / "b.json"
     assert main(["bench", str(tiny), "--runtimes", "ort-cpu,numpy", "--batch", "2",
                  "--seq-len", "3", *FAST, "--verify-json", str(path), "--json",
