@@ -332,9 +332,14 @@ class Calibration:
 
     @classmethod
     def from_dict(cls, doc: dict) -> Calibration:
-        return cls(doc.get("threads"), int(doc.get("size") or 0),
-                   tuple(float(r) for r in doc.get("block_gflops") or ()),
-                   bool(doc.get("threads_set", True)), doc.get("fewer_threads_peak"))
+        """Read back from a report; what is not a number of the right kind is dropped."""
+        from lstm_bench.bench.stats import rate
+
+        threads, size, rates = doc.get("threads"), doc.get("size"), doc.get("block_gflops")
+        return cls(threads if isinstance(threads, int) and not isinstance(threads, bool)
+                   else None, size if isinstance(size, int) and not isinstance(size, bool) else 0,
+                   tuple(r for r in map(rate, rates if isinstance(rates, list) else ()) if r),
+                   doc.get("threads_set") is not False, rate(doc.get("fewer_threads_peak")))
 
     @staticmethod
     def merge(parts) -> list[Calibration]:
@@ -365,8 +370,8 @@ def calibration_text(calibrations) -> str:
         rate = f"{c.peak_gflops:.0f} GFLOP/s" if c.peak_gflops else "none"
         flag = "" if c.problem is None else " (unreliable: no % peak)"
         parts.append(f"{rate} at {c.threads} thread{'s' * (c.threads != 1)}{flag}")
-    return (f"float32 GEMM peak (best of the {calibrations[0].size}-square GEMM blocks spread "
-            f"through the run) " + ", ".join(parts))
+    size = calibrations[0].size
+    return f"float32 GEMM peak ({size}x{size}, best block): " + ", ".join(parts)
 
 
 def calibration_notes(calibrations) -> list[str]:

@@ -296,11 +296,19 @@ class Measurement:
                    threads=row.get("threads"), samples_ns=tuple(int(s) for s in row["samples_ns"]),
                    device=row.get("device", "cpu"), flops=row.get("flops"),
                    # a row of this version says its own peak (None: no reliable one)
-                   peak_gflops=row["peak_gflops"] if "peak_gflops" in row else peak_gflops,
+                   peak_gflops=rate(row["peak_gflops"] if "peak_gflops" in row else peak_gflops),
                    cold=row.get("cold_start_ms"),
                    peak_memory_mb=row.get("peak_memory_mb"),
                    blocks=tuple(Block.from_dict(b) for b in row.get("blocks") or ()),
                    extra={k: v for k, v in row.items() if k not in known})
+
+
+def rate(value) -> float | None:
+    """A positive finite number read from a report, else None (a hand-edited file may hold
+    anything)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) and value > 0 else None
 
 
 def merge(parts: list[Measurement]) -> Measurement:
