@@ -52,7 +52,8 @@ def add_arguments(parser) -> None:
     options.add_seed(parser)  # the random inputs' (recorded in the report's model.inputs_fed)
     add_timing_arguments(parser)
     parser.add_argument("--no-calibrate", action="store_true",
-                        help="skip the GEMM peak measurement (no share-of-peak figures)")
+                        help="skip the GEMM peak calibration timed in the rotation (no "
+                             "share-of-peak figures)")
     parser.add_argument("--verify-json", metavar="PATH",
                         help="a `lstm-bench verify --json` report to show beside the timings "
                              "(the HTML then plots the error per time step); refused when "

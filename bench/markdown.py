@@ -54,6 +54,16 @@ def verify_rows(verify) -> list[list[str]]:
             for v in verify.verdicts.values()]
 
 
+def peak_text(report) -> str:
+    """The GEMM peak per thread count (``bench.machine.calibration_text``); a report of an
+    older version has one peak."""
+    from lstm_bench.bench.machine import calibration_text
+
+    if report.calibrations or report.peak_gflops is None:
+        return calibration_text(report.calibrations)
+    return f"float32 GEMM peak {fmt(report.peak_gflops, '.0f')} GFLOP/s"
+
+
 def machine_line(report) -> str:
     m = report.machine
     libs = m.get("libraries", {})
@@ -64,7 +74,7 @@ def machine_line(report) -> str:
     if load.get("other_cores") is not None:
         load_text += f"; other processes used {load['other_cores']:.2f} cores meanwhile"
     return (f"{m.get('cpu', '?')}, {m.get('usable_cores', '?')} cores; "
-            f"float32 GEMM peak {fmt(report.peak_gflops, '.0f')} GFLOP/s; {lib_text}; "
+            f"{peak_text(report)}; {lib_text}; "
             f"commit {m.get('git_commit') or 'unknown'}{load_text}")
 
 
