@@ -42,15 +42,14 @@ def series_table(series, width: int):
     from rich.table import Table
     from rich.text import Text
 
-    from lstm_bench.bench.decision import plural, shape_label
-    from lstm_bench.bench.terminal import WIDE
+    from lstm_bench.bench.decision import shape_label
+    from lstm_bench.bench.terminal import WIDE, ms_text
 
     many_threads = len({s.key[7] for s in series}) > 1
 
     def heading(key):
         shape, threads = key
-        return shape_label(shape, short=True) + (f", {plural(threads, 'thread')}"
-                                                 if many_threads else "")
+        return shape_label(shape, short=True) + (f" thr={threads}" if many_threads else "")
 
     groups: dict[tuple, list] = {}
     for s in series:
@@ -73,8 +72,8 @@ def series_table(series, width: int):
             changes = ", ".join(f"#{p.run_id} {p.change.change_pct:+.0f}%" for p in flagged[-2:])
             if len(flagged) > 2:
                 changes = "... " + changes
-            cells = [str(len(s.points)), f"{first.stats.median:.4g}",
-                     f"{last.stats.median:.4g}", changes or "none"]
+            cells = [str(len(s.points)), ms_text(first.stats.median),
+                     ms_text(last.stats.median), changes or "none"]
             if width >= WIDE:
                 cells.append((s.points[-1].git_commit or "?")[:12])
             style = "red" if any(p.change.regression for p in flagged) else None

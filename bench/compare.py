@@ -303,8 +303,8 @@ def changes_table(changes: list[Change], width: int = 80):
     from rich.table import Table
     from rich.text import Text  # a runtime name from a user's file is shown as written
 
-    from lstm_bench.bench.decision import plural, shape_label
-    from lstm_bench.bench.terminal import WIDE
+    from lstm_bench.bench.decision import shape_label
+    from lstm_bench.bench.terminal import WIDE, ms_text
 
     groups: dict[tuple, list[Change]] = {}
     for c in changes:
@@ -313,8 +313,7 @@ def changes_table(changes: list[Change], width: int = 80):
 
     def heading(key):
         shape, threads = key
-        return shape_label(shape, short=True) + (f", {plural(threads, 'thread')}"
-                                                 if many_threads else "")
+        return shape_label(shape, short=True) + (f" thr={threads}" if many_threads else "")
 
     labels = [c.key[0] for c in changes] + [heading(k) for k in groups]
     # two spaces between columns (not bench's three): seven columns in 80
@@ -330,7 +329,8 @@ def changes_table(changes: list[Change], width: int = 80):
         table.add_row(Text(heading(key), style="bold"), *[""] * len(columns), "")
         for c in groups[key]:
             cells = dict(zip(CELLS, cells_of(c)))
-            cells.update({"p slower": p_short(c.p_slower), "p faster": p_short(c.p_faster)})
+            cells.update({"p slower": p_short(c.p_slower), "p faster": p_short(c.p_faster),
+                          "base ms": ms_text(c.base_median_ms), "new ms": ms_text(c.new_median_ms)})
             table.add_row(Text(c.key[0]), *(cells[col] for col in columns), c.verdict,
                           style=STYLES.get(c.verdict))
     return table

@@ -85,6 +85,17 @@ def num(value) -> str:
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
 
 
+def ms_text(value) -> str:
+    """A latency in 7 characters at most: 4 figures where they fit (0.06276, 1.343), else 3
+    (0.00417, 8.3e-05), whole above a second (12,345)."""
+    if value is None:
+        return "–"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    text = f"{value:.4g}"
+    return text if len(text) <= 7 else f"{value:.3g}"
+
+
 def short_number(value) -> str:
     return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
 
