@@ -132,3 +132,21 @@ def test_captions_say_median_of_block_medians():
     for text in (md, page, out):
         assert "median of the block medians" in text and "over the blocks" in text
         assert "raw samples" not in text and "median of the samples" not in text
+
+
+def test_compare_files_show_both_p_values_and_the_threshold():
+    from lstm_bench.bench.compare import compare_reports
+    from lstm_bench.bench.compare_report import render_html, render_markdown as compare_md
+
+    def doc(factor):
+        return {**report(row("ort-cpu", 1.0 * factor, 0.02), row("numpy", 2.0, 0.02)).to_dict(),
+                "model": {"path": "m.onnx", "sha256": "ab" * 32}, "machine": {"cpu": "x"}}
+
+    changes = compare_reports(doc(1.0), doc(1.2))
+    context = dict(base="a.json", new="b.json", fail_above=5.0)
+    md = compare_md(changes, **context)
+    (header,) = [line for line in md.splitlines() if line.startswith("| runtime")]
+    assert "| p slower | p faster |" in header and "p (slower)" not in header
+    assert "a verdict needs p < 0.01 in the direction of the change" in md
+    page = render_html(changes, **context)
+    assert "<th>p slower</th><th>p faster</th>" in page and "p &lt; 0.01" in page
