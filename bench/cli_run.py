@@ -191,8 +191,8 @@ def main(args) -> int:
 
     from lstm_bench.bench import history
     from lstm_bench.bench.runner import check_run_memory, pick_runtimes
-    from lstm_bench.bench.terminal import make_console, print_decision, print_lines, \
-        print_paths, print_recorded
+    from lstm_bench.bench.terminal import make_console, print_decision, print_paths, \
+        print_recorded
     from lstm_bench.errors import LSTMBenchError
     from lstm_bench.options import threads_or_default
     from lstm_bench.runtimes.ort_options import parse_ort_options
@@ -212,8 +212,9 @@ def main(args) -> int:
     # a bad history file fails before any work
     db = None if args.no_history else history.check_db(args.db or history.default_db(args.out))
     folder = run_folder(args.out)
-    print_lines(console, [f"lstm-bench run: writing to {folder} (earlier runs are kept)"],
-                indent=0)
+    # one line, first: scripts read the folder from it (its paths follow, one a line, at the end)
+    console.print(f"lstm-bench run: writing to {folder} (earlier runs are kept)", highlight=False,
+                  soft_wrap=True, markup=False)
 
     def step(number, text):
         if not args.quiet:
