@@ -12,6 +12,7 @@ otherwise the output gets no per-step error (Y_h, a classifier's [batch, 1]).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -22,6 +23,7 @@ from lstm_bench.model import Model
 from lstm_bench.runtimes.base import first_line
 from lstm_bench.runtimes.inputs import Inputs
 from lstm_bench.runtimes.parity import RuntimeParity, compare, runtime_precision
+from lstm_bench.runtimes.sensitivity import Float32Floor
 
 
 def time_axes(model, truth: dict, batch: int, seq_len: int | None) -> dict[str, int]:
@@ -97,11 +99,12 @@ class VerifyReport:
 
 
 def verify_runtime(name, model, feeds, truth, axes, *, threads=None, ort_options=None,
-                   streaming=True, chunks=3) -> RuntimeParity:
+                   streaming=True, chunks=3, floor=None) -> RuntimeParity:
     """One runtime (a registry name or an unopened runtime) on ``model`` (a
     ``lstm_bench.model.Model`` or a path): skip with its reason, error with the message, or
     compare and stream. A failing or erroring runtime's notes say which of the model's LSTM
-    features it refuses, ignores or runs elsewhere (``runtime.lstm_support``)."""
+    features it refuses, ignores or runs elsewhere (``runtime.lstm_support``). ``floor``: the
+    model's ``runtimes.sensitivity.Float32Floor`` on these feeds (None: the table alone)."""
     from lstm_bench.model import as_model
     from lstm_bench.runtimes.registry import get_runtime
 
@@ -123,7 +126,7 @@ def verify_runtime(name, model, feeds, truth, axes, *, threads=None, ort_options
                                  settings=runtime.settings(),
                                  errors=[Failure(name, "*", "error", message, None)])
         precision = runtime_precision(runtime, outputs)
-        result = compare(name, outputs, truth, precision, axes)
+        result = compare(name, outputs, truth, precision, axes, floor)
         result.device = device
         result.settings = runtime.settings()
         result.notes = runtime.notes()
@@ -160,6 +163,10 @@ class LayerCheck:
 
     def describe(self) -> dict:
         return {"label": self.label, "detail": self.detail, **self.inputs.describe()}
+
+    @functools.cached_property
+    def floor(self) -> Float32Floor:
+        return Float32Floor(self.model, self.inputs.feeds, self.truth, self.axes)
 
 
 def lstm_layer_check(model, folder, *, batch: int, seq_len: int | None, seed: int = 0,
@@ -248,6 +255,7 @@ def verify(model_path, runtimes=None, *, batch: int = 1, seq_len: int | None = N
                              value_range=value_range, ragged=ragged, zero_length=zero_length)
     truth = reference.run_model(model.proto, chosen.feeds)
     axes = time_axes(model.proto, truth, chosen.batch, chosen.seq_len)
+    floor = Float32Floor(model, chosen.feeds, truth, axes)
     report = VerifyReport(str(model.path), model.summary, chosen.describe(), time_axes=axes)
     folder = tempfile.mkdtemp(prefix="lstm-bench-")
     try:
@@ -261,12 +269,13 @@ def verify(model_path, runtimes=None, *, batch: int = 1, seq_len: int | None = N
                                          for name, axis in layer.axes.items()})
         for name in names + extra:
             result = verify_runtime(name, model, chosen.feeds, truth, axes, threads=threads,
-                                    ort_options=ort_options, streaming=streaming, chunks=chunks)
+                                    ort_options=ort_options, streaming=streaming, chunks=chunks,
+                                    floor=floor)
             if layer is not None and result.status in ("pass", "fail") and name in RUNTIMES:
                 result.add_lstm_layer(verify_runtime(
                     name, layer.model, layer.inputs.feeds, layer.truth, layer.axes,
-                    threads=threads, ort_options=ort_options, streaming=False),
-                    layer.label, layer.detail)
+                    threads=threads, ort_options=ort_options, streaming=False,
+                    floor=layer.floor), layer.label, layer.detail)
             report.results.append(result)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
