@@ -99,7 +99,8 @@ def main(args) -> int:
     from lstm_bench.bench import history
     from lstm_bench.bench.report import VerifySummary, write_reports
     from lstm_bench.bench.runner import run_bench
-    from lstm_bench.bench.terminal import make_console, print_report
+    from lstm_bench.bench.terminal import make_console, print_paths, print_recorded, \
+        print_report
     from lstm_bench.errors import LSTMBenchError
     from lstm_bench.files import check_distinct, check_writable
     from lstm_bench.runtimes.ort_options import parse_ort_options
@@ -140,10 +141,7 @@ def main(args) -> int:
                         ort_options=ort_options, inputs=args.inputs, seed=args.seed)
     console = make_console()
     print_report(doc, console)
-    for path in write_reports(doc, json=args.json, md=args.md, html=args.html):
-        console.print(f"wrote {path}", highlight=False, soft_wrap=True, markup=False)
+    print_paths(console, "wrote", write_reports(doc, json=args.json, md=args.md, html=args.html))
     if db is not None:
-        run_id = history.record(doc, db, "bench")
-        console.print(f"recorded as run #{run_id} in {db} (lstm-bench history --db {db})",
-                      highlight=False, soft_wrap=True, markup=False)
+        print_recorded(console, history.record(doc, db, "bench"), db)
     return 0

@@ -191,7 +191,8 @@ def main(args) -> int:
 
     from lstm_bench.bench import history
     from lstm_bench.bench.runner import check_run_memory, pick_runtimes
-    from lstm_bench.bench.terminal import make_console, print_decision
+    from lstm_bench.bench.terminal import make_console, print_decision, print_paths, \
+        print_recorded
     from lstm_bench.errors import LSTMBenchError
     from lstm_bench.options import threads_or_default
     from lstm_bench.runtimes.ort_options import parse_ort_options
@@ -211,6 +212,7 @@ def main(args) -> int:
     # a bad history file fails before any work
     db = None if args.no_history else history.check_db(args.db or history.default_db(args.out))
     folder = run_folder(args.out)
+    # one line, first: scripts read the folder from it (its paths follow, one a line, at the end)
     console.print(f"lstm-bench run: writing to {folder} (earlier runs are kept)", highlight=False,
                   soft_wrap=True, markup=False)
 
@@ -238,12 +240,9 @@ def main(args) -> int:
     print_decision(report, console)
     console.print()
     console.print(summary_table(report))
-    console.print("reports: " + ", ".join(str(p) for p in paths)
-                  + f", {folder / 'verify.json'}", highlight=False, soft_wrap=True, markup=False)
+    print_paths(console, "reports:", [*paths, folder / "verify.json"])
     if db is not None:
-        run_id = history.record(report, db, "run")
-        console.print(f"recorded as run #{run_id} in {db} (see: lstm-bench history --db {db})",
-                      highlight=False, soft_wrap=True, markup=False)
+        print_recorded(console, history.record(report, db, "run"), db)
     console.print(f"done in {time.perf_counter() - started:.1f} s", highlight=False)
     failed = [v.runtime for v in report.verify.verdicts.values() if v.failed]
     if failed:
