@@ -52,7 +52,8 @@ def add_arguments(parser) -> None:
     options.add_seed(parser)  # the random inputs' (recorded in the report's model.inputs_fed)
     add_timing_arguments(parser)
     parser.add_argument("--no-calibrate", action="store_true",
-                        help="skip the GEMM peak measurement (no share-of-peak figures)")
+                        help="skip the GEMM peak calibration timed in the rotation (no "
+                             "share-of-peak figures)")
     parser.add_argument("--verify-json", metavar="PATH",
                         help="a `lstm-bench verify --json` report to show beside the timings "
                              "(the HTML then plots the error per time step); refused when "
@@ -98,7 +99,8 @@ def main(args) -> int:
     from lstm_bench.bench import history
     from lstm_bench.bench.report import VerifySummary, write_reports
     from lstm_bench.bench.runner import run_bench
-    from lstm_bench.bench.terminal import make_console, print_report
+    from lstm_bench.bench.terminal import make_console, print_paths, print_recorded, \
+        print_report
     from lstm_bench.errors import LSTMBenchError
     from lstm_bench.files import check_distinct, check_writable
     from lstm_bench.runtimes.ort_options import parse_ort_options
@@ -139,10 +141,7 @@ def main(args) -> int:
                         ort_options=ort_options, inputs=args.inputs, seed=args.seed)
     console = make_console()
     print_report(doc, console)
-    for path in write_reports(doc, json=args.json, md=args.md, html=args.html):
-        console.print(f"wrote {path}", highlight=False, soft_wrap=True, markup=False)
+    print_paths(console, "wrote", write_reports(doc, json=args.json, md=args.md, html=args.html))
     if db is not None:
-        run_id = history.record(doc, db, "bench")
-        console.print(f"recorded as run #{run_id} in {db} (lstm-bench history --db {db})",
-                      highlight=False, soft_wrap=True, markup=False)
+        print_recorded(console, history.record(doc, db, "bench"), db)
     return 0

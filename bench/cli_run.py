@@ -241,7 +241,8 @@ def main(args) -> int:
     from lstm_bench.bench.machine import check_threads
     from lstm_bench.bench.model import BenchModel
     from lstm_bench.bench.runner import check_run_memory, fit_batches, pick_runtimes
-    from lstm_bench.bench.terminal import make_console, print_decision
+    from lstm_bench.bench.terminal import make_console, print_decision, print_paths, \
+        print_recorded
     from lstm_bench.errors import LSTMBenchError
     from lstm_bench.options import threads_or_default
     from lstm_bench.runtimes.ort_options import parse_ort_options
@@ -269,6 +270,7 @@ def main(args) -> int:
     names = list(pick_runtimes(args.runtimes)[0]) if args.runtimes is not None else None
     check_run_memory(args.model, batches, names)  # the sweep's feeds fit, before any folder
     folder = run_folder(args.out)
+    # one line, first: scripts read the folder from it (its paths follow, one a line, at the end)
     console.print(f"lstm-bench run: writing to {folder} (earlier runs are kept)", highlight=False,
                   soft_wrap=True, markup=False)
 
@@ -296,12 +298,9 @@ def main(args) -> int:
     print_decision(report, console)
     console.print()
     console.print(summary_table(report))
-    console.print("reports: " + ", ".join(str(p) for p in paths)
-                  + f", {folder / 'verify.json'}", highlight=False, soft_wrap=True, markup=False)
+    print_paths(console, "reports:", [*paths, folder / "verify.json"])
     if db is not None:
-        run_id = history.record(report, db, "run")
-        console.print(f"recorded as run #{run_id} in {db} (see: lstm-bench history --db {db})",
-                      highlight=False, soft_wrap=True, markup=False)
+        print_recorded(console, history.record(report, db, "run"), db)
     console.print(f"done in {time.perf_counter() - started:.1f} s", highlight=False)
     failed = [v.runtime for v in report.verify.verdicts.values() if v.failed]
     if failed:

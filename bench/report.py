@@ -4,8 +4,11 @@ A ``BenchReport`` holds the ``Measurement`` objects of a sweep, typed, until a r
 (``bench.terminal``, ``bench.markdown``, ``bench.page``, ``bench.plots``) turns it into text.
 Its JSON document (``to_dict``) is read back through the same types (``load_report``), so any
 report can be redrawn from a saved file: ``schema``, ``model``, ``machine``, ``settings``,
-``peak_gflops``, ``decision``, ``results`` (``Measurement.as_dict`` rows, raw samples
-included), ``skipped``, ``warnings``, and ``verify`` / ``export`` when the run had them.
+``peak_gflops`` (the GEMM peak at the first thread count), ``calibration`` (the GEMM peak per
+thread count with its blocks and spread, ``bench.machine.Calibration``), ``decision``,
+``results`` (``Measurement.as_dict`` rows, raw samples included, each with the peak its
+``peak_share`` divides by), ``skipped``, ``warnings``, and ``verify`` / ``export`` when the run
+had them.
 Every file goes through ``lstm_bench.files``: one serializer, NaN and inf written as null.
 """
 
@@ -15,6 +18,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from lstm_bench.bench.machine import Calibration
 from lstm_bench.bench.stats import Measurement
 from lstm_bench.errors import LSTMBenchError
 from lstm_bench.files import read_json, write_json, write_text
@@ -252,10 +256,11 @@ class BenchReport:
     settings: dict
     measurements: list[Measurement]
     skipped: list[Skip] = field(default_factory=list)
-    peak_gflops: float | None = None
+    peak_gflops: float | None = None  # the GEMM peak at the sweep's first thread count
     verify: VerifySummary | None = None
     export: dict | None = None
     notes: list[str] = field(default_factory=list)  # about the machine (busy, load average)
+    calibrations: list[Calibration] = field(default_factory=list)  # GEMM peak per thread count
     extra: dict = field(default_factory=dict)  # other top-level keys, kept as they came
 
     @property
@@ -273,6 +278,7 @@ class BenchReport:
         return {
             "schema": SCHEMA, "model": self.model, "machine": self.machine,
             "settings": self.settings, "peak_gflops": self.peak_gflops,
+            "calibration": [c.as_dict() for c in self.calibrations],
             "decision": decide(self).to_dict(),
             "results": [m.as_dict() for m in self.measurements],
             "skipped": [asdict(s) for s in self.skipped], "notes": self.notes,
@@ -286,8 +292,10 @@ class BenchReport:
     def from_dict(cls, doc: dict) -> BenchReport:
         """A document checked by ``check_document`` (``load_report`` does both)."""
         own = {"schema", "model", "machine", "settings", "peak_gflops", "decision", "results",
-               "skipped", "notes", "warnings", "verify", "export"}
+               "skipped", "notes", "warnings", "verify", "export", "calibration"}
         peak = doc.get("peak_gflops")
+        calibrations = [Calibration.from_dict(c) for c in doc.get("calibration") or []
+                        if isinstance(c, dict)]
         return cls(
             model=doc.get("model") or {}, machine=doc.get("machine") or {},
             settings=doc.get("settings") or {},
@@ -298,6 +306,7 @@ class BenchReport:
             peak_gflops=peak,
             verify=VerifySummary.from_dict(doc["verify"]) if doc.get("verify") else None,
             export=doc.get("export"), notes=[str(n) for n in doc.get("notes") or []],
+            calibrations=calibrations,
             extra={k: v for k, v in doc.items() if k not in own})
 
 
@@ -308,7 +317,9 @@ def build_document(result, *, model: dict, machine: dict,
                        measurements=list(result.measurements),
                        skipped=[Skip(s["runtime"], s["reason"], s.get("threads"))
                                 for s in result.skipped],
-                       peak_gflops=result.peak_gflops, verify=verify)
+                       peak_gflops=result.calibrations[0].peak_gflops
+                       if result.calibrations else None,
+                       calibrations=list(result.calibrations), verify=verify)
 
 
 def check_document(doc, where) -> dict:

@@ -1,6 +1,6 @@
 """A benchmark run from the command line's point of view: parse the lists, pick the runtimes,
-calibrate the machine's peak, sweep (in this process or in worker processes, pyperf-style)
-with a live display, and build the report document."""
+sweep (in this process or in worker processes, pyperf-style; a GEMM in the rotation calibrates
+the machine's peak) with a live display, and build the report document."""
 
 from __future__ import annotations
 
@@ -203,16 +203,18 @@ def check_run_memory(model_path, batches, runtimes) -> None:
 
 
 def measure_models(models: list, factories: dict, shapes, threads_list, settings, *,
-                   peak: float | None, process: int = 0, origin: int | None = None,
+                   calibrate: bool, process: int = 0, origin: int | None = None,
                    clock=time.perf_counter_ns, on_event=None, ort_options=None,
                    inputs=None, seed: int = 0) -> list:
     """``harness.sweep`` of these models (BenchModels, or paths) and runtimes (name ->
-    factory); one SweepResult per model. This is what each worker process runs."""
+    factory); one SweepResult per model. This is what each worker process runs.
+    ``calibrate``: time a GEMM in the rotation, for the rows' % of peak."""
     from lstm_bench.bench.harness import sweep
+    from lstm_bench.bench.machine import GemmProbe
 
     subjects = [_subject(m, inputs, seed) for m in models]
-    return sweep(subjects, factories, shapes, threads_list, settings,
-                 clock=clock, peak_gflops=peak, on_event=on_event, process=process,
+    return sweep(subjects, factories, shapes, threads_list, settings, clock=clock,
+                 gemm=GemmProbe if calibrate else None, on_event=on_event, process=process,
                  origin=origin, ort_options=ort_options)
 
 
@@ -223,12 +225,13 @@ def _worker(job: dict) -> list[dict]:
 
     results = measure_models(job["paths"], {n: RUNTIMES[n] for n in job["names"]},
                              [tuple(s) for s in job["shapes"]],
-                             job["threads_list"], Settings(**job["settings"]), peak=job["peak"],
+                             job["threads_list"], Settings(**job["settings"]),
+                             calibrate=job["calibrate"],
                              process=job["process"], origin=job["origin"],
                              ort_options=job["ort_options"], inputs=job["inputs"],
                              seed=job["seed"])
-    return [{"rows": [m.as_dict() for m in r.measurements], "skipped": r.skipped}
-            for r in results]
+    return [{"rows": [m.as_dict() for m in r.measurements], "skipped": r.skipped,
+             "calibrations": [c.as_dict() for c in r.calibrations]} for r in results]
 
 
 def worker_settings(settings, processes: int):
@@ -243,24 +246,26 @@ def worker_settings(settings, processes: int):
                    max_time=settings.max_time / processes)
 
 
-def measure_in_processes(models, names: list[str], shapes, threads_list, settings, *, peak,
+def measure_in_processes(models, names: list[str], shapes, threads_list, settings, *, calibrate,
                          on_event=None, ort_options=None, inputs=None, seed: int = 0) -> list:
     """The sweep in ``settings.processes`` fresh worker processes, one after another (as
     pyperf does: in parallel they would compete for the cores), each with its share of the
     span; a cell's blocks from every process are merged into one Measurement. A worker makes
-    its runtimes from the registry, by ``names``."""
+    its runtimes from the registry, by ``names``. Each worker calibrates the GEMM peak in its
+    own rotation; their GEMM blocks are pooled per thread count, as the rows' blocks are."""
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
     from multiprocessing import get_context
 
     from lstm_bench.bench.harness import SweepResult
+    from lstm_bench.bench.machine import Calibration
     from lstm_bench.bench.stats import Measurement, merge
 
     notify = on_event or (lambda kind, **info: None)
     processes = settings.processes
     job = {"paths": [str(m.path) for m in models], "names": list(names),
            "shapes": [list(s) for s in shapes], "threads_list": list(threads_list),
-           "settings": worker_settings(settings, processes).as_dict(), "peak": peak,
+           "settings": worker_settings(settings, processes).as_dict(), "calibrate": calibrate,
            "ort_options": ort_options, "inputs": None if inputs is None else str(inputs),
            "seed": seed,
            "origin": time.perf_counter_ns()}  # CLOCK_MONOTONIC: one time axis for all workers
@@ -284,12 +289,13 @@ def measure_in_processes(models, names: list[str], shapes, threads_list, setting
         by_key: dict[tuple, list] = {}
         for part in parts:
             for row in part[i]["rows"]:
-                m = Measurement.from_dict(row, peak_gflops=peak if row["device"] == "cpu"
-                                          else None)
+                m = Measurement.from_dict(row)
                 by_key.setdefault(m.key(), []).append(m)
         skipped = {(s["runtime"], s["threads"]): s for part in parts for s in part[i]["skipped"]}
-        results.append(SweepResult([merge(ms) for ms in by_key.values()], list(skipped.values()),
-                                   settings, peak))
+        calibrations = Calibration.merge(Calibration.from_dict(c) for part in parts
+                                         for c in part[i]["calibrations"])
+        results.append(SweepResult([merge(ms) for ms in by_key.values()],
+                                   list(skipped.values()), settings, calibrations))
     return results
 
 
@@ -301,29 +307,47 @@ def measure_sweep(models, factories: dict, shapes, threads_list, settings, *, ca
     ``factories``: runtime name -> factory; in worker processes (``settings.processes`` > 1)
     the registry's runtimes of those names are made instead. ``inputs``: an .npz path (or,
     in this process, its ``Inputs``); else random feeds from ``seed``."""
-    from lstm_bench.bench.machine import cpu_snapshot, load_average, other_cores, peak_gflops
+    from lstm_bench.bench.machine import cpu_snapshot, load_average, other_cores
 
     load_before, cpu_before = load_average(), cpu_snapshot()
-    peak = peak_gflops() if calibrate else None
     in_process = settings.processes == 1
     total = (len(threads_list) * len(factories) * len(models)) if in_process else settings.processes
     with LiveDisplay(total, console=console, enabled=show_progress) as display:
         if in_process:
-            results = measure_models(models, factories, shapes, threads_list, settings, peak=peak,
-                                     clock=clock, on_event=display, ort_options=ort_options,
+            results = measure_models(models, factories, shapes, threads_list, settings,
+                                     calibrate=calibrate, clock=clock, on_event=display,
+                                     ort_options=ort_options,
                                      inputs=inputs, seed=seed)
         else:
             results = measure_in_processes(models, list(factories), shapes, threads_list, settings,
-                                           peak=peak, on_event=display, ort_options=ort_options,
+                                           calibrate=calibrate, on_event=display,
+                                           ort_options=ort_options,
                                            inputs=inputs, seed=seed)
-    return results, {"before": load_before, "after": load_average(),
-                     "other_cores": other_cores(cpu_before, cpu_snapshot())}
+    return [with_peaks(r) for r in results], {
+        "before": load_before, "after": load_average(),
+        "other_cores": other_cores(cpu_before, cpu_snapshot())}
+
+
+def with_peaks(result):
+    """The SweepResult with its calibrations judged (``machine.judged``) and each CPU row
+    given the GEMM peak of its thread count: its % of peak divides by it (None where that
+    calibration is unreliable)."""
+    from dataclasses import replace
+
+    from lstm_bench.bench.machine import judged
+
+    result.calibrations = judged(result.calibrations)
+    peaks = {c.threads: c.usable_peak for c in result.calibrations}
+    result.measurements = [replace(m, peak_gflops=peaks.get(m.threads)) if m.device == "cpu"
+                           else m for m in result.measurements]
+    return result
 
 
 def finish_document(result, *, model: dict, threads_list, load, verify=None):
-    """The ``bench.report.BenchReport`` (``model``: its info), with the load averages and a
-    note when the machine was busy."""
-    from lstm_bench.bench.machine import busy_warning, machine_info
+    """The ``bench.report.BenchReport`` (``model``: its info), with the load averages, a
+    note when the machine was busy and one for each thread count whose GEMM calibration was
+    too unsteady for a % of peak."""
+    from lstm_bench.bench.machine import busy_warning, calibration_notes, machine_info
     from lstm_bench.bench.report import build_document
 
     machine = machine_info(threads_list)
@@ -332,6 +356,7 @@ def finish_document(result, *, model: dict, threads_list, load, verify=None):
     busy = busy_warning(load["before"], load["after"], max(threads_list), load.get("other_cores"))
     if busy:
         report.notes.append(busy)
+    report.notes += calibration_notes(report.calibrations)
     return report
 
 

@@ -19,6 +19,7 @@ import signal
 import sys
 import threading
 
+from lstm_bench.console import PipeSafe
 from lstm_bench.errors import LSTMBenchError, first_line
 
 # subcommand -> (module, one-line help). Written out by hand: the order is the order in --help.
@@ -80,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     module_name, help_ = COMMANDS[top_args.command]
     parser = _Parser(prog=f"lstm-bench {top_args.command}", description=help_)
-    previous = None
+    previous, stdout = None, sys.stdout
+    sys.stdout = PipeSafe(stdout)  # `| head`, logs: lstm_bench/console.py
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
@@ -103,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lstm-bench {top_args.command}: interrupted", file=sys.stderr)
         return 130
     finally:
+        sys.stdout.flush()
+        sys.stdout = stdout
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
 

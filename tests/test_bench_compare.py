@@ -48,7 +48,7 @@ def run_compare(tmp_path, base_rows, new_rows, *extra):
 def test_same_distribution_is_no_regression(tmp_path, capsys):
     assert run_compare(tmp_path, [measurement("ort-cpu", blocks(1))],
                        [measurement("ort-cpu", blocks(2))]) == 0
-    assert "no regression in 1 rows" in capsys.readouterr().out
+    assert "no regression in 1 row\n" in capsys.readouterr().out
 
 
 def test_a_real_slowdown_is_a_regression(tmp_path, capsys):
@@ -56,7 +56,7 @@ def test_a_real_slowdown_is_a_regression(tmp_path, capsys):
                      [measurement("ort-cpu", blocks(2, median_ms=1.2)),
                       measurement("numpy", blocks(4))])
     assert rc == 1
-    assert "1 regression(s) of 2 rows" in capsys.readouterr().out
+    assert "1 regression of 2 rows" in capsys.readouterr().out
 
 
 def test_thousands_of_calls_in_few_blocks_are_few_samples():
@@ -225,3 +225,18 @@ def test_a_busy_machine_is_said_for_each_report(tmp_path, capsys):
                  write(tmp_path / "n.json", doc(rows, machine=busy))]) == 0
     out = capsys.readouterr().out
     assert "NEW: the machine was busy" in out and "BASE:" not in out
+
+
+def test_machine_drift_compares_reliable_calibrations_thread_by_thread():
+    from lstm_bench.bench.compare import machine_drift
+
+    def doc(one, two, two_reliable=True):
+        return {"machine": {"cpu": "X"}, "peak_gflops": one, "calibration": [
+            {"threads": 1, "peak_gflops": one, "reliable": True},
+            {"threads": 2, "peak_gflops": two, "reliable": two_reliable}]}
+
+    assert machine_drift(doc(150.0, 260.0), doc(153.0, 255.0)) is None
+    warning = machine_drift(doc(150.0, 260.0), doc(150.0, 180.0))
+    assert "at 2 threads moved -31%" in warning and "at 1 thread " not in warning
+    # an unreliable calibration (a busy moment) says nothing about the machine
+    assert machine_drift(doc(150.0, 260.0), doc(150.0, 40.0, two_reliable=False)) is None

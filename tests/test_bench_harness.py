@@ -173,8 +173,7 @@ def test_sweep_cold_start_warmup_threads_and_shared_rotation():
     settings = Settings(span=0, blocks=2, block=2, block_time=1, min_time=0, min_reps=2,
                         warmup_reps=3, warmup_time=0)
     subject = Subject("model.onnx", lambda b, t: {}, lambda b, t: 8 * b * t)
-    (result,) = sweep([subject], factories, [(4, 10), (1, 10)], [1, 2], settings, clock=clock,
-                      peak_gflops=100.0)
+    (result,) = sweep([subject], factories, [(4, 10), (1, 10)], [1, 2], settings, clock=clock)
     assert [r.opened_with for r in made] == [1, 1, 2, 2]
     assert [m.key()[:4] for m in result.measurements] == [
         ("a", 4, 10, 1), ("b", 4, 10, 1), ("a", 1, 10, 1), ("b", 1, 10, 1),
