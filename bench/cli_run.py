@@ -189,6 +189,7 @@ def pipeline(args, folder, runtimes, batches, threads, step, ort_options=None):
 def main(args) -> int:
     from rich.markup import escape
 
+    from lstm_bench import interrupts
     from lstm_bench.bench import history
     from lstm_bench.bench.runner import pick_runtimes
     from lstm_bench.bench.terminal import make_console, print_decision
@@ -214,12 +215,14 @@ def main(args) -> int:
                   soft_wrap=True, markup=False)
 
     def step(number, text):
+        interrupts.check()  # between steps: a Ctrl-C that a finalizer swallowed ends it here
         if not args.quiet:
             err.print(f"[bold]\\[{number}/4][/bold] {escape(text)} "
                       f"[dim]({time.perf_counter() - started:.1f} s)[/dim]", highlight=False)
 
     try:
         report, paths = pipeline(args, folder, names, batches, threads, step, ort_options)
+        interrupts.check()
     except BaseException as exc:
         if not any(folder.iterdir()):  # nothing written: leave no empty folder behind
             folder.rmdir()

@@ -7,8 +7,9 @@ one copy, read by --help). Options shared by several commands come from ``lstm_b
 
 Exit codes: 0 success, 1 a parity or regression failure, 2 bad input (``LSTMBenchError``,
 argparse errors, an input too large for this machine's memory): one line on stderr, never a
-traceback. SIGTERM is turned into an exception like Ctrl-C, so that temporary files are removed
-and a run folder is marked as interrupted on the way out (exit 130 for SIGINT, 143 for SIGTERM).
+traceback. Ctrl-C and SIGTERM raise an exception (``lstm_bench.interrupts``), so that temporary
+files are removed and a run folder is marked as interrupted on the way out: one line on stderr,
+exit 130 for SIGINT, 143 for SIGTERM.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ import argparse
 import importlib
 import signal
 import sys
-import threading
 
+from lstm_bench import interrupts
 from lstm_bench.errors import LSTMBenchError, first_line
 
 # subcommand -> (module, one-line help). Written out by hand: the order is the order in --help.
@@ -33,14 +34,6 @@ COMMANDS = {
 }
 
 EXIT_BAD_INPUT = 2
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised in the main thread so that ``finally`` blocks clean up as for Ctrl-C."""
-
-
-def _on_sigterm(signum, frame):
-    raise Terminated()
 
 
 class _Parser(argparse.ArgumentParser):
@@ -78,30 +71,40 @@ def main(argv: list[str] | None = None) -> int:
     if top_args.command is None:
         top.print_help()
         return 0
-    module_name, help_ = COMMANDS[top_args.command]
-    parser = _Parser(prog=f"lstm-bench {top_args.command}", description=help_)
-    previous = None
-    if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    command = top_args.command
+    with interrupts.handled():
+        try:
+            code = _run(command, argv[split + 1:])
+            interrupts.check()  # a signal whose exception a finalizer or a library swallowed
+            return code
+        except KeyboardInterrupt as exc:
+            signum = interrupts.received() or (signal.SIGTERM if isinstance(
+                exc, interrupts.Terminated) else signal.SIGINT)
+        word = "terminated" if signum == signal.SIGTERM else "interrupted"
+        print(f"lstm-bench {command}: {word}", file=sys.stderr)
+        # CPython (3.11) marks the process to die by SIGINT at exit, whatever its exit code,
+        # when a KeyboardInterrupt passed through code run by exec() or eval() of a string
+        # (dataclasses and namedtuple make their methods so, as a module is imported), even
+        # if caught since; the next such call that succeeds clears the mark, so that
+        # `python -m lstm_bench.cli` exits with the code returned here.
+        exec("")
+        return interrupts.EXIT_CODES[signum]
+
+
+def _run(command: str, argv: list[str]) -> int:
+    """Parse the command's arguments and run it; bad input is one line and exit code 2."""
+    module_name, help_ = COMMANDS[command]
+    parser = _Parser(prog=f"lstm-bench {command}", description=help_)
     try:
         module = importlib.import_module(module_name)
         module.add_arguments(parser)
-        args = parser.parse_args(argv[split + 1:])
+        args = parser.parse_args(argv)
         return int(module.main(args) or 0)
     except LSTMBenchError as exc:
-        return _bad_input(top_args.command, str(exc))
+        return _bad_input(command, str(exc))
     except MemoryError as exc:  # a size that passed the checks but not this machine's memory
-        return _bad_input(top_args.command, f"out of memory ({first_line(exc)}); the input or "
+        return _bad_input(command, f"out of memory ({first_line(exc)}); the input or "
                           "the requested shapes are too large for this machine")
-    except Terminated:
-        print(f"lstm-bench {top_args.command}: terminated", file=sys.stderr)
-        return 143
-    except KeyboardInterrupt:
-        print(f"lstm-bench {top_args.command}: interrupted", file=sys.stderr)
-        return 130
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
 
 
 def _bad_input(command: str, message: str) -> int:
