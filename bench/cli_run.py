@@ -230,7 +230,8 @@ def main(args) -> int:
             from lstm_bench.errors import first_line
             from lstm_bench.files import write_text
 
-            why = "interrupted" if isinstance(exc, KeyboardInterrupt) else first_line(exc)
+            why = ("interrupted" if isinstance(exc, KeyboardInterrupt) or interrupts.received()
+                   else first_line(exc))
             try:
                 write_text(folder / INTERRUPTED, f"this run stopped before its reports were "
                            f"complete: {why}\n")

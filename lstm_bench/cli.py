@@ -77,9 +77,14 @@ def main(argv: list[str] | None = None) -> int:
             code = _run(command, argv[split + 1:])
             interrupts.check()  # a signal whose exception a finalizer or a library swallowed
             return code
-        except KeyboardInterrupt as exc:
-            signum = interrupts.received() or (signal.SIGTERM if isinstance(
-                exc, interrupts.Terminated) else signal.SIGINT)
+        except BaseException as exc:
+            # after a signal, whatever escapes is the interrupt, even if a library turned it
+            # into another exception (type() makes one from __set_name__ a RuntimeError)
+            signum = interrupts.received()
+            if signum is None and isinstance(exc, KeyboardInterrupt):  # not from a signal
+                signum = signal.SIGTERM if isinstance(exc, interrupts.Terminated) else signal.SIGINT
+            if signum is None:
+                return _failed(command, exc)
         word = "terminated" if signum == signal.SIGTERM else "interrupted"
         print(f"lstm-bench {command}: {word}", file=sys.stderr)
         # CPython (3.11) marks the process to die by SIGINT at exit, whatever its exit code,
@@ -92,19 +97,22 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(command: str, argv: list[str]) -> int:
-    """Parse the command's arguments and run it; bad input is one line and exit code 2."""
     module_name, help_ = COMMANDS[command]
     parser = _Parser(prog=f"lstm-bench {command}", description=help_)
-    try:
-        module = importlib.import_module(module_name)
-        module.add_arguments(parser)
-        args = parser.parse_args(argv)
-        return int(module.main(args) or 0)
-    except LSTMBenchError as exc:
+    module = importlib.import_module(module_name)
+    module.add_arguments(parser)
+    return int(module.main(parser.parse_args(argv)) or 0)
+
+
+def _failed(command: str, exc: BaseException) -> int:
+    """Bad input is one line and exit code 2; anything else goes on up (argparse's exits, and
+    bugs: a traceback)."""
+    if isinstance(exc, LSTMBenchError):
         return _bad_input(command, str(exc))
-    except MemoryError as exc:  # a size that passed the checks but not this machine's memory
+    if isinstance(exc, MemoryError):  # a size that passed the checks, not this machine's memory
         return _bad_input(command, f"out of memory ({first_line(exc)}); the input or "
                           "the requested shapes are too large for this machine")
+    raise exc
 
 
 def _bad_input(command: str, message: str) -> int:
