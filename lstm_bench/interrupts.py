@@ -80,3 +80,25 @@ def handled():
             signal.signal(signum, handler)
         sys.unraisablehook = previous_hook
         _received.clear()
+
+
+@contextlib.contextmanager
+def held(signum: int):
+    """``signum`` held back during the block and delivered after it. A process started in
+    the block inherits the blocked signal and never sees it (as multiprocessing starts its
+    resource tracker). The handler waits too: another thread of this process may take the
+    signal, and Python would raise it in the main thread in the middle of the block."""
+    swap = (threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signum) is not None)
+    came = []
+    if swap:
+        handler = signal.signal(signum, lambda signum, frame: came.append(signum))
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signum})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        if swap:
+            signal.signal(signum, handler)
+            if came:
+                signal.raise_signal(signum)  # to the handler it was meant for

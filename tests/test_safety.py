@@ -8,6 +8,7 @@ exit 2; no file outside the named outputs is created, changed or removed.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import os
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import time
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -120,13 +122,15 @@ def test_files_written_get_the_users_umask_permissions(tmp_path, capsys, tiny):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o640, name
 
 
-def _cli_process(*argv) -> subprocess.Popen:
+def _cli_process(*argv, group: bool = False) -> subprocess.Popen:
     """``python -m lstm_bench.cli ARGV`` with Ctrl-C at its default: a shell script's
     background job (pytest run with ``&``) ignores SIGINT, its children inherit that, and
-    lstm-bench keeps an ignored SIGINT ignored, as every program does."""
+    lstm-bench keeps an ignored SIGINT ignored, as every program does. ``group``: in a
+    process group of its own, as a terminal starts a command."""
     return subprocess.Popen([sys.executable, "-m", "lstm_bench.cli", *map(str, argv)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+                            process_group=0 if group else None)
 
 
 def _ended(proc: subprocess.Popen, timeout: float = 120) -> str:
@@ -159,6 +163,36 @@ def test_a_run_interrupted_after_verify_says_so_in_its_folder(tmp_path, tiny):
     assert (folder / "verify.json").is_file() and not (folder / "bench.html").exists()
     assert "stopped before its reports were complete: interrupted" in \
         (folder / "INTERRUPTED").read_text()
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"),
+                    reason="reads the worker's blocked signals in /proc (Linux)")
+def test_ctrl_c_in_a_terminal_stops_bench_and_its_worker_processes(tmp_path, tiny):
+    """A terminal sends Ctrl-C to the whole process group. bench --processes starts its
+    workers with SIGINT blocked (one that got it while starting printed a traceback, or
+    "Fatal Python error"), and the parent ends the worker rather than wait for its share of
+    the span."""
+    report = tmp_path / "r.json"
+    proc = _cli_process("bench", tiny, "--runtimes", "numpy", "--processes", "2", "--span",
+                        "60", "--no-calibrate", "--json", report, "--quiet", group=True)
+    deadline = time.monotonic() + 120
+    worker = None
+    while worker is None:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"bench never started its worker: {proc.communicate()[1][-500:]}")
+        for process in Path("/proc").glob("[0-9]*"):
+            with contextlib.suppress(OSError, IndexError):  # gone meanwhile
+                parent = int((process / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                if parent == proc.pid and b"spawn_main" in (process / "cmdline").read_bytes():
+                    worker = process
+        time.sleep(0.01)
+    status = dict(line.split(":", 1) for line in (worker / "status").read_text().splitlines())
+    assert int(status["SigBlk"], 16) & 1 << (signal.SIGINT - 1), status["SigBlk"]
+    os.killpg(proc.pid, signal.SIGINT)
+    err = _ended(proc)
+    assert proc.returncode == 130 and err == "lstm-bench bench: interrupted\n", err
+    assert os.listdir(tmp_path) == []
 
 
 def _signal_in_a_gc_callback(capsys, argv, signum, sigint_handler):
