@@ -3,9 +3,10 @@
 Python raises KeyboardInterrupt in whatever code the main thread runs when the signal comes.
 When that code is a finalizer (``__del__``, a weakref or gc callback), Python prints the
 exception as "Exception ignored in ..." and goes on; a library's broad ``except`` swallows it
-too. So the handler also records the signal: long loops call ``check()`` at safe points (the
-harness between blocks, ``run`` between its steps), and the CLI exits 130 (SIGINT) or 143
-(SIGTERM) whenever a signal was recorded, whatever became of its exception.
+too, or turns it into another exception (``type()`` makes one raised in ``__set_name__`` a
+RuntimeError). So the handler also records the signal: long loops call ``check()`` at safe
+points (the harness between blocks, ``run`` between its steps), and the CLI exits 130 (SIGINT)
+or 143 (SIGTERM) whenever a signal was recorded, whatever became of its exception.
 
 SIGTERM raises ``Terminated``, a KeyboardInterrupt, so that ``finally`` blocks clean up as for
 Ctrl-C. A signal this process inherited as ignored stays ignored, as in any program: a shell
@@ -65,13 +66,13 @@ def handled():
         if not (_received and isinstance(info.exc_value, KeyboardInterrupt)):
             previous_hook(info)
 
-    _received.clear()
-    sys.unraisablehook = unraisable
     previous = {signum: signal.getsignal(signum) for signum in EXIT_CODES}
     # ignored: left so; None: a handler set outside Python, which could not be put back
     replaced = {signum: handler for signum, handler in previous.items()
                 if handler is not None and handler is not signal.SIG_IGN}
+    _received.clear()
     try:
+        sys.unraisablehook = unraisable
         for signum in replaced:
             signal.signal(signum, _on_signal)
         yield
