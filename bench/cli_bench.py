@@ -9,7 +9,7 @@ def add_shape_arguments(parser) -> None:
     from lstm_bench import options
 
     options.add_batch(parser, many=True, default=(1,))
-    options.add_seq_len(parser, many=True, default=[100])
+    options.add_seq_len(parser, many=True, default=None)  # the model's: fixed, else 100
     options.add_threads(parser)
     options.add_ort_option(parser)
 
@@ -49,12 +49,17 @@ def add_arguments(parser) -> None:
     parser.add_argument("--inputs", metavar="F.npz", default=None,
                         help="feed these arrays (as verify does) instead of random inputs; "
                              "their shape replaces --batch and --seq-len")
+    options.add_seed(parser)  # the random inputs' (recorded in the report's model.inputs_fed)
     add_timing_arguments(parser)
     parser.add_argument("--no-calibrate", action="store_true",
-                        help="skip the GEMM peak measurement (no share-of-peak figures)")
+                        help="skip the GEMM peak calibration timed in the rotation (no "
+                             "share-of-peak figures)")
     parser.add_argument("--verify-json", metavar="PATH",
                         help="a `lstm-bench verify --json` report to show beside the timings "
-                             "(the HTML then plots the error per time step)")
+                             "(the HTML then plots the error per time step); refused when "
+                             "it judged another model (its sha256 differs)")
+    parser.add_argument("--allow-different-models", action="store_true",
+                        help="use a --verify-json of a model with a different sha256")
     parser.add_argument("--json", metavar="PATH", help="write the full report (raw samples too)")
     parser.add_argument("--md", metavar="PATH", help="write a Markdown report")
     parser.add_argument("--html", metavar="PATH", help="write a self-contained HTML report")
@@ -78,11 +83,15 @@ def settings_from(args):
 
 
 def sweep_lists(args) -> tuple[list[int], list[int], list[int]]:
-    """(batches, seq_lens, threads) from the options, the threads checked against the cores."""
+    """(batches or None, seq_lens or None, threads) from the options, the threads checked
+    against the cores."""
     from lstm_bench.bench.machine import check_threads
     from lstm_bench.options import threads_or_default
 
-    return list(args.batch), list(args.seq_len), check_threads(threads_or_default(args.threads))
+    # None where not given: the command's default, or what the model fixes
+    return (None if args.batch is None else list(args.batch),
+            None if args.seq_len is None else list(args.seq_len),
+            check_threads(threads_or_default(args.threads)))
 
 
 def main(args) -> int:
@@ -90,9 +99,10 @@ def main(args) -> int:
     from lstm_bench.bench import history
     from lstm_bench.bench.report import VerifySummary, write_reports
     from lstm_bench.bench.runner import run_bench
-    from lstm_bench.bench.terminal import make_console, print_report
+    from lstm_bench.bench.terminal import make_console, print_paths, print_recorded, \
+        print_report
     from lstm_bench.errors import LSTMBenchError
-    from lstm_bench.files import check_distinct, check_writable, read_json
+    from lstm_bench.files import check_distinct, check_writable
     from lstm_bench.runtimes.ort_options import parse_ort_options
 
     for option in ("json", "md", "html"):
@@ -105,7 +115,10 @@ def main(args) -> int:
     settings = settings_from(args)
     verify = None
     if args.verify_json:
-        verify = VerifySummary.from_verify_json(read_json(args.verify_json, "verify report"))
+        from lstm_bench.model import as_model
+
+        verify = VerifySummary.read(args.verify_json, as_model(args.model),
+                                    allow_different_models=args.allow_different_models)
     db = None if args.no_history else history.check_db(args.db or history.default_db())
     if args.streaming:  # streaming latency (bench/streaming.py)
         from lstm_bench.bench.streaming import run_streaming
@@ -120,18 +133,15 @@ def main(args) -> int:
         doc = run_streaming(args.model, runtimes=args.runtimes, batches=batches, chunks=chunks,
                             threads_list=threads, settings=settings, verify=verify,
                             calibrate=not args.no_calibrate, show_progress=not args.quiet,
-                            ort_options=ort_options)
+                            ort_options=ort_options, seed=args.seed)
     else:
         doc = run_bench(args.model, runtimes=args.runtimes, batches=batches, seq_lens=seq_lens,
                         threads_list=threads, settings=settings, verify=verify,
                         calibrate=not args.no_calibrate, show_progress=not args.quiet,
-                        ort_options=ort_options, inputs=args.inputs)
+                        ort_options=ort_options, inputs=args.inputs, seed=args.seed)
     console = make_console()
     print_report(doc, console)
-    for path in write_reports(doc, json=args.json, md=args.md, html=args.html):
-        console.print(f"wrote {path}", highlight=False, soft_wrap=True, markup=False)
+    print_paths(console, "wrote", write_reports(doc, json=args.json, md=args.md, html=args.html))
     if db is not None:
-        run_id = history.record(doc, db, "bench")
-        console.print(f"recorded as run #{run_id} in {db} (lstm-bench history --db {db})",
-                      highlight=False, soft_wrap=True, markup=False)
+        print_recorded(console, history.record(doc, db, "bench"), db)
     return 0

@@ -52,12 +52,11 @@ def _is_model(path: str) -> bool:
 
 
 def main(args) -> int:
-    from rich.markup import escape
-
-    from lstm_bench.bench.compare import changes_table, compare_reports, machine_drift
-    from lstm_bench.bench.compare_report import write_compare_reports
+    from lstm_bench.bench.compare import (caption, changes_table, compare_reports,
+                                          inputs_differ, machine_drift)
+    from lstm_bench.bench.compare_report import headline, write_compare_reports
     from lstm_bench.bench.report import load_json
-    from lstm_bench.bench.terminal import make_console
+    from lstm_bench.bench.terminal import make_console, print_lines, print_paths
     from lstm_bench.errors import LSTMBenchError
     from lstm_bench.files import check_distinct, check_writable
 
@@ -92,20 +91,20 @@ def main(args) -> int:
     if live[0]:  # one rotation: one state of the machine
         warnings = [busy_note(new, "the live run")]
     else:
-        warnings = [machine_drift(base, new), busy_note(base, "BASE"), busy_note(new, "NEW")]
+        warnings = [machine_drift(base, new), busy_note(base, "BASE"), busy_note(new, "NEW"),
+                    inputs_differ(base, new)]
     warnings = [w for w in warnings if w]
     console = make_console()
-    console.print(changes_table(changes, args.fail_above, paired=live[0]))
+    print_lines(console, [f"changes from BASE {args.base} to NEW {args.new}"], indent=0,
+                style="bold")
+    console.print(changes_table(changes, console.width))
+    print_lines(console, [caption(args.fail_above, live[0])], indent=0, style="dim")
     for warning in warnings:
-        console.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False)
-    for path in write_compare_reports(changes, base=args.base, new=args.new,
-                                      fail_above=args.fail_above, notes=warnings,
-                                      json=args.json, md=args.md, html=args.html):
-        console.print(f"wrote {path}", highlight=False, soft_wrap=True, markup=False)
-    regressions = [c for c in changes if c.regression]
-    if regressions:
-        console.print(f"[bold red]{len(regressions)} regression(s)[/bold red] of "
-                      f"{len(changes)} rows", highlight=False)
-        return 1
-    console.print(f"no regression in {len(changes)} rows", highlight=False)
-    return 0
+        print_lines(console, [f"warning: {warning}"], indent=0, style="yellow")
+    written = write_compare_reports(changes, base=args.base, new=args.new,
+                                    fail_above=args.fail_above, notes=warnings, json=args.json,
+                                    md=args.md, html=args.html, paired=live[0])
+    print_paths(console, "wrote", written)
+    style = "bold red" if any(c.regression for c in changes) else "green"
+    console.print(f"[{style}]{headline(changes)}[/{style}]", highlight=False)
+    return 1 if any(c.regression for c in changes) else 0

@@ -20,66 +20,112 @@ def add_arguments(parser) -> None:
                              "(default 5, as compare)")
 
 
+def model_label(s) -> str:
+    """The model and CPU a series ran on: path (short sha256) on CPU."""
+    sha, cpu = s.key[:2]
+    return f"{s.model_path or 'model'} (sha256 {(sha or '?')[:12]}) on {cpu or '?'}"
+
+
+def by_model(series) -> list[tuple[str, list]]:
+    """(model label, its series) per model and CPU, in the order the database gave them."""
+    groups: dict[tuple, list] = {}
+    for s in series:
+        groups.setdefault(s.key[:2], []).append(s)
+    return [(model_label(group[0]), group) for group in groups.values()]
+
+
 def series_table(series, width: int):
+    """One model's series: a heading row per shape and thread count, then its runtimes, so
+    that names and figures are never cut: fits 80 columns; from ``terminal.WIDE`` on, the
+    last commit too."""
     from rich import box
     from rich.table import Table
+    from rich.text import Text
 
     from lstm_bench.bench.decision import shape_label
+    from lstm_bench.bench.terminal import WIDE, ms_text
 
-    table = Table(title="history: each series over time (median ms, oldest -> newest)",
-                  header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False, title_justify="left")
-    names = [s.runtime for s in series] or ["runtime"]
-    table.add_column("runtime", no_wrap=True, min_width=max(map(len, names)))
-    for col in ("shape", "thr", "runs", "first", "last", "changes"):
-        table.add_column(col, justify="left" if col == "shape" else "right", no_wrap=True)
-    if width >= 100:
-        table.add_column("last commit", no_wrap=True)
+    many_threads = len({s.key[7] for s in series}) > 1
+
+    def heading(key):
+        shape, threads = key
+        return shape_label(shape, short=True) + (f" thr={threads}" if many_threads else "")
+
+    groups: dict[tuple, list] = {}
     for s in series:
-        first, last = s.points[0].measurement, s.points[-1].measurement
-        flagged = s.change_points
-        changes = ", ".join(f"#{p.run_id} {p.change.change_pct:+.0f}%" for p in flagged[-2:])
-        cells = [s.runtime, shape_label(s.shape, short=True), str(s.key[7]), str(len(s.points)), f"{first.stats.median:.4g}",
-                 f"{last.stats.median:.4g}", changes or "none"]
-        if width >= 100:
-            cells.append((s.points[-1].git_commit or "?")[:12])
-        style = "red" if any(p.change.regression for p in flagged) else None
-        table.add_row(*cells, style=style)
+        groups.setdefault((s.shape, s.key[7] or 0), []).append(s)
+    table = Table(header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False,
+                  padding=(0, 1, 0, 0))
+    labels = [s.runtime for s in series] + [heading(k) for k in groups] or ["runtime"]
+    table.add_column("runtime", no_wrap=True, min_width=max(map(len, labels)))
+    columns = ["runs", "first ms", "last ms", "change points"] + (
+        ["last commit"] if width >= WIDE else [])
+    for col in columns:
+        table.add_column(col, justify="left" if col == "last commit" else "right",
+                         no_wrap=True)
+    for key in sorted(groups):
+        table.add_row(Text(heading(key), style="bold"), *[""] * len(columns))
+        for s in groups[key]:
+            first, last = s.points[0].measurement, s.points[-1].measurement
+            flagged = s.change_points
+            # the last two change points: the whole list is below the table
+            changes = ", ".join(f"#{p.run_id} {p.change.change_pct:+.0f}%" for p in flagged[-2:])
+            if len(flagged) > 2:
+                changes = "... " + changes
+            cells = [str(len(s.points)), ms_text(first.stats.median),
+                     ms_text(last.stats.median), changes or "none"]
+            if width >= WIDE:
+                cells.append((s.points[-1].git_commit or "?")[:12])
+            style = "red" if any(p.change.regression for p in flagged) else None
+            table.add_row(Text(s.runtime), *cells, style=style)
     return table
 
 
 def change_lines(series) -> list[str]:
+    """A sentence per change point: the run, the series, the figures and compare's p in the
+    direction of the change."""
     lines = []
     for s in series:
         for p in s.change_points:
             c = p.change
+            slower = c.verdict in ("regression", "slower")
+            p_value = c.p_slower if slower else c.p_faster
             lines.append(f"run #{p.run_id} ({p.recorded}, commit {(p.git_commit or '?')[:12]}): "
                          f"{s.label}: {c.base_median_ms:.4g} -> {c.new_median_ms:.4g} ms "
-                         f"({c.change_pct:+.1f} %, p = {min(c.p_slower, c.p_faster):.2g}): "
-                         f"{c.verdict}")
+                         f"({c.change_pct:+.1f} %, p {'slower' if slower else 'faster'} "
+                         f"{p_value:.2g}): {c.verdict}")
     return lines
 
 
-def print_changes(series, console) -> None:
-    """The change points, one hanging bullet each."""
-    from rich.table import Table
-    from rich.text import Text
+def print_history(series, db, console) -> None:
+    """The series of each model (a heading per model and CPU when the database holds
+    several), then the change points, as hanging bullets."""
+    from lstm_bench.bench.decision import plural
+    from lstm_bench.bench.terminal import print_lines, print_paths
 
-    lines = change_lines(series)
-    if not lines:
-        console.print("no change points: every series stayed within noise", highlight=False)
-        return
-    console.print("[bold]change points[/bold] (compare's test against the run before)")
-    grid = Table.grid(padding=(0, 1))
-    grid.add_column(no_wrap=True)
-    grid.add_column()
-    for line in lines:
-        grid.add_row("  *", Text(line, style="red" if line.endswith("regression") else ""))
-    console.print(grid)
+    runs = {p.run_id for s in series for p in s.points}
+    print_paths(console, f"{plural(len(runs), 'run')}, {plural(len(series), 'series', 'series')}"
+                f" in", [db])
+    for label, group in by_model(series):
+        console.print()
+        print_lines(console, [f"{label}: median ms of each series, oldest run -> newest"],
+                    indent=0, style="bold")
+        console.print(series_table(group, console.width))
+        lines = change_lines(group)
+        if lines:
+            print_lines(console, ["change points (compare's test against the run before):"],
+                        indent=0)
+            for line in lines:
+                print_lines(console, [line], "*", style="red" if line.endswith("regression")
+                            else None)
+        else:
+            print_lines(console, ["no change points: every series stayed within noise"],
+                        indent=0)
 
 
 def main(args) -> int:
     from lstm_bench.bench.history import default_db, load_series
-    from lstm_bench.bench.terminal import make_console
+    from lstm_bench.bench.terminal import make_console, print_paths
     from lstm_bench.files import check_writable, write_text
 
     from lstm_bench.errors import LSTMBenchError
@@ -89,15 +135,12 @@ def main(args) -> int:
         raise LSTMBenchError(f"--fail-above must be >= 0 percent, got {args.fail_above}")
     db = args.db or default_db()
     series = load_series(db, fail_above=args.fail_above)
-    console = make_console()
-    runs = {p.run_id for s in series for p in s.points}
-    console.print(f"{db}: {len(runs)} runs, {len(series)} series", highlight=False)
-    if series:
-        console.print(series_table(series, console.width))
-    print_changes(series, console)
-    if args.html:
+    written = []
+    if args.html:  # first: a reader that stops early (`| head`) must not cost the page
         from lstm_bench.bench.history_page import render_history
 
-        console.print(f"wrote {write_text(args.html, render_history(series, db))}",
-                      highlight=False)
+        written.append(write_text(args.html, render_history(series, db)))
+    console = make_console()
+    print_history(series, db, console)
+    print_paths(console, "wrote", written)
     return 0

@@ -90,7 +90,7 @@ def step_verify(model_path, runtimes, folder, source=None, ort_options=None):
     from lstm_bench.files import write_json
     from lstm_bench.runtimes.verify import verify
 
-    report = verify(model_path, runtimes=runtimes, batch=1, source=source,
+    report = verify(model_path, runtimes=runtimes, source=source,  # batch 1, or the model's
                     ort_options=ort_options)
     write_json(folder / "verify.json", report.to_dict())
     return VerifySummary.of(report)
@@ -108,7 +108,7 @@ def step_bench(model_path, args, verify, batches, threads, ort_options=None):
     report = run_bench(model_path, runtimes=args.runtimes, batches=batches,
                        seq_lens=(verify.inputs.get("seq_len") or SEQ_LEN,), threads_list=threads,
                        settings=settings, verify=verify, show_progress=not args.quiet,
-                       ort_options=ort_options)
+                       ort_options=ort_options, default_batches=BATCHES)
     # and the latency of streaming it, one step per call with h and c carried (bench/streaming.py)
     from lstm_bench.bench.streaming import add_streaming
 
@@ -191,8 +191,9 @@ def main(args) -> int:
 
     from lstm_bench import interrupts
     from lstm_bench.bench import history
-    from lstm_bench.bench.runner import pick_runtimes
-    from lstm_bench.bench.terminal import make_console, print_decision
+    from lstm_bench.bench.runner import check_run_memory, pick_runtimes
+    from lstm_bench.bench.terminal import make_console, print_decision, print_paths, \
+        print_recorded
     from lstm_bench.errors import LSTMBenchError
     from lstm_bench.options import threads_or_default
     from lstm_bench.runtimes.ort_options import parse_ort_options
@@ -208,9 +209,11 @@ def main(args) -> int:
         raise LSTMBenchError(f"{args.model}: no such model file")
     if not args.model:
         seed_exporter()  # fail before any folder is made
+    check_run_memory(args.model, batches, names)  # the sweep's feeds fit, before any folder
     # a bad history file fails before any work
     db = None if args.no_history else history.check_db(args.db or history.default_db(args.out))
     folder = run_folder(args.out)
+    # one line, first: scripts read the folder from it (its paths follow, one a line, at the end)
     console.print(f"lstm-bench run: writing to {folder} (earlier runs are kept)", highlight=False,
                   soft_wrap=True, markup=False)
 
@@ -241,12 +244,9 @@ def main(args) -> int:
     print_decision(report, console)
     console.print()
     console.print(summary_table(report))
-    console.print("reports: " + ", ".join(str(p) for p in paths)
-                  + f", {folder / 'verify.json'}", highlight=False, soft_wrap=True, markup=False)
+    print_paths(console, "reports:", [*paths, folder / "verify.json"])
     if db is not None:
-        run_id = history.record(report, db, "run")
-        console.print(f"recorded as run #{run_id} in {db} (see: lstm-bench history --db {db})",
-                      highlight=False, soft_wrap=True, markup=False)
+        print_recorded(console, history.record(report, db, "run"), db)
     console.print(f"done in {time.perf_counter() - started:.1f} s", highlight=False)
     failed = [v.runtime for v in report.verify.verdicts.values() if v.failed]
     if failed:

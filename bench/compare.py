@@ -230,41 +230,107 @@ def machine_drift(base: dict, new: dict) -> str | None:
             "models live (`lstm-bench compare BASE.onnx NEW.onnx`).")
 
 
-COLUMNS = ("runtime", "batch", "seq_len", "threads", "base ms", "new ms", "change",
-           "p (slower)", "blocks", "verdict")
+def inputs_differ(base: dict, new: dict) -> str | None:
+    """A warning when both reports say what they were fed (``model.inputs_fed``) and it
+    differs: another seed, range or file content, or other feeds at a shape both measured."""
+    fed = [(doc.get("model") or {}).get("inputs_fed") for doc in (base, new)]
+    if not all(isinstance(f, dict) for f in fed):
+        return None
+
+    def key(f):  # a file by its content, not its path; shapes by (batch, seq_len)
+        shapes = f.get("per_shape") if isinstance(f.get("per_shape"), list) else []
+        rest = {k: v for k, v in f.items() if k != "per_shape"
+                and not (k == "source" and f.get("sha256"))}
+        return rest, {(s.get("batch"), s.get("seq_len")): s for s in shapes if isinstance(s, dict)}
+
+    (a, a_shapes), (b, b_shapes) = key(fed[0]), key(fed[1])
+    differ = sorted(k for k in a.keys() | b.keys() if a.get(k) != b.get(k))
+    differ += [f"batch {k[0]} x seq_len {k[1]}" for k in a_shapes.keys() & b_shapes.keys()
+               if a_shapes[k] != b_shapes[k]]
+    if not differ:
+        return None
+    return ("the reports were fed differently (" + ", ".join(map(str, differ)) + "; see "
+            "model.inputs_fed in each): a change may come from the inputs, not the code.")
 
 
-def _cells(c: Change) -> list[str]:
+def shape_of(c: Change) -> tuple:
+    """A change's shape as ``decision.shape_key``: (mode, chunk, batch, seq_len)."""
+    runtime, batch, seq_len, threads, mode = c.key
+    return (mode, seq_len if mode == "streaming" else 0, batch, seq_len)
+
+
+# every renderer's cells of a change (the terminal shows some of them)
+CELLS = ("runtime", "batch", "seq_len", "thr", "base ms", "new ms", "change", "p slower",
+         "p faster", "blocks", "verdict")
+
+
+def cells_of(c: Change) -> list[str]:
     def fmt(value, spec):
         return "–" if value is None else format(value, spec)
 
     runtime, batch, seq_len, threads, mode = c.key
-    if mode != "sequence":
-        seq_len = f"{seq_len} ({mode} chunk)"
-    blocks = f"{c.base_blocks}/{c.new_blocks}" if c.base_blocks is not None else "–"
-    return [runtime, str(batch), str(seq_len), fmt(threads, "d"), fmt(c.base_median_ms, ".4g"),
+    steps = f"{seq_len} (streaming chunk)" if mode == "streaming" else str(seq_len)
+    return [runtime, str(batch), steps, fmt(threads, "d"), fmt(c.base_median_ms, ".4g"),
             fmt(c.new_median_ms, ".4g"),
-            fmt(c.change_pct, "+.1f") + (" %" if c.change_pct is not None else ""),
-            fmt(c.p_slower, ".2g"), blocks, c.verdict]
+            "–" if c.change_pct is None else f"{c.change_pct:+.1f} %",
+            fmt(c.p_slower, ".2g"), fmt(c.p_faster, ".2g"),
+            f"{c.base_blocks}/{c.new_blocks}" if c.base_blocks is not None else "–", c.verdict]
 
 
-def _title(fail_above: float, paired: bool) -> str:
-    test = "paired blocks, Wilcoxon" if paired else "blocks, Mann-Whitney"
-    return (f"changes (regression: slower beyond noise over {test}, p < {ALPHA}, and median "
-            f"+{fail_above:g} % or more)")
+def caption(fail_above: float, paired: bool, alpha: float = ALPHA) -> str:
+    """What decides a verdict, in one sentence for every renderer."""
+    test = ("a one-sided Wilcoxon signed-rank test on the paired block medians" if paired else
+            "a one-sided Mann-Whitney U test on the block medians")
+    return (f"p slower / p faster: {test}, that NEW is slower / faster than BASE; a verdict "
+            f"needs p < {alpha:g} in the direction of the change (else: within noise); a "
+            f"regression is slower by more than +{fail_above:g} %. Medians in ms: the median of "
+            "the block medians.")
 
 
 STYLES = {"regression": "bold red", "slower": "yellow", "faster": "green"}
 
 
-def changes_table(changes: list[Change], fail_above: float, paired: bool = False):
+def p_short(p: float | None) -> str:
+    """A p value in at most 6 characters: below 0.001 it only matters that it is small."""
+    return "–" if p is None else "<0.001" if p < 0.001 else f"{p:.2g}"
+
+
+def changes_table(changes: list[Change], width: int = 80):
+    """The verdicts, one section per shape and thread count (a heading row), so that runtime
+    names, figures and verdicts are never cut: fits 80 columns; from ``terminal.WIDE`` on, the
+    blocks too."""
+    from rich import box
     from rich.table import Table
     from rich.text import Text  # a runtime name from a user's file is shown as written
 
-    table = Table(title=_title(fail_above, paired), header_style="bold")
-    for i, col in enumerate(COLUMNS):
-        table.add_column(col, justify="left" if i in (0, len(COLUMNS) - 1) else "right")
+    from lstm_bench.bench.decision import shape_label
+    from lstm_bench.bench.terminal import WIDE, ms_text
+
+    groups: dict[tuple, list[Change]] = {}
     for c in changes:
-        cells = _cells(c)
-        table.add_row(Text(cells[0]), *cells[1:], style=STYLES.get(c.verdict))
+        groups.setdefault((shape_of(c), c.key[3] or 0), []).append(c)
+    many_threads = len({c.key[3] for c in changes}) > 1
+
+    def heading(key):
+        shape, threads = key
+        return shape_label(shape, short=True) + (f" thr={threads}" if many_threads else "")
+
+    labels = [c.key[0] for c in changes] + [heading(k) for k in groups]
+    # two spaces between columns (not bench's three): seven columns in 80
+    table = Table(header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False,
+                  padding=(0, 1, 0, 0))
+    table.add_column("runtime", no_wrap=True, min_width=max(map(len, labels or ["runtime"])))
+    columns = ["base ms", "new ms", "change", "p slower", "p faster"] + (
+        ["blocks"] if width >= WIDE else [])
+    for col in columns:  # "p\nslower": a header no wider than its figures
+        table.add_column(col.replace("p ", "p\n"), justify="right", no_wrap=True)
+    table.add_column("verdict", no_wrap=True)
+    for key in sorted(groups):
+        table.add_row(Text(heading(key), style="bold"), *[""] * len(columns), "")
+        for c in groups[key]:
+            cells = dict(zip(CELLS, cells_of(c)))
+            cells.update({"p slower": p_short(c.p_slower), "p faster": p_short(c.p_faster),
+                          "base ms": ms_text(c.base_median_ms), "new ms": ms_text(c.new_median_ms)})
+            table.add_row(Text(c.key[0]), *(cells[col] for col in columns), c.verdict,
+                          style=STYLES.get(c.verdict))
     return table

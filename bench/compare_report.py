@@ -7,53 +7,46 @@ from __future__ import annotations
 import html
 from dataclasses import asdict
 
+from lstm_bench.bench.compare import ALPHA, CELLS, caption, cells_of, shape_of
 from lstm_bench.files import write_json, write_text
 
-COLUMNS = ("runtime", "batch", "seq_len", "threads", "base ms", "new ms", "change", "p (slower)",
-           "verdict")
-
-
-def _fmt(value, spec) -> str:
-    return "–" if value is None else format(value, spec)
+COLUMNS = tuple("threads" if c == "thr" else c for c in CELLS)
 
 
 def rows(changes) -> list[list[str]]:
-    out = []
-    for c in changes:
-        runtime, batch, seq_len, threads, *_ = c.key
-        out.append([runtime, str(batch), str(seq_len), _fmt(threads, "d"),
-                    _fmt(c.base_median_ms, ".4g"), _fmt(c.new_median_ms, ".4g"),
-                    _fmt(c.change_pct, "+.1f") + (" %" if c.change_pct is not None else ""),
-                    _fmt(c.p_slower, ".2g"), c.verdict])
-    return out
+    """One row per change, grouped by shape as on the terminal."""
+    return [cells_of(c) for c in sorted(changes, key=shape_of)]
 
 
 def headline(changes) -> str:
+    from lstm_bench.bench.decision import plural
+
     regressions = [c for c in changes if c.regression]
     if regressions:
-        return f"{len(regressions)} regression(s) of {len(changes)} rows"
-    return f"no regression in {len(changes)} rows"
+        return f"{plural(len(regressions), 'regression')} of {plural(len(changes), 'row')}"
+    return f"no regression in {plural(len(changes), 'row')}"
 
 
-def to_dict(changes, *, base, new, fail_above, notes=()) -> dict:
+def to_dict(changes, *, base, new, fail_above, notes=(), paired=False) -> dict:
     return {"schema": "lstm-bench/compare/1", "base": str(base), "new": str(new),
-            "fail_above_pct": fail_above, "regression": any(c.regression for c in changes),
+            "fail_above_pct": fail_above, "alpha": ALPHA,
+            "test": "wilcoxon (paired blocks)" if paired else "mann-whitney (blocks)",
+            "regression": any(c.regression for c in changes),
             "headline": headline(changes), "notes": list(notes),
             "changes": [{**asdict(c), "key": list(c.key)} for c in changes]}
 
 
-def render_markdown(changes, *, base, new, fail_above, notes=()) -> str:
+def render_markdown(changes, *, base, new, fail_above, notes=(), paired=False) -> str:
     from lstm_bench.bench.markdown import md_table
 
     parts = [f"# lstm-bench compare: {headline(changes)}", "",
-             f"Base `{base}`, new `{new}`; a regression is slower beyond noise and by more than "
-             f"{fail_above:g} %.", ""]
+             f"Base `{base}`, new `{new}`. {caption(fail_above, paired)}", ""]
     parts += [f"> {n}" for n in notes] + ([""] if notes else [])
     parts += [md_table(COLUMNS, rows(changes)), ""]
     return "\n".join(parts)
 
 
-def render_html(changes, *, base, new, fail_above, notes=()) -> str:
+def render_html(changes, *, base, new, fail_above, notes=(), paired=False) -> str:
     from lstm_bench.bench.page import CSS, html_table
 
     title = f"lstm-bench compare: {headline(changes)}"
@@ -62,16 +55,17 @@ def render_html(changes, *, base, new, fail_above, notes=()) -> str:
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">",
         f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>",
         f"<h1 style=\"color:{colour}\">{html.escape(title)}</h1>",
-        f"<p class=\"meta\">base {html.escape(str(base))}, new {html.escape(str(new))}; a "
-        f"regression is slower beyond noise and by more than {fail_above:g} %.</p>",
+        f"<p class=\"meta\">base {html.escape(str(base))}, new {html.escape(str(new))}. "
+        f"{html.escape(caption(fail_above, paired))}</p>",
         *[f"<p class=\"warn\">{html.escape(n)}</p>" for n in notes],
-        html_table(COLUMNS, rows(changes)), "</body></html>\n"])
+        html_table(COLUMNS, rows(changes), group_by=2), "</body></html>\n"])
 
 
 def write_compare_reports(changes, *, base, new, fail_above, notes=(), json=None, md=None,
-                          html=None) -> list:
-    """Each format given a path; returns the paths written."""
-    context = dict(base=base, new=new, fail_above=fail_above, notes=notes)
+                          html=None, paired=False) -> list:
+    """Each format given a path; returns the paths written. ``paired``: a live comparison
+    (both models in one rotation, tested pair by pair)."""
+    context = dict(base=base, new=new, fail_above=fail_above, notes=notes, paired=paired)
     written = []
     if json:
         written.append(write_json(json, to_dict(changes, **context)))

@@ -4,8 +4,12 @@ Candidates are the runtimes that passed verify (every measured runtime, said so,
 report has no verify data). At each shape (batch, sequence length; streaming mode and chunk
 when measured) each candidate is taken at its best thread count; the fastest median wins, and
 its margin is the runner-up's median over the winner's. The margin is called clear only when
-the two medians' 95 % confidence intervals do not overlap; otherwise the two are a tie on this
-machine, and the report says so rather than crown a winner by noise.
+the two medians' 95 % confidence intervals do not overlap; otherwise the two are tied within
+noise on this machine, and the sentence says so rather than crown a winner by noise.
+
+A runtime's "best thread count" is the fewest threads whose median is within noise of its
+fastest (the CIs overlap): more threads that buy nothing measurable only take cores from the
+rest of the application, and their p99 is often worse.
 """
 
 from __future__ import annotations
@@ -34,8 +38,13 @@ def shape_label(key: tuple, short: bool = False) -> str:
     return f"b={batch} T={seq_len}" if short else f"batch {batch}, T {seq_len}"
 
 
+def plural(count: int, word: str, many: str | None = None) -> str:
+    """1 thread, 2 threads; ``many`` for irregular plurals ("1 row has", "2 rows have")."""
+    return f"{count} {word if count == 1 else many or word + 's'}"
+
+
 def who(m: Measurement, many_threads: bool) -> str:
-    return f"{m.runtime} at {m.threads} threads" if many_threads else m.runtime
+    return f"{m.runtime} at {plural(m.threads, 'thread')}" if many_threads else m.runtime
 
 
 def ratio(value: float) -> str:
@@ -57,6 +66,8 @@ class ShapeDecision:
     winner: Measurement | None
     runner_up: Measurement | None
     many_threads: bool
+    # the winner's fastest thread count, when a tie sent the winner to fewer threads
+    winner_fastest: Measurement | None = None
 
     @property
     def margin(self) -> float | None:
@@ -84,19 +95,31 @@ class ShapeDecision:
         label = shape_label(self.shape)
         if self.winner is None:
             return f"{label}: no runtime that passed verify was measured"
-        w = self.winner
+        w, r = self.winner, self.runner_up
         mode, chunk = self.shape[:2]
         per = ""
         if mode == "streaming":  # a call carries `chunk` steps
             per = " per call" + (f" ({w.stats.median / chunk:.4g} ms per step)" if chunk > 1 else "")
+        if self.clear is False:  # a margin inside the noise is no win: say it is a tie
+            return (f"{label}: {who(w, self.many_threads)} and {who(r, self.many_threads)} are "
+                    f"tied within noise: {w.stats.median:.4g} vs {r.stats.median:.4g} ms{per} "
+                    "(the 95 % CIs of the medians overlap)" + self.threads_note())
         text = f"{label}: {who(w, self.many_threads)}, {w.stats.median:.4g} ms{per}"
-        if self.runner_up is not None:
-            r = self.runner_up
+        if r is not None:
             text += (f", {ratio(self.margin)} faster than {who(r, self.many_threads)} "
                      f"({r.stats.median:.4g} ms); {self.confidence()}")
         else:
             text += f" ({self.confidence()})"
-        return text
+        return text + self.threads_note()
+
+    def threads_note(self) -> str:
+        """Why the winner runs at fewer threads than its fastest median, when it does."""
+        w, fastest = self.winner, self.winner_fastest
+        if w is None or fastest is None or fastest is w:
+            return ""
+        return (f"; {plural(w.threads, 'thread')} rather than {fastest.threads} "
+                f"({fastest.stats.median:.4g} ms, within noise): fewer threads leave cores free "
+                "for the rest of the application")
 
     def to_dict(self) -> dict:
         def brief(m):
@@ -104,7 +127,8 @@ class ShapeDecision:
                                            "median_ms": m.stats.median}
         return {"shape": dict(zip(("mode", "chunk", "batch", "seq_len"), self.shape)),
                 "winner": brief(self.winner), "runner_up": brief(self.runner_up),
-                "margin": self.margin, "clear": self.clear, "sentence": self.sentence()}
+                "margin": self.margin, "clear": self.clear, "tie": self.clear is False,
+                "sentence": self.sentence()}
 
 
 @dataclass(frozen=True)
@@ -145,14 +169,23 @@ def decide(report) -> Decision:
             excluded[skip.runtime] = f"not measured: {skip.reason}"
     candidates = [m for m in report.measurements if m.runtime not in excluded]
     many_threads = len({m.threads for m in report.measurements}) > 1
-    by_shape: dict[tuple, dict[str, Measurement]] = {}
+    rows: dict[tuple, dict[str, list[Measurement]]] = {}
     for m in candidates:
-        best = by_shape.setdefault(shape_key(m), {})
-        if m.runtime not in best or m.stats.median < best[m.runtime].stats.median:
-            best[m.runtime] = m  # each runtime at its best thread count
+        rows.setdefault(shape_key(m), {}).setdefault(m.runtime, []).append(m)
     shapes = []
     for key in sorted({shape_key(m) for m in report.measurements}):
-        ranked = sorted(by_shape.get(key, {}).values(), key=lambda m: m.stats.median)
-        shapes.append(ShapeDecision(key, ranked[0] if ranked else None,
-                                    ranked[1] if len(ranked) > 1 else None, many_threads))
+        best = {name: best_threads(ms) for name, ms in rows.get(key, {}).items()}
+        ranked = sorted(best.values(), key=lambda pair: pair[0].stats.median)
+        winner, fastest = ranked[0] if ranked else (None, None)
+        shapes.append(ShapeDecision(key, winner, ranked[1][0] if len(ranked) > 1 else None,
+                                    many_threads, fastest if fastest is not winner else None))
     return Decision(shapes, excluded, verified=verify is not None)
+
+
+def best_threads(rows: list[Measurement]) -> tuple[Measurement, Measurement]:
+    """(the row to deploy, the fastest row) of one runtime at one shape: the fewest threads
+    whose median is within noise of the fastest (their 95 % CIs overlap), else the fastest."""
+    fastest = min(rows, key=lambda m: m.stats.median)
+    fewer = sorted((m for m in rows if (m.threads or 0) < (fastest.threads or 0)
+                    and overlap(m, fastest)), key=lambda m: m.threads or 0)
+    return (fewer[0] if fewer else fastest), fastest

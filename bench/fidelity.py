@@ -150,8 +150,8 @@ def main(argv=None) -> int:
         parser.error(str(exc))
     results = []
     for threads in threads_list:
-        for batch in batches:
-            for seq_len in seq_lens:
+        for batch in batches or (1,):
+            for seq_len in seq_lens or (100,):
                 f = fidelity(args.model, batch=batch, seq_len=seq_len, rounds=args.rounds,
                              reps=args.reps, threads=threads, ort_options=ort_options)
                 results.append(f)

@@ -43,7 +43,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 from lstm_bench import interrupts
-from lstm_bench.bench.machine import MemoryProbe, blas_threads
+from lstm_bench.bench.machine import Calibration, MemoryProbe, blas_threads
 from lstm_bench.bench.stats import Block, Measurement
 from lstm_bench.errors import LSTMBenchError
 
@@ -301,12 +301,12 @@ class SweepResult:
     measurements: list[Measurement]
     skipped: list[dict]  # {"runtime", "threads", "reason"}
     settings: Settings
-    peak_gflops: float | None = None
+    calibrations: list = field(default_factory=list)  # machine.Calibration per thread count
 
 
 def sweep(subjects: Sequence[Subject], factories: dict, shapes: Sequence[tuple[int, int]],
           threads_list: Sequence[int | None], settings: Settings = Settings(), *,
-          clock: Clock = time.perf_counter_ns, peak_gflops: float | None = None,
+          clock: Clock = time.perf_counter_ns, gemm: Callable[[], object] | None = None,
           on_event: Callable[..., None] | None = None, process: int = 0,
           origin: int | None = None, ort_options=None) -> list[SweepResult]:
     """Measure every runtime on every model at every (batch, seq_len) and thread count.
@@ -323,9 +323,12 @@ def sweep(subjects: Sequence[Subject], factories: dict, shapes: Sequence[tuple[i
         process, origin: the worker process number and the clock value that block start
             times count from (see ``measure``).
         ort_options: ``runtimes.ort_options.OrtOptions`` for the onnxruntime-based runtimes.
+        gemm: makes the GEMM probe (``machine.GemmProbe``) that calibrates the machine's peak:
+            one more cell in each thread count's rotation, recorded in ``calibrations``
+            (``bench.runner.with_peaks`` gives the rows their peak).
     """
     notify = on_event or (lambda kind, **info: None)
-    results = [SweepResult([], [], settings, peak_gflops) for _ in subjects]
+    results = [SweepResult([], [], settings) for _ in subjects]
     feeds = [[s.feeds_for(batch, seq_len) for batch, seq_len in shapes] for s in subjects]
     for threads in threads_list:
         opened: list[tuple[int, Opened]] = []
@@ -341,20 +344,27 @@ def sweep(subjects: Sequence[Subject], factories: dict, shapes: Sequence[tuple[i
                                                            ort_options)))
                             notify("opened", runtime=name, threads=threads)
                         except LSTMBenchError as exc:
+                            # the skip names the runtime: its reason does not say it again
+                            reason = str(exc).removeprefix(f"{name}: ")
                             results[i].skipped.append({"runtime": name, "threads": threads,
-                                                       "reason": str(exc)})
-                            notify("skip", runtime=name, threads=threads, reason=str(exc))
+                                                       "reason": reason})
+                            notify("skip", runtime=name, threads=threads, reason=reason)
                 # order: shape, runtime, model: the two models of a comparison run side by side
                 plan = [(s, i, o) for s in range(len(shapes)) for i, o in opened]
                 cells = [Cell(o.runtime, feeds[i][s]) for s, i, o in plan]
+                probe = Cell(gemm(), {}) if gemm else None  # blocks spread like the others'
                 notify("timing", threads=threads, cells=len(cells))
-                measure(cells, settings, clock, process=process, origin=origin)
+                measure(cells + ([probe] if probe else []), settings, clock, process=process,
+                        origin=origin)
+            if probe:
+                calibration = Calibration.of(threads, probe.runtime, probe.samples, probe.blocks)
+                for result in results:
+                    result.calibrations.append(calibration)
             for (s, i, o), cell in zip(plan, cells):
                 batch, seq_len = shapes[s]
                 flops = subjects[i].flops_for(batch, seq_len) if subjects[i].flops_for else None
                 m = Measurement(o.name, batch, seq_len, threads, tuple(cell.samples),
                                 device=o.runtime.device, flops=flops,
-                                peak_gflops=peak_gflops if o.runtime.device == "cpu" else None,
                                 cold=o.cold, peak_memory_mb=o.peak_memory_mb,
                                 blocks=tuple(cell.blocks), extra=dict(o.settings))
                 results[i].measurements.append(m)

@@ -1,5 +1,10 @@
 """What the figures were measured on: machine info, the GEMM peak, and resident memory.
 
+GEMM peak: a small float32 GEMM (``GemmProbe``) is timed by the harness as one more cell of
+each thread count's rotation, at that thread count; its best block is the peak that the rows'
+% of peak divide by, and a ``Calibration`` that was unsteady, too short, or slower than at
+fewer threads gives none (see its ``problem``).
+
 Peak memory: Python's ``tracemalloc`` cannot see the allocations of native runtimes, so the
 probe reads the kernel's accounting of this process instead. On Linux it resets the
 resident-set high-water mark (``echo 5 > /proc/self/clear_refs``) and reads ``VmHWM`` from
@@ -13,12 +18,15 @@ resident set (``VmRSS``), a lower bound; elsewhere it reports None.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import platform
 import subprocess
 import time
+from dataclasses import dataclass, replace
 from importlib import metadata
 from pathlib import Path
+from statistics import median
 
 from lstm_bench.options import default_threads  # the one default thread count
 
@@ -209,26 +217,172 @@ def machine_info(threads=None) -> dict:
     }
 
 
-def peak_gflops(seconds: float = 0.2, size: int = 1024, clock=time.perf_counter_ns) -> float:
-    """The best float32 GEMM rate NumPy reaches here in about ``seconds`` (all its threads)."""
-    import numpy as np
+GEMM_SIZE = 384  # float32 GEMM of 384 x 384: about 0.5 ms, at full speed on one or two cores
+MIN_BLOCKS = 5  # a calibration of fewer blocks gives no % of peak ...
+# ... nor one whose best quarter of blocks spread more than this below the best block: the
+# machine's speed moved during the run and the peak is one lucky moment, not a rate it keeps
+MAX_SPREAD = 0.20
+# ... nor one at more threads that peaks below this share of the peak at fewer threads: a
+# multi-threaded GEMM waits for its slowest thread, and on a busy machine one of its threads is
+# often descheduled (seen here: 2 GFLOP/s at 2 threads, steadily, against 140 at 1 thread)
+FEWER_THREADS_SHARE = 0.9
 
-    rng = np.random.default_rng(0)
-    a = rng.standard_normal((size, size), dtype=np.float32)
-    b = rng.standard_normal((size, size), dtype=np.float32)
-    out = np.empty_like(a)
-    np.matmul(a, b, out=out)  # warm-up: threads started, pages touched
-    flops = 2.0 * size ** 3
-    best = float("inf")
-    deadline = clock() + seconds * 1e9
-    for _ in range(1000):
-        start = clock()
-        np.matmul(a, b, out=out)
-        elapsed = clock() - start
-        best = min(best, elapsed)
-        if clock() >= deadline:
-            break
-    return flops / (max(best, 1) / 1e9) / 1e9
+
+class GemmProbe:
+    """A float32 GEMM (``size`` square) that the harness times in the rotation like a
+    runtime's call: its blocks are spread over the same span, at the same thread count (NumPy's
+    BLAS set by ``blas_threads``), interleaved with the runtimes' blocks.
+
+    Small on purpose: at 1024 square one call took 30 to 60 ms here, and on a busy machine a
+    call that long is almost always slowed by another process (a two-thread GEMM waits for
+    its slower thread), so its rate moved 41..283 GFLOP/s between runs; 384 reaches the same
+    best rate (155 GFLOP/s on one core of this Xeon) in under a millisecond."""
+
+    name = "float32 GEMM"
+    device = "cpu"
+
+    def __init__(self, size: int = GEMM_SIZE):
+        import numpy as np
+
+        rng = np.random.default_rng(0)
+        self.size = size
+        self.a = rng.standard_normal((size, size), dtype=np.float32)
+        self.b = rng.standard_normal((size, size), dtype=np.float32)
+        self.out = np.empty_like(self.a)
+        self.flops = 2 * size ** 3
+        self.matmul = np.matmul
+
+    def run(self, feeds):
+        self.matmul(self.a, self.b, out=self.out)
+
+    def synchronize(self) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The float32 GEMM rate at one thread count: each block's median rate, in the order
+    the blocks were taken. The peak is the best block; the spread says how far the best
+    quarter of the blocks fell below it (0: a quarter of the run reached the peak)."""
+
+    threads: int | None
+    size: int
+    block_gflops: tuple[float, ...]
+    threads_set: bool = True  # False: NumPy's BLAS thread count could not be set here
+    fewer_threads_peak: float | None = None  # the best peak at fewer threads (``judged``)
+
+    @classmethod
+    def of(cls, threads, probe, samples_ns, blocks) -> Calibration:
+        """From the harness cell that timed ``probe`` (samples and blocks)."""
+        from lstm_bench.bench.stats import Measurement
+
+        timed = Measurement(probe.name, 1, 1, threads, tuple(samples_ns), blocks=tuple(blocks))
+        rates = tuple(float(probe.flops / max(ms, 1e-9) / 1e6) for ms in timed.block_ms)
+        return cls(threads, probe.size, rates, blas_threads_settable())
+
+    @property
+    def peak_gflops(self) -> float | None:
+        return max(self.block_gflops) if self.block_gflops else None
+
+    @property
+    def median_gflops(self) -> float | None:
+        return float(median(self.block_gflops)) if self.block_gflops else None
+
+    @property
+    def spread(self) -> float | None:
+        """1 - (the rate the best quarter of the blocks reached) / peak."""
+        if not self.block_gflops:
+            return None
+        ranked = sorted(self.block_gflops, reverse=True)
+        quarter = ranked[max(0, math.ceil(len(ranked) / 4) - 1)]
+        return 1 - quarter / ranked[0]
+
+    @property
+    def problem(self) -> str | None:
+        """Why this calibration gives no % of peak, or None when it is good enough."""
+        if not self.threads_set:
+            return "NumPy's BLAS thread count cannot be set here, so the GEMM did not run at " \
+                   "the rows' thread count"
+        if len(self.block_gflops) < MIN_BLOCKS:
+            return f"only {len(self.block_gflops)} GEMM blocks (at least {MIN_BLOCKS} needed)"
+        if self.fewer_threads_peak and self.peak_gflops < FEWER_THREADS_SHARE * \
+                self.fewer_threads_peak:
+            return (f"the GEMM at {self.threads} threads peaked at {self.peak_gflops:.0f} "
+                    f"GFLOP/s, below the {self.fewer_threads_peak:.0f} it reached on fewer "
+                    "threads: other processes held its threads up")
+        if self.spread > MAX_SPREAD:
+            return (f"the GEMM rate was unsteady: the best quarter of its "
+                    f"{len(self.block_gflops)} blocks fell {self.spread:.0%} below the best "
+                    f"({min(self.block_gflops):.0f}..{self.peak_gflops:.0f} GFLOP/s over the "
+                    "run), so the machine's speed moved during the run")
+        return None
+
+    @property
+    def usable_peak(self) -> float | None:
+        """The peak the rows' % of peak divide by: None when ``problem``."""
+        return None if self.problem else self.peak_gflops
+
+    def as_dict(self) -> dict:
+        return {"threads": self.threads, "dtype": "float32", "size": self.size,
+                "peak_gflops": self.peak_gflops, "median_gflops": self.median_gflops,
+                "spread": self.spread, "blocks": len(self.block_gflops),
+                "threads_set": self.threads_set,
+                "fewer_threads_peak": self.fewer_threads_peak, "reliable": self.problem is None,
+                "problem": self.problem, "block_gflops": list(self.block_gflops)}
+
+    @classmethod
+    def from_dict(cls, doc: dict) -> Calibration:
+        """Read back from a report; what is not a number of the right kind is dropped."""
+        from lstm_bench.bench.stats import rate
+
+        threads, size, rates = doc.get("threads"), doc.get("size"), doc.get("block_gflops")
+        return cls(threads if isinstance(threads, int) and not isinstance(threads, bool)
+                   else None, size if isinstance(size, int) and not isinstance(size, bool) else 0,
+                   tuple(r for r in map(rate, rates if isinstance(rates, list) else ()) if r),
+                   doc.get("threads_set") is not False, rate(doc.get("fewer_threads_peak")))
+
+    @staticmethod
+    def merge(parts) -> list[Calibration]:
+        """One calibration per thread count from those of several worker processes."""
+        by_threads: dict = {}
+        for part in parts:
+            by_threads.setdefault(part.threads, []).append(part)
+        return [replace(group[0], block_gflops=tuple(r for c in group for r in c.block_gflops),
+                        threads_set=all(c.threads_set for c in group))
+                for group in by_threads.values()]
+
+
+def judged(calibrations) -> list[Calibration]:
+    """The calibrations of one sweep, each told the best peak at fewer threads."""
+    def fewer(c):
+        peaks = [o.peak_gflops for o in calibrations if o.peak_gflops and o.threads
+                 and c.threads and o.threads < c.threads]
+        return max(peaks) if peaks else None
+    return [replace(c, fewer_threads_peak=fewer(c)) for c in calibrations]
+
+
+def calibration_text(calibrations) -> str:
+    """One phrase for the reports' machine line: the peak at each thread count."""
+    if not calibrations:
+        return "no GEMM peak measured"
+    parts = []
+    for c in calibrations:
+        rate = f"{c.peak_gflops:.0f} GFLOP/s" if c.peak_gflops else "none"
+        flag = "" if c.problem is None else " (unreliable: no % peak)"
+        parts.append(f"{rate} at {c.threads} thread{'s' * (c.threads != 1)}{flag}")
+    size = calibrations[0].size
+    return f"float32 GEMM peak ({size}x{size}, best block): " + ", ".join(parts)
+
+
+def calibration_notes(calibrations) -> list[str]:
+    """A note for each thread count whose calibration gives no % of peak."""
+    return [f"% peak left out at {c.threads} thread{'s' * (c.threads != 1)}: {c.problem}"
+            for c in calibrations if c.problem]
+
+
+def blas_threads_settable() -> bool:
+    """Whether ``blas_threads`` can set NumPy's BLAS thread count in this process."""
+    return _openblas_threads_api()[0] is not None
 
 
 def _status_kb(field_name: str) -> int | None:

@@ -5,9 +5,25 @@ A view of the one parsed ``lstm_bench.model.Model`` that verify and the runtimes
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from lstm_bench.errors import LSTMBenchError
+
+# What one runtime keeps of an LSTM's outputs, per value of Y (float32), for every shape it ran:
+# onnxruntime's CPU arena keeps Y and the gate buffer (four values per value of Y: the input
+# projection of every step) of each shape. Measured here on an LSTM(2 -> 64), T = 100, batches
+# 1000, 2000, 4000, 8000 run in turn by one session: the process grew by 4.3 x the bytes of Y
+# summed over the shapes (3.5 x in the reverse order). Torch and NumPy free theirs between
+# calls: for them this is an upper estimate.
+HELD_PER_Y = 5
+
+
+def output_bytes(layer_sizes, batch: int, seq_len: int) -> int:
+    """Bytes one runtime holds for the LSTM layers' outputs (Y, Y_h, Y_c; see HELD_PER_Y)
+    after a call at this shape; ``layer_sizes``: (input_size, hidden_size, directions)."""
+    return 4 * sum(D * batch * H * (HELD_PER_Y * seq_len + 2) for _, H, D in layer_sizes)
 
 
 class BenchModel:
@@ -46,6 +62,20 @@ class BenchModel:
 
     def flops(self, batch: int, seq_len: int) -> int:
         return self.model.flops(batch, seq_len)
+
+    def feed_bytes(self, batch: int, seq_len: int | None) -> int:
+        """Bytes of the feeds ``feeds`` makes at this shape, found without making them."""
+        from lstm_bench.runtimes.inputs import feed_shapes
+
+        return sum(math.prod(shape) * np.dtype(dtype).itemsize for shape, dtype in
+                   feed_shapes(self.model.proto, batch=batch, seq_len=seq_len).values())
+
+    def output_bytes(self, batch: int, seq_len: int | None) -> int:
+        """Bytes one runtime holds for this model's LSTM outputs at this shape (an estimate,
+        see ``HELD_PER_Y``)."""
+        from lstm_bench.runtimes.inputs import fed_seq_len
+
+        return output_bytes(self.model.layer_sizes, batch, fed_seq_len(self.model.proto, seq_len))
 
     def feeds(self, batch: int, seq_len: int, seed: int = 0) -> dict[str, np.ndarray]:
         """Seeded random inputs at this shape, from the generator verify uses too."""

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import html
 
-from lstm_bench.bench.decision import decide
-from lstm_bench.bench.markdown import COLD_COLUMNS, COLUMNS, VERIFY_COLUMNS, by_threads, \
-    cold_rows, machine_line, result_rows, verify_rows
+from lstm_bench.bench.decision import decide, plural
+from lstm_bench.bench.markdown import CAPTION, COLD_COLUMNS, COLUMNS, STREAM_CAPTION, \
+    STREAM_COLUMNS, VERIFY_COLUMNS, by_threads, cold_rows, machine_line, result_rows, \
+    stream_rows, verify_rows
 
 # The page's table leaves out what the Markdown and JSON keep (min, p90, steps/s): 13 columns
 # fit a 1280 px laptop screen.
@@ -20,7 +21,7 @@ PAGE_COLUMNS = tuple(c for c in COLUMNS if c not in ("min ms", "p90 ms", "steps/
 def page_rows(measurements) -> list[list[str]]:
     keep = [COLUMNS.index(c) for c in PAGE_COLUMNS]
     return [[row[i] for i in keep] for row in result_rows(measurements)]
-from lstm_bench.bench.terminal import machine_warnings, noise_line
+from lstm_bench.bench.terminal import machine_warnings, noise_line, split_rows
 
 FOLD_ROWS = 24  # more result rows than this: thread counts after the first start folded
 
@@ -72,12 +73,12 @@ def _fold(summary: str, body: str, open_: bool) -> str:
             f"{body}</details>")
 
 
-def results_html(report) -> str:
-    groups = by_threads(report.measurements)
-    long = len(report.measurements) > FOLD_ROWS
+def results_html(measurements) -> str:
+    groups = by_threads(measurements)
+    long = len(measurements) > FOLD_ROWS
     if len(groups) == 1 and not long:
-        return html_table(PAGE_COLUMNS, page_rows(report.measurements), group_by=2)
-    return "".join(_fold(f"{threads} threads ({len(rows)} rows)",
+        return html_table(PAGE_COLUMNS, page_rows(measurements), group_by=2)
+    return "".join(_fold(f"{plural(threads, 'thread')} ({plural(len(rows), 'row')})",
                          html_table(PAGE_COLUMNS, page_rows(rows), group_by=2),
                          open_=(i == 0 or not long))
                    for i, (threads, rows) in enumerate(groups))
@@ -90,6 +91,15 @@ def render_html(report) -> str:
     plots = "".join(f"<h3>{html.escape(caption)}</h3><img alt=\"{html.escape(caption)}\" "
                     f"src=\"data:image/png;base64,{data}\">" for caption, data in all_plots(report))
     cold = html_table(COLD_COLUMNS, cold_rows(report.measurements))
+    sequence, stream = split_rows(report.measurements)
+    tables = []
+    if sequence:
+        tables += ["<h2>Latency and throughput</h2>",
+                   f"<p class=\"meta\">{html.escape(CAPTION.replace('`', ''))}</p>", results_html(sequence)]
+    if stream:
+        tables += ["<h2>Streaming latency</h2>",
+                   f"<p class=\"meta\">{html.escape(STREAM_CAPTION.replace('`', ''))}</p>",
+                   html_table(STREAM_COLUMNS, stream_rows(stream), group_by=2)]
     parts = [
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">",
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">",
@@ -97,11 +107,7 @@ def render_html(report) -> str:
         f"<h1>{html.escape(title)}</h1><p class=\"meta\">{html.escape(machine_line(report))}</p>",
         decision_html(report),
         "<h2>Plots</h2>", plots or "<p>No plots: nothing was measured.</p>",
-        "<h2>Latency and throughput</h2>",
-        "<p class=\"meta\">Latency in ms, runtimes fastest first at each shape; 95% CI is the "
-        "distribution-free confidence interval of the median; <b>~</b> after the ratio: within "
-        "noise of the row above (the CIs overlap); noise is IQR / median.</p>",
-        results_html(report),
+        *tables,
         "<h2>Cold start and memory</h2>",
         cold if len(report.measurements) <= FOLD_ROWS
         else _fold("cold start per runtime and thread count", cold, open_=False),

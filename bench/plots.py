@@ -4,17 +4,29 @@ Drawn for a slide: full page width, one legend per figure outside the data, one 
 runtime (the same in every plot and report: the registry's order) and one line style and
 marker per thread count. Scaling curves: latency against batch (one panel per sequence
 length), throughput against sequence length (against batch when the sweep had one length),
-latency against threads when the sweep had several; cold start as side-by-side bars on linear
-axes (session open | first run); verify's error per time step with each precision's tolerance.
+latency against threads (one line per runtime) when the sweep had several; cold start as
+side-by-side bars on linear axes (session open | first run); streaming latency per step as one
+row per runtime, p50 joined to p99; verify's error per time step with each precision's
+tolerance.
+
+Value axes carry enough labels to read a figure off them (``value_axis``). Throughput is drawn
+on plain axes from 0, where a runtime ten times slower than the fastest at every point would
+only flatten the contenders: it is left out of the panel and named under it.
 """
 
 from __future__ import annotations
 
 import base64
 import io
+import math
+import textwrap
 from collections import defaultdict
+from typing import TYPE_CHECKING
 
 from lstm_bench.bench.decision import row_field, shape_key, shape_label
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 WIDTH_IN = 13.0  # with DPI, about 1300 px: the page's full width
 DPI = 100
@@ -76,52 +88,102 @@ def _legend(fig, axes, order=()) -> None:
                    fontsize="small", frameon=False)
 
 
-def plain_y(ax, logy: bool = True) -> None:
-    """A (log) y axis labelled with plain numbers: 0.1, 1, 1,000, never 10^k."""
-    from matplotlib.ticker import FuncFormatter, NullFormatter
-
-    if logy:
-        ax.set_yscale("log")
-    ax.yaxis.set_major_formatter(FuncFormatter(
-        lambda v, _: f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"))
-    ax.yaxis.set_minor_formatter(NullFormatter())
+LOG_RANGE = 8  # values spanning more than this factor get a log axis; fewer, a plain one
+LABELLED_DECADES = 3  # a log axis over at most this many decades labels 2 and 5 as well
 
 
-def _axes_style(ax, xs, logy):
-    """Ticks at the measured x values, plain numbers on both axes (no 2^k, no 10^k labels)."""
+def _number(value, _=None) -> str:
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
+def value_axis(axis, lo: float, hi: float, logy: bool = True, zero: bool = False) -> None:
+    """A value axis (``ax.yaxis`` or ``ax.xaxis``) for data between ``lo`` and ``hi``, labelled
+    with plain numbers (0.2, 1, 1,000; never 10^k) and enough of them to read a value off it:
+    a plain axis when the values span less than LOG_RANGE (from 0 with ``zero``), else a log
+    axis labelled at 1, 2 and 5 of each decade (only 1 when it spans many decades)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
+
+    ax = axis.axes
+    set_scale = ax.set_yscale if axis is ax.yaxis else ax.set_xscale
+    set_lim = ax.set_ylim if axis is ax.yaxis else ax.set_xlim
+    positive = lo > 0 and hi > 0
+    if logy and positive and hi / lo > LOG_RANGE:
+        set_scale("log")
+        decades = math.log10(hi / lo)
+        subs = (1.0, 2.0, 5.0) if decades <= LABELLED_DECADES else (1.0,)
+        axis.set_major_locator(LogLocator(base=10, subs=subs))
+        axis.set_minor_locator(LogLocator(base=10, subs=[s for s in range(2, 10)
+                                                         if s not in subs]))
+    else:
+        axis.set_major_locator(MaxNLocator(nbins=6))
+        if zero and positive:
+            set_lim(0, hi * 1.08)
+    axis.set_major_formatter(FuncFormatter(_number))
+    axis.set_minor_formatter(NullFormatter())
+
+
+def _x_ticks(ax, xs) -> None:
+    """Ticks at the measured x values, plain numbers (no 2^k labels); log when they spread."""
     from matplotlib.ticker import NullFormatter
 
     if len(xs) > 1 and xs[0] > 0 and xs[-1] / xs[0] >= 4:
         ax.set_xscale("log")
     ax.set_xticks(xs, [str(x) for x in xs])
     ax.xaxis.set_minor_formatter(NullFormatter())
-    plain_y(ax, logy)
 
 
-def _curves(measurements, panel_of, x_of, y_of):
-    """panel -> (runtime, threads) -> sorted [(x, y, (lo, hi) or None)]."""
+def _curves(measurements, panel_of, x_of, y_of, line_of=lambda m: (m.runtime, m.threads)):
+    """panel -> line -> sorted [(x, y, (lo, hi) or None)]; a line is (runtime, threads), or
+    (runtime, None) where the threads are on the x axis."""
     panels = defaultdict(lambda: defaultdict(list))
     for m in measurements:
         y, ci = y_of(m)
-        panels[panel_of(m)][(m.runtime, m.threads)].append((x_of(m), y, ci))
+        panels[panel_of(m)][line_of(m)].append((x_of(m), y, ci))
     return {p: {k: sorted(v) for k, v in lines.items()} for p, lines in sorted(panels.items())}
 
 
-def _draw(measurements, curves, title_of, xlabel, ylabel, logy=True) -> str:
+SLOW_FACTOR = 10  # a runtime slower than the fastest by this at every x is not drawn
+NOTE_CHARS = 120  # characters of a note under a full-width panel (a third under each of 3)
+
+
+def _too_slow(lines: dict) -> dict:
+    """The lines (of a higher-is-better figure) below 1/SLOW_FACTOR of the best line at each
+    of their x values: drawn, they only stretch the axis under the contenders."""
+    best: dict = {}
+    for points in lines.values():
+        for x, y, _ in points:
+            best[x] = max(best.get(x, 0.0), y)
+    return {key: points for key, points in lines.items()
+            if all(y * SLOW_FACTOR < best[x] for x, y, _ in points)}
+
+
+def _label(runtime, threads, many_threads: bool) -> str:
+    return f"{runtime}, {threads} thr" if many_threads and threads is not None else runtime
+
+
+def _draw(measurements, curves, title_of, xlabel, ylabel, logy=True,
+          leave_out_slow=False) -> Figure:
+    """One panel per curve group, one line per (runtime, threads): the runtime's colour, the
+    thread count's line style and marker; CI bars where the figures have them.
+
+    ``logy`` False (throughput): plain axes from 0, and with ``leave_out_slow`` the runtimes
+    far slower than the fastest (``_too_slow``) left out, named under the panel."""
     colours = runtime_colours({m.runtime for m in measurements})
-    styles = thread_styles({m.threads for m in measurements})
+    styles = thread_styles({key[1] for lines in curves.values() for key in lines})
     many_threads = len(styles) > 1
     order = list(colours)
     legend_order = []
     fig, axes = _figure(len(curves))
     for ax, (panel, lines) in zip(axes, curves.items()):
+        slow = _too_slow(lines) if leave_out_slow else {}
+        drawn = {k: v for k, v in lines.items() if k not in slow}
         # the registry's order, then threads: the same legend order in every plot
-        for (runtime, threads), points in sorted(lines.items(), key=lambda kv: (
+        for (runtime, threads), points in sorted(drawn.items(), key=lambda kv: (
                 order.index(kv[0][0]), kv[0][1] or 0)):
             xs, ys, cis = zip(*points)
             style, marker = styles[threads]
-            label = f"{runtime}, {threads} thr" if many_threads else runtime
-            legend_order.append(label)
+            label = _label(runtime, threads, many_threads)
+            legend_order.append((order.index(runtime), threads or 0, label))
             kw = dict(color=colours[runtime], linestyle=style, marker=marker, label=label)
             if all(ci is not None for ci in cis):
                 lower = [max(y - ci[0], 0) for y, ci in zip(ys, cis)]
@@ -130,19 +192,31 @@ def _draw(measurements, curves, title_of, xlabel, ylabel, logy=True) -> str:
             else:
                 ax.plot(xs, ys, **kw)
         ax.set_title(title_of(panel))
-        ax.set_xlabel(xlabel)
+        note = ""
+        if slow:
+            # a name never breaks over two lines: no-break spaces, no breaks at hyphens
+            names = ", ".join(_label(r, t, many_threads).replace(" ", "\u00a0") for r, t in
+                              sorted(slow, key=lambda k: (order.index(k[0]), k[1] or 0)))
+            note = "\n" + textwrap.fill(f"not drawn, under 1/{SLOW_FACTOR} of the fastest: "
+                                        f"{names}", NOTE_CHARS // min(len(curves), PER_ROW),
+                                        break_on_hyphens=False)
+        ax.set_xlabel(xlabel + note)
         ax.set_ylabel(ylabel)
-        _axes_style(ax, sorted({x for pts in lines.values() for x, *_ in pts}), logy)
+        _x_ticks(ax, sorted({x for pts in drawn.values() for x, *_ in pts}))
+        values = [v for pts in drawn.values() for _, y, ci in pts
+                  for v in ((y,) if ci is None else (y, *ci)) if v > 0]
+        if values:
+            value_axis(ax.yaxis, min(values), max(values), logy, zero=not logy)
         ax.grid(True, which="both", alpha=0.3)
-    _legend(fig, axes, sorted(set(legend_order), key=legend_order.index))
-    return _png(fig)
+    _legend(fig, axes, [label for *_, label in sorted(set(legend_order))])
+    return fig
 
 
 def _median(m):
     return m.stats.median, m.stats.median_ci
 
 
-def latency_vs_batch(measurements) -> str:
+def latency_vs_batch(measurements) -> Figure:
     def panel(m):
         mode, chunk, _, seq_len = shape_key(m)
         return (mode, chunk, seq_len)
@@ -153,36 +227,88 @@ def latency_vs_batch(measurements) -> str:
                  "batch", "median latency (ms), 95% CI")
 
 
-def streaming_latency(measurements) -> str:
-    """Streaming rows (``bench.streaming``): p50 latency per step, the bar up to p99."""
-    def per_step(m):
-        chunk = row_field(m, "chunk") or m.seq_len
-        p50, p99 = m.stats.median / chunk, m.stats.p99 / chunk
-        return p50, (p50, p99)
-    return _draw(measurements, _curves(measurements, lambda m: row_field(m, "chunk"),
-                                       lambda m: m.batch, per_step),
-                 "streaming, chunk = {} step(s) per call".format, "batch",
-                 "latency per step (ms): p50, bar to p99")
+def dot_rows(ax, rows, xlabel: str) -> None:
+    """One row per entry, top to bottom, on a value axis along x: a dot at ``value`` with
+    its CI as a bar (``ci``) or joined by a line to a diamond at ``high`` (p99), and its
+    figures written to the right, so that no two rows' marks can cover each other.
+
+    ``rows``: dicts with label, colour, value and optional ci (lo, hi), high, text."""
+    for i, row in enumerate(rows):
+        colour, value, high, ci = row["colour"], row["value"], row.get("high"), row.get("ci")
+        if high is not None:
+            ax.plot([value, high], [i, i], color=colour, linewidth=2, alpha=0.6)
+            ax.plot([high], [i], "D", color=colour, markerfacecolor="white", markersize=7)
+        if ci is not None:
+            ax.errorbar([value], [i], xerr=[[max(value - ci[0], 0)], [max(ci[1] - value, 0)]],
+                        color=colour, capsize=3)
+        ax.plot([value], [i], "o", color=colour, markersize=8)
+        right = max(v for v in (value, high, ci[1] if ci else None) if v is not None)
+        ax.annotate(row.get("text") or _number(value), (right, i), xytext=(8, 0),
+                    textcoords="offset points", va="center", fontsize="small")
+    ax.set_yticks(range(len(rows)), [row["label"] for row in rows])
+    ax.set_ylim(len(rows) - 0.4, -0.6)  # the first row on top
+    values = [v for row in rows for v in (row["value"], row.get("high"), *(row.get("ci") or ()))
+              if v is not None and v > 0]
+    if values:
+        value_axis(ax.xaxis, min(values), max(values), zero=True)
+        lo, hi = ax.get_xlim()
+        if ax.get_xscale() == "log":
+            ax.set_xlim(lo, hi * 3)  # room for the figures written right of the marks
+        else:
+            ax.set_xlim(lo, hi * 1.3)
+    ax.set_xlabel(xlabel)
+    ax.grid(True, axis="x", which="both", alpha=0.3)
 
 
-def throughput_vs_seq_len(measurements) -> str:
+def streaming_latency(measurements) -> Figure:
+    """Streaming rows (``bench.streaming``): per step, a dot at p50 joined to a diamond at p99,
+    one row per runtime (and batch, and thread count, where there are several), one panel per
+    chunk."""
+    colours = runtime_colours({m.runtime for m in measurements})
+    order = list(colours)
+    many_batches = len({m.batch for m in measurements}) > 1
+    many_threads = len({m.threads for m in measurements}) > 1
+    chunks = sorted({row_field(m, "chunk") or m.seq_len for m in measurements})
+    height = max(2.4, 0.36 * max(sum(1 for m in measurements
+                                     if (row_field(m, "chunk") or m.seq_len) == c)
+                                 for c in chunks) + 1.4)
+    fig, axes = _figure(len(chunks), height=height)
+    for ax, chunk in zip(axes, chunks):
+        rows = []
+        for m in sorted((m for m in measurements if (row_field(m, "chunk") or m.seq_len) == chunk),
+                        key=lambda m: (order.index(m.runtime), m.batch, m.threads or 0)):
+            p50, p99 = m.stats.median / chunk, m.stats.p99 / chunk
+            label = _label(m.runtime, m.threads, many_threads)
+            rows.append({"label": label + (f", b={m.batch}" if many_batches else ""),
+                         "colour": colours[m.runtime], "value": p50, "high": p99,
+                         "text": f"p50 {_number(p50)} · p99 {_number(p99)}"})
+        dot_rows(ax, rows, "latency per step (ms): ● p50, ◇ p99")
+        ax.set_title(f"streaming, chunk {chunk} step{'s' * (chunk > 1)} per call")
+    return fig
+
+
+def throughput_vs_seq_len(measurements) -> Figure:
     return _draw(measurements, _curves(measurements, lambda m: m.batch, lambda m: m.seq_len,
                                        lambda m: (m.steps_per_s, None)),
-                 "batch {}".format, "sequence length", "time steps / s")
+                 "batch {}".format, "sequence length", "time steps / s", logy=False,
+                 leave_out_slow=True)
 
 
-def throughput_vs_batch(measurements) -> str:
+def throughput_vs_batch(measurements) -> Figure:
     return _draw(measurements, _curves(measurements, lambda m: m.seq_len, lambda m: m.batch,
                                        lambda m: (m.sequences_per_s, None)),
-                 "sequence length {}".format, "batch", "sequences / s")
+                 "sequence length {}".format, "batch", "sequences / s", logy=False,
+                 leave_out_slow=True)
 
 
-def latency_vs_threads(measurements) -> str:
-    return _draw(measurements, _curves(measurements, shape_key, lambda m: m.threads, _median),
+def latency_vs_threads(measurements) -> Figure:
+    """One line per runtime across the thread counts, a panel per shape."""
+    return _draw(measurements, _curves(measurements, shape_key, lambda m: m.threads, _median,
+                                       line_of=lambda m: (m.runtime, None)),
                  shape_label, "threads", "median latency (ms), 95% CI")
 
 
-def cold_start(measurements) -> str:
+def cold_start(measurements) -> Figure:
     """Session open and first run side by side, each on its own linear axis with its values
     written at the bars: a 1 ms open next to a 2 s one is still readable."""
     from lstm_bench.bench.terminal import first_per_runtime
@@ -202,10 +328,10 @@ def cold_start(measurements) -> str:
         ax.set_xlim(0, max(values + [1e-3]) * 1.25)  # room for the value labels
         ax.set_title(title)
         ax.grid(True, axis="x", alpha=0.3)
-    return _png(fig)
+    return fig
 
 
-def verify_error_per_step(verify) -> str | None:
+def verify_error_per_step(verify) -> Figure | None:
     """Each runtime's max abs error per time step against the float64 truth, with each
     precision's tolerance drawn as a band: atol (truth near 0) up to atol + rtol (|truth| = 1,
     the most an LSTM's hidden state reaches with the default activations)."""
@@ -231,27 +357,32 @@ def verify_error_per_step(verify) -> str | None:
                                                   if verify.per_step_model else ""))
     ax.grid(True, which="both", alpha=0.3)
     _legend(fig, [ax])
-    return _png(fig)
+    return fig
+
+
+def report_figures(report) -> list[tuple[str, Figure]]:
+    """(caption, figure) for every plot the report's data supports."""
+    streaming = [m for m in report.measurements if row_field(m, "mode") == "streaming"]
+    rows = [m for m in report.measurements if row_field(m, "mode") != "streaming"]
+    figures = []
+    if rows:
+        figures.append(("Latency against batch", latency_vs_batch(rows)))
+        if len({m.seq_len for m in rows}) > 1:
+            figures.append(("Throughput against sequence length", throughput_vs_seq_len(rows)))
+        else:  # one sequence length: the curve worth drawing is against batch
+            figures.append(("Throughput against batch", throughput_vs_batch(rows)))
+        if len({m.threads for m in rows}) > 1:
+            figures.append(("Latency against threads", latency_vs_threads(rows)))
+        figures.append(("Cold start", cold_start(rows)))
+    if streaming:
+        figures.append(("Streaming latency per step", streaming_latency(streaming)))
+    if report.verify:
+        fig = verify_error_per_step(report.verify)
+        if fig is not None:
+            figures.append(("Verify: error per time step", fig))
+    return figures
 
 
 def all_plots(report) -> list[tuple[str, str]]:
     """(caption, base64 PNG) for every plot the report's data supports."""
-    streaming = [m for m in report.measurements if row_field(m, "mode") == "streaming"]
-    rows = [m for m in report.measurements if row_field(m, "mode") != "streaming"]
-    plots = []
-    if rows:
-        plots.append(("Latency against batch", latency_vs_batch(rows)))
-        if len({m.seq_len for m in rows}) > 1:
-            plots.append(("Throughput against sequence length", throughput_vs_seq_len(rows)))
-        else:  # one sequence length: the curve worth drawing is against batch
-            plots.append(("Throughput against batch", throughput_vs_batch(rows)))
-        if len({m.threads for m in rows}) > 1:
-            plots.append(("Latency against threads", latency_vs_threads(rows)))
-        plots.append(("Cold start", cold_start(rows)))
-    if streaming:
-        plots.append(("Streaming latency per step", streaming_latency(streaming)))
-    if report.verify:
-        png = verify_error_per_step(report.verify)
-        if png:
-            plots.append(("Verify: error per time step", png))
-    return plots
+    return [(caption, _png(fig)) for caption, fig in report_figures(report)]

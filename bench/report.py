@@ -4,8 +4,11 @@ A ``BenchReport`` holds the ``Measurement`` objects of a sweep, typed, until a r
 (``bench.terminal``, ``bench.markdown``, ``bench.page``, ``bench.plots``) turns it into text.
 Its JSON document (``to_dict``) is read back through the same types (``load_report``), so any
 report can be redrawn from a saved file: ``schema``, ``model``, ``machine``, ``settings``,
-``peak_gflops``, ``decision``, ``results`` (``Measurement.as_dict`` rows, raw samples
-included), ``skipped``, ``warnings``, and ``verify`` / ``export`` when the run had them.
+``peak_gflops`` (the GEMM peak at the first thread count), ``calibration`` (the GEMM peak per
+thread count with its blocks and spread, ``bench.machine.Calibration``), ``decision``,
+``results`` (``Measurement.as_dict`` rows, raw samples included, each with the peak its
+``peak_share`` divides by), ``skipped``, ``warnings``, and ``verify`` / ``export`` when the run
+had them.
 Every file goes through ``lstm_bench.files``: one serializer, NaN and inf written as null.
 """
 
@@ -15,6 +18,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from lstm_bench.bench.machine import Calibration
 from lstm_bench.bench.stats import Measurement
 from lstm_bench.errors import LSTMBenchError
 from lstm_bench.files import read_json, write_json, write_text
@@ -103,6 +107,39 @@ class VerifySummary:
     inputs: dict
     verdicts: dict[str, Verdict]
     per_step_model: str | None = None  # what the per-step errors were measured on
+    sha256: str | None = None  # the model verify judged (None: not recorded)
+
+    @classmethod
+    def read(cls, path, model, *, allow_different_models: bool = False) -> VerifySummary:
+        """From a file written by `lstm-bench verify --json`, refused (LSTMBenchError) when it
+        is not a verify report, or is one of another model than ``model`` (a
+        ``lstm_bench.model.Model``: its sha256) unless ``allow_different_models``. A verify report without the model's sha256
+        (written before verify recorded it) is refused too: nothing ties it to the model,
+        and running verify again takes seconds."""
+        from lstm_bench.runtimes.verify import SCHEMA
+
+        data = read_json(path, "verify report")
+        rerun = f"write one with `lstm-bench verify MODEL.onnx --json {path}`"
+        schema = data.get("schema") if isinstance(data, dict) else None
+        if schema != SCHEMA:
+            if isinstance(schema, str) and schema.startswith("lstm-bench/bench"):
+                raise LSTMBenchError(f"{path}: a bench report, not a verify report; {rerun}")
+            if isinstance(data, dict) and "tolerances" in data and "results" in data:
+                raise LSTMBenchError(f"{path}: a verify report that does not record which model "
+                                     f"it judged (no sha256: an older lstm-bench); run verify "
+                                     f"again: `lstm-bench verify MODEL.onnx --json {path}`")
+            raise LSTMBenchError(f"{path}: not a verify report (schema {schema!r}, expected "
+                                 f"{SCHEMA!r}); {rerun}")
+        if data.get("sha256") != model.sha256 and not allow_different_models:
+            raise LSTMBenchError(
+                f"{path}: a verify report of another model ({data.get('model')}, sha256 "
+                f"{str(data.get('sha256'))[:12]}) than {model.path} (sha256 "
+                f"{model.sha256[:12]}); verify this model, or pass --allow-different-models "
+                "to use it anyway")
+        try:
+            return cls.from_verify_json(data)
+        except LSTMBenchError as exc:
+            raise LSTMBenchError(f"{path}: {exc}") from None
 
     @classmethod
     def from_verify_json(cls, data: dict) -> VerifySummary:
@@ -137,7 +174,8 @@ class VerifySummary:
                 tol.get("atol"), tol.get("rtol"), _steps(layer_outputs) or _steps(own),
                 layer_status, layer_worst, model_ok if status not in ("skip", "error") else None)
         return cls(data.get("passed"), data.get("inputs") or {}, verdicts,
-                   "the model's LSTM layer alone, output Y" if layer_seen else None)
+                   "the model's LSTM layer alone, output Y" if layer_seen else None,
+                   data.get("sha256"))
 
     @classmethod
     def of(cls, report) -> VerifySummary:
@@ -146,6 +184,7 @@ class VerifySummary:
 
     def to_dict(self) -> dict:
         return {"passed": self.passed, "inputs": self.inputs, "per_step_model": self.per_step_model,
+                "sha256": self.sha256,
                 "runtimes": {name: asdict(v) for name, v in self.verdicts.items()}}
 
     @classmethod
@@ -164,7 +203,7 @@ class VerifySummary:
                     [{"per_step_max_abs": known["per_step_max_abs_error"]}])
             verdicts[name] = Verdict(**known)
         return cls(data.get("passed"), data.get("inputs") or {}, verdicts,
-                   data.get("per_step_model"))
+                   data.get("per_step_model"), data.get("sha256"))
 
 
 def _worst(outputs: list[dict], status: str) -> float | None:
@@ -217,10 +256,11 @@ class BenchReport:
     settings: dict
     measurements: list[Measurement]
     skipped: list[Skip] = field(default_factory=list)
-    peak_gflops: float | None = None
+    peak_gflops: float | None = None  # the GEMM peak at the sweep's first thread count
     verify: VerifySummary | None = None
     export: dict | None = None
     notes: list[str] = field(default_factory=list)  # about the machine (busy, load average)
+    calibrations: list[Calibration] = field(default_factory=list)  # GEMM peak per thread count
     extra: dict = field(default_factory=dict)  # other top-level keys, kept as they came
 
     @property
@@ -238,6 +278,7 @@ class BenchReport:
         return {
             "schema": SCHEMA, "model": self.model, "machine": self.machine,
             "settings": self.settings, "peak_gflops": self.peak_gflops,
+            "calibration": [c.as_dict() for c in self.calibrations],
             "decision": decide(self).to_dict(),
             "results": [m.as_dict() for m in self.measurements],
             "skipped": [asdict(s) for s in self.skipped], "notes": self.notes,
@@ -251,8 +292,10 @@ class BenchReport:
     def from_dict(cls, doc: dict) -> BenchReport:
         """A document checked by ``check_document`` (``load_report`` does both)."""
         own = {"schema", "model", "machine", "settings", "peak_gflops", "decision", "results",
-               "skipped", "notes", "warnings", "verify", "export"}
+               "skipped", "notes", "warnings", "verify", "export", "calibration"}
         peak = doc.get("peak_gflops")
+        calibrations = [Calibration.from_dict(c) for c in doc.get("calibration") or []
+                        if isinstance(c, dict)]
         return cls(
             model=doc.get("model") or {}, machine=doc.get("machine") or {},
             settings=doc.get("settings") or {},
@@ -263,6 +306,7 @@ class BenchReport:
             peak_gflops=peak,
             verify=VerifySummary.from_dict(doc["verify"]) if doc.get("verify") else None,
             export=doc.get("export"), notes=[str(n) for n in doc.get("notes") or []],
+            calibrations=calibrations,
             extra={k: v for k, v in doc.items() if k not in own})
 
 
@@ -273,7 +317,9 @@ def build_document(result, *, model: dict, machine: dict,
                        measurements=list(result.measurements),
                        skipped=[Skip(s["runtime"], s["reason"], s.get("threads"))
                                 for s in result.skipped],
-                       peak_gflops=result.peak_gflops, verify=verify)
+                       peak_gflops=result.calibrations[0].peak_gflops
+                       if result.calibrations else None,
+                       calibrations=list(result.calibrations), verify=verify)
 
 
 def check_document(doc, where) -> dict:

@@ -1,6 +1,6 @@
 """A benchmark run from the command line's point of view: parse the lists, pick the runtimes,
-calibrate the machine's peak, sweep (in this process or in worker processes, pyperf-style)
-with a live display, and build the report document."""
+sweep (in this process or in worker processes, pyperf-style; a GEMM in the rotation calibrates
+the machine's peak) with a live display, and build the report document."""
 
 from __future__ import annotations
 
@@ -51,6 +51,7 @@ class LiveDisplay:
         self.enabled = enabled
         self.total = total
         self.rows: list = []
+        self.skips: list = []  # shown while the sweep runs; the report states them after
         self.live = None
 
     def __enter__(self):
@@ -77,19 +78,18 @@ class LiveDisplay:
     def __call__(self, kind: str, **info) -> None:
         if self.live is None:
             return
-        from rich.console import Group
-
-        from lstm_bench.bench.terminal import results_table
-
         if kind == "open":
             self.progress.update(self.task, description=f"opening {info['runtime']} "
                                  f"({info['threads']} threads)")
         elif kind == "skip":
-            self.progress.advance(self.task)
-            from rich.markup import escape
+            # in the live region, not printed: the report (or the command's one error line,
+            # when no runtime ran) says it again, so a printed line would be said twice
+            from rich.text import Text
 
-            self.console.print(f"[dim]skipped {info['runtime']}: {escape(info['reason'])}[/dim]",
-                               highlight=False)
+            self.progress.advance(self.task)
+            self.skips.append(Text(f"skipped {info['runtime']}: {info['reason']}", style="dim",
+                                   no_wrap=True, overflow="ellipsis"))
+            self._show()
         elif kind == "opened":
             self.progress.advance(self.task)
         elif kind == "timing":
@@ -100,10 +100,17 @@ class LiveDisplay:
                                  f" of {info['processes']}")
         elif kind == "result":
             self.rows.append(info["measurement"])
-            self.live.update(Group(self.progress, results_table(self.rows[-12:],
-                                                                self.console.width)))
+            self._show()
         elif kind == "done":
             self.progress.advance(self.task)
+
+    def _show(self) -> None:
+        from rich.console import Group
+
+        from lstm_bench.bench.terminal import results_table
+
+        table = [results_table(self.rows[-12:], self.console.width)] if self.rows else []
+        self.live.update(Group(self.progress, *self.skips[-4:], *table))
 
 
 def fed_inputs(model, inputs):
@@ -113,32 +120,101 @@ def fed_inputs(model, inputs):
     return load_inputs(inputs, model.proto)
 
 
-def _subject(model, inputs=None):
+def _subject(model, inputs=None, seed: int = 0):
     """A harness Subject of a BenchModel, or of a path (read here: in a worker process); with
-    ``inputs`` (an .npz), every shape gets its feeds."""
+    ``inputs`` (an .npz path, or its ``Inputs`` already read), every shape gets its feeds; else
+    seeded random feeds at each shape."""
     from lstm_bench.bench.harness import Subject
     from lstm_bench.bench.model import BenchModel
+    from lstm_bench.runtimes.inputs import Inputs
 
     if not isinstance(model, BenchModel):
         model = BenchModel(model)
-    feeds_for = model.feeds
+    feeds_for = lambda batch, seq_len: model.feeds(batch, seq_len, seed)  # noqa: E731
     if inputs is not None:
-        fed = fed_inputs(model, inputs)
-        feeds_for = lambda batch, seq_len, seed=0: fed.feeds  # noqa: E731
+        fed = inputs if isinstance(inputs, Inputs) else fed_inputs(model, inputs)
+        feeds_for = lambda batch, seq_len: fed.feeds  # noqa: E731
     return Subject(model.model, feeds_for, model.flops)
 
 
-def measure_models(models: list, factories: dict, shapes, threads_list, settings, *,
-                   peak: float | None, process: int = 0, origin: int | None = None,
-                   clock=time.perf_counter_ns, on_event=None, ort_options=None,
-                   inputs=None) -> list:
-    """``harness.sweep`` of these models (BenchModels, or paths) and runtimes (name ->
-    factory); one SweepResult per model. This is what each worker process runs."""
-    from lstm_bench.bench.harness import sweep
+def check_memory(models, shapes, runtimes: int, command: str, fed=None) -> None:
+    """Refuse, before any feed is made, a sweep whose feeds and outputs would exceed
+    LSTM_BENCH_MAX_FEEDS_MB. The harness holds the feeds of every shape of every model for the
+    whole sweep, and every runtime of a thread count is open at once, each keeping its outputs
+    of every shape it ran (an estimate: ``bench.model.HELD_PER_Y``). A worker process
+    (``--processes``) holds the same; its parent holds none of them. ``fed``: the ``Inputs`` of
+    ``--inputs``, the one shape's feeds."""
+    from lstm_bench.files import check_total_size, size_text
 
-    subjects = [_subject(m, inputs) for m in models]
-    return sweep(subjects, factories, shapes, threads_list, settings,
-                 clock=clock, peak_gflops=peak, on_event=on_event, process=process,
+    feeds, outputs = [], []
+    for model in models:
+        name = f"{model.path.name}: " if len(models) > 1 else ""
+        for batch, seq_len in shapes:
+            at = f"batch {batch} x seq_len {seq_len}"
+            feeds.append((f"{name}feeds at {at}",
+                          sum(a.nbytes for a in fed.feeds.values()) if fed is not None
+                          else model.feed_bytes(batch, seq_len)))
+            outputs.append((f"{name}outputs at {at}", runtimes * model.output_bytes(batch, seq_len)))
+    size = lambda parts: size_text(sum(n for _, n in parts))  # noqa: E731
+    check_total_size(feeds + outputs, f"{command}: the feeds of {len(feeds)} shape"
+                     f"{'s' * (len(feeds) > 1)} ({size(feeds)}) and the outputs kept by its "
+                     f"{runtimes} runtime{'s' * (runtimes > 1)} ({size(outputs)}, estimated)")
+
+
+class SeedSizes:
+    """The seed model as ``check_memory`` sizes it before `lstm-bench run` exports it: one
+    LSTM over X [batch, SEQ_LEN, INPUT_SIZE] of float32 (``lstm_bench.seed``)."""
+
+    def __init__(self):
+        from pathlib import Path
+
+        from lstm_bench.seed import HIDDEN_SIZE, INPUT_SIZE, SEQ_LEN
+
+        self.path, self.seq_len = Path("seed.onnx"), SEQ_LEN
+        self.layer_sizes = [(INPUT_SIZE, HIDDEN_SIZE, 1)]
+
+    def feed_bytes(self, batch: int, seq_len: int) -> int:
+        return 4 * batch * seq_len * self.layer_sizes[0][0]
+
+    def output_bytes(self, batch: int, seq_len: int) -> int:
+        from lstm_bench.bench.model import output_bytes
+
+        return output_bytes(self.layer_sizes, batch, seq_len)
+
+
+def check_run_memory(model_path, batches, runtimes) -> None:
+    """`lstm-bench run`'s sweep (``batches`` at the model's sequence length, None: run's
+    default) checked by ``check_memory`` before its folder is made, a batch the model cannot
+    take refused; ``model_path`` None: the seed."""
+    from lstm_bench.bench.cli_run import BATCHES
+    from lstm_bench.bench.model import BenchModel
+    from lstm_bench.runtimes.inputs import fed_seq_len
+
+    if model_path is None:
+        model = SeedSizes()
+        seq_len = model.seq_len
+        batches = list(batches or BATCHES)
+    else:
+        model = BenchModel(model_path)
+        seq_len = fed_seq_len(model.proto)
+        batches, _ = fit_batches(model, batches, BATCHES)
+    factories, _ = pick_runtimes(runtimes)
+    check_memory([model], [(b, seq_len) for b in batches], len(factories), "run")
+
+
+def measure_models(models: list, factories: dict, shapes, threads_list, settings, *,
+                   calibrate: bool, process: int = 0, origin: int | None = None,
+                   clock=time.perf_counter_ns, on_event=None, ort_options=None,
+                   inputs=None, seed: int = 0) -> list:
+    """``harness.sweep`` of these models (BenchModels, or paths) and runtimes (name ->
+    factory); one SweepResult per model. This is what each worker process runs.
+    ``calibrate``: time a GEMM in the rotation, for the rows' % of peak."""
+    from lstm_bench.bench.harness import sweep
+    from lstm_bench.bench.machine import GemmProbe
+
+    subjects = [_subject(m, inputs, seed) for m in models]
+    return sweep(subjects, factories, shapes, threads_list, settings, clock=clock,
+                 gemm=GemmProbe if calibrate else None, on_event=on_event, process=process,
                  origin=origin, ort_options=ort_options)
 
 
@@ -149,11 +225,13 @@ def _worker(job: dict) -> list[dict]:
 
     results = measure_models(job["paths"], {n: RUNTIMES[n] for n in job["names"]},
                              [tuple(s) for s in job["shapes"]],
-                             job["threads_list"], Settings(**job["settings"]), peak=job["peak"],
+                             job["threads_list"], Settings(**job["settings"]),
+                             calibrate=job["calibrate"],
                              process=job["process"], origin=job["origin"],
-                             ort_options=job["ort_options"], inputs=job["inputs"])
-    return [{"rows": [m.as_dict() for m in r.measurements], "skipped": r.skipped}
-            for r in results]
+                             ort_options=job["ort_options"], inputs=job["inputs"],
+                             seed=job["seed"])
+    return [{"rows": [m.as_dict() for m in r.measurements], "skipped": r.skipped,
+             "calibrations": [c.as_dict() for c in r.calibrations]} for r in results]
 
 
 def worker_settings(settings, processes: int):
@@ -168,12 +246,13 @@ def worker_settings(settings, processes: int):
                    max_time=settings.max_time / processes)
 
 
-def measure_in_processes(models, names: list[str], shapes, threads_list, settings, *, peak,
-                         on_event=None, ort_options=None, inputs=None) -> list:
+def measure_in_processes(models, names: list[str], shapes, threads_list, settings, *, calibrate,
+                         on_event=None, ort_options=None, inputs=None, seed: int = 0) -> list:
     """The sweep in ``settings.processes`` fresh worker processes, one after another (as
     pyperf does: in parallel they would compete for the cores), each with its share of the
     span; a cell's blocks from every process are merged into one Measurement. A worker makes
-    its runtimes from the registry, by ``names``."""
+    its runtimes from the registry, by ``names``. Each worker calibrates the GEMM peak in its
+    own rotation; their GEMM blocks are pooled per thread count, as the rows' blocks are."""
     import multiprocessing
     import signal
     from concurrent.futures import ProcessPoolExecutor
@@ -181,6 +260,7 @@ def measure_in_processes(models, names: list[str], shapes, threads_list, setting
     from multiprocessing import get_context
 
     from lstm_bench.bench.harness import SweepResult
+    from lstm_bench.bench.machine import Calibration
     from lstm_bench.bench.stats import Measurement, merge
     from lstm_bench.interrupts import held
 
@@ -188,8 +268,9 @@ def measure_in_processes(models, names: list[str], shapes, threads_list, setting
     processes = settings.processes
     job = {"paths": [str(m.path) for m in models], "names": list(names),
            "shapes": [list(s) for s in shapes], "threads_list": list(threads_list),
-           "settings": worker_settings(settings, processes).as_dict(), "peak": peak,
+           "settings": worker_settings(settings, processes).as_dict(), "calibrate": calibrate,
            "ort_options": ort_options, "inputs": None if inputs is None else str(inputs),
+           "seed": seed,
            "origin": time.perf_counter_ns()}  # CLOCK_MONOTONIC: one time axis for all workers
     parts = []
     for process in range(processes):
@@ -219,45 +300,65 @@ def measure_in_processes(models, names: list[str], shapes, threads_list, setting
         by_key: dict[tuple, list] = {}
         for part in parts:
             for row in part[i]["rows"]:
-                m = Measurement.from_dict(row, peak_gflops=peak if row["device"] == "cpu"
-                                          else None)
+                m = Measurement.from_dict(row)
                 by_key.setdefault(m.key(), []).append(m)
         skipped = {(s["runtime"], s["threads"]): s for part in parts for s in part[i]["skipped"]}
-        results.append(SweepResult([merge(ms) for ms in by_key.values()], list(skipped.values()),
-                                   settings, peak))
+        calibrations = Calibration.merge(Calibration.from_dict(c) for part in parts
+                                         for c in part[i]["calibrations"])
+        results.append(SweepResult([merge(ms) for ms in by_key.values()],
+                                   list(skipped.values()), settings, calibrations))
     return results
 
 
 def measure_sweep(models, factories: dict, shapes, threads_list, settings, *, calibrate: bool,
                   show_progress: bool, console=None, clock=time.perf_counter_ns,
-                  ort_options=None, inputs=None) -> tuple:
+                  ort_options=None, inputs=None, seed: int = 0) -> tuple:
     """(one SweepResult per model (BenchModels), the load averages before and after).
 
     ``factories``: runtime name -> factory; in worker processes (``settings.processes`` > 1)
-    the registry's runtimes of those names are made instead."""
-    from lstm_bench.bench.machine import cpu_snapshot, load_average, other_cores, peak_gflops
+    the registry's runtimes of those names are made instead. ``inputs``: an .npz path (or,
+    in this process, its ``Inputs``); else random feeds from ``seed``."""
+    from lstm_bench.bench.machine import cpu_snapshot, load_average, other_cores
 
     load_before, cpu_before = load_average(), cpu_snapshot()
-    peak = peak_gflops() if calibrate else None
     in_process = settings.processes == 1
     total = (len(threads_list) * len(factories) * len(models)) if in_process else settings.processes
     with LiveDisplay(total, console=console, enabled=show_progress) as display:
         if in_process:
-            results = measure_models(models, factories, shapes, threads_list, settings, peak=peak,
-                                     clock=clock, on_event=display, ort_options=ort_options,
-                                     inputs=inputs)
+            results = measure_models(models, factories, shapes, threads_list, settings,
+                                     calibrate=calibrate, clock=clock, on_event=display,
+                                     ort_options=ort_options,
+                                     inputs=inputs, seed=seed)
         else:
             results = measure_in_processes(models, list(factories), shapes, threads_list, settings,
-                                           peak=peak, on_event=display, ort_options=ort_options,
-                                           inputs=inputs)
-    return results, {"before": load_before, "after": load_average(),
-                     "other_cores": other_cores(cpu_before, cpu_snapshot())}
+                                           calibrate=calibrate, on_event=display,
+                                           ort_options=ort_options,
+                                           inputs=inputs, seed=seed)
+    return [with_peaks(r) for r in results], {
+        "before": load_before, "after": load_average(),
+        "other_cores": other_cores(cpu_before, cpu_snapshot())}
+
+
+def with_peaks(result):
+    """The SweepResult with its calibrations judged (``machine.judged``) and each CPU row
+    given the GEMM peak of its thread count: its % of peak divides by it (None where that
+    calibration is unreliable)."""
+    from dataclasses import replace
+
+    from lstm_bench.bench.machine import judged
+
+    result.calibrations = judged(result.calibrations)
+    peaks = {c.threads: c.usable_peak for c in result.calibrations}
+    result.measurements = [replace(m, peak_gflops=peaks.get(m.threads)) if m.device == "cpu"
+                           else m for m in result.measurements]
+    return result
 
 
 def finish_document(result, *, model: dict, threads_list, load, verify=None):
-    """The ``bench.report.BenchReport`` (``model``: its info), with the load averages and a
-    note when the machine was busy."""
-    from lstm_bench.bench.machine import busy_warning, machine_info
+    """The ``bench.report.BenchReport`` (``model``: its info), with the load averages, a
+    note when the machine was busy and one for each thread count whose GEMM calibration was
+    too unsteady for a % of peak."""
+    from lstm_bench.bench.machine import busy_warning, calibration_notes, machine_info
     from lstm_bench.bench.report import build_document
 
     machine = machine_info(threads_list)
@@ -266,6 +367,7 @@ def finish_document(result, *, model: dict, threads_list, load, verify=None):
     busy = busy_warning(load["before"], load["after"], max(threads_list), load.get("other_cores"))
     if busy:
         report.notes.append(busy)
+    report.notes += calibration_notes(report.calibrations)
     return report
 
 
@@ -275,64 +377,99 @@ def resolve_threads(threads_list) -> list[int]:
     return check_threads([t or default_threads() for t in threads_list])
 
 
-def run_bench(model_path, *, runtimes: str | None = None, batches=(1,), seq_lens=(100,),
+def fit_batches(model, batches, default) -> tuple[list[int], list[str]]:
+    """(the batch sizes to measure ``model`` (a BenchModel) at, notes): ``batches`` as asked
+    (None: ``default``), checked against a batch the model fixes (``inputs.fit_batches``)."""
+    from lstm_bench.runtimes.inputs import fit_batches as fit
+
+    fitted, note = fit(model.proto, batches, default, where=model.path.name)
+    return fitted, [note] if note else []
+
+
+def run_bench(model_path, *, runtimes: str | None = None, batches=None, seq_lens=None,
               threads_list=(None,), settings=None, verify=None,
               calibrate: bool = True, show_progress: bool = True, console=None,
-              clock=time.perf_counter_ns, ort_options=None, inputs=None):
+              clock=time.perf_counter_ns, ort_options=None, inputs=None, seed: int = 0,
+              default_batches=(1,)):
     """Measure a model and return its ``bench.report.BenchReport`` (``verify``: a
     ``VerifySummary`` to show beside the timings, or None).
 
+    ``batches``: the sizes asked for (a model that fixes its batch refuses others), or None
+    for ``default_batches`` (the model's own batch where it fixes one; a note says so).
+    ``seq_lens`` None: the model's (the length it fixes, else 100).
     ``inputs``: an .npz of feeds (as for verify); its shape replaces ``batches`` x ``seq_lens``.
+    Otherwise the feeds are random, from ``seed``; the report's ``model.inputs_fed`` says which.
     """
     from lstm_bench.bench.harness import Settings
     from lstm_bench.bench.model import BenchModel
+    from lstm_bench.runtimes.inputs import describe_random, fed_seq_len
 
+    settings = settings or Settings()
     model = BenchModel(model_path)
-    fed = None
+    fed, notes = None, []
     if inputs is not None:
         fed = fed_inputs(model, inputs)
         batches, seq_lens = [fed.batch], [fed.seq_len or 1]
+    else:
+        batches, notes = fit_batches(model, batches, default_batches)
+        seq_lens = seq_lens or [fed_seq_len(model.proto)]
     factories, unavailable = pick_runtimes(runtimes)
     threads_list = resolve_threads(threads_list)
     shapes = [(b, t) for b in batches for t in seq_lens]
-    (result,), load = measure_sweep([model], factories, shapes, threads_list,
-                                    settings or Settings(), calibrate=calibrate,
-                                    show_progress=show_progress, console=console, clock=clock,
-                                    ort_options=ort_options, inputs=inputs)
+    check_memory([model], shapes, len(factories), "bench", fed)
+    described = (fed.describe() if fed is not None
+                 else describe_random(model.proto, shapes, seed=seed))
+    if fed is not None:
+        # this process feeds what it read; a worker process reads the file itself
+        inputs = fed if settings.processes == 1 else inputs
+        del fed
+    (result,), load = measure_sweep([model], factories, shapes, threads_list, settings,
+                                    calibrate=calibrate, show_progress=show_progress,
+                                    console=console, clock=clock, ort_options=ort_options,
+                                    inputs=inputs, seed=seed)
     result.skipped[:0] = unavailable
     if not result.measurements:
         raise LSTMBenchError(f"{model_path}: no runtime could run the model: " + "; ".join(
             f"{s['runtime']}: {s['reason']}" for s in result.skipped))
-    info = model.info()
-    if fed is not None:
-        info["inputs_fed"] = fed.describe()
-    return finish_document(result, model=info, threads_list=threads_list, load=load,
-                           verify=verify)
+    info = {**model.info(), "inputs_fed": described}
+    report = finish_document(result, model=info, threads_list=threads_list, load=load,
+                             verify=verify)
+    report.notes[:0] = notes
+    return report
 
 
-def run_ab(base_path, new_path, *, runtimes: str | None = "ort-cpu", batches=(1,),
-           seq_lens=(100,), threads_list=(None,), settings=None, calibrate: bool = False,
+def run_ab(base_path, new_path, *, runtimes: str | None = "ort-cpu", batches=None,
+           seq_lens=None, threads_list=(None,), settings=None, calibrate: bool = False,
            show_progress: bool = True, console=None, clock=time.perf_counter_ns,
-           ort_options=None) -> tuple:
+           ort_options=None, seed: int = 0) -> tuple:
     """Both models measured in one rotation (interleaved blocks, same processes): their two
-    ``BenchReport``s (base, new)."""
+    ``BenchReport``s (base, new). ``batches`` as in ``run_bench`` (default: 1), the same
+    for both models: the new one must take the sizes the base one is measured at; so with
+    ``seq_lens`` (None: the base model's length)."""
     from lstm_bench.bench.harness import Settings
     from lstm_bench.bench.model import BenchModel
+    from lstm_bench.runtimes.inputs import describe_random, fed_seq_len
 
     models = [BenchModel(base_path), BenchModel(new_path)]
+    batches, notes = fit_batches(models[0], batches, (1,))
+    fit_batches(models[1], batches, None)  # refuses what the new model cannot take
+    seq_lens = seq_lens or [fed_seq_len(models[0].proto)]
     factories, unavailable = pick_runtimes(runtimes)
     threads_list = resolve_threads(threads_list)
     shapes = [(b, t) for b in batches for t in seq_lens]
+    check_memory(models, shapes, len(factories), "compare")
+    described = [describe_random(m.proto, shapes, seed=seed) for m in models]
     results, load = measure_sweep(models, factories, shapes,
                                   threads_list, settings or Settings(), calibrate=calibrate,
                                   show_progress=show_progress, console=console, clock=clock,
-                                  ort_options=ort_options)
+                                  ort_options=ort_options, seed=seed)
     docs = []
-    for model, result in zip(models, results):
+    for model, result, fed in zip(models, results, described):
         result.skipped[:0] = unavailable
         if not result.measurements:
             raise LSTMBenchError(f"{model.path}: no runtime could run the model: " + "; ".join(
                 f"{s['runtime']}: {s['reason']}" for s in result.skipped))
-        docs.append(finish_document(result, model=model.info(), threads_list=threads_list,
-                                    load=load))
+        docs.append(finish_document(result, model={**model.info(), "inputs_fed": fed},
+                                    threads_list=threads_list, load=load))
+        docs[-1].notes[:0] = notes
     return docs[0], docs[1]

@@ -151,8 +151,8 @@ class Measurement:
     ``blocks`` say which consecutive samples form one block (in order; their ``calls`` add up
     to the number of samples); without blocks (a report of an older lstm-bench), every call
     is its own block. ``flops`` is the LSTM layers' multiply-add count for one call
-    (``lstm_flops``), and ``peak_gflops`` the machine's float32 GEMM rate measured at start;
-    either may be None. ``cold`` holds the session creation and first-run times in ms, and
+    (``lstm_flops``), and ``peak_gflops`` the machine's float32 GEMM peak at the row's thread
+    count (``bench.machine.Calibration``); either may be None. ``cold`` holds the session creation and first-run times in ms, and
     ``peak_memory_mb`` the resident-memory high-water mark the runtime added (see
     ``bench.machine.MemoryProbe``).
     """
@@ -275,7 +275,8 @@ class Measurement:
                            "steps_per_s": self.steps_per_s},
             "noise_iqr_over_median": self.noise, "noisy": self.noisy,
             "phases": self.phases.as_dict() if self.phases else None,
-            "flops": self.flops, "gflops": self.gflops, "peak_share": self.peak_share,
+            "flops": self.flops, "gflops": self.gflops, "peak_gflops": self.peak_gflops,
+            "peak_share": self.peak_share,
             "cold_start_ms": self.cold, "peak_memory_mb": self.peak_memory_mb,
             "reps": self.reps, "timed_total_s": sum(self.samples_ns) / 1e9,
             "block_count": len(self.block_ms),
@@ -288,15 +289,26 @@ class Measurement:
     def from_dict(cls, row: dict, peak_gflops: float | None = None) -> Measurement:
         known = {"runtime", "device", "batch", "seq_len", "threads", "latency_ms", "throughput",
                  "noise_iqr_over_median", "noisy", "phases", "flops", "gflops", "peak_share",
+                 "peak_gflops",
                  "cold_start_ms", "peak_memory_mb", "reps", "timed_total_s", "block_count",
                  "processes", "samples_ns", "blocks"}
         return cls(runtime=row["runtime"], batch=int(row["batch"]), seq_len=int(row["seq_len"]),
                    threads=row.get("threads"), samples_ns=tuple(int(s) for s in row["samples_ns"]),
                    device=row.get("device", "cpu"), flops=row.get("flops"),
-                   peak_gflops=peak_gflops, cold=row.get("cold_start_ms"),
+                   # a row of this version says its own peak (None: no reliable one)
+                   peak_gflops=rate(row["peak_gflops"] if "peak_gflops" in row else peak_gflops),
+                   cold=row.get("cold_start_ms"),
                    peak_memory_mb=row.get("peak_memory_mb"),
                    blocks=tuple(Block.from_dict(b) for b in row.get("blocks") or ()),
                    extra={k: v for k, v in row.items() if k not in known})
+
+
+def rate(value) -> float | None:
+    """A positive finite number read from a report, else None (a hand-edited file may hold
+    anything)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) and value > 0 else None
 
 
 def merge(parts: list[Measurement]) -> Measurement:

@@ -126,17 +126,20 @@ def streaming_measurement(m, *, stateful_variant: bool):
     })
 
 
-def run_streaming(model_path, *, runtimes: str | None = None, batches=(1,), chunks=(1,),
+def run_streaming(model_path, *, runtimes: str | None = None, batches=None, chunks=(1,),
                   threads_list=(None,), settings=None, verify=None,
                   calibrate: bool = True, show_progress: bool = True, console=None,
-                  clock=time.perf_counter_ns, ort_options=None):
+                  clock=time.perf_counter_ns, ort_options=None, seed: int = 0):
     """Measure the per-call latency of streaming ``model_path`` in chunks of each size in
     ``chunks`` steps, at each batch and thread count; returns the ``bench.report.BenchReport``
-    with a ``streaming`` section (in its ``extra``)."""
+    with a ``streaming`` section (in its ``extra``). The chunks are random, from ``seed``; the
+    streaming section's ``inputs_fed`` says how (for the model timed). ``batches`` as in
+    ``runner.run_bench`` (None: 1, or the batch the model fixes)."""
     from lstm_bench.bench.harness import Settings
     from lstm_bench.bench.model import BenchModel
-    from lstm_bench.bench.runner import (finish_document, measure_sweep, pick_runtimes,
-                                         resolve_threads)
+    from lstm_bench.bench.runner import (check_memory, finish_document, fit_batches,
+                                         measure_sweep, pick_runtimes, resolve_threads)
+    from lstm_bench.runtimes.inputs import describe_random
 
     settings = settings or Settings()
     if settings.processes > 1:
@@ -144,16 +147,20 @@ def run_streaming(model_path, *, runtimes: str | None = None, batches=(1,), chun
                              "runtimes wrap the registry's)")
     model = BenchModel(model_path)
     threads_list = resolve_threads(threads_list)
+    batches, notes = fit_batches(model, batches, (1,))
     shapes = [(b, c) for b in batches for c in chunks]
     with tempfile.TemporaryDirectory(prefix="lstm-bench-stream-") as folder:
         stream = streaming_model(model.model, folder)  # first: a model that cannot stream fails fast
         timed = BenchModel(stream.model)
         factories, unavailable = pick_runtimes(runtimes)
+        check_memory([timed], shapes, len(factories), "bench --streaming")
+        fed = describe_random(timed.proto, shapes, seed=seed)
         wrapped = {name: (lambda factory=factory: StreamingRuntime(factory(), stream.ports))
                    for name, factory in factories.items()}
         (result,), load = measure_sweep([timed], wrapped, shapes, threads_list, settings,
                                         calibrate=calibrate, show_progress=show_progress,
-                                        console=console, clock=clock, ort_options=ort_options)
+                                        console=console, clock=clock, ort_options=ort_options,
+                                        seed=seed)
         timed_info = timed.info()
     result.skipped[:0] = unavailable
     if not result.measurements:
@@ -161,18 +168,20 @@ def run_streaming(model_path, *, runtimes: str | None = None, batches=(1,), chun
             f"{s['runtime']}: {s['reason']}" for s in result.skipped))
     result.measurements = [streaming_measurement(m, stateful_variant=stream.stateful_variant)
                            for m in result.measurements]
-    doc = finish_document(result, model=model.info(), threads_list=threads_list, load=load,
-                          verify=verify)
+    doc = finish_document(result, model={**model.info(), "inputs_fed": fed},
+                          threads_list=threads_list, load=load, verify=verify)
+    doc.notes[:0] = notes
     doc.extra["streaming"] = {
         "chunks": list(chunks), "measured": True, "stateful_variant": stream.stateful_variant,
         "note": stream.note, "ports": dataclasses.asdict(stream.ports),
         "timed_model": {k: timed_info[k] for k in ("sha256", "inputs", "outputs")
                         if k in timed_info},
+        "inputs_fed": fed,
     }
     return doc
 
 
-def add_streaming(doc, model_path, *, chunks=(1,), batches=(1,), **options):
+def add_streaming(doc, model_path, *, chunks=(1,), batches=None, **options):
     """Streaming rows of ``model_path`` (``run_streaming`` with ``options``) added to the report
     ``doc`` of a sequence bench, with its ``streaming`` section; a model that cannot be streamed
     gets the reason in the section instead (the rest of the report stands)."""

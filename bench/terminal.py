@@ -3,28 +3,75 @@
 At any width the tables keep runtime names whole: rows are grouped by shape (a heading row per
 shape, runtimes fastest first) so that batch and sequence length need no columns, and below
 100 columns only the figures a reader compares are shown (median, its 95 % CI, the ratio to
-the fastest, noise); the full figures are in the JSON, Markdown and HTML files.
+the fastest, noise); the full figures are in the JSON, Markdown and HTML files. Streaming rows
+(one call of a chunk of steps, h and c carried) have their own table: their figures are per
+call and per step, not per sequence.
+
+The width: the terminal's, also when standard output is piped (`| head`, `| less`: the
+terminal of standard error or input); with no terminal at all (a log, cron) $COLUMNS, else 80.
 """
 
 from __future__ import annotations
 
-import os
+import re
+import textwrap
 
-from lstm_bench.bench.decision import decide, overlap, ratio, row_field, shape_key, shape_label
+from lstm_bench.bench.decision import decide, overlap, plural, ratio, row_field, shape_key, \
+    shape_label
 from lstm_bench.bench.stats import NOISE_THRESHOLD
 
 WIDE = 100  # from this many columns on, the tables show every figure
+# the caption of every latency table: what the central figure and its interval are
+MEDIAN_CAPTION = "ms: median of the block medians, its 95% CI over the blocks; p99 over calls"
+NO_PEAK = ("no % peak for streaming rows: a call of a few steps is bound by its overhead, "
+           "and the GEMM peak is no ceiling for it")
 
 
 def make_console(stderr: bool = False):
-    """A rich console as wide as the terminal; into a pipe or a log, 120 columns unless
-    COLUMNS says otherwise."""
+    """A rich console as wide as the terminal (see the module doc)."""
     from rich.console import Console
 
-    console = Console(stderr=stderr)
-    if not console.is_terminal and "COLUMNS" not in os.environ:
-        console.width = 120
-    return console
+    return Console(stderr=stderr)
+
+
+def streaming(m) -> bool:
+    return row_field(m, "mode") == "streaming"
+
+
+def split_rows(measurements) -> tuple[list, list]:
+    """(whole-sequence rows, streaming rows)."""
+    return ([m for m in measurements if not streaming(m)],
+            [m for m in measurements if streaming(m)])
+
+
+def peak_text(m) -> str:
+    """% of the GEMM peak; none for streaming rows (``NO_PEAK``), in every report alike."""
+    share = None if streaming(m) else m.peak_share
+    return fmt(None if share is None else 100 * share, ".1f")
+
+
+def per_step(m, which: str) -> float:
+    """A streaming row's p50 or p99 over the steps its call carries (ms)."""
+    figure = m.stats.median if which == "p50" else m.stats.p99
+    return figure / max(row_field(m, "chunk") or m.seq_len, 1)
+
+
+def print_lines(console, lines, marker: str = "", style: str | None = None,
+                indent: int = 2) -> None:
+    """Lines as hanging bullets that wrap at spaces only (a path or a URL stays whole, on a
+    line of its own when it is long), with no padding after them."""
+    from rich.text import Text
+
+    lead = " " * indent + (marker + " " if marker else "")
+    width = max(console.width - len(lead), 20)
+    for line in lines:
+        # "95 %", "12 ms": a figure and its unit stay on one line
+        glued = re.sub(r" (?=(%|ms|x)\b)", "\0", line)
+        wrapped = textwrap.wrap(glued, width, break_long_words=False,
+                                break_on_hyphens=False) or [""]
+        for i, part in enumerate(wrapped):
+            text = (lead if i == 0 else " " * len(lead)) + part.replace("\0", " ")
+            console.print(Text(text, style=style), soft_wrap=True, highlight=False)
 
 
 def fmt(value, spec=".4g") -> str:
@@ -36,6 +83,17 @@ def num(value) -> str:
     if value is None:
         return "–"
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
+def ms_text(value) -> str:
+    """A latency in 7 characters at most: 4 figures where they fit (0.06276, 1.343), else 3
+    (0.00417, 8.3e-05), whole above a second (12,345)."""
+    if value is None:
+        return "–"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    text = f"{value:.4g}"
+    return text if len(text) <= 7 else f"{value:.3g}"
 
 
 def short_number(value) -> str:
@@ -55,6 +113,28 @@ def noise_text(m) -> str:
     return text
 
 
+def print_paths(console, label: str, paths) -> None:
+    """``label: path`` when it fits the width, else the label and then one path per line:
+    a path is never broken across lines (a terminal's own wrap would cut it anywhere)."""
+    paths = [str(p) for p in paths]
+    if not paths:
+        return
+    one_line = f"{label} " + ", ".join(paths)
+    if len(one_line) <= console.width:
+        console.print(one_line, soft_wrap=True, highlight=False, markup=False)
+        return
+    console.print(label.rstrip(":") + ":", highlight=False, markup=False)
+    for path in paths:
+        console.print(f"  {path}", soft_wrap=True, highlight=False, markup=False)
+
+
+def print_recorded(console, run_id: int, db) -> None:
+    """Where the history database got this run, and the command that shows it: the path and
+    the command each kept whole (``print_paths``)."""
+    print_paths(console, f"recorded as run #{run_id} in", [db])
+    print_paths(console, "see:", [f"lstm-bench history --db {db}"])
+
+
 def ranked_groups(measurements) -> list[tuple[tuple, list]]:
     """(shape, measurements fastest first) in shape order."""
     groups: dict[tuple, list] = {}
@@ -63,24 +143,33 @@ def ranked_groups(measurements) -> list[tuple[tuple, list]]:
     return [(key, sorted(groups[key], key=lambda m: m.stats.median)) for key in sorted(groups)]
 
 
+def table_columns(measurements, width: int) -> list[str]:
+    """The figure columns of a latency table at this width: sequence rows, or streaming rows
+    (per call and per step; steps/s, not seq/s: a call carries a chunk, not a sequence)."""
+    wide = width >= WIDE
+    threads = ["thr"] if wide or len({m.threads for m in measurements}) > 1 else []
+    if measurements and all(streaming(m) for m in measurements):
+        return threads + ["p50 ms"] + (["95% CI"] if wide else []) + [
+            "vs best", "p99 ms", "p50/step", "p99/step"] + (
+            ["steps/s", "GFLOP/s"] if wide else []) + ["noise"]
+    return threads + ["median ms", "95% CI", "vs best"] + (
+        ["p99 ms", "seq/s", "GFLOP/s", "% peak"] if wide else []) + ["noise"]
+
+
 def results_table(measurements, width: int = 80, title: str | None = None):
     """Latency and throughput, one section per shape; ``~`` marks a runtime whose median's
-    95 % CI overlaps the one ranked just above it (their order is within noise)."""
+    95 % CI overlaps the one ranked just above it (their order is within noise). Rows all of
+    one kind: whole sequences, or streaming calls (``split_rows``)."""
     from rich import box
     from rich.table import Table
     from rich.text import Text
 
-    wide = width >= WIDE
-    many_threads = len({m.threads for m in measurements}) > 1
     groups = ranked_groups(measurements)
     labels = [m.runtime for m in measurements] + [shape_label(k, short=True) for k, _ in groups]
     table = Table(title=title, header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False,
                   title_justify="left")
     table.add_column("runtime", no_wrap=True, min_width=max(map(len, labels or ["runtime"])))
-    columns = (["thr"] if many_threads or wide else []) + ["median ms", "95% CI", "vs best"]
-    if wide:
-        columns += ["p99 ms", "seq/s", "GFLOP/s", "% peak"]
-    columns += ["noise"]
+    columns = table_columns(measurements, width)
     for col in columns:
         table.add_column(col, justify="right", no_wrap=True)
     for key, ranked in groups:
@@ -89,12 +178,14 @@ def results_table(measurements, width: int = 80, title: str | None = None):
         for i, m in enumerate(ranked):
             tie = i > 0 and overlap(m, ranked[i - 1])
             cells = {"thr": fmt(m.threads, "d"), "median ms": fmt(m.stats.median),
-                     "95% CI": ci_text(m),
+                     "p50 ms": fmt(m.stats.median), "95% CI": ci_text(m),
                      "vs best": ratio(m.stats.median / max(best, 1e-12)) + ("~" if tie else " "),
                      "p99 ms": fmt(m.stats.p99), "seq/s": num(m.sequences_per_s),
-                     "GFLOP/s": fmt(m.gflops, ".3g"),
-                     "% peak": fmt(None if m.peak_share is None else 100 * m.peak_share, ".1f"),
-                     "noise": noise_text(m)}
+                     "steps/s": num(m.steps_per_s), "GFLOP/s": fmt(m.gflops, ".3g"),
+                     "% peak": peak_text(m), "noise": noise_text(m)}
+            if streaming(m):
+                cells.update({"p50/step": fmt(per_step(m, "p50")),
+                              "p99/step": fmt(per_step(m, "p99"))})
             table.add_row(m.runtime, *(cells[c] for c in columns))
     return table
 
@@ -130,8 +221,8 @@ def noise_line(report) -> str | None:
     phased = [m for m in report.measurements if row_field(m, "phases")]
     if not noisy and not phased:
         return None
-    text = (f"noise: {len(noisy)} of {len(report.measurements)} rows have an IQR above "
-            f"{NOISE_THRESHOLD:.0%} of the median")
+    text = (f"noise: {len(noisy)} of {plural(len(report.measurements), 'row has', 'rows have')}"
+            f" an IQR above {NOISE_THRESHOLD:.0%} of the median")
     if phased:
         text += (f", {len(phased)} fell into a fast and a slow phase of the machine "
                  "(marked 2 ph)")
@@ -144,23 +235,15 @@ def print_decision(report, console) -> None:
     """The decision: the fastest verified runtime per shape, then who was left out and why,
     then what makes the figures less sure (noise, a busy machine). Bullets hang, so a wrapped
     line never reads as a new item."""
-    from rich.table import Table
-    from rich.text import Text
-
     decision = decide(report)
     title = "decision: fastest runtime that passed verify" if decision.verified else \
         "decision: fastest runtime (not verified)"
     console.print(f"[bold]{title}[/bold]", highlight=False)
-    grid = Table.grid(padding=(0, 1))
-    grid.add_column(no_wrap=True)
-    grid.add_column()
-    for line in decision.lines():
-        grid.add_row("  *", Text(line))
-    for line in decision.excluded_lines():
-        grid.add_row("  -", Text(f"excluded {line}", style="dim"))
-    for line in machine_warnings(report) + [x for x in [noise_line(report)] if x]:
-        grid.add_row("  !", Text(line, style="yellow"))
-    console.print(grid)
+    print_lines(console, decision.lines(), "*")
+    print_lines(console, [f"excluded {line}" for line in decision.excluded_lines()], "-",
+                style="dim")
+    print_lines(console, machine_warnings(report) + [x for x in [noise_line(report)] if x], "!",
+                style="yellow")
 
 
 def machine_warnings(report) -> list[str]:
@@ -178,14 +261,19 @@ def machine_warnings(report) -> list[str]:
 def print_report(report, console=None) -> None:
     console = console or make_console()
     print_decision(report, console)
-    console.print()
-    console.print(results_table(report.measurements, console.width,
-                                title="latency and throughput (median of the samples)"))
+    sequence, stream = split_rows(report.measurements)
+    for title, rows in (("latency and throughput", sequence),
+                        ("streaming: latency per call, and per step of the chunk", stream)):
+        if rows:
+            console.print()
+            console.print(f"[bold]{title}[/bold]", highlight=False)
+            print_lines(console, [MEDIAN_CAPTION], indent=0, style="dim")
+            console.print(results_table(rows, console.width))
     console.print(cold_table(report.measurements))
     measured = {m.runtime for m in report.measurements}
     for skip in report.skipped:  # runtimes not measured at all are in the decision already
         if skip.runtime in measured:
             from rich.markup import escape
 
-            console.print(f"[dim]skipped {skip.runtime} at {skip.threads} threads: "
+            console.print(f"[dim]skipped {skip.runtime} at {plural(skip.threads, 'thread')}: "
                           f"{escape(skip.reason)}[/dim]", highlight=False)

@@ -100,11 +100,29 @@ def source_kind(source: str | Path) -> str:
     return kind
 
 
+# A user's own torch module goes through torch.export, not through a train checkpoint.
+OWN_MODULE = ("for your own torch module, save it as a program: torch.export.save("
+              "torch.export.export(model, (x,)), \"m.pt2\"), then `lstm-bench export m.pt2 -o "
+              "m.onnx`")
+
+
+def _check_checkpoint_pair(source: Path) -> None:
+    """A .pt (or .json) is a train checkpoint only with its other half beside it; a lone .pt
+    is most often a user's own state_dict, which needs its module: say how to export that."""
+    pair = source.with_suffix(".json" if source.suffix.lower() == ".pt" else ".pt")
+    if not pair.is_file():
+        raise LSTMBenchError(f"{pair}: no such file: a .pt exports as an `lstm-bench train` "
+                             f"checkpoint (NAME.pt plus NAME.json); {OWN_MODULE}")
+
+
 def _onnxruntime_outputs(path: Path, feeds: dict) -> list[np.ndarray]:
     import onnxruntime
 
-    try:
-        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    from lstm_bench.exporters.ort_quiet import session_options
+
+    try:  # onnxruntime's own log lines off: a failure is reported below, once
+        session = onnxruntime.InferenceSession(str(path), session_options(),
+                                               providers=["CPUExecutionProvider"])
         return session.run(None, feeds)
     except Exception as exc:  # onnxruntime's own exception types
         raise LSTMBenchError(f"onnxruntime cannot run the exported model: "
@@ -130,9 +148,10 @@ def _export_checkpoint(source, tmp, opset, exporter):
     return used, "torch's forward", {"input": X}, expected
 
 
-def _keras_probe(parsed, rng) -> np.ndarray:
-    """The proof's input for a Keras model: ragged where it masks, padded on both sides."""
-    batch, steps = CHECK_BATCH + 1, parsed.time_steps or CHECK_STEPS
+def _keras_probe(parsed, rng, steps: int | None = None) -> np.ndarray:
+    """The proof's input for a Keras model: ragged where it masks, padded on both sides;
+    ``steps`` long (default: the model's saved length, else CHECK_STEPS)."""
+    batch, steps = CHECK_BATCH + 1, steps or parsed.time_steps or CHECK_STEPS
     if parsed.tokens:
         vocab = parsed.layers[0].table.shape[0]
         X = rng.integers(1 if parsed.masked else 0, vocab, (batch, steps)).astype(np.int64)
@@ -164,19 +183,37 @@ def _keras_predict(source, X):
 
 
 def _export_keras(source, tmp, opset):
+    """(exporter, checks: (label, expected outputs, feeds) each, notes)."""
     from lstm_bench.exporters.keras import export_keras, keras_reference, read_keras
 
     # read_keras refuses anything but built-in layers before Keras ever sees the file
     parsed = read_keras(source)
     proto = export_keras(source, tmp, opset=opset)
-    X = _keras_probe(parsed, np.random.default_rng(CHECK_SEED))
-    # The float32 input itself (upcast) goes to the walk, so only the arithmetic differs.
-    walk = np.asarray(keras_reference(parsed, X if parsed.tokens else X.astype(np.float64)))
-    checks = [("the archive's weights in float64", [walk])]
+    rng = np.random.default_rng(CHECK_SEED)
+    name = proto.graph.input[0].name
+
+    def walk(X):  # the float32 input itself (upcast): only the arithmetic differs
+        return [np.asarray(keras_reference(parsed, X if parsed.tokens else X.astype(np.float64)))]
+
+    X = _keras_probe(parsed, rng)
+    feeds = {name: X}
+    checks = [("the archive's weights in float64", walk(X), feeds)]
     predicted = _keras_predict(source, X)
     if predicted is not None:
-        checks.insert(0, ("keras predict (safe mode)", [predicted]))
-    return "keras", checks, {proto.graph.input[0].name: X}
+        checks.insert(0, ("keras predict (safe mode)", [predicted], feeds))
+    notes = []
+    if parsed.time_steps and not parsed.fixed_length:
+        # The model was saved for one length, the file takes any (it declares the axis
+        # dynamic): prove another length too, against the walk alone (Keras' predict is held
+        # to the saved length).
+        steps = CHECK_STEPS if parsed.time_steps != CHECK_STEPS else CHECK_STEPS + 3
+        other = _keras_probe(parsed, rng, steps)
+        checks.append((f"the archive's weights in float64 at length {steps}", walk(other),
+                       {name: other}))
+        notes.append(f"the model was saved for sequence length {parsed.time_steps} and the "
+                     f"file takes any: proven at {list(X.shape)} against Keras and the float64 "
+                     f"walk, and at {list(other.shape)} against the walk alone")
+    return "keras", checks, notes
 
 
 def _export_npz(source, tmp, opset):
@@ -223,6 +260,8 @@ def export_source(source: str | Path, out: str | Path, *, opset: int | None = No
     kind = source_kind(source)
     if not source.is_file():
         raise LSTMBenchError(f"{source}: no such file")
+    if kind == "checkpoint":
+        _check_checkpoint_pair(source)
     if not os.access(source, os.R_OK):
         raise LSTMBenchError(f"{source}: not readable (permission denied)")
     if exporter not in EXPORTERS:
@@ -243,22 +282,26 @@ def export_source(source: str | Path, out: str | Path, *, opset: int | None = No
         if kind == "checkpoint":
             used, reference, feeds, expected = _export_checkpoint(source, tmp, opset, exporter)
         elif kind == "keras":
-            used, checks, feeds = _export_keras(source, tmp, opset)
+            used, checks, notes = _export_keras(source, tmp, opset)
         elif kind == "program":
             used, reference, feeds, expected, notes = _export_program(source, tmp, opset,
                                                                       trust_pickle)
         else:
             used, reference, feeds, expected = _export_npz(source, tmp, opset)
         if kind != "keras":
-            checks = [(reference, expected)]
-        reference = " and ".join(label for label, _ in checks)
+            checks = [(reference, expected, feeds)]
+        feeds = checks[0][2]  # the shape the summary names
+        reference = " and ".join(label for label, _, _ in checks)
         import onnx
 
         proto = onnx.load(str(tmp))
-        got = _onnxruntime_outputs(tmp, feeds)
+        outputs = {}  # onnxruntime's outputs per input fed (checks share them)
         tolerance = TOLERANCES["float32"]
         judged = []
-        for label, expected in checks:  # every reference judges the file on its own
+        for label, expected, fed in checks:  # every reference judges the file on its own
+            if id(fed) not in outputs:
+                outputs[id(fed)] = _onnxruntime_outputs(tmp, fed)
+            got = outputs[id(fed)]
             if len(got) != len(expected):
                 raise LSTMBenchError(f"the exported model has {len(got)} outputs, {label} "
                                      f"{len(expected)}")

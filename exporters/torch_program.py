@@ -34,6 +34,12 @@ from lstm_bench.files import parse_json
 _COMPILED = (".so", ".cpp", ".cubin", ".dll", ".dylib")
 
 
+def dynamic_batch_hint(axis: int) -> str:
+    """How to export a program for any batch, as the note of a fixed-batch program says it:
+    one entry per positional argument (torch 2.13 refuses a bare {0: Dim} for forward(x))."""
+    return f"dynamic_shapes=({{{axis}: torch.export.Dim('batch')}},)"
+
+
 def check_archive(path: Path) -> None:
     """Refuse a .pt2 whose loading would unpickle more than plain tensors (see module doc)."""
     import torch
@@ -210,7 +216,8 @@ def export_program(path, out, *, opset: int | None = None, trust_pickle: bool = 
                      "the length in beyond the LSTM), so the ONNX file keeps that length")
     if not dynamic_batch:
         notes.append(f"the program fixes the batch at {example.shape[batch_axis]} (export it "
-                     "with dynamic_shapes={0: torch.export.Dim('batch')} for any batch)")
+                     f"with torch.export.export(model, (x,), {dynamic_batch_hint(batch_axis)}) for "
+                     "any batch)")
     proto = _export_with("dynamo", program, (example,), opset=opset,
                          dynamic=dynamic_length or dynamic_batch, fixed_batch=not dynamic_batch,
                          batch_first=batch_first, has_lengths=False,

@@ -48,10 +48,10 @@ def check_against_onnxruntime(proto, probe_args, expected, which, batch_first):
         hint = ("; torch.export fixes an axis to the example's size in some LSTM graphs "
                 "(an example batch of 1 above all): use exporter='torchscript', or an example "
                 "with batch >= 2")
-    options = onnxruntime.SessionOptions()
-    options.log_severity_level = 4  # the failure is reported below, once
-    try:
-        session = onnxruntime.InferenceSession(proto.SerializeToString(), options,
+    from lstm_bench.exporters.ort_quiet import session_options
+
+    try:  # onnxruntime's own log lines off: the failure is reported below, once
+        session = onnxruntime.InferenceSession(proto.SerializeToString(), session_options(),
                                                providers=["CPUExecutionProvider"])
         names = [i.name for i in session.get_inputs()]
         got = session.run(None, {name: t.numpy() for name, t in zip(names, probe_args)})

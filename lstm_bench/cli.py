@@ -20,6 +20,7 @@ import signal
 import sys
 
 from lstm_bench import interrupts
+from lstm_bench.console import PipeSafe
 from lstm_bench.errors import LSTMBenchError, first_line
 
 # subcommand -> (module, one-line help). Written out by hand: the order is the order in --help.
@@ -72,28 +73,39 @@ def main(argv: list[str] | None = None) -> int:
         top.print_help()
         return 0
     command = top_args.command
-    with interrupts.handled():
-        try:
-            code = _run(command, argv[split + 1:])
-            interrupts.check()  # a signal whose exception a finalizer or a library swallowed
-            return code
-        except BaseException as exc:
-            # after a signal, whatever escapes is the interrupt, even if a library turned it
-            # into another exception (type() makes one from __set_name__ a RuntimeError)
-            signum = interrupts.received()
-            if signum is None and isinstance(exc, KeyboardInterrupt):  # not from a signal
-                signum = signal.SIGTERM if isinstance(exc, interrupts.Terminated) else signal.SIGINT
-            if signum is None:
-                return _failed(command, exc)
-        word = "terminated" if signum == signal.SIGTERM else "interrupted"
-        print(f"lstm-bench {command}: {word}", file=sys.stderr)
-        # CPython (3.11) marks the process to die by SIGINT at exit, whatever its exit code,
-        # when a KeyboardInterrupt passed through code run by exec() or eval() of a string
-        # (dataclasses and namedtuple make their methods so, as a module is imported), even
-        # if caught since; the next such call that succeeds clears the mark, so that
-        # `python -m lstm_bench.cli` exits with the code returned here.
-        exec("")
-        return interrupts.EXIT_CODES[signum]
+    stdout = sys.stdout
+    sys.stdout = PipeSafe(stdout)  # `| head`, logs: lstm_bench/console.py
+    try:
+        with interrupts.handled():
+            return _interruptible(command, argv[split + 1:])
+    finally:
+        sys.stdout.flush()
+        sys.stdout = stdout
+
+
+def _interruptible(command: str, argv: list[str]) -> int:
+    """The command's exit code; 130 after Ctrl-C, 143 after SIGTERM (one line on stderr)."""
+    try:
+        code = _run(command, argv)
+        interrupts.check()  # a signal whose exception a finalizer or a library swallowed
+        return code
+    except BaseException as exc:
+        # after a signal, whatever escapes is the interrupt, even if a library turned it into
+        # another exception (type() makes one from __set_name__ a RuntimeError)
+        signum = interrupts.received()
+        if signum is None and isinstance(exc, KeyboardInterrupt):  # not from a signal
+            signum = signal.SIGTERM if isinstance(exc, interrupts.Terminated) else signal.SIGINT
+        if signum is None:
+            return _failed(command, exc)
+    word = "terminated" if signum == signal.SIGTERM else "interrupted"
+    print(f"lstm-bench {command}: {word}", file=sys.stderr)
+    # CPython (3.11) marks the process to die by SIGINT at exit, whatever its exit code, when a
+    # KeyboardInterrupt passed through code run by exec() or eval() of a string (dataclasses
+    # and namedtuple make their methods so, as a module is imported), even if caught since;
+    # the next such call that succeeds clears the mark, so that `python -m lstm_bench.cli`
+    # exits with the code returned here.
+    exec("")
+    return interrupts.EXIT_CODES[signum]
 
 
 def _run(command: str, argv: list[str]) -> int:

@@ -13,6 +13,8 @@ allocated. The limits (environment variables, in MiB, for the rare model that ne
 =============================  =======  ====================================================
 ``LSTM_BENCH_MAX_ARRAY_MB``    4096     one array: .npz member, HDF5 dataset, feed, tensor
 ``LSTM_BENCH_MAX_JSON_MB``     64       one JSON file (reports, configs, sidecars)
+``LSTM_BENCH_MAX_FEEDS_MB``    8192     all the feeds a bench holds at once, with an estimate
+                                        of its runtimes' outputs (``check_total_size``)
 =============================  =======  ====================================================
 """
 
@@ -30,7 +32,8 @@ import numpy as np
 
 from lstm_bench.errors import LSTMBenchError, first_line
 
-LIMITS_MB = {"LSTM_BENCH_MAX_ARRAY_MB": 4096, "LSTM_BENCH_MAX_JSON_MB": 64}
+LIMITS_MB = {"LSTM_BENCH_MAX_ARRAY_MB": 4096, "LSTM_BENCH_MAX_JSON_MB": 64,
+             "LSTM_BENCH_MAX_FEEDS_MB": 8192}
 _MAX_JSON_INT = 2 ** 63  # a JSON integer beyond int64 is not a count, a size or a time
 
 
@@ -61,7 +64,10 @@ def limit_seconds(name: str) -> float:
     return _positive_env(name, LIMITS_S[name], "seconds")
 
 
-def _size(n: int) -> str:
+def size_text(n: int) -> str:
+    """A byte count as people read it in an error: bytes, KiB, MiB or GiB."""
+    if n < 2 ** 20:
+        return f"{n} bytes" if n < 2 ** 10 else f"{n / 2 ** 10:.3g} KiB"
     return f"{n / 2 ** 30:.3g} GiB" if n >= 2 ** 30 else f"{n / 2 ** 20:.3g} MiB"
 
 
@@ -77,8 +83,26 @@ def check_array_size(shape, dtype, what: str) -> None:
     allowed = limit_bytes("LSTM_BENCH_MAX_ARRAY_MB")
     if nbytes > allowed:
         raise LSTMBenchError(f"{what}: shape {dims} of {kind} would take "
-                             f"{_size(nbytes)}, above the limit of {_size(allowed)} "
+                             f"{size_text(nbytes)}, above the limit of {size_text(allowed)} "
                              "(set LSTM_BENCH_MAX_ARRAY_MB to allow more)")
+
+
+def check_total_size(parts, what: str, limit: str = "LSTM_BENCH_MAX_FEEDS_MB",
+                     shown: int = 3) -> None:
+    """Refuse when ``parts`` ((label, bytes) of everything ``what`` would hold at once) sum
+    above ``limit``, before any of it is allocated; the one-line error names the largest parts
+    and the variable that raises the limit."""
+    parts = [(label, int(n)) for label, n in parts]
+    total = sum(n for _, n in parts)
+    allowed = limit_bytes(limit)
+    if total <= allowed:
+        return
+    largest = sorted(parts, key=lambda part: -part[1])
+    listed = ", ".join(f"{label}: {size_text(n)}" for label, n in largest[:shown])
+    more = f", and {len(parts) - shown} smaller" if len(parts) > shown else ""
+    raise LSTMBenchError(f"{what} would hold {size_text(total)} at once, above the limit of "
+                         f"{size_text(allowed)} (set {limit} to allow more); the largest: "
+                         f"{listed}{more}")
 
 
 # --- .npz -----------------------------------------------------------------------------------
@@ -212,8 +236,9 @@ def read_json(path: str | Path, what: str = "file"):
             raise LSTMBenchError(f"{path}: a directory, not a {what}")
         allowed = limit_bytes("LSTM_BENCH_MAX_JSON_MB")
         if size > allowed:
-            raise LSTMBenchError(f"{path}: {_size(size)}, above the limit of {_size(allowed)} for "
-                                 f"a {what} (set LSTM_BENCH_MAX_JSON_MB to allow more)")
+            raise LSTMBenchError(f"{path}: {size_text(size)}, above the limit of "
+                                 f"{size_text(allowed)} for a {what} (set "
+                                 "LSTM_BENCH_MAX_JSON_MB to allow more)")
         data = path.read_bytes()
     except FileNotFoundError:
         raise LSTMBenchError(f"{path}: no such {what}") from None

@@ -135,18 +135,22 @@ def add_runtimes(parser) -> None:
 
 
 def add_batch(parser, *, many: bool, default) -> None:
+    """--batch; not given, it is None: the command feeds ``default``, or the batch the model
+    fixes where it takes one batch only (runtimes.inputs.fit_batches)."""
     if many:
-        parser.add_argument("--batch", type=sizes, default=list(default), metavar="N,N,...",
+        parser.add_argument("--batch", type=sizes, default=None, metavar="N,N,...",
                             help="comma list of batch sizes (default: "
-                                 f"{','.join(map(str, default))})")
+                                 f"{','.join(map(str, default))}, or the model's batch where "
+                                 "it fixes one)")
     else:
-        parser.add_argument("--batch", type=positive_int, default=default, metavar="N",
-                            help=f"batch size (default {default})")
+        parser.add_argument("--batch", type=positive_int, default=None, metavar="N",
+                            help=f"batch size (default {default}, or the model's batch where "
+                                 "it fixes one)")
 
 
 def add_seq_len(parser, *, many: bool, default) -> None:
     if many:
-        shown = ",".join(map(str, default)) if default else "the model's"
+        shown = ",".join(map(str, default)) if default else "the model's, else 100"
         parser.add_argument("--seq-len", type=sizes, default=default, metavar="T,T,...",
                             help="comma list of sequence lengths for dynamic axes "
                                  f"(default: {shown})")

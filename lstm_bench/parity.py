@@ -94,6 +94,9 @@ class OutputParity:
     max_ulp: int | None = None
     ulp_dtype: str | None = None
     limit_at_worst: float | None = None  # atol + rtol*|truth| at the element that fails most
+    # Where the limit was widened for a model that amplifies float32 rounding (see
+    # runtimes.sensitivity): the max abs error of a plain float32 evaluation of this output.
+    float32_floor: float | None = None
     time_axis: int | None = None
     per_step_max_abs: list[float] | None = None
     failures: list[Failure] = field(default_factory=list)
@@ -109,7 +112,9 @@ class OutputParity:
 
 
 def compare_output(runtime: str, name: str, actual, truth, tolerance: Tolerance,
-                   precision: str, time_axis: int | None = None) -> OutputParity:
+                   precision: str, time_axis: int | None = None, floor=None) -> OutputParity:
+    """``actual`` against ``truth``. ``floor``: a widened limit (an array broadcastable to
+    ``truth``, see runtimes.sensitivity); each element may be off by the larger of the two."""
     truth = np.asarray(truth)
     result = OutputParity(name, "missing" if actual is None else np.asarray(actual).dtype.name,
                           list(truth.shape), time_axis=time_axis)
@@ -149,6 +154,8 @@ def compare_output(runtime: str, name: str, actual, truth, tolerance: Tolerance,
             result.max_ulp = int(ulp_distance(a64[significant], truth[significant],
                                               _ULP_TYPES[ulp_name]).max(initial=0))
         limit = tolerance.atol + tolerance.rtol * magnitude
+        if floor is not None:
+            limit = np.maximum(limit, floor)
         excess = np.where(finite, error - limit, -np.inf)  # non-finite: reported once, above
         excess[np.isnan(excess)] = np.inf  # a NaN truth: NaN > 0 is False, so fail it here
         worst = np.unravel_index(int(np.argmax(excess)), error.shape)
@@ -158,7 +165,8 @@ def compare_output(runtime: str, name: str, actual, truth, tolerance: Tolerance,
             result.failures.append(Failure(
                 runtime, name, "abs_error", float(error[worst]), float(limit[worst]),
                 f"at index {list(map(int, worst))}, truth {float(truth[worst]):.6g}; "
-                f"{bad} of {error.size} elements over atol {tolerance.atol:g} + rtol {tolerance.rtol:g}·|truth|"))
+                f"{bad} of {error.size} elements over atol {tolerance.atol:g} + rtol {tolerance.rtol:g}·|truth|"
+                + (" or the widened float32 limit" if floor is not None else "")))
         if time_axis is not None and error.ndim > time_axis:
             others = tuple(a for a in range(error.ndim) if a != time_axis)
             result.per_step_max_abs = [float(x) for x in error.max(axis=others)]

@@ -35,6 +35,7 @@ from lstm_bench.errors import LSTMBenchError
 from lstm_bench.files import check_array_size
 
 DEFAULT_SEQ_LEN = 100  # the seed model's sequence length
+GENERATOR = "numpy.random.default_rng (PCG64)"  # named in the report: what the seed seeds
 _BATCH_NAME = re.compile(r"batch|^n$|^b$", re.I)
 _SEQ_NAME = re.compile(r"seq|time|step|len|^t$", re.I)
 
@@ -65,10 +66,15 @@ class Inputs:
     vocab: dict[str, int] = field(default_factory=dict)  # token inputs: rows of their embedding
     padding: str | None = None  # "pre" / "post" where ragged inputs were padded
     fixed: dict[str, list[int]] = field(default_factory=dict)  # inputs left at their default
+    distribution: dict[str, str] = field(default_factory=dict)  # random: how each was drawn
+    sha256: str | None = None  # an .npz: its content, so two reports fed alike can be told
 
     def describe(self) -> dict:
+        random = self.source == "random"
         return {"source": self.source, "batch": self.batch, "seq_len": self.seq_len,
                 "fixed_inputs": self.fixed,
+                **({"generator": GENERATOR, "distribution": self.distribution} if random
+                   else {"sha256": self.sha256}),
                 "seed": self.seed, "value_range": self.value_range, "lengths": self.lengths,
                 "vocab": self.vocab, "padding": self.padding,
                 "shapes": {k: list(v.shape) for k, v in self.feeds.items()},
@@ -186,7 +192,10 @@ def input_specs(model) -> list[InputSpec]:
     for name, dtype, dims, params in raw:
         by_role = lstm_roles.get(name, ())
         roles = []
-        free = iter(("batch", "seq_len"))
+        # rule 3 in a batch-major input whose first axis is fixed: the batch is fixed, so its
+        # first symbolic axis is the sequence ([4, s0, 1] from a fixed-batch torch.export)
+        fixed_first = not by_role and len(dims) >= 2 and dims[0] is not None
+        free = iter(("seq_len",) if fixed_first else ("batch", "seq_len"))
         for axis, (dim, param) in enumerate(zip(dims, params)):
             if dim is not None:
                 roles.append(None)
@@ -218,26 +227,65 @@ def _ragged_lengths(rng, n: int, seq_len: int, zero_length: bool) -> np.ndarray:
     return values
 
 
-def make_inputs(model, *, batch: int = 1, seq_len: int | None = None, seed: int = 0,
-                value_range: tuple[float, float] = (-1.0, 1.0), ragged: bool = False,
-                zero_length: bool = False, padding: str | None = None) -> Inputs:
-    """Seeded random feeds for every graph input of ``model``.
+def fixed_batch(model, specs=None) -> tuple[str, int] | None:
+    """(what fixes it, the batch) where the model takes one batch size only; None where an
+    input has a dynamic batch axis. What fixes it: "input 'x' has a fixed batch of 4", or, for
+    a model with no batch axis at all, "the model has no dynamic batch axis (...)" (batch 1).
 
-    Floats are uniform in ``value_range``; sequence_lens is seq_len for every sequence, or with
-    ``ragged`` random lengths in 1..seq_len with at least one full sequence (and one of length 0
-    with ``zero_length``). Token inputs (see ``token_vocab``) are uniform over the embedding's
-    rows; other integer inputs uniform in 0..9. With ``ragged`` and a model whose inputs are
-    padded (metadata, or ``padding`` "pre" / "post" for its token inputs), each sequence gets a
-    random length and the rest is the pad value, on that side.
+    The batch axis of an input that feeds an LSTM node directly is the operator's (X
+    ``[T,B,I]``, or ``[B,T,I]`` with layout 1); otherwise the first axis of the first input of
+    rank 2 or more (the batch-major convention, as in ``input_specs``)."""
+    specs = input_specs(model) if specs is None else specs
+    if any("batch" in spec.roles for spec in specs):
+        return None
+    lstm_roles, _ = _lstm_roles(model)
+    candidates = [(spec, axis) for spec in specs
+                  for axis, role in enumerate(lstm_roles.get(spec.name, ())) if role == "batch"]
+    candidates += [(spec, 0) for spec in specs if len(spec.dims) >= 2]
+    for spec, axis in candidates:
+        if axis < len(spec.dims) and spec.dims[axis] is not None:
+            return f"input {spec.name!r} has a fixed batch of {spec.dims[axis]}", spec.dims[axis]
+    return (f"the model has no dynamic batch axis (fixed inputs: "
+            f"{fixed_inputs(model) or [s.name for s in specs]})"), 1
+
+
+def fit_batches(model, batches, default, *, where: str = "") -> tuple[list[int], str | None]:
+    """The batch sizes to feed ``model``: (sizes, a note or None).
+
+    ``batches``: the sizes the user asked for (``--batch``), or None for ``default``. A model
+    that takes one batch only (``fixed_batch``) refuses asked sizes it cannot take (a row
+    labelled with a batch it never ran is worse than no row); default sizes are replaced by
+    the model's own, and the note says so. ``where``: the model's name, before the messages.
     """
-    if not isinstance(batch, (int, np.integer)) or batch < 1:
+    wanted = list(default if batches is None else batches)
+    fixed = fixed_batch(model)
+    if fixed is None or wanted == [fixed[1]]:
+        return wanted, None
+    what, size = fixed
+    prefix = f"{where}: " if where else ""
+    listed = ",".join(map(str, wanted))
+    if batches is not None:
+        raise LSTMBenchError(f"{prefix}{what}; --batch {listed} cannot be fed "
+                             f"(use --batch {size})")
+    return [size], f"{prefix}{what}: measured at batch {size}, not the default {listed}"
+
+
+def _resolve(model, batch, seq_len):
+    """(input specs, the batch fed, the seq_len fed, the one the model fixes or None), the
+    asked batch (None: the model's own where it fixes one, else 1) and seq_len checked
+    against the model."""
+    if batch is not None and (not isinstance(batch, (int, np.integer)) or batch < 1):
         raise LSTMBenchError(f"batch must be a positive integer, got {batch!r}")
     if seq_len is not None and (not isinstance(seq_len, (int, np.integer)) or seq_len < 1):
         raise LSTMBenchError(f"seq_len must be a positive integer, got {seq_len!r}")
-    low, high = map(float, value_range)
-    if not low < high:
-        raise LSTMBenchError(f"value range must have low < high, got {value_range!r}")
     specs = input_specs(model)
+    fixed = fixed_batch(model, specs)
+    if batch is None:
+        batch = fixed[1] if fixed else 1
+    elif fixed and batch != fixed[1]:
+        # issue 9 and review item 1: never feed another batch than the one asked and recorded
+        raise LSTMBenchError(f"{fixed[0]}; --batch {batch} cannot be fed "
+                             f"(use --batch {fixed[1]})")
     # A sequence axis fixed by the model (the seed: T = 100) is the seq_len unless one is given.
     fixed_T = _fixed_seq_len(model, specs)
     if seq_len is None:
@@ -245,40 +293,113 @@ def make_inputs(model, *, batch: int = 1, seq_len: int | None = None, seed: int 
     elif fixed_T and seq_len != fixed_T:
         raise LSTMBenchError(f"the model fixes the sequence length at {fixed_T}; "
                              f"--seq-len {seq_len} cannot be fed (leave it out)")
+    return specs, int(batch), seq_len, fixed_T
+
+
+def fed_seq_len(model, seq_len: int | None = None) -> int:
+    """The seq_len ``make_inputs`` feeds when asked for ``seq_len`` (None: the model's own)."""
+    return _resolve(model, None, seq_len)[2]
+
+
+def _shape(spec: InputSpec, batch: int, seq_len: int) -> tuple[int, ...]:
+    return tuple(dim if dim is not None else (batch if role == "batch" else seq_len)
+                 for dim, role in zip(spec.dims, spec.roles))
+
+
+def feed_shapes(model, *, batch: int | None = None,
+                seq_len: int | None = None) -> dict[str, tuple]:
+    """Input name -> (shape, dtype) of the feeds ``make_inputs`` makes at this batch and
+    seq_len, found without making them (each checked against LSTM_BENCH_MAX_ARRAY_MB)."""
+    specs, batch, seq_len, _ = _resolve(model, batch, seq_len)
+    shapes = {}
+    for spec in specs:
+        shapes[spec.name] = (_shape(spec, batch, seq_len), spec.dtype)
+        check_array_size(shapes[spec.name][0], spec.dtype, f"input {spec.name!r}")
+    return shapes
+
+
+def _rule(spec: InputSpec, vocab: dict, low: float, high: float, pads: bool,
+          pad_value: float) -> tuple:
+    """How an input's values are drawn: one decision, read by ``make_inputs`` to draw them and
+    by ``_rule_text`` to say so in the report."""
+    if spec.is_lengths:
+        return ("lengths",)
+    if np.issubdtype(spec.dtype, np.floating):
+        return ("uniform", low, high)
+    if spec.name in vocab:
+        # a padded model's real tokens avoid the pad id, or they would be masked too
+        first = 1 if pads and pad_value == 0 else 0
+        return ("tokens", first, max(vocab[spec.name], first + 1))
+    if np.issubdtype(spec.dtype, np.integer):
+        return ("integers", 0, 10)
+    if spec.dtype == np.bool_:
+        return ("bool",)
+    raise LSTMBenchError(f"input {spec.name!r} has dtype {spec.dtype}; lstm-bench makes "
+                         "random float, integer and bool inputs only (use --inputs FILE.npz)")
+
+
+def _rule_text(rule: tuple, ragged: bool, padding: str | None) -> str:
+    kind = rule[0]
+    if kind == "lengths":
+        return ("random lengths in 1..seq_len, at least one full" if ragged
+                else "seq_len for every sequence")
+    if kind == "uniform":
+        return f"uniform in [{rule[1]:g}, {rule[2]:g})"
+    if kind == "bool":
+        return "True or False, each with probability 0.5"
+    text = f"{'token ids' if kind == 'tokens' else 'integers'} uniform in {rule[1]}..{rule[2] - 1}"
+    return text + (f", {padding}-padded to random lengths" if padding else "")
+
+
+def make_inputs(model, *, batch: int | None = None, seq_len: int | None = None, seed: int = 0,
+                value_range: tuple[float, float] = (-1.0, 1.0), ragged: bool = False,
+                zero_length: bool = False, padding: str | None = None) -> Inputs:
+    """Seeded random feeds for every graph input of ``model``.
+
+    ``batch`` None: the model's own where it fixes one (``fixed_batch``), else 1; another
+    than the one it fixes is refused. Floats are uniform in ``value_range``; sequence_lens is seq_len for every sequence, or with
+    ``ragged`` random lengths in 1..seq_len with at least one full sequence (and one of length 0
+    with ``zero_length``). Token inputs (see ``token_vocab``) are uniform over the embedding's
+    rows; other integer inputs uniform in 0..9. With ``ragged`` and a model whose inputs are
+    padded (metadata, or ``padding`` "pre" / "post" for its token inputs), each sequence gets a
+    random length and the rest is the pad value, on that side.
+    """
+    low, high = map(float, value_range)
+    if not low < high:
+        raise LSTMBenchError(f"value range must have low < high, got {value_range!r}")
+    specs, batch, seq_len, fixed_T = _resolve(model, batch, seq_len)
+    shapes = {s.name: (_shape(s, batch, seq_len), s.dtype) for s in specs}
     if padding is not None and padding not in PADDINGS:
         raise LSTMBenchError(f"padding must be one of {PADDINGS}, got {padding!r}")
     vocab = token_vocab(model)
     side, pad_value, padded = _padding_metadata(model)
     if padding is not None:
         side, padded = padding, padded or set(vocab)
+    roles = {role for spec in specs for role in spec.roles}
+    first_shape = next((shape for shape, _ in shapes.values() if len(shape) >= 2), None)
     rng = np.random.default_rng(seed)
-    feeds, lengths = {}, {}
+    feeds, lengths, drawn = {}, {}, {}
     for spec in specs:
-        shape = tuple(dim if dim is not None else (batch if role == "batch" else seq_len)
-                      for dim, role in zip(spec.dims, spec.roles))
+        shape = shapes[spec.name][0]
         check_array_size(shape, spec.dtype, f"input {spec.name!r}")  # before allocating
         pads = ragged and side is not None and spec.name in padded and len(shape) >= 2
-        if spec.is_lengths:
+        rule = _rule(spec, vocab, low, high, pads, pad_value)
+        drawn[spec.name] = _rule_text(rule, ragged, side if pads else None) + (
+            ", one of length 0" if ragged and zero_length and (pads or rule[0] == "lengths")
+            else "")
+        if rule[0] == "lengths":
             n = shape[0]
             values = (_ragged_lengths(rng, n, seq_len, zero_length) if ragged
                       else np.full(n, seq_len))
             feeds[spec.name] = values.astype(spec.dtype)
             lengths[spec.name] = feeds[spec.name].tolist()
-        elif np.issubdtype(spec.dtype, np.floating):
+        elif rule[0] == "uniform":
             feeds[spec.name] = rng.uniform(low, high, size=shape).astype(spec.dtype)
-        elif spec.name in vocab:
-            # a padded model's real tokens avoid the pad id, or they would be masked too
-            first = 1 if pads and pad_value == 0 else 0
-            feeds[spec.name] = rng.integers(first, max(vocab[spec.name], first + 1),
-                                            size=shape).astype(spec.dtype)
-        elif np.issubdtype(spec.dtype, np.integer):
-            feeds[spec.name] = rng.integers(0, 10, size=shape).astype(spec.dtype)
-        elif spec.dtype == np.bool_:
-            feeds[spec.name] = np.asarray(rng.random(size=shape) < 0.5)  # a 0-d array, not np.bool
-        else:
-            raise LSTMBenchError(f"input {spec.name!r} has dtype {spec.dtype}; lstm-bench makes "
-                                 "random float, integer and bool inputs only (use --inputs FILE.npz)")
-        if pads and spec.name in feeds:
+        elif rule[0] in ("tokens", "integers"):
+            feeds[spec.name] = rng.integers(rule[1], rule[2], size=shape).astype(spec.dtype)
+        else:  # bool: a 0-d array, not np.bool
+            feeds[spec.name] = np.asarray(rng.random(size=shape) < 0.5)
+        if pads:
             # sequences on axis 0, time on axis 1 (Keras and batch_first token inputs)
             steps = shape[1]
             n = _ragged_lengths(rng, shape[0], steps, zero_length)
@@ -292,19 +413,36 @@ def make_inputs(model, *, batch: int = 1, seq_len: int | None = None, seed: int 
         raise LSTMBenchError("--ragged needs a model with a sequence_lens input or padded "
                              "(masked) inputs; this model has neither (a token model: "
                              "make_inputs(padding='pre'|'post'), or give --inputs FILE.npz)")
-    roles = {role for spec in specs for role in spec.roles}
-    if "batch" not in roles:  # every axis fixed: report what was fed, not what was asked
-        shape = next((feeds[s.name].shape for s in specs if feeds[s.name].ndim >= 2), None)
-        if shape is not None and not fixed_T:
-            batch, seq_len = shape[0], shape[1]
-        elif shape is None and batch != 1:  # issue 9: nothing takes it; never record it
-            raise LSTMBenchError(f"the model has no dynamic batch axis (fixed inputs: "
-                                 f"{fixed_inputs(model) or [s.name for s in specs]}); --batch "
-                                 f"{batch} cannot be fed (leave it out)")
+    if "batch" not in roles and first_shape is not None and not fixed_T:
+        # the batch fixed (checked by _resolve): report the seq_len fed, not the one asked
+        seq_len = first_shape[1]
     return Inputs(feeds, int(batch), int(seq_len), "random", seed, (low, high), lengths,
                   vocab={k: v for k, v in vocab.items() if k in feeds},
                   padding=side if ragged and lengths and side else None,
-                  fixed=fixed_inputs(model))
+                  fixed=fixed_inputs(model), distribution=drawn)
+
+
+def describe_random(model, shapes, *, seed: int = 0,
+                    value_range: tuple[float, float] = (-1.0, 1.0)) -> dict:
+    """What ``make_inputs`` feeds (not ragged) at each (batch, seq_len) of ``shapes``, found
+    without making the feeds: a bench report's record of its random inputs, with the keys of
+    ``Inputs.describe`` and the shapes and dtypes of every input under ``per_shape``."""
+    low, high = map(float, value_range)
+    vocab = token_vocab(model)
+    specs = input_specs(model)
+    per_shape = []
+    for batch, seq_len in shapes:
+        fed = feed_shapes(model, batch=batch, seq_len=seq_len)
+        per_shape.append({"batch": batch, "seq_len": seq_len,
+                          "shapes": {k: list(shape) for k, (shape, _) in fed.items()},
+                          "dtypes": {k: np.dtype(dtype).name for k, (_, dtype) in fed.items()}})
+    return {"source": "random", "generator": GENERATOR, "seed": seed,
+            "value_range": (low, high),
+            "distribution": {s.name: _rule_text(_rule(s, vocab, low, high, False, 0.0), False,
+                                                None) for s in specs},
+            "vocab": {k: v for k, v in vocab.items() if k in {s.name for s in specs}},
+            "ragged": False, "padding": None, "fixed_inputs": fixed_inputs(model),
+            "per_shape": per_shape}
 
 
 def _fixed_seq_len(model, specs) -> int | None:
@@ -387,4 +525,14 @@ def load_inputs(path, model) -> Inputs:
                                  f"embedding has {rows} rows (ids 0..{rows - 1})")
     return Inputs({s.name: arrays[s.name] for s in specs}, int(batch),
                   None if seq_len is None else int(seq_len), str(path), lengths=lengths,
-                  vocab=vocab, fixed=fixed_inputs(model))
+                  vocab=vocab, fixed=fixed_inputs(model), sha256=_sha256(path))
+
+
+def _sha256(path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

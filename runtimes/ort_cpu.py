@@ -24,10 +24,11 @@ def ort_missing(provider: str) -> str | None:
 
 def session_options(threads: int | None, ort_options: OrtOptions | None = None):
     """``onnxruntime.SessionOptions``: ``threads`` intra-op threads (one inter-op thread),
-    then the user's ``--ort-option`` settings."""
-    import onnxruntime
+    then the user's ``--ort-option`` settings; onnxruntime's own log lines off (a failure is
+    raised, and reported once by lstm-bench: ``exporters.ort_quiet``)."""
+    from lstm_bench.exporters.ort_quiet import session_options as quiet_options
 
-    options = onnxruntime.SessionOptions()
+    options = quiet_options()
     if threads:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1

@@ -106,7 +106,7 @@ class OrtCudaRuntime(OrtRuntime):
             options.profile_file_prefix = str(Path(tmp) / "placement")
             session = onnxruntime.InferenceSession(str(model.path), options,
                                                    providers=list(self.providers))
-            session.run(None, make_inputs(model.proto, batch=1).feeds)
+            session.run(None, make_inputs(model.proto).feeds)
             profile = session.end_profiling()
             return placement_from_profile(profile)
 

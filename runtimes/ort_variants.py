@@ -187,7 +187,10 @@ class OrtInt8Runtime(BaseRuntime):
 
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
+        from lstm_bench.exporters.ort_quiet import quiet_default_logger
+
         q = self.quantization
+        quiet_default_logger()  # sessions the quantizer may make log nothing natively either
         logging.disable(logging.WARNING)  # "consider pre-processing": advice, not a problem
         try:
             quantize_dynamic(str(source), str(out), weight_type=getattr(QuantType, q.weight_type),

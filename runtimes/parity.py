@@ -64,7 +64,7 @@ class RuntimeParity:
         row = f"{self.precision} tolerance {self.tolerance}" if self.tolerance else "tolerance"
         own = any(o.failures for o in self.model_outputs) or self.errors
         parts = [f"model outputs {'over' if own else 'within'} the {row} "
-                 f"(max abs {_fmt(self.max_abs)})"]
+                 f"(max abs {_fmt(self.max_abs)}{_widened(self.model_outputs)})"]
         layer = self.lstm_layer
         if layer is not None:
             what = f"LSTM layer {self.lstm_layer_label} ({self.lstm_layer_detail})"
@@ -72,7 +72,8 @@ class RuntimeParity:
                 parts.append(f"{what}: error: {layer.reason}")
             else:
                 parts.append(f"{what}: {'over' if layer.failures else 'within'} that tolerance "
-                             f"(max abs {_fmt(_max_abs(layer.outputs))})")
+                             f"(max abs {_fmt(_max_abs(layer.outputs))}"
+                             f"{_widened(layer.outputs)})")
         return f"{self.status}: " + "; ".join(parts)
 
     def __bool__(self):
@@ -129,16 +130,40 @@ def runtime_precision(runtime, outputs: dict) -> str:
 
 
 def compare(runtime: str, outputs: dict, truth: dict, precision: str,
-            time_axes: dict[str, int] | None = None) -> RuntimeParity:
-    """Every output of ``truth`` against ``outputs``; a RuntimeParity with status pass or fail."""
+            time_axes: dict[str, int] | None = None, floor=None) -> RuntimeParity:
+    """Every output of ``truth`` against ``outputs``; a RuntimeParity with status pass or fail.
+
+    ``floor``: a ``runtimes.sensitivity.Float32Floor`` of the same feeds; a float32 output
+    beyond the table is judged again against its widened limit."""
+    from lstm_bench.runtimes.sensitivity import WIDENED
+
     tolerance = TOLERANCES.get(precision, TOLERANCES["float32"])
     result = RuntimeParity(runtime, "pass", precision=precision, tolerance=tolerance)
     if not truth:  # nothing compared must not read as a pass
         result.errors.append(Failure(runtime, "*", "outputs", "none to compare", None))
     for name, expected in truth.items():
-        result.outputs.append(compare_output(runtime, name, outputs.get(name), expected, tolerance,
-                                             precision, (time_axes or {}).get(name)))
+        axis = (time_axes or {}).get(name)
+        output = compare_output(runtime, name, outputs.get(name), expected, tolerance,
+                                precision, axis)
+        widened = (floor.limits().get(name) if floor is not None and precision in WIDENED
+                   and [f.metric for f in output.failures] == ["abs_error"] else None)
+        if widened is not None:
+            output = compare_output(runtime, name, outputs.get(name), expected, tolerance,
+                                    precision, axis, floor=widened[0])
+            output.float32_floor = widened[1]
+        result.outputs.append(output)
     return result.settle()
+
+
+def _widened(outputs) -> str:
+    """The words for outputs judged by a widened limit (runtimes.sensitivity), if any."""
+    from lstm_bench.runtimes.sensitivity import FACTOR
+
+    floors = [o.float32_floor for o in outputs if o.float32_floor is not None]
+    if not floors:
+        return ""
+    return (f", widened to {FACTOR}x a plain float32 evaluation's error of {_fmt(max(floors))}: "
+            "the model amplifies float32 rounding at this length")
 
 
 def _fmt(value) -> str:

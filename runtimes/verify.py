@@ -12,6 +12,7 @@ otherwise the output gets no per-step error (Y_h, a classifier's [batch, 1]).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -22,6 +23,7 @@ from lstm_bench.model import Model
 from lstm_bench.runtimes.base import first_line
 from lstm_bench.runtimes.inputs import Inputs
 from lstm_bench.runtimes.parity import RuntimeParity, compare, runtime_precision
+from lstm_bench.runtimes.sensitivity import Float32Floor
 
 
 def time_axes(model, truth: dict, batch: int, seq_len: int | None) -> dict[str, int]:
@@ -55,6 +57,10 @@ def time_axes(model, truth: dict, batch: int, seq_len: int | None) -> dict[str, 
     return axes
 
 
+# What a verify report's JSON is (its "schema" key): `bench --verify-json` refuses any other file.
+SCHEMA = "lstm-bench/verify/1"
+
+
 @dataclass
 class VerifyReport:
     """Every runtime's parity with the truth, and what it was measured on."""
@@ -65,6 +71,7 @@ class VerifyReport:
     results: list[RuntimeParity] = field(default_factory=list)
     time_axes: dict[str, int] = field(default_factory=dict)
     lstm_layer: dict | None = None  # what the LSTM-layer-alone check ran on (LayerCheck.describe)
+    sha256: str | None = None  # the model file's: ties the report to the model it judged
 
     @property
     def failures(self) -> list[Failure]:
@@ -83,7 +90,9 @@ class VerifyReport:
 
     def to_dict(self) -> dict:
         return {
+            "schema": SCHEMA,
             "model": self.model,
+            "sha256": self.sha256,
             "passed": bool(self),
             "summary": self.summary,
             "inputs": self.inputs,
@@ -97,11 +106,12 @@ class VerifyReport:
 
 
 def verify_runtime(name, model, feeds, truth, axes, *, threads=None, ort_options=None,
-                   streaming=True, chunks=3) -> RuntimeParity:
+                   streaming=True, chunks=3, floor=None) -> RuntimeParity:
     """One runtime (a registry name or an unopened runtime) on ``model`` (a
     ``lstm_bench.model.Model`` or a path): skip with its reason, error with the message, or
     compare and stream. A failing or erroring runtime's notes say which of the model's LSTM
-    features it refuses, ignores or runs elsewhere (``runtime.lstm_support``)."""
+    features it refuses, ignores or runs elsewhere (``runtime.lstm_support``). ``floor``: the
+    model's ``runtimes.sensitivity.Float32Floor`` on these feeds (None: the table alone)."""
     from lstm_bench.model import as_model
     from lstm_bench.runtimes.registry import get_runtime
 
@@ -117,13 +127,16 @@ def verify_runtime(name, model, feeds, truth, axes, *, threads=None, ort_options
             outputs = runtime.run({k: v.copy() for k, v in feeds.items()})
             runtime.synchronize()
         except Exception as exc:  # a runtime that cannot run this model is a failing runtime
-            message = f"{type(exc).__name__}: {first_line(exc)}"
+            # lstm-bench's own message names the runtime, which the row names already
+            message = (first_line(exc).removeprefix(f"{name}: ")
+                       if isinstance(exc, LSTMBenchError)
+                       else f"{type(exc).__name__}: {first_line(exc)}")
             notes = _with_explanation(runtime, model, runtime.notes())
             return RuntimeParity(name, "error", device=device, reason=message, notes=notes,
                                  settings=runtime.settings(),
                                  errors=[Failure(name, "*", "error", message, None)])
         precision = runtime_precision(runtime, outputs)
-        result = compare(name, outputs, truth, precision, axes)
+        result = compare(name, outputs, truth, precision, axes, floor)
         result.device = device
         result.settings = runtime.settings()
         result.notes = runtime.notes()
@@ -161,6 +174,10 @@ class LayerCheck:
     def describe(self) -> dict:
         return {"label": self.label, "detail": self.detail, **self.inputs.describe()}
 
+    @functools.cached_property
+    def floor(self) -> Float32Floor:
+        return Float32Floor(self.model, self.inputs.feeds, self.truth, self.axes)
+
 
 def lstm_layer_check(model, folder, *, batch: int, seq_len: int | None, seed: int = 0,
                      value_range=(-1.0, 1.0)) -> LayerCheck | None:
@@ -193,7 +210,7 @@ def lstm_layer_check(model, folder, *, batch: int, seq_len: int | None, seed: in
                       time_axes(layer.proto, truth, inputs.batch, inputs.seq_len))
 
 
-def verify(model_path, runtimes=None, *, batch: int = 1, seq_len: int | None = None,
+def verify(model_path, runtimes=None, *, batch: int | None = None, seq_len: int | None = None,
            inputs=None, seed: int = 0, ragged: bool = False, zero_length: bool = False,
            value_range: tuple[float, float] = (-1.0, 1.0), threads: int | None = None,
            ort_options=None, streaming: bool = True, chunks: int = 3, source=None,
@@ -203,7 +220,8 @@ def verify(model_path, runtimes=None, *, batch: int = 1, seq_len: int | None = N
 
     Args:
         inputs: a path to an .npz of feeds (checked against the model), or None for seeded
-            random feeds of ``batch`` x ``seq_len`` (``ragged``: random sequence_lens in
+            random feeds of ``batch`` (None: 1, or the batch the model fixes; another is
+            refused) x ``seq_len`` (``ragged``: random sequence_lens in
             1..seq_len with one full; ``zero_length``: one of them 0).
         ort_options: ``runtimes.ort_options.OrtOptions`` for the onnxruntime-based runtimes.
         streaming: also check chunked runs against one call where the model exposes states.
@@ -221,7 +239,7 @@ def verify(model_path, runtimes=None, *, batch: int = 1, seq_len: int | None = N
 
     from lstm_bench import reference
     from lstm_bench.model import as_model
-    from lstm_bench.runtimes.inputs import load_inputs, make_inputs
+    from lstm_bench.runtimes.inputs import fit_batches, load_inputs, make_inputs
     from lstm_bench.runtimes.registry import RUNTIMES
 
     names = list(RUNTIMES) if runtimes is None else list(runtimes)
@@ -244,11 +262,15 @@ def verify(model_path, runtimes=None, *, batch: int = 1, seq_len: int | None = N
             raise LSTMBenchError("--ragged and --inputs exclude each other: the .npz holds the lengths")
         chosen = load_inputs(inputs, model.proto)
     else:
+        if batch is not None:  # refused with the model's name, as bench refuses a list
+            fit_batches(model.proto, [batch], None, where=model.path.name)
         chosen = make_inputs(model.proto, batch=batch, seq_len=seq_len, seed=seed,
                              value_range=value_range, ragged=ragged, zero_length=zero_length)
     truth = reference.run_model(model.proto, chosen.feeds)
     axes = time_axes(model.proto, truth, chosen.batch, chosen.seq_len)
-    report = VerifyReport(str(model.path), model.summary, chosen.describe(), time_axes=axes)
+    floor = Float32Floor(model, chosen.feeds, truth, axes)
+    report = VerifyReport(str(model.path), model.summary, chosen.describe(), time_axes=axes,
+                          sha256=model.sha256)
     folder = tempfile.mkdtemp(prefix="lstm-bench-")
     try:
         layer = None
@@ -261,12 +283,13 @@ def verify(model_path, runtimes=None, *, batch: int = 1, seq_len: int | None = N
                                          for name, axis in layer.axes.items()})
         for name in names + extra:
             result = verify_runtime(name, model, chosen.feeds, truth, axes, threads=threads,
-                                    ort_options=ort_options, streaming=streaming, chunks=chunks)
+                                    ort_options=ort_options, streaming=streaming, chunks=chunks,
+                                    floor=floor)
             if layer is not None and result.status in ("pass", "fail") and name in RUNTIMES:
                 result.add_lstm_layer(verify_runtime(
                     name, layer.model, layer.inputs.feeds, layer.truth, layer.axes,
-                    threads=threads, ort_options=ort_options, streaming=False),
-                    layer.label, layer.detail)
+                    threads=threads, ort_options=ort_options, streaming=False,
+                    floor=layer.floor), layer.label, layer.detail)
             report.results.append(result)
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -102,7 +102,7 @@ def test_markdown_opens_with_the_decision_and_its_tables_parse_back(reports):
         row = by_key[(cells["runtime"], int(cells["batch"]), int(cells["seq_len"]),
                       int(cells["threads"]))]
         assert float(cells["median ms"]) == pytest.approx(row["latency_ms"]["median"], rel=1e-3)
-    assert "### 1 threads" in text and "### 2 threads" in text  # one table per thread count
+    assert "### 1 thread\n" in text and "### 2 threads" in text  # one table per thread count
 
 
 def test_html_is_self_contained_with_the_decision_first_and_the_plots(reports):
@@ -179,8 +179,13 @@ def test_non_finite_errors_are_written_as_null_and_stay_failures(reports, tmp_pa
 
 
 def test_bench_takes_a_verify_report(tiny, tmp_path, capsys):
-    path = tmp_path / "verify.json"
-    path.write_text(json.dumps(verify_json()))
+    import hashlib
+
+    from lstm_bench.runtimes.verify import SCHEMA
+
+    path = tmp_path / "verify.json"  # a verify report of this model: its schema and sha256
+    path.write_text(json.dumps({**verify_json(), "schema": SCHEMA,
+                                "sha256": hashlib.sha256(tiny.read_bytes()).hexdigest()}))
     out_json = tmp_path / "b.json"
     assert main(["bench", str(tiny), "--runtimes", "ort-cpu,numpy", "--batch", "2",
                  "--seq-len", "3", *FAST, "--verify-json", str(path), "--json",
@@ -241,9 +246,9 @@ def test_compare_writes_json_markdown_and_html(reports, tmp_path, capsys):
     rows = len(strict_json(reports["json"].read_text())["results"])
     verdicts = strict_json(outs["json"].read_text())
     assert len(verdicts["changes"]) == rows  # one verdict per row
-    assert outs["md"].read_text().count("within noise") == rows
+    assert outs["md"].read_text().count("| within noise |") == rows
     page = outs["html"].read_text()
-    assert page.startswith("<!DOCTYPE html>") and page.count("within noise") == rows
+    assert page.startswith("<!DOCTYPE html>") and page.count("<td>within noise</td>") == rows
 
 
 def test_verify_json_with_the_lstm_layer_inside_each_result():

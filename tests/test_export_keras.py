@@ -27,6 +27,8 @@ import keras  # noqa: E402  (after KERAS_BACKEND is set above)
 import onnxruntime as ort  # noqa: E402
 from keras import layers  # noqa: E402
 
+from keras_models import save_randomized  # noqa: E402
+
 ATOL = 1e-5
 # The seed example passes input_shape to LSTM as written; Keras 3 warns and accepts it.
 pytestmark = pytest.mark.filterwarnings("ignore:Do not pass an `input_shape`:UserWarning")
@@ -90,20 +92,8 @@ CASES = {
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
     """name -> (archive path, Keras model); built and saved once for the whole module."""
-    root = tmp_path_factory.mktemp("keras")
-    rng = np.random.default_rng(1)
-    out = {}
-    for name, build in CASES.items():
-        model = build()
-        if name != "seed":
-            for layer in model.layers:
-                weights = layer.get_weights()
-                if weights:
-                    layer.set_weights([rng.normal(0.0, 0.5, w.shape).astype(w.dtype) for w in weights])
-        path = root / f"{name}.keras"
-        model.save(path)
-        out[name] = (path, model)
-    return out
+    return save_randomized(CASES, tmp_path_factory.mktemp("keras"), np.random.default_rng(1),
+                           keep=("seed",))
 
 
 def _input_size(model):

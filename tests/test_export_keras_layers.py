@@ -23,6 +23,8 @@ from lstm_bench.exporters.source import export_source
 import keras  # noqa: E402  (after KERAS_BACKEND is set above)
 from keras import layers  # noqa: E402
 
+from keras_models import save_randomized  # noqa: E402
+
 ATOL = 1e-5
 VOCAB = 40
 
@@ -92,23 +94,9 @@ CASES = {
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
     """name -> (archive path, Keras model); built and saved once for the whole module."""
-    root = tmp_path_factory.mktemp("keras_layers")
-    rng = np.random.default_rng(7)
-    out = {}
-    for name, (build, _) in CASES.items():
-        model = build()
-        for layer in model.layers:
-            weights = layer.get_weights()
-            if isinstance(layer, layers.BatchNormalization):  # gamma, beta, mean, variance
-                weights = [rng.normal(1, 0.2, w.shape) for w in weights[:3]] + \
-                          [rng.uniform(0.5, 2.0, weights[3].shape)]
-                layer.set_weights([w.astype(np.float32) for w in weights])
-            elif weights:
-                layer.set_weights([rng.normal(0.0, 0.5, w.shape).astype(w.dtype) for w in weights])
-        path = root / f"{name}.keras"
-        model.save(path)
-        out[name] = (path, model)
-    return out
+    builders = {name: build for name, (build, _) in CASES.items()}
+    return save_randomized(builders, tmp_path_factory.mktemp("keras_layers"),
+                           np.random.default_rng(7))
 
 
 def _batch(model, kind, padding, rng, batch=5, steps=11):

@@ -13,7 +13,7 @@ from rich.console import Console
 
 from lstm_bench.bench.cli_run import summary_table
 from lstm_bench.bench.report import BenchReport, Skip, VerifySummary
-from lstm_bench.bench.stats import Measurement
+from lstm_bench.bench.stats import Block, Measurement
 from lstm_bench.bench.terminal import print_report
 from lstm_bench.runtimes.registry import RUNTIMES
 
@@ -112,3 +112,135 @@ def test_plots_give_each_runtime_one_colour_and_each_thread_count_one_style():
     styles = thread_styles([1, 2, 4, 16])
     assert len({line for line, _ in styles.values()}) == 4
     assert len({marker for _, marker in styles.values()}) == 4
+
+
+# compare, history and the lines around the tables, through the command line as a user runs
+# it: the width from $COLUMNS (no terminal under pytest), the output as a pipe or a log gets it
+
+def blocked(runtime, median_ms, threads=1, batch=1, seq_len=100, blocks=12, **extra):
+    """A measurement of ``blocks`` blocks of 3 calls, block medians spread 4 % evenly."""
+    medians = median_ms * (1 + 0.04 * np.linspace(-1, 1, blocks))
+    return Measurement(runtime, batch, seq_len, threads,
+                       tuple(int(m * 1e6) for m in medians for _ in range(3)),
+                       blocks=tuple(Block(0, i, i, 3) for i in range(blocks)), extra=extra)
+
+
+def sweep(factor, names=NAMES, sha="ab" * 32, path="m.onnx"):
+    """Every runtime at two thread counts, whole sequences and streaming chunks; runtime i
+    slowed by ``factor(i)``."""
+    rows = []
+    for i, name in enumerate(names):
+        for threads in (1, 16):
+            base = 0.0667 * (1 + i) ** 2 / threads * factor(i)
+            rows += [blocked(name, base, threads), blocked(name, base * 300, threads, batch=32),
+                     blocked(name, base / 50, threads, seq_len=1, mode="streaming", chunk=1)]
+    return BenchReport(model={"path": path, "sha256": sha}, machine={"cpu": "Some CPU",
+                       "cores": 2, "git_commit": "0123456789abcdef"}, settings={},
+                       measurements=rows)
+
+
+def cli_out(capsys, monkeypatch, width, argv, code=0):
+    from lstm_bench.cli import main
+
+    monkeypatch.setenv("COLUMNS", str(width))
+    assert main(argv) == code
+    out = capsys.readouterr().out
+    assert not [line for line in out.splitlines() if line != line.rstrip()]  # no padding
+    return out
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_compare_fits_and_shows_what_decides_each_verdict(tmp_path, capsys, monkeypatch, width):
+    from lstm_bench.files import write_json
+
+    base, new = tmp_path / "base.json", tmp_path / "new.json"
+    write_json(base, sweep(lambda i: 1.0).to_dict())
+    # every third runtime 20 % slower, every third 20 % faster, the rest unchanged
+    write_json(new, sweep(lambda i: (1.0, 1.2, 0.8)[i % 3]).to_dict())
+    out = cli_out(capsys, monkeypatch, width, ["compare", str(base), str(new)], code=1)
+    assert_fits(out, width, NAMES)
+    verdicts = {"regression", "faster", "within noise"}
+    rows = [line for line in out.splitlines() if re.match(r"(\S+)\s+\d", line)
+            and line.split()[0] in NAMES]
+    assert len(rows) == len(NAMES) * 2 * 3
+    for line in rows:  # each value whole on the runtime's line: change, both p, the verdict
+        assert re.search(r"[+-]\d+\.\d %\s+(<0\.001|[\d.e-]+)\s+(<0\.001|[\d.e-]+)\s+"
+                         r"(\d+/\d+\s+)?(regression|faster|within noise)$", line), line
+    assert {v for v in verdicts if any(line.endswith(v) for line in rows)} == verdicts
+    lines = out.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("runtime"))
+    header = "\n".join(lines[at - 1:at + 1])  # two-line headers: "p" over "slower"
+    assert "slower" in header and "faster" in header
+    assert "a verdict needs p < 0.01 in the direction of the change" in " ".join(out.split())
+    # threads and streaming chunks are headings, not cells that could wrap
+    assert "b=1 T=100 thr=16" in out.splitlines() and "stream c=1 b=1 thr=1" in out.splitlines()
+
+
+def record_two_models(db):
+    from lstm_bench.bench import history
+
+    for factor in (1.0, 1.0, 1.3):
+        history.record(sweep(lambda i: factor), db, "bench")
+        history.record(sweep(lambda i: 1 / factor, names=NAMES[:3], sha="cd" * 32,
+                             path="other.onnx"), db, "bench")
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_history_fits_with_a_heading_per_model(tmp_path, capsys, monkeypatch, width):
+    db = tmp_path / "h.sqlite"
+    record_two_models(db)
+    out = cli_out(capsys, monkeypatch, width, ["history", "--db", str(db)])
+    assert_fits(out, width, NAMES)
+    joined = " ".join(out.split())
+    headings = [line for line in out.splitlines() if "(sha256 " in line]
+    assert "m.onnx (sha256 abababababab) on Some CPU" in joined
+    assert "other.onnx (sha256 cdcdcdcdcdcd) on Some CPU" in joined
+    assert joined.index("m.onnx (sha256") < joined.index("other.onnx (sha256")
+    assert len(headings) == 2
+    # every series row whole: runs, first, last and its change points on one line
+    figure = r"[\d.,e+-]+"
+    rows = [line for line in out.splitlines()
+            if re.match(rf"\S+\s+3\s+{figure}\s+{figure}\s", line)]
+    assert len(rows) == (len(NAMES) + 3) * 2 * 3
+    assert all(line.rstrip().endswith(("%", "none")) or re.search(r"[0-9a-f]{12}$", line)
+               for line in rows)
+
+
+def test_history_writes_its_page_before_a_closed_pipe_and_exits_0(tmp_path):
+    """`lstm-bench history --html h.html | head -2`: the reader has gone before the first
+    line; the page is written all the same, no traceback, exit 0."""
+    import subprocess
+    import sys
+
+    db = tmp_path / "h.sqlite"
+    record_two_models(db)
+    page = tmp_path / "h.html"
+    proc = subprocess.Popen([sys.executable, "-m", "lstm_bench.cli", "history", "--db", str(db),
+                             "--html", str(page)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    proc.stdout.close()  # no reader left: the first write finds the pipe broken
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0, err
+    assert err == ""
+    assert page.read_text().startswith("<!DOCTYPE html>")
+
+
+def test_paths_and_commands_are_never_broken_across_lines(tiny, tmp_path, capsys, monkeypatch):
+    """At 80 columns, bench's `wrote` and `recorded as run #N` lines keep each path whole on
+    a line, and the decision lines carry no padding (``cli_out``)."""
+    deep = tmp_path / ("a-folder-with-a-long-name-" * 3) / "reports"
+    deep.mkdir(parents=True)
+    db = deep / "history.sqlite"
+    argv = ["bench", str(tiny), "--runtimes", "ort-cpu,numpy", "--batch", "1", "--seq-len", "3",
+            "--span", "0", "--blocks", "3", "--min-time", "0.002", "--min-reps", "3",
+            "--no-calibrate", "--quiet", "--db", str(db), "--json", str(deep / "b.json"),
+            "--md", str(deep / "b.md")]
+    out = cli_out(capsys, monkeypatch, 80, argv)
+    lines = out.splitlines()
+    for path in (db, deep / "b.json", deep / "b.md", f"lstm-bench history --db {db}"):
+        assert any(str(path) in line for line in lines), path
+    # a line longer than 80 columns is one path (or the command) alone
+    for line in (line for line in lines if len(line) > 80):
+        assert line.strip() in {str(db), str(deep / "b.json"), str(deep / "b.md"),
+                                f"lstm-bench history --db {db}"}, line
+    assert re.search(r"^recorded as run #1 in", out, re.M)

@@ -12,6 +12,7 @@ example's. Models are small and built once per module.
 
 import json
 import os
+import re
 import zipfile
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
@@ -160,6 +161,14 @@ def test_program_that_bakes_its_length_says_so(tmp_path, capsys):
     dims = [d.dim_value for d in onnx.load(str(tmp_path / "flat.onnx")).graph.input[0]
             .type.tensor_type.shape.dim]
     assert dims == [2, 6, 2]  # the file claims no axis it cannot take
+    # the note's advice, as written, is a form torch.export takes (a bare {0: Dim} is not)
+    hint = re.search(r"torch\.export\.export\(model, \(x,\), dynamic_shapes=(.*?)\) for any "
+                     "batch", text)
+    assert hint, text
+    dynamic = torch.export.export(Flat().eval(), (torch.randn(2, 6, 2),),
+                                  dynamic_shapes=eval(hint.group(1), {"torch": torch}))
+    (user,) = [n for n in dynamic.graph.nodes if n.name in dynamic.graph_signature.user_inputs]
+    assert not isinstance(user.meta["val"].shape[0], int)  # the batch is symbolic
 
 
 def test_program_with_a_tensor_constant_is_not_refused(tmp_path, capsys):
