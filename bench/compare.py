@@ -204,10 +204,28 @@ def compare_reports(base: dict, new: dict, *, fail_above: float = 5.0, alpha: fl
 MACHINE_DRIFT = 0.10  # calibration GEMM rates further apart than this: warn
 
 
+def _peaks(base: dict, new: dict) -> list:
+    """[(threads, (base peak, new peak))] of the thread counts both calibrated reliably
+    (``bench.machine``); reports of older versions have one top-level peak (threads None)."""
+    def reliable(doc):
+        entries = doc.get("calibration")
+        if isinstance(entries, list) and entries:
+            return {c.get("threads"): c.get("peak_gflops") for c in entries
+                    if isinstance(c, dict) and c.get("reliable")}
+        return {None: doc.get("peak_gflops")}
+
+    a, b = reliable(base), reliable(new)
+    pairs = [(t, (a[t], b[t])) for t in a if t in b]
+    return [(t, rates) for t, rates in pairs
+            if all(isinstance(r, (int, float)) and not isinstance(r, bool) and r > 0
+                   for r in rates)]
+
+
 def machine_drift(base: dict, new: dict) -> str | None:
     """A warning when the two reports ran on machines of different speed or model.
 
-    Each bench report records the GEMM rate measured when it started (``peak_gflops``). On
+    Each bench report records the GEMM rate of each thread count (``calibration``; older ones
+    one ``peak_gflops``), compared where both calibrations were reliable. On
     shared virtual machines that rate moved by up to 2x between two runs a minute apart here,
     and every runtime moved with it: the test on the blocks of two runs cannot tell that from
     a change of the code, so compare says it out loud.
@@ -217,11 +235,11 @@ def machine_drift(base: dict, new: dict) -> str | None:
             for doc in (base, new)]
     if all(cpus) and cpus[0] != cpus[1]:
         notes.append(f"different CPUs ({cpus[0]} / {cpus[1]})")
-    rates = [doc.get("peak_gflops") for doc in (base, new)]
-    if all(isinstance(r, (int, float)) and r > 0 for r in rates):
+    for threads, rates in _peaks(base, new):
         change = rates[1] / rates[0] - 1
         if abs(change) > MACHINE_DRIFT:
-            notes.append(f"the machine's GEMM calibration moved {change:+.0%} "
+            at = f" at {threads} thread{'s' * (threads != 1)}" if threads else ""
+            notes.append(f"the machine's GEMM calibration{at} moved {change:+.0%} "
                          f"({rates[0]:.0f} -> {rates[1]:.0f} GFLOP/s)")
     if not notes:
         return None

@@ -81,7 +81,7 @@ def verify_rows(verify) -> list[list[str]]:
             for v in verify.verdicts.values()]
 
 
-def peak_text(report) -> str:
+def calibration_line(report) -> str:
     """The GEMM peak per thread count (``bench.machine.calibration_text``); a report of an
     older version has one peak."""
     from lstm_bench.bench.machine import calibration_text
@@ -101,7 +101,7 @@ def machine_line(report) -> str:
     if load.get("other_cores") is not None:
         load_text += f"; other processes used {load['other_cores']:.2f} cores meanwhile"
     return (f"{m.get('cpu', '?')}, {m.get('usable_cores', '?')} cores; "
-            f"{peak_text(report)}; {lib_text}; "
+            f"{calibration_line(report)}; {lib_text}; "
             f"commit {m.get('git_commit') or 'unknown'}{load_text}")
 
 

@@ -225,3 +225,18 @@ def test_a_busy_machine_is_said_for_each_report(tmp_path, capsys):
                  write(tmp_path / "n.json", doc(rows, machine=busy))]) == 0
     out = capsys.readouterr().out
     assert "NEW: the machine was busy" in out and "BASE:" not in out
+
+
+def test_machine_drift_compares_reliable_calibrations_thread_by_thread():
+    from lstm_bench.bench.compare import machine_drift
+
+    def doc(one, two, two_reliable=True):
+        return {"machine": {"cpu": "X"}, "peak_gflops": one, "calibration": [
+            {"threads": 1, "peak_gflops": one, "reliable": True},
+            {"threads": 2, "peak_gflops": two, "reliable": two_reliable}]}
+
+    assert machine_drift(doc(150.0, 260.0), doc(153.0, 255.0)) is None
+    warning = machine_drift(doc(150.0, 260.0), doc(150.0, 180.0))
+    assert "at 2 threads moved -31%" in warning and "at 1 thread " not in warning
+    # an unreliable calibration (a busy moment) says nothing about the machine
+    assert machine_drift(doc(150.0, 260.0), doc(150.0, 40.0, two_reliable=False)) is None
