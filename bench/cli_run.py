@@ -237,6 +237,7 @@ def pipeline(args, folder, runtimes, batches, threads, step, ort_options=None):
 def main(args) -> int:
     from rich.markup import escape
 
+    from lstm_bench import interrupts
     from lstm_bench.bench import history
     from lstm_bench.bench.machine import check_threads
     from lstm_bench.bench.model import BenchModel
@@ -275,12 +276,14 @@ def main(args) -> int:
                   soft_wrap=True, markup=False)
 
     def step(number, text):
+        interrupts.check()  # between steps: a Ctrl-C that a finalizer swallowed ends it here
         if not args.quiet:
             err.print(f"[bold]\\[{number}/4][/bold] {escape(text)} "
                       f"[dim]({time.perf_counter() - started:.1f} s)[/dim]", highlight=False)
 
     try:
         report, paths = pipeline(args, folder, names, batches, threads, step, ort_options)
+        interrupts.check()
     except BaseException as exc:
         if not any(folder.iterdir()):  # nothing written: leave no empty folder behind
             remove_run_folder(folder, made)
@@ -288,7 +291,8 @@ def main(args) -> int:
             from lstm_bench.errors import first_line
             from lstm_bench.files import write_text
 
-            why = "interrupted" if isinstance(exc, KeyboardInterrupt) else first_line(exc)
+            why = ("interrupted" if isinstance(exc, KeyboardInterrupt) or interrupts.received()
+                   else first_line(exc))
             try:
                 write_text(folder / INTERRUPTED, f"this run stopped before its reports were "
                            f"complete: {why}\n")

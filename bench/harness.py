@@ -42,6 +42,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
+from lstm_bench import interrupts
 from lstm_bench.bench.machine import Calibration, MemoryProbe, blas_threads
 from lstm_bench.bench.stats import Block, Measurement
 from lstm_bench.errors import LSTMBenchError
@@ -136,6 +137,7 @@ def warm_up(cells: Sequence[Cell], settings: Settings, clock: Clock) -> list[lis
     durations: list[list[int]] = [[] for _ in cells]
     active = list(range(len(cells))) if settings.warmup_reps or settings.warmup_time else []
     while active:
+        interrupts.check()
         for i in active:
             durations[i].append(time_call(cells[i].runtime, cells[i].feeds, clock))
         active = [i for i in active
@@ -178,12 +180,15 @@ def measure(cells: Sequence[Cell], settings: Settings, clock: Clock = time.perf_
             # blocks past the planned ones (a cell short of min_time) are not paced
             due = start + min(round_, settings.blocks) * interval
             while clock() < due:  # ahead of time: keep the machine busy, untimed
+                interrupts.check()
                 before = clock()
                 for cell in active:
                     untimed_call(cell.runtime, cell.feeds)
                 if clock() == before:  # a clock that does not move (a test's): do not spin
                     break
             for cell in active:
+                # between blocks: a Ctrl-C that a finalizer swallowed ends the run here
+                interrupts.check()
                 untimed_call(cell.runtime, cell.feeds)  # re-warm after the others' turns
                 block_start = clock()
                 for _ in range(cell.calls):
@@ -331,6 +336,7 @@ def sweep(subjects: Sequence[Subject], factories: dict, shapes: Sequence[tuple[i
             with blas_threads(threads):
                 for name, factory in factories.items():
                     for i, subject in enumerate(subjects):
+                        interrupts.check()
                         notify("open", runtime=name, threads=threads)
                         try:
                             opened.append((i, open_runtime(name, factory, subject.model,

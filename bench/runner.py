@@ -253,6 +253,8 @@ def measure_in_processes(models, names: list[str], shapes, threads_list, setting
     span; a cell's blocks from every process are merged into one Measurement. A worker makes
     its runtimes from the registry, by ``names``. Each worker calibrates the GEMM peak in its
     own rotation; their GEMM blocks are pooled per thread count, as the rows' blocks are."""
+    import multiprocessing
+    import signal
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
     from multiprocessing import get_context
@@ -260,6 +262,7 @@ def measure_in_processes(models, names: list[str], shapes, threads_list, setting
     from lstm_bench.bench.harness import SweepResult
     from lstm_bench.bench.machine import Calibration
     from lstm_bench.bench.stats import Measurement, merge
+    from lstm_bench.interrupts import held
 
     notify = on_event or (lambda kind, **info: None)
     processes = settings.processes
@@ -275,7 +278,15 @@ def measure_in_processes(models, names: list[str], shapes, threads_list, setting
         # spawn: a fresh interpreter, nothing inherited from this one's state
         with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
             try:
-                parts.append(pool.submit(_worker, {**job, "process": process}).result())
+                # the worker starts with Ctrl-C blocked (a terminal sends it to the whole
+                # process group): this process alone handles it, and ends the worker
+                with held(signal.SIGINT):
+                    future = pool.submit(_worker, {**job, "process": process})
+                parts.append(future.result())
+            except KeyboardInterrupt:  # rather than wait for the worker's share of the span
+                for child in multiprocessing.active_children():
+                    child.terminate()
+                raise
             except BrokenProcessPool:
                 from lstm_bench.files import limit_seconds
 

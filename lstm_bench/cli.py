@@ -7,8 +7,9 @@ one copy, read by --help). Options shared by several commands come from ``lstm_b
 
 Exit codes: 0 success, 1 a parity or regression failure, 2 bad input (``LSTMBenchError``,
 argparse errors, an input too large for this machine's memory): one line on stderr, never a
-traceback. SIGTERM is turned into an exception like Ctrl-C, so that temporary files are removed
-and a run folder is marked as interrupted on the way out (exit 130 for SIGINT, 143 for SIGTERM).
+traceback. Ctrl-C and SIGTERM raise an exception (``lstm_bench.interrupts``), so that temporary
+files are removed and a run folder is marked as interrupted on the way out: one line on stderr,
+exit 130 for SIGINT, 143 for SIGTERM.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ import argparse
 import importlib
 import signal
 import sys
-import threading
 
+from lstm_bench import interrupts
 from lstm_bench.console import PipeSafe
 from lstm_bench.errors import LSTMBenchError, first_line
 
@@ -34,14 +35,6 @@ COMMANDS = {
 }
 
 EXIT_BAD_INPUT = 2
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised in the main thread so that ``finally`` blocks clean up as for Ctrl-C."""
-
-
-def _on_sigterm(signum, frame):
-    raise Terminated()
 
 
 class _Parser(argparse.ArgumentParser):
@@ -79,36 +72,63 @@ def main(argv: list[str] | None = None) -> int:
     if top_args.command is None:
         top.print_help()
         return 0
-    module_name, help_ = COMMANDS[top_args.command]
-    parser = _Parser(prog=f"lstm-bench {top_args.command}", description=help_)
-    previous, stdout = None, sys.stdout
+    command = top_args.command
+    stdout = sys.stdout
     sys.stdout = PipeSafe(stdout)  # `| head`, logs: lstm_bench/console.py
-    if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        module = importlib.import_module(module_name)
-        module.add_arguments(parser)
-        args = parser.parse_args(argv[split + 1:])
-        from lstm_bench.files import check_limit_variables
-
-        check_limit_variables()  # a bad LSTM_BENCH_* limit is bad input before any work
-        return int(module.main(args) or 0)
-    except LSTMBenchError as exc:
-        return _bad_input(top_args.command, str(exc))
-    except MemoryError as exc:  # a size that passed the checks but not this machine's memory
-        return _bad_input(top_args.command, f"out of memory ({first_line(exc)}); the input or "
-                          "the requested shapes are too large for this machine")
-    except Terminated:
-        print(f"lstm-bench {top_args.command}: terminated", file=sys.stderr)
-        return 143
-    except KeyboardInterrupt:
-        print(f"lstm-bench {top_args.command}: interrupted", file=sys.stderr)
-        return 130
+        with interrupts.handled():
+            return _interruptible(command, argv[split + 1:])
     finally:
         sys.stdout.flush()
         sys.stdout = stdout
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+
+
+def _interruptible(command: str, argv: list[str]) -> int:
+    """The command's exit code; 130 after Ctrl-C, 143 after SIGTERM (one line on stderr)."""
+    try:
+        code = _run(command, argv)
+        interrupts.check()  # a signal whose exception a finalizer or a library swallowed
+        return code
+    except BaseException as exc:
+        # after a signal, whatever escapes is the interrupt, even if a library turned it into
+        # another exception (type() makes one from __set_name__ a RuntimeError)
+        signum = interrupts.received()
+        if signum is None and isinstance(exc, KeyboardInterrupt):  # not from a signal
+            signum = signal.SIGTERM if isinstance(exc, interrupts.Terminated) else signal.SIGINT
+        if signum is None:
+            return _failed(command, exc)
+    word = "terminated" if signum == signal.SIGTERM else "interrupted"
+    print(f"lstm-bench {command}: {word}", file=sys.stderr)
+    # CPython (3.11) marks the process to die by SIGINT at exit, whatever its exit code, when a
+    # KeyboardInterrupt passed through code run by exec() or eval() of a string (dataclasses
+    # and namedtuple make their methods so, as a module is imported), even if caught since;
+    # the next such call that succeeds clears the mark, so that `python -m lstm_bench.cli`
+    # exits with the code returned here.
+    exec("")
+    return interrupts.EXIT_CODES[signum]
+
+
+def _run(command: str, argv: list[str]) -> int:
+    module_name, help_ = COMMANDS[command]
+    parser = _Parser(prog=f"lstm-bench {command}", description=help_)
+    module = importlib.import_module(module_name)
+    module.add_arguments(parser)
+    args = parser.parse_args(argv)
+    from lstm_bench.files import check_limit_variables
+
+    check_limit_variables()  # a bad LSTM_BENCH_* limit is bad input before any work
+    return int(module.main(args) or 0)
+
+
+def _failed(command: str, exc: BaseException) -> int:
+    """Bad input is one line and exit code 2; anything else goes on up (argparse's exits, and
+    bugs: a traceback)."""
+    if isinstance(exc, LSTMBenchError):
+        return _bad_input(command, str(exc))
+    if isinstance(exc, MemoryError):  # a size that passed the checks, not this machine's memory
+        return _bad_input(command, f"out of memory ({first_line(exc)}); the input or "
+                          "the requested shapes are too large for this machine")
+    raise exc
 
 
 def _bad_input(command: str, message: str) -> int:

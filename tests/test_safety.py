@@ -8,6 +8,8 @@ exit 2; no file outside the named outputs is created, changed or removed.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import os
 import shutil
@@ -17,6 +19,7 @@ import subprocess
 import sys
 import time
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -124,27 +127,152 @@ def test_files_written_get_the_users_umask_permissions(tmp_path, capsys, tiny):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o640, name
 
 
+def _cli_process(*argv, group: bool = False) -> subprocess.Popen:
+    """``python -m lstm_bench.cli ARGV`` with Ctrl-C at its default: a shell script's
+    background job (pytest run with ``&``) ignores SIGINT, its children inherit that, and
+    lstm-bench keeps an ignored SIGINT ignored, as every program does. ``group``: in a
+    process group of its own, as a terminal starts a command."""
+    return subprocess.Popen([sys.executable, "-m", "lstm_bench.cli", *map(str, argv)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+                            process_group=0 if group else None)
+
+
+def _ended(proc: subprocess.Popen, timeout: float = 120) -> str:
+    """The stderr of a process that should end by itself; killed and failed if it does not."""
+    try:
+        return proc.communicate(timeout=timeout)[1]
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        pytest.fail(f"still running after {timeout} s: {proc.communicate()[1][-500:]}")
+
+
 def test_a_run_interrupted_after_verify_says_so_in_its_folder(tmp_path, tiny):
-    """Ctrl-C once verify.json is written (the benchmark then runs for seconds): the folder
-    keeps verify.json and a file that says its report set is incomplete."""
+    """Ctrl-C once verify.json is written: the folder keeps verify.json and a file that says
+    its report set is incomplete. The bench is spread over 60 s, so that the signal lands in
+    it however slow the machine; the signal ends it."""
     out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "lstm_bench.cli", "run", "--model", str(tiny),
-                             "--out", str(out), "--runtimes", "numpy", "--min-time", "5",
-                             "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = _cli_process("run", "--model", tiny, "--out", out, "--runtimes", "numpy",
+                        "--span", "60", "--quiet")
     deadline = time.monotonic() + 120
     while not list(out.glob("*/verify.json")):
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
             pytest.fail(f"run never wrote verify.json: {proc.communicate()[1][-500:]}")
         time.sleep(0.01)
-    time.sleep(0.5)  # into the benchmark
+    time.sleep(0.2)  # into the benchmark
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130 and "Traceback" not in err, err
+    err = _ended(proc)
+    assert proc.returncode == 130 and err == "lstm-bench run: interrupted\n", err
     (folder,) = out.iterdir()
     assert (folder / "verify.json").is_file() and not (folder / "bench.html").exists()
     assert "stopped before its reports were complete: interrupted" in \
         (folder / "INTERRUPTED").read_text()
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"),
+                    reason="reads the worker's blocked signals in /proc (Linux)")
+def test_ctrl_c_in_a_terminal_stops_bench_and_its_worker_processes(tmp_path, tiny):
+    """A terminal sends Ctrl-C to the whole process group. bench --processes starts its
+    workers with SIGINT blocked (one that got it while starting printed a traceback, or
+    "Fatal Python error"), and the parent ends the worker rather than wait for its share of
+    the span."""
+    report = tmp_path / "r.json"
+    proc = _cli_process("bench", tiny, "--runtimes", "numpy", "--processes", "2", "--span",
+                        "60", "--no-calibrate", "--json", report, "--quiet", group=True)
+    deadline = time.monotonic() + 120
+    worker = None
+    while worker is None:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"bench never started its worker: {proc.communicate()[1][-500:]}")
+        for process in Path("/proc").glob("[0-9]*"):
+            with contextlib.suppress(OSError, IndexError):  # gone meanwhile
+                parent = int((process / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                if parent == proc.pid and b"spawn_main" in (process / "cmdline").read_bytes():
+                    worker = process
+        time.sleep(0.01)
+    status = dict(line.split(":", 1) for line in (worker / "status").read_text().splitlines())
+    assert int(status["SigBlk"], 16) & 1 << (signal.SIGINT - 1), status["SigBlk"]
+    os.killpg(proc.pid, signal.SIGINT)
+    err = _ended(proc)
+    assert proc.returncode == 130 and err == "lstm-bench bench: interrupted\n", err
+    assert os.listdir(tmp_path) == []
+
+
+def _signal_in_a_gc_callback(capsys, argv, signum, sigint_handler):
+    """``lstm-bench ARGV`` in this process, with ``signum`` raised inside a gc callback while
+    the benchmark opens a runtime: its exception is raised there, where Python prints and
+    drops it ("Exception ignored in ..."). Returns (exit code, stderr, whether the signal was
+    sent, the SIGINT and SIGTERM handlers after the command, those before)."""
+    from lstm_bench.bench import harness
+    from lstm_bench.cli import main
+
+    sent = []
+    threshold = gc.get_threshold()
+
+    def on_gc(phase, info):
+        frame = sys._getframe()
+        while frame is not None and frame.f_code is not harness.open_runtime.__code__:
+            frame = frame.f_back
+        if frame is not None and not sent:
+            sent.append(phase)
+            gc.set_threshold(*threshold)
+            signal.raise_signal(signum)
+
+    # the test's own SIGINT handler: pytest may run as a background job (see _cli_process)
+    outer = signal.signal(signal.SIGINT, sigint_handler)
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    gc.set_threshold(1)  # a collection every few allocations: some while a runtime opens
+    gc.callbacks.append(on_gc)
+    try:
+        rc = main([str(a) for a in argv] + ["--runtimes", "numpy", "--span", "0.5", "--quiet"])
+    finally:
+        gc.callbacks.remove(on_gc)
+        gc.set_threshold(*threshold)
+        after = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+        signal.signal(signal.SIGINT, outer)
+    return rc, capsys.readouterr().err, bool(sent), after, before
+
+
+@pytest.mark.parametrize("command, signum", [("run", signal.SIGINT), ("bench", signal.SIGINT),
+                                             ("compare", signal.SIGINT),
+                                             ("bench", signal.SIGTERM)])
+def test_a_signal_whose_exception_a_finalizer_swallowed_still_ends_the_command(
+        tmp_path, tiny, capsys, command, signum):
+    """Python raises KeyboardInterrupt in whatever code runs when SIGINT comes; in a
+    finalizer or a gc callback it is printed as "Exception ignored" and lost, and the command
+    went on to the end and exited 0. It now stops at the harness's next block or run's next
+    step: exit 130 (143 for SIGTERM), one line, no report or part of one, and the caller's
+    signal handlers back."""
+    out = tmp_path / "out"
+    out.mkdir()
+    reports = ["--json", out / "r.json", "--md", out / "r.md", "--html", out / "r.html"]
+    argv = {"run": ["run", "--model", tiny, "--out", out],
+            "bench": ["bench", tiny, "--no-calibrate", *reports],
+            "compare": ["compare", tiny, tiny, *reports[:2]]}[command]
+    rc, err, sent, after, before = _signal_in_a_gc_callback(capsys, argv, signum,
+                                                            signal.default_int_handler)
+    assert sent, "no collection came while a runtime opened"
+    word = "terminated" if signum == signal.SIGTERM else "interrupted"
+    assert (rc, err) == (128 + signum, f"lstm-bench {command}: {word}\n")
+    assert after == before
+    if command == "run":  # verify.json, and the note that the report set is incomplete
+        (folder,) = out.iterdir()
+        assert sorted(os.listdir(folder)) == ["INTERRUPTED", "verify.json"]
+    else:
+        assert os.listdir(out) == []
+
+
+def test_an_ignored_sigint_stays_ignored(tmp_path, tiny, capsys):
+    """A shell script's background job (``lstm-bench bench M &``) ignores SIGINT, so that the
+    Ctrl-C meant for the script leaves it running: lstm-bench keeps it so, as every program."""
+    report = tmp_path / "r.json"
+    rc, err, sent, after, _ = _signal_in_a_gc_callback(
+        capsys, ["bench", tiny, "--no-calibrate", "--json", report], signal.SIGINT,
+        signal.SIG_IGN)
+    assert sent and rc == 0 and err == "", err
+    assert after[0] is signal.SIG_IGN and report.is_file()
 
 
 # --- 2. reading user files is confined ----------------------------------------------------
