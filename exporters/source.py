@@ -275,8 +275,6 @@ def export_source(source: str | Path, out: str | Path, *, opset: int | None = No
                              f"{kind} sources")
     if out.suffix.lower() != ".onnx":
         raise LSTMBenchError(f"{out}: the output path must end in .onnx")
-    if not out.parent.is_dir():
-        raise LSTMBenchError(f"{out}: directory {out.parent} does not exist")
     check_distinct({"SOURCE": source}, {"--output": out})
 
     notes = ()
@@ -333,6 +331,6 @@ def export_source(source: str | Path, out: str | Path, *, opset: int | None = No
         data = tmp.with_name(tmp.name + ".data")  # weights past 2 GB (torch_export.save_model)
         for made, target in ((data, out.with_name(data.name)), (tmp, out)):
             if made.exists():
-                with atomic_path(target) as final:  # created exclusively beside OUT
+                with atomic_path(target, make_folder=True) as final:  # exclusively, beside OUT
                     shutil.copyfile(made, final)
     return result

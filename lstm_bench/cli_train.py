@@ -31,8 +31,6 @@ def main(args: argparse.Namespace) -> int:
     output = Path(args.output)
     if output.suffix != ".pt":
         raise LSTMBenchError(f"{output}: the checkpoint path must end in .pt")
-    if not output.parent.is_dir():
-        raise LSTMBenchError(f"{output}: directory {output.parent} does not exist")
     # both files checked before training: neither is written unless both can be
     check_writable(output, "-o")
     check_writable(output.with_suffix(".json"), "-o (its .json config)")

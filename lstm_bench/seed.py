@@ -192,16 +192,15 @@ def _json_path(path: Path) -> Path:
 
 
 def save_checkpoint(model: SeedLSTM, config: dict, path: str | Path) -> tuple[Path, Path]:
-    """Write ``path`` (.pt state_dict) and the .json config beside it, each atomically."""
+    """Write ``path`` (.pt state_dict) and the .json config beside it, each atomically (a
+    missing folder is made, as for every output the CLI writes)."""
     path = Path(path)
     if path.suffix != ".pt":
         raise LSTMBenchError(f"{path}: a checkpoint path must end in .pt (its config goes to "
                              f"{path.with_suffix('.json').name})")
-    if not path.parent.is_dir():
-        raise LSTMBenchError(f"{path}: directory {path.parent} does not exist")
     json_path = _json_path(path)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    with atomic_path(path) as pt_tmp, atomic_path(json_path) as json_tmp:
+    with atomic_path(path, make_folder=True) as pt_tmp, atomic_path(json_path) as json_tmp:
         torch.save(state, pt_tmp)
         json_tmp.write_text(to_json(config, indent=2))
     return path, json_path

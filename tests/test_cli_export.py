@@ -73,6 +73,14 @@ def test_npz_cli_prints_the_error(tmp_path, capsys):
     assert _max_error(text) < 1e-5 and "lstm_bench.reference.lstm in float64" in text
 
 
+def test_a_missing_output_folder_is_made_once_the_export_is_proven(tmp_path, capsys):
+    """As for every output the CLI writes (reports, checkpoints): the folder comes with it."""
+    LSTMWeights.random(LSTMSpec(3, 5), seed=1).save_npz(tmp_path / "w.npz")
+    out = tmp_path / "new" / "deeper" / "w.onnx"
+    assert main(["export", str(tmp_path / "w.npz"), "-o", str(out)]) == 0
+    assert sorted(p.name for p in out.parent.iterdir()) == ["w.onnx"]
+
+
 def test_keras_archive_to_onnx(tmp_path, capsys):
     code = (
         "import os; os.environ['KERAS_BACKEND'] = 'torch'\n"
@@ -134,7 +142,6 @@ def _bad_sources(tmp: Path) -> dict:
         "not our checkpoint": (["foreign.pt", "-o", out], "not an lstm-bench checkpoint"),
         "checkpoint wrong shapes": (["shapes.pt", "-o", out], "weight_hh_l0 has shape"),
         "output not .onnx": ([str(SHIPPED), "-o", str(tmp / "out.bin")], "must end in .onnx"),
-        "output dir missing": ([str(SHIPPED), "-o", str(tmp / "no" / "o.onnx")], "does not exist"),
         "exporter on npz": (["wrong.npz", "-o", out, "--exporter", "dynamo"], "checkpoints only"),
         "bad exporter": ([str(SHIPPED), "-o", out, "--exporter", "tf"], "invalid choice"),
     }

@@ -78,7 +78,7 @@ CASES = {
     "export garbage npz": "export {m}/garbage.npz -o out.onnx",
     "export unsupported opset": "export {m}/w.npz -o out.onnx --opset 3",
     "export output is the source": "export {m}/w.npz -o {m}/w.npz",
-    "export output folder missing": "export {m}/w.npz -o no/out.onnx",
+    "export garbage into a new folder": "export {m}/garbage.npz -o no/out.onnx",
     # compare
     "compare garbage report": "compare {m}/garbage.json {m}/r.json --json c.json",
     "compare report and model": "compare {m}/r.json {m}/tiny.onnx --json c.json",

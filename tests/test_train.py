@@ -84,7 +84,7 @@ def test_short_training_run_writes_a_loadable_checkpoint(tmp_path):
 
 
 def test_train_cli_smoke(tmp_path, capsys):
-    out = tmp_path / "cli.pt"
+    out = tmp_path / "new" / "cli.pt"  # a missing folder is made, as for every output
     assert main(["train", "-o", str(out), "--max-steps", "2", "--seed", "1"]) == 0
     text = capsys.readouterr().out
     assert "epoch 1/" in text and "held-out accuracy" in text and str(out) in text
@@ -94,7 +94,6 @@ def test_train_cli_smoke(tmp_path, capsys):
 @pytest.mark.parametrize("argv, message", [
     (["--epochs", "0"], "--epochs"),
     (["-o", "model.onnx"], "must end in .pt"),
-    (["-o", "no/such/dir/m.pt"], "does not exist"),
 ])
 def test_train_cli_bad_input(tmp_path, capsys, monkeypatch, argv, message):
     monkeypatch.chdir(tmp_path)
