@@ -266,10 +266,10 @@ def main(args) -> int:
     made = check_out(args.out)
     # checked, not created: record() makes it once there is a result
     db = None if args.no_history else history.check_db(args.db or history.default_db(args.out))
+    check_run_memory(args.model, batches, args.runtimes)  # the sweep's feeds fit
     # last: checking that a runtime is available loads its library (onnxruntime and OpenVINO
     # write telemetry files into $HOME as they load), so only once all else is known good
     names = list(pick_runtimes(args.runtimes)[0]) if args.runtimes is not None else None
-    check_run_memory(args.model, batches, names)  # the sweep's feeds fit, before any folder
     folder = run_folder(args.out)
     # one line, first: scripts read the folder from it (its paths follow, one a line, at the end)
     console.print(f"lstm-bench run: writing to {folder} (earlier runs are kept)", highlight=False,

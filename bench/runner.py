@@ -9,8 +9,8 @@ import time
 from lstm_bench.errors import LSTMBenchError
 
 
-def pick_runtimes(text) -> tuple[dict, list[dict]]:
-    """(name -> factory of the available ones, [{"runtime", "reason"} for the others]).
+def requested_runtimes(text) -> list[str]:
+    """The runtime names asked for, checked, without loading any runtime library.
 
     ``text``: names as ``lstm_bench.options.runtime_names`` parses them (a list, or None for
     every registered runtime), or the same as one comma string; unknown names are an error.
@@ -20,16 +20,23 @@ def pick_runtimes(text) -> tuple[dict, list[dict]]:
 
     names = runtime_names(text) if isinstance(text, str) else text
     if names is None:
-        names = list(RUNTIMES)
-    else:
-        if not names:
-            raise LSTMBenchError("--runtimes is empty; name some of: " + ", ".join(RUNTIMES))
-        unknown = [n for n in names if n not in RUNTIMES]
-        if unknown:
-            raise LSTMBenchError(f"--runtimes: unknown {', '.join(unknown)}; known: "
-                                 f"{', '.join(RUNTIMES)}")
+        return list(RUNTIMES)
+    if not names:
+        raise LSTMBenchError("--runtimes is empty; name some of: " + ", ".join(RUNTIMES))
+    unknown = [n for n in names if n not in RUNTIMES]
+    if unknown:
+        raise LSTMBenchError(f"--runtimes: unknown {', '.join(unknown)}; known: "
+                             f"{', '.join(RUNTIMES)}")
+    return list(dict.fromkeys(names))
+
+
+def pick_runtimes(text) -> tuple[dict, list[dict]]:
+    """(name -> factory of the available ones, [{"runtime", "reason"} for the others]);
+    ``text`` as for ``requested_runtimes``."""
+    from lstm_bench.runtimes.registry import RUNTIMES
+
     chosen, skipped = {}, []
-    for name in dict.fromkeys(names):
+    for name in requested_runtimes(text):
         reason = RUNTIMES[name]().available()
         if reason:
             skipped.append({"runtime": name, "threads": None, "reason": reason})
@@ -198,8 +205,8 @@ def check_run_memory(model_path, batches, runtimes) -> None:
         model = BenchModel(model_path)
         seq_len = fed_seq_len(model.proto)
         batches, _ = fit_batches(model, batches, BATCHES)
-    factories, _ = pick_runtimes(runtimes)
-    check_memory([model], [(b, seq_len) for b in batches], len(factories), "run")
+    check_memory([model], [(b, seq_len) for b in batches], len(requested_runtimes(runtimes)),
+                 "run")
 
 
 def measure_models(models: list, factories: dict, shapes, threads_list, settings, *,
@@ -416,9 +423,11 @@ def run_bench(model_path, *, runtimes: str | None = None, batches=None, seq_lens
     shapes = [(b, t) for b in batches for t in seq_lens]
     if fed is None:  # a bad shape is bad input: refused before any runtime is loaded
         model.check_shapes(shapes)
+    # before any runtime library loads (they write files of their own): every runtime asked
+    # for counts, available here or not
+    check_memory([model], shapes, len(requested_runtimes(runtimes)), "bench", fed)
     factories, unavailable = pick_runtimes(runtimes)
     threads_list = resolve_threads(threads_list)
-    check_memory([model], shapes, len(factories), "bench", fed)
     described = (fed.describe() if fed is not None
                  else describe_random(model.proto, shapes, seed=seed))
     if fed is not None:
@@ -459,9 +468,9 @@ def run_ab(base_path, new_path, *, runtimes: str | None = "ort-cpu", batches=Non
     shapes = [(b, t) for b in batches for t in seq_lens]
     for model in models:  # a bad shape is bad input: refused before any runtime is loaded
         model.check_shapes(shapes)
+    check_memory(models, shapes, len(requested_runtimes(runtimes)), "compare")
     factories, unavailable = pick_runtimes(runtimes)
     threads_list = resolve_threads(threads_list)
-    check_memory(models, shapes, len(factories), "compare")
     described = [describe_random(m.proto, shapes, seed=seed) for m in models]
     results, load = measure_sweep(models, factories, shapes,
                                   threads_list, settings or Settings(), calibrate=calibrate,

@@ -139,7 +139,8 @@ def run_streaming(model_path, *, runtimes: str | None = None, batches=None, chun
     from lstm_bench.bench.harness import Settings
     from lstm_bench.bench.model import BenchModel
     from lstm_bench.bench.runner import (check_memory, finish_document, fit_batches,
-                                         measure_sweep, pick_runtimes, resolve_threads)
+                                         measure_sweep, pick_runtimes, requested_runtimes,
+                                         resolve_threads)
     from lstm_bench.runtimes.inputs import describe_random
 
     settings = settings or Settings()
@@ -154,8 +155,8 @@ def run_streaming(model_path, *, runtimes: str | None = None, batches=None, chun
         stream = streaming_model(model.model, folder)  # first: a model that cannot stream fails fast
         timed = BenchModel(stream.model)
         timed.check_shapes(shapes)  # a bad shape fails before any runtime is loaded
+        check_memory([timed], shapes, len(requested_runtimes(runtimes)), "bench --streaming")
         factories, unavailable = pick_runtimes(runtimes)
-        check_memory([timed], shapes, len(factories), "bench --streaming")
         fed = describe_random(timed.proto, shapes, seed=seed)
         wrapped = {name: (lambda factory=factory: StreamingRuntime(factory(), stream.ports))
                    for name, factory in factories.items()}

@@ -2,6 +2,7 @@
 written; and the record of what a bench fed (model.inputs_fed) and compare's warning on it."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -173,3 +174,21 @@ def test_sequence_lens_are_described_as_full_lengths(tmp_path):
     fed = describe_random(onnx.load(str(path)), [(4, 6)])
     lens = [name for name, text in fed["distribution"].items() if "sequence" in text]
     assert lens and fed["distribution"][lens[0]] == "seq_len for every sequence"
+
+
+def test_a_sweep_over_the_limit_is_refused_before_any_runtime_library_loads(tmp_path):
+    """Loading onnxruntime or OpenVINO writes files into $HOME: the memory check comes first
+    (a fresh process, so that no other test's imports count)."""
+    import subprocess
+    import sys
+
+    model = tmp_path / "tiny.onnx"
+    export_weights(LSTMWeights.random(LSTMSpec(input_size=2, hidden_size=4)), model)
+    code = ("import sys\nfrom lstm_bench.cli import main\n"
+            f"code = main(['bench', {str(model)!r}, '--batch', '1,64', '--no-history'])\n"
+            "print(code, sorted(m for m in ('onnxruntime', 'openvino', 'torch') "
+            "if m in sys.modules))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, "LSTM_BENCH_MAX_FEEDS_MB": "0.01"}, timeout=120)
+    assert done.stdout.split("\n")[0] == "2 []", done.stdout + done.stderr
+    assert "LSTM_BENCH_MAX_FEEDS_MB" in done.stderr and len(done.stderr.splitlines()) == 1
