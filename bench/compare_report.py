@@ -8,7 +8,7 @@ import html
 from dataclasses import asdict
 
 from lstm_bench.bench.compare import ALPHA, CELLS, caption, cells_of, shape_of
-from lstm_bench.files import write_json, write_text
+from lstm_bench.files import to_json, write_text
 
 COLUMNS = tuple("threads" if c == "thr" else c for c in CELLS)
 
@@ -66,11 +66,11 @@ def write_compare_reports(changes, *, base, new, fail_above, notes=(), json=None
     """Each format given a path; returns the paths written. ``paired``: a live comparison
     (both models in one rotation, tested pair by pair)."""
     context = dict(base=base, new=new, fail_above=fail_above, notes=notes, paired=paired)
-    written = []
+    rendered = []  # all rendered before any is written, as bench.report.write_reports does
     if json:
-        written.append(write_json(json, to_dict(changes, **context)))
+        rendered.append((json, to_json(to_dict(changes, **context))))
     if md:
-        written.append(write_text(md, render_markdown(changes, **context)))
+        rendered.append((md, render_markdown(changes, **context)))
     if html:
-        written.append(write_text(html, render_html(changes, **context)))
-    return written
+        rendered.append((html, render_html(changes, **context)))
+    return [write_text(path, text) for path, text in rendered]

@@ -21,7 +21,7 @@ from pathlib import Path
 from lstm_bench.bench.machine import Calibration
 from lstm_bench.bench.stats import Measurement
 from lstm_bench.errors import LSTMBenchError
-from lstm_bench.files import read_json, write_json, write_text
+from lstm_bench.files import read_json, to_json, write_text
 
 SCHEMA = "lstm-bench/bench/1"
 REQUIRED_ROW_KEYS = ("runtime", "batch", "seq_len", "threads", "latency_ms", "throughput",
@@ -362,16 +362,18 @@ def load_report(path) -> BenchReport:
 
 
 def write_reports(report: BenchReport, *, json=None, md=None, html=None) -> list[Path]:
-    """Write the report in each format given a path; returns the paths written."""
-    written = []
+    """Write the report in each format given a path; returns the paths written. Every format
+    is rendered before any is written (the plots take the time, the writes milliseconds), so a
+    Ctrl-C leaves the set whole or absent, not a JSON without its HTML."""
+    rendered = []
     if json:
-        written.append(write_json(json, report.to_dict()))
+        rendered.append((json, to_json(report.to_dict())))
     if md:
         from lstm_bench.bench.markdown import render_markdown
 
-        written.append(write_text(md, render_markdown(report)))
+        rendered.append((md, render_markdown(report)))
     if html:
         from lstm_bench.bench.page import render_html
 
-        written.append(write_text(html, render_html(report)))
-    return written
+        rendered.append((html, render_html(report)))
+    return [write_text(path, text) for path, text in rendered]
