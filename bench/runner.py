@@ -5,6 +5,7 @@ the machine's peak) with a live display, and build the report document."""
 from __future__ import annotations
 
 import time
+from dataclasses import asdict
 
 from lstm_bench.errors import LSTMBenchError
 
@@ -230,7 +231,14 @@ def _worker(job: dict) -> list[dict]:
     from lstm_bench.bench.harness import Settings
     from lstm_bench.runtimes.registry import RUNTIMES
 
-    results = measure_models(job["paths"], {n: RUNTIMES[n] for n in job["names"]},
+    factories = {n: RUNTIMES[n] for n in job["names"]}
+    if job["stream_ports"] is not None:  # a streaming bench: each runtime carries h and c
+        from lstm_bench.bench.streaming import StreamingRuntime
+        from lstm_bench.runtimes.streaming import StreamPorts
+
+        ports = StreamPorts(**job["stream_ports"])
+        factories = {n: (lambda f=f: StreamingRuntime(f(), ports)) for n, f in factories.items()}
+    results = measure_models(job["paths"], factories,
                              [tuple(s) for s in job["shapes"]],
                              job["threads_list"], Settings(**job["settings"]),
                              calibrate=job["calibrate"],
@@ -254,11 +262,13 @@ def worker_settings(settings, processes: int):
 
 
 def measure_in_processes(models, names: list[str], shapes, threads_list, settings, *, calibrate,
-                         on_event=None, ort_options=None, inputs=None, seed: int = 0) -> list:
+                         on_event=None, ort_options=None, inputs=None, seed: int = 0,
+                         stream_ports=None) -> list:
     """The sweep in ``settings.processes`` fresh worker processes, one after another (as
     pyperf does: in parallel they would compete for the cores), each with its share of the
     span; a cell's blocks from every process are merged into one Measurement. A worker makes
-    its runtimes from the registry, by ``names``. Each worker calibrates the GEMM peak in its
+    its runtimes from the registry, by ``names`` (for a streaming bench, wrapped to stream
+    through ``stream_ports``). Each worker calibrates the GEMM peak in its
     own rotation; their GEMM blocks are pooled per thread count, as the rows' blocks are."""
     import multiprocessing
     import signal
@@ -277,7 +287,7 @@ def measure_in_processes(models, names: list[str], shapes, threads_list, setting
            "shapes": [list(s) for s in shapes], "threads_list": list(threads_list),
            "settings": worker_settings(settings, processes).as_dict(), "calibrate": calibrate,
            "ort_options": ort_options, "inputs": None if inputs is None else str(inputs),
-           "seed": seed,
+           "seed": seed, "stream_ports": None if stream_ports is None else asdict(stream_ports),
            "origin": time.perf_counter_ns()}  # CLOCK_MONOTONIC: one time axis for all workers
     parts = []
     for process in range(processes):
@@ -319,11 +329,12 @@ def measure_in_processes(models, names: list[str], shapes, threads_list, setting
 
 def measure_sweep(models, factories: dict, shapes, threads_list, settings, *, calibrate: bool,
                   show_progress: bool, console=None, clock=time.perf_counter_ns,
-                  ort_options=None, inputs=None, seed: int = 0) -> tuple:
+                  ort_options=None, inputs=None, seed: int = 0, stream_ports=None) -> tuple:
     """(one SweepResult per model (BenchModels), the load averages before and after).
 
     ``factories``: runtime name -> factory; in worker processes (``settings.processes`` > 1)
-    the registry's runtimes of those names are made instead. ``inputs``: an .npz path (or,
+    the registry's runtimes of those names are made instead (streaming through
+    ``stream_ports`` where given, as ``bench.streaming`` wraps its factories). ``inputs``: an .npz path (or,
     in this process, its ``Inputs``); else random feeds from ``seed``."""
     from lstm_bench.bench.machine import cpu_snapshot, load_average, other_cores
 
@@ -339,8 +350,8 @@ def measure_sweep(models, factories: dict, shapes, threads_list, settings, *, ca
         else:
             results = measure_in_processes(models, list(factories), shapes, threads_list, settings,
                                            calibrate=calibrate, on_event=display,
-                                           ort_options=ort_options,
-                                           inputs=inputs, seed=seed)
+                                           ort_options=ort_options, inputs=inputs, seed=seed,
+                                           stream_ports=stream_ports)
     return [with_peaks(r) for r in results], {
         "before": load_before, "after": load_average(),
         "other_cores": other_cores(cpu_before, cpu_snapshot())}

@@ -144,9 +144,6 @@ def run_streaming(model_path, *, runtimes: str | None = None, batches=None, chun
     from lstm_bench.runtimes.inputs import describe_random
 
     settings = settings or Settings()
-    if settings.processes > 1:
-        raise LSTMBenchError("--processes: the streaming bench runs in this process only (its "
-                             "runtimes wrap the registry's)")
     model = BenchModel(model_path)
     threads_list = resolve_threads(threads_list)
     batches, notes = fit_batches(model, batches, (1,))
@@ -163,7 +160,7 @@ def run_streaming(model_path, *, runtimes: str | None = None, batches=None, chun
         (result,), load = measure_sweep([timed], wrapped, shapes, threads_list, settings,
                                         calibrate=calibrate, show_progress=show_progress,
                                         console=console, clock=clock, ort_options=ort_options,
-                                        seed=seed)
+                                        seed=seed, stream_ports=stream.ports)
         timed_info = timed.info()
     result.skipped[:0] = unavailable
     if not result.measurements:

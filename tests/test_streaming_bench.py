@@ -225,6 +225,21 @@ def test_bench_streaming_cli_writes_every_report(classifier, tmp_path, capsys):
     assert "Streaming latency per step" in out["html"].read_text()
 
 
+def test_bench_streaming_in_worker_processes(classifier, tmp_path):
+    """--processes 2: each worker wraps its runtimes to carry h and c, like this process does;
+    every row pools the blocks of both workers."""
+    out = tmp_path / "stream.json"
+    argv = ["bench", str(classifier), "--streaming", "--chunk", "1,3", "--runtimes", "numpy",
+            "--processes", "2", "--span", "0.2", "--blocks", "4", "--quiet", "--no-calibrate",
+            "--no-history", "--json", str(out)]
+    assert main(argv) == 0
+    rows = json.loads(out.read_text())["results"]
+    assert sorted(r["chunk"] for r in rows) == [1, 3]
+    for row in rows:
+        assert row["mode"] == "streaming" and row["per_step_ms"]["p50"] > 0
+        assert {b["process"] for b in row["blocks"]} == {0, 1}
+
+
 @pytest.mark.parametrize("extra, contains", [
     (["--chunk", "0"], "--chunk: 0 is below 1"),
     (["--chunk", "x"], "--chunk: 'x' is not an integer"),
