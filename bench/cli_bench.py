@@ -49,7 +49,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--inputs", metavar="F.npz", default=None,
                         help="feed these arrays (as verify does) instead of random inputs; "
                              "their shape replaces --batch and --seq-len")
-    options.add_seed(parser)  # the random inputs' (recorded in the report's model.inputs_fed)
+    options.add_seed(parser, default=None)  # None: not given (refused with --inputs); the random inputs' (recorded in the report's model.inputs_fed)
     add_timing_arguments(parser)
     parser.add_argument("--no-calibrate", action="store_true",
                         help="skip the GEMM peak calibration timed in the rotation (no "
@@ -69,7 +69,7 @@ def add_arguments(parser) -> None:
                         help="time one chunk per call with h and c carried between calls "
                              "(--seq-len is not used); a model without state inputs and outputs "
                              "is timed as its stateful variant, and the report says so")
-    parser.add_argument("--chunk", default="1",
+    parser.add_argument("--chunk", default=None,
                         help="with --streaming: comma list of steps per call (default: 1)")
 
 
@@ -94,6 +94,19 @@ def sweep_lists(args) -> tuple[list[int], list[int], list[int]]:
             check_threads(threads_or_default(args.threads)))
 
 
+def check_combinations(args) -> None:
+    """Refuse options that the run would silently not use (one line, exit 2)."""
+    from lstm_bench import options
+    from lstm_bench.errors import LSTMBenchError
+
+    options.refuse_with_inputs(args, {"--seed": args.seed is not None})
+    if args.streaming:
+        if args.seq_len is not None:
+            raise LSTMBenchError("--seq-len does not apply to --streaming: use --chunk")
+    elif args.chunk is not None:
+        raise LSTMBenchError("--chunk needs --streaming")
+
+
 def main(args) -> int:
     from lstm_bench import options
     from lstm_bench.bench import history
@@ -111,6 +124,8 @@ def main(args) -> int:
                     "--inputs": args.inputs, "--db": args.db},
                    {f"--{o}": getattr(args, o) for o in ("json", "md", "html")})
     ort_options = parse_ort_options(args.ort_options)
+    check_combinations(args)
+    args.seed = options.seed_or_default(args.seed)
     batches, seq_lens, threads = sweep_lists(args)
     settings = settings_from(args)
     verify = None
@@ -127,7 +142,7 @@ def main(args) -> int:
             raise LSTMBenchError("--inputs and --streaming cannot be combined: the streaming "
                                  "bench feeds random chunks of --chunk steps")
         try:  # parsed here, not by argparse: only --streaming reads it
-            chunks = options.sizes(args.chunk)
+            chunks = options.sizes(args.chunk or "1")
         except LSTMBenchError as exc:
             raise LSTMBenchError(f"--chunk: {exc}") from None
         doc = run_streaming(args.model, runtimes=args.runtimes, batches=batches, chunks=chunks,

@@ -420,13 +420,14 @@ def run_bench(model_path, *, runtimes: str | None = None, batches=None, seq_lens
     """
     from lstm_bench.bench.harness import Settings
     from lstm_bench.bench.model import BenchModel
-    from lstm_bench.runtimes.inputs import describe_random, fed_seq_len
+    from lstm_bench.runtimes.inputs import check_given, describe_random, fed_seq_len
 
     settings = settings or Settings()
     model = BenchModel(model_path)
     fed, notes = None, []
     if inputs is not None:
         fed = fed_inputs(model, inputs)
+        check_given(fed, batch=batches, seq_len=seq_lens)  # the file's shape, not another
         batches, seq_lens = [fed.batch], [fed.seq_len or 1]
     else:
         batches, notes = fit_batches(model, batches, default_batches)

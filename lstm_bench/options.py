@@ -198,8 +198,25 @@ def add_history(parser, *, default_db: str) -> None:
     parser.add_argument("--no-history", action="store_true", help="do not record the results")
 
 
-def add_seed(parser, *, help_: str = "seed of the random inputs (default 0)") -> None:
-    parser.add_argument("--seed", type=seed, default=0, help=help_)
+def add_seed(parser, *, help_: str = "seed of the random inputs (default 0)",
+             default: int | None = 0) -> None:
+    """--seed; ``default=None`` where the command must tell a given seed from the default
+    (bench and verify refuse one with --inputs; ``seed_or_default`` reads it)."""
+    parser.add_argument("--seed", type=seed, default=default, help=help_)
+
+
+def refuse_with_inputs(args, given: dict[str, bool]) -> None:
+    """With --inputs F.npz the file holds the values: an option given beside it that would
+    draw them (--seed, --range, ...) is refused, not silently unused. ``given``: option -> given."""
+    if getattr(args, "inputs", None):
+        for option, is_given in given.items():
+            if is_given:
+                raise LSTMBenchError(f"{option} conflicts with --inputs: the values come from "
+                                     f"the file; leave {option} out with --inputs")
+
+
+def seed_or_default(value: int | None) -> int:
+    return 0 if value is None else value
 
 
 def add_min_time(parser, *, default: float, help_: str) -> None:

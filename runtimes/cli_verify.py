@@ -22,9 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     options.add_seq_len(parser, many=False, default=None)
     parser.add_argument("--inputs", metavar="FILE.npz",
                         help="feeds from an .npz, one array per model input (checked)")
-    options.add_seed(parser)
+    options.add_seed(parser, default=None)  # None: not given (refused with --inputs)
     parser.add_argument("--range", dest="value_range", type=options.value_range,
-                        default=(-1.0, 1.0), metavar="LOW,HIGH",
+                        default=None, metavar="LOW,HIGH",
                         help="range of random float inputs (default -1,1)")
     parser.add_argument("--ragged", action="store_true",
                         help="random sequence_lens in 1..seq_len (needs --batch >= 2)")
@@ -125,6 +125,11 @@ def main(args) -> int:
     ort_options = parse_ort_options(args.ort_options)
     if args.zero_length and not args.ragged:
         raise LSTMBenchError("--zero-length needs --ragged")
+    options.refuse_with_inputs(args, {"--seed": args.seed is not None,
+                                      "--range": args.value_range is not None,
+                                      "--ragged": args.ragged})
+    args.seed = options.seed_or_default(args.seed)
+    args.value_range = args.value_range or (-1.0, 1.0)
     report = verify(args.model, args.runtimes, batch=args.batch, seq_len=args.seq_len, inputs=args.inputs,
                     seed=args.seed, ragged=args.ragged, zero_length=args.zero_length, value_range=args.value_range,
                     streaming=args.streaming, source=args.source, ort_options=ort_options,

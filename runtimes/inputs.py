@@ -528,6 +528,23 @@ def load_inputs(path, model) -> Inputs:
                   vocab=vocab, fixed=fixed_inputs(model), sha256=_sha256(path))
 
 
+def check_given(fed: Inputs, *, batch=None, seq_len=None) -> None:
+    """Refuse an explicit --batch or --seq-len (an int or a list; None: not given) that differs
+    from the shape of the --inputs file ``fed``: the file's shape is what runs, so a silently
+    replaced option would time or judge another shape than the one asked for."""
+    from pathlib import Path
+
+    name = Path(fed.source).name
+    for option, given, size, what in (("--batch", batch, fed.batch, "batch"),
+                                      ("--seq-len", seq_len, fed.seq_len, "seq_len")):
+        if given is None:
+            continue
+        values = [given] if isinstance(given, int) else list(given)
+        if values != [size]:
+            raise LSTMBenchError(f"{option} {','.join(map(str, values))} conflicts with {name} "
+                                 f"({what} {size}): leave {option} out with --inputs")
+
+
 def _sha256(path) -> str:
     import hashlib
 

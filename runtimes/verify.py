@@ -239,7 +239,7 @@ def verify(model_path, runtimes=None, *, batch: int | None = None, seq_len: int 
 
     from lstm_bench import reference
     from lstm_bench.model import as_model
-    from lstm_bench.runtimes.inputs import fit_batches, load_inputs, make_inputs
+    from lstm_bench.runtimes.inputs import check_given, fit_batches, load_inputs, make_inputs
     from lstm_bench.runtimes.registry import RUNTIMES
 
     names = list(RUNTIMES) if runtimes is None else list(runtimes)
@@ -261,6 +261,7 @@ def verify(model_path, runtimes=None, *, batch: int | None = None, seq_len: int 
         if ragged:
             raise LSTMBenchError("--ragged and --inputs exclude each other: the .npz holds the lengths")
         chosen = load_inputs(inputs, model.proto)
+        check_given(chosen, batch=batch, seq_len=seq_len)  # the file's shape, not another
     else:
         if batch is not None:  # refused with the model's name, as bench refuses a list
             fit_batches(model.proto, [batch], None, where=model.path.name)

@@ -1,0 +1,75 @@
+"""Options that a run would silently not use, or that another option would silently override,
+are refused (exit 2, one line); a run that uses another model's verdicts, or the model's own
+batch instead of the default, says so. Real tiny models (one-node LSTMs), real CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+from hostile import assert_bad_input, run_cli
+
+QUICK = ["--span", "0", "--blocks", "1", "--min-time", "0", "--min-reps", "2", "--max-reps", "2",
+         "--no-calibrate", "--no-history", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def in8(tiny, tmp_path_factory):
+    """Feeds for the ``tiny`` model at batch 8, seq_len 10."""
+    from lstm_bench.runtimes.inputs import make_inputs
+
+    feeds = make_inputs(onnx.load(str(tiny)), batch=8, seq_len=10, seed=1).feeds
+    path = tmp_path_factory.mktemp("inputs") / "in8.npz"
+    np.savez(path, **feeds)
+    return path
+
+
+# --- 1. --inputs beside options it would override ------------------------------------------
+
+@pytest.mark.parametrize("argv, contains", [
+    (["verify", "{m}", "--inputs", "{i}", "--batch", "2", "--runtimes", "numpy"],
+     "--batch 2 conflicts with in8.npz (batch 8): leave --batch out with --inputs"),
+    (["verify", "{m}", "--inputs", "{i}", "--seq-len", "50", "--runtimes", "numpy"],
+     "--seq-len 50 conflicts with in8.npz (seq_len 10)"),
+    (["verify", "{m}", "--inputs", "{i}", "--seed", "4", "--runtimes", "numpy"],
+     "--seed conflicts with --inputs"),
+    (["verify", "{m}", "--inputs", "{i}", "--range", "0,1", "--runtimes", "numpy"],
+     "--range conflicts with --inputs"),
+    (["bench", "{m}", "--inputs", "{i}", "--batch", "1", "--runtimes", "numpy", *QUICK],
+     "--batch 1 conflicts with in8.npz (batch 8)"),
+    (["bench", "{m}", "--inputs", "{i}", "--seq-len", "5,10", "--runtimes", "numpy", *QUICK],
+     "--seq-len 5,10 conflicts with in8.npz (seq_len 10)"),
+    (["bench", "{m}", "--inputs", "{i}", "--seed", "0", "--runtimes", "numpy", *QUICK],
+     "--seed conflicts with --inputs"),
+])
+def test_inputs_refuse_an_option_they_would_override(tiny, in8, tmp_path, capsys, argv,
+                                                      contains):
+    argv = [a.format(m=tiny, i=in8) for a in argv] + ["--json", tmp_path / "r.json"]
+    assert_bad_input(run_cli(capsys, *argv), contains)
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_inputs_accept_an_explicit_value_equal_to_the_files(tiny, in8, tmp_path, capsys):
+    rc, out, err = run_cli(capsys, "verify", tiny, "--inputs", in8, "--batch", "8",
+                           "--seq-len", "10", "--runtimes", "numpy")
+    assert rc == 0, err
+    assert "batch 8, seq_len 10" in out
+    rc, _, err = run_cli(capsys, "bench", tiny, "--inputs", in8, "--batch", "8",
+                         "--runtimes", "numpy", "--json", tmp_path / "b.json", *QUICK)
+    assert rc == 0, err
+    rows = json.loads((tmp_path / "b.json").read_text())["results"]
+    assert {(r["batch"], r["seq_len"]) for r in rows} == {(8, 10)}
+
+
+# --- 2. options a mode does not read -------------------------------------------------------
+
+@pytest.mark.parametrize("argv, line", [
+    (["--chunk", "5"], "--chunk needs --streaming"),
+    (["--streaming", "--seq-len", "1000"], "--seq-len does not apply to --streaming: use --chunk"),
+])
+def test_bench_refuses_an_option_its_mode_ignores(tiny, tmp_path, capsys, argv, line):
+    assert_bad_input(run_cli(capsys, "bench", tiny, "--runtimes", "numpy", *argv, "--json",
+                             tmp_path / "b.json", *QUICK), line)
+    assert not (tmp_path / "b.json").exists()
