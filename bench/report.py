@@ -15,7 +15,7 @@ Every file goes through ``lstm_bench.files``: one serializer, NaN and inf writte
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from lstm_bench.bench.machine import Calibration
@@ -108,6 +108,7 @@ class VerifySummary:
     verdicts: dict[str, Verdict]
     per_step_model: str | None = None  # what the per-step errors were measured on
     sha256: str | None = None  # the model verify judged (None: not recorded)
+    other_model: str | None = None  # a note where it judged another model (allowed)
 
     @classmethod
     def read(cls, path, model, *, allow_different_models: bool = False) -> VerifySummary:
@@ -119,7 +120,12 @@ class VerifySummary:
         from lstm_bench.runtimes.verify import SCHEMA
 
         data = read_json(path, "verify report")
-        rerun = f"write one with `lstm-bench verify MODEL.onnx --json {path}`"
+        # a new file beside the one given, never the given one (it may be a report to keep)
+        fresh = Path(path).with_name("verify.json")
+        if fresh.resolve() == Path(path).resolve():
+            fresh = Path(path).with_name(f"{Path(path).stem}-new.json")
+        rerun_command = f"`lstm-bench verify {model.path} --json {fresh}`"
+        rerun = f"write one with {rerun_command}"
         schema = data.get("schema") if isinstance(data, dict) else None
         if schema != SCHEMA:
             if isinstance(schema, str) and schema.startswith("lstm-bench/bench"):
@@ -127,7 +133,7 @@ class VerifySummary:
             if isinstance(data, dict) and "tolerances" in data and "results" in data:
                 raise LSTMBenchError(f"{path}: a verify report that does not record which model "
                                      f"it judged (no sha256: an older lstm-bench); run verify "
-                                     f"again: `lstm-bench verify MODEL.onnx --json {path}`")
+                                     f"again: {rerun_command}")
             raise LSTMBenchError(f"{path}: not a verify report (schema {schema!r}, expected "
                                  f"{SCHEMA!r}); {rerun}")
         if data.get("sha256") != model.sha256 and not allow_different_models:
@@ -137,9 +143,16 @@ class VerifySummary:
                 f"{model.sha256[:12]}); verify this model, or pass --allow-different-models "
                 "to use it anyway")
         try:
-            return cls.from_verify_json(data)
+            summary = cls.from_verify_json(data)
         except LSTMBenchError as exc:
             raise LSTMBenchError(f"{path}: {exc}") from None
+        if data.get("sha256") == model.sha256:
+            return summary
+        # allowed, but every report says whose verdicts these are
+        return replace(summary, other_model=(
+            f"verify verdicts from {path}, a report of another model: {data.get('model')} "
+            f"(sha256 {str(data.get('sha256'))[:12]}), not {model.path} (sha256 "
+            f"{model.sha256[:12]}); used by --allow-different-models"))
 
     @classmethod
     def from_verify_json(cls, data: dict) -> VerifySummary:
@@ -185,6 +198,7 @@ class VerifySummary:
     def to_dict(self) -> dict:
         return {"passed": self.passed, "inputs": self.inputs, "per_step_model": self.per_step_model,
                 "sha256": self.sha256,
+                **({"other_model": self.other_model} if self.other_model else {}),
                 "runtimes": {name: asdict(v) for name, v in self.verdicts.items()}}
 
     @classmethod
@@ -203,7 +217,7 @@ class VerifySummary:
                     [{"per_step_max_abs": known["per_step_max_abs_error"]}])
             verdicts[name] = Verdict(**known)
         return cls(data.get("passed"), data.get("inputs") or {}, verdicts,
-                   data.get("per_step_model"), data.get("sha256"))
+                   data.get("per_step_model"), data.get("sha256"), data.get("other_model"))
 
 
 def _worst(outputs: list[dict], status: str) -> float | None:
@@ -319,7 +333,8 @@ def build_document(result, *, model: dict, machine: dict,
                                 for s in result.skipped],
                        peak_gflops=result.calibrations[0].peak_gflops
                        if result.calibrations else None,
-                       calibrations=list(result.calibrations), verify=verify)
+                       calibrations=list(result.calibrations), verify=verify,
+                       notes=[verify.other_model] if verify and verify.other_model else [])
 
 
 def check_document(doc, where) -> dict:

@@ -73,3 +73,50 @@ def test_bench_refuses_an_option_its_mode_ignores(tiny, tmp_path, capsys, argv, 
     assert_bad_input(run_cli(capsys, "bench", tiny, "--runtimes", "numpy", *argv, "--json",
                              tmp_path / "b.json", *QUICK), line)
     assert not (tmp_path / "b.json").exists()
+
+
+# --- 3./4. --verify-json of another model, or not a verify report --------------------------
+
+@pytest.fixture(scope="module")
+def other(tmp_path_factory):
+    """A second tiny model (other weights, so another sha256) and its verify report."""
+    from lstm_bench.exporters.weights import export_weights
+    from lstm_bench.spec import LSTMSpec, LSTMWeights
+
+    folder = tmp_path_factory.mktemp("other")
+    export_weights(LSTMWeights.random(LSTMSpec(input_size=2, hidden_size=4), seed=7),
+                   folder / "other.onnx")
+    return folder / "other.onnx"
+
+
+def test_verdicts_of_another_model_are_noted_in_every_report(tiny, other, tmp_path, capsys):
+    from lstm_bench.model import as_model
+
+    rc, _, err = run_cli(capsys, "verify", other, "--runtimes", "numpy", "--json",
+                         tmp_path / "v.json")
+    assert rc == 0, err
+    rc, out, err = run_cli(capsys, "bench", tiny, "--runtimes", "numpy", "--verify-json",
+                           tmp_path / "v.json", "--allow-different-models", "--json",
+                           tmp_path / "b.json", "--md", tmp_path / "b.md", "--html",
+                           tmp_path / "b.html", *QUICK)
+    assert rc == 0, err
+    theirs, ours = as_model(other).sha256[:12], as_model(tiny).sha256[:12]
+    doc = json.loads((tmp_path / "b.json").read_text())
+    for where in (doc["notes"], doc["warnings"]):
+        assert any("another model" in n and theirs in n and ours in n for n in where), where
+    flat = " ".join(out.split())
+    assert "! verify verdicts from" in flat and theirs in flat and ours in flat, out
+    for page in ("b.md", "b.html"):
+        text = (tmp_path / page).read_text()
+        assert theirs in text and ours in text, page
+
+
+def test_a_wrong_verify_json_suggests_a_new_file_and_the_real_model(tiny, tmp_path, capsys):
+    rc, _, err = run_cli(capsys, "bench", tiny, "--runtimes", "numpy", "--json",
+                         tmp_path / "bp.json", *QUICK)
+    assert rc == 0, err
+    line = assert_bad_input(run_cli(capsys, "bench", tiny, "--runtimes", "numpy",
+                                    "--verify-json", tmp_path / "bp.json", *QUICK),
+                            "a bench report, not a verify report",
+                            f"lstm-bench verify {tiny} --json {tmp_path / 'verify.json'}")
+    assert f"--json {tmp_path / 'bp.json'}" not in line and "MODEL.onnx" not in line
