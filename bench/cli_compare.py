@@ -35,6 +35,9 @@ def add_arguments(parser) -> None:
     add_timing_arguments(group)
 
 
+BUSY = "the machine was busy"  # how bench.machine.busy_warning begins
+
+
 def busy_note(doc: dict, which: str) -> str | None:
     """The busy-machine warning of a report, from the load averages it recorded."""
     from lstm_bench.bench.machine import busy_warning
@@ -89,7 +92,10 @@ def main(args) -> int:
                               allow_different_models=allow_models,
                               allow_different_machines=args.allow_different_machines)
     if live[0]:  # one rotation: one state of the machine
-        warnings = [busy_note(new, "the live run")]
+        # what the run chose for the user (the batch a fixed-batch model takes...), then
+        # the busy note, once, with the run's own figures
+        warnings = [n for n in base.get("notes") or [] if not n.startswith(BUSY)] \
+            + [busy_note(new, "the live run")]
     else:
         warnings = [machine_drift(base, new), busy_note(base, "BASE"), busy_note(new, "NEW"),
                     inputs_differ(base, new)]

@@ -147,6 +147,8 @@ def run_streaming(model_path, *, runtimes: str | None = None, batches=None, chun
     model = BenchModel(model_path)
     threads_list = resolve_threads(threads_list)
     batches, notes = fit_batches(model, batches, (1,))
+    # said of this sweep: `run` also notes its sequence sweep's batches (another default)
+    notes = [f"streaming sweep: {note}" for note in notes]
     shapes = [(b, c) for b in batches for c in chunks]
     with tempfile.TemporaryDirectory(prefix="lstm-bench-stream-") as folder:
         stream = streaming_model(model.model, folder)  # first: a model that cannot stream fails fast

@@ -120,3 +120,38 @@ def test_a_wrong_verify_json_suggests_a_new_file_and_the_real_model(tiny, tmp_pa
                             "a bench report, not a verify report",
                             f"lstm-bench verify {tiny} --json {tmp_path / 'verify.json'}")
     assert f"--json {tmp_path / 'bp.json'}" not in line and "MODEL.onnx" not in line
+
+
+# --- 5./6. a fixed-batch model: every report says which batch ran, and of which sweep -------
+
+@pytest.fixture(scope="module")
+def fixed(tmp_path_factory):
+    from test_review_inputs import fixed_batch_model
+
+    return fixed_batch_model(tmp_path_factory.mktemp("fixed") / "ts.onnx")
+
+
+def test_live_compare_notes_the_batch_a_fixed_batch_model_takes(fixed, tmp_path, capsys):
+    import shutil
+
+    other = shutil.copy(fixed, tmp_path / "td.onnx")
+    rc, out, err = run_cli(capsys, "compare", fixed, other, "--runtimes", "numpy",
+                           "--json", tmp_path / "c.json", *QUICK[:-3], "--quiet")
+    assert rc in (0, 1), err  # 1: a (noise) regression; the notes are the point here
+    notes = json.loads((tmp_path / "c.json").read_text())["notes"]
+    assert any("measured at batch 4, not the default 1" in n for n in notes), notes
+    assert "measured at batch 4" in " ".join(out.split())
+
+
+def test_run_says_which_sweep_each_batch_note_is_about(fixed, tmp_path, capsys):
+    rc, out, err = run_cli(capsys, "run", "--model", fixed, "--runtimes", "numpy",
+                           "--out", tmp_path, "--span", "0", "--min-time", "0", "--no-history",
+                           "--quiet")
+    assert rc == 0, err
+    (folder,) = tmp_path.glob("run-*")
+    notes = [n for n in json.loads((folder / "bench.json").read_text())["notes"]
+             if "measured at batch 4" in n]
+    assert len(notes) == 2, notes
+    assert sum("not the default 1,8,32" in n for n in notes) == 1, notes
+    (streaming,) = [n for n in notes if "1,8,32" not in n]
+    assert streaming.startswith("streaming sweep: "), streaming
