@@ -155,3 +155,30 @@ def test_run_says_which_sweep_each_batch_note_is_about(fixed, tmp_path, capsys):
     assert sum("not the default 1,8,32" in n for n in notes) == 1, notes
     (streaming,) = [n for n in notes if "1,8,32" not in n]
     assert streaming.startswith("streaming sweep: "), streaming
+
+
+# --- 7. the Keras export's summary: each proof with the shape it ran at --------------------
+
+def test_keras_export_summary_names_each_proofs_shape(tmp_path, capsys):
+    import os
+
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    import keras
+    from keras import layers
+    from keras_models import save_randomized
+
+    from lstm_bench.exporters.source import CHECK_STEPS
+
+    def classic():  # saved for length 10; the file takes any, so a second length is proven
+        return keras.Sequential([keras.Input((10, 1)), layers.LSTM(4),
+                                 layers.Dense(1, activation="sigmoid")])
+
+    (archive, _), = save_randomized({"classic": classic}, tmp_path,
+                                    np.random.default_rng(0)).values()
+    rc, out, err = run_cli(capsys, "export", archive, "-o", tmp_path / "k.onnx")
+    assert rc == 0, err
+    line = next(x for x in " ".join(out.split()).split("max abs error ")[1:])
+    assert ("vs keras predict (safe mode) and the archive's weights in float64 on input "
+            f"[4, 10, 1], and vs the archive's weights in float64 on input [4, {CHECK_STEPS}, 1] "
+            "(onnxruntime CPU") in line, line
+    assert "float64 and the archive's weights in float64" not in line
