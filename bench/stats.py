@@ -228,6 +228,13 @@ class Measurement:
     def steps_per_s(self) -> float:
         return self.batch * self.seq_len / self._median_s
 
+    def throughput(self) -> dict:
+        """The JSON row's rates. A streaming row (one chunk of seq_len steps per call) has no
+        whole sequences: its rates are steps and calls per second, never sequences."""
+        if self.extra.get("mode") == "streaming":
+            return {"steps_per_s": self.steps_per_s, "calls_per_s": 1 / self._median_s}
+        return {"sequences_per_s": self.sequences_per_s, "steps_per_s": self.steps_per_s}
+
     @property
     def gflops(self) -> float | None:
         return None if self.flops is None else self.flops / self._median_s / 1e9
@@ -271,8 +278,7 @@ class Measurement:
             "runtime": self.runtime, "device": self.device, "batch": self.batch,
             "seq_len": self.seq_len, "threads": self.threads,
             "latency_ms": stats.as_dict(),
-            "throughput": {"sequences_per_s": self.sequences_per_s,
-                           "steps_per_s": self.steps_per_s},
+            "throughput": self.throughput(),
             "noise_iqr_over_median": self.noise, "noisy": self.noisy,
             "phases": self.phases.as_dict() if self.phases else None,
             "flops": self.flops, "gflops": self.gflops, "peak_gflops": self.peak_gflops,

@@ -182,3 +182,25 @@ def test_keras_export_summary_names_each_proofs_shape(tmp_path, capsys):
             f"[4, 10, 1], and vs the archive's weights in float64 on input [4, {CHECK_STEPS}, 1] "
             "(onnxruntime CPU") in line, line
     assert "float64 and the archive's weights in float64" not in line
+
+
+# --- 8. streaming rows: steps and calls per second, never sequences -------------------------
+
+def test_streaming_rows_give_steps_and_calls_per_second(tiny, tmp_path, capsys):
+    from lstm_bench.bench.report import load_report
+
+    rc, _, err = run_cli(capsys, "bench", tiny, "--runtimes", "numpy", "--streaming",
+                         "--chunk", "1,4", "--json", tmp_path / "s.json", *QUICK)
+    assert rc == 0, err
+    doc = json.loads((tmp_path / "s.json").read_text())
+    for row in doc["results"]:
+        median_s = row["latency_ms"]["median"] / 1e3
+        assert set(row["throughput"]) == {"steps_per_s", "calls_per_s"}, row["throughput"]
+        assert row["throughput"]["calls_per_s"] == pytest.approx(1 / median_s)
+        assert row["throughput"]["steps_per_s"] == pytest.approx(
+            row["batch"] * row["chunk"] / median_s)
+    # an older report (sequences_per_s in its streaming rows) still reads
+    for row in doc["results"]:
+        row["throughput"] = {"sequences_per_s": 1.0, "steps_per_s": 1.0}
+    (tmp_path / "old.json").write_text(json.dumps(doc))
+    assert len(load_report(tmp_path / "old.json").measurements) == len(doc["results"])
