@@ -48,7 +48,8 @@ def add_arguments(parser) -> None:
     add_shape_arguments(parser)
     parser.add_argument("--inputs", metavar="F.npz", default=None,
                         help="feed these arrays (as verify does) instead of random inputs; "
-                             "their shape replaces --batch and --seq-len")
+                             "their shape is measured (a --batch or --seq-len beside them "
+                             "must equal the file's; --seed is refused)")
     options.add_seed(parser, default=None)  # None: not given (refused with --inputs); the random inputs' (recorded in the report's model.inputs_fed)
     add_timing_arguments(parser)
     parser.add_argument("--no-calibrate", action="store_true",
@@ -67,7 +68,7 @@ def add_arguments(parser) -> None:
     # streaming latency (bench/streaming.py)
     parser.add_argument("--streaming", action="store_true",
                         help="time one chunk per call with h and c carried between calls "
-                             "(--seq-len is not used); a model without state inputs and outputs "
+                             "(--seq-len is refused: give --chunk); a model without state inputs and outputs "
                              "is timed as its stateful variant, and the report says so")
     parser.add_argument("--chunk", default=None,
                         help="with --streaming: comma list of steps per call (default: 1)")

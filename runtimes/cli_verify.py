@@ -21,7 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     options.add_batch(parser, many=False, default=1)
     options.add_seq_len(parser, many=False, default=None)
     parser.add_argument("--inputs", metavar="FILE.npz",
-                        help="feeds from an .npz, one array per model input (checked)")
+                        help="feeds from an .npz, one array per model input (checked); "
+                             "--batch/--seq-len must then equal its shape or be left out, "
+                             "and --seed, --range, --ragged are refused")
     options.add_seed(parser, default=None)  # None: not given (refused with --inputs)
     parser.add_argument("--range", dest="value_range", type=options.value_range,
                         default=None, metavar="LOW,HIGH",

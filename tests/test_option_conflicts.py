@@ -37,6 +37,8 @@ def in8(tiny, tmp_path_factory):
      "--seed conflicts with --inputs"),
     (["verify", "{m}", "--inputs", "{i}", "--range", "0,1", "--runtimes", "numpy"],
      "--range conflicts with --inputs"),
+    (["verify", "{m}", "--inputs", "{i}", "--ragged", "--runtimes", "numpy"],
+     "--ragged conflicts with --inputs"),
     (["bench", "{m}", "--inputs", "{i}", "--batch", "1", "--runtimes", "numpy", *QUICK],
      "--batch 1 conflicts with in8.npz (batch 8)"),
     (["bench", "{m}", "--inputs", "{i}", "--seq-len", "5,10", "--runtimes", "numpy", *QUICK],
