@@ -50,7 +50,9 @@ def add_arguments(parser) -> None:
                         help="feed these arrays (as verify does) instead of random inputs; "
                              "their shape is measured (a --batch or --seq-len beside them "
                              "must equal the file's; --seed is refused)")
-    options.add_seed(parser, default=None)  # None: not given (refused with --inputs); the random inputs' (recorded in the report's model.inputs_fed)
+    # the random inputs' seed (recorded in the report's model.inputs_fed); None: not given,
+    # so that one given beside --inputs is refused
+    options.add_seed(parser, default=None)
     add_timing_arguments(parser)
     parser.add_argument("--no-calibrate", action="store_true",
                         help="skip the GEMM peak calibration timed in the rotation (no "
