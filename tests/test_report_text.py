@@ -63,7 +63,7 @@ def test_plurals():
     one = report(row("ort-cpu", 1.0, 0.5))  # IQR 50 %: noisy
     assert noise_line(one).startswith("noise: 1 of 1 row has an IQR above")
     two = report(row("ort-cpu", 1.0, 0.5), row("numpy", 2.0, 0.01))
-    assert noise_line(two).startswith("noise: 1 of 2 rows have an IQR above")
+    assert noise_line(two).startswith("noise: 1 of 2 rows has an IQR above")
     text = render_markdown(report(row("ort-cpu", 1.0, threads=1), row("ort-cpu", 1.0, threads=2)))
     assert "### 1 thread\n" in text and "### 2 threads\n" in text and "1 threads" not in text
 
