@@ -304,3 +304,25 @@ def test_verify_table_never_splits_an_output_name(tiny, width):
     for line in body:
         assert set(re.findall(r"\w*(?:lstm|__)\w*", line)) <= {"node_lstm__2"}, line
         assert set(re.findall(r"(\S+) alone", line)) <= {"node_lstm__2"}, line
+
+
+def test_history_says_a_single_run_is_nothing_compared_yet(tmp_path, capsys, monkeypatch):
+    """A model recorded once has no change points because nothing was tested, not because its
+    series stayed within noise: each model's line says which, on the terminal and the page."""
+    from lstm_bench.bench import history
+
+    db, page = tmp_path / "h.sqlite", tmp_path / "h.html"
+    history.record(sweep(lambda i: 1.0, names=NAMES[:2]), db, "bench")
+    for _ in range(2):
+        history.record(sweep(lambda i: 1.0, names=NAMES[:2], sha="cd" * 32,
+                             path="other.onnx"), db, "bench")
+    out = cli_out(capsys, monkeypatch, 80, ["history", "--db", str(db), "--html", str(page)])
+    joined = " ".join(out.split())
+    once = joined[joined.index("m.onnx (sha256"):joined.index("other.onnx (sha256")]
+    twice = joined[joined.index("other.onnx (sha256"):]
+    assert "only one run so far: nothing to compare yet" in once
+    assert "within noise" not in once
+    assert "stayed within noise" in twice and "nothing to compare" not in twice
+    html = page.read_text()
+    assert html.count("only one run so far: nothing to compare yet") == 1
+    assert "3 runs," in html and "1 runs" not in html
