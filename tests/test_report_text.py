@@ -150,3 +150,20 @@ def test_compare_files_show_both_p_values_and_the_threshold():
     assert "a verdict needs p < 0.01 in the direction of the change" in md
     page = render_html(changes, **context)
     assert "<th>p slower</th><th>p faster</th>" in page and "p &lt; 0.01" in page
+
+
+def test_progress_lines_count_in_words_that_agree():
+    """The live progress line of a sweep: "1 thread", "1 cell", never "1 threads"."""
+    from lstm_bench.bench.runner import LiveDisplay
+
+    console = Console(width=100, file=io.StringIO(), force_terminal=True)
+    with LiveDisplay(3, console) as live:
+        said = []
+        for kind, info in (("open", dict(runtime="openvino-cpu", threads=1)),
+                           ("timing", dict(cells=1, threads=1)),
+                           ("open", dict(runtime="ort-cpu", threads=2)),
+                           ("timing", dict(cells=6, threads=2))):
+            live(kind, **info)
+            said.append(live.progress.tasks[0].description)
+    assert said == ["opening openvino-cpu (1 thread)", "timing 1 cell, 1 thread",
+                    "opening ort-cpu (2 threads)", "timing 6 cells, 2 threads"]
