@@ -167,3 +167,19 @@ def test_progress_lines_count_in_words_that_agree():
             said.append(live.progress.tasks[0].description)
     assert said == ["opening openvino-cpu (1 thread)", "timing 1 cell, 1 thread",
                     "opening ort-cpu (2 threads)", "timing 6 cells, 2 threads"]
+
+
+def test_markdown_notes_are_one_paragraph_each():
+    """The streaming note and the noise note, rendered by a real Markdown parser (rich's
+    markdown-it): each its own paragraph, not run together."""
+    from markdown_it import MarkdownIt
+
+    stream = dict(mode="streaming", chunk=4, stateful_variant=True)
+    doc = report(row("ort-cpu", 1.0, 0.5), row("numpy", 0.2, 0.01, seq_len=4, **stream),
+                 extra={"streaming": {"note": "timed the stateful variant"}})
+    page = MarkdownIt().render(render_markdown(doc))
+    paragraphs = re.findall(r"<p>(.*?)</p>", page, re.S)
+    starts = ("streaming: timed the stateful variant", "noise: 1 of 2 rows has")
+    for start in starts:  # each note starts a paragraph, and no paragraph holds two
+        assert sum(p.startswith(start) for p in paragraphs) == 1, (start, paragraphs)
+    assert not [p for p in paragraphs if all(s in p for s in starts)]
