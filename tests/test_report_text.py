@@ -183,3 +183,19 @@ def test_markdown_notes_are_one_paragraph_each():
     for start in starts:  # each note starts a paragraph, and no paragraph holds two
         assert sum(p.startswith(start) for p in paragraphs) == 1, (start, paragraphs)
     assert not [p for p in paragraphs if all(s in p for s in starts)]
+
+
+def test_compare_counts_only_the_rows_it_compared(tmp_path, capsys):
+    """BASE has 4 rows, NEW 1 of them: the headline speaks of 1 row compared and says how
+    many were only in one report."""
+    from lstm_bench.cli import main
+
+    base = report(*(row(name, 1.0, 0.02) for name in ("ort-cpu", "numpy", "onnx-reference",
+                                                      "openvino-cpu")))
+    new = report(row("ort-cpu", 1.0, 0.02), row("ort-cpu", 1.0, 0.02, batch=4))
+    write_reports(base, json=tmp_path / "a.json")
+    write_reports(new, json=tmp_path / "b.json")
+    assert main(["compare", str(tmp_path / "a.json"), str(tmp_path / "b.json")]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "no regression in 1 row compared; 3 rows only in base, 1 row only in new" in out
+    assert "in 4 rows" not in out and "in 5 rows" not in out
