@@ -97,6 +97,22 @@ def change_lines(series) -> list[str]:
     return lines
 
 
+def quiet_line(group) -> str:
+    """What a model with no change points says: that its series stayed within noise only where
+    there was a run before to compare with; one run alone is nothing tested yet."""
+    from lstm_bench.bench.decision import plural
+
+    single = sum(len(s.points) < 2 for s in group)
+    if single == len(group):
+        return "this model: only one run so far: nothing to compare yet"
+    text = (f"this model: no change points: {'every' if not single else 'each'} series with "
+            "runs to compare stayed within noise")
+    if single:
+        text += f"; {plural(single, 'series', 'series')} with only one run so far: nothing to " \
+                "compare yet"
+    return text
+
+
 def print_history(series, db, console) -> None:
     """The series of each model (a heading per model and CPU when the database holds
     several), then the change points, as hanging bullets."""
@@ -119,8 +135,7 @@ def print_history(series, db, console) -> None:
                 print_lines(console, [line], "*", style="red" if line.endswith("regression")
                             else None)
         else:
-            print_lines(console, ["no change points: every series stayed within noise"],
-                        indent=0)
+            print_lines(console, [quiet_line(group)], indent=0)
 
 
 def main(args) -> int:

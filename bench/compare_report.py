@@ -19,12 +19,18 @@ def rows(changes) -> list[list[str]]:
 
 
 def headline(changes) -> str:
+    """The verdict over the rows both reports have; rows only in one are counted apart (no
+    test was run on them)."""
     from lstm_bench.bench.decision import plural
 
-    regressions = [c for c in changes if c.regression]
-    if regressions:
-        return f"{plural(len(regressions), 'regression')} of {plural(len(changes), 'row')}"
-    return f"no regression in {plural(len(changes), 'row')}"
+    compared = [c for c in changes if not c.verdict.startswith("only in")]
+    regressions = [c for c in compared if c.regression]
+    alone = [f"{plural(n, 'row')} only in {side}" for side in ("base", "new")
+             if (n := sum(c.verdict == f"only in {side}" for c in changes))]
+    rows = plural(len(compared), "row") + (" compared" if alone else "")
+    text = f"{plural(len(regressions), 'regression')} of {rows}" if regressions else \
+        f"no regression in {rows}"
+    return text + ("; " + ", ".join(alone) if alone else "")
 
 
 def to_dict(changes, *, base, new, fail_above, notes=(), paired=False) -> dict:

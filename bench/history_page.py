@@ -76,7 +76,8 @@ def _plot(series) -> Figure:
 
 
 def render_history(series, db) -> str:
-    from lstm_bench.bench.cli_history import change_lines
+    from lstm_bench.bench.cli_history import change_lines, quiet_line
+    from lstm_bench.bench.decision import plural
     from lstm_bench.bench.plots import _png
 
     groups: dict[tuple, list] = {}
@@ -86,7 +87,8 @@ def render_history(series, db) -> str:
              f"<title>lstm-bench history</title><style>{CSS}</style></head><body>",
              "<h1>lstm-bench history</h1>",
              f"<p class=\"meta\">{html.escape(str(db))}: "
-             f"{len({p.run_id for s in series for p in s.points})} runs, {len(series)} series. "
+             f"{plural(len({p.run_id for s in series for p in s.points}), 'run')}, "
+             f"{plural(len(series), 'series', 'series')}. "
              "A ringed point differs from the run before by compare's test (red: slower, "
              "green: faster).</p>"]
     if not series:
@@ -100,7 +102,7 @@ def render_history(series, db) -> str:
         lines = change_lines(group)
         parts.append("<h3>Change points</h3>" + ("<ul>" + "".join(
             f"<li>{html.escape(line)}</li>" for line in lines) + "</ul>" if lines
-            else "<p>None: every series stayed within noise.</p>"))
+            else f"<p>{html.escape(quiet_line(group))}.</p>"))
         rows = [[s.runtime, f"{s.key[5]}", f"{s.key[6]}", str(s.key[7]), str(len(s.points)),
                  f"{s.points[0].measurement.stats.median:.4g}",
                  f"{s.points[-1].measurement.stats.median:.4g}", str(len(s.change_points))]

@@ -121,8 +121,8 @@ def decision_markdown(report) -> list[str]:
     if decision.excluded:
         parts += ["", "Excluded:", ""] + [f"- {line}" for line in decision.excluded_lines()]
     notes = machine_warnings(report) + [x for x in [noise_line(report)] if x]
-    if notes:
-        parts += [""] + [f"> {n}" for n in notes]
+    for note in notes:  # a blank line between: consecutive "> " lines make one paragraph
+        parts += ["", f"> {note}"]
     return parts + [""]
 
 

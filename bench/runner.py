@@ -86,9 +86,11 @@ class LiveDisplay:
     def __call__(self, kind: str, **info) -> None:
         if self.live is None:
             return
+        from lstm_bench.bench.decision import plural
+
         if kind == "open":
             self.progress.update(self.task, description=f"opening {info['runtime']} "
-                                 f"({info['threads']} threads)")
+                                 f"({plural(info['threads'], 'thread')})")
         elif kind == "skip":
             # in the live region, not printed: the report (or the command's one error line,
             # when no runtime ran) says it again, so a printed line would be said twice
@@ -101,8 +103,8 @@ class LiveDisplay:
         elif kind == "opened":
             self.progress.advance(self.task)
         elif kind == "timing":
-            self.progress.update(self.task, description=f"timing {info['cells']} cells, "
-                                 f"{info['threads']} threads")
+            self.progress.update(self.task, description=f"timing {plural(info['cells'], 'cell')}"
+                                 f", {plural(info['threads'], 'thread')}")
         elif kind == "process":
             self.progress.update(self.task, description=f"worker process {info['process'] + 1}"
                                  f" of {info['processes']}")

@@ -143,9 +143,20 @@ def ranked_groups(measurements) -> list[tuple[tuple, list]]:
     return [(key, sorted(groups[key], key=lambda m: m.stats.median)) for key in sorted(groups)]
 
 
+# the columns that go first when a table is too wide: least important last (a column not
+# listed, the runtime name, always stays)
+IMPORTANCE = {
+    "sequence": ["thr", "median ms", "vs best", "noise", "95% CI", "p99 ms", "seq/s", "GFLOP/s",
+                 "% peak"],
+    "streaming": ["thr", "p50 ms", "vs best", "p50/step", "noise", "95% CI", "p99 ms",
+                  "p99/step", "steps/s", "GFLOP/s"],
+}
+
+
 def table_columns(measurements, width: int) -> list[str]:
     """The figure columns of a latency table at this width: sequence rows, or streaming rows
-    (per call and per step; steps/s, not seq/s: a call carries a chunk, not a sequence)."""
+    (per call and per step; steps/s, not seq/s: a call carries a chunk, not a sequence).
+    Before they are drawn, ``results_table`` drops those the width cannot hold whole."""
     wide = width >= WIDE
     threads = ["thr"] if wide or len({m.threads for m in measurements}) > 1 else []
     if measurements and all(streaming(m) for m in measurements):
@@ -159,21 +170,21 @@ def table_columns(measurements, width: int) -> list[str]:
 def results_table(measurements, width: int = 80, title: str | None = None):
     """Latency and throughput, one section per shape; ``~`` marks a runtime whose median's
     95 % CI overlaps the one ranked just above it (their order is within noise). Rows all of
-    one kind: whole sequences, or streaming calls (``split_rows``)."""
+    one kind: whole sequences, or streaming calls (``split_rows``). Only the columns whose
+    every cell fits whole at this width (``lstm_bench.columns.fitting``): a figure or a
+    heading is never cut."""
     from rich import box
     from rich.table import Table
     from rich.text import Text
 
+    from lstm_bench.columns import fitting
+
     groups = ranked_groups(measurements)
     labels = [m.runtime for m in measurements] + [shape_label(k, short=True) for k, _ in groups]
-    table = Table(title=title, header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False,
-                  title_justify="left")
-    table.add_column("runtime", no_wrap=True, min_width=max(map(len, labels or ["runtime"])))
     columns = table_columns(measurements, width)
-    for col in columns:
-        table.add_column(col, justify="right", no_wrap=True)
+    rows = []  # (label, {column: cell}) with None for a shape's heading row
     for key, ranked in groups:
-        table.add_row(Text(shape_label(key, short=True), style="bold"), *[""] * len(columns))
+        rows.append((shape_label(key, short=True), None))
         best = ranked[0].stats.median
         for i, m in enumerate(ranked):
             tie = i > 0 and overlap(m, ranked[i - 1])
@@ -186,7 +197,21 @@ def results_table(measurements, width: int = 80, title: str | None = None):
             if streaming(m):
                 cells.update({"p50/step": fmt(per_step(m, "p50")),
                               "p99/step": fmt(per_step(m, "p99"))})
-            table.add_row(m.runtime, *(cells[c] for c in columns))
+            rows.append((m.runtime, cells))
+    needed = {c: max([len(c)] + [len(cells[c]) for _, cells in rows if cells]) for c in columns}
+    needed["runtime"] = max(map(len, labels or ["runtime"]))
+    kind = "streaming" if measurements and all(streaming(m) for m in measurements) else "sequence"
+    columns = fitting(["runtime"] + columns, needed, width, IMPORTANCE[kind])[1:]
+    table = Table(title=title, header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False,
+                  title_justify="left")
+    table.add_column("runtime", no_wrap=True, min_width=needed["runtime"])
+    for col in columns:
+        table.add_column(col, justify="right", no_wrap=True)
+    for label, cells in rows:
+        if cells is None:
+            table.add_row(Text(label, style="bold"), *[""] * len(columns))
+        else:
+            table.add_row(label, *(cells[c] for c in columns))
     return table
 
 
@@ -221,8 +246,10 @@ def noise_line(report) -> str | None:
     phased = [m for m in report.measurements if row_field(m, "phases")]
     if not noisy and not phased:
         return None
-    text = (f"noise: {len(noisy)} of {plural(len(report.measurements), 'row has', 'rows have')}"
-            f" an IQR above {NOISE_THRESHOLD:.0%} of the median")
+    # "1 of 16 rows has": the verb agrees with the count of noisy rows
+    text = (f"noise: {len(noisy)} of {plural(len(report.measurements), 'row')} "
+            f"{'has' if len(noisy) == 1 else 'have'} an IQR above {NOISE_THRESHOLD:.0%} of the "
+            "median")
     if phased:
         text += (f", {len(phased)} fell into a fast and a slow phase of the machine "
                  "(marked 2 ph)")

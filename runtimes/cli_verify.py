@@ -50,28 +50,27 @@ def _fmt(value, spec=".1e"):
 
 def render(report, console) -> None:
     """The verdicts as a table that fits the console (80 columns and up; max rel and ULPs from
-    100 on), runtime names never cut; each runtime's reason and notes below it, hanging."""
+    100 on, where they fit: ``lstm_bench.columns.fitting``), runtime names never cut, output
+    names wrapped at their spaces only; each runtime's reason and notes below it, hanging."""
     from rich import box
     from rich.markup import escape
     from rich.table import Table
     from rich.text import Text
 
+    from lstm_bench.columns import fitting
+
     inputs = report.inputs
     wide = console.width >= 100
     console.print(f"[bold]verify {escape(report.model)}[/bold] (batch {inputs['batch']}, seq_len "
                   f"{inputs['seq_len']}, inputs: {escape(str(inputs['source']))})", highlight=False)
-    table = Table(box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False)
     names = [r.runtime for r in report.results] or ["runtime"]
-    table.add_column("runtime", no_wrap=True, min_width=max(map(len, names)))
     columns = ["verdict", "output", "max abs", "limit"] + (["max rel", "max ulp"] if wide else [])
-    for column in columns:  # output names can be long ("<node> alone: Y"): they fold
-        table.add_column(column, no_wrap=column != "output", overflow="fold",
-                         justify="right" if column.startswith(("max", "limit")) else "left")
     styles = {"pass": "green", "fail": "bold red", "error": "bold red", "skip": "yellow",
               "drift": "yellow"}
     notes_of = {}
+    rows = []  # (runtime or "", {column: cell}, end of a section)
     for result in report.results:
-        status = f"[{styles[result.status]}]{result.status}[/]"
+        status = Text(result.status, style=styles[result.status])
         # a skip's reason is printed once, under the table, by main
         notes = ([result.reason] if result.reason and result.status != "skip" else []) \
             + list(result.notes)
@@ -102,8 +101,25 @@ def render(report, console) -> None:
                      "max rel": _fmt(output.max_rel) if have else "",
                      "max ulp": "" if output is None else "-" if output.max_ulp is None
                      else f"{output.max_ulp} ({output.ulp_dtype})"}
-            table.add_row(result.runtime if index == 0 else "", *(cells[c] for c in columns),
-                          end_section=index == len(result.outputs) - 1 and index > 0)
+            rows.append((result.runtime if index == 0 else "", cells,
+                         index == len(result.outputs) - 1 and index > 0))
+    # the width each column needs whole; an output name ("<node> alone: Y") may wrap at its
+    # spaces but never inside an identifier, so it needs its longest word
+    needed = {c: max([len(c)] + [len(str(cells[c]) if c != "output" else
+                                     max(str(cells[c]).split() or [""], key=len))
+                                 for _, cells, _ in rows]) for c in columns}
+    needed["runtime"] = max(map(len, names))
+    # too narrow for them all: ULPs go first, then max rel (max abs and the limit decide)
+    columns = fitting(["runtime"] + columns, needed, console.width,
+                      ["verdict", "output", "max abs", "limit", "max rel", "max ulp"])[1:]
+    table = Table(box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False)
+    table.add_column("runtime", no_wrap=True, min_width=needed["runtime"])
+    for column in columns:  # output names can be long ("<node> alone: Y"): they wrap
+        table.add_column(column, no_wrap=column != "output",
+                         min_width=needed[column] if column == "output" else None,
+                         justify="right" if column.startswith(("max", "limit")) else "left")
+    for runtime, cells, end in rows:
+        table.add_row(runtime, *(cells[c] for c in columns), end_section=end)
     console.print(table)
     if notes_of:
         grid = Table.grid(padding=(0, 1))

@@ -63,7 +63,7 @@ def test_plurals():
     one = report(row("ort-cpu", 1.0, 0.5))  # IQR 50 %: noisy
     assert noise_line(one).startswith("noise: 1 of 1 row has an IQR above")
     two = report(row("ort-cpu", 1.0, 0.5), row("numpy", 2.0, 0.01))
-    assert noise_line(two).startswith("noise: 1 of 2 rows have an IQR above")
+    assert noise_line(two).startswith("noise: 1 of 2 rows has an IQR above")
     text = render_markdown(report(row("ort-cpu", 1.0, threads=1), row("ort-cpu", 1.0, threads=2)))
     assert "### 1 thread\n" in text and "### 2 threads\n" in text and "1 threads" not in text
 
@@ -150,3 +150,52 @@ def test_compare_files_show_both_p_values_and_the_threshold():
     assert "a verdict needs p < 0.01 in the direction of the change" in md
     page = render_html(changes, **context)
     assert "<th>p slower</th><th>p faster</th>" in page and "p &lt; 0.01" in page
+
+
+def test_progress_lines_count_in_words_that_agree():
+    """The live progress line of a sweep: "1 thread", "1 cell", never "1 threads"."""
+    from lstm_bench.bench.runner import LiveDisplay
+
+    console = Console(width=100, file=io.StringIO(), force_terminal=True)
+    with LiveDisplay(3, console) as live:
+        said = []
+        for kind, info in (("open", dict(runtime="openvino-cpu", threads=1)),
+                           ("timing", dict(cells=1, threads=1)),
+                           ("open", dict(runtime="ort-cpu", threads=2)),
+                           ("timing", dict(cells=6, threads=2))):
+            live(kind, **info)
+            said.append(live.progress.tasks[0].description)
+    assert said == ["opening openvino-cpu (1 thread)", "timing 1 cell, 1 thread",
+                    "opening ort-cpu (2 threads)", "timing 6 cells, 2 threads"]
+
+
+def test_markdown_notes_are_one_paragraph_each():
+    """The streaming note and the noise note, rendered by a real Markdown parser (rich's
+    markdown-it): each its own paragraph, not run together."""
+    from markdown_it import MarkdownIt
+
+    stream = dict(mode="streaming", chunk=4, stateful_variant=True)
+    doc = report(row("ort-cpu", 1.0, 0.5), row("numpy", 0.2, 0.01, seq_len=4, **stream),
+                 extra={"streaming": {"note": "timed the stateful variant"}})
+    page = MarkdownIt().render(render_markdown(doc))
+    paragraphs = re.findall(r"<p>(.*?)</p>", page, re.S)
+    starts = ("streaming: timed the stateful variant", "noise: 1 of 2 rows has")
+    for start in starts:  # each note starts a paragraph, and no paragraph holds two
+        assert sum(p.startswith(start) for p in paragraphs) == 1, (start, paragraphs)
+    assert not [p for p in paragraphs if all(s in p for s in starts)]
+
+
+def test_compare_counts_only_the_rows_it_compared(tmp_path, capsys):
+    """BASE has 4 rows, NEW 1 of them: the headline speaks of 1 row compared and says how
+    many were only in one report."""
+    from lstm_bench.cli import main
+
+    base = report(*(row(name, 1.0, 0.02) for name in ("ort-cpu", "numpy", "onnx-reference",
+                                                      "openvino-cpu")))
+    new = report(row("ort-cpu", 1.0, 0.02), row("ort-cpu", 1.0, 0.02, batch=4))
+    write_reports(base, json=tmp_path / "a.json")
+    write_reports(new, json=tmp_path / "b.json")
+    assert main(["compare", str(tmp_path / "a.json"), str(tmp_path / "b.json")]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "no regression in 1 row compared; 3 rows only in base, 1 row only in new" in out
+    assert "in 4 rows" not in out and "in 5 rows" not in out

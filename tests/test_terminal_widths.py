@@ -244,3 +244,85 @@ def test_paths_and_commands_are_never_broken_across_lines(tiny, tmp_path, capsys
         assert line.strip() in {str(db), str(deep / "b.json"), str(deep / "b.md"),
                                 f"lstm-bench history --db {db}"}, line
     assert re.search(r"^recorded as run #1 in", out, re.M)
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_streaming_tables_drop_columns_rather_than_cut_a_figure(width):
+    """Four runtimes at chunks 1 and 10, batches 1 and 4, 1 and 2 threads, figures as wide as
+    a fast streaming call gives (0.002634 ms, 0.0002634 ms a step): the table keeps fewer
+    columns, never a cut heading or figure; the per-call median, its ratio and the noise stay."""
+    names = ["ort-cpu", "numpy", "onnx-reference", "openvino-cpu-static"]
+    rows = [blocked(name, 0.002634 * (1 + i) * chunk * batch / threads, threads, batch=batch,
+                    seq_len=chunk, mode="streaming", chunk=chunk)
+            for i, name in enumerate(names) for chunk in (1, 10) for batch in (1, 4)
+            for threads in (1, 2)]
+    report = BenchReport(model={"path": "seed.onnx"}, machine={}, settings={},
+                         measurements=rows)
+    text = render(width, lambda c: print_report(report, c))
+    assert_fits(text, width, names)
+    part = text[text.index("streaming: latency per call"):]
+    header = next(line for line in part.splitlines() if line.lstrip().startswith("runtime"))
+    for column in ("thr", "p50 ms", "vs best", "p50/step", "noise"):
+        assert column in header.split("  ") or f" {column}" in header, (column, header)
+    assert "0.002634" in part  # a figure of 7 significant places whole
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_streaming_bench_through_the_command_line_fits(tiny, capsys, monkeypatch, width):
+    """`lstm-bench bench M --streaming --chunk 1,10 --threads 1,2` as the review ran it."""
+    argv = ["bench", str(tiny), "--streaming", "--runtimes", "ort-cpu,numpy", "--chunk", "1,10",
+            "--threads", "1,2", "--span", "0", "--blocks", "3", "--min-time", "0.002",
+            "--min-reps", "3", "--no-calibrate", "--no-history"]
+    out = cli_out(capsys, monkeypatch, width, argv)
+    assert_fits(out, width, ["ort-cpu", "numpy"])
+    assert "streaming: latency per call" in out
+
+
+@pytest.mark.parametrize("width", [80, 100, 108, 117, 120])
+def test_verify_table_never_splits_an_output_name(tiny, width):
+    """The widest cells verify prints: a layer-alone output name ("node_lstm__2 alone: Y"),
+    a ULP count of 10 figures and a widened limit, on the longest runtime names. Columns go
+    (max ulp first) rather than an identifier being folded."""
+    import dataclasses
+
+    from lstm_bench.runtimes.cli_verify import render as render_verify
+    from lstm_bench.runtimes.verify import verify
+
+    names = ["ort-cpu", "openvino-cpu-static", "ort-cpu-int8"]
+    report = verify(tiny, names, batch=2, seq_len=3)
+    for result in report.results:
+        result.outputs = [dataclasses.replace(o, name=f"node_lstm__2 alone: {o.name}",
+                                              max_ulp=1986537725, ulp_dtype="float32",
+                                              float32_floor=1e-3)
+                          for o in result.outputs] + result.outputs
+    text = render(width, lambda c: render_verify(report, c))
+    ran = [r.runtime for r in report.results if r.status != "skip"]
+    assert_fits(text, width, ran)
+    body = text.splitlines()
+    # every identifier whole on its line, in the table and in the notes under it
+    assert "node_lstm__2" in text
+    for line in body:
+        assert set(re.findall(r"\w*(?:lstm|__)\w*", line)) <= {"node_lstm__2"}, line
+        assert set(re.findall(r"(\S+) alone", line)) <= {"node_lstm__2"}, line
+
+
+def test_history_says_a_single_run_is_nothing_compared_yet(tmp_path, capsys, monkeypatch):
+    """A model recorded once has no change points because nothing was tested, not because its
+    series stayed within noise: each model's line says which, on the terminal and the page."""
+    from lstm_bench.bench import history
+
+    db, page = tmp_path / "h.sqlite", tmp_path / "h.html"
+    history.record(sweep(lambda i: 1.0, names=NAMES[:2]), db, "bench")
+    for _ in range(2):
+        history.record(sweep(lambda i: 1.0, names=NAMES[:2], sha="cd" * 32,
+                             path="other.onnx"), db, "bench")
+    out = cli_out(capsys, monkeypatch, 80, ["history", "--db", str(db), "--html", str(page)])
+    joined = " ".join(out.split())
+    once = joined[joined.index("m.onnx (sha256"):joined.index("other.onnx (sha256")]
+    twice = joined[joined.index("other.onnx (sha256"):]
+    assert "only one run so far: nothing to compare yet" in once
+    assert "within noise" not in once
+    assert "stayed within noise" in twice and "nothing to compare" not in twice
+    html = page.read_text()
+    assert html.count("only one run so far: nothing to compare yet") == 1
+    assert "3 runs," in html and "1 runs" not in html
