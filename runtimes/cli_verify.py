@@ -84,12 +84,14 @@ def render(report, console) -> None:
             f"{result.tolerance.atol:.0e}+{result.tolerance.rtol:.0e}|t|"
         widened = [o for o in result.outputs if o.float32_floor is not None]
         if widened:
-            from lstm_bench.runtimes.sensitivity import FACTOR
+            from lstm_bench.runtimes.sensitivity import FACTOR, PROBE
 
             notes.append(f"limit of {', '.join(o.name for o in widened)} widened to {FACTOR}x "
                          f"a plain float32 evaluation's error (max abs "
                          f"{max(o.float32_floor for o in widened):.1e}): the model amplifies "
-                         "float32 rounding at this length")
+                         "float32 rounding at this length"
+                         + (" (this runtime is that evaluation: it meets the limit by "
+                            "construction)" if result.runtime == PROBE else ""))
             notes_of[result.runtime] = notes
         for index, output in enumerate(result.outputs or [None]):
             have = output is not None  # (a failing OutputParity is falsy)
