@@ -145,19 +145,6 @@ def test_live_compare_notes_the_batch_a_fixed_batch_model_takes(fixed, tmp_path,
     assert "measured at batch 4" in " ".join(out.split())
 
 
-def test_run_says_which_sweep_each_batch_note_is_about(fixed, tmp_path, capsys):
-    rc, out, err = run_cli(capsys, "run", "--model", fixed, "--runtimes", "numpy",
-                           "--out", tmp_path, "--span", "0", "--min-time", "0", "--no-history",
-                           "--quiet")
-    assert rc == 0, err
-    (folder,) = tmp_path.glob("run-*")
-    notes = [n for n in json.loads((folder / "bench.json").read_text())["notes"]
-             if "measured at batch 4" in n]
-    assert len(notes) == 2, notes
-    assert sum("not the default 1,8,32" in n for n in notes) == 1, notes
-    (streaming,) = [n for n in notes if "1,8,32" not in n]
-    assert streaming.startswith("streaming sweep: "), streaming
-
 
 # --- 7. the Keras export's summary: each proof with the shape it ran at --------------------
 

@@ -140,7 +140,12 @@ def test_run_on_a_fixed_batch_model_uses_its_batch(fixed, tmp_path, capsys):
     (folder,) = tmp_path.glob("run-*")
     doc = json.loads((folder / "bench.json").read_text())
     assert {r["batch"] for r in doc["results"]} == {4}
-    assert any("not the default 1,8,32" in n for n in doc["notes"])
+    # one note per sweep, each saying which: the sequence sweep's and the streaming sweep's
+    notes = [n for n in doc["notes"] if "measured at batch 4" in n]
+    assert len(notes) == 2, notes
+    assert sum("not the default 1,8,32" in n for n in notes) == 1, notes
+    (streaming,) = [n for n in notes if "1,8,32" not in n]
+    assert streaming.startswith("streaming sweep: "), streaming
     assert json.loads((folder / "verify.json").read_text())["inputs"]["batch"] == 4
 
 
