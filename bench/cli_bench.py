@@ -150,8 +150,8 @@ def main(args) -> int:
             raise LSTMBenchError(f"--chunk: {exc}") from None
         doc = run_streaming(args.model, runtimes=args.runtimes, batches=batches, chunks=chunks,
                             threads_list=threads, settings=settings, verify=verify,
-                            calibrate=not args.no_calibrate, show_progress=not args.quiet,
-                            ort_options=ort_options, seed=args.seed)
+                            show_progress=not args.quiet, ort_options=ort_options,
+                            seed=args.seed)
     else:
         doc = run_bench(args.model, runtimes=args.runtimes, batches=batches, seq_lens=seq_lens,
                         threads_list=threads, settings=settings, verify=verify,

@@ -352,7 +352,8 @@ def sweep(subjects: Sequence[Subject], factories: dict, shapes: Sequence[tuple[i
                 # order: shape, runtime, model: the two models of a comparison run side by side
                 plan = [(s, i, o) for s in range(len(shapes)) for i, o in opened]
                 cells = [Cell(o.runtime, feeds[i][s]) for s, i, o in plan]
-                probe = Cell(gemm(), {}) if gemm else None  # blocks spread like the others'
+                # blocks spread like the others'; no runtime opened: no rows to calibrate for
+                probe = Cell(gemm(), {}) if gemm and cells else None
                 notify("timing", threads=threads, cells=len(cells))
                 measure(cells + ([probe] if probe else []), settings, clock, process=process,
                         origin=origin)

@@ -129,7 +129,7 @@ def streaming_measurement(m, *, stateful_variant: bool):
 
 def run_streaming(model_path, *, runtimes: str | None = None, batches=None, chunks=(1,),
                   threads_list=(None,), settings=None, verify=None,
-                  calibrate: bool = True, show_progress: bool = True, console=None,
+                  show_progress: bool = True, console=None,
                   clock=time.perf_counter_ns, ort_options=None, seed: int = 0):
     """Measure the per-call latency of streaming ``model_path`` in chunks of each size in
     ``chunks`` steps, at each batch and thread count; returns the ``bench.report.BenchReport``
@@ -160,7 +160,8 @@ def run_streaming(model_path, *, runtimes: str | None = None, batches=None, chun
         wrapped = {name: (lambda factory=factory: StreamingRuntime(factory(), stream.ports))
                    for name, factory in factories.items()}
         (result,), load = measure_sweep([timed], wrapped, shapes, threads_list, settings,
-                                        calibrate=calibrate, show_progress=show_progress,
+                                        # no GEMM peak: streaming rows have no % peak
+                                        calibrate=False, show_progress=show_progress,
                                         console=console, clock=clock, ort_options=ort_options,
                                         seed=seed, stream_ports=stream.ports)
         timed_info = timed.info()
@@ -188,8 +189,7 @@ def add_streaming(doc, model_path, *, chunks=(1,), batches=None, **options):
     ``doc`` of a sequence bench, with its ``streaming`` section; a model that cannot be streamed
     gets the reason in the section instead (the rest of the report stands)."""
     try:
-        stream = run_streaming(model_path, chunks=chunks, batches=batches,
-                               **{"calibrate": False, **options})
+        stream = run_streaming(model_path, chunks=chunks, batches=batches, **options)
     except LSTMBenchError as exc:
         doc.extra["streaming"] = {"chunks": list(chunks), "measured": False, "reason": str(exc)}
         return doc

@@ -338,8 +338,15 @@ def export_source(source: str | Path, out: str | Path, *, opset: int | None = No
                 f"{out}: the exported model is {max_abs:.3g} (max abs error) from "
                 f"{reference}, beyond the tolerance {tolerance}; nothing was written", result)
         data = tmp.with_name(tmp.name + ".data")  # weights past 2 GB (torch_export.save_model)
-        for made, target in ((data, out.with_name(data.name)), (tmp, out)):
-            if made.exists():
-                with atomic_path(target, make_folder=True) as final:  # exclusively, beside OUT
-                    shutil.copyfile(made, final)
+        placed = []
+        try:  # the model last; a failure removes the data file placed before it
+            for made, target in ((data, out.with_name(data.name)), (tmp, out)):
+                if made.exists():
+                    with atomic_path(target, make_folder=True) as final:  # exclusively
+                        shutil.copyfile(made, final)
+                    placed.append(target)
+        except BaseException:
+            for target in placed:
+                target.unlink(missing_ok=True)
+            raise
     return result

@@ -13,6 +13,7 @@ import argparse
 
 from lstm_bench import options
 from lstm_bench.errors import LSTMBenchError
+from lstm_bench.runtimes.sensitivity import FACTOR, widened_note
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -84,14 +85,8 @@ def render(report, console) -> None:
             f"{result.tolerance.atol:.0e}+{result.tolerance.rtol:.0e}|t|"
         widened = [o for o in result.outputs if o.float32_floor is not None]
         if widened:
-            from lstm_bench.runtimes.sensitivity import FACTOR, PROBE
-
-            notes.append(f"limit of {', '.join(o.name for o in widened)} widened to {FACTOR}x "
-                         f"a plain float32 evaluation's error (max abs "
-                         f"{max(o.float32_floor for o in widened):.1e}): the model amplifies "
-                         "float32 rounding at this length"
-                         + (" (this runtime is that evaluation: it meets the limit by "
-                            "construction)" if result.runtime == PROBE else ""))
+            notes.append(f"limit of {', '.join(o.name for o in widened)} "
+                         f"{widened_note(widened, result.runtime)}")
             notes_of[result.runtime] = notes
         for index, output in enumerate(result.outputs or [None]):
             have = output is not None  # (a failing OutputParity is falsy)

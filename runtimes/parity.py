@@ -156,16 +156,10 @@ def compare(runtime: str, outputs: dict, truth: dict, precision: str,
 
 
 def _widened(outputs, runtime: str) -> str:
-    """The words for outputs judged by a widened limit (runtimes.sensitivity), if any."""
-    from lstm_bench.runtimes.sensitivity import FACTOR, PROBE
+    from lstm_bench.runtimes.sensitivity import widened_note
 
-    floors = [o.float32_floor for o in outputs if o.float32_floor is not None]
-    if not floors:
-        return ""
-    own = (f"; {PROBE} is that evaluation, so it meets this limit by construction"
-           if runtime == PROBE else "")
-    return (f", widened to {FACTOR}x a plain float32 evaluation's error of {_fmt(max(floors))}: "
-            f"the model amplifies float32 rounding at this length{own}")
+    note = widened_note(outputs, runtime)
+    return f", {note}" if note else ""
 
 
 def _fmt(value) -> str:

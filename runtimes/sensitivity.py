@@ -26,6 +26,18 @@ WIDENED = ("float32", "float64")  # the precision rows judged by a float32 evalu
 PROBE = "numpy"  # the runtime whose evaluation the limit comes from (it meets it by construction)
 
 
+def widened_note(outputs, runtime: str) -> str | None:
+    """The words for outputs judged by a widened limit (``OutputParity.float32_floor``), or
+    None when none was."""
+    floors = [o.float32_floor for o in outputs if o.float32_floor is not None]
+    if not floors:
+        return None
+    own = (f"; {PROBE} is that evaluation, so it meets this limit by construction"
+           if runtime == PROBE else "")
+    return (f"widened to {FACTOR}x a plain float32 evaluation's error of {max(floors):.2g}: "
+            f"the model amplifies float32 rounding at this length{own}")
+
+
 class Float32Floor:
     """The widened limits of one model on one set of feeds, computed on first use."""
 

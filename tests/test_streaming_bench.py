@@ -192,8 +192,7 @@ def test_run_streaming_rows_carry_mode_chunk_and_per_step_figures(classifier):
     settings = Settings(span=0, min_time=0.0, min_reps=4, max_reps=4, warmup_reps=1,
                         warmup_time=0.0, block=2)
     doc = run_streaming(classifier, runtimes="ort-cpu,numpy", batches=(1, 2), chunks=(1, 4),
-                        settings=settings, calibrate=False, show_progress=False,
-                        clock=_ticking_clock())
+                        settings=settings, show_progress=False, clock=_ticking_clock())
     rows = [m.as_dict() for m in doc.measurements]  # the JSON rows, through the type
     assert {(r["runtime"], r["batch"], r["chunk"]) for r in rows} == {
         (rt, b, c) for rt in ("ort-cpu", "numpy") for b in (1, 2) for c in (1, 4)}
