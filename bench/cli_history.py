@@ -97,6 +97,19 @@ def change_lines(series) -> list[str]:
     return lines
 
 
+def machine_line(group) -> str | None:
+    """How many changes beyond the thresholds came between runs of the same code (not
+    flagged: the machine's), or None."""
+    from lstm_bench.bench.decision import plural
+
+    count = sum(len(s.machine_changes) for s in group)
+    if not count:
+        return None
+    return (f"not flagged: {plural(count, 'change')} as large between runs of the same commit "
+            "and library versions: the machine's (busy or slow phases), not the code's; "
+            "`lstm-bench compare A.onnx B.onnx` measures two versions in the same phases")
+
+
 def quiet_line(group) -> str:
     """What a model with no change points says: that its series stayed within noise only where
     there was a run before to compare with; one run alone is nothing tested yet."""
@@ -105,8 +118,11 @@ def quiet_line(group) -> str:
     single = sum(len(s.points) < 2 for s in group)
     if single == len(group):
         return "this model: only one run so far: nothing to compare yet"
-    text = (f"this model: no change points: {'every' if not single else 'each'} series with "
-            "runs to compare stayed within noise")
+    if any(s.machine_changes for s in group):  # said by machine_line
+        text = "this model: no change points between runs whose code changed"
+    else:
+        text = (f"this model: no change points: {'every' if not single else 'each'} series "
+                "with runs to compare stayed within noise")
     if single:
         text += f"; {plural(single, 'series', 'series')} with only one run so far: nothing to " \
                 "compare yet"
@@ -136,6 +152,9 @@ def print_history(series, db, console) -> None:
                             else None)
         else:
             print_lines(console, [quiet_line(group)], indent=0)
+        machine = machine_line(group)
+        if machine:
+            print_lines(console, [machine], indent=0, style="dim")
 
 
 def main(args) -> int:

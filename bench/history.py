@@ -164,6 +164,10 @@ class Point:
     git_commit: str | None
     measurement: Measurement
     change: object | None = None  # compare's verdict against the previous point
+    versions: str | None = None  # the libraries' versions (JSON text, as recorded)
+    # the same commit (known) and library versions as the previous point: nothing of the code
+    # changed, so a change between the two is the machine's (a busy or slow phase)
+    same_code: bool = False
 
 
 @dataclass
@@ -188,19 +192,28 @@ class Series:
 
         return f"{self.runtime} {shape_label(self.shape, short=True)} thr={self.key[7]}"
 
+    def _beyond(self, point) -> bool:
+        """Beyond noise *and* by more than fail_above percent either way: compare's
+        regressions, and improvements of the same size."""
+        c = point.change
+        return c is not None and (c.regression or (c.verdict == "faster"
+                                                   and c.change_pct < -self.fail_above))
+
     @property
     def change_points(self) -> list[Point]:
-        """Runs that differ from the one before beyond noise *and* by more than fail_above
-        percent either way: compare's regressions, and improvements of the same size."""
-        return [p for p in self.points if p.change is not None
-                and (p.change.regression or (p.change.verdict == "faster"
-                                             and p.change.change_pct < -self.fail_above))]
+        """Runs that differ from the one before (``_beyond``) where the code changed too."""
+        return [p for p in self.points if self._beyond(p) and not p.same_code]
+
+    @property
+    def machine_changes(self) -> list[Point]:
+        """Changes as large between runs of the same code: the machine's, not flagged."""
+        return [p for p in self.points if self._beyond(p) and p.same_code]
 
 
 def load_series(path, *, fail_above: float = 5.0) -> list[Series]:
     """Every series in the database, points oldest first, each judged against the one before."""
-    query = ("SELECT runs.id, runs.recorded, runs.git_commit, runs.model_sha256, runs.model_path, "
-             "runs.cpu, results.runtime, results.mode, results.chunk, results.batch, "
+    query = ("SELECT runs.id, runs.recorded, runs.git_commit, runs.versions, runs.model_sha256, "
+             "runs.model_path, runs.cpu, results.runtime, results.mode, results.chunk, results.batch, "
              "results.seq_len, results.threads, results.row FROM results "
              "JOIN runs ON runs.id = results.run_id ORDER BY runs.id, results.id")
     with closing(connect(path, create=False)) as db:
@@ -209,8 +222,8 @@ def load_series(path, *, fail_above: float = 5.0) -> list[Series]:
         except sqlite3.Error as exc:
             raise LSTMBenchError(f"{path}: cannot read the history ({exc})") from None
     series: dict[tuple, Series] = {}
-    for (run_id, recorded, commit, sha, model_path, cpu, runtime, mode, chunk, batch, seq_len,
-         threads, row) in rows:
+    for (run_id, recorded, commit, versions, sha, model_path, cpu, runtime, mode, chunk, batch,
+         seq_len, threads, row) in rows:
         try:
             measurement = Measurement.from_dict(json.loads(row))
         except (ValueError, KeyError, TypeError) as exc:
@@ -218,10 +231,13 @@ def load_series(path, *, fail_above: float = 5.0) -> list[Series]:
                                  f"({type(exc).__name__}: {exc})") from None
         key = (sha, cpu, runtime, mode, chunk, batch, seq_len, threads)
         entry = series.setdefault(key, Series(key, model_path, fail_above))
-        entry.points.append(Point(run_id, recorded, commit, measurement))
+        entry.points.append(Point(run_id, recorded, commit, measurement, versions=versions))
     for entry in series.values():
         for previous, point in zip(entry.points, entry.points[1:]):
             point.change = judge(previous.measurement, point.measurement, fail_above)
+            point.same_code = (point.git_commit is not None
+                               and (point.git_commit, point.versions)
+                               == (previous.git_commit, previous.versions))
     return list(series.values())
 
 

@@ -76,7 +76,7 @@ def _plot(series) -> Figure:
 
 
 def render_history(series, db) -> str:
-    from lstm_bench.bench.cli_history import change_lines, quiet_line
+    from lstm_bench.bench.cli_history import change_lines, machine_line, quiet_line
     from lstm_bench.bench.decision import plural
     from lstm_bench.bench.plots import _png
 
@@ -103,6 +103,9 @@ def render_history(series, db) -> str:
         parts.append("<h3>Change points</h3>" + ("<ul>" + "".join(
             f"<li>{html.escape(line)}</li>" for line in lines) + "</ul>" if lines
             else f"<p>{html.escape(quiet_line(group))}.</p>"))
+        machine = machine_line(group)
+        if machine:
+            parts.append(f"<p class=\"meta\">{html.escape(machine)}.</p>")
         rows = [[s.runtime, f"{s.key[5]}", f"{s.key[6]}", str(s.key[7]), str(len(s.points)),
                  f"{s.points[0].measurement.stats.median:.4g}",
                  f"{s.points[-1].measurement.stats.median:.4g}", str(len(s.change_points))]

@@ -94,3 +94,21 @@ def test_bad_databases_are_one_line_errors(tmp_path, capsys):
     assert len(err) == 2
     assert "not a usable history database" in err[0] and "no history database" in err[1]
     assert not (tmp_path / "missing.sqlite").exists()  # reading never creates one
+
+
+def test_a_change_between_runs_of_the_same_code_is_the_machines(tmp_path, capsys):
+    """Same commit and library versions: a 2x slower run is the machine's (a busy phase),
+    counted but not flagged; the same change after a new commit is a regression."""
+    db = tmp_path / "h.sqlite"
+    history.record(report(1.0, 1, "same"), db, "bench")
+    history.record(report(2.0, 2, "same"), db, "bench")
+    for s in history.load_series(db):
+        assert s.points[1].same_code and s.points[1].change.verdict == "regression"
+        assert s.change_points == [] and [p.run_id for p in s.machine_changes] == [2]
+    assert main(["history", "--db", str(db)]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "no change points between runs whose code changed" in out
+    assert "not flagged: 2 changes as large between runs of the same commit" in out
+    history.record(report(4.0, 3, "next"), db, "bench")
+    for s in history.load_series(db):
+        assert [p.run_id for p in s.change_points] == [3] and not s.points[2].same_code
