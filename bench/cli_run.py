@@ -257,6 +257,7 @@ def main(args) -> int:
     ort_options = parse_ort_options(args.ort_options)
     check_threads(threads)
     run_settings(args)
+    model = None  # the seed's sizes are known without exporting it
     if args.model:  # readable, within the limits, with an LSTM node, feedable at each batch
         model = BenchModel(args.model)
         model.check_shapes([(batch, None) for batch in fit_batches(model, batches, BATCHES)[0]])
@@ -266,7 +267,7 @@ def main(args) -> int:
     made = check_out(args.out)
     # checked, not created: record() makes it once there is a result
     db = None if args.no_history else history.check_db(args.db or history.default_db(args.out))
-    check_run_memory(args.model, batches, args.runtimes)  # the sweep's feeds fit
+    check_run_memory(model, batches, args.runtimes)  # the sweep's feeds fit
     # last: checking that a runtime is available loads its library (onnxruntime and OpenVINO
     # write telemetry files into $HOME as they load), so only once all else is known good
     names = list(pick_runtimes(args.runtimes)[0]) if args.runtimes is not None else None

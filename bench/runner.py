@@ -153,7 +153,8 @@ def check_memory(models, shapes, runtimes: int, command: str, fed=None) -> None:
     whole sweep, and every runtime of a thread count is open at once, each keeping its outputs
     of every shape it ran (an estimate: ``bench.model.HELD_PER_Y``). A worker process
     (``--processes``) holds the same; its parent holds none of them. ``fed``: the ``Inputs`` of
-    ``--inputs``, the one shape's feeds."""
+    ``--inputs``, the one shape's feeds. Sizing each shape's feeds (``BenchModel.feed_bytes``)
+    also refuses a shape the model cannot be fed, as ``BenchModel.check_shapes`` does."""
     from lstm_bench.files import check_total_size, size_text
 
     feeds, outputs = [], []
@@ -192,20 +193,18 @@ class SeedSizes:
         return output_bytes(self.layer_sizes, batch, seq_len)
 
 
-def check_run_memory(model_path, batches, runtimes) -> None:
+def check_run_memory(model, batches, runtimes) -> None:
     """`lstm-bench run`'s sweep (``batches`` at the model's sequence length, None: run's
     default) checked by ``check_memory`` before its folder is made, a batch the model cannot
-    take refused; ``model_path`` None: the seed."""
+    take refused; ``model``: the ``BenchModel`` run has read, None for the seed."""
     from lstm_bench.bench.cli_run import BATCHES
-    from lstm_bench.bench.model import BenchModel
     from lstm_bench.runtimes.inputs import fed_seq_len
 
-    if model_path is None:
+    if model is None:
         model = SeedSizes()
         seq_len = model.seq_len
         batches = list(batches or BATCHES)
     else:
-        model = BenchModel(model_path)
         seq_len = fed_seq_len(model.proto)
         batches, _ = fit_batches(model, batches, BATCHES)
     check_memory([model], [(b, seq_len) for b in batches], len(requested_runtimes(runtimes)),
@@ -435,10 +434,8 @@ def run_bench(model_path, *, runtimes: str | None = None, batches=None, seq_lens
         batches, notes = fit_batches(model, batches, default_batches)
         seq_lens = seq_lens or [fed_seq_len(model.proto)]
     shapes = [(b, t) for b in batches for t in seq_lens]
-    if fed is None:  # a bad shape is bad input: refused before any runtime is loaded
-        model.check_shapes(shapes)
-    # before any runtime library loads (they write files of their own): every runtime asked
-    # for counts, available here or not
+    # before any runtime library loads (they write files of their own): a shape the model
+    # cannot be fed is refused here too; every runtime asked for counts, available here or not
     check_memory([model], shapes, len(requested_runtimes(runtimes)), "bench", fed)
     factories, unavailable = pick_runtimes(runtimes)
     threads_list = resolve_threads(threads_list)
@@ -480,8 +477,6 @@ def run_ab(base_path, new_path, *, runtimes: str | None = "ort-cpu", batches=Non
     fit_batches(models[1], batches, None)  # refuses what the new model cannot take
     seq_lens = seq_lens or [fed_seq_len(models[0].proto)]
     shapes = [(b, t) for b in batches for t in seq_lens]
-    for model in models:  # a bad shape is bad input: refused before any runtime is loaded
-        model.check_shapes(shapes)
     check_memory(models, shapes, len(requested_runtimes(runtimes)), "compare")
     factories, unavailable = pick_runtimes(runtimes)
     threads_list = resolve_threads(threads_list)

@@ -153,7 +153,7 @@ def run_streaming(model_path, *, runtimes: str | None = None, batches=None, chun
     with tempfile.TemporaryDirectory(prefix="lstm-bench-stream-") as folder:
         stream = streaming_model(model.model, folder)  # first: a model that cannot stream fails fast
         timed = BenchModel(stream.model)
-        timed.check_shapes(shapes)  # a bad shape fails before any runtime is loaded
+        # a bad shape fails here too, before any runtime is loaded
         check_memory([timed], shapes, len(requested_runtimes(runtimes)), "bench --streaming")
         factories, unavailable = pick_runtimes(runtimes)
         fed = describe_random(timed.proto, shapes, seed=seed)
