@@ -322,7 +322,7 @@ def changes_table(changes: list[Change], width: int = 80):
     from rich.text import Text  # a runtime name from a user's file is shown as written
 
     from lstm_bench.bench.decision import shape_label
-    from lstm_bench.bench.terminal import WIDE, ms_text
+    from lstm_bench.bench.text import WIDE, ms_text
 
     groups: dict[tuple, list[Change]] = {}
     for c in changes:

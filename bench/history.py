@@ -23,6 +23,7 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lstm_bench.bench.decision import plural
 from lstm_bench.bench.stats import Measurement
 from lstm_bench.errors import LSTMBenchError
 from lstm_bench.files import to_json
@@ -246,3 +247,47 @@ def judge(base: Measurement, new: Measurement, fail_above: float):
     from lstm_bench.bench.compare import compare_measurements
 
     return compare_measurements(base, new, fail_above=fail_above)  # over blocks, not calls
+
+
+def change_lines(series) -> list[str]:
+    """A sentence per change point: the run, the series, the figures and compare's p in the
+    direction of the change."""
+    lines = []
+    for s in series:
+        for p in s.change_points:
+            c = p.change
+            slower = c.verdict in ("regression", "slower")
+            p_value = c.p_slower if slower else c.p_faster
+            lines.append(f"run #{p.run_id} ({p.recorded}, commit {(p.git_commit or '?')[:12]}): "
+                         f"{s.label}: {c.base_median_ms:.4g} -> {c.new_median_ms:.4g} ms "
+                         f"({c.change_pct:+.1f} %, p {'slower' if slower else 'faster'} "
+                         f"{p_value:.2g}): {c.verdict}")
+    return lines
+
+
+def machine_line(group) -> str | None:
+    """How many changes beyond the thresholds came between runs of the same code (not
+    flagged: the machine's), or None."""
+    count = sum(len(s.machine_changes) for s in group)
+    if not count:
+        return None
+    return (f"not flagged: {plural(count, 'change')} as large between runs of the same commit "
+            "and library versions: the machine's (busy or slow phases), not the code's; "
+            "`lstm-bench compare A.onnx B.onnx` measures two versions in the same phases")
+
+
+def quiet_line(group) -> str:
+    """What a model with no change points says: that its series stayed within noise only where
+    there was a run before to compare with; one run alone is nothing tested yet."""
+    single = sum(len(s.points) < 2 for s in group)
+    if single == len(group):
+        return "this model: only one run so far: nothing to compare yet"
+    if any(s.machine_changes for s in group):  # said by machine_line
+        text = "this model: no change points between runs whose code changed"
+    else:
+        text = (f"this model: no change points: {'every' if not single else 'each'} series "
+                "with runs to compare stayed within noise")
+    if single:
+        text += f"; {plural(single, 'series', 'series')} with only one run so far: nothing to " \
+                "compare yet"
+    return text

@@ -76,7 +76,7 @@ def _plot(series) -> Figure:
 
 
 def render_history(series, db) -> str:
-    from lstm_bench.bench.cli_history import change_lines, machine_line, quiet_line
+    from lstm_bench.bench.history import change_lines, machine_line, quiet_line
     from lstm_bench.bench.decision import plural
     from lstm_bench.bench.plots import _png
 

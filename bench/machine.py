@@ -28,7 +28,18 @@ from importlib import metadata
 from pathlib import Path
 from statistics import median
 
-from lstm_bench.options import default_threads  # the one default thread count
+
+# One intra-op thread per runtime unless the user asks for more. With as many threads as
+# cores, a runtime's thread pool competes with everything else on a small or shared machine:
+# measured on this project's 2-core machine while other work ran, torch-cpu took 16-20 ms a
+# call at batch 1 with 2 threads against 0.65 ms with 1 (docs/bench.md has the figures).
+DEFAULT_THREADS = 1
+
+
+def default_threads() -> int:
+    """The one default thread count of every command: DEFAULT_THREADS (see above)."""
+    return DEFAULT_THREADS
+
 
 LIBRARIES = ("lstm-bench", "numpy", "scipy", "onnx", "onnxruntime", "onnxruntime-gpu", "openvino",
              "torch", "onnxscript", "keras", "rich", "matplotlib")

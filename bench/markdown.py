@@ -4,7 +4,7 @@ the streaming rows in a table of their own (per call and per step)."""
 from __future__ import annotations
 
 from lstm_bench.bench.decision import decide, overlap, plural, ratio
-from lstm_bench.bench.terminal import NO_PEAK, ci_text, fmt, noise_text, num, \
+from lstm_bench.bench.text import NO_PEAK, ci_text, fmt, noise_text, num, \
     first_per_runtime, machine_warnings, noise_line, peak_text, per_step, ranked_groups, \
     split_rows
 

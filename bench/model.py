@@ -65,7 +65,7 @@ class BenchModel:
 
     def feed_bytes(self, batch: int, seq_len: int | None) -> int:
         """Bytes of the feeds ``feeds`` makes at this shape, found without making them."""
-        from lstm_bench.runtimes.inputs import feed_shapes
+        from lstm_bench.feeds import feed_shapes
 
         return sum(math.prod(shape) * np.dtype(dtype).itemsize for shape, dtype in
                    feed_shapes(self.model.proto, batch=batch, seq_len=seq_len).values())
@@ -73,7 +73,7 @@ class BenchModel:
     def output_bytes(self, batch: int, seq_len: int | None) -> int:
         """Bytes one runtime holds for this model's LSTM outputs at this shape (an estimate,
         see ``HELD_PER_Y``)."""
-        from lstm_bench.runtimes.inputs import fed_seq_len
+        from lstm_bench.feeds import fed_seq_len
 
         return output_bytes(self.model.layer_sizes, batch, fed_seq_len(self.model.proto, seq_len))
 
@@ -86,6 +86,6 @@ class BenchModel:
 
     def feeds(self, batch: int, seq_len: int, seed: int = 0) -> dict[str, np.ndarray]:
         """Seeded random inputs at this shape, from the generator verify uses too."""
-        from lstm_bench.runtimes.inputs import make_inputs
+        from lstm_bench.feeds import make_inputs
 
         return make_inputs(self.model.proto, batch=batch, seq_len=seq_len, seed=seed).feeds

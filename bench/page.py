@@ -21,7 +21,7 @@ PAGE_COLUMNS = tuple(c for c in COLUMNS if c not in ("min ms", "p90 ms", "steps/
 def page_rows(measurements) -> list[list[str]]:
     keep = [COLUMNS.index(c) for c in PAGE_COLUMNS]
     return [[row[i] for i in keep] for row in result_rows(measurements)]
-from lstm_bench.bench.terminal import machine_warnings, noise_line, split_rows
+from lstm_bench.bench.text import machine_warnings, noise_line, split_rows
 
 FOLD_ROWS = 24  # more result rows than this: thread counts after the first start folded
 

@@ -311,7 +311,7 @@ def latency_vs_threads(measurements) -> Figure:
 def cold_start(measurements) -> Figure:
     """Session open and first run side by side, each on its own linear axis with its values
     written at the bars: a 1 ms open next to a 2 s one is still readable."""
-    from lstm_bench.bench.terminal import first_per_runtime
+    from lstm_bench.bench.text import first_per_runtime
 
     firsts = first_per_runtime(measurements)
     many_threads = len({m.threads for m in firsts}) > 1

@@ -117,7 +117,7 @@ class VerifySummary:
         ``lstm_bench.model.Model``: its sha256) unless ``allow_different_models``. A verify report without the model's sha256
         (written before verify recorded it) is refused too: nothing ties it to the model,
         and running verify again takes seconds."""
-        from lstm_bench.runtimes.verify import SCHEMA
+        from lstm_bench.verify.run import SCHEMA
 
         data = read_json(path, "verify report")
         # a new file beside the one given, never the given one (it may be a report to keep)

@@ -5,21 +5,19 @@ the machine's peak) with a live display, and build the report document."""
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from dataclasses import asdict
 
 from lstm_bench.errors import LSTMBenchError
 
 
-def requested_runtimes(text) -> list[str]:
+def requested_runtimes(names) -> list[str]:
     """The runtime names asked for, checked, without loading any runtime library.
 
-    ``text``: names as ``lstm_bench.options.runtime_names`` parses them (a list, or None for
-    every registered runtime), or the same as one comma string; unknown names are an error.
+    ``names``: a list, or None for every registered runtime; unknown names are an error.
     """
-    from lstm_bench.options import runtime_names
     from lstm_bench.runtimes.registry import RUNTIMES
 
-    names = runtime_names(text) if isinstance(text, str) else text
     if names is None:
         return list(RUNTIMES)
     if not names:
@@ -31,13 +29,13 @@ def requested_runtimes(text) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def pick_runtimes(text) -> tuple[dict, list[dict]]:
+def pick_runtimes(names) -> tuple[dict, list[dict]]:
     """(name -> factory of the available ones, [{"runtime", "reason"} for the others]);
-    ``text`` as for ``requested_runtimes``."""
+    ``names`` as for ``requested_runtimes``."""
     from lstm_bench.runtimes.registry import RUNTIMES
 
     chosen, skipped = {}, []
-    for name in requested_runtimes(text):
+    for name in requested_runtimes(names):
         reason = RUNTIMES[name]().available()
         if reason:
             skipped.append({"runtime": name, "threads": None, "reason": reason})
@@ -49,83 +47,16 @@ def pick_runtimes(text) -> tuple[dict, list[dict]]:
     return chosen, skipped
 
 
-class LiveDisplay:
-    """A progress line and a table of the results so far, on stderr, while a sweep runs."""
-
-    def __init__(self, total: int, console=None, enabled: bool = True):
-        from rich.console import Console
-
-        self.console = console or Console(stderr=True)
-        self.enabled = enabled
-        self.total = total
-        self.rows: list = []
-        self.skips: list = []  # shown while the sweep runs; the report states them after
-        self.live = None
-
-    def __enter__(self):
-        if not self.enabled:
-            return self
-        from rich.console import Group
-        from rich.live import Live
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(),
-                                 TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(),
-                                 console=self.console)
-        self.task = self.progress.add_task("benchmark", total=self.total)
-        self.group = Group(self.progress)
-        self.live = Live(self.group, console=self.console, refresh_per_second=8, transient=True)
-        self.live.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        if self.live is not None:
-            self.live.__exit__(*exc)
-        return False
-
-    def __call__(self, kind: str, **info) -> None:
-        if self.live is None:
-            return
-        from lstm_bench.bench.decision import plural
-
-        if kind == "open":
-            self.progress.update(self.task, description=f"opening {info['runtime']} "
-                                 f"({plural(info['threads'], 'thread')})")
-        elif kind == "skip":
-            # in the live region, not printed: the report (or the command's one error line,
-            # when no runtime ran) says it again, so a printed line would be said twice
-            from rich.text import Text
-
-            self.progress.advance(self.task)
-            self.skips.append(Text(f"skipped {info['runtime']}: {info['reason']}", style="dim",
-                                   no_wrap=True, overflow="ellipsis"))
-            self._show()
-        elif kind == "opened":
-            self.progress.advance(self.task)
-        elif kind == "timing":
-            self.progress.update(self.task, description=f"timing {plural(info['cells'], 'cell')}"
-                                 f", {plural(info['threads'], 'thread')}")
-        elif kind == "process":
-            self.progress.update(self.task, description=f"worker process {info['process'] + 1}"
-                                 f" of {info['processes']}")
-        elif kind == "result":
-            self.rows.append(info["measurement"])
-            self._show()
-        elif kind == "done":
-            self.progress.advance(self.task)
-
-    def _show(self) -> None:
-        from rich.console import Group
-
-        from lstm_bench.bench.terminal import results_table
-
-        table = [results_table(self.rows[-12:], self.console.width)] if self.rows else []
-        self.live.update(Group(self.progress, *self.skips[-4:], *table))
+def quiet(total: int):
+    """The display of a sweep nobody watches: ``measure_sweep``'s ``display`` is called with the
+    count of steps and gives a context whose value takes the sweep's events
+    (``lstm_bench.cli.progress.LiveDisplay`` draws them)."""
+    return nullcontext(lambda kind, **info: None)
 
 
 def fed_inputs(model, inputs):
     """The feeds of an .npz (``--inputs``), checked against the model, as verify reads them."""
-    from lstm_bench.runtimes.inputs import load_inputs
+    from lstm_bench.feeds import load_inputs
 
     return load_inputs(inputs, model.proto)
 
@@ -136,7 +67,7 @@ def _subject(model, inputs=None, seed: int = 0):
     seeded random feeds at each shape."""
     from lstm_bench.bench.harness import Subject
     from lstm_bench.bench.model import BenchModel
-    from lstm_bench.runtimes.inputs import Inputs
+    from lstm_bench.feeds import Inputs
 
     if not isinstance(model, BenchModel):
         model = BenchModel(model)
@@ -172,45 +103,6 @@ def check_memory(models, shapes, runtimes: int, command: str, fed=None) -> None:
                      f"{runtimes} runtime{'s' * (runtimes > 1)} ({size(outputs)}, estimated)")
 
 
-class SeedSizes:
-    """The seed model as ``check_memory`` sizes it before `lstm-bench run` exports it: one
-    LSTM over X [batch, SEQ_LEN, INPUT_SIZE] of float32 (``lstm_bench.seed``)."""
-
-    def __init__(self):
-        from pathlib import Path
-
-        from lstm_bench.seed import HIDDEN_SIZE, INPUT_SIZE, SEQ_LEN
-
-        self.path, self.seq_len = Path("seed.onnx"), SEQ_LEN
-        self.layer_sizes = [(INPUT_SIZE, HIDDEN_SIZE, 1)]
-
-    def feed_bytes(self, batch: int, seq_len: int) -> int:
-        return 4 * batch * seq_len * self.layer_sizes[0][0]
-
-    def output_bytes(self, batch: int, seq_len: int) -> int:
-        from lstm_bench.bench.model import output_bytes
-
-        return output_bytes(self.layer_sizes, batch, seq_len)
-
-
-def check_run_memory(model, batches, runtimes) -> None:
-    """`lstm-bench run`'s sweep (``batches`` at the model's sequence length, None: run's
-    default) checked by ``check_memory`` before its folder is made, a batch the model cannot
-    take refused; ``model``: the ``BenchModel`` run has read, None for the seed."""
-    from lstm_bench.bench.cli_run import BATCHES
-    from lstm_bench.runtimes.inputs import fed_seq_len
-
-    if model is None:
-        model = SeedSizes()
-        seq_len = model.seq_len
-        batches = list(batches or BATCHES)
-    else:
-        seq_len = fed_seq_len(model.proto)
-        batches, _ = fit_batches(model, batches, BATCHES)
-    check_memory([model], [(b, seq_len) for b in batches], len(requested_runtimes(runtimes)),
-                 "run")
-
-
 def measure_models(models: list, factories: dict, shapes, threads_list, settings, *,
                    calibrate: bool, process: int = 0, origin: int | None = None,
                    clock=time.perf_counter_ns, on_event=None, ort_options=None,
@@ -235,7 +127,7 @@ def _worker(job: dict) -> list[dict]:
     factories = {n: RUNTIMES[n] for n in job["names"]}
     if job["stream_ports"] is not None:  # a streaming bench: each runtime carries h and c
         from lstm_bench.bench.streaming import StreamingRuntime
-        from lstm_bench.runtimes.streaming import StreamPorts
+        from lstm_bench.verify.streaming import StreamPorts
 
         ports = StreamPorts(**job["stream_ports"])
         factories = {n: (lambda f=f: StreamingRuntime(f(), ports)) for n, f in factories.items()}
@@ -329,7 +221,7 @@ def measure_in_processes(models, names: list[str], shapes, threads_list, setting
 
 
 def measure_sweep(models, factories: dict, shapes, threads_list, settings, *, calibrate: bool,
-                  show_progress: bool, console=None, clock=time.perf_counter_ns,
+                  display=None, clock=time.perf_counter_ns,
                   ort_options=None, inputs=None, seed: int = 0, stream_ports=None) -> tuple:
     """(one SweepResult per model (BenchModels), the load averages before and after).
 
@@ -342,7 +234,7 @@ def measure_sweep(models, factories: dict, shapes, threads_list, settings, *, ca
     load_before, cpu_before = load_average(), cpu_snapshot()
     in_process = settings.processes == 1
     total = (len(threads_list) * len(factories) * len(models)) if in_process else settings.processes
-    with LiveDisplay(total, console=console, enabled=show_progress) as display:
+    with (display or quiet)(total) as display:
         if in_process:
             results = measure_models(models, factories, shapes, threads_list, settings,
                                      calibrate=calibrate, clock=clock, on_event=display,
@@ -399,7 +291,7 @@ def resolve_threads(threads_list) -> list[int]:
 def fit_batches(model, batches, default) -> tuple[list[int], list[str]]:
     """(the batch sizes to measure ``model`` (a BenchModel) at, notes): ``batches`` as asked
     (None: ``default``), checked against a batch the model fixes (``inputs.fit_batches``)."""
-    from lstm_bench.runtimes.inputs import fit_batches as fit
+    from lstm_bench.feeds import fit_batches as fit
 
     fitted, note = fit(model.proto, batches, default, where=model.path.name)
     return fitted, [note] if note else []
@@ -407,7 +299,7 @@ def fit_batches(model, batches, default) -> tuple[list[int], list[str]]:
 
 def run_bench(model_path, *, runtimes: str | None = None, batches=None, seq_lens=None,
               threads_list=(None,), settings=None, verify=None,
-              calibrate: bool = True, show_progress: bool = True, console=None,
+              calibrate: bool = True, display=None,
               clock=time.perf_counter_ns, ort_options=None, inputs=None, seed: int = 0,
               default_batches=(1,)):
     """Measure a model and return its ``bench.report.BenchReport`` (``verify``: a
@@ -421,7 +313,7 @@ def run_bench(model_path, *, runtimes: str | None = None, batches=None, seq_lens
     """
     from lstm_bench.bench.harness import Settings
     from lstm_bench.bench.model import BenchModel
-    from lstm_bench.runtimes.inputs import check_given, describe_random, fed_seq_len
+    from lstm_bench.feeds import check_given, describe_random, fed_seq_len
 
     settings = settings or Settings()
     model = BenchModel(model_path)
@@ -446,8 +338,8 @@ def run_bench(model_path, *, runtimes: str | None = None, batches=None, seq_lens
         inputs = fed if settings.processes == 1 else inputs
         del fed
     (result,), load = measure_sweep([model], factories, shapes, threads_list, settings,
-                                    calibrate=calibrate, show_progress=show_progress,
-                                    console=console, clock=clock, ort_options=ort_options,
+                                    calibrate=calibrate, display=display, clock=clock,
+                                    ort_options=ort_options,
                                     inputs=inputs, seed=seed)
     result.skipped[:0] = unavailable
     if not result.measurements:
@@ -462,7 +354,7 @@ def run_bench(model_path, *, runtimes: str | None = None, batches=None, seq_lens
 
 def run_ab(base_path, new_path, *, runtimes: str | None = "ort-cpu", batches=None,
            seq_lens=None, threads_list=(None,), settings=None, calibrate: bool = False,
-           show_progress: bool = True, console=None, clock=time.perf_counter_ns,
+           display=None, clock=time.perf_counter_ns,
            ort_options=None, seed: int = 0) -> tuple:
     """Both models measured in one rotation (interleaved blocks, same processes): their two
     ``BenchReport``s (base, new). ``batches`` as in ``run_bench`` (default: 1), the same
@@ -470,7 +362,7 @@ def run_ab(base_path, new_path, *, runtimes: str | None = "ort-cpu", batches=Non
     ``seq_lens`` (None: the base model's length)."""
     from lstm_bench.bench.harness import Settings
     from lstm_bench.bench.model import BenchModel
-    from lstm_bench.runtimes.inputs import describe_random, fed_seq_len
+    from lstm_bench.feeds import describe_random, fed_seq_len
 
     models = [BenchModel(base_path), BenchModel(new_path)]
     batches, notes = fit_batches(models[0], batches, (1,))
@@ -483,7 +375,7 @@ def run_ab(base_path, new_path, *, runtimes: str | None = "ort-cpu", batches=Non
     described = [describe_random(m.proto, shapes, seed=seed) for m in models]
     results, load = measure_sweep(models, factories, shapes,
                                   threads_list, settings or Settings(), calibrate=calibrate,
-                                  show_progress=show_progress, console=console, clock=clock,
+                                  display=display, clock=clock,
                                   ort_options=ort_options, seed=seed)
     docs = []
     for model, result, fed in zip(models, results, described):

@@ -49,7 +49,7 @@ def streaming_model(source, folder) -> StreamingModel:
 
     from lstm_bench.exporters.stateful import stateful_variant
     from lstm_bench.model import Model, as_model
-    from lstm_bench.runtimes.streaming import stream_ports
+    from lstm_bench.verify.streaming import stream_ports
 
     model = as_model(source)
     name = model.path.name
@@ -129,7 +129,7 @@ def streaming_measurement(m, *, stateful_variant: bool):
 
 def run_streaming(model_path, *, runtimes: str | None = None, batches=None, chunks=(1,),
                   threads_list=(None,), settings=None, verify=None,
-                  show_progress: bool = True, console=None,
+                  display=None,
                   clock=time.perf_counter_ns, ort_options=None, seed: int = 0):
     """Measure the per-call latency of streaming ``model_path`` in chunks of each size in
     ``chunks`` steps, at each batch and thread count; returns the ``bench.report.BenchReport``
@@ -141,7 +141,7 @@ def run_streaming(model_path, *, runtimes: str | None = None, batches=None, chun
     from lstm_bench.bench.runner import (check_memory, finish_document, fit_batches,
                                          measure_sweep, pick_runtimes, requested_runtimes,
                                          resolve_threads)
-    from lstm_bench.runtimes.inputs import describe_random
+    from lstm_bench.feeds import describe_random
 
     settings = settings or Settings()
     model = BenchModel(model_path)
@@ -161,8 +161,8 @@ def run_streaming(model_path, *, runtimes: str | None = None, batches=None, chun
                    for name, factory in factories.items()}
         (result,), load = measure_sweep([timed], wrapped, shapes, threads_list, settings,
                                         # no GEMM peak: streaming rows have no % peak
-                                        calibrate=False, show_progress=show_progress,
-                                        console=console, clock=clock, ort_options=ort_options,
+                                        calibrate=False, display=display, clock=clock,
+                                        ort_options=ort_options,
                                         seed=seed, stream_ports=stream.ports)
         timed_info = timed.info()
     result.skipped[:0] = unavailable

@@ -21,7 +21,7 @@ import numpy as np
 
 from lstm_bench.errors import LSTMBenchError, first_line
 from lstm_bench.files import atomic_path, check_distinct
-from lstm_bench.parity import Tolerance
+from lstm_bench.tolerances import Tolerance
 
 SOURCE_KINDS = {".pt": "checkpoint", ".json": "checkpoint", ".keras": "keras", ".npz": "npz",
                 ".pt2": "program"}
@@ -264,7 +264,7 @@ def export_source(source: str | Path, out: str | Path, *, opset: int | None = No
     does not compute what its source computes; either way nothing is left at ``out``.
     """
     from lstm_bench.graph import summary
-    from lstm_bench.parity import TOLERANCES, compare_output
+    from lstm_bench.tolerances import TOLERANCES, compare_output
     from lstm_bench.exporters.torch_export import EXPORTERS
 
     source, out = Path(source), Path(out)

@@ -59,7 +59,7 @@ def check_against_onnxruntime(proto, probe_args, expected, which, batch_first):
         text = first_line(exc)
         raise LSTMBenchError(f"the {which} exporter's graph fails in onnxruntime at batch "
                              f"{batch}, sequence length {steps}: {text[:300]}{hint}") from None
-    from lstm_bench.parity import TOLERANCES, compare_output
+    from lstm_bench.tolerances import TOLERANCES, compare_output
 
     for index, (want, have) in enumerate(zip(expected, got)):
         judged = compare_output(which, f"output {index}", have, np.asarray(want, np.float64),

@@ -376,7 +376,7 @@ def validate(out: Path, cpu: bool, runtimes: str = RUNTIMES, budget_s: float = 4
     from lstm_bench.bench.report import VerifySummary, write_reports
     from lstm_bench.bench.runner import run_bench
     from lstm_bench.files import write_text
-    from lstm_bench.runtimes.verify import verify
+    from lstm_bench.verify.run import verify
 
     logfile = out / "kit.log"
     started = time.perf_counter()
@@ -430,10 +430,10 @@ def validate(out: Path, cpu: bool, runtimes: str = RUNTIMES, budget_s: float = 4
                 continue
             try:
                 seed_verify = verify_docs.get("seed") if case == "seed" else None
-                doc = run_bench(models[case][0], runtimes=runtimes, settings=settings, **shapes,
+                doc = run_bench(models[case][0], runtimes=names, settings=settings, **shapes,
                                 verify=VerifySummary.from_verify_json(seed_verify)
                                 if seed_verify else None,
-                                calibrate=not cpu, show_progress=False)
+                                calibrate=not cpu)
                 doc.extra["gpu_kit"] = {"mode": summary["mode"]}
                 write_reports(doc, json=out / f"bench-{case}.json",
                               html=out / f"bench-{case}.html")

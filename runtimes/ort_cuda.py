@@ -98,7 +98,7 @@ class OrtCudaRuntime(OrtRuntime):
 
         import onnxruntime
 
-        from lstm_bench.runtimes.inputs import make_inputs
+        from lstm_bench.feeds import make_inputs
 
         options = session_options(threads, self.ort_options)
         with tempfile.TemporaryDirectory() as tmp:

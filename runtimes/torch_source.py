@@ -31,7 +31,7 @@ def match_model(module, model, checkpoint) -> tuple[str, str]:
     """
     from onnx import TensorProto
 
-    from lstm_bench.runtimes.inputs import input_specs
+    from lstm_bench.feeds import input_specs
 
     where = f"--source {checkpoint}: the ONNX model does not match the checkpoint's module"
     inputs, outputs = input_specs(model), list(model.graph.output)

@@ -19,7 +19,7 @@ from lstm_bench.bench.markdown import render_markdown
 from lstm_bench.bench.page import render_html
 from lstm_bench.bench.report import BenchReport, VerifySummary, load_report
 from lstm_bench.bench.stats import Measurement
-from lstm_bench.bench.terminal import print_report
+from lstm_bench.cli.terminal import print_report
 from lstm_bench.cli import main
 
 FAST = ["--span", "0", "--blocks", "3", "--min-time", "0.002", "--min-reps", "3", "--no-calibrate",
@@ -181,7 +181,7 @@ def test_non_finite_errors_are_written_as_null_and_stay_failures(reports, tmp_pa
 def test_bench_takes_a_verify_report(tiny, tmp_path, capsys):
     import hashlib
 
-    from lstm_bench.runtimes.verify import SCHEMA
+    from lstm_bench.verify.run import SCHEMA
 
     path = tmp_path / "verify.json"  # a verify report of this model: its schema and sha256
     path.write_text(json.dumps({**verify_json(), "schema": SCHEMA,
@@ -300,7 +300,7 @@ def test_streaming_rows_are_their_own_shapes():
 
 def test_one_busy_note_when_both_of_run_s_sweeps_noted_it():
     from lstm_bench.bench.report import BenchReport
-    from lstm_bench.bench.terminal import machine_warnings
+    from lstm_bench.bench.text import machine_warnings
 
     report = BenchReport(model={}, machine={}, settings={}, measurements=[], notes=[
         "the machine was busy: other processes kept 0.80 of its 2 cores busy",

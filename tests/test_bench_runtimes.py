@@ -68,7 +68,7 @@ def test_harness_fidelity(benchmark):
     """
     if benchmark.disabled:
         pytest.skip("a timing check: run it with --benchmark-enable (see docs/bench.md)")
-    from lstm_bench.bench.fidelity import fidelity
+    from tools.fidelity import fidelity
 
     attempts = []
     for _ in range(3):

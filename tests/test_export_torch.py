@@ -18,7 +18,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from lstm_bench.exporters.torch_export import METADATA_EXPORTER, export_torch
 from lstm_bench.errors import LSTMBenchError
 from lstm_bench.reference.model import run_model
-from lstm_bench.parity import TOLERANCES
+from lstm_bench.tolerances import TOLERANCES
 
 INPUT_SIZE, HIDDEN_SIZE = 3, 8
 EXAMPLE_BATCH, EXAMPLE_STEPS = 2, 5

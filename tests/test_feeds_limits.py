@@ -9,7 +9,7 @@ import pytest
 
 from lstm_bench.cli import main
 from lstm_bench.exporters.weights import export_weights
-from lstm_bench.runtimes.inputs import make_inputs
+from lstm_bench.feeds import make_inputs
 from lstm_bench.spec import LSTMSpec, LSTMWeights
 
 # tiny (input 2, hidden 4) at these shapes, on ort-cpu alone: each feed X [50, b, 2] is at most
@@ -150,7 +150,7 @@ def test_a_random_bench_records_how_its_inputs_were_made(tiny, tmp_path, capsys)
 
 
 def test_token_inputs_record_their_vocabulary():
-    from lstm_bench.runtimes.inputs import describe_random
+    from lstm_bench.feeds import describe_random
     from test_token_inputs import VOCAB, _token_model
 
     fed = describe_random(_token_model(), [(2, 7)], seed=3)
@@ -166,7 +166,7 @@ def test_token_inputs_record_their_vocabulary():
 def test_sequence_lens_are_described_as_full_lengths(tmp_path):
     import onnx
 
-    from lstm_bench.runtimes.inputs import describe_random
+    from lstm_bench.feeds import describe_random
 
     path = tmp_path / "lens.onnx"
     export_weights(LSTMWeights.random(LSTMSpec(input_size=2, hidden_size=3)), path,

@@ -10,7 +10,7 @@ import numpy as np
 from rich.console import Console
 
 from lstm_bench.bench import history
-from lstm_bench.bench.cli_history import series_table
+from lstm_bench.cli.history import series_table
 from lstm_bench.bench.report import BenchReport
 from lstm_bench.bench.stats import Measurement
 from lstm_bench.cli import main

@@ -56,7 +56,7 @@ def reads(monkeypatch):
 
 
 def test_verify_reads_the_file_once_for_every_runtime(path, reads):
-    from lstm_bench.runtimes.verify import verify
+    from lstm_bench.verify.run import verify
 
     report = verify(path, ["ort-cpu", "numpy", "torch-cpu", "onnx-reference", "ort-cpu-fp16"],
                     batch=2, seq_len=5)
@@ -68,9 +68,9 @@ def test_bench_reads_the_file_once_for_every_runtime(path, reads):
     from lstm_bench.bench.harness import Settings
     from lstm_bench.bench.runner import run_bench
 
-    doc = run_bench(path, runtimes="ort-cpu,numpy,torch-cpu", batches=(1, 2), seq_lens=(4,),
+    doc = run_bench(path, runtimes=["ort-cpu", "numpy", "torch-cpu"], batches=(1, 2), seq_lens=(4,),
                     threads_list=(1,), settings=Settings(span=0, min_time=0, min_reps=2, block=1),
-                    calibrate=False, show_progress=False)
+                    calibrate=False)
     assert len(doc.measurements) == 6 and doc.model["sha256"]
     assert reads.count(str(path)) == 1, reads
 

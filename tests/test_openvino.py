@@ -10,7 +10,7 @@ import pytest
 from lstm_bench.cli import main
 from lstm_bench.exporters.weights import export_weights
 from lstm_bench.runtimes.openvino_rt import OpenVinoRuntime, OpenVinoStaticRuntime
-from lstm_bench.runtimes.verify import verify
+from lstm_bench.verify.run import verify
 from lstm_bench.spec import LSTMSpec, LSTMWeights
 
 _REASON = OpenVinoRuntime().available()
@@ -137,9 +137,8 @@ def test_bench_times_it_with_the_same_harness(models, tmp_path):
     from lstm_bench.bench.runner import run_bench
 
     settings = Settings(span=0, min_time=0, min_reps=3, warmup_reps=1, warmup_time=0, block=1)
-    doc = run_bench(models["plain"], runtimes="openvino-cpu,ort-cpu", batches=(1, 4),
-                    seq_lens=(10,), threads_list=(1,), settings=settings, calibrate=False,
-                    show_progress=False)
+    doc = run_bench(models["plain"], runtimes=["openvino-cpu", "ort-cpu"], batches=(1, 4),
+                    seq_lens=(10,), threads_list=(1,), settings=settings, calibrate=False)
     rows = [(m.runtime, m.batch, m.threads) for m in doc.measurements]
     assert sorted(rows) == [("openvino-cpu", 1, 1), ("openvino-cpu", 4, 1),
                             ("ort-cpu", 1, 1), ("ort-cpu", 4, 1)]
@@ -169,7 +168,7 @@ def test_peephole_output_is_the_truth_without_peepholes(tmp_path):
     import numpy as np
 
     from lstm_bench import reference
-    from lstm_bench.runtimes.inputs import make_inputs
+    from lstm_bench.feeds import make_inputs
 
     weights = LSTMWeights.random(LSTMSpec(4, 16, peepholes=True), seed=5)
     with_p = export_weights(weights, tmp_path / "p.onnx")

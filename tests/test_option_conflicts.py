@@ -18,7 +18,7 @@ QUICK = ["--span", "0", "--blocks", "1", "--min-time", "0", "--min-reps", "2", "
 @pytest.fixture(scope="module")
 def in8(tiny, tmp_path_factory):
     """Feeds for the ``tiny`` model at batch 8, seq_len 10."""
-    from lstm_bench.runtimes.inputs import make_inputs
+    from lstm_bench.feeds import make_inputs
 
     feeds = make_inputs(onnx.load(str(tiny)), batch=8, seq_len=10, seed=1).feeds
     path = tmp_path_factory.mktemp("inputs") / "in8.npz"

@@ -1,11 +1,24 @@
 """The installed distribution imports under one root, ``lstm_bench``, and nothing else."""
 
+import ast
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+# Bottom to top: each layer may import those before it, never one after it. The core is
+# lstm_bench's own modules (model, spec, graph, files, errors, tolerances, feeds, seed); the
+# app layer (lstm_bench.cli) sits on top and alone knows argparse.
+LAYERS = [("core", ROOT / "lstm_bench", "lstm_bench."),
+          ("reference", ROOT / "reference", "lstm_bench.reference"),
+          ("exporters", ROOT / "exporters", "lstm_bench.exporters"),
+          ("runtimes", ROOT / "runtimes", "lstm_bench.runtimes"),
+          ("verify", ROOT / "lstm_bench" / "verify", "lstm_bench.verify"),
+          ("bench", ROOT / "bench", "lstm_bench.bench"),
+          ("cli", ROOT / "lstm_bench" / "cli", "lstm_bench.cli")]
 
 
 def test_wheel_has_one_top_level_package(tmp_path):
@@ -18,24 +31,33 @@ def test_wheel_has_one_top_level_package(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     tops = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
     assert tops == {"lstm_bench"}
-    for folder in ("reference", "exporters", "runtimes", "bench"):
-        assert f"lstm_bench/{folder}/__init__.py" in names
-        for module in (ROOT / folder).glob("*.py"):
-            assert f"lstm_bench/{folder}/{module.name}" in names
+    for _, folder, name in LAYERS[1:]:
+        package = name.replace(".", "/")
+        assert f"{package}/__init__.py" in names
+        for module in folder.glob("*.py"):
+            assert f"{package}/{module.name}" in names
+    assert not any(n.startswith(("lstm_bench/tools", "tools/")) for n in names)
+
+
+def imported(module: Path) -> set[str]:
+    """Every module name ``module`` imports, at module level or inside a function."""
+    names = set()
+    for node in ast.walk(ast.parse(module.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
 
 
 def test_layers_point_one_way():
-    """core <- reference <- exporters <- runtimes <- bench: no module imports a layer above it."""
-    order = ["reference", "exporters", "runtimes", "bench"]
-    for rank, folder in enumerate(order):
-        above = order[rank + 1:]
-        for module in (ROOT / folder).glob("*.py"):
-            text = module.read_text()
-            for upper in above:
-                assert f"lstm_bench.{upper}" not in text, f"{folder}/{module.name} imports {upper}"
-    for module in (ROOT / "lstm_bench").glob("*.py"):
-        if module.name in ("cli.py",):  # the command table names every layer's CLI module
-            continue
-        text = module.read_text()
-        for upper in order:
-            assert f"lstm_bench.{upper}" not in text, f"lstm_bench/{module.name} imports {upper}"
+    """core <- reference <- exporters <- runtimes <- verify <- bench <- cli: no module
+    imports a layer above it, and only the app layer uses argparse."""
+    for rank, (layer, folder, _) in enumerate(LAYERS):
+        above = tuple(name for _, _, name in LAYERS[rank + 1:])
+        for module in folder.glob("*.py"):
+            names = imported(module)
+            wrong = sorted(n for n in names if n.startswith(above))
+            assert not wrong, f"{layer}: {module.name} imports {wrong}"
+            if layer != "cli":
+                assert "argparse" not in names, f"{layer}: {module.name} uses argparse"

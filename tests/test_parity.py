@@ -20,10 +20,10 @@ import pytest
 from lstm_bench import reference
 from cases import CASES, RUNTIME_TRAITS
 from lstm_bench.model import Model
-from lstm_bench.runtimes.inputs import make_inputs
-from lstm_bench.parity import TOLERANCES
+from lstm_bench.feeds import make_inputs
+from lstm_bench.tolerances import TOLERANCES
 from lstm_bench.runtimes.registry import RUNTIMES
-from lstm_bench.runtimes.verify import time_axes, verify_runtime
+from lstm_bench.verify.run import time_axes, verify_runtime
 
 
 @functools.cache
@@ -192,7 +192,7 @@ def test_exported_wrapper_gets_its_time_axis_by_dim_name(built):
 
 
 def test_ulp_distance_counts_representable_values():
-    from lstm_bench.parity import ulp_distance
+    from lstm_bench.tolerances import ulp_distance
 
     one = np.float32(1.0)
     assert ulp_distance(np.nextafter(one, np.float32(2)), one, np.float32) == 1
@@ -203,7 +203,7 @@ def test_ulp_distance_counts_representable_values():
 
 
 def test_compare_collects_every_failure_kind():
-    from lstm_bench.runtimes.parity import compare
+    from lstm_bench.verify.parity import compare
 
     truth = {"Y": np.zeros((4, 2)), "Y_h": np.ones((2, 3)), "Y_c": np.ones(3), "extra": np.ones(2)}
     outputs = {"Y": np.full((4, 2), np.nan, np.float32), "Y_h": np.ones((3, 2), np.float32),

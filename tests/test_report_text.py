@@ -15,7 +15,8 @@ from lstm_bench.bench.markdown import render_markdown
 from lstm_bench.bench.page import render_html
 from lstm_bench.bench.report import BenchReport, load_report, write_reports
 from lstm_bench.bench.stats import Block, Measurement
-from lstm_bench.bench.terminal import noise_line, print_report
+from lstm_bench.bench.text import noise_line
+from lstm_bench.cli.terminal import print_report
 
 
 def row(runtime, median_ms, spread=0.0, threads=1, batch=1, seq_len=100, blocks=20, **extra):
@@ -154,7 +155,7 @@ def test_compare_files_show_both_p_values_and_the_threshold():
 
 def test_progress_lines_count_in_words_that_agree():
     """The live progress line of a sweep: "1 thread", "1 cell", never "1 threads"."""
-    from lstm_bench.bench.runner import LiveDisplay
+    from lstm_bench.cli.progress import LiveDisplay
 
     console = Console(width=100, file=io.StringIO(), force_terminal=True)
     with LiveDisplay(3, console) as live:

@@ -105,7 +105,7 @@ def test_a_batch_the_model_takes_is_fed_as_asked(fixed, tmp_path, capsys):
 
 def test_verify_and_make_inputs_feed_the_models_batch(fixed, tmp_path, capsys):
     from lstm_bench.errors import LSTMBenchError
-    from lstm_bench.runtimes.inputs import make_inputs
+    from lstm_bench.feeds import make_inputs
 
     proto = onnx.load(str(fixed))
     made = make_inputs(proto, seq_len=9)

@@ -12,7 +12,7 @@ from lstm_bench.errors import LSTMBenchError
 from lstm_bench.spec import LSTMSpec, LSTMWeights
 from lstm_bench.runtimes.base import BaseRuntime
 from lstm_bench.runtimes.cuda import cuda_device_reason
-from lstm_bench.runtimes.inputs import input_specs, load_inputs, make_inputs
+from lstm_bench.feeds import input_specs, load_inputs, make_inputs
 from lstm_bench.runtimes.ort_cuda import OrtCudaRuntime, placement_from_profile, predicted_fallback
 from lstm_bench.runtimes.registry import RUNTIMES, get_runtime
 
@@ -225,7 +225,7 @@ def test_input_specs_mark_roles(tmp_path):
 
 
 def test_a_runtime_with_nothing_to_compare_does_not_pass():
-    from lstm_bench.runtimes.parity import compare
+    from lstm_bench.verify.parity import compare
 
     result = compare("numpy", {}, {}, "float32")
     assert result.status == "fail" and not result
@@ -237,7 +237,7 @@ def test_a_runtime_with_nothing_to_compare_does_not_pass():
 
 def test_streaming_fails_a_runtime_whose_chunked_states_are_nan(tmp_path):
     from lstm_bench.runtimes.ort_cpu import OrtRuntime
-    from lstm_bench.runtimes.streaming import streaming_parity
+    from lstm_bench.verify.streaming import streaming_parity
 
     path, model = one_node(tmp_path, LSTMSpec(2, 3), initial_states=True)
     feeds = make_inputs(model, batch=2, seq_len=9, seed=0).feeds
@@ -381,7 +381,7 @@ def test_bench_records_the_ort_options_in_every_row(tmp_path, capsys):
 
 
 def test_int8_survey_measures_every_setting_and_marks_the_chosen_one(capsys):
-    from lstm_bench.runtimes.int8_survey import main, survey
+    from tools.int8_survey import main, survey
 
     errors = survey(models=1)
     assert set(errors) == {(False, False), (False, True), (True, False), (True, True)}

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from lstm_bench.exporters.source import export_source
-from lstm_bench.parity import TOLERANCES, compare_output
-from lstm_bench.runtimes.sensitivity import FACTOR, Float32Floor
-from lstm_bench.runtimes.verify import lstm_layer_check, verify
+from lstm_bench.tolerances import TOLERANCES, compare_output
+from lstm_bench.verify.sensitivity import FACTOR, Float32Floor
+from lstm_bench.verify.run import lstm_layer_check, verify
 from lstm_bench.seed import shipped_checkpoint
 
 LONG = 3000

@@ -18,7 +18,7 @@ from lstm_bench.errors import LSTMBenchError
 from lstm_bench.exporters.stateful import METADATA_STATEFUL, stateful_variant
 from lstm_bench.exporters.weights import build_lstm_model
 from lstm_bench.runtimes.registry import RUNTIMES
-from lstm_bench.runtimes.streaming import stream_ports, streaming_parity
+from lstm_bench.verify.streaming import stream_ports, streaming_parity
 from lstm_bench.spec import LSTMSpec, LSTMWeights
 
 I, H = 3, 5
@@ -191,8 +191,8 @@ def test_run_streaming_rows_carry_mode_chunk_and_per_step_figures(classifier):
     """Each clock read advances 1 us, so every timed call lasts exactly 1 us."""
     settings = Settings(span=0, min_time=0.0, min_reps=4, max_reps=4, warmup_reps=1,
                         warmup_time=0.0, block=2)
-    doc = run_streaming(classifier, runtimes="ort-cpu,numpy", batches=(1, 2), chunks=(1, 4),
-                        settings=settings, show_progress=False, clock=_ticking_clock())
+    doc = run_streaming(classifier, runtimes=["ort-cpu", "numpy"], batches=(1, 2), chunks=(1, 4),
+                        settings=settings, clock=_ticking_clock())
     rows = [m.as_dict() for m in doc.measurements]  # the JSON rows, through the type
     assert {(r["runtime"], r["batch"], r["chunk"]) for r in rows} == {
         (rt, b, c) for rt in ("ort-cpu", "numpy") for b in (1, 2) for c in (1, 4)}

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from lstm_bench.bench.cli_run import summary_table
+from lstm_bench.cli.run import summary_table
 from lstm_bench.bench.report import BenchReport, Skip, VerifySummary
 from lstm_bench.bench.stats import Block, Measurement
-from lstm_bench.bench.terminal import print_report
+from lstm_bench.cli.terminal import print_report
 from lstm_bench.runtimes.registry import RUNTIMES
 
 NAMES = list(RUNTIMES) + ["torch-source"]
@@ -91,8 +91,8 @@ def test_run_summary_fits_with_one_verdict_per_runtime(width):
 
 @pytest.mark.parametrize("width", [80, 120])
 def test_verify_table_fits(tiny, width):
-    from lstm_bench.runtimes.cli_verify import render as render_verify
-    from lstm_bench.runtimes.verify import verify
+    from lstm_bench.cli.verify import render as render_verify
+    from lstm_bench.verify.run import verify
 
     names = ["ort-cpu", "numpy", "onnx-reference", "ort-cpu-int8", "ort-cuda",
              max(RUNTIMES, key=len)]  # the longest name
@@ -285,8 +285,8 @@ def test_verify_table_never_splits_an_output_name(tiny, width):
     (max ulp first) rather than an identifier being folded."""
     import dataclasses
 
-    from lstm_bench.runtimes.cli_verify import render as render_verify
-    from lstm_bench.runtimes.verify import verify
+    from lstm_bench.cli.verify import render as render_verify
+    from lstm_bench.verify.run import verify
 
     names = ["ort-cpu", "openvino-cpu-static", "ort-cpu-int8"]
     report = verify(tiny, names, batch=2, seq_len=3)

@@ -7,7 +7,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from lstm_bench.errors import LSTMBenchError
 from lstm_bench.reference import run_model
-from lstm_bench.runtimes.inputs import load_inputs, make_inputs, token_vocab
+from lstm_bench.feeds import load_inputs, make_inputs, token_vocab
 
 VOCAB, DIM, HIDDEN = 300, 3, 4
 

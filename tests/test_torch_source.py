@@ -12,7 +12,7 @@ from lstm_bench.exporters.weights import export_weights
 from lstm_bench.cli import main
 from lstm_bench.spec import LSTMSpec, LSTMWeights
 from lstm_bench.runtimes.torch_source import TorchSourceRuntime
-from lstm_bench.runtimes.verify import verify
+from lstm_bench.verify.run import verify
 
 
 @pytest.fixture(scope="module")

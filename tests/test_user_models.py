@@ -26,7 +26,7 @@ import torch
 from lstm_bench.cli import main
 from lstm_bench.errors import LSTMBenchError
 from lstm_bench.graph import lstm_nodes, no_lstm_reason, subgraph_lstms, summary
-from lstm_bench.runtimes.inputs import make_inputs, token_vocab
+from lstm_bench.feeds import make_inputs, token_vocab
 
 BENCH = ["--runtimes", "ort-cpu", "--min-time", "0.01", "--min-reps", "2", "--span", "0",
          "--no-calibrate", "--quiet"]

@@ -10,10 +10,10 @@ import pytest
 from lstm_bench.exporters.weights import export_weights
 from lstm_bench.cli import main
 from lstm_bench.spec import LSTMSpec, LSTMWeights
-from lstm_bench.runtimes.inputs import make_inputs
+from lstm_bench.feeds import make_inputs
 from lstm_bench.runtimes.registry import RUNTIMES
-from lstm_bench.runtimes.streaming import chunk_sizes, stream_ports, streaming_parity
-from lstm_bench.runtimes.verify import verify
+from lstm_bench.verify.streaming import chunk_sizes, stream_ports, streaming_parity
+from lstm_bench.verify.run import verify
 
 
 @pytest.fixture(scope="module")
@@ -197,7 +197,7 @@ def test_a_wrapped_model_is_judged_with_its_lstm_layer_in_one_verdict(tmp_path):
 
 
 def test_a_failing_lstm_layer_alone_is_drift_and_the_verdict_says_why():
-    from lstm_bench.runtimes.parity import compare
+    from lstm_bench.verify.parity import compare
 
     model = compare("rt", {"p": np.float32([0.5])}, {"p": np.array([0.5])}, "int8")
     layer = compare("rt", {"Y": np.float32([0.0, 0.4])}, {"Y": np.array([0.0, 0.0])}, "int8",

@@ -3,7 +3,7 @@
 Each subcommand lives in its own module, imported only when that subcommand runs, so that
 ``lstm-bench --help`` stays fast (no torch, no onnxruntime). A command module has
 ``add_arguments(parser)`` and ``main(args) -> int``; its one-line help is in ``COMMANDS`` (the
-one copy, read by --help). Options shared by several commands come from ``lstm_bench.options``.
+one copy, read by --help). Options shared by several commands come from ``lstm_bench.cli.options``.
 
 Exit codes: 0 success, 1 a parity or regression failure, 2 bad input (``LSTMBenchError``,
 argparse errors, an input too large for this machine's memory): one line on stderr, never a
@@ -20,18 +20,18 @@ import signal
 import sys
 
 from lstm_bench import interrupts
-from lstm_bench.console import PipeSafe
+from lstm_bench.cli.console import PipeSafe
 from lstm_bench.errors import LSTMBenchError, first_line
 
 # subcommand -> (module, one-line help). Written out by hand: the order is the order in --help.
 COMMANDS = {
-    "train": ("lstm_bench.cli_train", "train the seed's LSTM classifier on a built-in task"),
-    "export": ("lstm_bench.exporters.cli_export", "export a checkpoint, .keras, .pt2 or .npz to ONNX and prove it"),
-    "verify": ("lstm_bench.runtimes.cli_verify", "run a model on every runtime against the float64 truth"),
-    "bench": ("lstm_bench.bench.cli_bench", "measure latency and throughput of each runtime"),
-    "compare": ("lstm_bench.bench.cli_compare", "compare two bench JSON reports; exit 1 on a regression"),
-    "history": ("lstm_bench.bench.cli_history", "bench results over time, change points flagged"),
-    "run": ("lstm_bench.bench.cli_run", "the whole job on the built-in seed model: export, verify, bench"),
+    "train": ("lstm_bench.cli.train", "train the seed's LSTM classifier on a built-in task"),
+    "export": ("lstm_bench.cli.export", "export a checkpoint, .keras, .pt2 or .npz to ONNX and prove it"),
+    "verify": ("lstm_bench.cli.verify", "run a model on every runtime against the float64 truth"),
+    "bench": ("lstm_bench.cli.bench", "measure latency and throughput of each runtime"),
+    "compare": ("lstm_bench.cli.compare", "compare two bench JSON reports; exit 1 on a regression"),
+    "history": ("lstm_bench.cli.history", "bench results over time, change points flagged"),
+    "run": ("lstm_bench.cli.run", "the whole job on the built-in seed model: export, verify, bench"),
 }
 
 EXIT_BAD_INPUT = 2
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     command = top_args.command
     stdout = sys.stdout
-    sys.stdout = PipeSafe(stdout)  # `| head`, logs: lstm_bench/console.py
+    sys.stdout = PipeSafe(stdout)  # `| head`, logs: lstm_bench/cli/console.py
     try:
         with interrupts.handled():
             return _interruptible(command, argv[split + 1:])
@@ -136,6 +136,3 @@ def _bad_input(command: str, message: str) -> int:
     print(f"lstm-bench {command}: error: {message}", file=sys.stderr)
     return EXIT_BAD_INPUT
 
-
-if __name__ == "__main__":
-    sys.exit(main())

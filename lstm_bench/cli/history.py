@@ -43,7 +43,7 @@ def series_table(series, width: int):
     from rich.text import Text
 
     from lstm_bench.bench.decision import shape_label
-    from lstm_bench.bench.terminal import WIDE, ms_text
+    from lstm_bench.bench.text import WIDE, ms_text
 
     many_threads = len({s.key[7] for s in series}) > 1
 
@@ -81,59 +81,12 @@ def series_table(series, width: int):
     return table
 
 
-def change_lines(series) -> list[str]:
-    """A sentence per change point: the run, the series, the figures and compare's p in the
-    direction of the change."""
-    lines = []
-    for s in series:
-        for p in s.change_points:
-            c = p.change
-            slower = c.verdict in ("regression", "slower")
-            p_value = c.p_slower if slower else c.p_faster
-            lines.append(f"run #{p.run_id} ({p.recorded}, commit {(p.git_commit or '?')[:12]}): "
-                         f"{s.label}: {c.base_median_ms:.4g} -> {c.new_median_ms:.4g} ms "
-                         f"({c.change_pct:+.1f} %, p {'slower' if slower else 'faster'} "
-                         f"{p_value:.2g}): {c.verdict}")
-    return lines
-
-
-def machine_line(group) -> str | None:
-    """How many changes beyond the thresholds came between runs of the same code (not
-    flagged: the machine's), or None."""
-    from lstm_bench.bench.decision import plural
-
-    count = sum(len(s.machine_changes) for s in group)
-    if not count:
-        return None
-    return (f"not flagged: {plural(count, 'change')} as large between runs of the same commit "
-            "and library versions: the machine's (busy or slow phases), not the code's; "
-            "`lstm-bench compare A.onnx B.onnx` measures two versions in the same phases")
-
-
-def quiet_line(group) -> str:
-    """What a model with no change points says: that its series stayed within noise only where
-    there was a run before to compare with; one run alone is nothing tested yet."""
-    from lstm_bench.bench.decision import plural
-
-    single = sum(len(s.points) < 2 for s in group)
-    if single == len(group):
-        return "this model: only one run so far: nothing to compare yet"
-    if any(s.machine_changes for s in group):  # said by machine_line
-        text = "this model: no change points between runs whose code changed"
-    else:
-        text = (f"this model: no change points: {'every' if not single else 'each'} series "
-                "with runs to compare stayed within noise")
-    if single:
-        text += f"; {plural(single, 'series', 'series')} with only one run so far: nothing to " \
-                "compare yet"
-    return text
-
-
 def print_history(series, db, console) -> None:
     """The series of each model (a heading per model and CPU when the database holds
     several), then the change points, as hanging bullets."""
     from lstm_bench.bench.decision import plural
-    from lstm_bench.bench.terminal import print_lines, print_paths
+    from lstm_bench.bench.history import change_lines, machine_line, quiet_line
+    from lstm_bench.cli.terminal import print_lines, print_paths
 
     runs = {p.run_id for s in series for p in s.points}
     print_paths(console, f"{plural(len(runs), 'run')}, {plural(len(series), 'series', 'series')}"
@@ -159,7 +112,7 @@ def print_history(series, db, console) -> None:
 
 def main(args) -> int:
     from lstm_bench.bench.history import default_db, load_series
-    from lstm_bench.bench.terminal import make_console, print_paths
+    from lstm_bench.cli.terminal import make_console, print_paths
     from lstm_bench.files import check_writable, write_text
 
     from lstm_bench.errors import LSTMBenchError

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import argparse
 
-from lstm_bench import options
+from lstm_bench.cli import options
 from lstm_bench.errors import LSTMBenchError
-from lstm_bench.runtimes.sensitivity import FACTOR, widened_note
+from lstm_bench.verify.sensitivity import FACTOR, widened_note
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -51,14 +51,14 @@ def _fmt(value, spec=".1e"):
 
 def render(report, console) -> None:
     """The verdicts as a table that fits the console (80 columns and up; max rel and ULPs from
-    100 on, where they fit: ``lstm_bench.columns.fitting``), runtime names never cut, output
+    100 on, where they fit: ``lstm_bench.cli.columns.fitting``), runtime names never cut, output
     names wrapped at their spaces only; each runtime's reason and notes below it, hanging."""
     from rich import box
     from rich.markup import escape
     from rich.table import Table
     from rich.text import Text
 
-    from lstm_bench.columns import fitting
+    from lstm_bench.cli.columns import fitting
 
     inputs = report.inputs
     wide = console.width >= 100
@@ -132,7 +132,7 @@ def main(args) -> int:
 
     from lstm_bench.files import check_distinct, check_writable
     from lstm_bench.runtimes.ort_options import parse_ort_options
-    from lstm_bench.runtimes.verify import verify, write_json
+    from lstm_bench.verify.run import verify, write_json
 
     check_writable(args.json, "--json")
     check_distinct({"MODEL": args.model, "--inputs": args.inputs, "--source": args.source},

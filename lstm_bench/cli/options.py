@@ -17,24 +17,13 @@ from __future__ import annotations
 import argparse
 import math
 
+from lstm_bench.bench.machine import default_threads
 from lstm_bench.errors import LSTMBenchError
 
 MAX_DIM = 2 ** 31 - 1
 MAX_THREADS = 1024
 MAX_LIST = 64
 MAX_SEED = 2 ** 32 - 1
-
-
-# One intra-op thread per runtime unless the user asks for more. With as many threads as
-# cores, a runtime's thread pool competes with everything else on a small or shared machine:
-# measured on this project's 2-core machine while other work ran, torch-cpu took 16-20 ms a
-# call at batch 1 with 2 threads against 0.65 ms with 1 (docs/bench.md has the figures).
-DEFAULT_THREADS = 1
-
-
-def default_threads() -> int:
-    """The one default thread count of every command: DEFAULT_THREADS (see above)."""
-    return DEFAULT_THREADS
 
 
 class OptionError(argparse.ArgumentTypeError, LSTMBenchError):

@@ -1,4 +1,4 @@
-"""Which int8 settings suit this CPU: ``python -m lstm_bench.runtimes.int8_survey``.
+"""Which int8 settings suit this CPU: ``python -m tools.int8_survey``.
 
 Quantizes small random LSTMs (T=16, B=4, I=8, H=16, as in docs/verify.md) with every
 (per_channel, reduce_range) pair and prints the max abs error of Y against the float64 truth,
@@ -24,7 +24,7 @@ def survey(models: int = 6) -> dict[tuple[bool, bool], list[float]]:
 
     from lstm_bench import reference
     from lstm_bench.exporters.weights import export_weights
-    from lstm_bench.runtimes.inputs import make_inputs
+    from lstm_bench.feeds import make_inputs
     from lstm_bench.runtimes.ort_cpu import create_session, session_options
     from lstm_bench.spec import LSTMSpec, LSTMWeights
 

@@ -8,11 +8,13 @@ machine).
 
 from __future__ import annotations
 
+from lstm_bench.cli.progress import LiveDisplay
+
 HELP = "compare two bench JSON reports, or two models live; exit 1 on a regression"
 
 
 def add_arguments(parser) -> None:
-    from lstm_bench.bench.cli_bench import add_shape_arguments, add_timing_arguments
+    from lstm_bench.cli.bench import add_shape_arguments, add_timing_arguments
 
     parser.add_argument("base", help="the reference: a bench --json report, or an ONNX model")
     parser.add_argument("new", help="the one to judge: a report, or an ONNX model")
@@ -25,7 +27,7 @@ def add_arguments(parser) -> None:
                         help="compare reports from different CPUs or core counts")
     for option, what in (("json", "JSON"), ("md", "Markdown"), ("html", "HTML")):
         parser.add_argument(f"--{option}", metavar="PATH", help=f"write the verdicts as {what}")
-    from lstm_bench import options
+    from lstm_bench.cli import options
 
     group = parser.add_argument_group("live A/B (two .onnx models)")
     group.add_argument("--runtimes", type=options.runtime_names, default=["ort-cpu"],
@@ -59,7 +61,7 @@ def main(args) -> int:
                                           inputs_differ, machine_drift)
     from lstm_bench.bench.compare_report import headline, write_compare_reports
     from lstm_bench.bench.report import load_json
-    from lstm_bench.bench.terminal import make_console, print_lines, print_paths
+    from lstm_bench.cli.terminal import make_console, print_lines, print_paths
     from lstm_bench.errors import LSTMBenchError
     from lstm_bench.files import check_distinct, check_writable
 
@@ -74,7 +76,7 @@ def main(args) -> int:
         raise LSTMBenchError("give two bench reports (.json) or two models (.onnx), not one "
                              f"of each: {args.base}, {args.new}")
     if live[0]:
-        from lstm_bench.bench.cli_bench import settings_from, sweep_lists
+        from lstm_bench.cli.bench import settings_from, sweep_lists
         from lstm_bench.bench.runner import run_ab
         from lstm_bench.runtimes.ort_options import parse_ort_options
 
@@ -82,7 +84,7 @@ def main(args) -> int:
         batches, seq_lens, threads = sweep_lists(args)
         reports = run_ab(args.base, args.new, runtimes=args.runtimes, batches=batches,
                          seq_lens=seq_lens, threads_list=threads, settings=settings_from(args),
-                         show_progress=not args.quiet, ort_options=ort_options)
+                         display=None if args.quiet else LiveDisplay, ort_options=ort_options)
         base, new = (report.to_dict() for report in reports)
         allow_models = True  # two models are the point of a live comparison
     else:

@@ -1,8 +1,8 @@
 """Reproducibility and gate checks, measured the way a user runs the commands.
 
-    python -m lstm_bench.bench.repro invocations [--runs 6] [--model M.onnx] [-- BENCH OPTIONS]
-    python -m lstm_bench.bench.repro false-alarms [--pairs 10] [--mode live|reports]
-    python -m lstm_bench.bench.repro detect [--pairs 3] [--hidden 50,57]
+    python -m tools.repro invocations [--runs 6] [--model M.onnx] [-- BENCH OPTIONS]
+    python -m tools.repro false-alarms [--pairs 10] [--mode live|reports]
+    python -m tools.repro detect [--pairs 3] [--hidden 50,57]
 
 ``invocations`` runs ``lstm-bench bench MODEL --runtimes ort-cpu --batch 1 --seq-len 100``
 ``--runs`` times, each in a fresh process, and prints each median and the max/min ratio of
@@ -123,7 +123,7 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     extra = argv[argv.index("--") + 1:] if "--" in argv else []
     argv = argv[:argv.index("--")] if "--" in argv else argv
-    parser = argparse.ArgumentParser(prog="python -m lstm_bench.bench.repro",
+    parser = argparse.ArgumentParser(prog="python -m tools.repro",
                                      description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="check", required=True)
     p = sub.add_parser("invocations", help="max/min of the medians of identical bench runs")

@@ -12,6 +12,10 @@ import os
 import time
 from pathlib import Path
 
+from lstm_bench.bench.runner import check_memory, fit_batches, pick_runtimes, \
+    requested_runtimes
+from lstm_bench.cli.progress import LiveDisplay
+
 
 BATCHES = (1, 8, 32)
 SEQ_LEN = 100  # the seed model's sequence length
@@ -20,7 +24,7 @@ INTERRUPTED = "INTERRUPTED"  # written into a run folder whose report set is inc
 
 
 def add_arguments(parser) -> None:
-    from lstm_bench import options
+    from lstm_bench.cli import options
 
     parser.add_argument("--out", default="lstm-bench-out", metavar="DIR",
                         help="reports go to DIR/run-<timestamp>/ (default ./lstm-bench-out); "
@@ -130,7 +134,7 @@ def step_verify(model_path, runtimes, folder, source=None, ort_options=None):
     """
     from lstm_bench.bench.report import VerifySummary
     from lstm_bench.files import write_json
-    from lstm_bench.runtimes.verify import verify
+    from lstm_bench.verify.run import verify
 
     report = verify(model_path, runtimes=runtimes, source=source,  # batch 1, or the model's
                     ort_options=ort_options)
@@ -155,13 +159,13 @@ def step_bench(model_path, args, verify, batches, threads, ort_options=None):
     settings = run_settings(args)
     report = run_bench(model_path, runtimes=args.runtimes, batches=batches,
                        seq_lens=(verify.inputs.get("seq_len") or SEQ_LEN,), threads_list=threads,
-                       settings=settings, verify=verify, show_progress=not args.quiet,
+                       settings=settings, verify=verify, display=None if args.quiet else LiveDisplay,
                        ort_options=ort_options, default_batches=BATCHES)
     # and the latency of streaming it, one step per call with h and c carried (bench/streaming.py)
     from lstm_bench.bench.streaming import add_streaming
 
     return add_streaming(report, model_path, runtimes=args.runtimes, threads_list=threads,
-                         settings=settings, show_progress=not args.quiet,
+                         settings=settings, display=None if args.quiet else LiveDisplay,
                          ort_options=ort_options)
 
 
@@ -241,11 +245,10 @@ def main(args) -> int:
     from lstm_bench.bench import history
     from lstm_bench.bench.machine import check_threads
     from lstm_bench.bench.model import BenchModel
-    from lstm_bench.bench.runner import check_run_memory, fit_batches, pick_runtimes
-    from lstm_bench.bench.terminal import make_console, print_decision, print_paths, \
+    from lstm_bench.cli.terminal import make_console, print_decision, print_paths, \
         print_recorded
     from lstm_bench.errors import LSTMBenchError
-    from lstm_bench.options import threads_or_default
+    from lstm_bench.cli.options import threads_or_default
     from lstm_bench.runtimes.ort_options import parse_ort_options
 
     started = time.perf_counter()
@@ -313,3 +316,41 @@ def main(args) -> int:
                       f"(details in {escape(str(folder / 'verify.json'))})", highlight=False)
         return 1
     return 0
+
+
+class SeedSizes:
+    """The seed model as ``check_memory`` sizes it before `lstm-bench run` exports it: one
+    LSTM over X [batch, SEQ_LEN, INPUT_SIZE] of float32 (``lstm_bench.seed``)."""
+
+    def __init__(self):
+        from pathlib import Path
+
+        from lstm_bench.seed import HIDDEN_SIZE, INPUT_SIZE, SEQ_LEN
+
+        self.path, self.seq_len = Path("seed.onnx"), SEQ_LEN
+        self.layer_sizes = [(INPUT_SIZE, HIDDEN_SIZE, 1)]
+
+    def feed_bytes(self, batch: int, seq_len: int) -> int:
+        return 4 * batch * seq_len * self.layer_sizes[0][0]
+
+    def output_bytes(self, batch: int, seq_len: int) -> int:
+        from lstm_bench.bench.model import output_bytes
+
+        return output_bytes(self.layer_sizes, batch, seq_len)
+
+
+def check_run_memory(model, batches, runtimes) -> None:
+    """`lstm-bench run`'s sweep (``batches`` at the model's sequence length, None: run's
+    default) checked by ``check_memory`` before its folder is made, a batch the model cannot
+    take refused; ``model``: the ``BenchModel`` run has read, None for the seed."""
+    from lstm_bench.feeds import fed_seq_len
+
+    if model is None:
+        model = SeedSizes()
+        seq_len = model.seq_len
+        batches = list(batches or BATCHES)
+    else:
+        seq_len = fed_seq_len(model.proto)
+        batches, _ = fit_batches(model, batches, BATCHES)
+    check_memory([model], [(b, seq_len) for b in batches], len(requested_runtimes(runtimes)),
+                 "run")

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from lstm_bench.errors import LSTMBenchError
-from lstm_bench.parity import TOLERANCES, Failure, compare_output
+from lstm_bench.tolerances import TOLERANCES, Failure, compare_output
 
 
 @dataclass(frozen=True)

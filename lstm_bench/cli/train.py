@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from lstm_bench import options
+from lstm_bench.cli import options
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from lstm_bench.cli.progress import LiveDisplay
+
 
 def add_shape_arguments(parser) -> None:
     """--batch, --seq-len, --threads and --ort-option (shared with `compare A.onnx B.onnx` and
-    `python -m lstm_bench.bench.fidelity`)."""
-    from lstm_bench import options
+    `python -m fidelity`)."""
+    from lstm_bench.cli import options
 
     options.add_batch(parser, many=True, default=(1,))
     options.add_seq_len(parser, many=True, default=None)  # the model's: fixed, else 100
@@ -16,7 +18,7 @@ def add_shape_arguments(parser) -> None:
 
 def add_timing_arguments(parser) -> None:
     """How long and in how many blocks (see docs/bench.md, "What one figure means")."""
-    from lstm_bench import options
+    from lstm_bench.cli import options
     from lstm_bench.bench.harness import Settings
 
     d = Settings()
@@ -41,7 +43,7 @@ def add_timing_arguments(parser) -> None:
 
 
 def add_arguments(parser) -> None:
-    from lstm_bench import options
+    from lstm_bench.cli import options
 
     parser.add_argument("model", help="the ONNX model (with at least one LSTM node)")
     options.add_runtimes(parser)
@@ -89,7 +91,7 @@ def sweep_lists(args) -> tuple[list[int], list[int], list[int]]:
     """(batches or None, seq_lens or None, threads) from the options, the threads checked
     against the cores."""
     from lstm_bench.bench.machine import check_threads
-    from lstm_bench.options import threads_or_default
+    from lstm_bench.cli.options import threads_or_default
 
     # None where not given: the command's default, or what the model fixes
     return (None if args.batch is None else list(args.batch),
@@ -99,7 +101,7 @@ def sweep_lists(args) -> tuple[list[int], list[int], list[int]]:
 
 def check_combinations(args) -> None:
     """Refuse options that the run would silently not use (one line, exit 2)."""
-    from lstm_bench import options
+    from lstm_bench.cli import options
     from lstm_bench.errors import LSTMBenchError
 
     options.refuse_with_inputs(args, {"--seed": args.seed is not None})
@@ -111,11 +113,11 @@ def check_combinations(args) -> None:
 
 
 def main(args) -> int:
-    from lstm_bench import options
+    from lstm_bench.cli import options
     from lstm_bench.bench import history
     from lstm_bench.bench.report import VerifySummary, write_reports
     from lstm_bench.bench.runner import run_bench
-    from lstm_bench.bench.terminal import make_console, print_paths, print_recorded, \
+    from lstm_bench.cli.terminal import make_console, print_paths, print_recorded, \
         print_report
     from lstm_bench.errors import LSTMBenchError
     from lstm_bench.files import check_distinct, check_writable
@@ -150,12 +152,12 @@ def main(args) -> int:
             raise LSTMBenchError(f"--chunk: {exc}") from None
         doc = run_streaming(args.model, runtimes=args.runtimes, batches=batches, chunks=chunks,
                             threads_list=threads, settings=settings, verify=verify,
-                            show_progress=not args.quiet, ort_options=ort_options,
+                            display=None if args.quiet else LiveDisplay, ort_options=ort_options,
                             seed=args.seed)
     else:
         doc = run_bench(args.model, runtimes=args.runtimes, batches=batches, seq_lens=seq_lens,
                         threads_list=threads, settings=settings, verify=verify,
-                        calibrate=not args.no_calibrate, show_progress=not args.quiet,
+                        calibrate=not args.no_calibrate, display=None if args.quiet else LiveDisplay,
                         ort_options=ort_options, inputs=args.inputs, seed=args.seed)
     console = make_console()
     print_report(doc, console)

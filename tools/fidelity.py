@@ -1,7 +1,7 @@
 """How faithful the harness is: its ort-cpu median beside a bare ``InferenceSession.run`` loop,
 and its own cost per timed call.
 
-    python -m lstm_bench.bench.fidelity [--model M.onnx] [--batch 1,8] [--seq-len 100]
+    python -m tools.fidelity [--model M.onnx] [--batch 1,8] [--seq-len 100]
                                         [--threads 1,2] [--ort-option K=V] [--rounds 8]
                                         [--reps 200] [--json PATH]
 
@@ -130,10 +130,10 @@ def fidelity(model_path=None, *, batch: int = 1, seq_len: int = 100, rounds: int
 
 
 def main(argv=None) -> int:
-    from lstm_bench.bench.cli_bench import add_shape_arguments, sweep_lists
+    from lstm_bench.cli.bench import add_shape_arguments, sweep_lists
     from lstm_bench.errors import LSTMBenchError
 
-    parser = argparse.ArgumentParser(prog="python -m lstm_bench.bench.fidelity",
+    parser = argparse.ArgumentParser(prog="python -m tools.fidelity",
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--model")
     add_shape_arguments(parser)

@@ -18,18 +18,18 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lstm_bench.errors import LSTMBenchError
-from lstm_bench.parity import TOLERANCES, Failure
+from lstm_bench.tolerances import TOLERANCES, Failure
 from lstm_bench.model import Model
 from lstm_bench.runtimes.base import first_line
-from lstm_bench.runtimes.inputs import Inputs
-from lstm_bench.runtimes.parity import RuntimeParity, compare, runtime_precision
-from lstm_bench.runtimes.sensitivity import Float32Floor
+from lstm_bench.feeds import Inputs
+from lstm_bench.verify.parity import RuntimeParity, compare, runtime_precision
+from lstm_bench.verify.sensitivity import Float32Floor
 
 
 def time_axes(model, truth: dict, batch: int, seq_len: int | None) -> dict[str, int]:
     from onnx import helper
 
-    from lstm_bench.runtimes.inputs import input_specs
+    from lstm_bench.feeds import input_specs
 
     axes = {}
     for node in model.graph.node:
@@ -141,7 +141,7 @@ def verify_runtime(name, model, feeds, truth, axes, *, threads=None, ort_options
         result.settings = runtime.settings()
         result.notes = runtime.notes()
         if streaming:
-            from lstm_bench.runtimes.streaming import streaming_parity
+            from lstm_bench.verify.streaming import streaming_parity
 
             result.streaming = streaming_parity(runtime, model, feeds, chunks=chunks,
                                                 precision=precision, name=name)
@@ -188,7 +188,7 @@ def lstm_layer_check(model, folder, *, batch: int, seq_len: int | None, seed: in
     from lstm_bench import reference
     from lstm_bench.exporters.weights import export_weights
     from lstm_bench.model import as_model
-    from lstm_bench.runtimes.inputs import make_inputs
+    from lstm_bench.feeds import make_inputs
 
     try:
         nodes = model.lstm_nodes
@@ -239,7 +239,7 @@ def verify(model_path, runtimes=None, *, batch: int | None = None, seq_len: int 
 
     from lstm_bench import reference
     from lstm_bench.model import as_model
-    from lstm_bench.runtimes.inputs import check_given, fit_batches, load_inputs, make_inputs
+    from lstm_bench.feeds import check_given, fit_batches, load_inputs, make_inputs
     from lstm_bench.runtimes.registry import RUNTIMES
 
     names = list(RUNTIMES) if runtimes is None else list(runtimes)

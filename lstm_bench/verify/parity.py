@@ -1,4 +1,4 @@
-"""A runtime's verdict against the float64 truth: every output judged by ``lstm_bench.parity``."""
+"""A runtime's verdict against the float64 truth: every output judged by ``lstm_bench.tolerances``."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from lstm_bench.parity import TOLERANCES, Failure, OutputParity, Tolerance, compare_output
-from lstm_bench.runtimes.streaming import StreamingParity
+from lstm_bench.tolerances import TOLERANCES, Failure, OutputParity, Tolerance, compare_output
+from lstm_bench.verify.streaming import StreamingParity
 
 DRIFT = "drift"  # the model's output within tolerance, its LSTM layer alone beyond it
 
@@ -135,7 +135,7 @@ def compare(runtime: str, outputs: dict, truth: dict, precision: str,
 
     ``floor``: a ``runtimes.sensitivity.Float32Floor`` of the same feeds; a float32 output
     beyond the table is judged again against its widened limit."""
-    from lstm_bench.runtimes.sensitivity import WIDENED
+    from lstm_bench.verify.sensitivity import WIDENED
 
     tolerance = TOLERANCES.get(precision, TOLERANCES["float32"])
     result = RuntimeParity(runtime, "pass", precision=precision, tolerance=tolerance)
@@ -156,7 +156,7 @@ def compare(runtime: str, outputs: dict, truth: dict, precision: str,
 
 
 def _widened(outputs, runtime: str) -> str:
-    from lstm_bench.runtimes.sensitivity import widened_note
+    from lstm_bench.verify.sensitivity import widened_note
 
     note = widened_note(outputs, runtime)
     return f", {note}" if note else ""

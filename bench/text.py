@@ -1,0 +1,122 @@
+"""Figures as text, the same in every report (terminal, Markdown, HTML): how a latency, a
+throughput, a confidence interval and the noise of a row are written, and which rows are
+streaming rows."""
+
+from __future__ import annotations
+
+from lstm_bench.bench.decision import plural, row_field, shape_key
+from lstm_bench.bench.stats import NOISE_THRESHOLD
+
+
+WIDE = 100  # from this many columns on, the tables show every figure
+# the caption of every latency table: what the central figure and its interval are
+MEDIAN_CAPTION = "ms: median of the block medians, its 95% CI over the blocks; p99 over calls"
+NO_PEAK = ("no % peak for streaming rows: a call of a few steps is bound by its overhead, "
+           "and the GEMM peak is no ceiling for it")
+
+
+def streaming(m) -> bool:
+    return row_field(m, "mode") == "streaming"
+
+
+def split_rows(measurements) -> tuple[list, list]:
+    """(whole-sequence rows, streaming rows)."""
+    return ([m for m in measurements if not streaming(m)],
+            [m for m in measurements if streaming(m)])
+
+
+def peak_text(m) -> str:
+    """% of the GEMM peak; none for streaming rows (``NO_PEAK``), in every report alike."""
+    share = None if streaming(m) else m.peak_share
+    return fmt(None if share is None else 100 * share, ".1f")
+
+
+def per_step(m, which: str) -> float:
+    """A streaming row's p50 or p99 over the steps its call carries (ms)."""
+    figure = m.stats.median if which == "p50" else m.stats.p99
+    return figure / max(row_field(m, "chunk") or m.seq_len, 1)
+
+
+def fmt(value, spec=".4g") -> str:
+    return "–" if value is None else format(value, spec)
+
+
+def num(value) -> str:
+    """Throughput-style figures: 12,345 rather than 1.234e+04."""
+    if value is None:
+        return "–"
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
+def ms_text(value) -> str:
+    """A latency in 7 characters at most: 4 figures where they fit (0.06276, 1.343), else 3
+    (0.00417, 8.3e-05), whole above a second (12,345)."""
+    if value is None:
+        return "–"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    text = f"{value:.4g}"
+    return text if len(text) <= 7 else f"{value:.3g}"
+
+
+def short_number(value) -> str:
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
+
+
+def ci_text(m) -> str:
+    ci = m.stats.median_ci
+    return f"{short_number(ci[0])}–{short_number(ci[1])}" if ci else "–"
+
+
+def noise_text(m) -> str:
+    """IQR / median, and "2 ph" when the blocks fell into a fast and a slow phase."""
+    text = f"{m.noise:.0%}"
+    if row_field(m, "phases"):
+        text += " 2 ph"
+    return text
+
+
+def ranked_groups(measurements) -> list[tuple[tuple, list]]:
+    """(shape, measurements fastest first) in shape order."""
+    groups: dict[tuple, list] = {}
+    for m in measurements:
+        groups.setdefault(shape_key(m), []).append(m)
+    return [(key, sorted(groups[key], key=lambda m: m.stats.median)) for key in sorted(groups)]
+
+
+def first_per_runtime(measurements) -> list:
+    """One measurement per (runtime, threads): cold start and memory are per opened runtime."""
+    seen = {}
+    for m in measurements:
+        seen.setdefault((m.runtime, m.threads), m)
+    return list(seen.values())
+
+
+def noise_line(report) -> str | None:
+    """One sentence on the noise, instead of one warning per row."""
+    noisy = [m for m in report.measurements if m.noisy]
+    phased = [m for m in report.measurements if row_field(m, "phases")]
+    if not noisy and not phased:
+        return None
+    # "1 of 16 rows has": the verb agrees with the count of noisy rows
+    text = (f"noise: {len(noisy)} of {plural(len(report.measurements), 'row')} "
+            f"{'has' if len(noisy) == 1 else 'have'} an IQR above {NOISE_THRESHOLD:.0%} of the "
+            "median")
+    if phased:
+        text += (f", {len(phased)} fell into a fast and a slow phase of the machine "
+                 "(marked 2 ph)")
+    return text + ("; where runtimes are marked ~ their order is within noise. Rerun on an "
+                   "idle machine or over a longer span; `lstm-bench compare A.onnx B.onnx` "
+                   "compares two models in the same phases.")
+
+
+def machine_warnings(report) -> list[str]:
+    """What the measuring side noted: the machine (busy, load average...), and for a streaming
+    bench which file was timed (the model, or its stateful variant)."""
+    streaming = report.extra.get("streaming")
+    note = streaming.get("note") if isinstance(streaming, dict) else None
+    # run measures its sequence and streaming rows in two sweeps, each noting a busy machine
+    # with its own figures: the first says it
+    busy = [n for n in report.notes if n.startswith("the machine was busy")]
+    notes = [n for n in report.notes if n not in busy[1:]]
+    return notes + ([f"streaming: {note}"] if note else [])
