@@ -14,8 +14,8 @@ finds "significant" differences between two identical runs. So:
 A row is a regression only when the test says slower (p < ``alpha``) *and* the central figure
 slowed by more than ``fail_above`` percent. A shift the test cannot tell from noise is "within
 noise" whatever its size; a significant shift below the threshold is "slower" (or "faster")
-but does not fail. Rows are matched on (runtime, batch, seq_len, threads, mode); rows only in one
-report are listed, never failed. Rows are read back through ``stats.Measurement``, the type
+but does not fail. Rows are matched on their ``stats.RowKey``; rows only in one report are
+listed, never failed. Rows are read back through ``stats.Measurement``, the type
 that wrote them.
 
 Reports of different models (sha256) or machines (CPU model and core count) are refused
@@ -28,16 +28,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lstm_bench.bench.stats import Measurement
+from lstm_bench.bench.report import SCHEMA
+from lstm_bench.bench.stats import Measurement, RowKey
 from lstm_bench.errors import LSTMBenchError
 
 ALPHA = 0.01
-SCHEMA_PREFIX = "lstm-bench/bench/"
 
 
 @dataclass(frozen=True)
 class Change:
-    key: tuple  # (runtime, batch, seq_len, threads, mode)
+    key: RowKey
     base_median_ms: float | None
     new_median_ms: float | None
     change_pct: float | None  # the central figure's change, in percent
@@ -108,7 +108,7 @@ def paired_block_ms(base: Measurement, new: Measurement) -> tuple[np.ndarray, np
 def compare_measurements(base: Measurement, new: Measurement, *, fail_above: float,
                          alpha: float = ALPHA, paired: bool = False) -> Change:
     """One row judged over its blocks: unpaired (two runs), or paired by round (one rotation,
-    ``runner.run_ab``)."""
+    the live ``compare A.onnx B.onnx``)."""
     if paired:
         base_ms, new_ms = paired_block_ms(base, new)
         figures = compare_paired(base_ms, new_ms, fail_above=fail_above, alpha=alpha)
@@ -116,7 +116,7 @@ def compare_measurements(base: Measurement, new: Measurement, *, fail_above: flo
     else:
         figures = compare_blocks(base.block_ms, new.block_ms, fail_above=fail_above, alpha=alpha)
         test = "mann-whitney (blocks)"
-    return Change(base.key(), base.stats.median, new.stats.median, *figures,
+    return Change(base.key, base.stats.median, new.stats.median, *figures,
                   base_blocks=len(base.block_ms), new_blocks=len(new.block_ms), test=test)
 
 
@@ -145,32 +145,30 @@ def check_comparable(base: dict, new: dict, *, allow_different_models: bool = Fa
                              "to compare them anyway")
 
 
-def measurements(doc: dict, which: str) -> dict[tuple, Measurement]:
-    """A report's rows as Measurements by (runtime, batch, seq_len, threads, mode), checked: an
-    lstm-bench bench report (its schema), with rows, each with its blocks, no key twice."""
+def measurements(doc: dict, which: str) -> dict[RowKey, Measurement]:
+    """A report's rows as Measurements by their key, checked: an lstm-bench bench report (its
+    schema), with rows, each with its blocks, no key twice."""
     schema = doc.get("schema")
-    if not isinstance(schema, str) or not schema.startswith(SCHEMA_PREFIX):
+    if schema != SCHEMA:
         raise LSTMBenchError(f"{which} is not an lstm-bench bench report (schema "
-                             f"{schema!r}, expected {SCHEMA_PREFIX}N)")
+                             f"{schema!r}, expected {SCHEMA!r})")
     if not doc.get("results"):
         raise LSTMBenchError(f"{which} report has no results: nothing to compare")
     for key in ("model", "machine"):
         if not isinstance(doc.get(key), dict):
             raise LSTMBenchError(f"{which} report has no '{key}' section")
-    rows: dict[tuple, Measurement] = {}
+    rows: dict[RowKey, Measurement] = {}
     for i, row in enumerate(doc["results"]):
         try:
             m = Measurement.from_dict(row)
         except (KeyError, TypeError, ValueError) as exc:
             raise LSTMBenchError(f"{which} results[{i}] is malformed ({exc})") from None
         if not m.blocks:
-            raise LSTMBenchError(f"{which} results[{i}] ({m.label()}) has no blocks: a report "
-                                 "of an older lstm-bench, whose calls cannot be compared "
-                                 "fairly; measure it again")
-        if m.key() in rows:
-            raise LSTMBenchError(f"{which} report has two rows for (runtime, batch, seq_len, "
-                                 f"threads, mode) = {m.key()}; merge or remove one")
-        rows[m.key()] = m
+            raise LSTMBenchError(f"{which} results[{i}] ({m.label()}) has no blocks: its calls "
+                                 "cannot be compared fairly; measure it again")
+        if m.key in rows:
+            raise LSTMBenchError(f"{which} report has two rows for {m.key}; merge or remove one")
+        rows[m.key] = m
     return rows
 
 
@@ -178,9 +176,8 @@ def compare_reports(base: dict, new: dict, *, fail_above: float = 5.0, alpha: fl
                     paired: bool = False, allow_different_models: bool = False,
                     allow_different_machines: bool = False) -> list[Change]:
     """Every row of two bench reports judged (see the module doc). ``paired``: both were
-    measured in one rotation (``runner.run_ab``), so blocks pair by round."""
-    if not fail_above >= 0:  # NaN too: it would make every slowdown pass
-        raise LSTMBenchError(f"--fail-above must be >= 0 percent, got {fail_above}")
+    measured in one rotation (the live compare), so blocks pair by round. ``fail_above``:
+    0 or more (``lstm_bench.cli.options.percent``)."""
     base_rows, new_rows = measurements(base, "BASE"), measurements(new, "NEW")
     check_comparable(base, new, allow_different_models=allow_different_models,
                      allow_different_machines=allow_different_machines)
@@ -206,13 +203,10 @@ MACHINE_DRIFT = 0.10  # calibration GEMM rates further apart than this: warn
 
 def _peaks(base: dict, new: dict) -> list:
     """[(threads, (base peak, new peak))] of the thread counts both calibrated reliably
-    (``bench.machine``); reports of older versions have one top-level peak (threads None)."""
+    (``bench.machine``)."""
     def reliable(doc):
-        entries = doc.get("calibration")
-        if isinstance(entries, list) and entries:
-            return {c.get("threads"): c.get("peak_gflops") for c in entries
-                    if isinstance(c, dict) and c.get("reliable")}
-        return {None: doc.get("peak_gflops")}
+        return {c.get("threads"): c.get("peak_gflops") for c in doc.get("calibration") or []
+                if isinstance(c, dict) and c.get("reliable")}
 
     a, b = reliable(base), reliable(new)
     pairs = [(t, (a[t], b[t])) for t in a if t in b]
@@ -224,8 +218,8 @@ def _peaks(base: dict, new: dict) -> list:
 def machine_drift(base: dict, new: dict) -> str | None:
     """A warning when the two reports ran on machines of different speed or model.
 
-    Each bench report records the GEMM rate of each thread count (``calibration``; older ones
-    one ``peak_gflops``), compared where both calibrations were reliable. On
+    Each bench report records the GEMM rate of each thread count (``calibration``), compared
+    where both calibrations were reliable. On
     shared virtual machines that rate moved by up to 2x between two runs a minute apart here,
     and every runtime moved with it: the test on the blocks of two runs cannot tell that from
     a change of the code, so compare says it out loud.
@@ -271,30 +265,6 @@ def inputs_differ(base: dict, new: dict) -> str | None:
             "model.inputs_fed in each): a change may come from the inputs, not the code.")
 
 
-def shape_of(c: Change) -> tuple:
-    """A change's shape as ``decision.shape_key``: (mode, chunk, batch, seq_len)."""
-    runtime, batch, seq_len, threads, mode = c.key
-    return (mode, seq_len if mode == "streaming" else 0, batch, seq_len)
-
-
-# every renderer's cells of a change (the terminal shows some of them)
-CELLS = ("runtime", "batch", "seq_len", "thr", "base ms", "new ms", "change", "p slower",
-         "p faster", "blocks", "verdict")
-
-
-def cells_of(c: Change) -> list[str]:
-    def fmt(value, spec):
-        return "–" if value is None else format(value, spec)
-
-    runtime, batch, seq_len, threads, mode = c.key
-    steps = f"{seq_len} (streaming chunk)" if mode == "streaming" else str(seq_len)
-    return [runtime, str(batch), steps, fmt(threads, "d"), fmt(c.base_median_ms, ".4g"),
-            fmt(c.new_median_ms, ".4g"),
-            "–" if c.change_pct is None else f"{c.change_pct:+.1f} %",
-            fmt(c.p_slower, ".2g"), fmt(c.p_faster, ".2g"),
-            f"{c.base_blocks}/{c.new_blocks}" if c.base_blocks is not None else "–", c.verdict]
-
-
 def caption(fail_above: float, paired: bool, alpha: float = ALPHA) -> str:
     """What decides a verdict, in one sentence for every renderer."""
     test = ("a one-sided Wilcoxon signed-rank test on the paired block medians" if paired else
@@ -303,52 +273,3 @@ def caption(fail_above: float, paired: bool, alpha: float = ALPHA) -> str:
             f"needs p < {alpha:g} in the direction of the change (else: within noise); a "
             f"regression is slower by more than +{fail_above:g} %. Medians in ms: the median of "
             "the block medians.")
-
-
-STYLES = {"regression": "bold red", "slower": "yellow", "faster": "green"}
-
-
-def p_short(p: float | None) -> str:
-    """A p value in at most 6 characters: below 0.001 it only matters that it is small."""
-    return "–" if p is None else "<0.001" if p < 0.001 else f"{p:.2g}"
-
-
-def changes_table(changes: list[Change], width: int = 80):
-    """The verdicts, one section per shape and thread count (a heading row), so that runtime
-    names, figures and verdicts are never cut: fits 80 columns; from ``terminal.WIDE`` on, the
-    blocks too."""
-    from rich import box
-    from rich.table import Table
-    from rich.text import Text  # a runtime name from a user's file is shown as written
-
-    from lstm_bench.bench.decision import shape_label
-    from lstm_bench.bench.text import WIDE, ms_text
-
-    groups: dict[tuple, list[Change]] = {}
-    for c in changes:
-        groups.setdefault((shape_of(c), c.key[3] or 0), []).append(c)
-    many_threads = len({c.key[3] for c in changes}) > 1
-
-    def heading(key):
-        shape, threads = key
-        return shape_label(shape, short=True) + (f" thr={threads}" if many_threads else "")
-
-    labels = [c.key[0] for c in changes] + [heading(k) for k in groups]
-    # two spaces between columns (not bench's three): seven columns in 80
-    table = Table(header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False,
-                  padding=(0, 1, 0, 0))
-    table.add_column("runtime", no_wrap=True, min_width=max(map(len, labels or ["runtime"])))
-    columns = ["base ms", "new ms", "change", "p slower", "p faster"] + (
-        ["blocks"] if width >= WIDE else [])
-    for col in columns:  # "p\nslower": a header no wider than its figures
-        table.add_column(col.replace("p ", "p\n"), justify="right", no_wrap=True)
-    table.add_column("verdict", no_wrap=True)
-    for key in sorted(groups):
-        table.add_row(Text(heading(key), style="bold"), *[""] * len(columns), "")
-        for c in groups[key]:
-            cells = dict(zip(CELLS, cells_of(c)))
-            cells.update({"p slower": p_short(c.p_slower), "p faster": p_short(c.p_faster),
-                          "base ms": ms_text(c.base_median_ms), "new ms": ms_text(c.new_median_ms)})
-            table.add_row(Text(c.key[0]), *(cells[col] for col in columns), c.verdict,
-                          style=STYLES.get(c.verdict))
-    return table

@@ -1,82 +1,118 @@
-"""compare's verdicts as files: JSON, Markdown and a self-contained HTML page.
+"""compare's verdicts as a table (``bench.table``) and as files: JSON, Markdown and a
+self-contained HTML page, one writer each (``WRITERS``).
 
 Renders ``bench.compare.Change`` objects; the verdicts themselves are compare's."""
 
 from __future__ import annotations
 
 import html
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 
-from lstm_bench.bench.compare import ALPHA, CELLS, caption, cells_of, shape_of
-from lstm_bench.files import to_json, write_text
+from lstm_bench.bench.compare import ALPHA, Change, caption
+from lstm_bench.bench.decision import plural
+from lstm_bench.bench.markdown import md_table
+from lstm_bench.bench.page import CSS, html_table
+from lstm_bench.bench.report import write_formats
+from lstm_bench.bench.table import Column, Detail, Table
+from lstm_bench.bench.tables import KEY_COLUMNS, keyed_groups
+from lstm_bench.bench.text import ms_text, p_short
+from lstm_bench.files import to_json
 
-COLUMNS = tuple("threads" if c == "thr" else c for c in CELLS)
-
-
-def rows(changes) -> list[list[str]]:
-    """One row per change, grouped by shape as on the terminal."""
-    return [cells_of(c) for c in sorted(changes, key=shape_of)]
-
-
-def headline(changes) -> str:
-    """The verdict over the rows both reports have; rows only in one are counted apart (no
-    test was run on them)."""
-    from lstm_bench.bench.decision import plural
-
-    compared = [c for c in changes if not c.verdict.startswith("only in")]
-    regressions = [c for c in compared if c.regression]
-    alone = [f"{plural(n, 'row')} only in {side}" for side in ("base", "new")
-             if (n := sum(c.verdict == f"only in {side}" for c in changes))]
-    rows = plural(len(compared), "row") + (" compared" if alone else "")
-    text = f"{plural(len(regressions), 'regression')} of {rows}" if regressions else \
-        f"no regression in {rows}"
-    return text + ("; " + ", ".join(alone) if alone else "")
+STYLES = {"regression": "bold red", "slower": "yellow", "faster": "green"}
 
 
-def to_dict(changes, *, base, new, fail_above, notes=(), paired=False) -> dict:
-    return {"schema": "lstm-bench/compare/1", "base": str(base), "new": str(new),
-            "fail_above_pct": fail_above, "alpha": ALPHA,
-            "test": "wilcoxon (paired blocks)" if paired else "mann-whitney (blocks)",
-            "regression": any(c.regression for c in changes),
-            "headline": headline(changes), "notes": list(notes),
-            "changes": [{**asdict(c), "key": list(c.key)} for c in changes]}
+@dataclass(frozen=True)
+class Comparison:
+    """compare's verdicts with what they were judged by, as every writer renders them.
+    ``paired``: a live comparison (both models in one rotation, tested pair by pair)."""
+
+    changes: list[Change]
+    base: str
+    new: str
+    fail_above: float
+    notes: tuple[str, ...] = ()
+    paired: bool = False
+
+    @property
+    def regression(self) -> bool:
+        return any(c.regression for c in self.changes)
+
+    @property
+    def caption(self) -> str:
+        return caption(self.fail_above, self.paired)
+
+    @property
+    def headline(self) -> str:
+        """The verdict over the rows both reports have; rows only in one are counted apart
+        (no test was run on them)."""
+        compared = [c for c in self.changes if not c.verdict.startswith("only in")]
+        regressions = [c for c in compared if c.regression]
+        alone = [f"{plural(n, 'row')} only in {side}" for side in ("base", "new")
+                 if (n := sum(c.verdict == f"only in {side}" for c in self.changes))]
+        rows = plural(len(compared), "row") + (" compared" if alone else "")
+        text = f"{plural(len(regressions), 'regression')} of {rows}" if regressions else \
+            f"no regression in {rows}"
+        return text + ("; " + ", ".join(alone) if alone else "")
 
 
-def render_markdown(changes, *, base, new, fail_above, notes=(), paired=False) -> str:
-    from lstm_bench.bench.markdown import md_table
+def changes_table(changes) -> Table:
+    """The verdicts under a heading per shape and thread count, so that runtime names,
+    figures and verdicts are never cut: fits 80 columns; from ``table.WIDE_TERMINAL`` on,
+    the blocks too."""
+    columns = KEY_COLUMNS + (
+        Column("base ms"), Column("new ms"), Column("change"),
+        Column("p slower", "p\nslower"), Column("p faster", "p\nfaster"),  # no wider than p
+        Column("blocks", detail=Detail.WIDE), Column("verdict", align="left"))
 
-    parts = [f"# lstm-bench compare: {headline(changes)}", "",
-             f"Base `{base}`, new `{new}`. {caption(fail_above, paired)}", ""]
-    parts += [f"> {n}" for n in notes] + ([""] if notes else [])
-    parts += [md_table(COLUMNS, rows(changes)), ""]
+    def cells(c: Change):
+        return (ms_text(c.base_median_ms), ms_text(c.new_median_ms),
+                "–" if c.change_pct is None else f"{c.change_pct:+.1f} %",
+                p_short(c.p_slower), p_short(c.p_faster),
+                f"{c.base_blocks}/{c.new_blocks}" if c.base_blocks is not None else "–",
+                c.verdict)
+    return Table("", columns, keyed_groups(changes, lambda c: c.key, cells,
+                                           lambda c: STYLES.get(c.verdict)))
+
+
+def to_dict(comparison: Comparison) -> dict:
+    def change(c):
+        k = c.key
+        return {**asdict(c), "key": [k.runtime, k.batch, k.seq_len, k.threads, k.mode]}
+    return {"schema": "lstm-bench/compare/1", "base": str(comparison.base),
+            "new": str(comparison.new), "fail_above_pct": comparison.fail_above, "alpha": ALPHA,
+            "test": "wilcoxon (paired blocks)" if comparison.paired else "mann-whitney (blocks)",
+            "regression": comparison.regression, "headline": comparison.headline,
+            "notes": list(comparison.notes),
+            "changes": [change(c) for c in comparison.changes]}
+
+
+def render_markdown(comparison: Comparison) -> str:
+    parts = [f"# lstm-bench compare: {comparison.headline}", "",
+             f"Base `{comparison.base}`, new `{comparison.new}`. {comparison.caption}", ""]
+    parts += [f"> {n}" for n in comparison.notes] + ([""] if comparison.notes else [])
+    parts += [md_table(changes_table(comparison.changes)), ""]
     return "\n".join(parts)
 
 
-def render_html(changes, *, base, new, fail_above, notes=(), paired=False) -> str:
-    from lstm_bench.bench.page import CSS, html_table
-
-    title = f"lstm-bench compare: {headline(changes)}"
-    colour = "#d22" if any(c.regression for c in changes) else "#2a7"
+def render_html(comparison: Comparison) -> str:
+    title = f"lstm-bench compare: {comparison.headline}"
+    colour = "#d22" if comparison.regression else "#2a7"
     return "\n".join([
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">",
         f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>",
         f"<h1 style=\"color:{colour}\">{html.escape(title)}</h1>",
-        f"<p class=\"meta\">base {html.escape(str(base))}, new {html.escape(str(new))}. "
-        f"{html.escape(caption(fail_above, paired))}</p>",
-        *[f"<p class=\"warn\">{html.escape(n)}</p>" for n in notes],
-        html_table(COLUMNS, rows(changes), group_by=2), "</body></html>\n"])
+        f"<p class=\"meta\">base {html.escape(str(comparison.base))}, new "
+        f"{html.escape(str(comparison.new))}. {html.escape(comparison.caption)}</p>",
+        *[f"<p class=\"warn\">{html.escape(n)}</p>" for n in comparison.notes],
+        html_table(changes_table(comparison.changes)), "</body></html>\n"])
 
 
-def write_compare_reports(changes, *, base, new, fail_above, notes=(), json=None, md=None,
-                          html=None, paired=False) -> list:
-    """Each format given a path; returns the paths written. ``paired``: a live comparison
-    (both models in one rotation, tested pair by pair)."""
-    context = dict(base=base, new=new, fail_above=fail_above, notes=notes, paired=paired)
-    rendered = []  # all rendered before any is written, as bench.report.write_reports does
-    if json:
-        rendered.append((json, to_json(to_dict(changes, **context))))
-    if md:
-        rendered.append((md, render_markdown(changes, **context)))
-    if html:
-        rendered.append((html, render_html(changes, **context)))
-    return [write_text(path, text) for path, text in rendered]
+# format -> writer: a new format is one writer and one line here
+WRITERS = {"json": lambda comparison: to_json(to_dict(comparison)), "md": render_markdown,
+           "html": render_html}
+
+
+def write_compare_reports(comparison: Comparison, **paths) -> list:
+    """Each format of ``WRITERS`` given a path (``json=``, ``md=``, ``html=``); returns the
+    paths written (``report.write_formats``)."""
+    return write_formats(WRITERS, comparison, paths)

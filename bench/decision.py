@@ -16,18 +16,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from lstm_bench.bench.stats import Measurement
+from lstm_bench.bench.stats import Measurement, Shape
 
 
-def row_field(m: Measurement, name: str):
-    """A figure some rows have and others do not (streaming mode, block spread...): an
-    attribute of the measurement, else a key of its extra fields, else None."""
-    value = getattr(m, name, None)
-    return value if value is not None else m.extra.get(name)
-
-
-def shape_key(m: Measurement) -> tuple:
-    return (row_field(m, "mode") or "sequence", row_field(m, "chunk") or 0, m.batch, m.seq_len)
+def shape_key(m: Measurement) -> Shape:
+    return m.key.shape
 
 
 def shape_label(key: tuple, short: bool = False) -> str:

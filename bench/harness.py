@@ -46,8 +46,20 @@ from lstm_bench import interrupts
 from lstm_bench.bench.machine import Calibration, MemoryProbe, blas_threads
 from lstm_bench.bench.stats import Block, Measurement
 from lstm_bench.errors import LSTMBenchError
+from lstm_bench.files import limit_seconds
 
 Clock = Callable[[], int]
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """The clock a sweep reads, and where its blocks sit in time: their start times are ns
+    after ``origin`` (None: the end of the warm-up) in worker process ``process``, so that the
+    blocks of several worker processes share one time axis."""
+
+    clock: Clock = time.perf_counter_ns
+    origin: int | None = None
+    process: int = 0
 
 
 @dataclass(frozen=True)
@@ -156,13 +168,12 @@ def _done(cell: Cell, settings: Settings) -> bool:
                 and cell.total_ns >= settings.max_time * 1e9))
 
 
-def measure(cells: Sequence[Cell], settings: Settings, clock: Clock = time.perf_counter_ns, *,
-            process: int = 0, origin: int | None = None) -> None:
+def measure(cells: Sequence[Cell], settings: Settings, timeline: Timeline = Timeline()) -> None:
     """Warm up, then time the cells in paced rounds of blocks (see the module doc).
 
-    Fills each cell's ``samples`` and ``blocks``; block start times are ns after ``origin``
-    (default: now), so that blocks of several worker processes share one time axis.
+    Fills each cell's ``samples`` and ``blocks`` (their start times on ``timeline``).
     """
+    clock = timeline.clock
     gc_was_enabled = gc.isenabled()
     gc.disable()  # a collection in the middle of a timed call is not the runtime's cost
     try:
@@ -172,7 +183,7 @@ def measure(cells: Sequence[Cell], settings: Settings, clock: Clock = time.perf_
             cell.calls = settings.calls_per_block(float(np.median(durations)) if durations
                                                   else 0.0)
         start = clock()
-        origin = start if origin is None else origin
+        origin = start if timeline.origin is None else timeline.origin
         interval = settings.span * 1e9 / settings.blocks
         active = [c for c in cells if not _done(c, settings)]
         round_ = 0
@@ -195,7 +206,8 @@ def measure(cells: Sequence[Cell], settings: Settings, clock: Clock = time.perf_
                     elapsed = time_call(cell.runtime, cell.feeds, clock)
                     cell.samples.append(elapsed)
                     cell.total_ns += elapsed
-                cell.blocks.append(Block(process, round_, block_start - origin, cell.calls))
+                cell.blocks.append(Block(timeline.process, round_, block_start - origin,
+                                         cell.calls))
                 # the calls of the next blocks, from this block's median (calls change speed)
                 cell.calls = settings.calls_per_block(
                     float(np.median(cell.samples[-cell.calls:])), timed_ns=cell.total_ns,
@@ -229,8 +241,6 @@ def deadline(what: str):
     first calls of each runtime (open, first run, one run of each shape); once those returned
     in time, the timed calls take as long.
     """
-    from lstm_bench.files import limit_seconds
-
     seconds = limit_seconds("LSTM_BENCH_CALL_TIMEOUT_S")
 
     def expire():
@@ -252,8 +262,8 @@ def deadline(what: str):
         timer.cancel()
 
 
-def open_runtime(name: str, factory, model_path, threads: int | None, shapes_feeds: list,
-                 clock: Clock, ort_options=None) -> Opened:
+def open_runtime(name: str, factory, model, threads: int | None, shapes_feeds: list,
+                 clock: Clock) -> Opened:
     """Open, time the session creation and the first run, probe memory over every shape.
 
     Raises LSTMBenchError when the runtime cannot open or run this model.
@@ -265,7 +275,7 @@ def open_runtime(name: str, factory, model_path, threads: int | None, shapes_fee
     try:
         with deadline(f"{name}: opening the model and its first runs"):
             start = clock()
-            runtime.open(model_path, threads=threads, ort_options=ort_options)
+            runtime.open(model, threads=threads)
             runtime.synchronize()
             open_ns = clock() - start
             stage = "first run"
@@ -286,8 +296,8 @@ def open_runtime(name: str, factory, model_path, threads: int | None, shapes_fee
 
 @dataclass(frozen=True)
 class Subject:
-    """A model under test: what its runtimes open (a ``lstm_bench.model.Model`` or a path),
-    its feeds and FLOPs at any (batch, seq_len)."""
+    """A model under test: what its runtimes open (a ``lstm_bench.model.Model``), its feeds
+    and FLOPs at any (batch, seq_len)."""
 
     model: object
     feeds_for: Callable[[int, int], dict]
@@ -306,9 +316,8 @@ class SweepResult:
 
 def sweep(subjects: Sequence[Subject], factories: dict, shapes: Sequence[tuple[int, int]],
           threads_list: Sequence[int | None], settings: Settings = Settings(), *,
-          clock: Clock = time.perf_counter_ns, gemm: Callable[[], object] | None = None,
-          on_event: Callable[..., None] | None = None, process: int = 0,
-          origin: int | None = None, ort_options=None) -> list[SweepResult]:
+          timeline: Timeline = Timeline(), gemm: Callable[[], object] | None = None,
+          on_event: Callable[..., None] | None = None) -> list[SweepResult]:
     """Measure every runtime on every model at every (batch, seq_len) and thread count.
 
     Every cell of a thread count (model x runtime x shape) shares one rotation, so two models
@@ -316,13 +325,12 @@ def sweep(subjects: Sequence[Subject], factories: dict, shapes: Sequence[tuple[i
     SweepResult per subject, in order.
 
     Args:
-        factories: runtime name -> callable returning a fresh unopened runtime.
+        factories: runtime name -> callable returning a fresh unopened runtime (made with its
+            own options: ``runtimes.registry.make_factories``).
         shapes: (batch, seq_len) pairs.
+        timeline: the clock, and the time axis of the blocks (see ``measure``).
         on_event: called as on_event(kind, **info) with kind "open", "opened", "skip",
             "timing" or "result" (info["measurement"]), for progress displays.
-        process, origin: the worker process number and the clock value that block start
-            times count from (see ``measure``).
-        ort_options: ``runtimes.ort_options.OrtOptions`` for the onnxruntime-based runtimes.
         gemm: makes the GEMM probe (``machine.GemmProbe``) that calibrates the machine's peak:
             one more cell in each thread count's rotation, recorded in ``calibrations``
             (``bench.runner.with_peaks`` gives the rows their peak).
@@ -340,8 +348,8 @@ def sweep(subjects: Sequence[Subject], factories: dict, shapes: Sequence[tuple[i
                         notify("open", runtime=name, threads=threads)
                         try:
                             opened.append((i, open_runtime(name, factory, subject.model,
-                                                           threads, feeds[i], clock,
-                                                           ort_options)))
+                                                           threads, feeds[i],
+                                                           timeline.clock)))
                             notify("opened", runtime=name, threads=threads)
                         except LSTMBenchError as exc:
                             # the skip names the runtime: its reason does not say it again
@@ -355,8 +363,7 @@ def sweep(subjects: Sequence[Subject], factories: dict, shapes: Sequence[tuple[i
                 # blocks spread like the others'; no runtime opened: no rows to calibrate for
                 probe = Cell(gemm(), {}) if gemm and cells else None
                 notify("timing", threads=threads, cells=len(cells))
-                measure(cells + ([probe] if probe else []), settings, clock, process=process,
-                        origin=origin)
+                measure(cells + ([probe] if probe else []), settings, timeline)
             if probe:
                 calibration = Calibration.of(threads, probe.runtime, probe.samples, probe.blocks)
                 for result in results:
@@ -367,7 +374,7 @@ def sweep(subjects: Sequence[Subject], factories: dict, shapes: Sequence[tuple[i
                 m = Measurement(o.name, batch, seq_len, threads, tuple(cell.samples),
                                 device=o.runtime.device, flops=flops,
                                 cold=o.cold, peak_memory_mb=o.peak_memory_mb,
-                                blocks=tuple(cell.blocks), extra=dict(o.settings))
+                                blocks=tuple(cell.blocks), runtime_settings=dict(o.settings))
                 results[i].measurements.append(m)
                 notify("result", measurement=m)
         finally:

@@ -23,10 +23,14 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lstm_bench.bench.decision import plural
-from lstm_bench.bench.stats import Measurement
+from lstm_bench.bench.compare import Change, compare_measurements
+from lstm_bench.bench.decision import plural, shape_label
+from lstm_bench.bench.stats import Measurement, RowKey, Shape
+from lstm_bench.bench.table import Column, Detail, Table
+from lstm_bench.bench.tables import KEY_COLUMNS, keyed_groups
+from lstm_bench.bench.text import ms_text
 from lstm_bench.errors import LSTMBenchError
-from lstm_bench.files import to_json
+from lstm_bench.files import check_writable, to_json
 
 DB_ENV = "LSTM_BENCH_DB"
 DEFAULT_FOLDER = "lstm-bench-out"
@@ -105,8 +109,6 @@ def check_db(path) -> Path:
     in a folder where SQLite can write (its journal goes beside it); a missing one must be
     creatable: its nearest existing folder writable and no file in the way.
     """
-    from lstm_bench.files import check_writable
-
     path = Path(path)
     if path.is_dir():
         raise LSTMBenchError(f"{path}: a directory, not a history database file")
@@ -123,8 +125,6 @@ def check_db(path) -> Path:
 
 def record(report, path, command: str) -> int:
     """Append a ``BenchReport``; returns the new run's id."""
-    from lstm_bench.bench.decision import row_field
-
     machine = report.machine
     verdicts = report.verify.verdicts if report.verify else {}
     with closing(connect(path, create=True)) as db:
@@ -142,15 +142,14 @@ def record(report, path, command: str) -> int:
                 run_id = cursor.lastrowid
                 for m in report.measurements:
                     ci = m.stats.median_ci or (None, None)
-                    verdict = verdicts.get(m.runtime)
+                    verdict = verdicts[m.runtime].status if m.runtime in verdicts else None
                     db.execute(
                         "INSERT INTO results (run_id, runtime, mode, chunk, batch, seq_len, "
                         "threads, median_ms, ci_low_ms, ci_high_ms, noise, verdict, row) "
                         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (run_id, m.runtime, row_field(m, "mode") or "sequence",
-                         int(row_field(m, "chunk") or 0), m.batch, m.seq_len, m.threads,
+                        (run_id, m.runtime, m.mode, m.chunk, m.batch, m.seq_len, m.threads,
                          m.stats.median, ci[0], ci[1], m.noise,
-                         verdict.status if verdict else None, to_json(m.as_dict(), None)))
+                         verdict, to_json(m.as_dict(), None)))
         except sqlite3.Error as exc:
             raise LSTMBenchError(f"cannot write the history database {path}: {exc}") from None
     return run_id
@@ -164,34 +163,49 @@ class Point:
     recorded: str
     git_commit: str | None
     measurement: Measurement
-    change: object | None = None  # compare's verdict against the previous point
+    change: Change | None = None  # compare's verdict against the previous point
     versions: str | None = None  # the libraries' versions (JSON text, as recorded)
     # the same commit (known) and library versions as the previous point: nothing of the code
     # changed, so a change between the two is the machine's (a busy or slow phase)
     same_code: bool = False
 
 
+@dataclass(frozen=True)
+class SeriesKey:
+    """What a series follows: one row of the reports on one model (sha256) and one CPU."""
+
+    model_sha256: str | None
+    cpu: str | None
+    row: RowKey
+
+
 @dataclass
 class Series:
-    key: tuple  # (model_sha256, cpu, runtime, mode, chunk, batch, seq_len, threads)
+    key: SeriesKey
     model_path: str | None
     fail_above: float = 5.0
     points: list[Point] = field(default_factory=list)
 
     @property
     def runtime(self) -> str:
-        return self.key[2]
+        return self.key.row.runtime
 
     @property
-    def shape(self) -> tuple:
-        """(mode, chunk, batch, seq_len), as ``decision.shape_key``."""
-        return self.key[3:7]
+    def threads(self) -> int | None:
+        return self.key.row.threads
+
+    @property
+    def shape(self) -> Shape:
+        return self.key.row.shape
+
+    @property
+    def model_cpu(self) -> tuple[str | None, str | None]:
+        """(model sha256, CPU): the series of one model on one machine belong together."""
+        return self.key.model_sha256, self.key.cpu
 
     @property
     def label(self) -> str:
-        from lstm_bench.bench.decision import shape_label
-
-        return f"{self.runtime} {shape_label(self.shape, short=True)} thr={self.key[7]}"
+        return f"{self.runtime} {shape_label(self.shape, short=True)} thr={self.threads}"
 
     def _beyond(self, point) -> bool:
         """Beyond noise *and* by more than fail_above percent either way: compare's
@@ -230,7 +244,7 @@ def load_series(path, *, fail_above: float = 5.0) -> list[Series]:
         except (ValueError, KeyError, TypeError) as exc:
             raise LSTMBenchError(f"{path}: run {run_id} has an unreadable result row "
                                  f"({type(exc).__name__}: {exc})") from None
-        key = (sha, cpu, runtime, mode, chunk, batch, seq_len, threads)
+        key = SeriesKey(sha, cpu, RowKey(runtime, batch, seq_len, threads, mode, chunk))
         entry = series.setdefault(key, Series(key, model_path, fail_above))
         entry.points.append(Point(run_id, recorded, commit, measurement, versions=versions))
     for entry in series.values():
@@ -242,10 +256,8 @@ def load_series(path, *, fail_above: float = 5.0) -> list[Series]:
     return list(series.values())
 
 
-def judge(base: Measurement, new: Measurement, fail_above: float):
+def judge(base: Measurement, new: Measurement, fail_above: float) -> Change:
     """compare's verdict on two measurements of one series (its test, its thresholds)."""
-    from lstm_bench.bench.compare import compare_measurements
-
     return compare_measurements(base, new, fail_above=fail_above)  # over blocks, not calls
 
 
@@ -291,3 +303,25 @@ def quiet_line(group) -> str:
         text += f"; {plural(single, 'series', 'series')} with only one run so far: nothing to " \
                 "compare yet"
     return text
+
+
+def series_table(series) -> Table:
+    """One model's series under a heading per shape and thread count: runs, the first and
+    last median, the last two change points (the whole list is below the table); from
+    ``table.WIDE_TERMINAL`` on, and on the page, the last commit too."""
+    columns = KEY_COLUMNS + (Column("runs"), Column("first ms"), Column("last ms"),
+                             Column("change points"),
+                             Column("last commit", align="left", detail=Detail.WIDE))
+
+    def cells(s: Series):
+        flagged = s.change_points
+        changes = ", ".join(f"#{p.run_id} {p.change.change_pct:+.0f}%" for p in flagged[-2:])
+        if len(flagged) > 2:
+            changes = "... " + changes
+        return (str(len(s.points)), ms_text(s.points[0].measurement.stats.median),
+                ms_text(s.points[-1].measurement.stats.median), changes or "none",
+                (s.points[-1].git_commit or "?")[:12])
+
+    def style(s: Series):
+        return "red" if any(p.change.regression for p in s.change_points) else None
+    return Table("", columns, keyed_groups(series, lambda s: s.key.row, cells, style))

@@ -7,7 +7,11 @@ from __future__ import annotations
 import html
 from typing import TYPE_CHECKING
 
+from lstm_bench.bench.decision import plural, shape_label
+from lstm_bench.bench.history import change_lines, machine_line, quiet_line, series_table
 from lstm_bench.bench.page import CSS, html_table
+from lstm_bench.bench.plots import _figure, _legend, _png, dot_rows, runtime_colours, \
+    thread_styles, value_axis
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -17,20 +21,16 @@ def _plot(series) -> Figure:
     """A panel per shape: each runtime's median over the runs (lines, CI bars), change points
     ringed; with a single run, one row per runtime instead (a dot at its median, CI bar, the
     figure written beside it), since a lone x position stacks every runtime into one column."""
-    from lstm_bench.bench.decision import shape_label
-    from lstm_bench.bench.plots import _figure, _legend, dot_rows, runtime_colours, \
-        thread_styles, value_axis
-
     shapes = sorted({s.shape for s in series})
     runs = sorted({p.run_id for s in series for p in s.points})
     x_of = {run: i for i, run in enumerate(runs)}
     commits = {p.run_id: (p.git_commit or "?")[:7] for s in series for p in s.points}
     colours = runtime_colours({s.runtime for s in series})
-    styles = thread_styles({s.key[7] for s in series})
+    styles = thread_styles({s.threads for s in series})
     many_threads = len(styles) > 1
 
     def label(s):
-        return f"{s.runtime}, {s.key[7]} thr" if many_threads else s.runtime
+        return f"{s.runtime}, {s.threads} thr" if many_threads else s.runtime
 
     if len(runs) == 1:
         per_panel = max(sum(1 for s in series if s.shape == shape) for shape in shapes)
@@ -39,7 +39,7 @@ def _plot(series) -> Figure:
         for ax, shape in zip(axes, shapes):
             rows = []
             for s in sorted((s for s in series if s.shape == shape),
-                            key=lambda s: (order.index(s.runtime), s.key[7] or 0)):
+                            key=lambda s: (order.index(s.runtime), s.threads or 0)):
                 m = s.points[0].measurement
                 rows.append({"label": label(s), "colour": colours[s.runtime],
                              "value": m.stats.median, "ci": m.stats.median_ci})
@@ -50,7 +50,7 @@ def _plot(series) -> Figure:
     for ax, shape in zip(axes, shapes):
         values = []
         for s in (s for s in series if s.shape == shape):
-            style, marker = styles[s.key[7]]
+            style, marker = styles[s.threads]
             xs = [x_of[p.run_id] for p in s.points]
             ys = [p.measurement.stats.median for p in s.points]
             cis = [p.measurement.stats.median_ci or (y, y) for p, y in zip(s.points, ys)]
@@ -76,13 +76,9 @@ def _plot(series) -> Figure:
 
 
 def render_history(series, db) -> str:
-    from lstm_bench.bench.history import change_lines, machine_line, quiet_line
-    from lstm_bench.bench.decision import plural
-    from lstm_bench.bench.plots import _png
-
     groups: dict[tuple, list] = {}
     for s in series:
-        groups.setdefault(s.key[:2], []).append(s)
+        groups.setdefault(s.model_cpu, []).append(s)
     parts = ["<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">",
              f"<title>lstm-bench history</title><style>{CSS}</style></head><body>",
              "<h1>lstm-bench history</h1>",
@@ -106,12 +102,7 @@ def render_history(series, db) -> str:
         machine = machine_line(group)
         if machine:
             parts.append(f"<p class=\"meta\">{html.escape(machine)}.</p>")
-        rows = [[s.runtime, f"{s.key[5]}", f"{s.key[6]}", str(s.key[7]), str(len(s.points)),
-                 f"{s.points[0].measurement.stats.median:.4g}",
-                 f"{s.points[-1].measurement.stats.median:.4g}", str(len(s.change_points))]
-                for s in group]
         parts.append("<details><summary>every series</summary>" + html_table(
-            ("runtime", "batch", "seq_len", "threads", "runs", "first ms", "last ms",
-             "change points"), rows) + "</details>")
+            series_table(group)) + "</details>")
     parts.append("</body></html>\n")
     return "\n".join(parts)

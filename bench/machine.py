@@ -28,6 +28,10 @@ from importlib import metadata
 from pathlib import Path
 from statistics import median
 
+from lstm_bench.bench.stats import Measurement, rate
+from lstm_bench.errors import LSTMBenchError
+from lstm_bench.runtimes.registry import RUNTIMES
+
 
 # One intra-op thread per runtime unless the user asks for more. With as many threads as
 # cores, a runtime's thread pool competes with everything else on a small or shared machine:
@@ -41,8 +45,12 @@ def default_threads() -> int:
     return DEFAULT_THREADS
 
 
-LIBRARIES = ("lstm-bench", "numpy", "scipy", "onnx", "onnxruntime", "onnxruntime-gpu", "openvino",
-             "torch", "onnxscript", "keras", "rich", "matplotlib")
+# The pip distributions whose versions every report records: lstm-bench's own stack, and what
+# each registered runtime runs on (its ``libraries``).
+CORE_LIBRARIES = ("lstm-bench", "numpy", "scipy", "onnx", "onnxscript", "keras", "rich",
+                  "matplotlib")
+LIBRARIES = tuple(dict.fromkeys(CORE_LIBRARIES + tuple(
+    library for runtime in RUNTIMES.values() for library in runtime.libraries)))
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
               "ORT_NUM_THREADS", "CUDA_VISIBLE_DEVICES")
 
@@ -62,8 +70,6 @@ def check_threads(values) -> list[int]:
     """Thread counts a sweep may use: 1 to 4 x the usable cores (more measures the
     scheduler, not the runtime, and a huge count would make a runtime try to start that many
     threads)."""
-    from lstm_bench.errors import LSTMBenchError
-
     limit = THREADS_PER_CORE_LIMIT * usable_cores()
     for value in values:
         if not 1 <= value <= limit:
@@ -285,8 +291,6 @@ class Calibration:
     @classmethod
     def of(cls, threads, probe, samples_ns, blocks) -> Calibration:
         """From the harness cell that timed ``probe`` (samples and blocks)."""
-        from lstm_bench.bench.stats import Measurement
-
         timed = Measurement(probe.name, 1, 1, threads, tuple(samples_ns), blocks=tuple(blocks))
         rates = tuple(float(probe.flops / max(ms, 1e-9) / 1e6) for ms in timed.block_ms)
         return cls(threads, probe.size, rates, blas_threads_settable())
@@ -344,8 +348,6 @@ class Calibration:
     @classmethod
     def from_dict(cls, doc: dict) -> Calibration:
         """Read back from a report; what is not a number of the right kind is dropped."""
-        from lstm_bench.bench.stats import rate
-
         threads, size, rates = doc.get("threads"), doc.get("size"), doc.get("block_gflops")
         return cls(threads if isinstance(threads, int) and not isinstance(threads, bool)
                    else None, size if isinstance(size, int) and not isinstance(size, bool) else 0,

@@ -9,18 +9,10 @@ from __future__ import annotations
 import html
 
 from lstm_bench.bench.decision import decide, plural
-from lstm_bench.bench.markdown import CAPTION, COLD_COLUMNS, COLUMNS, STREAM_CAPTION, \
-    STREAM_COLUMNS, VERIFY_COLUMNS, by_threads, cold_rows, machine_line, result_rows, \
-    stream_rows, verify_rows
-
-# The page's table leaves out what the Markdown and JSON keep (min, p90, steps/s): 13 columns
-# fit a 1280 px laptop screen.
-PAGE_COLUMNS = tuple(c for c in COLUMNS if c not in ("min ms", "p90 ms", "steps/s"))
-
-
-def page_rows(measurements) -> list[list[str]]:
-    keep = [COLUMNS.index(c) for c in PAGE_COLUMNS]
-    return [[row[i] for i in keep] for row in result_rows(measurements)]
+from lstm_bench.bench.markdown import CAPTION, STREAM_CAPTION, by_threads, machine_line
+from lstm_bench.bench.plots import all_plots
+from lstm_bench.bench.table import Detail, Table
+from lstm_bench.bench.tables import cold_table, latency_table, streaming_table, verify_table
 from lstm_bench.bench.text import machine_warnings, noise_line, split_rows
 
 FOLD_ROWS = 24  # more result rows than this: thread counts after the first start folded
@@ -37,21 +29,23 @@ details>summary{cursor:pointer;font-weight:600;margin:.4em 0}
 .wrap{overflow-x:auto}tr.group td{border-top:2px solid #999}"""
 
 
-def html_table(columns, rows, wrap_last: bool = False, group_by: int | None = None) -> str:
-    """A table; ``group_by``: columns that name a group (a rule above each new group)."""
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    last = ' style="white-space:normal;text-align:left"' if wrap_last else ""
-    body, previous = [], None
-    for cells in rows:
-        group = tuple(cells[1:1 + group_by]) if group_by else None
-        rule = ' class="group"' if group_by and previous is not None and group != previous else ""
-        previous = group
-        body.append(f"<tr{rule}>" + "".join(
-            f"<td{last if wrap_last and i == len(cells) - 1 else ''}>{html.escape(str(c))}</td>"
-            for i, c in enumerate(cells)) + "</tr>")
-    body = "".join(body)
+def html_table(table: Table) -> str:
+    """The HTML writer of a ``bench.table.Table``: the columns of ``Detail.PAGE`` (the page's
+    tables fit a 1280 px laptop screen; the Markdown keeps min, p90 and steps/s), a rule above
+    each new group."""
+    shown = table.shown(Detail.PAGE)
+    head = "".join(f"<th>{html.escape(table.columns[i].name)}</th>" for i in shown)
+    style = {i: ' style="white-space:normal;text-align:left"' if table.columns[i].wrap else ""
+             for i in shown}
+    body = []
+    for n, group in enumerate(table.groups):
+        for j, row in enumerate(group.rows):
+            rule = ' class="group"' if n > 0 and j == 0 else ""
+            body.append(f"<tr{rule}>" + "".join(
+                f"<td{style[i]}>{html.escape(row.cells[i].strip())}</td>" for i in shown)
+                + "</tr>")
     return (f'<div class="wrap"><table><thead><tr>{head}</tr></thead>'
-            f"<tbody>{body}</tbody></table></div>")
+            f"<tbody>{''.join(body)}</tbody></table></div>")
 
 
 def decision_html(report) -> str:
@@ -77,29 +71,27 @@ def results_html(measurements) -> str:
     groups = by_threads(measurements)
     long = len(measurements) > FOLD_ROWS
     if len(groups) == 1 and not long:
-        return html_table(PAGE_COLUMNS, page_rows(measurements), group_by=2)
+        return html_table(latency_table(measurements))
     return "".join(_fold(f"{plural(threads, 'thread')} ({plural(len(rows), 'row')})",
-                         html_table(PAGE_COLUMNS, page_rows(rows), group_by=2),
-                         open_=(i == 0 or not long))
+                         html_table(latency_table(rows)), open_=(i == 0 or not long))
                    for i, (threads, rows) in enumerate(groups))
 
 
 def render_html(report) -> str:
-    from lstm_bench.bench.plots import all_plots
-
     title = report.title
     plots = "".join(f"<h3>{html.escape(caption)}</h3><img alt=\"{html.escape(caption)}\" "
                     f"src=\"data:image/png;base64,{data}\">" for caption, data in all_plots(report))
-    cold = html_table(COLD_COLUMNS, cold_rows(report.measurements))
+    cold = html_table(cold_table(report.measurements))
     sequence, stream = split_rows(report.measurements)
     tables = []
     if sequence:
         tables += ["<h2>Latency and throughput</h2>",
-                   f"<p class=\"meta\">{html.escape(CAPTION.replace('`', ''))}</p>", results_html(sequence)]
+                   f"<p class=\"meta\">{html.escape(CAPTION.replace('`', ''))}</p>",
+                   results_html(sequence)]
     if stream:
         tables += ["<h2>Streaming latency</h2>",
                    f"<p class=\"meta\">{html.escape(STREAM_CAPTION.replace('`', ''))}</p>",
-                   html_table(STREAM_COLUMNS, stream_rows(stream), group_by=2)]
+                   html_table(streaming_table(stream))]
     parts = [
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">",
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">",
@@ -113,8 +105,7 @@ def render_html(report) -> str:
         else _fold("cold start per runtime and thread count", cold, open_=False),
     ]
     if report.verify:
-        parts += ["<h2>Verify</h2>", html_table(VERIFY_COLUMNS, verify_rows(report.verify),
-                                                wrap_last=True)]
+        parts += ["<h2>Verify</h2>", html_table(verify_table(report.verify))]
     if report.skipped:
         parts += ["<h2>Skipped</h2><ul>"] + [
             f"<li>{html.escape(s.runtime)}: {html.escape(s.reason)}</li>"

@@ -23,7 +23,9 @@ import textwrap
 from collections import defaultdict
 from typing import TYPE_CHECKING
 
-from lstm_bench.bench.decision import row_field, shape_key, shape_label
+from lstm_bench.bench.decision import shape_label
+from lstm_bench.bench.text import first_per_runtime, split_rows
+from lstm_bench.runtimes.registry import RUNTIMES
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -38,8 +40,6 @@ PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e
 
 def runtime_colours(names) -> dict[str, str]:
     """One colour per runtime, fixed by the registry's order so it is the same in every plot."""
-    from lstm_bench.runtimes.registry import RUNTIMES
-
     order = list(RUNTIMES) + sorted(set(names) - set(RUNTIMES))
     return {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(order)}
 
@@ -218,11 +218,11 @@ def _median(m):
 
 def latency_vs_batch(measurements) -> Figure:
     def panel(m):
-        mode, chunk, _, seq_len = shape_key(m)
-        return (mode, chunk, seq_len)
+        return m.mode, m.chunk, m.seq_len
 
     def title(p):
-        return f"streaming, chunk {p[1]}" if p[0] == "streaming" else f"sequence length {p[2]}"
+        _, chunk, seq_len = p
+        return f"streaming, chunk {chunk}" if chunk else f"sequence length {seq_len}"
     return _draw(measurements, _curves(measurements, panel, lambda m: m.batch, _median), title,
                  "batch", "median latency (ms), 95% CI")
 
@@ -268,14 +268,13 @@ def streaming_latency(measurements) -> Figure:
     order = list(colours)
     many_batches = len({m.batch for m in measurements}) > 1
     many_threads = len({m.threads for m in measurements}) > 1
-    chunks = sorted({row_field(m, "chunk") or m.seq_len for m in measurements})
-    height = max(2.4, 0.36 * max(sum(1 for m in measurements
-                                     if (row_field(m, "chunk") or m.seq_len) == c)
+    chunks = sorted({m.seq_len for m in measurements})  # a streaming row's seq_len: its chunk
+    height = max(2.4, 0.36 * max(sum(1 for m in measurements if m.seq_len == c)
                                  for c in chunks) + 1.4)
     fig, axes = _figure(len(chunks), height=height)
     for ax, chunk in zip(axes, chunks):
         rows = []
-        for m in sorted((m for m in measurements if (row_field(m, "chunk") or m.seq_len) == chunk),
+        for m in sorted((m for m in measurements if m.seq_len == chunk),
                         key=lambda m: (order.index(m.runtime), m.batch, m.threads or 0)):
             p50, p99 = m.stats.median / chunk, m.stats.p99 / chunk
             label = _label(m.runtime, m.threads, many_threads)
@@ -303,16 +302,14 @@ def throughput_vs_batch(measurements) -> Figure:
 
 def latency_vs_threads(measurements) -> Figure:
     """One line per runtime across the thread counts, a panel per shape."""
-    return _draw(measurements, _curves(measurements, shape_key, lambda m: m.threads, _median,
-                                       line_of=lambda m: (m.runtime, None)),
-                 shape_label, "threads", "median latency (ms), 95% CI")
+    curves = _curves(measurements, lambda m: m.key.shape, lambda m: m.threads, _median,
+                     line_of=lambda m: (m.runtime, None))
+    return _draw(measurements, curves, shape_label, "threads", "median latency (ms), 95% CI")
 
 
 def cold_start(measurements) -> Figure:
     """Session open and first run side by side, each on its own linear axis with its values
     written at the bars: a 1 ms open next to a 2 s one is still readable."""
-    from lstm_bench.bench.text import first_per_runtime
-
     firsts = first_per_runtime(measurements)
     many_threads = len({m.threads for m in firsts}) > 1
     labels = [f"{m.runtime}, {m.threads} thr" if many_threads else m.runtime for m in firsts]
@@ -344,7 +341,8 @@ def verify_error_per_step(verify) -> Figure | None:
         errors = v.per_step_max_abs_error
         ax.plot(range(len(errors)), [max(e, 1e-12) for e in errors], color=colours[v.runtime],
                 label=f"{v.runtime} ({v.precision or '?'})")
-    tolerances = {(v.precision, v.atol, v.rtol) for v in verdicts if v.atol is not None}
+    tolerances = {(v.precision, v.tolerance.atol, v.tolerance.rtol) for v in verdicts
+                  if v.tolerance is not None}
     for precision, atol, rtol in sorted(tolerances, key=lambda t: t[1]):
         ax.axhspan(atol, atol + rtol, color="0.5", alpha=0.12)
         ax.axhline(atol, color="0.3", linestyle="--", linewidth=1)
@@ -362,8 +360,7 @@ def verify_error_per_step(verify) -> Figure | None:
 
 def report_figures(report) -> list[tuple[str, Figure]]:
     """(caption, figure) for every plot the report's data supports."""
-    streaming = [m for m in report.measurements if row_field(m, "mode") == "streaming"]
-    rows = [m for m in report.measurements if row_field(m, "mode") != "streaming"]
+    rows, streaming = split_rows(report.measurements)
     figures = []
     if rows:
         figures.append(("Latency against batch", latency_vs_batch(rows)))

@@ -18,8 +18,9 @@ instead of averaging them away.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
+from typing import NamedTuple
 
 import numpy as np
 
@@ -144,17 +145,52 @@ def find_phases(block_ms) -> Phases | None:
     return Phases(float(fast), float(slow), best_k / n, float(separation))
 
 
+SEQUENCE, STREAMING = "sequence", "streaming"  # a row's mode: whole sequences, or chunks
+
+
+class Shape(NamedTuple):
+    """What a report groups its rows by; sorts whole sequences first, then by chunk, batch
+    and sequence length."""
+
+    mode: str
+    chunk: int  # steps per call of a streaming row; 0 for whole sequences
+    batch: int
+    seq_len: int
+
+
+@dataclass(frozen=True)
+class RowKey:
+    """Which row of a report a measurement is: a runtime at one shape and thread count. A
+    streaming row (one call carries ``chunk`` steps, h and c carried over) is never the row of
+    a whole sequence of that length."""
+
+    runtime: str
+    batch: int
+    seq_len: int
+    threads: int | None
+    mode: str = SEQUENCE
+    chunk: int = 0
+
+    @property
+    def shape(self) -> Shape:
+        return Shape(self.mode, self.chunk, self.batch, self.seq_len)
+
+
 @dataclass(frozen=True)
 class Measurement:
     """The timed calls of one runtime at one (batch, seq_len, threads), with derived figures.
 
     ``blocks`` say which consecutive samples form one block (in order; their ``calls`` add up
-    to the number of samples); without blocks (a report of an older lstm-bench), every call
-    is its own block. ``flops`` is the LSTM layers' multiply-add count for one call
-    (``lstm_flops``), and ``peak_gflops`` the machine's float32 GEMM peak at the row's thread
-    count (``bench.machine.Calibration``); either may be None. ``cold`` holds the session creation and first-run times in ms, and
+    to the number of samples); without blocks, every call is its own block. ``flops`` is the
+    LSTM layers' multiply-add count for one call (``lstm_flops``), and ``peak_gflops`` the
+    machine's float32 GEMM peak at the row's thread count (``bench.machine.Calibration``);
+    either may be None. ``cold`` holds the session creation and first-run times in ms, and
     ``peak_memory_mb`` the resident-memory high-water mark the runtime added (see
-    ``bench.machine.MemoryProbe``).
+    ``bench.machine.MemoryProbe``). A streaming row (``mode``, ``bench.streaming``) times one
+    call of a chunk of ``seq_len`` steps; ``stateful_variant`` says whether the model timed
+    was the stateful variant of the one given. ``runtime_settings`` are the settings the
+    runtime ran with (``Runtime.settings``: session options, quantization...), recorded in
+    the row as they came.
     """
 
     runtime: str
@@ -168,7 +204,9 @@ class Measurement:
     cold: dict | None = None
     peak_memory_mb: float | None = None
     blocks: tuple[Block, ...] = ()
-    extra: dict = field(default_factory=dict)
+    mode: str = SEQUENCE
+    stateful_variant: bool | None = None
+    runtime_settings: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if self.blocks and sum(b.calls for b in self.blocks) != len(self.samples_ns):
@@ -204,6 +242,20 @@ class Measurement:
         return find_phases(self.block_ms)
 
     @property
+    def streaming(self) -> bool:
+        return self.mode == STREAMING
+
+    @property
+    def chunk(self) -> int:
+        """The steps one call carries: a streaming row's seq_len, 0 for whole sequences."""
+        return self.seq_len if self.streaming else 0
+
+    @property
+    def key(self) -> RowKey:
+        return RowKey(self.runtime, self.batch, self.seq_len, self.threads, self.mode,
+                      self.chunk)
+
+    @property
     def reps(self) -> int:
         return len(self.samples_ns)
 
@@ -231,7 +283,7 @@ class Measurement:
     def throughput(self) -> dict:
         """The JSON row's rates. A streaming row (one chunk of seq_len steps per call) has no
         whole sequences: its rates are steps and calls per second, never sequences."""
-        if self.extra.get("mode") == "streaming":
+        if self.streaming:
             return {"steps_per_s": self.steps_per_s, "calls_per_s": 1 / self._median_s}
         return {"sequences_per_s": self.sequences_per_s, "steps_per_s": self.steps_per_s}
 
@@ -244,12 +296,6 @@ class Measurement:
         if self.gflops is None or not self.peak_gflops:
             return None
         return self.gflops / self.peak_gflops
-
-    def key(self) -> tuple:
-        # a streaming row (one chunk per call) is never the same row as a whole sequence of
-        # that length
-        return (self.runtime, self.batch, self.seq_len, self.threads,
-                self.extra.get("mode") or "sequence")
 
     def label(self) -> str:
         return f"{self.runtime} b={self.batch} T={self.seq_len} threads={self.threads}"
@@ -288,25 +334,37 @@ class Measurement:
             "block_count": len(self.block_ms),
             "processes": sorted({b.process for b in self.blocks}) if self.blocks else None,
             "samples_ns": list(self.samples_ns),
-            "blocks": [b.as_dict() for b in self.blocks], **self.extra,
+            "blocks": [b.as_dict() for b in self.blocks], **self.runtime_settings,
+            **(self._streaming_fields() if self.streaming else {}),
         }
 
+    def _streaming_fields(self) -> dict:
+        """A streaming row's own fields: its chunk, and p50 / p99 per call and per step."""
+        stats, chunk = self.stats, self.chunk
+        return {"mode": self.mode, "chunk": chunk, "stateful_variant": self.stateful_variant,
+                "per_call_ms": {"p50": stats.median, "p99": stats.p99},
+                "per_step_ms": {"p50": stats.median / chunk, "p99": stats.p99 / chunk}}
+
     @classmethod
-    def from_dict(cls, row: dict, peak_gflops: float | None = None) -> Measurement:
-        known = {"runtime", "device", "batch", "seq_len", "threads", "latency_ms", "throughput",
-                 "noise_iqr_over_median", "noisy", "phases", "flops", "gflops", "peak_share",
-                 "peak_gflops",
-                 "cold_start_ms", "peak_memory_mb", "reps", "timed_total_s", "block_count",
-                 "processes", "samples_ns", "blocks"}
+    def from_dict(cls, row: dict) -> Measurement:
+        """A JSON row (``as_dict``); its keys not written by ``as_dict`` are the runtime's
+        settings."""
         return cls(runtime=row["runtime"], batch=int(row["batch"]), seq_len=int(row["seq_len"]),
                    threads=row.get("threads"), samples_ns=tuple(int(s) for s in row["samples_ns"]),
                    device=row.get("device", "cpu"), flops=row.get("flops"),
-                   # a row of this version says its own peak (None: no reliable one)
-                   peak_gflops=rate(row["peak_gflops"] if "peak_gflops" in row else peak_gflops),
-                   cold=row.get("cold_start_ms"),
+                   peak_gflops=rate(row.get("peak_gflops")), cold=row.get("cold_start_ms"),
                    peak_memory_mb=row.get("peak_memory_mb"),
                    blocks=tuple(Block.from_dict(b) for b in row.get("blocks") or ()),
-                   extra={k: v for k, v in row.items() if k not in known})
+                   mode=row.get("mode") or SEQUENCE, stateful_variant=row.get("stateful_variant"),
+                   runtime_settings={k: v for k, v in row.items() if k not in ROW_FIELDS})
+
+
+# the keys ``Measurement.as_dict`` writes; any other key of a row is a runtime setting
+ROW_FIELDS = {"runtime", "device", "batch", "seq_len", "threads", "latency_ms", "throughput",
+              "noise_iqr_over_median", "noisy", "phases", "flops", "gflops", "peak_share",
+              "peak_gflops", "cold_start_ms", "peak_memory_mb", "reps", "timed_total_s",
+              "block_count", "processes", "samples_ns", "blocks", "mode", "chunk",
+              "stateful_variant", "per_call_ms", "per_step_ms"}
 
 
 def rate(value) -> float | None:
@@ -328,8 +386,6 @@ def merge(parts: list[Measurement]) -> Measurement:
     cold = ({k: float(np.median([c[k] for c in colds if k in c])) for k in colds[0]}
             if colds else None)
     memory = [p.peak_memory_mb for p in parts if p.peak_memory_mb is not None]
-    return Measurement(first.runtime, first.batch, first.seq_len, first.threads,
-                       tuple(s for p in parts for s in p.samples_ns), device=first.device,
-                       flops=first.flops, peak_gflops=first.peak_gflops, cold=cold,
-                       peak_memory_mb=max(memory) if memory else None,
-                       blocks=tuple(b for p in parts for b in p.blocks), extra=dict(first.extra))
+    return replace(first, samples_ns=tuple(s for p in parts for s in p.samples_ns), cold=cold,
+                   peak_memory_mb=max(memory) if memory else None,
+                   blocks=tuple(b for p in parts for b in p.blocks))

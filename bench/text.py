@@ -4,37 +4,31 @@ streaming rows."""
 
 from __future__ import annotations
 
-from lstm_bench.bench.decision import plural, row_field, shape_key
-from lstm_bench.bench.stats import NOISE_THRESHOLD
+from lstm_bench.bench.decision import plural
+from lstm_bench.bench.stats import NOISE_THRESHOLD, Shape
 
-
-WIDE = 100  # from this many columns on, the tables show every figure
 # the caption of every latency table: what the central figure and its interval are
 MEDIAN_CAPTION = "ms: median of the block medians, its 95% CI over the blocks; p99 over calls"
 NO_PEAK = ("no % peak for streaming rows: a call of a few steps is bound by its overhead, "
            "and the GEMM peak is no ceiling for it")
 
 
-def streaming(m) -> bool:
-    return row_field(m, "mode") == "streaming"
-
-
 def split_rows(measurements) -> tuple[list, list]:
     """(whole-sequence rows, streaming rows)."""
-    return ([m for m in measurements if not streaming(m)],
-            [m for m in measurements if streaming(m)])
+    return ([m for m in measurements if not m.streaming],
+            [m for m in measurements if m.streaming])
 
 
 def peak_text(m) -> str:
     """% of the GEMM peak; none for streaming rows (``NO_PEAK``), in every report alike."""
-    share = None if streaming(m) else m.peak_share
+    share = None if m.streaming else m.peak_share
     return fmt(None if share is None else 100 * share, ".1f")
 
 
 def per_step(m, which: str) -> float:
     """A streaming row's p50 or p99 over the steps its call carries (ms)."""
     figure = m.stats.median if which == "p50" else m.stats.p99
-    return figure / max(row_field(m, "chunk") or m.seq_len, 1)
+    return figure / max(m.seq_len, 1)  # a streaming row's seq_len is its chunk
 
 
 def fmt(value, spec=".4g") -> str:
@@ -59,6 +53,11 @@ def ms_text(value) -> str:
     return text if len(text) <= 7 else f"{value:.3g}"
 
 
+def p_short(p: float | None) -> str:
+    """A p value in at most 6 characters: below 0.001 it only matters that it is small."""
+    return "–" if p is None else "<0.001" if p < 0.001 else f"{p:.2g}"
+
+
 def short_number(value) -> str:
     return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
 
@@ -71,16 +70,16 @@ def ci_text(m) -> str:
 def noise_text(m) -> str:
     """IQR / median, and "2 ph" when the blocks fell into a fast and a slow phase."""
     text = f"{m.noise:.0%}"
-    if row_field(m, "phases"):
+    if m.phases:
         text += " 2 ph"
     return text
 
 
-def ranked_groups(measurements) -> list[tuple[tuple, list]]:
+def ranked_groups(measurements) -> list[tuple[Shape, list]]:
     """(shape, measurements fastest first) in shape order."""
     groups: dict[tuple, list] = {}
     for m in measurements:
-        groups.setdefault(shape_key(m), []).append(m)
+        groups.setdefault(m.key.shape, []).append(m)
     return [(key, sorted(groups[key], key=lambda m: m.stats.median)) for key in sorted(groups)]
 
 
@@ -95,7 +94,7 @@ def first_per_runtime(measurements) -> list:
 def noise_line(report) -> str | None:
     """One sentence on the noise, instead of one warning per row."""
     noisy = [m for m in report.measurements if m.noisy]
-    phased = [m for m in report.measurements if row_field(m, "phases")]
+    phased = [m for m in report.measurements if m.phases]
     if not noisy and not phased:
         return None
     # "1 of 16 rows has": the verb agrees with the count of noisy rows

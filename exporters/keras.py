@@ -34,12 +34,12 @@ from pathlib import Path
 import numpy as np
 
 from lstm_bench.errors import LSTMBenchError, first_line
-from lstm_bench.files import check_array_size, limit_bytes, parse_json
+from lstm_bench.files import atomic_path, check_array_size, limit_bytes, parse_json
 from lstm_bench.exporters.keras_layers import KerasLSTM, KerasModel
 from lstm_bench.exporters.keras_onnx import DEFAULT_OPSET, build_keras_model
 from lstm_bench.exporters.keras_read import (INSTEAD, MERGES, SUPPORTED as _SUPPORTED,
                                              LayerReader, check_builtin)
-from lstm_bench.exporters.keras_walk import keras_reference
+from lstm_bench.exporters.keras_walk import walk
 
 __all__ = ["read_keras", "export_keras", "keras_reference", "build_keras_model", "KerasModel"]
 
@@ -359,6 +359,13 @@ def read_keras(keras_path) -> KerasModel:
                       output=output, fixed_length=reader.fixed_length)
 
 
+def keras_reference(keras_path, X) -> np.ndarray:
+    """What the archive's model (a path, or a model ``read_keras`` parsed) computes on ``X`` in
+    float64: ``X`` floats ``(batch, time, features)``, or token ids ``(batch, time)`` for a
+    model that starts with an Embedding."""
+    return walk(keras_path if isinstance(keras_path, KerasModel) else read_keras(keras_path), X)
+
+
 def export_keras(keras_path, path=None, *, opset: int | None = None):
     """Export a Keras 3 ``.keras`` archive to ONNX; saved atomically to ``path`` when given.
 
@@ -370,8 +377,6 @@ def export_keras(keras_path, path=None, *, opset: int | None = None):
     model = build_keras_model(read_keras(keras_path),
                               opset=DEFAULT_OPSET if opset is None else opset)
     if path is not None:
-        from lstm_bench.files import atomic_path
-
         with atomic_path(path) as tmp:
             onnx.save(model, str(tmp))
     return model

@@ -352,7 +352,7 @@ def build_keras_model(parsed: KerasModel, *, opset: int = DEFAULT_OPSET):
     model = helper.make_model(graph, opset_imports=opsets, producer_name="lstm-bench",
                               doc_string=f"exported from Keras model {parsed.name!r}")
     model.ir_version = helper.find_min_ir_version_for(opsets)
-    if parsed.masked:  # how a ragged batch is padded for this model (runtimes.inputs reads it)
+    if parsed.masked:  # how a ragged batch is padded for this model (lstm_bench.feeds reads it)
         helper.set_model_props(model, {"lstm_bench.padding": "pre",
                                        "lstm_bench.pad_value": repr(float(parsed.mask_value)),
                                        "lstm_bench.padded_inputs": parsed.input_name})

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from lstm_bench.errors import LSTMBenchError
+from lstm_bench.reference import lstm
 from lstm_bench.exporters.keras_layers import (
     NUMPY_ACTIVATIONS, KerasAffine, KerasConv1D, KerasEmbedding, KerasFlatten, KerasGlobalPool,
     KerasLayerNorm, KerasLSTM, KerasMasking, KerasMerge, KerasModel, KerasPool1D, KerasReshape)
@@ -27,8 +28,6 @@ def _merge(mode: str, forward, backward):
 
 def _lstm_unmasked(layer: KerasLSTM, x):
     """Keras' output for x [B, T, F] with every step valid."""
-    from lstm_bench.reference import lstm
-
     spec, w = layer.weights.spec, layer.weights
     Y, Y_h, _ = lstm(x.transpose(1, 0, 2), w.W, w.R, w.B, direction=spec.direction,
                      activations=spec.activations, activation_alpha=spec.activation_alpha,
@@ -105,15 +104,12 @@ def _pool(layer: KerasPool1D, x):
     return np.stack(windows, axis=1)
 
 
-def keras_reference(keras_path, X) -> np.ndarray:
-    """What the archive's model computes on ``X`` in float64 (see the module doc).
+def walk(parsed: KerasModel, X) -> np.ndarray:
+    """What the parsed model computes on ``X`` in float64 (see the module doc).
 
     ``X``: floats ``(batch, time, features)``, or token ids ``(batch, time)`` for a model that
     starts with an Embedding.
     """
-    from lstm_bench.exporters.keras import read_keras
-
-    parsed = read_keras(keras_path) if not isinstance(keras_path, KerasModel) else keras_path
     x = np.asarray(X)
     if parsed.tokens:
         if x.ndim != 2 or not np.issubdtype(x.dtype, np.integer):

@@ -19,9 +19,18 @@ from pathlib import Path
 
 import numpy as np
 
+from lstm_bench import seed
 from lstm_bench.errors import LSTMBenchError, first_line
+from lstm_bench.exporters.keras import export_keras, keras_reference, read_keras
+from lstm_bench.exporters.ort_quiet import session_options
+from lstm_bench.exporters.torch_export import EXPORTERS, METADATA_EXPORTER, export_torch
+from lstm_bench.exporters.torch_program import export_program
+from lstm_bench.exporters.weights import export_weights
 from lstm_bench.files import atomic_path, check_distinct
-from lstm_bench.tolerances import Tolerance
+from lstm_bench.graph import summary
+from lstm_bench.reference import lstm
+from lstm_bench.spec import LSTMWeights
+from lstm_bench.tolerances import TOLERANCES, Tolerance, compare_output
 
 SOURCE_KINDS = {".pt": "checkpoint", ".json": "checkpoint", ".keras": "keras", ".npz": "npz",
                 ".pt2": "program"}
@@ -130,8 +139,6 @@ def _check_checkpoint_pair(source: Path) -> None:
 def _onnxruntime_outputs(path: Path, feeds: dict) -> list[np.ndarray]:
     import onnxruntime
 
-    from lstm_bench.exporters.ort_quiet import session_options
-
     try:  # onnxruntime's own log lines off: a failure is reported below, once
         session = onnxruntime.InferenceSession(str(path), session_options(),
                                                providers=["CPUExecutionProvider"])
@@ -143,9 +150,6 @@ def _onnxruntime_outputs(path: Path, feeds: dict) -> list[np.ndarray]:
 
 def _export_checkpoint(source, tmp, opset, exporter):
     import torch
-
-    from lstm_bench import seed
-    from lstm_bench.exporters.torch_export import METADATA_EXPORTER, export_torch
 
     model, config = seed.load_checkpoint(source)
     steps = int(config["architecture"].get("seq_len", seed.SEQ_LEN))
@@ -179,8 +183,6 @@ def _keras_probe(parsed, rng, steps: int | None = None) -> np.ndarray:
 
 def _keras_predict(source, X):
     """``model.predict`` of the archive loaded by Keras in safe mode, or None without Keras."""
-    import os
-
     os.environ.setdefault("KERAS_BACKEND", "torch")
     try:
         import keras
@@ -196,8 +198,6 @@ def _keras_predict(source, X):
 
 def _export_keras(source, tmp, opset):
     """(exporter, checks: (label, expected outputs, feeds) each, notes)."""
-    from lstm_bench.exporters.keras import export_keras, keras_reference, read_keras
-
     # read_keras refuses anything but built-in layers before Keras ever sees the file
     parsed = read_keras(source)
     proto = export_keras(source, tmp, opset=opset)
@@ -228,10 +228,6 @@ def _export_keras(source, tmp, opset):
 
 
 def _export_npz(source, tmp, opset):
-    from lstm_bench.exporters.weights import export_weights
-    from lstm_bench.spec import LSTMWeights
-    from lstm_bench.reference import lstm
-
     weights = LSTMWeights.load_npz(source)
     spec = weights.spec
     if spec.layout:
@@ -249,8 +245,6 @@ def _export_npz(source, tmp, opset):
 
 
 def _export_program(source, tmp, opset, trust_pickle):
-    from lstm_bench.exporters.torch_program import export_program
-
     feeds, expected, notes = export_program(source, tmp, opset=opset, trust_pickle=trust_pickle)
     return "dynamo", "the torch.export program's output", feeds, expected, notes
 
@@ -263,9 +257,7 @@ def export_source(source: str | Path, out: str | Path, *, opset: int | None = No
     ``LSTMBenchError`` for bad input and ``ExportParityError`` (with ``.result``) when the file
     does not compute what its source computes; either way nothing is left at ``out``.
     """
-    from lstm_bench.graph import summary
-    from lstm_bench.tolerances import TOLERANCES, compare_output
-    from lstm_bench.exporters.torch_export import EXPORTERS
+    import onnx
 
     source, out = Path(source), Path(out)
     kind = source_kind(source)
@@ -304,8 +296,6 @@ def export_source(source: str | Path, out: str | Path, *, opset: int | None = No
             checks = [(reference, expected, feeds)]
         feeds = checks[0][2]  # the shape the result's check_shape records
         reference = _references(checks)
-        import onnx
-
         proto = onnx.load(str(tmp))
         outputs = {}  # onnxruntime's outputs per input fed (checks share them)
         tolerance = TOLERANCES["float32"]

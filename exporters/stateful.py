@@ -22,6 +22,7 @@ The model's other outputs stay; with zero states the variant computes what the m
 from __future__ import annotations
 
 from lstm_bench.errors import LSTMBenchError
+from lstm_bench.graph import lstm_nodes
 
 METADATA_STATEFUL = "lstm_bench.stateful_variant"
 
@@ -66,8 +67,6 @@ def stateful_variant(model):
     and outputs; see the module docstring. Raises LSTMBenchError when it cannot be made."""
     import onnx
     from onnx import helper
-
-    from lstm_bench.graph import lstm_nodes
 
     nodes = lstm_nodes(model)
     if len(nodes) != 1:

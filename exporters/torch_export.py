@@ -25,6 +25,7 @@ strict shape inference, has exactly one ``LSTM`` node per ``nn.LSTM`` layer and 
 from __future__ import annotations
 
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from lstm_bench.errors import LSTMBenchError, first_line
@@ -32,11 +33,32 @@ from lstm_bench.exporters.torch_graph import (assert_structure, fold_weights, re
                                               unbake_sequence_length)
 from lstm_bench.exporters.torch_proof import check_against_onnxruntime, probe_args
 from lstm_bench.exporters.torch_quiet import quiet
+from lstm_bench.files import atomic_path
 
 EXPORTERS = ("auto", "dynamo", "torchscript")
 METADATA_EXPORTER = "lstm_bench.exporter"
 _TWO_GB = 2 ** 31
-# torch and onnxruntime both compute in float32 with different kernels: a few ulp per step.
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """What one export is asked for: the opset, the layout of the traced input and which of its
+    axes the file leaves symbolic."""
+
+    opset: int | None
+    dynamic: bool  # batch and sequence axes symbolic
+    batch_first: bool
+    has_lengths: bool  # the module takes (input, lengths)
+    fixed_batch: bool = False  # a program whose batch is baked in: only the length is relaxed
+
+    @property
+    def axes(self) -> tuple[int, int]:
+        """(batch axis, time axis) of the input."""
+        return (0, 1) if self.batch_first else (1, 0)
+
+    @property
+    def input_names(self) -> list[str]:
+        return ["input", "lengths"] if self.has_lengths else ["input"]
 
 
 def _lstm_layers(model) -> list:
@@ -145,47 +167,50 @@ def _prepare_inputs(model, example_input, lengths, batch_first):
     return model, (x, lengths.to(torch.int64)), True
 
 
-def _run_exporter(which, model, args, raw_path, *, opset, input_names, output_names,
-                  dynamic, batch_axis, time_axis, has_lengths):
+def _run_exporter(which, model, args, raw_path, options: ExportOptions, output_names):
     import torch
 
-    options = {"input_names": input_names, "output_names": output_names}
-    if opset is not None:
-        options["opset_version"] = int(opset)
+    common = {"input_names": options.input_names, "output_names": output_names}
+    if options.opset is not None:
+        common["opset_version"] = int(options.opset)
+    batch_axis, time_axis = options.axes
     with quiet():
         if which == "torchscript":
             axes = {}
-            if dynamic:
+            if options.dynamic:
                 axes["input"] = {batch_axis: "batch", time_axis: "seq"}
-                if has_lengths:
+                if options.has_lengths:
                     axes["lengths"] = {0: "batch"}
             torch.onnx.export(model, args, str(raw_path), dynamo=False, dynamic_axes=axes or None,
-                              **options)
+                              **common)
         else:
             shapes = None
             # a saved torch.export program has its shapes already; the relaxing follows below
-            if dynamic and isinstance(model, torch.nn.Module):
+            if options.dynamic and isinstance(model, torch.nn.Module):
                 batch, seq = torch.export.Dim("batch"), torch.export.Dim("seq")
                 shapes = ({batch_axis: batch, time_axis: seq},)
             torch.onnx.export(model, args, str(raw_path), dynamo=True, dynamic_shapes=shapes,
-                              external_data=True, optimize=True, verbose=False, **options)
+                              external_data=True, optimize=True, verbose=False, **common)
 
 
-def _export_with(which, module, args, *, opset, dynamic, batch_first, has_lengths,
-                 expected_layers, outputs, probe, fixed_batch=False):
-    """One exporter's ModelProto, relaxed, checked and proven; raises LSTMBenchError."""
+def export_with(which, module, args, options: ExportOptions, *, expected_layers, outputs,
+                probe):
+    """One exporter's ModelProto, relaxed, checked and proven; raises LSTMBenchError.
+
+    ``outputs``: the module's outputs on ``args``; ``probe``: (probe args, batch, steps, the
+    module's outputs on them) for the proof in onnxruntime, or None for no proof.
+    """
     import onnx
 
-    batch_axis, time_axis = (0, 1) if batch_first else (1, 0)
-    input_names = ["input", "lengths"] if has_lengths else ["input"]
+    opset = options.opset
+    batch_axis, time_axis = options.axes
+    example = args[0]
     output_names = (["output"] if len(outputs) == 1
                     else [f"output_{i}" for i in range(len(outputs))])
     with tempfile.TemporaryDirectory(prefix="lstm-bench-export-") as tmp:
         raw_path = Path(tmp) / "model.onnx"
         try:
-            _run_exporter(which, module, args, raw_path, opset=opset,
-                          input_names=input_names, output_names=output_names, dynamic=dynamic,
-                          batch_axis=batch_axis, time_axis=time_axis, has_lengths=has_lengths)
+            _run_exporter(which, module, args, raw_path, options, output_names)
             # load_external_data pulls the dynamo exporter's model.onnx.data inline.
             proto = onnx.load(str(raw_path), load_external_data=True)
         except Exception as exc:  # the exporters raise many types; keep the first line
@@ -195,17 +220,16 @@ def _export_with(which, module, args, *, opset, dynamic, batch_first, has_length
     if opset is not None and written != opset:
         raise LSTMBenchError(f"the {which} exporter wrote opset {written}, not the requested "
                              f"opset {opset}")
-    if dynamic:
+    if options.dynamic:
         probes = None
         if probe is not None:
-            x = args[0]
-            b0, t0 = (x.shape[0], x.shape[1]) if batch_first else (x.shape[1], x.shape[0])
-            probes = [(b0, t0, [o.numpy() for o in outputs]), (probe[1], probe[2], probe[3])]
-        relax_shapes(proto, None if fixed_batch else batch_axis, time_axis, has_lengths, probes)
+            probes = [(example.shape[batch_axis], example.shape[time_axis],
+                       [o.numpy() for o in outputs]), (probe[1], probe[2], probe[3])]
+        relax_shapes(proto, None if options.fixed_batch else batch_axis, time_axis,
+                     options.has_lengths, probes)
     if which == "dynamo":
-        if dynamic:
-            x = args[0]
-            unbake_sequence_length(proto, x.shape[1] if batch_first else x.shape[0])
+        if options.dynamic:
+            unbake_sequence_length(proto, example.shape[time_axis])
         proto = fold_weights(proto)
     del proto.metadata_props[:]
     onnx.helper.set_model_props(proto, {METADATA_EXPORTER: which})
@@ -215,9 +239,9 @@ def _export_with(which, module, args, *, opset, dynamic, batch_first, has_length
     except Exception as exc:
         raise LSTMBenchError(f"the {which} exporter's graph fails onnx.checker / shape "
                              f"inference: {first_line(exc)}") from None
-    assert_structure(proto, expected_layers, has_lengths)
+    assert_structure(proto, expected_layers, options.has_lengths)
     if probe is not None:
-        check_against_onnxruntime(proto, probe[0], probe[3], which, batch_first)
+        check_against_onnxruntime(proto, probe[0], probe[3], which, options.batch_first)
     return proto
 
 
@@ -281,13 +305,12 @@ def export_torch(model, example_input, path, *, opset: int | None = None, dynami
                                                                dynamic, vocab=_vocab(model))
                 probe = (probe_args_, new_batch, new_steps,
                          [t.numpy() for t in _flatten(module(*probe_args_))])
+        options = ExportOptions(opset, dynamic, batch_first, has_lengths)
         failures = []
         for which in order:
             try:
-                proto = _export_with(which, module, args, opset=opset, dynamic=dynamic,
-                                     batch_first=batch_first, has_lengths=has_lengths,
-                                     expected_layers=expected_layers, outputs=outputs,
-                                     probe=probe)
+                proto = export_with(which, module, args, options,
+                                    expected_layers=expected_layers, outputs=outputs, probe=probe)
                 break
             except LSTMBenchError as exc:
                 failures.append(str(exc))
@@ -303,8 +326,6 @@ def export_torch(model, example_input, path, *, opset: int | None = None, dynami
 def save_model(proto, path) -> Path:
     """Write ``proto`` to ``path`` atomically, weights inline (external data only past 2 GB)."""
     import onnx
-
-    from lstm_bench.files import atomic_path
 
     path = Path(path)
     with atomic_path(path) as tmp:

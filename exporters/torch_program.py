@@ -28,6 +28,9 @@ from pathlib import Path
 import numpy as np
 
 from lstm_bench.errors import LSTMBenchError, first_line
+from lstm_bench.exporters.torch_export import (METADATA_EXPORTER, ExportOptions, export_with,
+                                               save_model)
+from lstm_bench.exporters.torch_proof import probe_args
 from lstm_bench.files import parse_json
 
 # archive members holding compiled code that torch.export.load may hand to AOTInductor
@@ -163,9 +166,6 @@ def export_program(path, out, *, opset: int | None = None, trust_pickle: bool = 
     import onnx
     import torch
 
-    from lstm_bench.exporters.torch_export import METADATA_EXPORTER, _export_with, save_model
-    from lstm_bench.exporters.torch_proof import probe_args
-
     program = load_program(path, trust_pickle=trust_pickle)
     calls = _lstm_calls(program)
     if not calls:
@@ -218,12 +218,12 @@ def export_program(path, out, *, opset: int | None = None, trust_pickle: bool = 
         notes.append(f"the program fixes the batch at {example.shape[batch_axis]} (export it "
                      f"with torch.export.export(model, (x,), {dynamic_batch_hint(batch_axis)}) for "
                      "any batch)")
-    proto = _export_with("dynamo", program, (example,), opset=opset,
-                         dynamic=dynamic_length or dynamic_batch, fixed_batch=not dynamic_batch,
-                         batch_first=batch_first, has_lengths=False,
-                         expected_layers=expected_layers,
-                         outputs=[torch.from_numpy(o) for o in outputs],
-                         probe=(args, batch, steps, expected))
+    options = ExportOptions(opset, dynamic_length or dynamic_batch, batch_first,
+                            has_lengths=False, fixed_batch=not dynamic_batch)
+    proto = export_with("dynamo", program, (example,), options,
+                        expected_layers=expected_layers,
+                        outputs=[torch.from_numpy(o) for o in outputs],
+                        probe=(args, batch, steps, expected))
     del proto.metadata_props[:]
     onnx.helper.set_model_props(proto, {METADATA_EXPORTER: "dynamo (torch.export program)"})
     save_model(proto, out)

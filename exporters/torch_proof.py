@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from lstm_bench.errors import LSTMBenchError, first_line
+from lstm_bench.exporters.ort_quiet import session_options
+from lstm_bench.tolerances import TOLERANCES, compare_output
 
 
 def probe_args(args, batch_first, has_lengths, dynamic, *, vocab: int | None = None,
@@ -48,8 +50,6 @@ def check_against_onnxruntime(proto, probe_args, expected, which, batch_first):
         hint = ("; torch.export fixes an axis to the example's size in some LSTM graphs "
                 "(an example batch of 1 above all): use exporter='torchscript', or an example "
                 "with batch >= 2")
-    from lstm_bench.exporters.ort_quiet import session_options
-
     try:  # onnxruntime's own log lines off: the failure is reported below, once
         session = onnxruntime.InferenceSession(proto.SerializeToString(), session_options(),
                                                providers=["CPUExecutionProvider"])
@@ -59,8 +59,6 @@ def check_against_onnxruntime(proto, probe_args, expected, which, batch_first):
         text = first_line(exc)
         raise LSTMBenchError(f"the {which} exporter's graph fails in onnxruntime at batch "
                              f"{batch}, sequence length {steps}: {text[:300]}{hint}") from None
-    from lstm_bench.tolerances import TOLERANCES, compare_output
-
     for index, (want, have) in enumerate(zip(expected, got)):
         judged = compare_output(which, f"output {index}", have, np.asarray(want, np.float64),
                                 TOLERANCES["float32"], "float32")

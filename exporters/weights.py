@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from lstm_bench.errors import LSTMBenchError
+from lstm_bench.files import atomic_path
 from lstm_bench.spec import LSTMWeights
 
 SUPPORTED_OPSETS = (7, 14, 22)
@@ -84,8 +85,6 @@ def export_weights(weights: LSTMWeights, path: str | Path | None = None, **optio
 
     model = build_lstm_model(weights, **options)
     if path is not None:
-        from lstm_bench.files import atomic_path
-
         with atomic_path(path) as tmp:  # never leave a half-written model behind
             onnx.save(model, str(tmp))
     return model

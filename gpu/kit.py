@@ -56,8 +56,8 @@ RUNTIMES = "ort-cpu,ort-cuda,torch-cpu,torch-cuda"
 # All cores on the device (16; lstm-bench's own default is 1). The dry run keeps one thread:
 # torch's OpenMP pool on a busy 2-core machine can be 100x slower with two.
 DEVICE_SHAPES = {"batches": (1, 32, 256), "seq_lens": (100, 1000),
-                 "threads_list": (len(os.sched_getaffinity(0)),)}
-CPU_SHAPES = {"batches": (1, 4), "seq_lens": (10,), "threads_list": (1,)}
+                 "threads": (len(os.sched_getaffinity(0)),)}
+CPU_SHAPES = {"batches": (1, 4), "seq_lens": (10,), "threads": (1,)}
 
 
 class KitError(Exception):
@@ -373,10 +373,14 @@ def validate(out: Path, cpu: bool, runtimes: str = RUNTIMES, budget_s: float = 4
     from dataclasses import asdict
 
     from lstm_bench.bench.harness import Settings
-    from lstm_bench.bench.report import VerifySummary, write_reports
-    from lstm_bench.bench.runner import run_bench
+    from lstm_bench.bench.plan import RuntimeChoice, SweepPlan, sweep_shapes
+    from lstm_bench.bench.report import write_reports
+    from lstm_bench.bench.runner import run_plan
     from lstm_bench.files import write_text
-    from lstm_bench.verify.run import verify
+    from lstm_bench.model import Model
+    from lstm_bench.runtimes.registry import make_factories
+    from lstm_bench.verify.report import VerifySummary
+    from lstm_bench.verify.run import VerifyPlan, verify
 
     logfile = out / "kit.log"
     started = time.perf_counter()
@@ -402,7 +406,7 @@ def validate(out: Path, cpu: bool, runtimes: str = RUNTIMES, budget_s: float = 4
             if case == "large":
                 continue
             try:
-                report = verify(path, names, **options)
+                report = verify(Model.load(path), VerifyPlan(make_factories(names), **options))
             except Exception as exc:
                 failed(f"verify {case}", exc)
                 continue
@@ -430,10 +434,12 @@ def validate(out: Path, cpu: bool, runtimes: str = RUNTIMES, budget_s: float = 4
                 continue
             try:
                 seed_verify = verify_docs.get("seed") if case == "seed" else None
-                doc = run_bench(models[case][0], runtimes=names, settings=settings, **shapes,
-                                verify=VerifySummary.from_verify_json(seed_verify)
-                                if seed_verify else None,
-                                calibrate=not cpu)
+                model = Model.load(models[case][0]).check_lstm()
+                sweep, _ = sweep_shapes([model], shapes["batches"], shapes["seq_lens"])
+                plan = SweepPlan((model,), RuntimeChoice.of(names), sweep,
+                                 shapes["threads"], settings, calibrate=not cpu)
+                (doc,) = run_plan(plan, VerifySummary.from_verify_json(seed_verify)
+                                  if seed_verify else None)
                 doc.extra["gpu_kit"] = {"mode": summary["mode"]}
                 write_reports(doc, json=out / f"bench-{case}.json",
                               html=out / f"bench-{case}.html")

@@ -21,7 +21,6 @@ from lstm_bench.errors import LSTMBenchError, first_line
 from lstm_bench.spec import LSTMSpec, LSTMWeights
 
 _OPERATOR_INPUTS = ("X", "W", "R", "B", "sequence_lens", "initial_h", "initial_c", "P")
-_CONTAINERS = ("If", "Loop", "Scan")
 # What to do when a graph has no LSTM node: the two ways people get one.
 HOW_TO_EXPORT = (
     "export an LSTM node: in torch, build the model on torch.nn.LSTM (not a loop over "

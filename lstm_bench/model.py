@@ -2,30 +2,44 @@
 CLI share instead of each re-reading the file.
 
 ``Model.load(path)`` reads the ONNX file once (with a clear error for a bad one); what is
-derived from it (sha256, LSTM nodes, summary) is computed on first use and kept. Only core
-things live here: the runtimes compute their feeds from ``model.proto`` (``runtimes.inputs``).
+derived from it (sha256, LSTM nodes, summary, layer sizes) is computed on first use and kept.
+It also answers what a benchmark asks of a model at a (batch, seq_len): FLOPs, the bytes of its
+feeds and outputs, and seeded random feeds (``lstm_bench.feeds``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+import numpy as np
+import onnx
+
+from lstm_bench import graph
 from lstm_bench.errors import LSTMBenchError, first_line
+from lstm_bench.feeds import fed_seq_len, feed_shapes, make_inputs
+from lstm_bench.model_limits import check_limits
 
-if TYPE_CHECKING:  # onnx is imported where a model is read, not with this module
-    import onnx
+# What one runtime keeps of an LSTM's outputs, per value of Y (float32), for every shape it ran:
+# onnxruntime's CPU arena keeps Y and the gate buffer (four values per value of Y: the input
+# projection of every step) of each shape. Measured here on an LSTM(2 -> 64), T = 100, batches
+# 1000, 2000, 4000, 8000 run in turn by one session: the process grew by 4.3 x the bytes of Y
+# summed over the shapes (3.5 x in the reverse order). Torch and NumPy free theirs between
+# calls: for them this is an upper estimate.
+HELD_PER_Y = 5
+
+
+def output_bytes(layer_sizes, batch: int, seq_len: int) -> int:
+    """Bytes one runtime holds for the LSTM layers' outputs (Y, Y_h, Y_c; see HELD_PER_Y)
+    after a call at this shape; ``layer_sizes``: (input_size, hidden_size, directions)."""
+    return 4 * sum(D * batch * H * (HELD_PER_Y * seq_len + 2) for _, H, D in layer_sizes)
 
 
 def load_proto(path):
     """A ModelProto read from ``path``, with a one-line error for a missing or unreadable file."""
-    import onnx
-
-    from lstm_bench.model_limits import check_limits
-
     path = Path(path)
     if not path.is_file():
         raise LSTMBenchError(f"{path}: {'a directory, not a' if path.is_dir() else 'no such'} model file")
@@ -49,49 +63,83 @@ class Model:
     third-party loader) can take the object as it is.
     """
 
-    path: Path
+    path: Path | None  # None: built in memory (verify's LSTM layer alone), no file
     proto: onnx.ModelProto
 
     @classmethod
     def load(cls, path) -> Model:
         return cls(Path(path), load_proto(path))
 
+    @classmethod
+    def built(cls, proto: onnx.ModelProto) -> Model:
+        """A model built in memory: runtimes load it from ``source``, no file is written."""
+        return cls(None, proto)
+
     def __str__(self):
-        return str(self.path)
+        return str(self.path) if self.path is not None else "the model built in memory"
 
     def __fspath__(self):
+        if self.path is None:
+            raise TypeError("a model built in memory has no path")
         return str(self.path)
+
+    @property
+    def source(self) -> str | bytes:
+        """What a runtime's loader takes: the file's path (its external data lies beside it),
+        or the serialized proto of a model built in memory."""
+        return str(self.path) if self.path is not None else self.proto.SerializeToString()
 
     @cached_property
     def sha256(self) -> str:
-        return hashlib.sha256(self.path.read_bytes()).hexdigest()
+        data = self.path.read_bytes() if self.path is not None else self.proto.SerializeToString()
+        return hashlib.sha256(data).hexdigest()
 
     @cached_property
     def lstm_nodes(self) -> tuple:
         """``lstm_bench.graph.LSTMNode`` for every LSTM node, in graph order."""
-        from lstm_bench.graph import lstm_nodes
-
-        return tuple(lstm_nodes(self.proto))
+        return tuple(graph.lstm_nodes(self.proto))
 
     @cached_property
     def summary(self) -> dict:
-        from lstm_bench.graph import summary
-
-        return summary(self.proto)
+        return graph.summary(self.proto)
 
     @cached_property
     def layer_sizes(self) -> tuple:
         """(input_size, hidden_size, directions) per LSTM node (``graph.layer_sizes``)."""
-        from lstm_bench.graph import layer_sizes
+        return tuple(graph.layer_sizes(self.proto))
 
-        return tuple(layer_sizes(self.proto))
+    def info(self) -> dict:
+        """What a report says of the model: its path, sha256 and summary."""
+        return {"path": str(self.path), "sha256": self.sha256, **self.summary}
+
+    def check_lstm(self) -> Model:
+        """This model, when it has an LSTM node anywhere; else LSTMBenchError saying what it
+        holds instead. A node is enough: its weights may be known only at run time (FLOPs come
+        from W's shape then), and onnxruntime runs it all the same."""
+        reason = graph.no_lstm_reason(self.proto)
+        if reason:
+            raise LSTMBenchError(f"{self.path}: {reason}")
+        return self
 
     def flops(self, batch: int, seq_len: int) -> int:
         """Multiply-add FLOPs of the LSTM layers for one call (see ``graph.flops_of``): the
         layers are read once, not at every shape of a sweep."""
-        from lstm_bench.graph import flops_of
+        return graph.flops_of(self.layer_sizes, batch, seq_len)
 
-        return flops_of(self.layer_sizes, batch, seq_len)
+    def feed_bytes(self, batch: int, seq_len: int | None) -> int:
+        """Bytes of the feeds ``feeds`` makes at this shape, found without making them; a shape
+        the model cannot be fed is refused (``feeds.feed_shapes``)."""
+        return sum(math.prod(shape) * np.dtype(dtype).itemsize for shape, dtype in
+                   feed_shapes(self.proto, batch=batch, seq_len=seq_len).values())
+
+    def output_bytes(self, batch: int, seq_len: int | None) -> int:
+        """Bytes one runtime holds for this model's LSTM outputs at this shape (an estimate,
+        see ``HELD_PER_Y``)."""
+        return output_bytes(self.layer_sizes, batch, fed_seq_len(self.proto, seq_len))
+
+    def feeds(self, batch: int, seq_len: int, seed: int = 0) -> dict[str, np.ndarray]:
+        """Seeded random inputs at this shape, from the generator verify uses too."""
+        return make_inputs(self.proto, batch=batch, seq_len=seq_len, seed=seed).feeds
 
 
 def as_model(source) -> Model:

@@ -1,8 +1,9 @@
-"""The seed's classifier in torch, its built-in task, training and checkpoints.
+"""The seed's classifier in torch, its built-in task and its checkpoints.
 
 The seed example is Keras' ``Sequential([LSTM(50, input_shape=(100, 1)), Dense(1, "sigmoid")])``
-trained with binary cross-entropy and Adam. Here it is ``nn.LSTM(1, 50, batch_first=True)`` over
-``(batch, 100, 1)``, the last hidden state, ``Linear(50, 1)`` and a sigmoid.
+trained with binary cross-entropy and Adam (``lstm-bench train``, ``lstm_bench.cli.train``).
+Here it is ``nn.LSTM(1, 50, batch_first=True)`` over ``(batch, 100, 1)``, the last hidden state,
+``Linear(50, 1)`` and a sigmoid.
 
 The task needs long-range memory: the first ``MARKER_STEPS`` steps carry the label as a sign
 (+1 or -1, plus noise), the remaining 90 steps are pure noise of the same size, and the model
@@ -14,17 +15,19 @@ hundreds of steps (measured).
 A checkpoint is two files: ``NAME.pt`` holds the state_dict (tensors only, read back with
 ``torch.load(weights_only=True)``) and ``NAME.json`` beside it holds the architecture, the format
 marker, the seeds and the measured accuracy.
+
+torch is imported where it is used, and the module class made on first use, so that reading
+the sizes here (the run command's memory check) does not import torch.
 """
 
 from __future__ import annotations
 
-import time
+import functools
+import zipfile
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
-import torch
-from torch import nn
 
 from lstm_bench.errors import LSTMBenchError, first_line
 from lstm_bench.files import atomic_path, read_json, to_json
@@ -43,20 +46,34 @@ VALIDATION_OFFSET, HELD_OUT_OFFSET = 1_000_001, 2_000_003
 HELD_OUT_SIZE = 2048
 
 
-class SeedLSTM(nn.Module):
-    """LSTM(50) over (batch, time, 1), last hidden state, Dense(1), sigmoid: a probability."""
+@functools.cache
+def _module_class():
+    import torch
+    from torch import nn
 
-    def __init__(self, input_size: int = INPUT_SIZE, hidden_size: int = HIDDEN_SIZE):
-        super().__init__()
-        self.lstm = nn.LSTM(input_size, hidden_size, batch_first=True)
-        self.dense = nn.Linear(hidden_size, 1)
+    class SeedLSTM(nn.Module):
+        """LSTM(50) over (batch, time, 1), last hidden state, Dense(1), sigmoid: a probability."""
 
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
-        _, (h, _) = self.lstm(x)
-        return self.dense(h[-1])
+        def __init__(self, input_size: int = INPUT_SIZE, hidden_size: int = HIDDEN_SIZE):
+            super().__init__()
+            self.lstm = nn.LSTM(input_size, hidden_size, batch_first=True)
+            self.dense = nn.Linear(hidden_size, 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.logits(x))
+        def logits(self, x: torch.Tensor) -> torch.Tensor:
+            _, (h, _) = self.lstm(x)
+            return self.dense(h[-1])
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.sigmoid(self.logits(x))
+
+    SeedLSTM.__module__, SeedLSTM.__qualname__ = __name__, "SeedLSTM"  # pickled by this name
+    return SeedLSTM
+
+
+def __getattr__(name: str):
+    if name == "SeedLSTM":  # the torch module class, made on first use
+        return _module_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def make_dataset(n: int, seed: int, seq_len: int = SEQ_LEN) -> tuple[np.ndarray, np.ndarray]:
@@ -81,110 +98,33 @@ def held_out(config: dict | None = None, n: int = HELD_OUT_SIZE) -> tuple[np.nda
     return make_dataset(n, seed + HELD_OUT_OFFSET)
 
 
-@torch.no_grad()
-def accuracy(model: nn.Module, X: np.ndarray, y: np.ndarray, batch_size: int = 1024) -> float:
+def accuracy(model: SeedLSTM, X: np.ndarray, y: np.ndarray, batch_size: int = 1024) -> float:
     """Fraction of sequences whose decision (probability > 0.5) equals the label."""
+    import torch
+
     was_training = model.training
     model.eval()
     correct = 0
-    for start in range(0, len(X), batch_size):
-        probs = model(torch.from_numpy(X[start:start + batch_size]))[:, 0].numpy()
-        correct += int(np.sum((probs > 0.5) == (y[start:start + batch_size] > 0.5)))
+    with torch.no_grad():
+        for start in range(0, len(X), batch_size):
+            probs = model(torch.from_numpy(X[start:start + batch_size]))[:, 0].numpy()
+            correct += int(np.sum((probs > 0.5) == (y[start:start + batch_size] > 0.5)))
     model.train(was_training)
     return correct / len(X)
 
 
 def build_model(seed: int = 0) -> SeedLSTM:
     """A freshly initialised seed model (torch's init, forget-gate bias set to FORGET_BIAS)."""
+    import torch
+
     torch.manual_seed(seed)
-    model = SeedLSTM()
+    model = _module_class()()
     H = HIDDEN_SIZE
     with torch.no_grad():
         # torch's gate order is i, f, g, o: rows H..2H of b_ih are the forget gate.
         model.lstm.bias_ih_l0[H:2 * H].fill_(FORGET_BIAS)
         model.lstm.bias_hh_l0[H:2 * H].zero_()
     return model
-
-
-def train(*, epochs: int = 8, seed: int = 0, n_train: int = 4096, batch_size: int = 128,
-          lr: float = 5e-3, target_accuracy: float = 0.99, max_steps: int | None = None,
-          threads: int | None = 1, log=print) -> tuple[SeedLSTM, dict]:
-    """Train the seed model with binary cross-entropy and Adam; returns (model, config).
-
-    Stops early once the validation accuracy reaches ``target_accuracy``; ``max_steps`` caps
-    the number of optimizer steps (tests use a few). ``log`` receives one line per epoch.
-    The returned config holds the held-out accuracy, measured on a set never used in training.
-
-    ``threads`` defaults to 1: the model is small enough that a second thread gains little on
-    an idle machine, while on a busy one two OpenMP threads spin-wait at every one of the
-    thousands of small ops (measured: 2.5 s with 1 thread, 50 s with 2, beside another job).
-    None keeps torch's setting. The process's thread count is restored afterwards.
-    """
-    previous_threads = torch.get_num_threads()
-    try:
-        if threads:
-            torch.set_num_threads(threads)
-        return _train(epochs=epochs, seed=seed, n_train=n_train, batch_size=batch_size, lr=lr,
-                      target_accuracy=target_accuracy, max_steps=max_steps, log=log)
-    finally:
-        torch.set_num_threads(previous_threads)
-
-
-def _train(*, epochs, seed, n_train, batch_size, lr, target_accuracy, max_steps, log):
-    if epochs < 1 or n_train < batch_size or batch_size < 1:
-        raise LSTMBenchError(f"train needs epochs >= 1 and n_train >= batch_size >= 1, got "
-                             f"epochs={epochs}, n_train={n_train}, batch_size={batch_size}")
-    started = time.perf_counter()
-    model = build_model(seed)
-    X, y = (torch.from_numpy(a) for a in make_dataset(n_train, seed))
-    X_val, y_val = make_dataset(1024, seed + VALIDATION_OFFSET)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    loss_fn = nn.BCEWithLogitsLoss()  # BCE on sigmoid outputs, computed stably from the logits
-    order_rng = torch.Generator().manual_seed(seed)
-    steps, epoch, val_accuracy = 0, 0, 0.0
-    for epoch in range(1, epochs + 1):
-        model.train()
-        order = torch.randperm(n_train, generator=order_rng)
-        total, seen = 0.0, 0
-        for start in range(0, n_train - batch_size + 1, batch_size):
-            index = order[start:start + batch_size]
-            loss = loss_fn(model.logits(X[index])[:, 0], y[index])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            total += loss.item() * len(index)
-            seen += len(index)
-            steps += 1
-            if max_steps is not None and steps >= max_steps:
-                break
-        val_accuracy = accuracy(model, X_val, y_val)
-        log(f"epoch {epoch}/{epochs}  steps {steps}  loss {total / seen:.4f}  "
-            f"val accuracy {val_accuracy:.4f}  {time.perf_counter() - started:.1f} s")
-        if val_accuracy >= target_accuracy or (max_steps is not None and steps >= max_steps):
-            break
-    train_seconds = time.perf_counter() - started
-    model.eval()
-    config = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "architecture": {"input_size": INPUT_SIZE, "hidden_size": HIDDEN_SIZE,
-                         "seq_len": SEQ_LEN, "batch_first": True,
-                         "head": "last hidden state -> Linear(hidden_size, 1) -> sigmoid"},
-        "task": {"marker_steps": MARKER_STEPS, "noise": NOISE,
-                 "data": "lstm_bench.seed.make_dataset"},
-        "seed": seed,
-        "epochs": epoch,
-        "steps": steps,
-        "batch_size": batch_size,
-        "lr": lr,
-        "validation_accuracy": val_accuracy,
-        "held_out_accuracy": accuracy(model, *held_out({"seed": seed})),
-        "held_out_size": HELD_OUT_SIZE,
-        "train_seconds": round(train_seconds, 2),
-        "torch_threads": torch.get_num_threads(),
-        "torch_version": torch.__version__,
-    }
-    return model, config
 
 
 def _json_path(path: Path) -> Path:
@@ -194,6 +134,8 @@ def _json_path(path: Path) -> Path:
 def save_checkpoint(model: SeedLSTM, config: dict, path: str | Path) -> tuple[Path, Path]:
     """Write ``path`` (.pt state_dict) and the .json config beside it, each atomically (a
     missing folder is made, as for every output the CLI writes)."""
+    import torch
+
     path = Path(path)
     if path.suffix != ".pt":
         raise LSTMBenchError(f"{path}: a checkpoint path must end in .pt (its config goes to "
@@ -207,7 +149,7 @@ def save_checkpoint(model: SeedLSTM, config: dict, path: str | Path) -> tuple[Pa
 
 
 def _expected_shapes() -> dict[str, tuple[int, ...]]:
-    return {k: tuple(v.shape) for k, v in SeedLSTM().state_dict().items()}
+    return {k: tuple(v.shape) for k, v in _module_class()().state_dict().items()}
 
 
 # The seed's state_dict is about 43 KB; a checkpoint whose members declare more than this is
@@ -238,8 +180,6 @@ def _check_config_types(config: dict, json_path: Path) -> None:
 
 def _check_pt_size(pt_path: Path) -> None:
     """Refuse a .pt whose (declared, uncompressed) size is far beyond the seed's state_dict."""
-    import zipfile
-
     try:
         if zipfile.is_zipfile(pt_path):
             with zipfile.ZipFile(pt_path) as archive:
@@ -255,6 +195,8 @@ def _check_pt_size(pt_path: Path) -> None:
 
 def load_checkpoint(path: str | Path) -> tuple[SeedLSTM, dict]:
     """Read a checkpoint written by ``save_checkpoint`` (the .pt or the .json path)."""
+    import torch
+
     path = Path(path)
     pt_path = path.with_suffix(".pt") if path.suffix == ".json" else path
     json_path = _json_path(pt_path)
@@ -291,7 +233,7 @@ def load_checkpoint(path: str | Path) -> tuple[SeedLSTM, dict]:
                                  f"expected {list(shape)}")
         if not state[key].is_floating_point() or not torch.isfinite(state[key]).all():
             raise LSTMBenchError(f"{pt_path}: {key} must hold finite floating-point values")
-    model = SeedLSTM()
+    model = _module_class()()
     model.load_state_dict({k: v.float() for k, v in state.items()})
     model.eval()
     return model, config

@@ -9,12 +9,14 @@ i, o, f, c; peephole order i, o, f). Exporters map their framework into this typ
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from lstm_bench.errors import LSTMBenchError
+from lstm_bench.files import load_npz, parse_json
 
 DIRECTIONS = ("forward", "reverse", "bidirectional")
 
@@ -170,16 +172,12 @@ class LSTMWeights:
 
     def save_npz(self, path: str | Path) -> None:
         """Raw weights plus the attributes; the format `lstm-bench export` reads back."""
-        import json
-
         arrays = self.tensors()
         np.savez(path, spec=np.array(json.dumps(dataclasses.asdict(self.spec))), **arrays)
 
     @classmethod
     def load_npz(cls, path: str | Path) -> LSTMWeights:
         """Read an .npz of raw weights (never unpickles; sizes checked before reading)."""
-        from lstm_bench.files import load_npz
-
         arrays = load_npz(path, "LSTM weights")
         for key in ("W", "R"):
             if key not in arrays:
@@ -190,8 +188,6 @@ class LSTMWeights:
             raise LSTMBenchError(f"{path}: W must be [D,4H,I] and R [D,4H,H], got "
                                  f"{list(W.shape)} and {list(R.shape)}")
         if "spec" in arrays:
-            from lstm_bench.files import parse_json
-
             fields = parse_json(str(arrays["spec"]), f"{path}: array 'spec'", "LSTM spec")
             if not isinstance(fields, dict):
                 raise LSTMBenchError(f"{path}: array 'spec' must hold a JSON object of LSTM "

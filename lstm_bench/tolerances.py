@@ -14,7 +14,7 @@ time step (the drift over a long sequence). Every failure is collected, none sto
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
@@ -80,14 +80,19 @@ class Failure:
             text += f" > limit {fmt(self.limit)}"
         return text + (f" ({self.detail})" if self.detail else "")
 
+    @classmethod
+    def from_dict(cls, data: dict, runtime: str) -> Failure:
+        """From ``asdict`` of one (a report's JSON); ``runtime`` where the entry has none."""
+        return cls(**{"runtime": runtime, **known_fields(cls, data)})
 
-@dataclass
+
+@dataclass(frozen=True)
 class OutputParity:
     """One output of one runtime against the truth."""
 
     name: str
     dtype: str
-    shape: list[int]
+    shape: tuple[int, ...]
     max_abs: float | None = None
     max_rel: float | None = None
     mean_abs: float | None = None
@@ -95,79 +100,95 @@ class OutputParity:
     ulp_dtype: str | None = None
     limit_at_worst: float | None = None  # atol + rtol*|truth| at the element that fails most
     # Where the limit was widened for a model that amplifies float32 rounding (see
-    # runtimes.sensitivity): the max abs error of a plain float32 evaluation of this output.
+    # verify.sensitivity): the max abs error of a plain float32 evaluation of this output.
     float32_floor: float | None = None
     time_axis: int | None = None
-    per_step_max_abs: list[float] | None = None
-    failures: list[Failure] = field(default_factory=list)
+    per_step_max_abs: tuple[float, ...] | None = None
+    failures: tuple[Failure, ...] = ()
 
     def __bool__(self):
         return not self.failures
 
     def to_dict(self):
-        out = asdict(self)
-        out["failures"] = [asdict(f) for f in self.failures]
-        out["passed"] = bool(self)
-        return out
+        steps = self.per_step_max_abs
+        return {**asdict(self), "shape": list(self.shape),
+                "per_step_max_abs": None if steps is None else list(steps),
+                "failures": [asdict(f) for f in self.failures], "passed": bool(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict, runtime: str) -> OutputParity:
+        """From ``to_dict`` (a report's JSON; non-finite figures were written as null)."""
+        known = known_fields(cls, data)
+        steps = known.get("per_step_max_abs")
+        return cls(**{**known, "shape": tuple(known.get("shape") or ()),
+                      "per_step_max_abs": None if steps is None else tuple(steps),
+                      "failures": tuple(Failure.from_dict(f, runtime)
+                                        for f in known.get("failures") or ())})
+
+
+def known_fields(cls, data: dict) -> dict:
+    """The entries of ``data`` that are fields of the dataclass ``cls`` (a report's JSON may
+    hold derived figures beside them, such as an output's ``passed``)."""
+    names = {f.name for f in fields(cls)}
+    return {k: v for k, v in data.items() if k in names}
 
 
 def compare_output(runtime: str, name: str, actual, truth, tolerance: Tolerance,
                    precision: str, time_axis: int | None = None, floor=None) -> OutputParity:
     """``actual`` against ``truth``. ``floor``: a widened limit (an array broadcastable to
-    ``truth``, see runtimes.sensitivity); each element may be off by the larger of the two."""
+    ``truth``, see verify.sensitivity); each element may be off by the larger of the two."""
     truth = np.asarray(truth)
-    result = OutputParity(name, "missing" if actual is None else np.asarray(actual).dtype.name,
-                          list(truth.shape), time_axis=time_axis)
     if actual is None:
-        result.failures.append(Failure(runtime, name, "missing", "no such output", None))
-        return result
+        return OutputParity(name, "missing", tuple(truth.shape), time_axis=time_axis, failures=(
+            Failure(runtime, name, "missing", "no such output", None),))
     actual = np.asarray(actual)
+    found = {"name": name, "dtype": actual.dtype.name, "shape": tuple(truth.shape),
+             "time_axis": time_axis}
     if actual.shape != truth.shape:
-        result.shape = list(actual.shape)
-        result.failures.append(Failure(runtime, name, "shape", str(list(actual.shape)),
-                                       None, f"truth has {list(truth.shape)}"))
-        return result
+        return OutputParity(**{**found, "shape": tuple(actual.shape)}, failures=(Failure(
+            runtime, name, "shape", str(list(actual.shape)), None,
+            f"truth has {list(truth.shape)}"),))
     if np.issubdtype(truth.dtype, np.integer) or truth.dtype == np.bool_:
         wrong = int(np.count_nonzero(actual != truth))
-        result.max_abs = float(np.max(np.abs(actual.astype(np.int64) - truth), initial=0))
-        if wrong:
-            result.failures.append(Failure(runtime, name, "mismatches", float(wrong), 0.0))
-        return result
+        return OutputParity(
+            **found, max_abs=float(np.max(np.abs(actual.astype(np.int64) - truth), initial=0)),
+            failures=(Failure(runtime, name, "mismatches", float(wrong), 0.0),) if wrong else ())
+    failures = []
     a64 = actual.astype(np.float64)
     finite = np.isfinite(a64)
     if not finite.all():
-        result.failures.append(Failure(runtime, name, "non_finite", float(np.size(a64) - finite.sum()),
-                                       0.0, "NaN or inf in the output"))
+        failures.append(Failure(runtime, name, "non_finite", float(np.size(a64) - finite.sum()),
+                                0.0, "NaN or inf in the output"))
         a64 = np.where(finite, a64, np.inf)
     error = np.abs(a64 - truth)
     magnitude = np.abs(truth)
-    if error.size:
-        result.max_abs = float(error.max())
-        result.mean_abs = float(error.mean()) if finite.all() else float("inf")
-        significant = (magnitude >= REL_FLOOR * magnitude.max()) & (magnitude > 0)
-        result.max_rel = float((error[significant] / magnitude[significant]).max()) \
-            if significant.any() else 0.0
-        # int8 has no float ULP to count in; a float32 ULP of a quantized model says nothing.
-        ulp_name = precision if precision in _ULP_TYPES else None
-        if ulp_name in _ULP_TYPES and finite.all():
-            result.ulp_dtype = ulp_name
-            result.max_ulp = int(ulp_distance(a64[significant], truth[significant],
-                                              _ULP_TYPES[ulp_name]).max(initial=0))
-        limit = tolerance.atol + tolerance.rtol * magnitude
-        if floor is not None:
-            limit = np.maximum(limit, floor)
-        excess = np.where(finite, error - limit, -np.inf)  # non-finite: reported once, above
-        excess[np.isnan(excess)] = np.inf  # a NaN truth: NaN > 0 is False, so fail it here
-        worst = np.unravel_index(int(np.argmax(excess)), error.shape)
-        result.limit_at_worst = float(limit[worst])
-        if excess[worst] > 0:
-            bad = int(np.count_nonzero(excess > 0))
-            result.failures.append(Failure(
-                runtime, name, "abs_error", float(error[worst]), float(limit[worst]),
-                f"at index {list(map(int, worst))}, truth {float(truth[worst]):.6g}; "
-                f"{bad} of {error.size} elements over atol {tolerance.atol:g} + rtol {tolerance.rtol:g}·|truth|"
-                + (" or the widened float32 limit" if floor is not None else "")))
-        if time_axis is not None and error.ndim > time_axis:
-            others = tuple(a for a in range(error.ndim) if a != time_axis)
-            result.per_step_max_abs = [float(x) for x in error.max(axis=others)]
-    return result
+    if not error.size:
+        return OutputParity(**found, failures=tuple(failures))
+    found["max_abs"] = float(error.max())
+    found["mean_abs"] = float(error.mean()) if finite.all() else float("inf")
+    significant = (magnitude >= REL_FLOOR * magnitude.max()) & (magnitude > 0)
+    found["max_rel"] = float((error[significant] / magnitude[significant]).max()) \
+        if significant.any() else 0.0
+    # int8 has no float ULP to count in; a float32 ULP of a quantized model says nothing.
+    if precision in _ULP_TYPES and finite.all():
+        found["ulp_dtype"] = precision
+        found["max_ulp"] = int(ulp_distance(a64[significant], truth[significant],
+                                            _ULP_TYPES[precision]).max(initial=0))
+    limit = tolerance.atol + tolerance.rtol * magnitude
+    if floor is not None:
+        limit = np.maximum(limit, floor)
+    excess = np.where(finite, error - limit, -np.inf)  # non-finite: reported once, above
+    excess[np.isnan(excess)] = np.inf  # a NaN truth: NaN > 0 is False, so fail it here
+    worst = np.unravel_index(int(np.argmax(excess)), error.shape)
+    found["limit_at_worst"] = float(limit[worst])
+    if excess[worst] > 0:
+        bad = int(np.count_nonzero(excess > 0))
+        failures.append(Failure(
+            runtime, name, "abs_error", float(error[worst]), float(limit[worst]),
+            f"at index {list(map(int, worst))}, truth {float(truth[worst]):.6g}; "
+            f"{bad} of {error.size} elements over atol {tolerance.atol:g} + rtol {tolerance.rtol:g}·|truth|"
+            + (" or the widened float32 limit" if floor is not None else "")))
+    if time_axis is not None and error.ndim > time_axis:
+        others = tuple(a for a in range(error.ndim) if a != time_axis)
+        found["per_step_max_abs"] = tuple(float(x) for x in error.max(axis=others))
+    return OutputParity(**found, failures=tuple(failures))

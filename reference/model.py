@@ -15,8 +15,6 @@ run time.
 from __future__ import annotations
 
 import contextlib
-import math
-import os
 import signal
 import threading
 
@@ -25,6 +23,9 @@ import onnx
 from onnx import AttributeProto, TensorProto, numpy_helper
 
 from lstm_bench.errors import LSTMBenchError, first_line
+from lstm_bench.files import limit_seconds
+from lstm_bench.model import Model, load_proto
+from lstm_bench.reference.lstm import lstm
 
 _LOW_FLOATS = {TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.BFLOAT16}
 
@@ -32,8 +33,6 @@ _LOW_FLOATS = {TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.BFLOAT16}
 def load_model(model):
     """A ModelProto from a path, a ModelProto or a ``lstm_bench.model.Model``, with a clear
     error for a bad file."""
-    from lstm_bench.model import Model, load_proto
-
     if isinstance(model, onnx.ModelProto):
         return model
     if isinstance(model, Model):
@@ -99,8 +98,6 @@ def evaluator_with_lstm(model, lstm):
 
 def run_model(model, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Evaluate ``model`` (a path or ModelProto) on ``feeds`` in float64; outputs by name."""
-    from lstm_bench.reference.lstm import lstm
-
     model = load_model(model)
     custom = sorted({f"{n.domain}.{n.op_type}" for n in model.graph.node
                      if n.domain not in ("", "ai.onnx")})
@@ -142,8 +139,6 @@ class _TimeLimit(BaseException):
 
 
 def _reference_timeout() -> float:
-    from lstm_bench.files import limit_seconds
-
     return limit_seconds("LSTM_BENCH_REFERENCE_TIMEOUT_S")
 
 

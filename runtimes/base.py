@@ -29,16 +29,17 @@ class Runtime(Protocol):
     # None: the dtype of its outputs.
     precision: str | None
     lstm_support: LSTMSupport  # what it does with each LSTM feature (runtimes.features)
+    libraries: tuple[str, ...]  # the pip distributions it runs on, whose versions reports record
 
     def available(self) -> str | None:
         """None when this runtime can run on this machine, else the reason it cannot."""
 
-    def open(self, model, *, threads: int | None = None, ort_options=None) -> None:
+    def open(self, model, *, threads: int | None = None) -> None:
         """Load ``model`` (a ``lstm_bench.model.Model`` or a path).
 
-        ``threads`` is the intra-op thread count (None: the runtime's default);
-        ``ort_options`` (``runtimes.ort_options.OrtOptions``) are onnxruntime session
-        options, used by the onnxruntime-based runtimes and ignored by the others.
+        ``threads`` is the intra-op thread count (None: the runtime's default). Options of
+        one runtime alone (onnxruntime's session options) are given when it is made
+        (``runtimes.registry.make_factories``), not here.
         """
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -64,6 +65,8 @@ class BaseRuntime:
     device = "cpu"
     precision: str | None = None
     lstm_support = EVERYTHING  # runtimes.features: which LSTM features it computes natively
+    libraries: tuple[str, ...] = ()
+    uses_ort_options = False  # made with onnxruntime's session options (``ort_options=``)
 
     def available(self) -> str | None:
         return None

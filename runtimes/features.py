@@ -1,9 +1,10 @@
-"""Which LSTM features a runtime supports: one description per runtime.
+"""Which LSTM features a runtime supports: the type each runtime describes itself with.
 
 An LSTM node can use features beyond the plain operator (``node_features``). Each runtime says,
-in its ``lstm_support``, what it does with them: refuses (an error), ignores (silently computes
-as if the feature were absent: wrong), or runs on another path (falls back: onnxruntime's CUDA
-provider hands the node to the CPU, torch leaves nn.LSTM for an explicit recurrence).
+in its ``lstm_support`` (an ``LSTMSupport`` declared in its own module), what it does with
+them: refuses (an error), ignores (silently computes as if the feature were absent: wrong), or
+runs on another path (falls back: onnxruntime's CUDA provider hands the node to the CPU, torch
+leaves nn.LSTM for an explicit recurrence).
 verify uses it to explain a failure, an error or a fallback; ort-cuda predicts its CPU fallback
 and torch picks nn.LSTM by it.
 """
@@ -79,21 +80,4 @@ class LSTMSupport:
         return lines
 
 
-EVERYTHING = LSTMSupport()
-ORT_CPU = LSTMSupport(refuses=frozenset({"layout"}))
-# onnxruntime's RNNNeedFallbackToCPU (cuda_execution_provider.cc): cuDNN has no such LSTM.
-ORT_CUDA = LSTMSupport(refuses=frozenset({"layout"}),
-                       falls_back=frozenset({"activations", "activation_alpha", "activation_beta",
-                                             "clip", "input_forget", "peepholes"}),
-                       fallback="the CPU provider")
-# onnx.reference's LSTM reads neither these attributes nor sequence_lens.
-ONNX_REFERENCE = LSTMSupport(ignores=frozenset({"sequence_lens", "activations", "activation_alpha",
-                                                "activation_beta", "clip", "input_forget"}))
-# nn.LSTM has none of these; OnnxLSTM then runs the operator's recurrence in torch.
-TORCH = LSTMSupport(falls_back=frozenset({"activations", "activation_alpha", "activation_beta",
-                                          "clip", "input_forget", "peepholes"}),
-                    fallback="a torch recurrence (not nn.LSTM)")
-# Measured against the float64 truth (docs/verify.md): OpenVINO 2026.4 computes as if these
-# were absent. With static shapes (reshaped per fed shape) ragged lengths come out right.
-OPENVINO = LSTMSupport(ignores=frozenset({"peepholes", "input_forget", "sequence_lens"}))
-OPENVINO_STATIC = LSTMSupport(ignores=frozenset({"peepholes", "input_forget"}))
+EVERYTHING = LSTMSupport()  # a runtime that computes every feature as the operator says

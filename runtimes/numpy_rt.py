@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from lstm_bench.model import as_model
+from lstm_bench.reference.lstm import lstm
+from lstm_bench.reference.model import evaluator_with_lstm
 from lstm_bench.runtimes.base import BaseRuntime
 
 
@@ -18,27 +21,18 @@ class NumpyRuntime(BaseRuntime):
 
     def __init__(self):
         self.evaluator = None
-        self.model = None
 
-    def open(self, model, *, threads: int | None = None, ort_options=None) -> None:
-        from lstm_bench.model import as_model
-        from lstm_bench.reference.model import evaluator_with_lstm
-
+    def open(self, model, *, threads: int | None = None) -> None:
         # threads: NumPy's BLAS pool is fixed at import time; the argument is accepted and unused.
-        self.model = as_model(model).proto
-        self.evaluator = evaluator_with_lstm(self.model, self._lstm)
+        self.evaluator = evaluator_with_lstm(as_model(model).proto, self._lstm)
 
     def _lstm(self, node, inputs, attrs):
-        from lstm_bench.reference.lstm import lstm
-
         out_dtype = inputs[0].dtype
         outputs = lstm(*inputs, **attrs, dtype=self.compute_dtype)
         return tuple(o.astype(out_dtype, copy=False) for o in outputs)
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from lstm_bench.runtimes.evaluator import run_evaluator
-
-        return run_evaluator(self.evaluator, self.model, feeds)
+        return dict(zip(self.evaluator.output_names, self.evaluator.run(None, feeds)))
 
     def close(self) -> None:
-        self.evaluator = self.model = None
+        self.evaluator = None

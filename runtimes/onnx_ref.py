@@ -1,7 +1,7 @@
 """``onnx.reference.ReferenceEvaluator`` as it is: a runtime under test, not a truth.
 
 Its LSTM ignores sequence_lens, activations, activation_alpha/beta, clip and input_forget, and
-computes in the input dtype (``features.ONNX_REFERENCE``); its notes name what a given model
+computes in the input dtype (``ONNX_REFERENCE``); its notes name what a given model
 uses of that list, so that verify can say why this runtime fails on it.
 """
 
@@ -9,18 +9,23 @@ from __future__ import annotations
 
 import numpy as np
 
-from lstm_bench.runtimes import features
+from lstm_bench.model import as_model
 from lstm_bench.runtimes.base import BaseRuntime
+from lstm_bench.runtimes.features import LSTMSupport
+
+# onnx.reference's LSTM reads neither these attributes nor sequence_lens.
+ONNX_REFERENCE = LSTMSupport(ignores=frozenset({"sequence_lens", "activations", "activation_alpha",
+                                                "activation_beta", "clip", "input_forget"}))
 
 
 class OnnxReferenceRuntime(BaseRuntime):
     name = "onnx-reference"
     device = "cpu"
-    lstm_support = features.ONNX_REFERENCE
+    lstm_support = ONNX_REFERENCE
+    libraries = ("onnx",)
 
     def __init__(self):
         self.evaluator = None
-        self.model = None
         self.ignored: list[str] = []
 
     def available(self) -> str | None:
@@ -30,22 +35,18 @@ class OnnxReferenceRuntime(BaseRuntime):
             return f"onnx.reference is not importable ({exc})"
         return None
 
-    def open(self, model, *, threads: int | None = None, ort_options=None) -> None:
+    def open(self, model, *, threads: int | None = None) -> None:
         from onnx.reference import ReferenceEvaluator
 
-        from lstm_bench.model import as_model
-
-        self.model = as_model(model).proto
-        self.ignored = self.lstm_support.explain(self.model)
-        self.evaluator = ReferenceEvaluator(self.model)
+        proto = as_model(model).proto
+        self.ignored = self.lstm_support.explain(proto)
+        self.evaluator = ReferenceEvaluator(proto)
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from lstm_bench.runtimes.evaluator import run_evaluator
-
-        return run_evaluator(self.evaluator, self.model, feeds)
+        return dict(zip(self.evaluator.output_names, self.evaluator.run(None, feeds)))
 
     def notes(self) -> list[str]:
         return list(self.ignored)
 
     def close(self) -> None:
-        self.evaluator = self.model = None
+        self.evaluator = None

@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from lstm_bench.errors import LSTMBenchError
-from lstm_bench.runtimes import features
-from lstm_bench.runtimes.base import BaseRuntime, first_line
+from lstm_bench.errors import LSTMBenchError, first_line
+from lstm_bench.exporters.ort_quiet import session_options as quiet_options
+from lstm_bench.model import as_model
+from lstm_bench.runtimes.base import BaseRuntime
+from lstm_bench.runtimes.features import LSTMSupport
 from lstm_bench.runtimes.ort_options import OrtOptions
+
+# onnxruntime's LSTM kernels take layout = 0 only.
+ORT_CPU = LSTMSupport(refuses=frozenset({"layout"}))
 
 
 def ort_missing(provider: str) -> str | None:
@@ -26,8 +31,6 @@ def session_options(threads: int | None, ort_options: OrtOptions | None = None):
     """``onnxruntime.SessionOptions``: ``threads`` intra-op threads (one inter-op thread),
     then the user's ``--ort-option`` settings; onnxruntime's own log lines off (a failure is
     raised, and reported once by lstm-bench: ``exporters.ort_quiet``)."""
-    from lstm_bench.exporters.ort_quiet import session_options as quiet_options
-
     options = quiet_options()
     if threads:
         options.intra_op_num_threads = threads
@@ -54,24 +57,24 @@ class OrtRuntime(BaseRuntime):
     name = "ort-cpu"
     device = "cpu"
     providers = ("CPUExecutionProvider",)
-    lstm_support = features.ORT_CPU
+    lstm_support = ORT_CPU
+    libraries = ("onnxruntime", "onnxruntime-gpu")  # either distribution provides the module
+    uses_ort_options = True
 
-    def __init__(self):
+    def __init__(self, ort_options: OrtOptions | None = None):
+        """``ort_options``: the user's session options (``--ort-option``), for every session."""
         self.session = None
         self.output_names: list[str] = []
-        self.ort_options = OrtOptions()
+        self.ort_options = ort_options or OrtOptions()
 
     def available(self) -> str | None:
         return ort_missing(self.providers[0])
 
-    def open(self, model, *, threads: int | None = None, ort_options=None) -> None:
-        from lstm_bench.model import as_model
+    def open(self, model, *, threads: int | None = None) -> None:
+        self.open_session(as_model(model).source, threads=threads)
 
-        self.open_session(as_model(model).path, threads=threads, ort_options=ort_options)
-
-    def open_session(self, model, *, threads=None, ort_options=None) -> None:
+    def open_session(self, model, *, threads=None) -> None:
         """A session on a path or serialized model (the variants open their transformed copy)."""
-        self.ort_options = ort_options or OrtOptions()
         self.session = create_session(self.name, model, self.providers,
                                       session_options(threads, self.ort_options))
         self.output_names = [o.name for o in self.session.get_outputs()]

@@ -3,7 +3,7 @@
 The CUDA provider hands an LSTM node back to the CPU provider, silently (a log warning), when
 the node has a ``clip``, ``activation_alpha`` or ``activation_beta`` attribute (any value),
 activations other than Sigmoid, Tanh, Tanh per direction, ``input_forget`` != 0, or a P input
-(``RNNNeedFallbackToCPU`` in onnxruntime's ``cuda_execution_provider.cc``; ``features.ORT_CUDA``). Such a model then
+(``RNNNeedFallbackToCPU`` in onnxruntime's ``cuda_execution_provider.cc``; ``ORT_CUDA``). Such a model then
 times the CPU kernel plus two device copies while the user believes it runs on the GPU.
 
 Two independent witnesses, both kept on the runtime after ``open``:
@@ -21,10 +21,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from lstm_bench.errors import first_line
+from lstm_bench.feeds import make_inputs
+from lstm_bench.model import as_model
 from lstm_bench.runtimes.cuda import cuda_device_reason
-from lstm_bench.runtimes.base import first_line
-from lstm_bench.runtimes.features import ORT_CUDA, lstm_node_protos
+from lstm_bench.runtimes.features import LSTMSupport, lstm_node_protos
 from lstm_bench.runtimes.ort_cpu import OrtRuntime, session_options
+
+# onnxruntime's RNNNeedFallbackToCPU (cuda_execution_provider.cc): cuDNN has no such LSTM.
+ORT_CUDA = LSTMSupport(refuses=frozenset({"layout"}),
+                       falls_back=frozenset({"activations", "activation_alpha", "activation_beta",
+                                             "clip", "input_forget", "peepholes"}),
+                       fallback="the CPU provider")
 
 
 def predicted_fallback(model) -> dict[str, str]:
@@ -58,8 +66,8 @@ class OrtCudaRuntime(OrtRuntime):
     lstm_support = ORT_CUDA
     probe_placement = True  # profile one run at open() to read where each node was placed
 
-    def __init__(self):
-        super().__init__()
+    def __init__(self, ort_options=None):
+        super().__init__(ort_options)
         self.predicted_fallback: dict[str, str] = {}
         self.placement: dict[str, str] = {}
         self.fallback_nodes: dict[str, str] = {}
@@ -71,12 +79,10 @@ class OrtCudaRuntime(OrtRuntime):
             return reason
         return super().available()
 
-    def open(self, model, *, threads: int | None = None, ort_options=None) -> None:
-        from lstm_bench.model import as_model
-
+    def open(self, model, *, threads: int | None = None) -> None:
         model = as_model(model)
         self.predicted_fallback = predicted_fallback(model.proto)
-        super().open(model, threads=threads, ort_options=ort_options)
+        super().open(model, threads=threads)
         self.fallback_nodes = dict(self.predicted_fallback)
         self.placement_error = None
         if self.probe_placement:
@@ -98,13 +104,11 @@ class OrtCudaRuntime(OrtRuntime):
 
         import onnxruntime
 
-        from lstm_bench.feeds import make_inputs
-
         options = session_options(threads, self.ort_options)
         with tempfile.TemporaryDirectory() as tmp:
             options.enable_profiling = True
             options.profile_file_prefix = str(Path(tmp) / "placement")
-            session = onnxruntime.InferenceSession(str(model.path), options,
+            session = onnxruntime.InferenceSession(model.source, options,
                                                    providers=list(self.providers))
             session.run(None, make_inputs(model.proto).feeds)
             profile = session.end_profiling()

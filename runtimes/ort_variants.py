@@ -32,9 +32,10 @@ from pathlib import Path
 
 import numpy as np
 
-from lstm_bench.errors import LSTMBenchError
-from lstm_bench.runtimes import features
-from lstm_bench.runtimes.base import BaseRuntime, first_line
+from lstm_bench.errors import LSTMBenchError, first_line
+from lstm_bench.exporters.ort_quiet import quiet_default_logger
+from lstm_bench.model import as_model
+from lstm_bench.runtimes.base import BaseRuntime
 from lstm_bench.runtimes.ort_cpu import OrtRuntime, ort_missing
 
 # CPU flags (as /proc/cpuinfo names them) with which onnxruntime's u8s8 GEMM has a dot-product
@@ -170,14 +171,16 @@ class OrtInt8Runtime(BaseRuntime):
     name = "ort-cpu-int8"
     device = "cpu"
     precision = "int8"
-    lstm_support = features.ORT_CPU
+    lstm_support = OrtRuntime.lstm_support
+    libraries = OrtRuntime.libraries
+    uses_ort_options = True
 
-    def __init__(self, flags: frozenset[str] | None | object = THIS_CPU):
+    def __init__(self, flags: frozenset[str] | None | object = THIS_CPU, ort_options=None):
         """``flags``: the CPU flags to choose the settings by (default: this CPU's; tests pass
-        another CPU's to run its settings here)."""
+        another CPU's to run its settings here); ``ort_options`` as for ``OrtRuntime``."""
         self.quantization = int8_settings(cpu_flags() if flags is THIS_CPU else flags)
         self.quantized_ops: dict[str, int] = {}
-        self.ort = OrtRuntime()
+        self.ort = OrtRuntime(ort_options)
 
     def available(self) -> str | None:
         return ort_missing("CPUExecutionProvider")
@@ -186,8 +189,6 @@ class OrtInt8Runtime(BaseRuntime):
         import logging
 
         from onnxruntime.quantization import QuantType, quantize_dynamic
-
-        from lstm_bench.exporters.ort_quiet import quiet_default_logger
 
         q = self.quantization
         quiet_default_logger()  # sessions the quantizer may make log nothing natively either
@@ -198,21 +199,18 @@ class OrtInt8Runtime(BaseRuntime):
         finally:
             logging.disable(logging.NOTSET)
 
-    def open(self, model, *, threads: int | None = None, ort_options=None) -> None:
-        from lstm_bench.model import as_model
-
+    def open(self, model, *, threads: int | None = None) -> None:
         model = as_model(model)
         try:
             quantized = transformed_copy(model, self.quantize)
         except Exception as exc:  # the quantizer raises plain Exceptions on odd graphs
-            raise LSTMBenchError(f"{self.name}: cannot quantize {model.path}: "
+            raise LSTMBenchError(f"{self.name}: cannot quantize {model}: "
                                  f"{first_line(exc)}") from None
         self.quantized_ops = {}
         for node in quantized.graph.node:
             self.quantized_ops[node.op_type] = self.quantized_ops.get(node.op_type, 0) + 1
         self.ort.name = self.name
-        self.ort.open_session(quantized.SerializeToString(), threads=threads,
-                              ort_options=ort_options)
+        self.ort.open_session(quantized.SerializeToString(), threads=threads)
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return self.ort.run(feeds)
@@ -233,21 +231,20 @@ class OrtFp16Runtime(BaseRuntime):
     name = "ort-cpu-fp16"
     device = "cpu"
     precision = "float16"
-    lstm_support = features.ORT_CPU
+    lstm_support = OrtRuntime.lstm_support
+    libraries = OrtRuntime.libraries
+    uses_ort_options = True
 
-    def __init__(self):
-        self.ort = OrtRuntime()
+    def __init__(self, ort_options=None):
+        self.ort = OrtRuntime(ort_options)
 
     def available(self) -> str | None:
         return ort_missing("CPUExecutionProvider")
 
-    def open(self, model, *, threads: int | None = None, ort_options=None) -> None:
-        from lstm_bench.model import as_model
-
+    def open(self, model, *, threads: int | None = None) -> None:
         converted = to_float16(as_model(model).proto)
         self.ort.name = self.name
-        self.ort.open_session(converted.SerializeToString(), threads=threads,
-                              ort_options=ort_options)
+        self.ort.open_session(converted.SerializeToString(), threads=threads)
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return self.ort.run({k: v.astype(np.float16) if v.dtype == np.float32 else v

@@ -2,7 +2,7 @@
 
 ``torch.nn.LSTM`` (cuDNN on a GPU) computes a node whose features it has (any direction, layout,
 sequence_lens and initial states, default activations); for the others (clip, peepholes,
-input_forget, other activations: ``features.TORCH``) the module runs the operator's equations
+input_forget, other activations: ``torch_rt.TORCH``) the module runs the operator's equations
 as an explicit torch recurrence, the same equations as ``reference.lstm``:
 
     i = f(X W_i + H R_i + P_i * C + Wb_i + Rb_i)        (ONNX gate order i, o, f, c)
@@ -21,7 +21,6 @@ import numpy as np
 import torch
 
 from lstm_bench.reference.activations import ACTIVATIONS, DEFAULT_ACTIVATIONS, resolve
-from lstm_bench.runtimes.features import TORCH, lstm_node_protos
 
 # ONNX gate blocks i, o, f, c -> torch's i, f, g, o: torch block k is ONNX block TORCH_GATE_ORDER[k]
 TORCH_GATE_ORDER = (0, 2, 3, 1)
@@ -181,21 +180,3 @@ class OnnxLSTM(torch.nn.Module):
             Y_hs.append(h)
             Y_cs.append(c)
         return torch.stack(Ys, 1), torch.stack(Y_hs), torch.stack(Y_cs)
-
-
-def nn_lstm_fallback(node) -> str | None:
-    """Why nn.LSTM cannot compute this LSTM NodeProto (None: it can)."""
-    return ", ".join(TORCH.unsupported(node, "falls_back")) or None
-
-
-def nn_lstm_fallbacks(model) -> dict[str, str | None]:
-    """LSTM node label -> why nn.LSTM cannot compute it (None: it can), for a ModelProto."""
-    return {label: nn_lstm_fallback(node) for label, node in lstm_node_protos(model)}
-
-
-def build_modules(model, device="cpu") -> dict[str, OnnxLSTM]:
-    """An ``OnnxLSTM`` per LSTM node of a ``lstm_bench.model.Model`` (by node label), on
-    ``device``."""
-    fallbacks = nn_lstm_fallbacks(model.proto)
-    return {node.name: OnnxLSTM(node.weights, fallbacks.get(node.name)).to(device).eval()
-            for node in model.lstm_nodes}

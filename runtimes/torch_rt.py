@@ -13,9 +13,17 @@ from __future__ import annotations
 import numpy as np
 
 from lstm_bench.errors import LSTMBenchError
-from lstm_bench.runtimes import features
+from lstm_bench.graph import constants, lstm_node
+from lstm_bench.model import as_model
+from lstm_bench.reference.model import evaluator_with_lstm
 from lstm_bench.runtimes.base import BaseRuntime
 from lstm_bench.runtimes.cuda import cuda_device_reason
+from lstm_bench.runtimes.features import LSTMSupport, lstm_node_protos
+
+# nn.LSTM has none of these; OnnxLSTM then runs the operator's recurrence in torch.
+TORCH = LSTMSupport(falls_back=frozenset({"activations", "activation_alpha", "activation_beta",
+                                          "clip", "input_forget", "peepholes"}),
+                    fallback="a torch recurrence (not nn.LSTM)")
 
 
 def torch_missing() -> str | None:
@@ -25,6 +33,21 @@ def torch_missing() -> str | None:
     except ImportError as exc:
         return f"torch is not installed ({exc})"
     return None
+
+
+def nn_lstm_fallback(node) -> str | None:
+    """Why nn.LSTM cannot compute this LSTM NodeProto (None: it can)."""
+    return ", ".join(TORCH.unsupported(node, "falls_back")) or None
+
+
+def build_modules(model, device="cpu") -> dict:
+    """A ``torch_lstm.OnnxLSTM`` per LSTM node of a ``lstm_bench.model.Model`` (by node
+    label), on ``device``."""
+    from lstm_bench.runtimes.torch_lstm import OnnxLSTM  # imports torch
+
+    fallbacks = {label: nn_lstm_fallback(node) for label, node in lstm_node_protos(model.proto)}
+    return {node.name: OnnxLSTM(node.weights, fallbacks.get(node.name)).to(device).eval()
+            for node in model.lstm_nodes}
 
 
 class TorchThreads:
@@ -52,7 +75,8 @@ class TorchThreads:
 class TorchRuntime(BaseRuntime):
     name = "torch-cpu"
     device = "cpu"
-    lstm_support = features.TORCH
+    lstm_support = TORCH
+    libraries = ("torch",)
 
     def __init__(self):
         self.model = None
@@ -65,12 +89,7 @@ class TorchRuntime(BaseRuntime):
     def available(self) -> str | None:
         return torch_missing()
 
-    def open(self, model, *, threads: int | None = None, ort_options=None) -> None:
-        from lstm_bench.graph import constants
-        from lstm_bench.model import as_model
-        from lstm_bench.reference.model import evaluator_with_lstm
-        from lstm_bench.runtimes.torch_lstm import build_modules
-
+    def open(self, model, *, threads: int | None = None) -> None:
         model = as_model(model)
         self.threads.set(threads)
         self.model = model.proto
@@ -115,8 +134,7 @@ class TorchRuntime(BaseRuntime):
     def _lstm(self, node, inputs, attrs):
         key = tuple(node.output) + ("",) * (3 - len(node.output))
         if key not in self.modules:  # inside If/Loop/Scan, or weights computed at run time:
-            from lstm_bench.graph import lstm_node  # a module from the evaluated weights
-            from lstm_bench.runtimes.torch_lstm import OnnxLSTM, nn_lstm_fallback
+            from lstm_bench.runtimes.torch_lstm import OnnxLSTM  # a module from the evaluated weights
 
             weights = lstm_node(node, dict(zip(node.input, inputs))).weights
             module = OnnxLSTM(weights, nn_lstm_fallback(node)).to(self.device).eval()
@@ -131,9 +149,7 @@ class TorchRuntime(BaseRuntime):
             results = self._call(node.outputs, inputs)
             by_name = {name: value for name, value in zip(node.outputs, results) if name}
             return {o.name: by_name[o.name] for o in self.model.graph.output}
-        from lstm_bench.runtimes.evaluator import run_evaluator
-
-        return run_evaluator(self.evaluator, self.model, feeds)
+        return dict(zip(self.evaluator.output_names, self.evaluator.run(None, feeds)))
 
     def notes(self) -> list[str]:
         return [f"{name}: {path}" for name, path in self.paths.items()

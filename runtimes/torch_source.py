@@ -15,7 +15,11 @@ from pathlib import Path
 import numpy as np
 
 from lstm_bench.errors import LSTMBenchError
+from lstm_bench.feeds import input_specs
+from lstm_bench.model import as_model
 from lstm_bench.runtimes.base import BaseRuntime
+from lstm_bench.runtimes.torch_rt import TorchThreads, torch_missing
+from lstm_bench.seed import load_checkpoint
 
 
 def _shape(value) -> list:
@@ -30,8 +34,6 @@ def match_model(module, model, checkpoint) -> tuple[str, str]:
         LSTMBenchError: the ONNX model's inputs or outputs differ from the module's.
     """
     from onnx import TensorProto
-
-    from lstm_bench.feeds import input_specs
 
     where = f"--source {checkpoint}: the ONNX model does not match the checkpoint's module"
     inputs, outputs = input_specs(model), list(model.graph.output)
@@ -60,23 +62,17 @@ def match_model(module, model, checkpoint) -> tuple[str, str]:
 class TorchSourceRuntime(BaseRuntime):
     name = "torch-source"
     device = "cpu"
+    libraries = ("torch",)
 
     def __init__(self, checkpoint_path):
-        from lstm_bench.runtimes.torch_rt import TorchThreads
-
         self.checkpoint_path = checkpoint_path
         self.module = None
         self.threads = TorchThreads()
 
     def available(self) -> str | None:
-        from lstm_bench.runtimes.torch_rt import torch_missing
-
         return torch_missing()
 
-    def open(self, model, *, threads: int | None = None, ort_options=None) -> None:
-        from lstm_bench.model import as_model
-        from lstm_bench.seed import load_checkpoint
-
+    def open(self, model, *, threads: int | None = None) -> None:
         model = as_model(model)
         self.module, _ = load_checkpoint(self.checkpoint_path)
         self.input_name, self.output_name = match_model(self.module, model.proto,

@@ -11,26 +11,22 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from lstm_bench.bench.plan import RuntimeChoice, SweepPlan, sweep_shapes
+from lstm_bench.exporters.weights import build_lstm_model, export_weights
+from lstm_bench.model import Model
+from lstm_bench.runtimes.registry import RUNTIMES, make_factories
 from lstm_bench.spec import LSTMSpec, LSTMWeights
+from lstm_bench.verify.run import VerifyPlan, verify
 
-_ORT = ("ort-cpu", "ort-cuda", "ort-cpu-int8", "ort-cpu-fp16")
-
-# Every registered runtime, in registry order, with what the tests expect of it. A runtime
-# added to runtimes/registry.py must be added here (test_parity's guard test), and so be seen
-# by the parity suite and the runtime tests. precision: the tolerance row it declares (None:
-# its outputs' dtype).
-RUNTIME_TRAITS = {
-    "ort-cpu": {"device": "cpu", "precision": None},
-    "ort-cuda": {"device": "cuda", "precision": None},
-    "torch-cpu": {"device": "cpu", "precision": None},
-    "torch-cuda": {"device": "cuda", "precision": None},
-    "numpy": {"device": "cpu", "precision": None},
-    "onnx-reference": {"device": "cpu", "precision": None},
-    "ort-cpu-int8": {"device": "cpu", "precision": "int8"},
-    "ort-cpu-fp16": {"device": "cpu", "precision": "float16"},
-    "openvino-cpu": {"device": "cpu", "precision": "float32"},
-    "openvino-cpu-static": {"device": "cpu", "precision": "float32"},
-}
+# Every registered runtime is in the parity suite and the runtime tests by the registry itself;
+# each declares its device, precision and LSTM support (runtimes/registry.py). Those that
+# refuse layout = 1 (their ``lstm_support`` says so) are expected to fail the batchwise cases.
+_NO_LAYOUT = {name: f"{name} refuses layout = 1" for name, runtime in RUNTIMES.items()
+              if "layout" in runtime.lstm_support.refuses}
 
 
 @dataclass(frozen=True)
@@ -47,26 +43,17 @@ class Case:
 
     def build(self, path: str | Path, seed: int = 0):
         """Write the model to ``path``; returns the ModelProto."""
-        import onnx
-
         if self.layers != 1:
             model = (wrapped_model(self.spec, seed=seed) if self.layers == 0 else
                      stacked_model(self.spec, self.layers, seed=seed, **self.options))
             onnx.save(model, str(path))
             return model
-        from lstm_bench.exporters.weights import export_weights
-
         return export_weights(LSTMWeights.random(self.spec, seed=seed, name="lstm"), path,
                               **self.options)
 
 
 def stacked_model(spec: LSTMSpec, layers: int, *, seed: int = 0, **options):
     """``layers`` one-node LSTM graphs chained (Y squeezed to the next X), as torch exports them."""
-    import onnx
-    from onnx import helper
-
-    from lstm_bench.exporters.weights import build_lstm_model
-
     nodes, initializers, graph_inputs = [], [], None
     previous = None
     D = spec.num_directions
@@ -111,12 +98,6 @@ def wrapped_model(spec: LSTMSpec, *, seed: int = 0, seq_len: int | str = "sequen
     """The shape of an exported classifier (the seed: Keras LSTM(50) + Dense(1, sigmoid)):
     x [batch_size, seq_len, I] -> Transpose -> LSTM -> Y_h -> Dense -> Sigmoid -> [batch_size, 1],
     plus the hidden sequence [batch_size, seq_len, H] as a second output."""
-    import numpy as np
-    import onnx
-    from onnx import helper, numpy_helper
-
-    from lstm_bench.exporters.weights import build_lstm_model
-
     H = spec.hidden_size
     part = build_lstm_model(LSTMWeights.random(spec, seed=seed, name="lstm")).graph
     lstm = part.node[0]
@@ -146,7 +127,6 @@ def wrapped_model(spec: LSTMSpec, *, seed: int = 0, seq_len: int | str = "sequen
 
 
 _REF_IGNORES = "onnx's reference LSTM ignores {}"
-_ORT_NO_LAYOUT = "onnxruntime rejects layout = 1"
 
 CASES = {c.name: c for c in [
     Case("seed", LSTMSpec(1, 50), batch=1, seq_len=100),
@@ -158,7 +138,7 @@ CASES = {c.name: c for c in [
          options={"initial_states": True}),
     Case("reverse", LSTMSpec(3, 8, direction="reverse"), options={"initial_states": True}),
     Case("batchwise", LSTMSpec(3, 8, layout=1),
-         known_failures={name: _ORT_NO_LAYOUT for name in _ORT}),
+         known_failures=dict(_NO_LAYOUT)),
     Case("ragged", LSTMSpec(3, 8), options={"sequence_lens": True}, batch=4, ragged=True,
          zero_length=True, known_failures={"onnx-reference": _REF_IGNORES.format("sequence_lens")}),
     Case("ragged_bidirectional", LSTMSpec(3, 8, direction="bidirectional"),
@@ -168,7 +148,7 @@ CASES = {c.name: c for c in [
          options={"sequence_lens": True, "initial_states": True}, batch=5, ragged=True,
          zero_length=True, known_failures={
              "onnx-reference": _REF_IGNORES.format("sequence_lens"),
-             **{name: _ORT_NO_LAYOUT for name in _ORT}}),
+             **_NO_LAYOUT}),
     Case("ragged_peepholes_clip", LSTMSpec(3, 8, peepholes=True, clip=0.7, direction="reverse"),
          options={"sequence_lens": True}, batch=4, ragged=True, zero_length=True,
          known_failures={"onnx-reference": _REF_IGNORES.format("sequence_lens, clip")}),
@@ -200,3 +180,21 @@ for _case, _why in _OV_FAILURES.items():
     CASES[_case].known_failures.update({"openvino-cpu": _why, "openvino-cpu-static": _why})
 for _case in ("ragged", "ragged_bidirectional"):
     CASES[_case].known_failures["openvino-cpu"] = _OV_DYNAMIC_RAGGED
+
+
+def verify_file(path, runtimes=None, **plan):
+    """``verify`` of the model file at ``path`` on the registered ``runtimes`` (None: all), the
+    rest of its ``VerifyPlan`` as keywords: the way the command line calls it."""
+    factories = make_factories(RUNTIMES if runtimes is None else runtimes)
+    return verify(Model.load(path), VerifyPlan(factories, **plan))
+
+
+def bench_plan(path, runtimes=None, batches=None, lengths=None, **fields):
+    """The ``SweepPlan`` of the model file at ``path`` on the registered ``runtimes`` (None:
+    all), at ``batches`` x ``lengths`` as ``sweep_shapes`` picks them, on one thread unless
+    ``threads`` says otherwise; the rest of the plan as keywords: the way the command line
+    builds it."""
+    model = Model.load(path).check_lstm()
+    shapes, notes = sweep_shapes([model], batches, lengths)
+    return SweepPlan((model,), RuntimeChoice.of(runtimes), shapes,
+                     fields.pop("threads", (1,)), notes=notes, **fields)

@@ -6,6 +6,8 @@ import json
 import pytest
 
 from lstm_bench.cli import main
+from lstm_bench.exporters.weights import export_weights
+from lstm_bench.spec import LSTMSpec, LSTMWeights
 
 
 @pytest.fixture(scope="module")
@@ -146,9 +148,6 @@ def test_bench_records_blocks_processes_threads_and_load(tiny, tmp_path):
 def test_compare_two_models_live(tiny, tmp_path, capsys):
     """`compare A.onnx B.onnx`: both models in one rotation, judged on paired blocks; the
     verdict itself is timing (scripts measure it), the plumbing is checked here."""
-    from lstm_bench.exporters.weights import export_weights
-    from lstm_bench.spec import LSTMSpec, LSTMWeights
-
     other = tmp_path / "other.onnx"
     export_weights(LSTMWeights.random(LSTMSpec(input_size=2, hidden_size=8)), other)
     out = tmp_path / "ab.json"

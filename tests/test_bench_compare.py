@@ -165,7 +165,9 @@ def test_missing_file_disjoint_reports_and_mixed_arguments_exit_2(tmp_path, caps
 
 def test_a_nan_threshold_is_bad_input(tmp_path, capsys):
     rows = [measurement("ort-cpu", blocks(1))]
-    assert run_compare(tmp_path, rows, rows, "--fail-above", "nan") == 2
+    with pytest.raises(SystemExit) as usage_error:  # argparse's, as for every bad option
+        run_compare(tmp_path, rows, rows, "--fail-above", "nan")
+    assert usage_error.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--fail-above" in err[0]
 
@@ -183,13 +185,14 @@ def test_a_streaming_row_is_not_the_sequence_row_of_its_length(tmp_path, capsys)
 
     sequence = measurement("ort-cpu", blocks(1))
     streaming = dataclasses.replace(measurement("ort-cpu", blocks(2, median_ms=3.0)),
-                                    extra={"mode": "streaming", "chunk": 100})
-    assert sequence.key() != streaming.key()
+                                    mode="streaming")  # a chunk of 100 steps per call
+    assert sequence.key != streaming.key
     out = tmp_path / "verdicts.json"
     assert run_compare(tmp_path, [sequence, streaming], [sequence, streaming],
                        "--json", str(out)) == 0
     keys = [tuple(c["key"]) for c in json.loads(out.read_text())["changes"]]
-    assert sorted(keys) == sorted([sequence.key(), streaming.key()])
+    assert sorted(keys) == [("ort-cpu", 1, 100, 1, "sequence"),
+                            ("ort-cpu", 1, 100, 1, "streaming")]
     assert run_compare(tmp_path, [sequence], [streaming]) == 2  # no row in common
 
 
@@ -209,11 +212,15 @@ def test_json_and_markdown_verdicts(tmp_path):
 def test_machine_drift_is_reported_from_the_calibration():
     from lstm_bench.bench.compare import machine_drift
 
-    base = {"peak_gflops": 150.0, "machine": {"cpu": "X"}}
-    assert machine_drift(base, {"peak_gflops": 160.0, "machine": {"cpu": "X"}}) is None
-    warning = machine_drift(base, {"peak_gflops": 290.0, "machine": {"cpu": "X"}})
+    def doc(peak, cpu="X"):
+        return {"peak_gflops": peak, "machine": {"cpu": cpu},
+                "calibration": [{"threads": 1, "peak_gflops": peak, "reliable": True}]}
+
+    base = doc(150.0)
+    assert machine_drift(base, doc(160.0)) is None
+    warning = machine_drift(base, doc(290.0))
     assert warning and "+93%" in warning and "150 -> 290" in warning
-    assert "different CPUs" in machine_drift(base, {"peak_gflops": 150.0, "machine": {"cpu": "Y"}})
+    assert "different CPUs" in machine_drift(base, doc(150.0, cpu="Y"))
 
 
 def test_a_busy_machine_is_said_for_each_report(tmp_path, capsys):

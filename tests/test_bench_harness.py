@@ -8,7 +8,10 @@ import math
 
 import pytest
 
-from lstm_bench.bench.harness import Cell, Settings, Subject, measure, sweep, time_call
+from lstm_bench.bench.harness import Cell, Settings, Subject, Timeline, measure, sweep, \
+    time_call
+from lstm_bench.bench.machine import _openblas_threads_api, blas_threads, busy_warning, \
+    check_threads, cpu_snapshot, default_threads, other_cores, usable_cores
 from lstm_bench.bench.stats import Block, Measurement, find_phases, latency_stats, merge
 from lstm_bench.errors import LSTMBenchError
 from lstm_bench.runtimes.base import BaseRuntime
@@ -40,7 +43,7 @@ class ScriptedRuntime(BaseRuntime):
     def available(self):
         return None
 
-    def open(self, model_path, *, threads=None, ort_options=None):
+    def open(self, model, *, threads=None):
         self.opened_with = threads
         self.clock.now += self.open_ns
 
@@ -94,6 +97,11 @@ def test_time_call_reads_the_clock_around_run_and_synchronize():
     assert clock.reads == 2 and runtime.synced == 1
 
 
+def cell_of(m):
+    """(runtime, batch, seq_len, threads) of a measurement."""
+    return m.key.runtime, m.key.batch, m.key.seq_len, m.key.threads
+
+
 def cells_of(*runtimes):
     return [Cell(r, {}) for r in runtimes]
 
@@ -119,7 +127,7 @@ def test_rounds_interleave_blocks_with_one_untimed_call_each():
     settings = Settings(span=0, blocks=3, block=2, block_time=1, min_time=0, min_reps=1,
                         warmup_reps=1, warmup_time=0)
     cells = cells_of(a, b)
-    measure(cells, settings, clock, process=4)
+    measure(cells, settings, Timeline(clock, process=4))
     # warm-up: one call each; then 3 rounds of (1 untimed + 2 timed) per runtime
     assert log == ["a", "b"] + (["a"] * 3 + ["b"] * 3) * 3
     assert cells[0].samples == [MS] * 6 and cells[1].samples == [2 * MS] * 6
@@ -135,7 +143,7 @@ def test_rounds_are_spread_over_the_span_with_untimed_calls_between():
     settings = Settings(span=0.012, blocks=3, block=2, min_time=0, min_reps=1, warmup_reps=0,
                         warmup_time=0)
     cells = cells_of(a)
-    measure(cells, settings, clock)
+    measure(cells, settings, Timeline(clock))
     # rounds due at 0, 4 and 8 ms; a round takes 3 ms, so one untimed call fills each gap
     assert [blk.start_ns for blk in cells[0].blocks] == [1 * MS, 5 * MS, 9 * MS]
     assert a.calls == 3 * 3 + 2 and cells[0].samples == [MS] * 6
@@ -149,12 +157,12 @@ def test_a_cell_stays_until_min_time_and_a_slow_one_leaves_at_max_time():
     settings = Settings(span=0, blocks=2, block=1, min_time=0.006, min_reps=1, warmup_reps=1,
                         warmup_time=0)
     cells = cells_of(fast)
-    measure(cells, settings, clock)
+    measure(cells, settings, Timeline(clock))
     assert [b.calls for b in cells[0].blocks] == [1, 5] and cells[0].samples == [MS] * 6
     slow = ScriptedRuntime("slow", clock, [400])
     cells = cells_of(slow)
     measure(cells, Settings(span=0, blocks=10, max_time=1.0, warmup_reps=1, warmup_time=0),
-            clock)
+            Timeline(clock))
     assert len(cells[0].blocks) == 3 and len(cells[0].samples) == 3  # 1.2 s >= 1 s, 3 blocks
 
 
@@ -173,12 +181,13 @@ def test_sweep_cold_start_warmup_threads_and_shared_rotation():
     settings = Settings(span=0, blocks=2, block=2, block_time=1, min_time=0, min_reps=2,
                         warmup_reps=3, warmup_time=0)
     subject = Subject("model.onnx", lambda b, t: {}, lambda b, t: 8 * b * t)
-    (result,) = sweep([subject], factories, [(4, 10), (1, 10)], [1, 2], settings, clock=clock)
+    (result,) = sweep([subject], factories, [(4, 10), (1, 10)], [1, 2], settings,
+                      timeline=Timeline(clock))
     assert [r.opened_with for r in made] == [1, 1, 2, 2]
-    assert [m.key()[:4] for m in result.measurements] == [
+    assert [cell_of(m) for m in result.measurements] == [
         ("a", 4, 10, 1), ("b", 4, 10, 1), ("a", 1, 10, 1), ("b", 1, 10, 1),
         ("a", 4, 10, 2), ("b", 4, 10, 2), ("a", 1, 10, 2), ("b", 1, 10, 2)]
-    by_key = {m.key()[:4]: m for m in result.measurements}
+    by_key = {cell_of(m): m for m in result.measurements}
     a1 = by_key["a", 4, 10, 1]
     assert a1.cold == {"open": 50.0, "first_run": 9.0}
     assert a1.samples_ns == (MS,) * 4  # the 9 ms call was the first run, not a sample
@@ -208,8 +217,8 @@ def test_sweep_of_two_models_interleaves_them_block_by_block():
                 Subject("new.onnx", lambda b, t: feeds_new)]
     settings = Settings(span=0, blocks=2, block=1, min_time=0, min_reps=1, warmup_reps=0,
                         warmup_time=0)
-    base, new = sweep(subjects, factories, [(1, 1)], [1], settings, clock=clock)
-    assert [m.key() for m in base.measurements] == [m.key() for m in new.measurements]
+    base, new = sweep(subjects, factories, [(1, 1)], [1], settings, timeline=Timeline(clock))
+    assert [m.key for m in base.measurements] == [m.key for m in new.measurements]
     # open + first run for each, then rounds of (untimed, timed) base, then new
     assert seen == ["base", "new"] + ["base", "base", "new", "new"] * 2
     assert [b.round for b in base.measurements[0].blocks] == [0, 1]
@@ -220,14 +229,14 @@ def test_sweep_skips_a_runtime_that_cannot_open():
     clock = FakeClock()
 
     class Broken(ScriptedRuntime):
-        def open(self, model_path, *, threads=None, ort_options=None):
+        def open(self, model, *, threads=None):
             raise LSTMBenchError("broken: cannot load")
 
     (result,) = sweep([Subject("m.onnx", lambda b, t: {})],
                       {"ok": lambda: ScriptedRuntime("ok", clock, [1]),
                        "broken": lambda: Broken("broken", clock, [1])},
                       [(1, 1)], [1], Settings(span=0, min_time=0, min_reps=2, block=1, blocks=2),
-                      clock=clock)
+                      timeline=Timeline(clock))
     assert [m.runtime for m in result.measurements] == ["ok"]
     # the skip names the runtime; its reason does not again
     assert result.skipped == [{"runtime": "broken", "threads": 1, "reason": "cannot load"}]
@@ -250,7 +259,8 @@ def test_sweep_skips_a_runtime_whose_first_run_raises_its_own_error():
 
     (result,) = sweep([Subject("m.onnx", lambda b, t: {})],
                       {"failing": lambda: Failing("failing", clock, [1])}, [(1, 1)], [2],
-                      Settings(span=0, min_time=0, min_reps=2, block=1), clock=clock)
+                      Settings(span=0, min_time=0, min_reps=2, block=1),
+                      timeline=Timeline(clock))
     assert result.measurements == []
     (skip,) = result.skipped
     assert skip == {"runtime": "failing", "threads": 2, "reason":
@@ -316,8 +326,6 @@ def test_merge_of_worker_processes_keeps_each_block_s_process():
 
 
 def test_thread_counts_are_checked_against_the_cores():
-    from lstm_bench.bench.machine import check_threads, default_threads, usable_cores
-
     assert default_threads() == 1
     assert check_threads([1, 4 * usable_cores()]) == [1, 4 * usable_cores()]
     for bad in (0, 4 * usable_cores() + 1, 1_000_000_000):
@@ -326,8 +334,6 @@ def test_thread_counts_are_checked_against_the_cores():
 
 
 def test_busy_warning_from_the_load_average():
-    from lstm_bench.bench.machine import busy_warning, usable_cores
-
     half = 0.5 * usable_cores()
     assert busy_warning([0.1, 0, 0], [1.0, 0, 0], threads=1) is None  # our own thread after
     assert "busy" in busy_warning([half + 0.5, 0, 0], [0.0, 0, 0])
@@ -336,8 +342,6 @@ def test_busy_warning_from_the_load_average():
 
 
 def test_busy_warning_from_other_processes_cpu_time():
-    from lstm_bench.bench.machine import busy_warning, usable_cores
-
     cores = usable_cores()
     # measured CPU of other processes decides, whatever the load average says
     assert busy_warning([9.0, 0, 0], [9.0, 0, 0], threads=1, other=0.0) is None
@@ -348,8 +352,6 @@ def test_other_cores_sees_a_busy_process_and_not_our_own_work():
     import subprocess
     import sys
     import time
-
-    from lstm_bench.bench.machine import cpu_snapshot, other_cores
 
     before = cpu_snapshot()
     deadline = time.monotonic() + 0.4
@@ -370,8 +372,6 @@ def test_other_cores_sees_a_busy_process_and_not_our_own_work():
 
 
 def test_blas_threads_sets_numpy_s_pool_and_restores_it():
-    from lstm_bench.bench.machine import _openblas_threads_api, blas_threads
-
     get, _ = _openblas_threads_api()
     if get is None:
         pytest.skip("NumPy's BLAS is not an OpenBLAS this process can reach")

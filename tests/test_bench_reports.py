@@ -17,10 +17,11 @@ from lstm_bench.bench.decision import decide
 from lstm_bench.bench.history import DB_ENV
 from lstm_bench.bench.markdown import render_markdown
 from lstm_bench.bench.page import render_html
-from lstm_bench.bench.report import BenchReport, VerifySummary, load_report
+from lstm_bench.bench.report import BenchReport, load_report
 from lstm_bench.bench.stats import Measurement
 from lstm_bench.cli.terminal import print_report
 from lstm_bench.cli import main
+from lstm_bench.verify.report import VerifySummary
 
 FAST = ["--span", "0", "--blocks", "3", "--min-time", "0.002", "--min-reps", "3", "--no-calibrate",
         "--quiet"]
@@ -43,16 +44,21 @@ def reports(tiny, tmp_path_factory):
     return paths
 
 
+def output_json(name, max_abs, per_step=None, failures=()):
+    """One output's verdict (the layout of ``OutputParity.to_dict``)."""
+    return {"name": name, "dtype": "float32", "shape": [len(per_step or ()), 1, 1, 4],
+            "max_abs": max_abs, "per_step_max_abs": None if per_step is None else list(per_step),
+            "failures": [{"output": name, **f} for f in failures]}
+
+
 def verify_json(per_step=(1e-8, 5e-8, 2e-7)):
     """A verify report's JSON (the layout of ``VerifyReport.to_dict``), two runtimes."""
     tol = {"atol": 1e-5, "rtol": 1e-4}
     return {"passed": True, "inputs": {"seq_len": len(per_step)}, "results": [
         {"runtime": "ort-cpu", "status": "pass", "reason": None, "precision": "float32",
-         "tolerance": tol, "outputs": [{"name": "Y", "max_abs": 2e-7,
-                                        "per_step_max_abs": list(per_step)}]},
+         "tolerance": tol, "outputs": [output_json("Y", 2e-7, per_step)]},
         {"runtime": "numpy", "status": "pass", "reason": None, "precision": "float32",
-         "tolerance": tol, "outputs": [{"name": "Y", "max_abs": 3e-7,
-                                        "per_step_max_abs": list(per_step)}]},
+         "tolerance": tol, "outputs": [output_json("Y", 3e-7, per_step)]},
         {"runtime": "ort-cuda", "status": "skip", "reason": "no GPU", "outputs": []}]}
 
 
@@ -127,12 +133,9 @@ def test_verify_data_gives_verdicts_exclusions_and_the_error_per_step_plot(repor
     report = load_report(reports["json"])
     data = verify_json()
     # numpy: the model's output passed, its LSTM layer alone did not
-    numpy = data["results"][1]
-    numpy.update(status="fail", lstm_layer={"label": "lstm alone", "status": "fail"},
-                 failures=[{"output": "lstm alone: Y", "metric": "abs_error", "value": 0.4,
-                            "limit": 1e-4}])
-    numpy["outputs"].append({"name": "lstm alone: Y", "max_abs": 0.4, "passed": False,
-                             "per_step_max_abs": [0.1, 0.4, 0.2], "failures": [{}]})
+    data["results"][1].update(status="fail", lstm_layer={
+        "label": "lstm alone", "status": "fail", "outputs": [output_json(
+            "Y", 0.4, [0.1, 0.4, 0.2], [{"metric": "abs_error", "value": 0.4, "limit": 1e-4}])]})
     report.verify = VerifySummary.from_verify_json(data)
     verdicts = report.verify.verdicts
     assert verdicts["ort-cpu"].status == "pass"
@@ -163,14 +166,15 @@ def test_non_finite_errors_are_written_as_null_and_stay_failures(reports, tmp_pa
     report = load_report(reports["json"])
     data = verify_json(per_step=(1e-8, math.inf, math.nan))
     data["passed"] = False
-    data["results"][0].update(status="fail", failures=[
+    data["results"][0].update(status="fail")
+    data["results"][0]["outputs"][0].update(max_abs=math.nan, failures=[
         {"output": "Y", "metric": "non_finite", "value": 2.0, "limit": 0.0}])
-    data["results"][0]["outputs"][0]["max_abs"] = math.nan
     report.verify = VerifySummary.from_verify_json(data)
     assert report.verify.verdicts["ort-cpu"].max_abs_error == math.inf
     (path,) = write_reports(report, json=tmp_path / "nan.json")
     doc = strict_json(path.read_text())  # strict JSON: no NaN, no Infinity
-    assert doc["verify"]["runtimes"]["ort-cpu"]["per_step_max_abs_error"][1:] == [None, None]
+    assert doc["verify"]["runtimes"]["ort-cpu"]["outputs"][0]["per_step_max_abs"][1:] == \
+        [None, None]
     assert "ort-cpu" in doc["decision"]["excluded"]
     again = load_report(path).verify
     assert again.verdicts["ort-cpu"].status == "fail"
@@ -181,7 +185,7 @@ def test_non_finite_errors_are_written_as_null_and_stay_failures(reports, tmp_pa
 def test_bench_takes_a_verify_report(tiny, tmp_path, capsys):
     import hashlib
 
-    from lstm_bench.verify.run import SCHEMA
+    from lstm_bench.verify.report import SCHEMA
 
     path = tmp_path / "verify.json"  # a verify report of this model: its schema and sha256
     path.write_text(json.dumps({**verify_json(), "schema": SCHEMA,
@@ -252,18 +256,15 @@ def test_compare_writes_json_markdown_and_html(reports, tmp_path, capsys):
 
 
 def test_verify_json_with_the_lstm_layer_inside_each_result():
-    """verify may judge the LSTM layer alone inside each runtime's result (its outputs named
-    "<label>: Y", a ``lstm_layer`` summary): one verdict, both figures, the layer's drift."""
+    """verify may judge the LSTM layer alone inside each runtime's result (its own
+    ``lstm_layer`` with its outputs): one verdict, both figures, the layer's drift."""
     tol = {"atol": 5e-2, "rtol": 5e-2}
     data = {"passed": False, "inputs": {"seq_len": 3}, "results": [
         {"runtime": "ort-cpu-int8", "status": "fail", "precision": "int8", "tolerance": tol,
-         "reason": None, "failures": [{"output": "lstm alone: Y", "metric": "abs_error",
-                                       "value": 0.4, "limit": 0.06}],
-         "lstm_layer": {"label": "lstm alone", "status": "fail", "max_abs": 0.4},
-         "outputs": [{"name": "output", "max_abs": 8e-6, "passed": True, "failures": []},
-                     {"name": "lstm alone: Y", "max_abs": 0.4, "passed": False,
-                      "per_step_max_abs": [0.01, 0.2, 0.4],
-                      "failures": [{"metric": "abs_error"}]}]}]}
+         "reason": None,
+         "lstm_layer": {"label": "lstm alone", "status": "fail", "outputs": [output_json(
+             "Y", 0.4, [0.01, 0.2, 0.4], [{"metric": "abs_error", "value": 0.4, "limit": 0.06}])]},
+         "outputs": [output_json("output", 8e-6)]}]}
     verdict = VerifySummary.from_verify_json(data).verdicts["ort-cpu-int8"]
     assert (verdict.status, verdict.model_ok, verdict.layer_status) == ("fail", True, "fail")
     assert verdict.max_abs_error == 8e-6 and verdict.layer_max_abs_error == 0.4
@@ -276,15 +277,15 @@ def test_verify_json_with_the_lstm_layer_inside_each_result():
 def test_streaming_rows_are_their_own_shapes():
     """Rows of a streaming bench (mode, chunk in the row) are decided and drawn apart from the
     whole-sequence rows, per call and per step."""
-    def row(name, median_ms, **extra):
+    def row(name, median_ms, seq_len=100, **streaming):
         samples = tuple(int(median_ms * 1e6 * f) for f in (0.99, 1.0, 1.01) * 4)
-        return Measurement(name, 1, extra.get("chunk", 100), 1, samples, extra=extra)
+        return Measurement(name, 1, seq_len, 1, samples, **streaming)
 
     report = BenchReport(
         model={"path": "m.onnx"}, machine={}, settings={},
         measurements=[row("ort-cpu", 1.0), row("numpy", 2.0),
-                      row("ort-cpu", 0.08, mode="streaming", chunk=4),
-                      row("numpy", 0.04, mode="streaming", chunk=4)],
+                      row("ort-cpu", 0.08, seq_len=4, mode="streaming"),
+                      row("numpy", 0.04, seq_len=4, mode="streaming")],
         extra={"streaming": {"note": "m.onnx does not carry its state; timed its stateful "
                                      "variant"}})
     lines = decide(report).lines()

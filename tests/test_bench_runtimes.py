@@ -17,10 +17,11 @@ import numpy as np
 import pytest
 
 from lstm_bench.bench.machine import default_threads
-from lstm_bench.bench.model import BenchModel
 from lstm_bench.exporters.weights import export_weights
-from lstm_bench.spec import LSTMSpec, LSTMWeights
+from lstm_bench.model import Model
 from lstm_bench.runtimes.registry import RUNTIMES
+from lstm_bench.spec import LSTMSpec, LSTMWeights
+from tools.fidelity import fidelity
 
 SHAPES = [(1, 100), (8, 100), (32, 100)]
 
@@ -29,7 +30,7 @@ SHAPES = [(1, 100), (8, 100), (32, 100)]
 def seed_shaped(tmp_path_factory):
     path = tmp_path_factory.mktemp("model") / "seed_shape.onnx"
     export_weights(LSTMWeights.random(LSTMSpec(input_size=1, hidden_size=50)), path)
-    return BenchModel(path)
+    return Model.load(path)
 
 
 @pytest.mark.parametrize("batch, seq_len", SHAPES, ids=[f"b{b}-T{t}" for b, t in SHAPES])
@@ -68,7 +69,6 @@ def test_harness_fidelity(benchmark):
     """
     if benchmark.disabled:
         pytest.skip("a timing check: run it with --benchmark-enable (see docs/bench.md)")
-    from tools.fidelity import fidelity
 
     attempts = []
     for _ in range(3):

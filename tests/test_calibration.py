@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from lstm_bench.bench.harness import Settings, Subject, sweep
+from lstm_bench.bench.harness import Settings, Subject, Timeline, sweep
 from lstm_bench.bench.machine import MAX_SPREAD, MIN_BLOCKS, Calibration, GemmProbe, \
     blas_threads, calibration_text
 from lstm_bench.bench.report import BenchReport
@@ -36,7 +36,7 @@ def run_sweep(gemm_scripts, threads=(1, 2), blocks=6):
                         warmup_reps=1, warmup_time=0)
     subject = Subject("m.onnx", lambda b, t: {}, lambda b, t: 8 * 10 ** 6)
     (result,) = sweep([subject], {"r": lambda: ScriptedRuntime("r", clock, [2])}, [(1, 10)],
-                      list(threads), settings, clock=clock,
+                      list(threads), settings, timeline=Timeline(clock),
                       gemm=lambda: ScriptedGemm(clock, next(scripts)))
     return with_peaks(result)
 

@@ -37,15 +37,15 @@ def _refused(capsys, argv) -> str:
 @pytest.fixture
 def feeds_made(monkeypatch):
     """Every (batch, seq_len) a bench made random feeds for (the real feeds, recorded)."""
-    from lstm_bench.bench.model import BenchModel
+    from lstm_bench.model import Model
 
-    made, real = [], BenchModel.feeds
+    made, real = [], Model.feeds
 
     def feeds(self, batch, seq_len, seed=0):
         made.append((batch, seq_len))
         return real(self, batch, seq_len, seed)
 
-    monkeypatch.setattr(BenchModel, "feeds", feeds)
+    monkeypatch.setattr(Model, "feeds", feeds)
     return made
 
 

@@ -10,10 +10,10 @@ import numpy as np
 from rich.console import Console
 
 from lstm_bench.bench import history
-from lstm_bench.cli.history import series_table
 from lstm_bench.bench.report import BenchReport
 from lstm_bench.bench.stats import Measurement
 from lstm_bench.cli import main
+from lstm_bench.cli.terminal import print_table
 
 FAST = ["--span", "0", "--min-time", "0.002", "--min-reps", "3", "--no-calibrate", "--quiet"]
 
@@ -69,7 +69,7 @@ def test_history_table_fits_80_columns(tmp_path):
     for seed in (1, 2):
         history.record(report(1.0, seed, "c"), db, "bench")
     console = Console(width=80, file=io.StringIO(), record=True)
-    console.print(series_table(history.load_series(db), 80))
+    print_table(console, history.series_table(history.load_series(db)), compact=True)
     text = console.export_text()
     assert max(map(len, text.splitlines())) <= 80 and "…" not in text
 
@@ -82,7 +82,7 @@ def test_bench_appends_to_the_database(tiny, tmp_path, capsys):
     assert "recorded as run #2" in capsys.readouterr().out
     series = history.load_series(db)
     assert len(series) == 2 and all(len(s.points) == 2 for s in series)
-    assert all(s.key[0] and s.key[1] for s in series)  # model sha256, CPU
+    assert all(s.key.model_sha256 and s.key.cpu for s in series)
 
 
 def test_bad_databases_are_one_line_errors(tmp_path, capsys):

@@ -1,10 +1,16 @@
 """The model parsed once: ``lstm_bench.model.Model`` shared by verify, bench and the runtimes."""
 
 import hashlib
+from pathlib import Path
 
 import onnx
 import pytest
 
+from cases import bench_plan, verify_file
+from lstm_bench import graph
+from lstm_bench.bench.harness import Settings
+from lstm_bench.bench.runner import run_plan
+from lstm_bench.cli import main
 from lstm_bench.errors import LSTMBenchError
 from lstm_bench.exporters.weights import export_weights
 from lstm_bench.model import Model, as_model
@@ -56,28 +62,34 @@ def reads(monkeypatch):
 
 
 def test_verify_reads_the_file_once_for_every_runtime(path, reads):
-    from lstm_bench.verify.run import verify
-
-    report = verify(path, ["ort-cpu", "numpy", "torch-cpu", "onnx-reference", "ort-cpu-fp16"],
-                    batch=2, seq_len=5)
+    report = verify_file(path, ["ort-cpu", "numpy", "torch-cpu", "onnx-reference",
+                                "ort-cpu-fp16"], batch=2, seq_len=5)
     assert [r.status for r in report.results] == ["pass"] * 5
     assert reads.count(str(path)) == 1, reads
 
 
 def test_bench_reads_the_file_once_for_every_runtime(path, reads):
-    from lstm_bench.bench.harness import Settings
-    from lstm_bench.bench.runner import run_bench
-
-    doc = run_bench(path, runtimes=["ort-cpu", "numpy", "torch-cpu"], batches=(1, 2), seq_lens=(4,),
-                    threads_list=(1,), settings=Settings(span=0, min_time=0, min_reps=2, block=1),
-                    calibrate=False)
+    (doc,) = run_plan(bench_plan(path, ["ort-cpu", "numpy", "torch-cpu"], (1, 2), (4,),
+                                 settings=Settings(span=0, min_time=0, min_reps=2, block=1),
+                                 calibrate=False))
     assert len(doc.measurements) == 6 and doc.model["sha256"]
     assert reads.count(str(path)) == 1, reads
 
 
-def test_flops_at_every_shape_read_the_layers_once(path, monkeypatch):
-    from lstm_bench import graph
+def test_run_reads_and_hashes_the_file_once_for_every_step(path, reads, tmp_path, monkeypatch):
+    """`run --model`: the checks, verify (its LSTM layer too), the bench and the streaming
+    bench share the one model read."""
+    hashed, real_read = [], Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes",
+                        lambda self: hashed.append(str(self)) or real_read(self))
+    assert main(["run", "--model", str(path), "--out", str(tmp_path / "out"), "--runtimes",
+                 "ort-cpu,numpy", "--batch", "1,2", "--min-time", "0.002", "--span", "0",
+                 "--quiet", "--no-history"]) == 0
+    assert reads.count(str(path)) == 1, reads
+    assert hashed.count(str(path)) == 1, hashed
 
+
+def test_flops_at_every_shape_read_the_layers_once(path, monkeypatch):
     calls = []
     real = graph.lstm_nodes
     monkeypatch.setattr(graph, "lstm_nodes", lambda proto: calls.append(1) or real(proto))

@@ -7,10 +7,17 @@ import json
 
 import pytest
 
+from cases import bench_plan, verify_file
+from lstm_bench import reference
+from lstm_bench.bench.harness import Settings
+from lstm_bench.bench.runner import run_plan
 from lstm_bench.cli import main
+from lstm_bench.exporters.source import export_source
 from lstm_bench.exporters.weights import export_weights
+from lstm_bench.feeds import make_inputs
+from lstm_bench.model import Model
 from lstm_bench.runtimes.openvino_rt import OpenVinoRuntime, OpenVinoStaticRuntime
-from lstm_bench.verify.run import verify
+from lstm_bench.seed import shipped_checkpoint
 from lstm_bench.spec import LSTMSpec, LSTMWeights
 
 _REASON = OpenVinoRuntime().available()
@@ -38,8 +45,8 @@ def models(tmp_path_factory):
 
 
 def check(models, name, runtime="openvino-cpu"):
-    report = verify(models[name], [runtime], batch=8, seq_len=100, threads=1, streaming=False,
-                    **MODELS[name][2])
+    report = verify_file(models[name], [runtime], batch=8, seq_len=100, threads=1,
+                         streaming=False, **MODELS[name][2])
     (result,) = report.results
     return result
 
@@ -68,9 +75,6 @@ def test_static_shapes_get_ragged_lengths_right(models):
 
 
 def test_seed_model_passes_and_peepholes_fail_from_the_cli(models, tmp_path, capsys):
-    from lstm_bench.exporters.source import export_source
-    from lstm_bench.seed import shipped_checkpoint
-
     seed = export_source(shipped_checkpoint(), tmp_path / "seed.onnx", exporter="torchscript").path
     out = tmp_path / "verify.json"
     assert main(["verify", str(seed), "--runtimes", "openvino-cpu,ort-cpu", "--batch", "4",
@@ -96,14 +100,13 @@ def test_threads_and_precision_reach_the_compiled_model(models):
         runtime.close()
 
 
-def test_accepts_a_parsed_model_object_with_a_path(models):
+@pytest.mark.parametrize("where", ["file", "memory"])
+def test_accepts_a_model_object_read_from_a_file_or_built_in_memory(models, where):
     import numpy as np
 
-    class Parsed:  # what the registry will hand over once models are parsed once
-        path = models["plain"]
-
+    model = Model.load(models["plain"])
     runtime = OpenVinoRuntime()
-    runtime.open(Parsed(), threads=1)
+    runtime.open(model if where == "file" else Model.built(model.proto), threads=1)
     x = np.random.default_rng(0).standard_normal((5, 3, 4)).astype(np.float32)
     outputs = runtime.run({"X": x})
     runtime.close()
@@ -126,19 +129,16 @@ def test_unsupported_activation_is_an_error_naming_the_cause(tmp_path):
     path = tmp_path / "leaky.onnx"
     spec = LSTMSpec(3, 8, activations=("Sigmoid", "LeakyRelu", "Tanh"), activation_alpha=(0.1,))
     export_weights(LSTMWeights.random(spec, seed=0), path)
-    report = verify(path, ["openvino-cpu"], batch=2, seq_len=5, streaming=False)
+    report = verify_file(path, ["openvino-cpu"], batch=2, seq_len=5, streaming=False)
     (result,) = report.results
     assert result.status == "error"
     assert "leakyrelu" in result.reason.lower() and "Exception from" not in result.reason
 
 
 def test_bench_times_it_with_the_same_harness(models, tmp_path):
-    from lstm_bench.bench.harness import Settings
-    from lstm_bench.bench.runner import run_bench
-
     settings = Settings(span=0, min_time=0, min_reps=3, warmup_reps=1, warmup_time=0, block=1)
-    doc = run_bench(models["plain"], runtimes=["openvino-cpu", "ort-cpu"], batches=(1, 4),
-                    seq_lens=(10,), threads_list=(1,), settings=settings, calibrate=False)
+    (doc,) = run_plan(bench_plan(models["plain"], ["openvino-cpu", "ort-cpu"], (1, 4), (10,),
+                                 settings=settings, calibrate=False))
     rows = [(m.runtime, m.batch, m.threads) for m in doc.measurements]
     assert sorted(rows) == [("openvino-cpu", 1, 1), ("openvino-cpu", 4, 1),
                             ("ort-cpu", 1, 1), ("ort-cpu", 4, 1)]
@@ -166,9 +166,6 @@ def test_peephole_output_is_the_truth_without_peepholes(tmp_path):
     # Why it fails: OpenVINO drops P. Its output matches the float64 truth of the same
     # weights with P removed, to float32 rounding, and is far from the truth with P.
     import numpy as np
-
-    from lstm_bench import reference
-    from lstm_bench.feeds import make_inputs
 
     weights = LSTMWeights.random(LSTMSpec(4, 16, peepholes=True), seed=5)
     with_p = export_weights(weights, tmp_path / "p.onnx")

@@ -9,7 +9,16 @@ import json
 import numpy as np
 import onnx
 import pytest
+
 from hostile import assert_bad_input, run_cli
+from keras_models import save_randomized
+from lstm_bench.bench.report import load_report
+from lstm_bench.exporters.source import CHECK_STEPS
+from lstm_bench.exporters.weights import export_weights
+from lstm_bench.feeds import make_inputs
+from lstm_bench.model import as_model
+from lstm_bench.spec import LSTMSpec, LSTMWeights
+from test_review_inputs import fixed_batch_model
 
 QUICK = ["--span", "0", "--blocks", "1", "--min-time", "0", "--min-reps", "2", "--max-reps", "2",
          "--no-calibrate", "--no-history", "--quiet"]
@@ -18,8 +27,6 @@ QUICK = ["--span", "0", "--blocks", "1", "--min-time", "0", "--min-reps", "2", "
 @pytest.fixture(scope="module")
 def in8(tiny, tmp_path_factory):
     """Feeds for the ``tiny`` model at batch 8, seq_len 10."""
-    from lstm_bench.feeds import make_inputs
-
     feeds = make_inputs(onnx.load(str(tiny)), batch=8, seq_len=10, seed=1).feeds
     path = tmp_path_factory.mktemp("inputs") / "in8.npz"
     np.savez(path, **feeds)
@@ -82,9 +89,6 @@ def test_bench_refuses_an_option_its_mode_ignores(tiny, tmp_path, capsys, argv, 
 @pytest.fixture(scope="module")
 def other(tmp_path_factory):
     """A second tiny model (other weights, so another sha256) and its verify report."""
-    from lstm_bench.exporters.weights import export_weights
-    from lstm_bench.spec import LSTMSpec, LSTMWeights
-
     folder = tmp_path_factory.mktemp("other")
     export_weights(LSTMWeights.random(LSTMSpec(input_size=2, hidden_size=4), seed=7),
                    folder / "other.onnx")
@@ -92,8 +96,6 @@ def other(tmp_path_factory):
 
 
 def test_verdicts_of_another_model_are_noted_in_every_report(tiny, other, tmp_path, capsys):
-    from lstm_bench.model import as_model
-
     rc, _, err = run_cli(capsys, "verify", other, "--runtimes", "numpy", "--json",
                          tmp_path / "v.json")
     assert rc == 0, err
@@ -128,8 +130,6 @@ def test_a_wrong_verify_json_suggests_a_new_file_and_the_real_model(tiny, tmp_pa
 
 @pytest.fixture(scope="module")
 def fixed(tmp_path_factory):
-    from test_review_inputs import fixed_batch_model
-
     return fixed_batch_model(tmp_path_factory.mktemp("fixed") / "ts.onnx")
 
 
@@ -154,9 +154,6 @@ def test_keras_export_summary_names_each_proofs_shape(tmp_path, capsys):
     os.environ.setdefault("KERAS_BACKEND", "torch")
     import keras
     from keras import layers
-    from keras_models import save_randomized
-
-    from lstm_bench.exporters.source import CHECK_STEPS
 
     def classic():  # saved for length 10; the file takes any, so a second length is proven
         return keras.Sequential([keras.Input((10, 1)), layers.LSTM(4),
@@ -176,8 +173,6 @@ def test_keras_export_summary_names_each_proofs_shape(tmp_path, capsys):
 # --- 8. streaming rows: steps and calls per second, never sequences -------------------------
 
 def test_streaming_rows_give_steps_and_calls_per_second(tiny, tmp_path, capsys):
-    from lstm_bench.bench.report import load_report
-
     rc, _, err = run_cli(capsys, "bench", tiny, "--runtimes", "numpy", "--streaming",
                          "--chunk", "1,4", "--json", tmp_path / "s.json", *QUICK)
     assert rc == 0, err

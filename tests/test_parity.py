@@ -1,7 +1,7 @@
 """The CI parity suite: every registered runtime over a named matrix of LSTM models.
 
-Each (case, runtime) pair runs through ``runtimes.verify.verify_runtime`` (the path the CLI
-takes) against ``reference.run_model``'s float64 truth. A runtime that cannot run here skips
+Each (case, runtime) pair runs through ``lstm_bench.verify.run.verify_runtime`` (the path the
+CLI takes) against ``reference.run_model``'s float64 truth. A runtime that cannot run here skips
 with its own reason; a known failure (onnx's reference LSTM ignoring clip, onnxruntime refusing
 layout = 1) must still fail, so that verify is seen to catch it.
 
@@ -17,13 +17,12 @@ import functools
 import numpy as np
 import pytest
 
-from lstm_bench import reference
-from cases import CASES, RUNTIME_TRAITS
+from cases import CASES
 from lstm_bench.model import Model
 from lstm_bench.feeds import make_inputs
 from lstm_bench.tolerances import TOLERANCES
 from lstm_bench.runtimes.registry import RUNTIMES
-from lstm_bench.verify.run import time_axes, verify_runtime
+from lstm_bench.verify.run import Truth, verify_runtime
 
 
 @functools.cache
@@ -50,9 +49,7 @@ def built(tmp_path_factory):
             model = Model.load(path)
             inputs = make_inputs(model.proto, batch=case.batch, seq_len=case.seq_len, seed=3,
                                  ragged=case.ragged, zero_length=case.zero_length)
-            truth = reference.run_model(model.proto, inputs.feeds)
-            axes = time_axes(model.proto, truth, inputs.batch, inputs.seq_len)
-            cache[case_name] = (path, model, inputs, truth, axes)
+            cache[case_name] = (path, Truth.of(model, inputs))
         return cache[case_name]
 
     return get
@@ -84,29 +81,28 @@ def check_int8_plumbing(result):
 @pytest.mark.parametrize("case", list(CASES))
 def test_runtime_matches_float64_truth(case, runtime, built):
     skip_unless_available(runtime)
-    path, model, inputs, truth, axes = built(case)
-    result = verify_runtime(runtime, model, inputs.feeds, truth, axes)
+    path, truth = built(case)
+    result = verify_runtime(RUNTIMES[runtime](), truth)
     known = CASES[case].known_failures.get(runtime)
     if known:
         assert result.status in ("fail", "error"), f"{runtime} now passes {case} ({known})"
         assert result.failures
         return
-    if RUNTIME_TRAITS[runtime]["precision"] == "int8":
+    if RUNTIMES[runtime].precision == "int8":
         check_int8_plumbing(result)
     else:
         assert result.status == "pass", "\n".join(map(str, result.failures))
     for output in result.outputs:
         assert output.max_abs is not None and output.mean_abs <= output.max_abs
     if result.streaming is not None and CASES[case].options.get("initial_states") \
-            and RUNTIME_TRAITS[runtime]["precision"] != "int8":
+            and RUNTIMES[runtime].precision != "int8":
         assert result.streaming.status in ("pass", "skip")
 
 
 def test_every_registered_runtime_is_covered():
-    """A runtime added to the registry must be added to tests/cases.py's RUNTIME_TRAITS (its
-    device and precision, checked in test_runtimes) and so to this suite; a known failure must
+    """A runtime added to the registry is in this suite by the registry itself (its device,
+    precision and LSTM support are its own, checked in test_runtimes); a known failure must
     name a registered runtime (a misspelt name would silently never be checked)."""
-    assert list(RUNTIME_TRAITS) == list(RUNTIMES), "tests/cases.py RUNTIME_TRAITS != registry"
     for case in CASES.values():
         assert set(case.known_failures) <= set(RUNTIMES), case.name
     # every runtime must be expected to pass some case (else the suite only sees it fail)
@@ -119,33 +115,33 @@ def test_int8_follows_the_advice_for_a_cpu_without_vnni_on_any_cpu(built):
     from lstm_bench.runtimes.ort_variants import OrtInt8Runtime
 
     skip_unless_available("ort-cpu-int8")
-    path, model, inputs, truth, axes = built("bidirectional")
+    path, truth = built("bidirectional")
     runtime = OrtInt8Runtime(flags=frozenset({"avx2", "avx512f"}))
-    result = verify_runtime(runtime, model, inputs.feeds, truth, axes)
+    result = verify_runtime(runtime, truth)
     check_int8_plumbing(result)
     assert result.settings["quantization"]["reduce_range"] is True
     assert "without VNNI" in result.settings["quantization"]["cpu_path"]
 
 
 def test_onnx_reference_failure_names_what_it_ignores(built):
-    path, model, inputs, truth, axes = built("ragged")
-    result = verify_runtime("onnx-reference", model, inputs.feeds, truth, axes)
+    path, truth = built("ragged")
+    result = verify_runtime(RUNTIMES["onnx-reference"](), truth)
     assert result.status == "fail"
     assert any("ignores sequence_lens" in note for note in result.notes)
     assert {f.output for f in result.failures} == {"Y", "Y_h", "Y_c"}  # all listed, not the first
 
 
 def test_ragged_case_holds_a_zero_and_a_full_length(built):
-    _, _, inputs, _, _ = built("ragged")
-    lengths = inputs.lengths["sequence_lens"]
+    _, truth = built("ragged")
+    lengths = truth.inputs.lengths["sequence_lens"]
     assert 0 in lengths and CASES["ragged"].seq_len in lengths
 
 
 def test_float16_variant_reports_its_accuracy_cost(built):
     skip_unless_available("ort-cpu-fp16")
-    path, model, inputs, truth, axes = built("seed")
-    result = verify_runtime("ort-cpu-fp16", model, inputs.feeds, truth, axes)
-    exact = verify_runtime("ort-cpu", model, inputs.feeds, truth, axes)
+    path, truth = built("seed")
+    result = verify_runtime(RUNTIMES["ort-cpu-fp16"](), truth)
+    exact = verify_runtime(RUNTIMES["ort-cpu"](), truth)
     assert result.status == "pass" and result.precision == "float16"
     assert result.tolerance == TOLERANCES["float16"]
     cost = max(o.max_abs for o in result.outputs)
@@ -156,18 +152,18 @@ def test_float16_variant_reports_its_accuracy_cost(built):
 
 def test_int8_variant_reports_a_measured_cost(built):
     skip_unless_available("ort-cpu-int8")
-    path, model, inputs, truth, axes = built("seed")
-    result = verify_runtime("ort-cpu-int8", model, inputs.feeds, truth, axes)
-    exact = verify_runtime("ort-cpu", model, inputs.feeds, truth, axes)
+    path, truth = built("seed")
+    result = verify_runtime(RUNTIMES["ort-cpu-int8"](), truth)
+    exact = verify_runtime(RUNTIMES["ort-cpu"](), truth)
     check_int8_plumbing(result)
-    assert result.max_abs > 10 * exact.max_abs  # quantized for real: a cost is measured
+    assert result.max_abs_error > 10 * exact.max_abs_error  # quantized for real: a cost is measured
     assert "DynamicQuantizeLSTM" in result.notes[0]
 
 
 def test_per_step_error_follows_the_time_axis(built):
-    path, model, inputs, truth, axes = built("batchwise")
-    assert axes == {"Y": 1}  # layout 1: Y is [B, T, D, H]
-    result = verify_runtime("numpy", model, inputs.feeds, truth, axes)
+    path, truth = built("batchwise")
+    assert truth.axes == {"Y": 1}  # layout 1: Y is [B, T, D, H]
+    result = verify_runtime(RUNTIMES["numpy"](), truth)
     y = next(o for o in result.outputs if o.name == "Y")
     assert len(y.per_step_max_abs) == CASES["batchwise"].seq_len
     assert max(y.per_step_max_abs) == pytest.approx(y.max_abs)
@@ -176,19 +172,19 @@ def test_per_step_error_follows_the_time_axis(built):
 def test_multi_layer_graph_runs_both_lstm_nodes_through_torch(built):
     from lstm_bench.runtimes.torch_rt import TorchRuntime
 
-    path, model, inputs, truth, _ = built("multi_layer")
+    path, truth = built("multi_layer")
     runtime = TorchRuntime()
     runtime.open(str(path))
     assert len(runtime.modules) == 2 and runtime.single is None
-    out = runtime.run(inputs.feeds)
-    np.testing.assert_allclose(out["l1_Y_h"], truth["l1_Y_h"], atol=1e-5)
+    out = runtime.run(truth.inputs.feeds)
+    np.testing.assert_allclose(out["l1_Y_h"], truth.outputs["l1_Y_h"], atol=1e-5)
 
 
 def test_exported_wrapper_gets_its_time_axis_by_dim_name(built):
-    path, model, inputs, truth, axes = built("seed_wrapped")
-    assert inputs.feeds["x"].shape == (3, 40, 1)
-    assert axes == {"hidden": 1}  # [batch_size, sequence_length, H]; probability has none
-    assert truth["probability"].shape == (3, 1)
+    path, truth = built("seed_wrapped")
+    assert truth.inputs.feeds["x"].shape == (3, 40, 1)
+    assert truth.axes == {"hidden": 1}  # [batch_size, sequence_length, H]; probability has none
+    assert truth.outputs["probability"].shape == (3, 1)
 
 
 def test_ulp_distance_counts_representable_values():

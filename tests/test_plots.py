@@ -14,10 +14,10 @@ from lstm_bench.bench.stats import Measurement
 RUNTIMES = ("ort-cpu", "numpy", "onnx-reference")
 
 
-def row(runtime, batch=1, threads=1, ms=1.0, seq_len=100, spread=0.02, seed=0, **extra):
+def row(runtime, batch=1, threads=1, ms=1.0, seq_len=100, spread=0.02, seed=0, mode="sequence"):
     rng = np.random.default_rng(seed)
     samples = tuple(int(ms * 1e6 * f) for f in rng.lognormal(0, spread, 60))
-    return Measurement(runtime, batch, seq_len, threads, samples, extra=extra)
+    return Measurement(runtime, batch, seq_len, threads, samples, mode=mode)
 
 
 def labelled_lines(ax):
@@ -45,7 +45,7 @@ def test_latency_against_threads_draws_one_line_per_runtime_across_the_thread_co
 
 
 def test_streaming_with_one_batch_gives_each_runtime_its_own_row_with_p50_and_p99():
-    rows = [row(r, ms=0.1 * (i + 1), spread=0.5, seed=i, mode="streaming", chunk=1)
+    rows = [row(r, ms=0.1 * (i + 1), spread=0.5, seed=i, mode="streaming", seq_len=1)
             for i, r in enumerate(RUNTIMES)]
     (ax,) = streaming_latency(rows).axes
     assert [t.get_text() for t in ax.get_yticklabels()] == list(RUNTIMES)
@@ -62,7 +62,7 @@ def test_streaming_with_one_batch_gives_each_runtime_its_own_row_with_p50_and_p9
 
 
 def test_streaming_with_several_batches_and_chunks_labels_the_batch_and_splits_the_chunks():
-    rows = [row(r, batch=b, ms=c * 0.1, mode="streaming", chunk=c, seq_len=c)
+    rows = [row(r, batch=b, ms=c * 0.1, mode="streaming", seq_len=c)
             for r in RUNTIMES[:2] for b in (1, 8) for c in (1, 10)]
     axes = streaming_latency(rows).axes
     assert [ax.get_title() for ax in axes] == ["streaming, chunk 1 step per call",

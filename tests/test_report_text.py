@@ -19,14 +19,15 @@ from lstm_bench.bench.text import noise_line
 from lstm_bench.cli.terminal import print_report
 
 
-def row(runtime, median_ms, spread=0.0, threads=1, batch=1, seq_len=100, blocks=20, **extra):
+def row(runtime, median_ms, spread=0.0, threads=1, batch=1, seq_len=100, blocks=20,
+        **streaming):
     """A measurement of ``blocks`` blocks of 3 equal calls, block medians spread evenly by
     ``spread`` (relative) on both sides of ``median_ms``, their median."""
     medians = median_ms * (1 + spread * np.linspace(-1, 1, blocks))
     samples = tuple(int(m * 1e6) for m in medians for _ in range(3))
     return Measurement(runtime, batch, seq_len, threads, samples,
                        blocks=tuple(Block(0, i, i, 3) for i in range(blocks)),
-                       flops=8 * 50 * 51 * batch * seq_len, peak_gflops=50.0, extra=extra)
+                       flops=8 * 50 * 51 * batch * seq_len, peak_gflops=50.0, **streaming)
 
 
 def report(*measurements, **kw):
@@ -70,7 +71,7 @@ def test_plurals():
 
 
 def streaming_report():
-    stream = dict(mode="streaming", chunk=4, stateful_variant=True)
+    stream = dict(mode="streaming", stateful_variant=True)  # chunk: the seq_len
     return report(row("ort-cpu", 1.0, 0.01), row("numpy", 2.0, 0.01),
                   row("ort-cpu", 0.08, 0.01, seq_len=4, batch=8, **stream),
                   row("numpy", 0.2, 0.01, seq_len=4, batch=8, **stream), peak_gflops=50.0)
@@ -137,19 +138,20 @@ def test_captions_say_median_of_block_medians():
 
 def test_compare_files_show_both_p_values_and_the_threshold():
     from lstm_bench.bench.compare import compare_reports
-    from lstm_bench.bench.compare_report import render_html, render_markdown as compare_md
+    from lstm_bench.bench.compare_report import Comparison, render_html, \
+        render_markdown as compare_md
 
     def doc(factor):
         return {**report(row("ort-cpu", 1.0 * factor, 0.02), row("numpy", 2.0, 0.02)).to_dict(),
                 "model": {"path": "m.onnx", "sha256": "ab" * 32}, "machine": {"cpu": "x"}}
 
-    changes = compare_reports(doc(1.0), doc(1.2))
-    context = dict(base="a.json", new="b.json", fail_above=5.0)
-    md = compare_md(changes, **context)
+    comparison = Comparison(compare_reports(doc(1.0), doc(1.2)), base="a.json", new="b.json",
+                            fail_above=5.0)
+    md = compare_md(comparison)
     (header,) = [line for line in md.splitlines() if line.startswith("| runtime")]
     assert "| p slower | p faster |" in header and "p (slower)" not in header
     assert "a verdict needs p < 0.01 in the direction of the change" in md
-    page = render_html(changes, **context)
+    page = render_html(comparison)
     assert "<th>p slower</th><th>p faster</th>" in page and "p &lt; 0.01" in page
 
 
@@ -175,7 +177,7 @@ def test_markdown_notes_are_one_paragraph_each():
     markdown-it): each its own paragraph, not run together."""
     from markdown_it import MarkdownIt
 
-    stream = dict(mode="streaming", chunk=4, stateful_variant=True)
+    stream = dict(mode="streaming", stateful_variant=True)
     doc = report(row("ort-cpu", 1.0, 0.5), row("numpy", 0.2, 0.01, seq_len=4, **stream),
                  extra={"streaming": {"note": "timed the stateful variant"}})
     page = MarkdownIt().render(render_markdown(doc))

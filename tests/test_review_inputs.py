@@ -76,7 +76,7 @@ def test_every_command_refuses_a_batch_the_model_cannot_take(fixed, tmp_path, ca
 
 
 def test_bench_defaults_take_the_models_batch_and_label_rows_with_it(fixed, tmp_path, capsys):
-    from lstm_bench.bench.model import BenchModel
+    from lstm_bench.model import Model
 
     rc, out, err = run_cli(capsys, "bench", fixed, "--runtimes", "ort-cpu,numpy",
                            "--json", tmp_path / "b.json", *QUICK)
@@ -86,8 +86,8 @@ def test_bench_defaults_take_the_models_batch_and_label_rows_with_it(fixed, tmp_
     assert any("fixed batch of 4: measured at batch 4, not the default 1" in n
                for n in doc["notes"])
     assert "fixed batch of 4" in out  # the note is shown, not only stored
-    # the rows' batch is the batch of the arrays fed (the harness feeds BenchModel.feeds)
-    model = BenchModel(fixed)
+    # the rows' batch is the batch of the arrays fed (the harness feeds Model.feeds)
+    model = Model.load(fixed)
     for row in doc["results"]:
         assert model.feeds(row["batch"], row["seq_len"])["x"].shape[:2] == (row["batch"],
                                                                              row["seq_len"])
@@ -194,12 +194,12 @@ def test_bench_refuses_a_file_that_is_not_a_verify_report(verified, tiny, tmp_pa
     bench_json = tmp_path / "b.json"
     assert run_cli(capsys, "bench", tiny, "--runtimes", "numpy", "--json", bench_json,
                    *QUICK)[0] == 0
-    old = {k: v for k, v in json.loads(verified.read_text()).items()
-           if k not in ("schema", "sha256")}  # as verify wrote it before it recorded them
-    (tmp_path / "old.json").write_text(json.dumps(old))
+    unmarked = {k: v for k, v in json.loads(verified.read_text()).items()
+                if k not in ("schema", "sha256")}  # a verify report's fields, no schema
+    (tmp_path / "unmarked.json").write_text(json.dumps(unmarked))
     (tmp_path / "other.json").write_text(json.dumps({"results": []}))
     for path, says in ((bench_json, "a bench report, not a verify report"),
-                       (tmp_path / "old.json", "run verify again"),
+                       (tmp_path / "unmarked.json", "not a verify report (schema None"),
                        (tmp_path / "other.json", "not a verify report")):
         assert_bad_input(run_cli(capsys, "bench", tiny, "--verify-json", path, "--runtimes",
                                  "numpy", *QUICK), str(path), says)

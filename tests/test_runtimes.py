@@ -7,14 +7,26 @@ import numpy as np
 import onnx
 import pytest
 
-from lstm_bench.exporters.weights import export_weights
+from lstm_bench.bench.machine import LIBRARIES
+from lstm_bench.cli import main
 from lstm_bench.errors import LSTMBenchError
-from lstm_bench.spec import LSTMSpec, LSTMWeights
+from lstm_bench.exporters.weights import export_weights
+from lstm_bench.feeds import input_specs, load_inputs, make_inputs
 from lstm_bench.runtimes.base import BaseRuntime
 from lstm_bench.runtimes.cuda import cuda_device_reason
-from lstm_bench.feeds import input_specs, load_inputs, make_inputs
+from lstm_bench.runtimes.features import EVERYTHING, LSTMSupport
+from lstm_bench.runtimes.ort_cpu import OrtRuntime, session_options
 from lstm_bench.runtimes.ort_cuda import OrtCudaRuntime, placement_from_profile, predicted_fallback
+from lstm_bench.runtimes.ort_options import parse_ort_options
+from lstm_bench.runtimes.ort_variants import OrtFp16Runtime, OrtInt8Runtime, cpu_flags, \
+    int8_settings, to_float16
 from lstm_bench.runtimes.registry import RUNTIMES, get_runtime
+from lstm_bench.runtimes.torch_rt import TorchRuntime
+from lstm_bench.spec import LSTMSpec, LSTMWeights
+from lstm_bench.tolerances import TOLERANCES
+from lstm_bench.verify.parity import compare
+from lstm_bench.verify.streaming import streaming_parity
+from tools import int8_survey
 
 
 def one_node(tmp_path, spec, name="m", **options):
@@ -24,16 +36,21 @@ def one_node(tmp_path, spec, name="m", **options):
 
 
 def test_registry_lists_every_backend_and_each_says_why_it_cannot_run():
-    from cases import RUNTIME_TRAITS
-
-    assert list(RUNTIMES) == list(RUNTIME_TRAITS)
     for name in RUNTIMES:
         runtime = get_runtime(name)
-        assert runtime.name == name and runtime.device == RUNTIME_TRAITS[name]["device"]
-        assert runtime.precision == RUNTIME_TRAITS[name]["precision"]
+        assert runtime.name == name
+        assert runtime.device == ("cuda" if name.endswith("-cuda") else "cpu"), name
+        # the tolerance row it is judged by where it changes the model, else its outputs' dtype
+        expected = {"-int8": "int8", "-fp16": "float16"}.get(name[name.rfind("-"):])
+        assert runtime.precision == expected or (expected is None and runtime.precision
+                                                 in (None, "float32")), name
+        assert runtime.precision is None or runtime.precision in TOLERANCES
+        assert isinstance(runtime.lstm_support, LSTMSupport)
+        assert set(runtime.libraries) <= set(LIBRARIES)  # each report records their versions
         assert isinstance(runtime, BaseRuntime)  # the Protocol's defaults and context manager
         reason = runtime.available()
         assert reason is None or (isinstance(reason, str) and reason)
+    assert {"onnxruntime", "torch", "openvino"} <= set(LIBRARIES)
     with pytest.raises(LSTMBenchError, match="unknown runtime 'tpu'"):
         get_runtime("tpu")
 
@@ -105,8 +122,6 @@ def test_ort_cuda_reports_lstm_nodes_the_session_placed_on_cpu(tmp_path):
 
 
 def test_torch_picks_nn_lstm_where_it_can_and_a_recurrence_elsewhere(tmp_path):
-    from lstm_bench.runtimes.torch_rt import TorchRuntime
-
     for spec, path_name in [(LSTMSpec(3, 4, direction="reverse"), "nn.LSTM"),
                             (LSTMSpec(3, 4, peepholes=True), "torch recurrence (peepholes)")]:
         path, _ = one_node(tmp_path, spec)
@@ -116,8 +131,6 @@ def test_torch_picks_nn_lstm_where_it_can_and_a_recurrence_elsewhere(tmp_path):
 
 
 def test_float16_conversion(tmp_path):
-    from lstm_bench.runtimes.ort_variants import to_float16
-
     _, model = one_node(tmp_path, LSTMSpec(3, 4, peepholes=True))
     F16, F32 = onnx.TensorProto.FLOAT16, onnx.TensorProto.FLOAT
     converted = to_float16(model)
@@ -225,8 +238,6 @@ def test_input_specs_mark_roles(tmp_path):
 
 
 def test_a_runtime_with_nothing_to_compare_does_not_pass():
-    from lstm_bench.verify.parity import compare
-
     result = compare("numpy", {}, {}, "float32")
     assert result.status == "fail" and not result
     assert [f.metric for f in result.failures] == ["outputs"]
@@ -236,9 +247,6 @@ def test_a_runtime_with_nothing_to_compare_does_not_pass():
 
 
 def test_streaming_fails_a_runtime_whose_chunked_states_are_nan(tmp_path):
-    from lstm_bench.runtimes.ort_cpu import OrtRuntime
-    from lstm_bench.verify.streaming import streaming_parity
-
     path, model = one_node(tmp_path, LSTMSpec(2, 3), initial_states=True)
     feeds = make_inputs(model, batch=2, seq_len=9, seed=0).feeds
 
@@ -262,8 +270,6 @@ def test_streaming_fails_a_runtime_whose_chunked_states_are_nan(tmp_path):
 def test_torch_runtimes_restore_the_global_thread_count_on_close(tmp_path):
     import torch
 
-    from lstm_bench.runtimes.torch_rt import TorchRuntime
-
     path, _ = one_node(tmp_path, LSTMSpec(3, 4))
     before = torch.get_num_threads()
     wanted = 1 if before != 1 else 2
@@ -276,8 +282,6 @@ def test_torch_runtimes_restore_the_global_thread_count_on_close(tmp_path):
 
 
 def test_reduced_precision_variants_are_siblings_not_subclasses():
-    from lstm_bench.runtimes.ort_variants import OrtFp16Runtime, OrtInt8Runtime
-
     assert not issubclass(OrtFp16Runtime, OrtInt8Runtime)
     assert not issubclass(OrtInt8Runtime, OrtFp16Runtime)
 
@@ -292,16 +296,12 @@ def test_reduced_precision_variants_are_siblings_not_subclasses():
     (None, True, "unknown"),
 ])
 def test_int8_settings_follow_onnxruntimes_advice_for_the_cpu(flags, reduce_range, path):
-    from lstm_bench.runtimes.ort_variants import int8_settings
-
     chosen = int8_settings(None if flags is None else frozenset(flags))
     assert chosen.reduce_range is reduce_range and chosen.per_channel is False
     assert path in chosen.cpu_path and f"reduce_range={reduce_range}" in str(chosen)
 
 
 def test_this_cpus_flags_are_read():
-    from lstm_bench.runtimes.ort_variants import OrtInt8Runtime, cpu_flags, int8_settings
-
     flags = cpu_flags()
     assert flags is None or "fpu" in flags or "fp" in flags  # x86 or Arm /proc/cpuinfo
     assert OrtInt8Runtime().quantization == int8_settings(flags)
@@ -310,22 +310,18 @@ def test_this_cpus_flags_are_read():
 # ---- LSTM features per runtime ------------------------------------------------------------
 
 def test_lstm_support_explains_what_each_runtime_does_with_a_feature(tmp_path):
-    from lstm_bench.runtimes import features
-
     _, model = one_node(tmp_path, LSTMSpec(3, 4, clip=0.5, layout=1), sequence_lens=True)
-    assert features.EVERYTHING.explain(model) == []
-    assert features.ORT_CPU.explain(model) == ["lstm: refuses layout = 1"]
-    assert features.ONNX_REFERENCE.explain(model) == ["lstm: ignores sequence_lens, clip is set"]
-    assert features.ORT_CUDA.explain(model) == [
+    assert EVERYTHING.explain(model) == []
+    assert RUNTIMES["ort-cpu"].lstm_support.explain(model) == ["lstm: refuses layout = 1"]
+    assert RUNTIMES["onnx-reference"].lstm_support.explain(model) == [
+        "lstm: ignores sequence_lens, clip is set"]
+    assert RUNTIMES["ort-cuda"].lstm_support.explain(model) == [
         "lstm: refuses layout = 1", "lstm: runs on the CPU provider for clip is set"]
 
 
 # ---- onnxruntime session options ----------------------------------------------------------
 
 def test_ort_options_are_parsed_validated_and_applied():
-    from lstm_bench.runtimes.ort_cpu import session_options
-    from lstm_bench.runtimes.ort_options import parse_ort_options
-
     options = parse_ort_options(["graph_optimization_level=ORT_ENABLE_BASIC",
                                  "execution_mode=parallel", "intra_op_spinning=0",
                                  "inter_op_threads=3", "session.use_env_allocators=1"])
@@ -351,21 +347,18 @@ def test_ort_options_are_parsed_validated_and_applied():
             parse_ort_options([bad])
 
 
-@pytest.mark.parametrize("name", ["ort-cpu", "ort-cpu-int8", "ort-cpu-fp16"])
+@pytest.mark.parametrize("name", [name for name, runtime in RUNTIMES.items()
+                                  if runtime.uses_ort_options and runtime.device == "cpu"])
 def test_every_onnxruntime_runtime_records_its_options(tmp_path, name):
-    from lstm_bench.runtimes.ort_options import parse_ort_options
-
     path, _ = one_node(tmp_path, LSTMSpec(3, 4))
     options = parse_ort_options(["graph_optimization_level=disable_all", "intra_op_spinning=0"])
-    with get_runtime(name) as runtime:
-        runtime.open(str(path), threads=1, ort_options=options)
+    with get_runtime(name, options) as runtime:  # made with its options (the registry's)
+        runtime.open(str(path), threads=1)
         assert runtime.settings()["ort_options"] == options.as_dict()
         runtime.run({"X": np.zeros((2, 1, 3), np.float32)})
 
 
 def test_bench_records_the_ort_options_in_every_row(tmp_path, capsys):
-    from lstm_bench.cli import main
-
     path, _ = one_node(tmp_path, LSTMSpec(3, 4))
     report = tmp_path / "bench.json"
     code = main(["bench", str(path), "--runtimes", "ort-cpu,numpy", "--threads", "1",
@@ -381,11 +374,9 @@ def test_bench_records_the_ort_options_in_every_row(tmp_path, capsys):
 
 
 def test_int8_survey_measures_every_setting_and_marks_the_chosen_one(capsys):
-    from tools.int8_survey import main, survey
-
-    errors = survey(models=1)
+    errors = int8_survey.survey(models=1)
     assert set(errors) == {(False, False), (False, True), (True, False), (True, True)}
     assert all(len(v) == 1 and np.isfinite(v[0]) and v[0] < 0.3 for v in errors.values())
-    assert main(["1"]) == 0
+    assert int8_survey.main(["1"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("ort-cpu-int8 on this CPU: QInt8 weights") and out.count("<- chosen") == 1

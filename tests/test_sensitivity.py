@@ -12,8 +12,9 @@ import pytest
 from lstm_bench.exporters.source import export_source
 from lstm_bench.tolerances import TOLERANCES, compare_output
 from lstm_bench.verify.sensitivity import FACTOR, Float32Floor
-from lstm_bench.verify.run import lstm_layer_check, verify
+from lstm_bench.verify.run import lstm_layer_check
 from lstm_bench.seed import shipped_checkpoint
+from cases import verify_file
 
 LONG = 3000
 
@@ -26,51 +27,48 @@ def seed_onnx(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def long_report(seed_onnx):
-    return verify(seed_onnx, ["ort-cpu", "numpy", "ort-cpu-fp16"], seq_len=LONG, streaming=False)
-
-
-def _layer_outputs(result):
-    return [o for o in result.outputs if o not in result.model_outputs]
+    return verify_file(seed_onnx, ["ort-cpu", "numpy", "ort-cpu-fp16"], seq_len=LONG,
+                       streaming=False)
 
 
 def test_float32_runtimes_pass_a_long_sequence_by_the_widened_limit(long_report):
     results = {r.runtime: r for r in long_report.results}
     for name in ("ort-cpu", "numpy"):
         result = results[name]
-        (layer,) = _layer_outputs(result)
+        (layer,) = result.lstm_layer.outputs
         # beyond the table (this is what the widening is for) ...
         assert layer.max_abs > TOLERANCES["float32"].atol + TOLERANCES["float32"].rtol, layer
         # ... and judged by FACTOR x the float32 reference's error instead, which it meets
-        assert result.status == "pass", result.verdict
+        assert result.status == "pass", result.sentence()
         assert layer.float32_floor is not None and layer.max_abs <= FACTOR * layer.float32_floor
-        assert f"widened to {FACTOR}x a plain float32 evaluation's error" in result.verdict
+        assert f"widened to {FACTOR}x a plain float32 evaluation's error" in result.sentence()
         # the float32 evaluation the limit comes from is numpy's: it says so of itself
-        assert ("meets this limit by construction" in result.verdict) == (name == "numpy")
+        assert ("meets this limit by construction" in result.sentence()) == (name == "numpy")
 
 
 def test_float16_keeps_its_own_row(long_report):
     (fp16,) = [r for r in long_report.results if r.runtime == "ort-cpu-fp16"]
-    assert all(o.float32_floor is None for o in fp16.outputs)
-    assert fp16.status in ("drift", "fail"), fp16.verdict  # hidden states beyond 5e-3
+    assert all(o.float32_floor is None for o in fp16.outputs + fp16.lstm_layer.outputs)
+    assert fp16.status in ("drift", "fail"), fp16.sentence()  # hidden states beyond 5e-3
 
 
-def test_a_wrong_answer_still_fails(seed_onnx, tmp_path):
+def test_a_wrong_answer_still_fails(seed_onnx):
     """Another sequence's hidden states, offered as the answer: the widened limit (per time
     step, running max) does not hide it."""
     from lstm_bench.model import as_model
     from lstm_bench.runtimes.numpy_rt import NumpyRuntime
 
-    layer = lstm_layer_check(as_model(seed_onnx), tmp_path, batch=4, seq_len=LONG)
-    (name,) = layer.truth
-    floor = Float32Floor(layer.model, layer.inputs.feeds, layer.truth, layer.axes)
+    truth = lstm_layer_check(as_model(seed_onnx), batch=4, seq_len=LONG).truth
+    (name,) = truth.outputs
+    floor = Float32Floor(truth.model, truth.inputs.feeds, truth.outputs, truth.axes)
     limit, error = floor.limits()[name]
-    truth = layer.truth[name]
-    assert limit.shape[0] == truth.shape[0] and np.all(np.diff(limit[:, 0, 0, 0]) >= 0)
+    expected = truth.outputs[name]
+    assert limit.shape[0] == expected.shape[0] and np.all(np.diff(limit[:, 0, 0, 0]) >= 0)
     with NumpyRuntime() as runtime:
-        runtime.open(layer.model)
-        other = {k: v[:, ::-1].copy() for k, v in layer.inputs.feeds.items()}  # batch reversed
+        runtime.open(truth.model)  # built in memory: no file written
+        other = {k: v[:, ::-1].copy() for k, v in truth.inputs.feeds.items()}  # batch reversed
         wrong = runtime.run(other)[name]
-    judged = compare_output("wrong", name, wrong, truth, TOLERANCES["float32"], "float32",
+    judged = compare_output("wrong", name, wrong, expected, TOLERANCES["float32"], "float32",
                             time_axis=0, floor=limit)
     assert judged.failures and "widened float32 limit" in judged.failures[0].detail
 
@@ -82,8 +80,8 @@ def test_no_widening_where_the_table_holds(tmp_path):
 
     path = tmp_path / "random.onnx"
     export_weights(LSTMWeights.random(LSTMSpec(input_size=1, hidden_size=50)), path)
-    report = verify(path, ["ort-cpu", "numpy"], batch=4, seq_len=LONG, streaming=False)
+    report = verify_file(path, ["ort-cpu", "numpy"], batch=4, seq_len=LONG, streaming=False)
     for result in report.results:
-        assert result.status == "pass", result.verdict
+        assert result.status == "pass", result.sentence()
         assert all(o.float32_floor is None for o in result.outputs)
-        assert "widened" not in result.verdict
+        assert "widened" not in result.sentence()

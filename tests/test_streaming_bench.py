@@ -10,13 +10,16 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from cases import bench_plan
 from lstm_bench import reference
 from lstm_bench.bench.harness import Settings
-from lstm_bench.bench.streaming import StreamingRuntime, run_streaming, streaming_model
+from lstm_bench.bench.runner import run_plan
+from lstm_bench.bench.streaming import StreamingRuntime, streaming_model
 from lstm_bench.cli import main
 from lstm_bench.errors import LSTMBenchError
 from lstm_bench.exporters.stateful import METADATA_STATEFUL, stateful_variant
 from lstm_bench.exporters.weights import build_lstm_model
+from lstm_bench.model import Model
 from lstm_bench.runtimes.registry import RUNTIMES
 from lstm_bench.verify.streaming import stream_ports, streaming_parity
 from lstm_bench.spec import LSTMSpec, LSTMWeights
@@ -178,7 +181,7 @@ def test_streaming_runtime_carries_the_state_between_calls(weights, tmp_path):
 def test_streaming_model_is_the_model_itself_when_it_carries_state(weights, tmp_path):
     path = tmp_path / "stateful.onnx"
     onnx.save(build_lstm_model(weights, initial_states=True), str(path))
-    stream = streaming_model(path, tmp_path)
+    stream = streaming_model(Model.load(path), tmp_path)
     assert stream.model.path == path and not stream.stateful_variant
 
 
@@ -187,12 +190,12 @@ def _ticking_clock(step_ns=1_000):
     return lambda: next(counter)
 
 
-def test_run_streaming_rows_carry_mode_chunk_and_per_step_figures(classifier):
+def test_a_streaming_plan_s_rows_carry_mode_chunk_and_per_step_figures(classifier):
     """Each clock read advances 1 us, so every timed call lasts exactly 1 us."""
     settings = Settings(span=0, min_time=0.0, min_reps=4, max_reps=4, warmup_reps=1,
                         warmup_time=0.0, block=2)
-    doc = run_streaming(classifier, runtimes=["ort-cpu", "numpy"], batches=(1, 2), chunks=(1, 4),
-                        settings=settings, clock=_ticking_clock())
+    (doc,) = run_plan(bench_plan(classifier, ["ort-cpu", "numpy"], (1, 2), (1, 4),
+                                 settings=settings, streaming=True, clock=_ticking_clock()))
     rows = [m.as_dict() for m in doc.measurements]  # the JSON rows, through the type
     assert {(r["runtime"], r["batch"], r["chunk"]) for r in rows} == {
         (rt, b, c) for rt in ("ort-cpu", "numpy") for b in (1, 2) for c in (1, 4)}

@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from lstm_bench.cli.run import summary_table
-from lstm_bench.bench.report import BenchReport, Skip, VerifySummary
+from lstm_bench.bench.tables import summary_table
+from lstm_bench.bench.report import BenchReport, Skip
+from lstm_bench.verify.report import VerifySummary
 from lstm_bench.bench.stats import Block, Measurement
-from lstm_bench.cli.terminal import print_report
+from lstm_bench.cli.terminal import print_report, print_table
 from lstm_bench.runtimes.registry import RUNTIMES
 
 NAMES = list(RUNTIMES) + ["torch-source"]
@@ -44,7 +45,8 @@ def wide_report() -> BenchReport:
          "reason": "no CUDA device: libcuda.so.1 (the NVIDIA driver) is not installed"
          if i % 3 == 2 else None, "precision": "float32",
          "tolerance": {"atol": 1e-5, "rtol": 1e-4},
-         "outputs": [{"name": "Y", "max_abs": 10.0 ** -(i + 3)}]}
+         "outputs": [{"name": "Y", "dtype": "float32", "shape": [100, 1, 1, 50],
+                      "max_abs": 10.0 ** -(i + 3)}]}
         for i, name in enumerate(NAMES)]})
     return BenchReport(model={"path": "seed.onnx"}, machine={}, settings={},
                        measurements=measurements, verify=verify,
@@ -82,7 +84,7 @@ def test_bench_report_fits(width):
 @pytest.mark.parametrize("width", [80, 120])
 def test_run_summary_fits_with_one_verdict_per_runtime(width):
     report = wide_report()
-    text = render(width, lambda c: c.print(summary_table(report)))
+    text = render(width, lambda c: print_table(c, summary_table(report)))
     assert_fits(text, width, NAMES)
     for name in NAMES:
         (row,) = [line for line in text.splitlines() if re.match(rf"\s*{re.escape(name)}\s", line)]
@@ -91,12 +93,12 @@ def test_run_summary_fits_with_one_verdict_per_runtime(width):
 
 @pytest.mark.parametrize("width", [80, 120])
 def test_verify_table_fits(tiny, width):
+    from cases import verify_file
     from lstm_bench.cli.verify import render as render_verify
-    from lstm_bench.verify.run import verify
 
     names = ["ort-cpu", "numpy", "onnx-reference", "ort-cpu-int8", "ort-cuda",
              max(RUNTIMES, key=len)]  # the longest name
-    report = verify(tiny, names, batch=2, seq_len=3)
+    report = verify_file(tiny, names, batch=2, seq_len=3)
     text = render(width, lambda c: render_verify(report, c))
     assert_fits(text, width, names)
     assert ("max ulp" in text) == (width >= 100)
@@ -117,12 +119,12 @@ def test_plots_give_each_runtime_one_colour_and_each_thread_count_one_style():
 # compare, history and the lines around the tables, through the command line as a user runs
 # it: the width from $COLUMNS (no terminal under pytest), the output as a pipe or a log gets it
 
-def blocked(runtime, median_ms, threads=1, batch=1, seq_len=100, blocks=12, **extra):
+def blocked(runtime, median_ms, threads=1, batch=1, seq_len=100, blocks=12, mode="sequence"):
     """A measurement of ``blocks`` blocks of 3 calls, block medians spread 4 % evenly."""
     medians = median_ms * (1 + 0.04 * np.linspace(-1, 1, blocks))
     return Measurement(runtime, batch, seq_len, threads,
                        tuple(int(m * 1e6) for m in medians for _ in range(3)),
-                       blocks=tuple(Block(0, i, i, 3) for i in range(blocks)), extra=extra)
+                       blocks=tuple(Block(0, i, i, 3) for i in range(blocks)), mode=mode)
 
 
 def sweep(factor, names=NAMES, sha="ab" * 32, path="m.onnx"):
@@ -133,7 +135,7 @@ def sweep(factor, names=NAMES, sha="ab" * 32, path="m.onnx"):
         for threads in (1, 16):
             base = 0.0667 * (1 + i) ** 2 / threads * factor(i)
             rows += [blocked(name, base, threads), blocked(name, base * 300, threads, batch=32),
-                     blocked(name, base / 50, threads, seq_len=1, mode="streaming", chunk=1)]
+                     blocked(name, base / 50, threads, seq_len=1, mode="streaming")]
     return BenchReport(model={"path": path, "sha256": sha}, machine={"cpu": "Some CPU",
                        "cores": 2, "git_commit": "0123456789abcdef"}, settings={},
                        measurements=rows)
@@ -253,7 +255,7 @@ def test_streaming_tables_drop_columns_rather_than_cut_a_figure(width):
     columns, never a cut heading or figure; the per-call median, its ratio and the noise stay."""
     names = ["ort-cpu", "numpy", "onnx-reference", "openvino-cpu-static"]
     rows = [blocked(name, 0.002634 * (1 + i) * chunk * batch / threads, threads, batch=batch,
-                    seq_len=chunk, mode="streaming", chunk=chunk)
+                    seq_len=chunk, mode="streaming")
             for i, name in enumerate(names) for chunk in (1, 10) for batch in (1, 4)
             for threads in (1, 2)]
     report = BenchReport(model={"path": "seed.onnx"}, machine={}, settings={},
@@ -285,16 +287,20 @@ def test_verify_table_never_splits_an_output_name(tiny, width):
     (max ulp first) rather than an identifier being folded."""
     import dataclasses
 
+    from cases import verify_file
     from lstm_bench.cli.verify import render as render_verify
-    from lstm_bench.verify.run import verify
+    from lstm_bench.verify.verdict import LayerVerdict
 
     names = ["ort-cpu", "openvino-cpu-static", "ort-cpu-int8"]
-    report = verify(tiny, names, batch=2, seq_len=3)
-    for result in report.results:
-        result.outputs = [dataclasses.replace(o, name=f"node_lstm__2 alone: {o.name}",
-                                              max_ulp=1986537725, ulp_dtype="float32",
-                                              float32_floor=1e-3)
-                          for o in result.outputs] + result.outputs
+    report = verify_file(tiny, names, batch=2, seq_len=3)
+
+    def with_layer(result):  # shown as "node_lstm__2 alone: <output>"
+        outputs = tuple(dataclasses.replace(o, max_ulp=1986537725, ulp_dtype="float32",
+                                            float32_floor=1e-3) for o in result.outputs)
+        return dataclasses.replace(result, lstm_layer=LayerVerdict(
+            "node_lstm__2 alone", "Y, batch 8, seq_len 3", result.status, outputs=outputs))
+
+    report = dataclasses.replace(report, results=tuple(map(with_layer, report.results)))
     text = render(width, lambda c: render_verify(report, c))
     ran = [r.runtime for r in report.results if r.status != "skip"]
     assert_fits(text, width, ran)

@@ -12,7 +12,7 @@ from lstm_bench.exporters.weights import export_weights
 from lstm_bench.cli import main
 from lstm_bench.spec import LSTMSpec, LSTMWeights
 from lstm_bench.runtimes.torch_source import TorchSourceRuntime
-from lstm_bench.verify.run import verify
+from cases import verify_file
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +22,8 @@ def seed_onnx(tmp_path_factory):
 
 
 def test_source_row_passes_with_a_small_error(seed_onnx):
-    report = verify(seed_onnx, ["ort-cpu"], batch=4, source=shipped_checkpoint(), streaming=False)
+    report = verify_file(seed_onnx, ["ort-cpu"], batch=4, source=shipped_checkpoint(),
+                         streaming=False)
     assert [r.runtime for r in report.results] == ["ort-cpu", "torch-source"]
     source = report.results[1]
     assert source.status == "pass" and source.precision == "float32"
@@ -79,7 +80,7 @@ def test_float16_on_the_seed_is_drift_stated_with_both_figures(seed_onnx, capsys
     (drift,) = [line for line in out.splitlines() if line.startswith("DRIFT ")]
     assert drift.startswith("DRIFT ort-cpu-fp16: model outputs within the float16 tolerance")
     assert "1 pass, 1 drift" in " ".join(out.split())
-    report = verify(seed_onnx, ["ort-cpu-fp16"], streaming=False)
+    report = verify_file(seed_onnx, ["ort-cpu-fp16"], streaming=False)
     (result,) = report.results
     assert result.status == "drift" and result.lstm_layer.status == "fail"
-    assert result.max_abs < 1e-3 < result.outputs[-1].max_abs
+    assert result.max_abs_error < 1e-3 < result.layer_max_abs_error

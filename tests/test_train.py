@@ -9,6 +9,7 @@ import torch
 
 from lstm_bench import seed
 from lstm_bench.cli import main
+from lstm_bench.cli.train import Schedule, train
 from lstm_bench.errors import LSTMBenchError
 
 
@@ -71,8 +72,8 @@ def test_dataset_is_seeded_and_balanced():
 
 def test_short_training_run_writes_a_loadable_checkpoint(tmp_path):
     lines = []
-    model, config = seed.train(epochs=1, seed=3, n_train=256, batch_size=64, max_steps=3,
-                               log=lines.append)
+    model, config = train(Schedule(epochs=1, n_train=256, batch_size=64, max_steps=3), seed=3,
+                          log=lines.append)
     assert config["steps"] == 3 and len(lines) == 1 and "loss" in lines[0]
     pt, js = seed.save_checkpoint(model, config, tmp_path / "short.pt")
     assert sorted(os.listdir(tmp_path)) == ["short.json", "short.pt"]

@@ -12,8 +12,9 @@ from lstm_bench.cli import main
 from lstm_bench.spec import LSTMSpec, LSTMWeights
 from lstm_bench.feeds import make_inputs
 from lstm_bench.runtimes.registry import RUNTIMES
+from lstm_bench.verify.verdict import Verdict
 from lstm_bench.verify.streaming import chunk_sizes, stream_ports, streaming_parity
-from lstm_bench.verify.run import verify
+from cases import verify_file
 
 
 @pytest.fixture(scope="module")
@@ -66,19 +67,19 @@ def test_clip_and_ragged_fails_onnx_reference_only(models, capsys, tmp_path):
 
 
 def test_json_report_lists_every_skip_with_its_reason(models, tmp_path):
-    report = verify(models["seed"], batch=2, seq_len=10)
+    report = verify_file(models["seed"], batch=2, seq_len=10)
     data = report.to_dict()
     assert [r["runtime"] for r in data["results"]] == list(RUNTIMES)  # none dropped
     for result in data["results"]:
         if result["status"] == "skip":
             assert result["reason"] and data["skipped"][result["runtime"]] == result["reason"]
-    assert data["passed"] is True and report.exit_code == 0
+    assert data["passed"] is True and report
     json.dumps(data)  # plain JSON types only
 
 
 @pytest.mark.parametrize("argv,needle", [
     (["verify", "missing.onnx"], "no such model file"),
-    (["verify", "{seed}", "--runtimes", "ort-cpu,tpu"], "unknown runtime"),
+    (["verify", "{seed}", "--runtimes", "ort-cpu,tpu"], "unknown tpu"),
     (["verify", "{seed}", "--batch", "0"], "--batch"),
     (["verify", "{seed}", "--inputs", "{root}/nope.npz"], "nope.npz: no such file"),
     (["verify", "{seed}", "--inputs", "{root}/bad.npz"], "inputs do not match the model"),
@@ -180,20 +181,24 @@ def test_a_wrapped_model_is_judged_with_its_lstm_layer_in_one_verdict(tmp_path):
 
     path = tmp_path / "wrapped.onnx"
     onnx.save(wrapped_model(LSTMSpec(1, 8), seed=0), str(path))
-    report = verify(path, ["numpy"], batch=2, seq_len=12, lstm_layer_batch=3)
+    report = verify_file(path, ["numpy"], batch=2, seq_len=12, lstm_layer_batch=3)
     (result,) = report.results
     assert result.status == "pass" and result.lstm_layer.status == "pass"
     assert report.lstm_layer["batch"] == 3 and report.lstm_layer["seq_len"] == 12
-    # the layer's Y joins the runtime's outputs: tables and drift plots show it as they are
-    assert [o.name for o in result.outputs] == ["probability", "hidden", "lstm alone: Y"]
-    assert [o.name for o in result.model_outputs] == ["probability", "hidden"]
-    assert len(result.outputs[2].per_step_max_abs) == 12
-    assert report.time_axes == {"hidden": 1, "lstm alone: Y": 0}
-    assert result.verdict.startswith("pass: model outputs within the float32 tolerance")
-    assert "LSTM layer lstm alone (Y, batch 3, seq_len 12): within" in result.verdict
+    # the layer's Y is its own part of the verdict, beside the model's outputs
+    assert [o.name for o in result.outputs] == ["probability", "hidden"]
+    assert [o.name for o in result.lstm_layer.outputs] == ["Y"]
+    assert len(result.lstm_layer.outputs[0].per_step_max_abs) == 12
+    assert result.per_step_max_abs_error == list(result.lstm_layer.outputs[0].per_step_max_abs)
+    assert report.time_axes == {"hidden": 1} and report.lstm_layer["time_axes"] == {"Y": 0}
+    assert result.sentence().startswith("pass: model outputs within the float32 tolerance")
+    assert "LSTM layer lstm alone (Y, batch 3, seq_len 12): within" in result.sentence()
     data = report.to_dict()["results"][0]
-    assert data["verdict"] == result.verdict and data["lstm_layer"]["status"] == "pass"
-    assert verify(path, ["numpy"], batch=2, lstm_layer_batch=None).results[0].lstm_layer is None
+    assert data["verdict"] == result.sentence() and data["lstm_layer"]["status"] == "pass"
+    # written once, read back as the same verdict
+    assert Verdict.from_dict(json.loads(json.dumps(data))) == result
+    assert verify_file(path, ["numpy"], batch=2, lstm_layer_batch=None).results[0].lstm_layer \
+        is None
 
 
 def test_a_failing_lstm_layer_alone_is_drift_and_the_verdict_says_why():
@@ -203,16 +208,17 @@ def test_a_failing_lstm_layer_alone_is_drift_and_the_verdict_says_why():
     layer = compare("rt", {"Y": np.float32([0.0, 0.4])}, {"Y": np.array([0.0, 0.0])}, "int8",
                     {"Y": 0})
     assert model.status == "pass" and layer.status == "fail"
-    model.add_lstm_layer(layer, "l alone", "Y, batch 8, seq_len 2")
+    model = model.with_lstm_layer(layer, "l alone", "Y, batch 8, seq_len 2")
     assert model.status == "drift" and model  # stated, not a failure of the model's output
+    assert not model.failed and not model.passed  # exit code 0, left out of bench's decision
     assert [f.output for f in model.failures] == ["l alone: Y"]
-    assert model.max_abs == 0.0 and model.outputs[1].max_abs == pytest.approx(0.4)
-    assert model.verdict.startswith("drift: model outputs within the int8 tolerance")
+    assert model.max_abs_error == 0.0 and model.layer_max_abs_error == pytest.approx(0.4)
+    assert model.sentence().startswith("drift: model outputs within the int8 tolerance")
     assert "LSTM layer l alone (Y, batch 8, seq_len 2): over that tolerance (max abs 0.4)" \
-        in model.verdict
+        in model.sentence()
     wrong = compare("rt", {"p": np.float32([0.7])}, {"p": np.array([0.5])}, "int8")
-    wrong.add_lstm_layer(layer, "l alone", "Y, batch 8, seq_len 2")
-    assert wrong.status == "fail" and wrong.verdict.startswith("fail: model outputs over")
+    wrong = wrong.with_lstm_layer(layer, "l alone", "Y, batch 8, seq_len 2")
+    assert wrong.status == "fail" and wrong.sentence().startswith("fail: model outputs over")
 
 
 # ---- nothing written beside the user's model ---------------------------------------------

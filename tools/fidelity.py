@@ -29,6 +29,18 @@ from pathlib import Path
 
 import numpy as np
 
+from lstm_bench.bench.harness import Cell, Settings, measure
+from lstm_bench.bench.machine import default_threads
+from lstm_bench.cli.bench import add_shape_arguments, sweep_lists
+from lstm_bench.errors import LSTMBenchError
+from lstm_bench.exporters.weights import export_weights
+from lstm_bench.files import write_json
+from lstm_bench.model import Model
+from lstm_bench.runtimes.ort_cpu import create_session, session_options
+from lstm_bench.runtimes.ort_options import parse_ort_options
+from lstm_bench.runtimes.registry import get_runtime
+from lstm_bench.spec import LSTMSpec, LSTMWeights
+
 
 class NullRuntime:
     """A runtime that does no work: what remains of a timed call is the harness's own cost."""
@@ -39,7 +51,7 @@ class NullRuntime:
     def available(self):
         return None
 
-    def open(self, model_path, *, threads=None):
+    def open(self, model, *, threads=None):
         pass
 
     def run(self, feeds):
@@ -54,16 +66,12 @@ class NullRuntime:
 
 def one_block(reps: int):
     """Settings for exactly one block of ``reps`` timed calls, no warm-up, no span."""
-    from lstm_bench.bench.harness import Settings
-
     return Settings(span=0, blocks=1, block=reps, min_time=0, min_reps=reps, max_reps=reps,
                     warmup_reps=0, warmup_time=0)
 
 
 def harness_overhead(reps: int = 20_000) -> dict:
     """Median ns the harness adds per sample, and its bookkeeping per call."""
-    from lstm_bench.bench.harness import Cell, measure
-
     measure([Cell(NullRuntime(), {})], one_block(reps))  # warm the code paths
     cell = Cell(NullRuntime(), {})
     start = time.perf_counter_ns()
@@ -74,9 +82,6 @@ def harness_overhead(reps: int = 20_000) -> dict:
 
 
 def seed_shaped_model(folder) -> Path:
-    from lstm_bench.exporters.weights import export_weights
-    from lstm_bench.spec import LSTMSpec, LSTMWeights
-
     path = Path(folder) / "seed_shape.onnx"
     export_weights(LSTMWeights.random(LSTMSpec(input_size=1, hidden_size=50)), path)
     return path
@@ -85,18 +90,12 @@ def seed_shaped_model(folder) -> Path:
 def fidelity(model_path=None, *, batch: int = 1, seq_len: int = 100, rounds: int = 8,
              reps: int = 200, threads: int | None = None, ort_options=None) -> dict:
     """The harness's ort-cpu median against a bare loop's, in turns; figures in a dict."""
-    from lstm_bench.bench.harness import Cell, measure
-    from lstm_bench.bench.machine import default_threads
-    from lstm_bench.bench.model import BenchModel
-    from lstm_bench.runtimes.ort_cpu import create_session, session_options
-    from lstm_bench.runtimes.registry import get_runtime
-
     threads = threads or default_threads()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(model_path) if model_path else seed_shaped_model(tmp)
-        feeds = BenchModel(path).feeds(batch, seq_len)
-        runtime = get_runtime("ort-cpu")
-        runtime.open(str(path), threads=threads, ort_options=ort_options)
+        feeds = Model.load(path).feeds(batch, seq_len)
+        runtime = get_runtime("ort-cpu", ort_options)
+        runtime.open(str(path), threads=threads)
         # the bare session: the runtime's own options and providers, nothing of its wrapper
         session = create_session("bare loop", path, runtime.providers,
                                  session_options(threads, ort_options))
@@ -130,9 +129,6 @@ def fidelity(model_path=None, *, batch: int = 1, seq_len: int = 100, rounds: int
 
 
 def main(argv=None) -> int:
-    from lstm_bench.cli.bench import add_shape_arguments, sweep_lists
-    from lstm_bench.errors import LSTMBenchError
-
     parser = argparse.ArgumentParser(prog="python -m tools.fidelity",
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--model")
@@ -141,8 +137,6 @@ def main(argv=None) -> int:
     parser.add_argument("--reps", type=int, default=200)
     parser.add_argument("--json", metavar="PATH")
     args = parser.parse_args(argv)
-    from lstm_bench.runtimes.ort_options import parse_ort_options
-
     try:
         batches, seq_lens, threads_list = sweep_lists(args)
         ort_options = parse_ort_options(args.ort_options)
@@ -162,8 +156,6 @@ def main(argv=None) -> int:
                       f"overhead {f['timed_call_overhead_ns']:.0f} ns in the sample, "
                       f"{f['loop_cost_per_call_ns']:.0f} ns wall per call")
     if args.json:
-        from lstm_bench.files import write_json
-
         write_json(args.json, results)
     return 0
 

@@ -8,25 +8,25 @@ Run it on each CPU family to check that choice; the figures are onnxruntime's on
 
 from __future__ import annotations
 
+import logging
+import shutil
 import sys
+import tempfile
+from pathlib import Path
 
 import numpy as np
+
+from lstm_bench import reference
+from lstm_bench.exporters.weights import export_weights
+from lstm_bench.feeds import make_inputs
+from lstm_bench.runtimes.ort_cpu import create_session, session_options
+from lstm_bench.runtimes.ort_variants import cpu_flags, int8_settings
+from lstm_bench.spec import LSTMSpec, LSTMWeights
 
 
 def survey(models: int = 6) -> dict[tuple[bool, bool], list[float]]:
     """(per_channel, reduce_range) -> max abs error of Y of each random model."""
-    import logging
-    import shutil
-    import tempfile
-    from pathlib import Path
-
     from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    from lstm_bench import reference
-    from lstm_bench.exporters.weights import export_weights
-    from lstm_bench.feeds import make_inputs
-    from lstm_bench.runtimes.ort_cpu import create_session, session_options
-    from lstm_bench.spec import LSTMSpec, LSTMWeights
 
     folder = Path(tempfile.mkdtemp(prefix="lstm-bench-"))
     errors: dict[tuple[bool, bool], list[float]] = {}
@@ -54,8 +54,6 @@ def survey(models: int = 6) -> dict[tuple[bool, bool], list[float]]:
 
 
 def main(argv=None) -> int:
-    from lstm_bench.runtimes.ort_variants import cpu_flags, int8_settings
-
     models = int((argv or sys.argv[1:] or ["6"])[0])
     chosen = int8_settings(cpu_flags())
     print(f"ort-cpu-int8 on this CPU: {chosen}")

@@ -26,6 +26,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from lstm_bench.exporters.weights import export_weights
+from lstm_bench.files import write_text
+from lstm_bench.spec import LSTMSpec, LSTMWeights
+
 
 def lstm_bench(*argv: str) -> subprocess.CompletedProcess:
     """One `lstm-bench` invocation in a fresh process, as a user types it."""
@@ -34,9 +38,6 @@ def lstm_bench(*argv: str) -> subprocess.CompletedProcess:
 
 
 def seed_shaped(folder, hidden: int = 50) -> Path:
-    from lstm_bench.exporters.weights import export_weights
-    from lstm_bench.spec import LSTMSpec, LSTMWeights
-
     path = Path(folder) / f"seed_shape_h{hidden}.onnx"
     export_weights(LSTMWeights.random(LSTMSpec(input_size=1, hidden_size=hidden)), path)
     return path
@@ -147,8 +148,6 @@ def main(argv=None) -> int:
     figures["wall_s"] = time.perf_counter() - started
     print(f"took {figures['wall_s']:.0f} s")
     if args.json:
-        from lstm_bench.files import write_text
-
         write_text(args.json, json.dumps(figures, indent=1) + "\n")
     return 0
 

@@ -19,7 +19,7 @@ import importlib
 import signal
 import sys
 
-from lstm_bench import interrupts
+from lstm_bench import __version__, interrupts
 from lstm_bench.cli.console import PipeSafe
 from lstm_bench.errors import LSTMBenchError, first_line
 
@@ -65,8 +65,6 @@ def main(argv: list[str] | None = None) -> int:
     split = next((i for i, a in enumerate(argv) if not a.startswith("-")), len(argv))
     top_args = top.parse_args(argv[:split + 1])
     if top_args.version:
-        from lstm_bench import __version__
-
         print(f"lstm-bench {__version__}")
         return 0
     if top_args.command is None:
@@ -114,7 +112,7 @@ def _run(command: str, argv: list[str]) -> int:
     module = importlib.import_module(module_name)
     module.add_arguments(parser)
     args = parser.parse_args(argv)
-    from lstm_bench.files import check_limit_variables
+    from lstm_bench.files import check_limit_variables  # here: it imports numpy, --help does not
 
     check_limit_variables()  # a bad LSTM_BENCH_* limit is bad input before any work
     return int(module.main(args) or 0)

@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+from lstm_bench.bench import history
+from lstm_bench.bench.harness import Settings
+from lstm_bench.bench.machine import check_threads
+from lstm_bench.bench.plan import RuntimeChoice, SweepPlan, quiet, sweep_shapes
+from lstm_bench.bench.report import write_reports
+from lstm_bench.bench.runner import run_plan
+from lstm_bench.cli import options
 from lstm_bench.cli.progress import LiveDisplay
+from lstm_bench.cli.terminal import make_console, print_paths, print_recorded, print_report
+from lstm_bench.errors import LSTMBenchError
+from lstm_bench.feeds import load_inputs
+from lstm_bench.files import check_distinct, check_writable
+from lstm_bench.model import Model
+from lstm_bench.runtimes.ort_options import parse_ort_options
+from lstm_bench.verify.report import VerifySummary
 
 
 def add_shape_arguments(parser) -> None:
     """--batch, --seq-len, --threads and --ort-option (shared with `compare A.onnx B.onnx` and
-    `python -m fidelity`)."""
-    from lstm_bench.cli import options
-
+    `python -m tools.fidelity`)."""
     options.add_batch(parser, many=True, default=(1,))
     options.add_seq_len(parser, many=True, default=None)  # the model's: fixed, else 100
     options.add_threads(parser)
@@ -18,9 +30,6 @@ def add_shape_arguments(parser) -> None:
 
 def add_timing_arguments(parser) -> None:
     """How long and in how many blocks (see docs/bench.md, "What one figure means")."""
-    from lstm_bench.cli import options
-    from lstm_bench.bench.harness import Settings
-
     d = Settings()
     parser.add_argument("--span", type=float, default=d.span, metavar="S",
                         help="seconds of wall time the blocks of each thread count are spread "
@@ -43,8 +52,6 @@ def add_timing_arguments(parser) -> None:
 
 
 def add_arguments(parser) -> None:
-    from lstm_bench.cli import options
-
     parser.add_argument("model", help="the ONNX model (with at least one LSTM node)")
     options.add_runtimes(parser)
     add_shape_arguments(parser)
@@ -78,9 +85,7 @@ def add_arguments(parser) -> None:
                         help="with --streaming: comma list of steps per call (default: 1)")
 
 
-def settings_from(args):
-    from lstm_bench.bench.harness import Settings
-
+def settings_from(args) -> Settings:
     return Settings(span=args.span, blocks=args.blocks, processes=args.processes,
                     min_time=args.min_time, min_reps=args.min_reps,
                     max_reps=max(args.max_reps, args.min_reps),
@@ -90,39 +95,55 @@ def settings_from(args):
 def sweep_lists(args) -> tuple[list[int], list[int], list[int]]:
     """(batches or None, seq_lens or None, threads) from the options, the threads checked
     against the cores."""
-    from lstm_bench.bench.machine import check_threads
-    from lstm_bench.cli.options import threads_or_default
-
     # None where not given: the command's default, or what the model fixes
     return (None if args.batch is None else list(args.batch),
             None if args.seq_len is None else list(args.seq_len),
-            check_threads(threads_or_default(args.threads)))
+            check_threads(options.threads_or_default(args.threads)))
+
+
+def display_of(args):
+    """The sweep's progress display: a live one on stderr, or none with --quiet."""
+    return quiet if args.quiet else LiveDisplay
 
 
 def check_combinations(args) -> None:
     """Refuse options that the run would silently not use (one line, exit 2)."""
-    from lstm_bench.cli import options
-    from lstm_bench.errors import LSTMBenchError
-
     options.refuse_with_inputs(args, {"--seed": args.seed is not None})
     if args.streaming:
         if args.seq_len is not None:
             raise LSTMBenchError("--seq-len does not apply to --streaming: use --chunk")
+        if args.inputs:
+            raise LSTMBenchError("--inputs and --streaming cannot be combined: the streaming "
+                                 "bench feeds random chunks of --chunk steps")
     elif args.chunk is not None:
         raise LSTMBenchError("--chunk needs --streaming")
 
 
-def main(args) -> int:
-    from lstm_bench.cli import options
-    from lstm_bench.bench import history
-    from lstm_bench.bench.report import VerifySummary, write_reports
-    from lstm_bench.bench.runner import run_bench
-    from lstm_bench.cli.terminal import make_console, print_paths, print_recorded, \
-        print_report
-    from lstm_bench.errors import LSTMBenchError
-    from lstm_bench.files import check_distinct, check_writable
-    from lstm_bench.runtimes.ort_options import parse_ort_options
+def chunks_of(args) -> list[int] | None:
+    """--chunk's steps per call (with --streaming; default 1), None without --streaming."""
+    if not args.streaming:
+        return None
+    try:  # parsed here, not by argparse: only --streaming reads it
+        return options.sizes(args.chunk or "1")
+    except LSTMBenchError as exc:
+        raise LSTMBenchError(f"--chunk: {exc}") from None
 
+
+def ab_plan(args) -> SweepPlan:
+    """`compare BASE.onnx NEW.onnx`: both models in one rotation (interleaved blocks, the same
+    processes), at the batches the base model is measured at (the new one must take them) and
+    its sequence length, with no GEMM calibration."""
+    ort_options = parse_ort_options(args.ort_options)
+    batches, seq_lens, threads = sweep_lists(args)
+    settings = settings_from(args)
+    models = (Model.load(args.base).check_lstm(), Model.load(args.new).check_lstm())
+    shapes, notes = sweep_shapes(models, batches, seq_lens)
+    return SweepPlan(models, RuntimeChoice.of(args.runtimes, ort_options), shapes,
+                     tuple(threads), settings, calibrate=False, notes=notes,
+                     command="compare", display=display_of(args))
+
+
+def main(args) -> int:
     for option in ("json", "md", "html"):
         check_writable(getattr(args, option), f"--{option}")
     check_distinct({"MODEL": args.model, "--verify-json": args.verify_json,
@@ -130,35 +151,23 @@ def main(args) -> int:
                    {f"--{o}": getattr(args, o) for o in ("json", "md", "html")})
     ort_options = parse_ort_options(args.ort_options)
     check_combinations(args)
-    args.seed = options.seed_or_default(args.seed)
+    chunks = chunks_of(args)
     batches, seq_lens, threads = sweep_lists(args)
     settings = settings_from(args)
+    model = Model.load(args.model).check_lstm()
     verify = None
     if args.verify_json:
-        from lstm_bench.model import as_model
-
-        verify = VerifySummary.read(args.verify_json, as_model(args.model),
+        verify = VerifySummary.read(args.verify_json, model,
                                     allow_different_models=args.allow_different_models)
     db = None if args.no_history else history.check_db(args.db or history.default_db())
-    if args.streaming:  # streaming latency (bench/streaming.py)
-        from lstm_bench.bench.streaming import run_streaming
-
-        if args.inputs:
-            raise LSTMBenchError("--inputs and --streaming cannot be combined: the streaming "
-                                 "bench feeds random chunks of --chunk steps")
-        try:  # parsed here, not by argparse: only --streaming reads it
-            chunks = options.sizes(args.chunk or "1")
-        except LSTMBenchError as exc:
-            raise LSTMBenchError(f"--chunk: {exc}") from None
-        doc = run_streaming(args.model, runtimes=args.runtimes, batches=batches, chunks=chunks,
-                            threads_list=threads, settings=settings, verify=verify,
-                            display=None if args.quiet else LiveDisplay, ort_options=ort_options,
-                            seed=args.seed)
-    else:
-        doc = run_bench(args.model, runtimes=args.runtimes, batches=batches, seq_lens=seq_lens,
-                        threads_list=threads, settings=settings, verify=verify,
-                        calibrate=not args.no_calibrate, display=None if args.quiet else LiveDisplay,
-                        ort_options=ort_options, inputs=args.inputs, seed=args.seed)
+    fed = None if args.inputs is None else load_inputs(args.inputs, model.proto)
+    shapes, notes = sweep_shapes([model], batches, chunks or seq_lens, inputs=fed)
+    plan = SweepPlan((model,), RuntimeChoice.of(args.runtimes, ort_options), shapes,
+                     tuple(threads), settings, calibrate=not args.no_calibrate, inputs=fed,
+                     seed=options.seed_or_default(args.seed), streaming=args.streaming,
+                     notes=notes, command="bench --streaming" if args.streaming
+                     else "bench", display=display_of(args))
+    (doc,) = run_plan(plan, verify)
     console = make_console()
     print_report(doc, console)
     print_paths(console, "wrote", write_reports(doc, json=args.json, md=args.md, html=args.html))

@@ -3,8 +3,7 @@
 rich squeezes a table that is too wide by shrinking its columns, and a cell that no longer
 fits gets an ellipsis ("0.0026…", "noi…") even with no_wrap, or is folded mid-word. The
 tables here instead leave out their least important columns until every kept one has the
-width its widest cell needs. Core, so that verify's table (runtimes) and the bench tables
-(bench) use the one rule.
+width its widest cell needs (``lstm_bench.cli.terminal.grid``, for every table).
 """
 
 from __future__ import annotations

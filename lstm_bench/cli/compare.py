@@ -8,17 +8,24 @@ machine).
 
 from __future__ import annotations
 
-from lstm_bench.cli.progress import LiveDisplay
+from lstm_bench.bench.compare import compare_reports, inputs_differ, machine_drift
+from lstm_bench.bench.compare_report import Comparison, changes_table, write_compare_reports
+from lstm_bench.bench.machine import busy_warning
+from lstm_bench.bench.report import load_json
+from lstm_bench.bench.runner import run_plan
+from lstm_bench.cli import options
+from lstm_bench.cli.bench import ab_plan, add_shape_arguments, add_timing_arguments
+from lstm_bench.cli.terminal import make_console, print_lines, print_paths, print_table
+from lstm_bench.errors import LSTMBenchError
+from lstm_bench.files import check_distinct, check_writable
 
 HELP = "compare two bench JSON reports, or two models live; exit 1 on a regression"
 
 
 def add_arguments(parser) -> None:
-    from lstm_bench.cli.bench import add_shape_arguments, add_timing_arguments
-
     parser.add_argument("base", help="the reference: a bench --json report, or an ONNX model")
     parser.add_argument("new", help="the one to judge: a report, or an ONNX model")
-    parser.add_argument("--fail-above", type=float, default=5.0, metavar="PCT",
+    parser.add_argument("--fail-above", type=options.percent, default=5.0, metavar="PCT",
                         help="a significant slowdown of the median above PCT percent is a "
                              "regression (default 5)")
     parser.add_argument("--allow-different-models", action="store_true",
@@ -27,8 +34,6 @@ def add_arguments(parser) -> None:
                         help="compare reports from different CPUs or core counts")
     for option, what in (("json", "JSON"), ("md", "Markdown"), ("html", "HTML")):
         parser.add_argument(f"--{option}", metavar="PATH", help=f"write the verdicts as {what}")
-    from lstm_bench.cli import options
-
     group = parser.add_argument_group("live A/B (two .onnx models)")
     group.add_argument("--runtimes", type=options.runtime_names, default=["ort-cpu"],
                        metavar="A,B,...|all", help="comma-separated runtime names, or 'all' "
@@ -42,8 +47,6 @@ BUSY = "the machine was busy"  # how bench.machine.busy_warning begins
 
 def busy_note(doc: dict, which: str) -> str | None:
     """The busy-machine warning of a report, from the load averages it recorded."""
-    from lstm_bench.bench.machine import busy_warning
-
     machine = doc.get("machine") or {}
     load = machine.get("load_average") or {}
     threads = max((t for t in (machine.get("thread_settings") or {}).get("threads") or [1]
@@ -57,34 +60,16 @@ def _is_model(path: str) -> bool:
 
 
 def main(args) -> int:
-    from lstm_bench.bench.compare import (caption, changes_table, compare_reports,
-                                          inputs_differ, machine_drift)
-    from lstm_bench.bench.compare_report import headline, write_compare_reports
-    from lstm_bench.bench.report import load_json
-    from lstm_bench.cli.terminal import make_console, print_lines, print_paths
-    from lstm_bench.errors import LSTMBenchError
-    from lstm_bench.files import check_distinct, check_writable
-
     for option in ("json", "md", "html"):
         check_writable(getattr(args, option), f"--{option}")
     check_distinct({"BASE": args.base, "NEW": args.new},
                    {f"--{o}": getattr(args, o) for o in ("json", "md", "html")})
-    if not args.fail_above >= 0:
-        raise LSTMBenchError(f"--fail-above must be >= 0 percent, got {args.fail_above}")
     live = _is_model(args.base), _is_model(args.new)
     if live[0] != live[1]:
         raise LSTMBenchError("give two bench reports (.json) or two models (.onnx), not one "
                              f"of each: {args.base}, {args.new}")
     if live[0]:
-        from lstm_bench.cli.bench import settings_from, sweep_lists
-        from lstm_bench.bench.runner import run_ab
-        from lstm_bench.runtimes.ort_options import parse_ort_options
-
-        ort_options = parse_ort_options(args.ort_options)
-        batches, seq_lens, threads = sweep_lists(args)
-        reports = run_ab(args.base, args.new, runtimes=args.runtimes, batches=batches,
-                         seq_lens=seq_lens, threads_list=threads, settings=settings_from(args),
-                         display=None if args.quiet else LiveDisplay, ort_options=ort_options)
+        reports = run_plan(ab_plan(args))
         base, new = (report.to_dict() for report in reports)
         allow_models = True  # two models are the point of a live comparison
     else:
@@ -101,18 +86,17 @@ def main(args) -> int:
     else:
         warnings = [machine_drift(base, new), busy_note(base, "BASE"), busy_note(new, "NEW"),
                     inputs_differ(base, new)]
-    warnings = [w for w in warnings if w]
+    comparison = Comparison(changes, args.base, args.new, args.fail_above,
+                            tuple(w for w in warnings if w), paired=live[0])
     console = make_console()
     print_lines(console, [f"changes from BASE {args.base} to NEW {args.new}"], indent=0,
                 style="bold")
-    console.print(changes_table(changes, console.width))
-    print_lines(console, [caption(args.fail_above, live[0])], indent=0, style="dim")
-    for warning in warnings:
+    print_table(console, changes_table(changes), compact=True)
+    print_lines(console, [comparison.caption], indent=0, style="dim")
+    for warning in comparison.notes:
         print_lines(console, [f"warning: {warning}"], indent=0, style="yellow")
-    written = write_compare_reports(changes, base=args.base, new=args.new,
-                                    fail_above=args.fail_above, notes=warnings, json=args.json,
-                                    md=args.md, html=args.html, paired=live[0])
-    print_paths(console, "wrote", written)
-    style = "bold red" if any(c.regression for c in changes) else "green"
-    console.print(f"[{style}]{headline(changes)}[/{style}]", highlight=False)
-    return 1 if any(c.regression for c in changes) else 0
+    print_paths(console, "wrote", write_compare_reports(comparison, json=args.json, md=args.md,
+                                                        html=args.html))
+    style = "bold red" if comparison.regression else "green"
+    console.print(f"[{style}]{comparison.headline}[/{style}]", highlight=False)
+    return 1 if comparison.regression else 0

@@ -1,9 +1,12 @@
-"""``lstm-bench export``: a checkpoint, .keras or .npz to ONNX, proven in onnxruntime."""
+"""``lstm-bench export``: a checkpoint, .keras, .pt2 or .npz to ONNX, proven in onnxruntime."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+
+from lstm_bench.exporters.source import ExportParityError, export_source
+from lstm_bench.files import check_writable
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -18,8 +21,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--exporter", choices=("auto", "dynamo", "torchscript"), default="auto",
                         help="torch exporter for checkpoints (default: auto = dynamo, "
                              "TorchScript where dynamo cannot)")
-
-
     parser.add_argument("--trust-pickle", action="store_true",
                         help="load a .pt2 whose members need torch's full unpickler (custom "
                              "objects, pickled tensors, compiled code): runs code from the "
@@ -27,9 +28,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from lstm_bench.exporters.source import ExportParityError, export_source
-    from lstm_bench.files import check_writable
-
     check_writable(args.output, "-o")  # before the export's seconds of work, not after
     try:
         result = export_source(args.source, args.output, opset=args.opset,

@@ -19,6 +19,7 @@ import math
 
 from lstm_bench.bench.machine import default_threads
 from lstm_bench.errors import LSTMBenchError
+from lstm_bench.runtimes.registry import RUNTIMES
 
 MAX_DIM = 2 ** 31 - 1
 MAX_THREADS = 1024
@@ -90,6 +91,17 @@ def seconds(text: str) -> float:
     return value
 
 
+def percent(text: str) -> float:
+    """A threshold in percent: 0 or more (not NaN: it would pass every slowdown)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise OptionError(f"expected a percentage, got {text!r}") from None
+    if not value >= 0:
+        raise OptionError(f"expected a percentage, 0 or more, got {text!r}")
+    return value
+
+
 def value_range(text: str) -> tuple[float, float]:
     try:
         low, high = (float(x) for x in str(text).split(","))
@@ -104,13 +116,16 @@ def value_range(text: str) -> tuple[float, float]:
 
 
 def runtime_names(text: str) -> list[str] | None:
-    """'a,b' -> ['a', 'b']; 'all' -> None (every registered runtime). Names are checked
-    against the registry by the command (the registry is a higher layer)."""
+    """'a,b' -> ['a', 'b']; 'all' -> None (every registered runtime). Each name must be in the
+    registry: this is where runtime names are checked."""
     if str(text).strip() == "all":
         return None
     names = list(dict.fromkeys(n.strip() for n in str(text).split(",") if n.strip()))
     if not names:
         raise OptionError("empty; give comma-separated runtime names or 'all'")
+    unknown = [n for n in names if n not in RUNTIMES]
+    if unknown:
+        raise OptionError(f"unknown {', '.join(unknown)}; known: {', '.join(RUNTIMES)}")
     return names
 
 
@@ -125,7 +140,7 @@ def add_runtimes(parser) -> None:
 
 def add_batch(parser, *, many: bool, default) -> None:
     """--batch; not given, it is None: the command feeds ``default``, or the batch the model
-    fixes where it takes one batch only (runtimes.inputs.fit_batches)."""
+    fixes where it takes one batch only (lstm_bench.feeds.fit_batches)."""
     if many:
         parser.add_argument("--batch", type=sizes, default=None, metavar="N,N,...",
                             help="comma list of batch sizes (default: "

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from lstm_bench.bench.decision import plural
-from lstm_bench.cli.terminal import results_table
+from lstm_bench.bench.tables import latency_table
+from lstm_bench.cli.terminal import grid
 
 
 class LiveDisplay:
@@ -69,6 +70,6 @@ class LiveDisplay:
     def _show(self) -> None:
         from rich.console import Group
 
-
-        table = [results_table(self.rows[-12:], self.console.width)] if self.rows else []
+        # the sweep's rows as the harness made them: whole-sequence rows, streaming ones too
+        table = [grid(latency_table(self.rows[-12:]), self.console.width)] if self.rows else []
         self.live.update(Group(self.progress, *self.skips[-4:], *table))

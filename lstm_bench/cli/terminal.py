@@ -1,4 +1,5 @@
-"""The bench report on a terminal: the decision first, then tables that fit the width.
+"""Reports on a terminal: every table (``print_table``, the terminal's writer of a
+``bench.table.Table``), and the bench report, its decision first.
 
 At any width the tables keep runtime names whole: rows are grouped by shape (a heading row per
 shape, runtimes fastest first) so that batch and sequence length need no columns, and below
@@ -16,10 +17,11 @@ from __future__ import annotations
 import re
 import textwrap
 
-from lstm_bench.bench.decision import decide, overlap, plural, ratio, shape_label
-from lstm_bench.bench.text import MEDIAN_CAPTION, WIDE, ci_text, first_per_runtime, fmt, \
-    machine_warnings, noise_line, noise_text, num, per_step, peak_text, ranked_groups, \
-    split_rows, streaming
+from lstm_bench.bench.decision import decide, plural
+from lstm_bench.bench.table import WIDE_TERMINAL, Detail, Table
+from lstm_bench.bench.tables import cold_table, latency_table, streaming_table
+from lstm_bench.bench.text import MEDIAN_CAPTION, machine_warnings, noise_line, split_rows
+from lstm_bench.cli.columns import fitting
 
 
 def make_console(stderr: bool = False):
@@ -69,93 +71,59 @@ def print_recorded(console, run_id: int, db) -> None:
     print_paths(console, "see:", [f"lstm-bench history --db {db}"])
 
 
-# the columns that go first when a table is too wide: least important last (a column not
-# listed, the runtime name, always stays)
-IMPORTANCE = {
-    "sequence": ["thr", "median ms", "vs best", "noise", "95% CI", "p99 ms", "seq/s", "GFLOP/s",
-                 "% peak"],
-    "streaming": ["thr", "p50 ms", "vs best", "p50/step", "noise", "95% CI", "p99 ms",
-                  "p99/step", "steps/s", "GFLOP/s"],
-}
-
-
-def table_columns(measurements, width: int) -> list[str]:
-    """The figure columns of a latency table at this width: sequence rows, or streaming rows
-    (per call and per step; steps/s, not seq/s: a call carries a chunk, not a sequence).
-    Before they are drawn, ``results_table`` drops those the width cannot hold whole."""
-    wide = width >= WIDE
-    threads = ["thr"] if wide or len({m.threads for m in measurements}) > 1 else []
-    if measurements and all(streaming(m) for m in measurements):
-        return threads + ["p50 ms"] + (["95% CI"] if wide else []) + [
-            "vs best", "p99 ms", "p50/step", "p99/step"] + (
-            ["steps/s", "GFLOP/s"] if wide else []) + ["noise"]
-    return threads + ["median ms", "95% CI", "vs best"] + (
-        ["p99 ms", "seq/s", "GFLOP/s", "% peak"] if wide else []) + ["noise"]
-
-
-def results_table(measurements, width: int = 80, title: str | None = None):
-    """Latency and throughput, one section per shape; ``~`` marks a runtime whose median's
-    95 % CI overlaps the one ranked just above it (their order is within noise). Rows all of
-    one kind: whole sequences, or streaming calls (``split_rows``). Only the columns whose
-    every cell fits whole at this width (``lstm_bench.cli.columns.fitting``): a figure or a
-    heading is never cut."""
-    from rich import box
-    from rich.table import Table
+def print_table(console, table: Table, *, caption: str | None = None,
+                compact: bool = False) -> None:
+    """A ``bench.table.Table``: its title (bold), ``caption`` (dim), then ``grid``."""
     from rich.text import Text
 
-    from lstm_bench.cli.columns import fitting
-
-    groups = ranked_groups(measurements)
-    labels = [m.runtime for m in measurements] + [shape_label(k, short=True) for k, _ in groups]
-    columns = table_columns(measurements, width)
-    rows = []  # (label, {column: cell}) with None for a shape's heading row
-    for key, ranked in groups:
-        rows.append((shape_label(key, short=True), None))
-        best = ranked[0].stats.median
-        for i, m in enumerate(ranked):
-            tie = i > 0 and overlap(m, ranked[i - 1])
-            cells = {"thr": fmt(m.threads, "d"), "median ms": fmt(m.stats.median),
-                     "p50 ms": fmt(m.stats.median), "95% CI": ci_text(m),
-                     "vs best": ratio(m.stats.median / max(best, 1e-12)) + ("~" if tie else " "),
-                     "p99 ms": fmt(m.stats.p99), "seq/s": num(m.sequences_per_s),
-                     "steps/s": num(m.steps_per_s), "GFLOP/s": fmt(m.gflops, ".3g"),
-                     "% peak": peak_text(m), "noise": noise_text(m)}
-            if streaming(m):
-                cells.update({"p50/step": fmt(per_step(m, "p50")),
-                              "p99/step": fmt(per_step(m, "p99"))})
-            rows.append((m.runtime, cells))
-    needed = {c: max([len(c)] + [len(cells[c]) for _, cells in rows if cells]) for c in columns}
-    needed["runtime"] = max(map(len, labels or ["runtime"]))
-    kind = "streaming" if measurements and all(streaming(m) for m in measurements) else "sequence"
-    columns = fitting(["runtime"] + columns, needed, width, IMPORTANCE[kind])[1:]
-    table = Table(title=title, header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False,
-                  title_justify="left")
-    table.add_column("runtime", no_wrap=True, min_width=needed["runtime"])
-    for col in columns:
-        table.add_column(col, justify="right", no_wrap=True)
-    for label, cells in rows:
-        if cells is None:
-            table.add_row(Text(label, style="bold"), *[""] * len(columns))
-        else:
-            table.add_row(label, *(cells[c] for c in columns))
-    return table
+    if table.title:
+        console.print(Text(table.title, style="bold"))
+    if caption:
+        print_lines(console, [caption], indent=0, style="dim")
+    console.print(grid(table, console.width, compact=compact))
 
 
-def cold_table(measurements):
+def grid(table: Table, width: int, *, compact: bool = False):
+    """The rows of ``table`` as a rich table, a heading row above each group, in the columns
+    whose every cell fits whole at ``width`` (``lstm_bench.cli.columns.fitting``): a figure,
+    a heading or a word is never cut. ``compact``: two spaces between columns rather than
+    three, and no blank edge lines."""
     from rich import box
-    from rich.table import Table
+    from rich.table import Table as RichTable
+    from rich.text import Text
 
-    names = [m.runtime for m in measurements] or ["runtime"]
-    table = Table(title="cold start and memory", header_style="bold", box=box.SIMPLE_HEAD,
-                  pad_edge=False, title_justify="left")
-    table.add_column("runtime", no_wrap=True, min_width=max(map(len, names)))
-    for col in ("thr", "open ms", "first run ms", "peak MB"):
-        table.add_column(col, justify="right", no_wrap=True)
-    for m in first_per_runtime(measurements):
-        cold = m.cold or {}
-        table.add_row(m.runtime, fmt(m.threads, "d"), fmt(cold.get("open")),
-                      fmt(cold.get("first_run")), fmt(m.peak_memory_mb, ".1f"))
-    return table
+    detail = Detail.WIDE if width >= WIDE_TERMINAL else Detail.NARROW
+    shown = table.shown(detail, grouped=False)
+    rows = table.rows
+    needed = {}
+    for i in shown:
+        column = table.columns[i]
+        cells = [row.cells[i] for row in rows]
+        if column.wrap:  # it may wrap at spaces, never inside a word
+            cells = [max(cell.split() or [""], key=len) for cell in cells]
+        needed[i] = max(len(text) for text in column.heading.split("\n") + cells)
+    needed[shown[0]] = max([needed[shown[0]]] + [len(g.heading) for g in table.groups
+                                                  if g.heading])
+    names = fitting([table.columns[i].name for i in shown],
+                    {table.columns[i].name: needed[i] for i in shown}, width,
+                    list(table.importance))
+    kept = [i for i in shown if table.columns[i].name in names]
+    drawn = RichTable(header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False,
+                      **(dict(show_edge=False, padding=(0, 1, 0, 0)) if compact else {}))
+    for n, i in enumerate(kept):
+        column = table.columns[i]
+        drawn.add_column(column.heading, justify="left" if n == 0 else column.align,
+                         no_wrap=not column.wrap,
+                         min_width=needed[i] if n == 0 or column.wrap else None)
+    for group in table.groups:
+        if group.heading:
+            drawn.add_row(Text(group.heading, style="bold"), *[""] * (len(kept) - 1))
+        for j, row in enumerate(group.rows):
+            # headless groups of several rows are set apart by a line
+            last = group.heading is None and len(group.rows) > 1 and j == len(group.rows) - 1
+            drawn.add_row(*(Text(row.cells[i], style=row.styles.get(table.columns[i].name, ""))
+                            for i in kept), style=row.style, end_section=last)
+    return drawn
 
 
 def print_decision(report, console) -> None:
@@ -174,21 +142,18 @@ def print_decision(report, console) -> None:
 
 
 def print_report(report, console=None) -> None:
+    from rich.text import Text
+
     console = console or make_console()
     print_decision(report, console)
     sequence, stream = split_rows(report.measurements)
-    for title, rows in (("latency and throughput", sequence),
-                        ("streaming: latency per call, and per step of the chunk", stream)):
-        if rows:
-            console.print()
-            console.print(f"[bold]{title}[/bold]", highlight=False)
-            print_lines(console, [MEDIAN_CAPTION], indent=0, style="dim")
-            console.print(results_table(rows, console.width))
-    console.print(cold_table(report.measurements))
+    for table in ([latency_table(sequence)] if sequence else []) + (
+            [streaming_table(stream)] if stream else []):
+        console.print()
+        print_table(console, table, caption=MEDIAN_CAPTION)
+    print_table(console, cold_table(report.measurements))
     measured = {m.runtime for m in report.measurements}
     for skip in report.skipped:  # runtimes not measured at all are in the decision already
         if skip.runtime in measured:
-            from rich.markup import escape
-
-            console.print(f"[dim]skipped {skip.runtime} at {plural(skip.threads, 'thread')}: "
-                          f"{escape(skip.reason)}[/dim]", highlight=False)
+            console.print(Text(f"skipped {skip.runtime} at {plural(skip.threads, 'thread')}: "
+                               f"{skip.reason}", style="dim"))

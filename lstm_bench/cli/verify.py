@@ -12,8 +12,15 @@ from __future__ import annotations
 import argparse
 
 from lstm_bench.cli import options
+from lstm_bench.cli.columns import fitting
 from lstm_bench.errors import LSTMBenchError
+from lstm_bench.files import check_distinct, check_writable
+from lstm_bench.model import Model
+from lstm_bench.runtimes.ort_options import parse_ort_options
+from lstm_bench.runtimes.registry import RUNTIMES, make_factories
+from lstm_bench.verify.run import VerifyPlan, verify
 from lstm_bench.verify.sensitivity import FACTOR, widened_note
+from lstm_bench.verify.verdict import DRIFT, DRIFT_MEANING, SKIP
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -58,11 +65,9 @@ def render(report, console) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from lstm_bench.cli.columns import fitting
-
     inputs = report.inputs
     wide = console.width >= 100
-    console.print(f"[bold]verify {escape(report.model)}[/bold] (batch {inputs['batch']}, seq_len "
+    console.print(f"[bold]verify {escape(str(report.model))}[/bold] (batch {inputs['batch']}, seq_len "
                   f"{inputs['seq_len']}, inputs: {escape(str(inputs['source']))})", highlight=False)
     names = [r.runtime for r in report.results] or ["runtime"]
     columns = ["verdict", "output", "max abs", "limit"] + (["max rel", "max ulp"] if wide else [])
@@ -73,7 +78,7 @@ def render(report, console) -> None:
     for result in report.results:
         status = Text(result.status, style=styles[result.status])
         # a skip's reason is printed once, under the table, by main
-        notes = ([result.reason] if result.reason and result.status != "skip" else []) \
+        notes = ([result.reason] if result.reason and result.status != SKIP else []) \
             + list(result.notes)
         if result.streaming is not None and result.streaming.status != "skip":
             s = result.streaming
@@ -83,15 +88,19 @@ def render(report, console) -> None:
             notes_of[result.runtime] = notes
         limit = "" if result.tolerance is None else \
             f"{result.tolerance.atol:.0e}+{result.tolerance.rtol:.0e}|t|"
-        widened = [o for o in result.outputs if o.float32_floor is not None]
+        # the model's own outputs, then its LSTM layer's (named "<label>: <output>")
+        layer = result.lstm_layer
+        shown = [(o.name, o) for o in result.outputs] + (
+            [(f"{layer.label}: {o.name}", o) for o in layer.outputs] if layer else [])
+        widened = [(name, o) for name, o in shown if o.float32_floor is not None]
         if widened:
-            notes.append(f"limit of {', '.join(o.name for o in widened)} "
-                         f"{widened_note(widened, result.runtime)}")
+            notes.append(f"limit of {', '.join(name for name, _ in widened)} "
+                         f"{widened_note([o for _, o in widened], result.runtime)}")
             notes_of[result.runtime] = notes
-        for index, output in enumerate(result.outputs or [None]):
+        for index, (name, output) in enumerate(shown or [(None, None)]):
             have = output is not None  # (a failing OutputParity is falsy)
             cells = {"verdict": status if index == 0 else "",
-                     "output": Text(output.name) if have else "",
+                     "output": Text(name) if have else "",
                      "max abs": _fmt(output.max_abs) if have else "",
                      "limit": f"widened: {FACTOR}x f32" if have and output.float32_floor
                      is not None else limit if index == 0 and have else "",
@@ -99,7 +108,7 @@ def render(report, console) -> None:
                      "max ulp": "" if output is None else "-" if output.max_ulp is None
                      else f"{output.max_ulp} ({output.ulp_dtype})"}
             rows.append((result.runtime if index == 0 else "", cells,
-                         index == len(result.outputs) - 1 and index > 0))
+                         index == len(shown) - 1 and index > 0))
     # the width each column needs whole; an output name ("<node> alone: Y") may wrap at its
     # spaces but never inside an identifier, so it needs its longest word
     needed = {c: max([len(c)] + [len(str(cells[c]) if c != "output" else
@@ -130,10 +139,6 @@ def render(report, console) -> None:
 def main(args) -> int:
     from rich.console import Console
 
-    from lstm_bench.files import check_distinct, check_writable
-    from lstm_bench.runtimes.ort_options import parse_ort_options
-    from lstm_bench.verify.run import verify, write_json
-
     check_writable(args.json, "--json")
     check_distinct({"MODEL": args.model, "--inputs": args.inputs, "--source": args.source},
                    {"--json": args.json})
@@ -143,39 +148,42 @@ def main(args) -> int:
     options.refuse_with_inputs(args, {"--seed": args.seed is not None,
                                       "--range": args.value_range is not None,
                                       "--ragged": args.ragged})
-    args.seed = options.seed_or_default(args.seed)
-    args.value_range = args.value_range or (-1.0, 1.0)
-    report = verify(args.model, args.runtimes, batch=args.batch, seq_len=args.seq_len, inputs=args.inputs,
-                    seed=args.seed, ragged=args.ragged, zero_length=args.zero_length, value_range=args.value_range,
-                    streaming=args.streaming, source=args.source, ort_options=ort_options,
-                    lstm_layer_batch=8 if args.lstm_layer else None)
+    names = list(RUNTIMES) if args.runtimes is None else list(args.runtimes)
+    unknown = [n for n in names if n not in RUNTIMES]
+    if unknown:
+        raise LSTMBenchError(f"unknown runtime(s) {unknown}; known: {', '.join(RUNTIMES)}")
+    plan = VerifyPlan(make_factories(names, ort_options), batch=args.batch, seq_len=args.seq_len,
+                      inputs=args.inputs, seed=options.seed_or_default(args.seed),
+                      value_range=args.value_range or (-1.0, 1.0), ragged=args.ragged,
+                      zero_length=args.zero_length, streaming=args.streaming, source=args.source,
+                      lstm_layer_batch=8 if args.lstm_layer else None)
+    report = verify(Model.load(args.model).check_lstm(), plan)
     console = Console()
     render(report, console)
     if args.json:
-        write_json(report, args.json)
+        report.write(args.json)
         console.print(f"report written to {args.json}", markup=False)
-    ran = [r for r in report.results if r.status != "skip"]
+    ran = [r for r in report.results if r.status != SKIP]
     stream_skips = {r.streaming.reason for r in ran if r.streaming is not None
-                    and r.streaming.status == "skip"}
+                    and r.streaming.status == SKIP}
     for reason in sorted(stream_skips):
         console.print(f"streaming check skipped: {reason}", highlight=False, markup=False)
     for name, reason in report.skipped.items():
         console.print(f"skipped {name}: {reason}", highlight=False, markup=False)
-    failed = [r for r in ran if r.status in ("fail", "error")]
-    for result in ran:
-        if result.status == "drift":
-            console.print(f"DRIFT {result.runtime}: {result.verdict.removeprefix('drift: ')}",
-                          highlight=False, markup=False)
+    drifted = [r for r in ran if r.status == DRIFT]
+    for result in drifted:
+        console.print(f"DRIFT {result.runtime}: {result.sentence().removeprefix(DRIFT + ': ')}",
+                      highlight=False, markup=False)
+    failed = [r for r in ran if r.failed]
     if failed:
         for failure in (f for r in failed for f in r.failures):
             console.print(f"FAIL {failure}", highlight=False, markup=False)
         console.print(f"{len(failed)} of {len(ran)} runtime(s) failed", highlight=False)
         return 1
-    drifted = sum(r.status == "drift" for r in ran)
     if drifted:
         console.print(f"none of the {len(ran)} runtime(s) that ran failed: "
-                      f"{len(ran) - drifted} pass, {drifted} drift (the model's output within "
-                      "tolerance, its LSTM layer alone beyond it)", highlight=False)
+                      f"{len(ran) - len(drifted)} pass, {len(drifted)} drift ({DRIFT_MEANING})",
+                      highlight=False)
     else:
         console.print(f"all {len(ran)} runtime(s) that ran passed", highlight=False)
     return 0

@@ -1,2 +1,7 @@
-"""verify: every runtime judged against the float64 truth (feeds, parity, sensitivity,
-streaming parity)."""
+"""verify: every runtime judged against the float64 truth.
+
+``run``: ``verify`` and its ``VerifyPlan``; ``parity``: a runtime's outputs against the truth;
+``verdict``: the one ``Verdict`` type every report reads; ``report``: verify's report and the
+part of it a bench report carries; ``sensitivity``: the widened float32 limit; ``streaming``:
+chunked calls against one call.
+"""

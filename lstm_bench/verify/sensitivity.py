@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from lstm_bench.runtimes.numpy_rt import NumpyRuntime
+
 FACTOR = 20
 WIDENED = ("float32", "float64")  # the precision rows judged by a float32 evaluation
 PROBE = "numpy"  # the runtime whose evaluation the limit comes from (it meets it by construction)
@@ -54,8 +56,6 @@ class Float32Floor:
 
 
 def _limits(model, feeds, truth, axes) -> dict:
-    from lstm_bench.runtimes.numpy_rt import NumpyRuntime
-
     try:
         with NumpyRuntime() as runtime:
             runtime.open(model)

@@ -9,13 +9,14 @@ one-shot parity check and fails this one. Judged by the same tolerance table as 
 from __future__ import annotations
 
 import dataclasses
-
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from lstm_bench.errors import LSTMBenchError
-from lstm_bench.tolerances import TOLERANCES, Failure, compare_output
+from lstm_bench.graph import lstm_nodes
+from lstm_bench.model import Model
+from lstm_bench.tolerances import TOLERANCES, Failure, compare_output, known_fields
 
 
 @dataclass(frozen=True)
@@ -36,9 +37,6 @@ class StreamPorts:
 def stream_ports(model) -> tuple[StreamPorts | None, str | None]:
     """(ports, None) when ``model`` (a ``lstm_bench.model.Model`` or a ModelProto) can be run in
     chunks, else (None, the reason)."""
-    from lstm_bench.graph import lstm_nodes
-    from lstm_bench.model import Model
-
     try:
         nodes = model.lstm_nodes if isinstance(model, Model) else lstm_nodes(model)
     except LSTMBenchError as exc:  # weights known only at run time: nothing to stream by
@@ -62,24 +60,28 @@ def stream_ports(model) -> tuple[StreamPorts | None, str | None]:
                        node.spec.direction), None
 
 
-@dataclass
+@dataclass(frozen=True)
 class StreamingParity:
     """Chunked run vs one full run of the same runtime."""
 
     runtime: str
     status: str  # "pass" | "fail" | "skip"
     chunks: list[int] = field(default_factory=list)
-    max_abs: dict[str, float] = field(default_factory=dict)
+    max_abs: dict[str, float | None] = field(default_factory=dict)
     reason: str | None = None
-    failures: list[Failure] = field(default_factory=list)
+    failures: tuple[Failure, ...] = ()
 
     def __bool__(self):
         return self.status != "fail"
 
     def to_dict(self):
-        out = asdict(self)
-        out["failures"] = [asdict(f) for f in self.failures]
-        return out
+        return {**asdict(self), "failures": [asdict(f) for f in self.failures]}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> StreamingParity:
+        known = known_fields(cls, data)
+        return cls(**{**known, "failures": tuple(
+            Failure.from_dict(f, known.get("runtime")) for f in known.get("failures") or ())})
 
 
 def chunk_sizes(seq_len: int, chunks: int) -> list[int]:
@@ -124,14 +126,13 @@ def streaming_parity(runtime, model, feeds: dict[str, np.ndarray], *, chunks: in
     if ports.Y:
         chunked[ports.Y] = np.concatenate([pieces[k] for k in range(len(sizes))], axis=time_axis)
     tolerance = TOLERANCES.get(precision, TOLERANCES["float32"])
-    result = StreamingParity(label, "pass", chunks=sizes)
+    max_abs, failures = {}, []
     for key, value in chunked.items():
         judged = compare_output(label, key, value, np.asarray(full[key], np.float64), tolerance,
                                 precision)
-        result.max_abs[key] = judged.max_abs
-        result.failures += [dataclasses.replace(f, metric=f"streaming_{f.metric}",
-                                                detail=f"chunks {sizes} vs one call; {f.detail}")
-                            for f in judged.failures]
-    if result.failures:
-        result.status = "fail"
-    return result
+        max_abs[key] = judged.max_abs
+        failures += [dataclasses.replace(f, metric=f"streaming_{f.metric}",
+                                         detail=f"chunks {sizes} vs one call; {f.detail}")
+                     for f in judged.failures]
+    return StreamingParity(label, "fail" if failures else "pass", sizes, max_abs,
+                           failures=tuple(failures))

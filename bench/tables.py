@@ -1,0 +1,167 @@
+"""The tables of the bench and run reports as data (``bench.table``), one builder each:
+latency and throughput, streaming latency, cold start and memory, verify's verdicts, run's
+summary. Every writer draws the same cells; rows are grouped by shape, runtimes fastest
+first, and ``~`` after a ratio marks a runtime whose median's 95 % CI overlaps the one ranked
+just above it (their order is within noise).
+
+``keyed_groups`` groups the rows of compare and history (one per ``stats.RowKey``) the same
+way, by shape and thread count.
+"""
+
+from __future__ import annotations
+
+from lstm_bench.bench.decision import overlap, ratio, shape_label
+from lstm_bench.bench.table import Column, Detail, Group, Row, Table, one_group
+from lstm_bench.bench.text import ci_text, first_per_runtime, fmt, noise_text, num, \
+    peak_text, per_step, ranked_groups
+
+NARROW, WIDE, PAGE, FULL = Detail
+
+
+def _threads(measurements) -> Column:
+    """Threads: on every terminal where they differ, on a wide one always."""
+    several = len({m.threads for m in measurements}) > 1
+    return Column("threads", "thr", detail=NARROW if several else WIDE)
+
+
+def _ranked(measurements, cells) -> tuple[Group, ...]:
+    """A group per shape, fastest first; ``cells(m, versus)`` the row's, with ``versus`` its
+    ratio to the fastest and ``~`` where it is within noise of the row above (a space
+    otherwise, so that the ratios line up on a terminal)."""
+    groups = []
+    for shape, ranked in ranked_groups(measurements):
+        best = max(ranked[0].stats.median, 1e-12)
+        rows = []
+        for i, m in enumerate(ranked):
+            tie = i > 0 and overlap(m, ranked[i - 1])
+            rows.append(Row(cells(m, ratio(m.stats.median / best) + ("~" if tie else " "))))
+        groups.append(Group(shape_label(shape, short=True), tuple(rows)))
+    return tuple(groups)
+
+
+def latency_table(measurements) -> Table:
+    """Whole-sequence rows."""
+    columns = (Column("runtime", align="left"), Column("batch", grouped=True),
+               Column("seq_len", grouped=True), _threads(measurements), Column("median ms"),
+               Column("95% CI"), Column("vs best"), Column("min ms", detail=FULL),
+               Column("p90 ms", detail=FULL), Column("p99 ms", detail=WIDE),
+               Column("seq/s", detail=WIDE), Column("steps/s", detail=FULL),
+               Column("GFLOP/s", detail=WIDE), Column("% peak", detail=WIDE), Column("noise"),
+               Column("reps", detail=PAGE))
+
+    def cells(m, versus):
+        s = m.stats
+        return (m.runtime, str(m.batch), str(m.seq_len), fmt(m.threads, "d"), fmt(s.median),
+                ci_text(m), versus, fmt(s.min), fmt(s.p90), fmt(s.p99), num(m.sequences_per_s),
+                num(m.steps_per_s), fmt(m.gflops, ".3g"), peak_text(m), noise_text(m),
+                str(m.reps))
+    return Table("latency and throughput", columns, _ranked(measurements, cells),
+                 importance=("threads", "median ms", "vs best", "noise", "95% CI", "p99 ms",
+                             "seq/s", "GFLOP/s", "% peak"))
+
+
+def streaming_table(measurements) -> Table:
+    """Streaming rows: a call carries ``chunk`` steps of ``batch`` streams, so its figures
+    are per call and per step; steps/s, never seq/s; no % peak (``text.NO_PEAK``)."""
+    columns = (Column("runtime", align="left"), Column("batch", grouped=True),
+               Column("chunk", grouped=True), _threads(measurements), Column("p50 ms"),
+               Column("95% CI", detail=WIDE), Column("vs best"), Column("p99 ms"),
+               Column("p50 ms/step", "p50/step"), Column("p99 ms/step", "p99/step"),
+               Column("steps/s", detail=WIDE), Column("GFLOP/s", detail=WIDE),
+               Column("noise"), Column("reps", detail=PAGE))
+
+    def cells(m, versus):
+        return (m.runtime, str(m.batch), str(m.seq_len), fmt(m.threads, "d"),
+                fmt(m.stats.median), ci_text(m), versus, fmt(m.stats.p99),
+                fmt(per_step(m, "p50")), fmt(per_step(m, "p99")), num(m.steps_per_s),
+                fmt(m.gflops, ".3g"), noise_text(m), str(m.reps))
+    return Table("streaming: latency per call, and per step of the chunk", columns,
+                 _ranked(measurements, cells),
+                 importance=("threads", "p50 ms", "vs best", "p50 ms/step", "noise", "95% CI",
+                             "p99 ms", "p99 ms/step", "steps/s", "GFLOP/s"))
+
+
+def cold_table(measurements) -> Table:
+    """Per opened runtime (runtime and thread count): session open, first run, memory."""
+    columns = (Column("runtime", align="left"), Column("threads", "thr"),
+               Column("session open ms", "open ms"), Column("first run ms"),
+               Column("peak memory MB", "peak MB"))
+    rows = [Row((m.runtime, fmt(m.threads, "d"), fmt((m.cold or {}).get("open")),
+                 fmt((m.cold or {}).get("first_run")), fmt(m.peak_memory_mb, ".1f")))
+            for m in first_per_runtime(measurements)]
+    return Table("cold start and memory", columns, one_group(rows))
+
+
+def _error(value) -> str:
+    return fmt(value, ".2g") if value is None or value != float("inf") else "non-finite"
+
+
+def verify_table(verify) -> Table:
+    """verify's verdicts beside the timings (a ``report.VerifySummary``), in words."""
+    columns = (Column("runtime", align="left"), Column("verdict", align="left"),
+               Column("model output max abs"), Column("LSTM layer max abs"),
+               Column("tolerance"), Column("details", align="left", wrap=True))
+    rows = [Row((v.runtime, v.status, _error(v.max_abs_error),
+                 _error(v.layer_max_abs_error) if v.layer_status else "–", v.limit(),
+                 v.statement())) for v in verify.verdicts.values()]
+    return Table("verify", columns, one_group(rows))
+
+
+STATUS_STYLES = {"pass": "green", "fail": "bold red", "error": "bold red", "skip": "dim",
+                 "drift": "yellow"}
+
+
+def summary_table(report) -> Table:
+    """run's summary, one line per runtime: its verdict with both checks' errors, the latency
+    at the smallest batch, the best throughput (whole sequences only: a streaming row's
+    figures are per call of a chunk). Fits 80 columns."""
+    verdicts = report.verify.verdicts if report.verify else {}
+    latency: dict[str, dict] = {}
+    best: dict[str, float] = {}
+    sequence = [m for m in report.measurements if not m.streaming]
+    for m in sequence:
+        fastest = latency.setdefault(m.runtime, {})
+        fastest[m.batch] = min(fastest.get(m.batch, m.stats.median), m.stats.median)
+        best[m.runtime] = max(best.get(m.runtime, 0.0), m.sequences_per_s)
+    smallest = min((m.batch for m in sequence), default=1)
+
+    def err(value):
+        if value is None:
+            return "–"
+        return "non-finite" if value == float("inf") else f"{value:.1e}"
+
+    rows = []
+    for name in dict.fromkeys(list(latency) + list(verdicts)):
+        v = verdicts.get(name)
+        status = v.status if v is not None else "–"
+        ms = latency.get(name, {}).get(smallest)
+        rows.append(Row((name, status, err(v.max_abs_error if v is not None else None),
+                         err(v.layer_max_abs_error if v is not None else None), fmt(ms),
+                         f"{best[name]:,.0f}" if name in best else "–"),
+                        styles={"verify": STATUS_STYLES.get(status, "")}))
+    columns = (Column("runtime", align="left"), Column("verify", align="left"),
+               Column("model err"), Column("layer err"), Column(f"ms b={smallest}"),
+               Column("best seq/s"))
+    return Table("summary: one verdict per runtime", columns, one_group(rows))
+
+
+# the leading columns of compare's and history's tables (``keyed_groups``)
+KEY_COLUMNS = (Column("runtime", align="left"), Column("batch", grouped=True),
+               Column("seq_len", grouped=True), Column("threads", grouped=True))
+
+
+def keyed_groups(items, key_of, cells_of, style_of=lambda item: None) -> tuple[Group, ...]:
+    """Rows of ``items`` (one per ``key_of(item)``, a ``stats.RowKey``) under a heading per
+    shape and thread count (the thread count only where they differ), in shape order; each
+    row's cells are ``KEY_COLUMNS``' then ``cells_of(item)``."""
+    keys = [key_of(item) for item in items]
+    many_threads = len({k.threads for k in keys}) > 1
+    groups: dict[tuple, list[Row]] = {}
+    for item, key in zip(items, keys):
+        steps = f"{key.seq_len} (streaming chunk)" if key.chunk else str(key.seq_len)
+        groups.setdefault((key.shape, key.threads or 0), []).append(Row(
+            (key.runtime, str(key.batch), steps, fmt(key.threads, "d"), *cells_of(item)),
+            style=style_of(item)))
+    return tuple(Group(shape_label(shape, short=True) + (f" thr={threads}" if many_threads
+                                                         else ""), tuple(rows))
+                 for (shape, threads), rows in sorted(groups.items(), key=lambda kv: kv[0]))
