@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import onnx
 
 from lstm_bench.bench.stats import STREAMING
 from lstm_bench.errors import LSTMBenchError
@@ -45,6 +44,8 @@ class StreamingModel:
 def streaming_model(model: Model, folder) -> StreamingModel:
     """``model`` itself when it carries its state through inputs and outputs; else its
     stateful variant, written into ``folder``. LSTMBenchError when neither can stream."""
+    import onnx
+
     name = model.path.name
     ports, reason = stream_ports(model)
     if ports is not None:

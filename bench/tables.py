@@ -14,6 +14,7 @@ from lstm_bench.bench.decision import overlap, ratio, shape_label
 from lstm_bench.bench.table import Column, Detail, Group, Row, Table, one_group
 from lstm_bench.bench.text import ci_text, first_per_runtime, fmt, noise_text, num, \
     peak_text, per_step, ranked_groups
+from lstm_bench.verify.sensitivity import FACTOR
 
 NARROW, WIDE, PAGE, FULL = Detail
 
@@ -109,6 +110,45 @@ def verify_table(verify) -> Table:
 
 STATUS_STYLES = {"pass": "green", "fail": "bold red", "error": "bold red", "skip": "dim",
                  "drift": "yellow"}
+
+
+def named_outputs(verdict) -> list[tuple]:
+    """(name, OutputParity) of a runtime's outputs, then its LSTM layer's, named
+    "<label>: <output>" (the layer checked alone)."""
+    layer = verdict.lstm_layer
+    return [(o.name, o) for o in verdict.outputs] + (
+        [(f"{layer.label}: {o.name}", o) for o in layer.outputs] if layer else [])
+
+
+def verdicts_table(report) -> Table:
+    """verify's table: a group per runtime, a row per output (the model's, then its LSTM
+    layer's): the verdict on the first row, max abs and its limit, max rel and the ULP
+    distance on wide terminals. Too narrow for them all, ULPs go first, then max rel: max abs
+    and the limit decide. An output name may wrap at its spaces."""
+    columns = (Column("runtime", align="left"), Column("verdict", align="left"),
+               Column("output", align="left", wrap=True), Column("max abs"),
+               Column("limit"), Column("max rel", detail=WIDE), Column("max ulp", detail=WIDE))
+    groups = []
+    for result in report.results:
+        limit = "" if result.tolerance is None else \
+            f"{result.tolerance.atol:.0e}+{result.tolerance.rtol:.0e}|t|"
+        rows = []
+        for index, (name, output) in enumerate(named_outputs(result) or [(None, None)]):
+            first = index == 0
+            status = result.status if first else ""
+            if output is None:
+                cells = (status, "", "", "", "", "")
+            else:
+                widened = output.float32_floor is not None
+                cells = (status, name, fmt(output.max_abs, ".1e"),
+                         f"widened: {FACTOR}x f32" if widened else limit if first else "",
+                         fmt(output.max_rel, ".1e"), "–" if output.max_ulp is None
+                         else f"{output.max_ulp} ({output.ulp_dtype})")
+            rows.append(Row((result.runtime if first else "", *cells),
+                            styles={"verdict": STATUS_STYLES[result.status]} if first else {}))
+        groups.append(Group(None, tuple(rows)))
+    return Table("", columns, tuple(groups),
+                 ("verdict", "output", "max abs", "limit", "max rel", "max ulp"))
 
 
 def summary_table(report) -> Table:

@@ -14,14 +14,16 @@ import math
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import onnx
 
 from lstm_bench import graph
 from lstm_bench.errors import LSTMBenchError, first_line
 from lstm_bench.feeds import fed_seq_len, feed_shapes, make_inputs
-from lstm_bench.model_limits import check_limits
+
+if TYPE_CHECKING:  # onnx (about 1 s to import cold) is loaded where a model is read
+    import onnx
 
 # What one runtime keeps of an LSTM's outputs, per value of Y (float32), for every shape it ran:
 # onnxruntime's CPU arena keeps Y and the gate buffer (four values per value of Y: the input
@@ -40,6 +42,10 @@ def output_bytes(layer_sizes, batch: int, seq_len: int) -> int:
 
 def load_proto(path):
     """A ModelProto read from ``path``, with a one-line error for a missing or unreadable file."""
+    import onnx
+
+    from lstm_bench.model_limits import check_limits  # it imports onnx
+
     path = Path(path)
     if not path.is_file():
         raise LSTMBenchError(f"{path}: {'a directory, not a' if path.is_dir() else 'no such'} model file")

@@ -19,20 +19,27 @@ import signal
 import threading
 
 import numpy as np
-import onnx
-from onnx import AttributeProto, TensorProto, numpy_helper
 
 from lstm_bench.errors import LSTMBenchError, first_line
 from lstm_bench.files import limit_seconds
 from lstm_bench.model import Model, load_proto
 from lstm_bench.reference.lstm import lstm
 
-_LOW_FLOATS = {TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.BFLOAT16}
+# onnx is imported by the functions that use it: the runtimes import this module, and the
+# registry imports them all, so `lstm-bench COMMAND --help` would wait a second for onnx.
+
+
+def _low_floats() -> set[int]:
+    from onnx import TensorProto
+
+    return {TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.BFLOAT16}
 
 
 def load_model(model):
     """A ModelProto from a path, a ModelProto or a ``lstm_bench.model.Model``, with a clear
     error for a bad file."""
+    import onnx
+
     if isinstance(model, onnx.ModelProto):
         return model
     if isinstance(model, Model):
@@ -41,7 +48,9 @@ def load_model(model):
 
 
 def _promote_tensor(tensor):
-    if tensor.data_type not in _LOW_FLOATS:
+    from onnx import TensorProto, numpy_helper
+
+    if tensor.data_type not in _low_floats():
         return
     array = numpy_helper.to_array(tensor).astype(np.float64)
     tensor.CopyFrom(numpy_helper.from_array(array, tensor.name))
@@ -49,10 +58,13 @@ def _promote_tensor(tensor):
 
 
 def _promote_graph(graph):
+    from onnx import AttributeProto, TensorProto
+
+    low_floats = _low_floats()
     for tensor in graph.initializer:
         _promote_tensor(tensor)
     for value in list(graph.input) + list(graph.output):
-        if value.type.tensor_type.elem_type in _LOW_FLOATS:
+        if value.type.tensor_type.elem_type in low_floats:
             value.type.tensor_type.elem_type = TensorProto.DOUBLE
     del graph.value_info[:]
     for node in graph.node:
@@ -61,14 +73,16 @@ def _promote_graph(graph):
                 _promote_tensor(attr.t)
             elif attr.type == AttributeProto.GRAPH:
                 _promote_graph(attr.g)
-            elif node.op_type in ("Cast", "CastLike") and attr.name == "to" and attr.i in _LOW_FLOATS:
+            elif node.op_type in ("Cast", "CastLike") and attr.name == "to" and attr.i in low_floats:
                 attr.i = TensorProto.DOUBLE
-            elif attr.name == "dtype" and attr.type == AttributeProto.INT and attr.i in _LOW_FLOATS:
+            elif attr.name == "dtype" and attr.type == AttributeProto.INT and attr.i in low_floats:
                 attr.i = TensorProto.DOUBLE  # RandomNormal, EyeLike, ...
 
 
 def promote_to_float64(model):
     """A copy of the model whose float computations all happen in float64."""
+    import onnx
+
     promoted = onnx.ModelProto()
     promoted.CopyFrom(model)
     _promote_graph(promoted.graph)

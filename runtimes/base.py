@@ -18,7 +18,6 @@ from typing import Protocol
 
 import numpy as np
 
-from lstm_bench.errors import first_line  # noqa: F401  (the one helper; runtimes import it here)
 from lstm_bench.runtimes.features import EVERYTHING, LSTMSupport
 
 

@@ -12,14 +12,15 @@ from __future__ import annotations
 import argparse
 
 from lstm_bench.cli import options
-from lstm_bench.cli.columns import fitting
+from lstm_bench.bench.tables import named_outputs, verdicts_table
+from lstm_bench.cli.terminal import print_table
 from lstm_bench.errors import LSTMBenchError
 from lstm_bench.files import check_distinct, check_writable
 from lstm_bench.model import Model
 from lstm_bench.runtimes.ort_options import parse_ort_options
 from lstm_bench.runtimes.registry import RUNTIMES, make_factories
 from lstm_bench.verify.run import VerifyPlan, verify
-from lstm_bench.verify.sensitivity import FACTOR, widened_note
+from lstm_bench.verify.sensitivity import widened_note
 from lstm_bench.verify.verdict import DRIFT, DRIFT_MEANING, SKIP
 
 
@@ -52,31 +53,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", metavar="PATH", help="write the full report as JSON")
 
 
-def _fmt(value, spec=".1e"):
-    return "-" if value is None else format(value, spec)
-
-
 def render(report, console) -> None:
-    """The verdicts as a table that fits the console (80 columns and up; max rel and ULPs from
-    100 on, where they fit: ``lstm_bench.cli.columns.fitting``), runtime names never cut, output
-    names wrapped at their spaces only; each runtime's reason and notes below it, hanging."""
-    from rich import box
+    """The verdicts as a table that fits the console (``bench.tables.verdicts_table``), then
+    each runtime's reason and notes below it, hanging."""
     from rich.markup import escape
     from rich.table import Table
     from rich.text import Text
 
     inputs = report.inputs
-    wide = console.width >= 100
     console.print(f"[bold]verify {escape(str(report.model))}[/bold] (batch {inputs['batch']}, seq_len "
                   f"{inputs['seq_len']}, inputs: {escape(str(inputs['source']))})", highlight=False)
-    names = [r.runtime for r in report.results] or ["runtime"]
-    columns = ["verdict", "output", "max abs", "limit"] + (["max rel", "max ulp"] if wide else [])
-    styles = {"pass": "green", "fail": "bold red", "error": "bold red", "skip": "yellow",
-              "drift": "yellow"}
+    print_table(console, verdicts_table(report))
     notes_of = {}
-    rows = []  # (runtime or "", {column: cell}, end of a section)
     for result in report.results:
-        status = Text(result.status, style=styles[result.status])
         # a skip's reason is printed once, under the table, by main
         notes = ([result.reason] if result.reason and result.status != SKIP else []) \
             + list(result.notes)
@@ -84,49 +73,12 @@ def render(report, console) -> None:
             s = result.streaming
             notes.append(f"streaming {s.status} (chunks {s.chunks}: max abs "
                          f"{max(s.max_abs.values()):.1e})")
-        if notes:
-            notes_of[result.runtime] = notes
-        limit = "" if result.tolerance is None else \
-            f"{result.tolerance.atol:.0e}+{result.tolerance.rtol:.0e}|t|"
-        # the model's own outputs, then its LSTM layer's (named "<label>: <output>")
-        layer = result.lstm_layer
-        shown = [(o.name, o) for o in result.outputs] + (
-            [(f"{layer.label}: {o.name}", o) for o in layer.outputs] if layer else [])
-        widened = [(name, o) for name, o in shown if o.float32_floor is not None]
+        widened = [(name, o) for name, o in named_outputs(result) if o.float32_floor is not None]
         if widened:
             notes.append(f"limit of {', '.join(name for name, _ in widened)} "
                          f"{widened_note([o for _, o in widened], result.runtime)}")
+        if notes:
             notes_of[result.runtime] = notes
-        for index, (name, output) in enumerate(shown or [(None, None)]):
-            have = output is not None  # (a failing OutputParity is falsy)
-            cells = {"verdict": status if index == 0 else "",
-                     "output": Text(name) if have else "",
-                     "max abs": _fmt(output.max_abs) if have else "",
-                     "limit": f"widened: {FACTOR}x f32" if have and output.float32_floor
-                     is not None else limit if index == 0 and have else "",
-                     "max rel": _fmt(output.max_rel) if have else "",
-                     "max ulp": "" if output is None else "-" if output.max_ulp is None
-                     else f"{output.max_ulp} ({output.ulp_dtype})"}
-            rows.append((result.runtime if index == 0 else "", cells,
-                         index == len(shown) - 1 and index > 0))
-    # the width each column needs whole; an output name ("<node> alone: Y") may wrap at its
-    # spaces but never inside an identifier, so it needs its longest word
-    needed = {c: max([len(c)] + [len(str(cells[c]) if c != "output" else
-                                     max(str(cells[c]).split() or [""], key=len))
-                                 for _, cells, _ in rows]) for c in columns}
-    needed["runtime"] = max(map(len, names))
-    # too narrow for them all: ULPs go first, then max rel (max abs and the limit decide)
-    columns = fitting(["runtime"] + columns, needed, console.width,
-                      ["verdict", "output", "max abs", "limit", "max rel", "max ulp"])[1:]
-    table = Table(box=box.SIMPLE_HEAD, header_style="bold", pad_edge=False)
-    table.add_column("runtime", no_wrap=True, min_width=needed["runtime"])
-    for column in columns:  # output names can be long ("<node> alone: Y"): they wrap
-        table.add_column(column, no_wrap=column != "output",
-                         min_width=needed[column] if column == "output" else None,
-                         justify="right" if column.startswith(("max", "limit")) else "left")
-    for runtime, cells, end in rows:
-        table.add_row(runtime, *(cells[c] for c in columns), end_section=end)
-    console.print(table)
     if notes_of:
         grid = Table.grid(padding=(0, 1))
         grid.add_column(no_wrap=True)

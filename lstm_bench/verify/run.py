@@ -18,7 +18,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-from onnx import helper
 
 from lstm_bench import reference
 from lstm_bench.errors import LSTMBenchError, first_line
@@ -37,6 +36,8 @@ from lstm_bench.verify.verdict import ERROR, FAIL, PASS, SKIP, Verdict
 
 
 def time_axes(model, truth: dict, batch: int, seq_len: int | None) -> dict[str, int]:
+    from onnx import helper
+
     axes = {}
     for node in model.graph.node:
         if node.op_type == "LSTM" and node.output and node.output[0] in truth:
