@@ -198,3 +198,28 @@ def bench_plan(path, runtimes=None, batches=None, lengths=None, **fields):
     shapes, notes = sweep_shapes([model], batches, lengths)
     return SweepPlan((model,), RuntimeChoice.of(runtimes), shapes,
                      fields.pop("threads", (1,)), notes=notes, **fields)
+
+
+def fixed_batch_model(path, batch=4, wrapper=True):
+    """A real LSTM model that takes one batch only. ``wrapper``: its input x
+    ``[batch, s0, 2]`` reaches the LSTM through a Transpose (as a fixed-batch torch.export's
+    [4, seq, 1] does), its sequence axis named ``s0`` (a name that says nothing); else X
+    ``[seq_len, batch, 2]`` feeds the LSTM itself."""
+    spec = LSTMSpec(input_size=2, hidden_size=3)
+    model = build_lstm_model(LSTMWeights.random(spec, seed=2), outputs=("Y_h",))
+    x = model.graph.input[0]
+    dims = x.type.tensor_type.shape.dim
+    if wrapper:
+        x.name = "x"
+        model.graph.node.insert(0, onnx.helper.make_node("Transpose", ["x"], ["X"],
+                                                         perm=[1, 0, 2]))
+        dims[1].dim_param = "s0"  # x: [batch, s0, 2]
+    axis = 0 if wrapper else 1
+    dims[axis].Clear()
+    dims[axis].dim_value = batch
+    state = model.graph.output[0].type.tensor_type.shape.dim  # Y_h [1, batch, 3]
+    state[1].Clear()
+    state[1].dim_value = batch
+    onnx.checker.check_model(model, full_check=True)
+    onnx.save(model, str(path))
+    return path

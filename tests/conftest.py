@@ -23,3 +23,11 @@ def tiny(tmp_path_factory):
     path = tmp_path_factory.mktemp("model") / "tiny.onnx"
     export_weights(LSTMWeights.random(LSTMSpec(input_size=2, hidden_size=4)), path)
     return path
+
+
+@pytest.fixture(scope="module")
+def fixed(tmp_path_factory):
+    """A real LSTM model that takes batch 4 only (``cases.fixed_batch_model``)."""
+    from cases import fixed_batch_model
+
+    return fixed_batch_model(tmp_path_factory.mktemp("fixed") / "fixed.onnx")

@@ -18,6 +18,11 @@ import numpy as np
 
 from lstm_bench.cli import main
 
+# bench options for a run whose figures nobody reads: one block of two calls, no calibration,
+# no history, no progress
+QUICK = ["--span", "0", "--blocks", "1", "--min-time", "0", "--min-reps", "2", "--max-reps", "2",
+         "--no-calibrate", "--no-history", "--quiet"]
+
 
 def run_cli(capsys, *argv) -> tuple[int, str, str]:
     """``lstm-bench ARGV`` in this process: (exit code, stdout, stderr)."""

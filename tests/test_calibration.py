@@ -13,7 +13,7 @@ from lstm_bench.bench.machine import MAX_SPREAD, MIN_BLOCKS, Calibration, GemmPr
 from lstm_bench.bench.report import BenchReport
 from lstm_bench.bench.runner import finish_document, with_peaks
 from lstm_bench.cli import main
-from tests.test_bench_harness import MS, FakeClock, ScriptedRuntime
+from tests.test_bench_harness import FakeClock, ScriptedRuntime
 
 FLOPS = 10 ** 9  # the scripted GEMM: 1 GFLOP a call, so 1 ms a call is 1000 GFLOP/s
 

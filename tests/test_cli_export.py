@@ -10,10 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hostile import assert_bad_input, run_cli
 
 from lstm_bench import seed
-from lstm_bench.exporters.source import ExportParityError, ExportResult, export_source
 from lstm_bench.cli import main
+from lstm_bench.exporters.source import ExportParityError, ExportResult, export_source
 from lstm_bench.errors import LSTMBenchError
 from lstm_bench.spec import LSTMSpec, LSTMWeights
 
@@ -182,3 +183,15 @@ def test_source_kind_dispatch():
     assert source_kind("m.KERAS") == "keras" and source_kind("w.npz") == "npz"
     with pytest.raises(LSTMBenchError, match="unsupported"):
         source_kind("model.h5")
+
+
+def test_a_lone_state_dict_is_told_how_to_export_its_module(tmp_path, capsys):
+    import torch
+
+    torch.save(torch.nn.LSTM(1, 4, batch_first=True).state_dict(), tmp_path / "torch_sd.pt")
+    line = assert_bad_input(run_cli(capsys, "export", tmp_path / "torch_sd.pt", "-o",
+                                    tmp_path / "x.onnx"),
+                            "torch_sd.json: no such file", "lstm-bench train",
+                            'torch.export.save(torch.export.export(model, (x,)), "m.pt2")',
+                            "`lstm-bench export m.pt2 -o m.onnx`")
+    assert line.count("\n") == 0 and not (tmp_path / "x.onnx").exists()

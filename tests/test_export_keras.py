@@ -344,3 +344,29 @@ def test_refuses_bad_opset_and_input(saved):
         export_keras(path, opset=7)
     with pytest.raises(LSTMBenchError, match=r"shape \[2, 100\]"):
         keras_reference(path, np.zeros((2, 100), np.float32))
+
+
+def test_a_keras_model_saved_for_one_length_is_proven_at_another(tmp_path):
+    import os
+
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    import keras
+    from keras import layers
+    from keras_models import save_randomized
+
+    from lstm_bench.exporters.source import CHECK_STEPS, export_source
+
+    def classic():  # the seed's example, smaller: LSTM(4) over a saved length of 10
+        return keras.Sequential([keras.Input((10, 1)), layers.LSTM(4),
+                                 layers.Dense(1, activation="sigmoid")])
+
+    (archive, _), = save_randomized({"classic": classic}, tmp_path, np.random.default_rng(0)).values()
+    result = export_source(archive, tmp_path / "classic.onnx")
+    assert result.passed and result.check_shape == (4, 10, 1)
+    dims = onnx.load(str(tmp_path / "classic.onnx")).graph.input[0].type.tensor_type.shape.dim
+    assert dims[1].dim_param  # the file declares the length dynamic ...
+    # ... so the proof ran at another length too, against the float64 walk
+    assert result.reference.endswith(f", and vs the archive's weights in float64 on input "
+                                     f"[4, {CHECK_STEPS}, 1]")
+    assert any(f"proven at [4, 10, 1] against Keras and the float64 walk, and at "
+               f"[4, {CHECK_STEPS}, 1] against the walk alone" in n for n in result.notes)

@@ -10,7 +10,7 @@ import numpy as np
 import onnx
 import pytest
 
-from hostile import assert_bad_input, run_cli
+from hostile import QUICK, assert_bad_input, run_cli
 from keras_models import save_randomized
 from lstm_bench.bench.report import load_report
 from lstm_bench.exporters.source import CHECK_STEPS
@@ -18,10 +18,7 @@ from lstm_bench.exporters.weights import export_weights
 from lstm_bench.feeds import make_inputs
 from lstm_bench.model import as_model
 from lstm_bench.spec import LSTMSpec, LSTMWeights
-from test_review_inputs import fixed_batch_model
 
-QUICK = ["--span", "0", "--blocks", "1", "--min-time", "0", "--min-reps", "2", "--max-reps", "2",
-         "--no-calibrate", "--no-history", "--quiet"]
 
 
 @pytest.fixture(scope="module")
@@ -127,11 +124,6 @@ def test_a_wrong_verify_json_suggests_a_new_file_and_the_real_model(tiny, tmp_pa
 
 
 # --- 5./6. a fixed-batch model: every report says which batch ran, and of which sweep -------
-
-@pytest.fixture(scope="module")
-def fixed(tmp_path_factory):
-    return fixed_batch_model(tmp_path_factory.mktemp("fixed") / "ts.onnx")
-
 
 def test_live_compare_notes_the_batch_a_fixed_batch_model_takes(fixed, tmp_path, capsys):
     import shutil
