@@ -16,11 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from lstm_bench.bench.stats import Measurement, Shape
-
-
-def shape_key(m: Measurement) -> Shape:
-    return m.key.shape
+from lstm_bench.bench.stats import Measurement
 
 
 def shape_label(key: tuple, short: bool = False) -> str:
@@ -164,9 +160,9 @@ def decide(report) -> Decision:
     many_threads = len({m.threads for m in report.measurements}) > 1
     rows: dict[tuple, dict[str, list[Measurement]]] = {}
     for m in candidates:
-        rows.setdefault(shape_key(m), {}).setdefault(m.runtime, []).append(m)
+        rows.setdefault(m.key.shape, {}).setdefault(m.runtime, []).append(m)
     shapes = []
-    for key in sorted({shape_key(m) for m in report.measurements}):
+    for key in sorted({m.key.shape for m in report.measurements}):
         best = {name: best_threads(ms) for name, ms in rows.get(key, {}).items()}
         ranked = sorted(best.values(), key=lambda pair: pair[0].stats.median)
         winner, fastest = ranked[0] if ranked else (None, None)

@@ -71,20 +71,18 @@ def streaming_model(model: Model, folder) -> StreamingModel:
 
 class StreamingRuntime:
     """A runtime fed one chunk per call, each call starting from the state the last one
-    returned (one state per batch size: the harness interleaves shapes on one session)."""
+    returned (one state per batch size: the harness interleaves shapes on one session).
+    Everything but ``run`` is the wrapped runtime's."""
 
     def __init__(self, runtime, ports):
         self.runtime = runtime
         self.ports = ports
-        self.name = runtime.name
-        self.device = getattr(runtime, "device", "cpu")
         self.states: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
 
-    def available(self) -> str | None:
-        return self.runtime.available()
-
-    def open(self, model, *, threads: int | None = None) -> None:
-        self.runtime.open(model, threads=threads)
+    def __getattr__(self, name):  # name, device, open, synchronize, close, notes, settings...
+        if name == "runtime":  # not set yet (a copy being made): no recursion
+            raise AttributeError(name)
+        return getattr(self.runtime, name)
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         ports = self.ports
@@ -95,18 +93,6 @@ class StreamingRuntime:
         self.states[h0.shape] = (np.asarray(outputs[ports.Y_h], h0.dtype),
                                  np.asarray(outputs[ports.Y_c], h0.dtype))
         return outputs
-
-    def synchronize(self) -> None:
-        self.runtime.synchronize()
-
-    def close(self) -> None:
-        self.runtime.close()
-
-    def notes(self) -> list[str]:
-        return self.runtime.notes()
-
-    def settings(self) -> dict:
-        return self.runtime.settings()
 
 
 def streaming_factories(factories: dict, ports: StreamPorts) -> dict:

@@ -15,6 +15,7 @@ from lstm_bench.bench.table import Column, Detail, Group, Row, Table, one_group
 from lstm_bench.bench.text import ci_text, first_per_runtime, fmt, noise_text, num, \
     peak_text, per_step, ranked_groups
 from lstm_bench.verify.sensitivity import FACTOR
+from lstm_bench.verify.verdict import error_text
 
 NARROW, WIDE, PAGE, FULL = Detail
 
@@ -93,17 +94,13 @@ def cold_table(measurements) -> Table:
     return Table("cold start and memory", columns, one_group(rows))
 
 
-def _error(value) -> str:
-    return fmt(value, ".2g") if value is None or value != float("inf") else "non-finite"
-
-
 def verify_table(verify) -> Table:
     """verify's verdicts beside the timings (a ``report.VerifySummary``), in words."""
     columns = (Column("runtime", align="left"), Column("verdict", align="left"),
                Column("model output max abs"), Column("LSTM layer max abs"),
                Column("tolerance"), Column("details", align="left", wrap=True))
-    rows = [Row((v.runtime, v.status, _error(v.max_abs_error),
-                 _error(v.layer_max_abs_error) if v.layer_status else "–", v.limit(),
+    rows = [Row((v.runtime, v.status, error_text(v.max_abs_error),
+                 error_text(v.layer_max_abs_error) if v.layer_status else "–", v.limit(),
                  v.statement())) for v in verify.verdicts.values()]
     return Table("verify", columns, one_group(rows))
 
@@ -165,18 +162,13 @@ def summary_table(report) -> Table:
         best[m.runtime] = max(best.get(m.runtime, 0.0), m.sequences_per_s)
     smallest = min((m.batch for m in sequence), default=1)
 
-    def err(value):
-        if value is None:
-            return "–"
-        return "non-finite" if value == float("inf") else f"{value:.1e}"
-
     rows = []
     for name in dict.fromkeys(list(latency) + list(verdicts)):
         v = verdicts.get(name)
         status = v.status if v is not None else "–"
         ms = latency.get(name, {}).get(smallest)
-        rows.append(Row((name, status, err(v.max_abs_error if v is not None else None),
-                         err(v.layer_max_abs_error if v is not None else None), fmt(ms),
+        errors = (None, None) if v is None else (v.max_abs_error, v.layer_max_abs_error)
+        rows.append(Row((name, status, *(error_text(e, ".1e") for e in errors), fmt(ms),
                          f"{best[name]:,.0f}" if name in best else "–"),
                         styles={"verify": STATUS_STYLES.get(status, "")}))
     columns = (Column("runtime", align="left"), Column("verify", align="left"),

@@ -71,14 +71,16 @@ class Failure:
     limit: float | str | None
     detail: str = ""
 
-    def __str__(self):
+    def brief(self) -> str:
+        """``output: metric = value > limit L``; a value lost to JSON (NaN, inf) is null."""
         def fmt(x):
-            return f"{x:.3g}" if isinstance(x, float) else str(x)
+            return "non-finite" if x is None else f"{x:.3g}" if isinstance(x, float) else str(x)
 
-        text = f"{self.runtime}: {self.output}: {self.metric} = {fmt(self.value)}"
-        if self.limit is not None:
-            text += f" > limit {fmt(self.limit)}"
-        return text + (f" ({self.detail})" if self.detail else "")
+        text = f"{self.output}: {self.metric} = {fmt(self.value)}"
+        return text + (f" > limit {fmt(self.limit)}" if self.limit is not None else "")
+
+    def __str__(self):
+        return f"{self.runtime}: {self.brief()}" + (f" ({self.detail})" if self.detail else "")
 
     @classmethod
     def from_dict(cls, data: dict, runtime: str) -> Failure:

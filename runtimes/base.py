@@ -14,35 +14,39 @@ nothing to synchronize or close) and a context manager that closes the runtime::
 
 from __future__ import annotations
 
-from typing import Protocol
-
 import numpy as np
 
 from lstm_bench.runtimes.features import EVERYTHING, LSTMSupport
 
 
-class Runtime(Protocol):
-    name: str  # the registry key, e.g. "ort-cpu"
-    device: str  # "cpu" or "cuda"
+class BaseRuntime:
+    """A runtime, with the defaults of its optional parts and a context manager that closes.
+
+    A subclass names itself and implements ``open`` and ``run``."""
+
+    name = "runtime"  # the registry key, e.g. "ort-cpu"
+    device = "cpu"  # or "cuda"
     # The tolerance row it is judged by when it changes the model ("int8", "float16");
     # None: the dtype of its outputs.
-    precision: str | None
-    lstm_support: LSTMSupport  # what it does with each LSTM feature (runtimes.features)
-    libraries: tuple[str, ...]  # the pip distributions it runs on, whose versions reports record
+    precision: str | None = None
+    lstm_support: LSTMSupport = EVERYTHING  # what it does with each LSTM feature
+    libraries: tuple[str, ...] = ()  # the pip distributions it runs on: reports record them
+    uses_ort_options = False  # made with onnxruntime's session options (``ort_options=``)
 
     def available(self) -> str | None:
         """None when this runtime can run on this machine, else the reason it cannot."""
+        return None
 
     def open(self, model, *, threads: int | None = None) -> None:
-        """Load ``model`` (a ``lstm_bench.model.Model`` or a path).
-
-        ``threads`` is the intra-op thread count (None: the runtime's default). Options of
-        one runtime alone (onnxruntime's session options) are given when it is made
-        (``runtimes.registry.make_factories``), not here.
-        """
+        """Load ``model`` (a ``lstm_bench.model.Model`` or a path). ``threads``: the intra-op
+        thread count (None: the runtime's default). Options of one runtime alone
+        (onnxruntime's session options) are given when it is made
+        (``runtimes.registry.make_factories``), not here."""
+        raise NotImplementedError
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Outputs by graph output name, as NumPy arrays on the host."""
+        raise NotImplementedError
 
     def synchronize(self) -> None:
         """Wait for queued device work (a no-op on the CPU)."""
@@ -52,34 +56,10 @@ class Runtime(Protocol):
 
     def notes(self) -> list[str]:
         """What a reader of the verdict should know (fallbacks, paths taken), one line each."""
-
-    def settings(self) -> dict:
-        """The settings it ran with (session options, quantization), for the reports."""
-
-
-class BaseRuntime:
-    """Defaults for the optional parts of ``Runtime`` and a context manager that closes."""
-
-    name = "runtime"
-    device = "cpu"
-    precision: str | None = None
-    lstm_support = EVERYTHING  # runtimes.features: which LSTM features it computes natively
-    libraries: tuple[str, ...] = ()
-    uses_ort_options = False  # made with onnxruntime's session options (``ort_options=``)
-
-    def available(self) -> str | None:
-        return None
-
-    def synchronize(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-    def notes(self) -> list[str]:
         return []
 
     def settings(self) -> dict:
+        """The settings it ran with (session options, quantization), for the reports."""
         return {}
 
     def __enter__(self):
@@ -88,4 +68,3 @@ class BaseRuntime:
     def __exit__(self, *exc) -> bool:
         self.close()
         return False
-

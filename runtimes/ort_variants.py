@@ -22,7 +22,7 @@ costs in accuracy against the float64 truth, with the tolerance row of their pre
   recurrence itself in float32. (With float32 graph I/O kept through Casts, ``keep_io=True``,
   onnxruntime fuses the Cast pairs away and only the weights' rounding remains.)
 
-The two are siblings: each holds an ``OrtRuntime`` session on its transformed model.
+Both are ``OrtRuntime``s that open a session on their transformed model.
 """
 
 from __future__ import annotations
@@ -35,8 +35,7 @@ import numpy as np
 from lstm_bench.errors import LSTMBenchError, first_line
 from lstm_bench.exporters.ort_quiet import quiet_default_logger
 from lstm_bench.model import as_model
-from lstm_bench.runtimes.base import BaseRuntime
-from lstm_bench.runtimes.ort_cpu import OrtRuntime, ort_missing
+from lstm_bench.runtimes.ort_cpu import OrtRuntime
 
 # CPU flags (as /proc/cpuinfo names them) with which onnxruntime's u8s8 GEMM has a dot-product
 # instruction and does not saturate: x86 VNNI (AVX-512 or AVX) and AMX, Arm's dot product.
@@ -167,23 +166,16 @@ def to_float16(model, keep_io: bool = False):
     return converted
 
 
-class OrtInt8Runtime(BaseRuntime):
+class OrtInt8Runtime(OrtRuntime):
     name = "ort-cpu-int8"
-    device = "cpu"
     precision = "int8"
-    lstm_support = OrtRuntime.lstm_support
-    libraries = OrtRuntime.libraries
-    uses_ort_options = True
 
     def __init__(self, flags: frozenset[str] | None | object = THIS_CPU, ort_options=None):
         """``flags``: the CPU flags to choose the settings by (default: this CPU's; tests pass
         another CPU's to run its settings here); ``ort_options`` as for ``OrtRuntime``."""
+        super().__init__(ort_options)
         self.quantization = int8_settings(cpu_flags() if flags is THIS_CPU else flags)
         self.quantized_ops: dict[str, int] = {}
-        self.ort = OrtRuntime(ort_options)
-
-    def available(self) -> str | None:
-        return ort_missing("CPUExecutionProvider")
 
     def quantize(self, source: Path, out: Path) -> None:
         import logging
@@ -209,11 +201,7 @@ class OrtInt8Runtime(BaseRuntime):
         self.quantized_ops = {}
         for node in quantized.graph.node:
             self.quantized_ops[node.op_type] = self.quantized_ops.get(node.op_type, 0) + 1
-        self.ort.name = self.name
-        self.ort.open_session(quantized.SerializeToString(), threads=threads)
-
-    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return self.ort.run(feeds)
+        self.open_session(quantized.SerializeToString(), threads=threads)
 
     def notes(self) -> list[str]:
         lstm = self.quantized_ops.get("DynamicQuantizeLSTM", 0)
@@ -221,40 +209,20 @@ class OrtInt8Runtime(BaseRuntime):
                 f"{lstm} LSTM node(s) as DynamicQuantizeLSTM"]
 
     def settings(self) -> dict:
-        return {**self.ort.settings(), "quantization": self.quantization.as_dict()}
-
-    def close(self) -> None:
-        self.ort.close()
+        return {**super().settings(), "quantization": self.quantization.as_dict()}
 
 
-class OrtFp16Runtime(BaseRuntime):
+class OrtFp16Runtime(OrtRuntime):
     name = "ort-cpu-fp16"
-    device = "cpu"
     precision = "float16"
-    lstm_support = OrtRuntime.lstm_support
-    libraries = OrtRuntime.libraries
-    uses_ort_options = True
-
-    def __init__(self, ort_options=None):
-        self.ort = OrtRuntime(ort_options)
-
-    def available(self) -> str | None:
-        return ort_missing("CPUExecutionProvider")
 
     def open(self, model, *, threads: int | None = None) -> None:
         converted = to_float16(as_model(model).proto)
-        self.ort.name = self.name
-        self.ort.open_session(converted.SerializeToString(), threads=threads)
+        self.open_session(converted.SerializeToString(), threads=threads)
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return self.ort.run({k: v.astype(np.float16) if v.dtype == np.float32 else v
-                             for k, v in feeds.items()})
+        return super().run({k: v.astype(np.float16) if v.dtype == np.float32 else v
+                            for k, v in feeds.items()})
 
     def notes(self) -> list[str]:
         return ["float16 model (weights, inputs, outputs); LSTM computed in float32 by ORT CPU"]
-
-    def settings(self) -> dict:
-        return self.ort.settings()
-
-    def close(self) -> None:
-        self.ort.close()

@@ -32,7 +32,12 @@ RUNTIMES = {
 
 def make_factories(names, ort_options: OrtOptions | None = None) -> dict:
     """Registered name -> factory of a fresh, unopened runtime, made with the options it takes
-    (``ort_options``: the onnxruntime-based ones' session options)."""
+    (``ort_options``: the onnxruntime-based ones' session options). An unknown name is an
+    error here; the command line refuses it sooner (``lstm_bench.cli.options.runtime_names``)."""
+    unknown = [name for name in names if name not in RUNTIMES]
+    if unknown:
+        raise LSTMBenchError(f"unknown runtime {', '.join(map(repr, unknown))}; known: "
+                             f"{', '.join(RUNTIMES)}")
     factories = {}
     for name in names:
         runtime = RUNTIMES[name]
@@ -44,6 +49,4 @@ def make_factories(names, ort_options: OrtOptions | None = None) -> dict:
 
 def get_runtime(name: str, ort_options: OrtOptions | None = None):
     """A fresh, unopened runtime of this registered name (see ``make_factories``)."""
-    if name not in RUNTIMES:
-        raise LSTMBenchError(f"unknown runtime {name!r}; known: {', '.join(RUNTIMES)}")
     return make_factories([name], ort_options)[name]()

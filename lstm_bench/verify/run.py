@@ -121,9 +121,8 @@ def verify_runtime(runtime, truth: Truth, *, threads: int | None = None,
             runtime.synchronize()
         except Exception as exc:  # a runtime that cannot run this model is a failing runtime
             # lstm-bench's own message names the runtime, which the row names already
-            message = (first_line(exc).removeprefix(f"{name}: ")
-                       if isinstance(exc, LSTMBenchError)
-                       else f"{type(exc).__name__}: {first_line(exc)}")
+            ours = isinstance(exc, LSTMBenchError)
+            message = first_line(exc, with_type=not ours).removeprefix(f"{name}: ")
             return Verdict(name, ERROR, device=device, reason=message,
                            notes=_with_explanation(runtime, model, runtime.notes()),
                            settings=runtime.settings(),
@@ -133,7 +132,7 @@ def verify_runtime(runtime, truth: Truth, *, threads: int | None = None,
         result = replace(result, device=device, settings=runtime.settings(),
                          notes=tuple(runtime.notes()),
                          streaming=streaming_parity(runtime, model, truth.inputs.feeds,
-                                                    precision=precision, name=name)
+                                                    precision=precision)
                          if streaming else None).settled()
     if result.status == FAIL:
         result = replace(result, notes=_with_explanation(runtime, model, result.notes))

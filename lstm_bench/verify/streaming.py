@@ -92,9 +92,9 @@ def chunk_sizes(seq_len: int, chunks: int) -> list[int]:
 
 
 def streaming_parity(runtime, model, feeds: dict[str, np.ndarray], *, chunks: int = 3,
-                     precision: str = "float32", name: str | None = None) -> StreamingParity:
+                     precision: str = "float32") -> StreamingParity:
     """Run the open ``runtime`` once on ``feeds`` and again in ``chunks`` pieces; compare."""
-    label = name or runtime.name
+    label = runtime.name
     ports, reason = stream_ports(model)
     if ports is None:
         return StreamingParity(label, "skip", reason=reason)

@@ -160,7 +160,7 @@ class Verdict:
         row = f"{self.precision} tolerance {self.tolerance}" if self.tolerance else "tolerance"
         own = any(o.failures for o in self.outputs) or self.errors
         parts = [f"model outputs {'over' if own else 'within'} the {row} "
-                 f"(max abs {_err(self.max_abs_error)}{self._widened(self.outputs)})"]
+                 f"(max abs {error_text(self.max_abs_error)}{self._widened(self.outputs)})"]
         layer = self.lstm_layer
         if layer is not None:
             what = f"LSTM layer {layer.label} ({layer.detail})"
@@ -168,7 +168,7 @@ class Verdict:
                 parts.append(f"{what}: error: {layer.reason}")
             else:
                 parts.append(f"{what}: {'over' if layer.failures else 'within'} that tolerance "
-                             f"(max abs {_err(layer.max_abs_error)}"
+                             f"(max abs {error_text(layer.max_abs_error)}"
                              f"{self._widened(layer.outputs)})")
         return f"{self.status}: " + "; ".join(parts)
 
@@ -179,11 +179,12 @@ class Verdict:
         if self.status == ERROR:
             return f"could not run: {self.reason or 'error'}"
         model = "model output within" if self.model_ok else "model output beyond"
-        text = f"{model} {self.precision or ''} tolerance (max abs {_err(self.max_abs_error)})"
+        text = (f"{model} {self.precision or ''} tolerance "
+                f"(max abs {error_text(self.max_abs_error)})")
         if self.layer_status in (PASS, FAIL):
             within = "within" if self.layer_status == PASS else "beyond"
             text += (f"; LSTM layer's hidden states {within} it "
-                     f"(max abs {_err(self.layer_max_abs_error)})")
+                     f"(max abs {error_text(self.layer_max_abs_error)})")
         if self.status == FAIL and self.why_failed():
             text += f"; {self.why_failed()}"
         return " ".join(text.split())
@@ -197,19 +198,15 @@ class Verdict:
         if self.model_ok and self.layer_status == FAIL:
             word = "drift" if self.status == DRIFT else "failed verify"
             return (f"{word}: the LSTM layer's hidden states are beyond its "
-                    f"{self.precision} tolerance (max abs {_err(self.layer_max_abs_error)}), "
-                    f"though the model output is within it ({_err(self.max_abs_error)})")
+                    f"{self.precision} tolerance (max abs {error_text(self.layer_max_abs_error)}), "
+                    f"though the model output is within it ({error_text(self.max_abs_error)})")
         return f"failed verify: {self.why_failed() or 'beyond tolerance'}"
 
     def why_failed(self) -> str | None:
         """The reason, else the first failure in a few words."""
         if self.reason or not self.failures:
             return self.reason
-        first = self.failures[0]
-        text = f"{first.output}: {first.metric} = {_num_text(first.value)}"
-        if first.limit is not None:
-            text += f" > limit {_num_text(first.limit)}"
-        return text
+        return self.failures[0].brief()
 
     def limit(self) -> str:
         if self.tolerance is None:
@@ -275,13 +272,9 @@ def _failures(entries, runtime: str) -> tuple[Failure, ...]:
     return tuple(Failure.from_dict(f, runtime) for f in entries or () if isinstance(f, dict))
 
 
-def _err(value) -> str:
+def error_text(value, spec: str = ".2g") -> str:
+    """An error figure in a report: "–" for none, "non-finite" for NaN or inf."""
     if value is None:
         return "–"
-    return "non-finite" if not math.isfinite(value) else f"{value:.2g}"
+    return "non-finite" if not math.isfinite(value) else format(value, spec)
 
-
-def _num_text(value) -> str:
-    if value is None:
-        return "non-finite"
-    return f"{value:.3g}" if isinstance(value, float) else str(value)
