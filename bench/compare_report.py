@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 
 from lstm_bench.bench.compare import ALPHA, Change, caption
 from lstm_bench.bench.decision import plural
-from lstm_bench.bench.markdown import md_table
+from lstm_bench.bench.markdown import md_table, md_text
 from lstm_bench.bench.page import CSS, html_table
 from lstm_bench.bench.report import write_formats
 from lstm_bench.bench.table import Column, Detail, Table
@@ -87,9 +87,10 @@ def to_dict(comparison: Comparison) -> dict:
 
 
 def render_markdown(comparison: Comparison) -> str:
-    parts = [f"# lstm-bench compare: {comparison.headline}", "",
-             f"Base `{comparison.base}`, new `{comparison.new}`. {comparison.caption}", ""]
-    parts += [f"> {n}" for n in comparison.notes] + ([""] if comparison.notes else [])
+    parts = [f"# lstm-bench compare: {md_text(comparison.headline)}", "",
+             f"Base {md_text(comparison.base)}, new {md_text(comparison.new)}. "
+             f"{comparison.caption}", ""]
+    parts += [f"> {md_text(n)}" for n in comparison.notes] + ([""] if comparison.notes else [])
     parts += [md_table(changes_table(comparison.changes)), ""]
     return "\n".join(parts)
 

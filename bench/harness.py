@@ -50,6 +50,16 @@ from lstm_bench.files import limit_seconds
 
 Clock = Callable[[], int]
 
+# Bounds of the settings (each option is refused beyond them, with one line): what a benchmark
+# can mean, not what a machine could run. Workers start one after another, so 64 of them is
+# already an hour of start-up for a heavy runtime; a span or a minimum time of a day is a
+# soak test; a block count beyond 10^5 leaves every block a few calls. Without them,
+# --processes 100000 and --span 1e308 ran for ever and --min-time 1e308 overflowed.
+MAX_PROCESSES = 64
+MAX_SPAN = 86400.0
+MAX_BLOCKS = 100_000
+MAX_CALLS = 2 ** 31 - 1
+
 
 @dataclass(frozen=True)
 class Timeline:
@@ -79,22 +89,24 @@ class Settings:
     processes: int = 1  # worker processes the blocks are spread over (``bench.runner``)
 
     def __post_init__(self):
-        if not self.min_time >= 0 or not self.max_time > 0:
-            raise LSTMBenchError(f"--min-time must be >= 0 and max_time > 0, got "
-                                 f"{self.min_time} and {self.max_time}")
-        if not self.span >= 0 or math.isinf(self.span):
-            raise LSTMBenchError(f"--span must be a number of seconds >= 0, got {self.span}")
-        if self.min_reps < 1 or self.max_reps < self.min_reps:
-            raise LSTMBenchError(f"need 1 <= min_reps <= max_reps, got {self.min_reps}, "
-                                 f"{self.max_reps}")
-        if self.block < 1:
-            raise LSTMBenchError(f"--block must be at least 1, got {self.block}")
+        if not (0 <= self.min_time <= MAX_SPAN) or not 0 < self.max_time <= MAX_SPAN:
+            raise LSTMBenchError(f"--min-time must be 0 to {MAX_SPAN:g} seconds and max_time "
+                                 f"above 0, got {self.min_time} and {self.max_time}")
+        if not 0 <= self.span <= MAX_SPAN:
+            raise LSTMBenchError(f"--span must be a number of seconds from 0 to {MAX_SPAN:g} "
+                                 f"(a day), got {self.span}")
+        if self.min_reps < 1 or self.max_reps < self.min_reps or self.max_reps > MAX_CALLS:
+            raise LSTMBenchError(f"need 1 <= min_reps <= max_reps <= {MAX_CALLS}, got "
+                                 f"{self.min_reps}, {self.max_reps}")
+        if not 1 <= self.block <= MAX_CALLS:
+            raise LSTMBenchError(f"--block must be 1 to {MAX_CALLS}, got {self.block}")
         if not self.block_time >= 0:
             raise LSTMBenchError(f"block_time must be >= 0 seconds, got {self.block_time}")
-        if self.blocks < 1:
-            raise LSTMBenchError(f"--blocks must be at least 1, got {self.blocks}")
-        if self.processes < 1:
-            raise LSTMBenchError(f"--processes must be at least 1, got {self.processes}")
+        if not 1 <= self.blocks <= MAX_BLOCKS:
+            raise LSTMBenchError(f"--blocks must be 1 to {MAX_BLOCKS}, got {self.blocks}")
+        if not 1 <= self.processes <= MAX_PROCESSES:
+            raise LSTMBenchError(f"--processes must be 1 to {MAX_PROCESSES}, got "
+                                 f"{self.processes}")
         if self.warmup_reps < 0 or self.warmup_time < 0:
             raise LSTMBenchError("warm-up reps and time must be >= 0")
 
@@ -285,9 +297,11 @@ def open_runtime(name: str, factory, model, threads: int | None, shapes_feeds: l
             runtime.synchronize()
     except LSTMBenchError:
         runtime.close()
+        interrupts.check()  # a signal a library turned into this error is no skipped runtime
         raise
     except Exception as exc:  # a runtime's own failure type: report it, keep the others going
         runtime.close()
+        interrupts.check()
         first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise LSTMBenchError(f"{name}: {stage} failed: {first_line}") from None
     return Opened(name, runtime, {"open": open_ns / 1e6, "first_run": first_ns / 1e6},

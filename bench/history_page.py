@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 from lstm_bench.bench.decision import plural, shape_label
 from lstm_bench.bench.history import change_lines, machine_line, quiet_line, series_table
 from lstm_bench.bench.page import CSS, html_table
-from lstm_bench.bench.plots import _figure, _legend, _png, dot_rows, runtime_colours, \
-    thread_styles, value_axis
+from lstm_bench.bench.plots import _figure, _legend, _png, dot_rows, plot_text, \
+    runtime_colours, thread_styles, value_axis
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -24,13 +24,14 @@ def _plot(series) -> Figure:
     shapes = sorted({s.shape for s in series})
     runs = sorted({p.run_id for s in series for p in s.points})
     x_of = {run: i for i, run in enumerate(runs)}
-    commits = {p.run_id: (p.git_commit or "?")[:7] for s in series for p in s.points}
+    # a commit is any text in the database: drawn literally (``plot_text``), once
+    commits = {p.run_id: plot_text((p.git_commit or "?")[:7]) for s in series for p in s.points}
     colours = runtime_colours({s.runtime for s in series})
     styles = thread_styles({s.threads for s in series})
     many_threads = len(styles) > 1
 
     def label(s):
-        return f"{s.runtime}, {s.threads} thr" if many_threads else s.runtime
+        return plot_text(f"{s.runtime}, {s.threads} thr" if many_threads else s.runtime)
 
     if len(runs) == 1:
         per_panel = max(sum(1 for s in series if s.shape == shape) for shape in shapes)
@@ -44,7 +45,7 @@ def _plot(series) -> Figure:
                 rows.append({"label": label(s), "colour": colours[s.runtime],
                              "value": m.stats.median, "ci": m.stats.median_ci})
             dot_rows(ax, rows, f"median ms, 95% CI (run #{runs[0]}, {commits[runs[0]]})")
-            ax.set_title(shape_label(shape))
+            ax.set_title(plot_text(shape_label(shape)))
         return fig
     fig, axes = _figure(len(shapes), height=3.8)
     for ax, shape in zip(axes, shapes):
@@ -63,7 +64,7 @@ def _plot(series) -> Figure:
                 ax.plot([x_of[p.run_id]], [p.measurement.stats.median], "o", markersize=14,
                         markerfacecolor="none", markeredgewidth=2,
                         markeredgecolor="#2a7" if p.change.verdict == "faster" else "#d22")
-        ax.set_title(shape_label(shape))
+        ax.set_title(plot_text(shape_label(shape)))
         values = [v for v in values if v > 0]
         if values:
             value_axis(ax.yaxis, min(values), max(values))

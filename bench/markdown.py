@@ -1,7 +1,13 @@
 """The bench report as Markdown: the decision on top, then one table per thread count, and
-the streaming rows in a table of their own (per call and per step)."""
+the streaming rows in a table of their own (per call and per step).
+
+Every text that comes from outside (a model path, a runtime name, a CPU, a note, a reason) goes
+through ``md_text``: a name is shown as it is, never read as Markdown or HTML by the renderer.
+"""
 
 from __future__ import annotations
+
+import re
 
 from lstm_bench.bench.decision import decide, plural
 from lstm_bench.bench.machine import calibration_text
@@ -19,6 +25,22 @@ STREAM_CAPTION = ("One call carries `chunk` steps of `batch` streams, h and c ca
                   "call before; p50 and p99 per call (p50: the median of the block medians), and "
                   "per step (over the chunk); steps/s counts steps of every stream; " + NO_PEAK
                   + ".")
+
+
+# Markdown's inline syntax and raw HTML: <script>, [links](...), *emphasis*, `code`, entities
+# (&#x202E; is a bidi override once rendered), table pipes
+_MD_SYNTAX = re.compile(r"[\\`*_\[\]<&|]")
+# characters that are not seen but act: line breaks (a newline would start a heading or a
+# list), other controls, and the bidi controls that reorder what a reader sees (U+061C,
+# U+200E-U+200F, U+202A-U+202E, U+2066-U+2069), line and paragraph separators
+_UNSEEN = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
+
+
+def md_text(text) -> str:
+    """``text`` as literal Markdown: its syntax backslash-escaped, each unseen character
+    written as its code (a newline as ``\\u000a``)."""
+    text = _MD_SYNTAX.sub(lambda m: "\\" + m.group(), str(text))
+    return _UNSEEN.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def by_threads(measurements) -> list[tuple[int | None, list]]:
@@ -52,27 +74,30 @@ def md_table(table: Table) -> str:
     shown = table.shown(Detail.FULL)
 
     def line(cells):
-        return "| " + " | ".join(str(c).strip().replace("|", "\\|") for c in cells) + " |"
-    return "\n".join([line(table.columns[i].name for i in shown),
+        return "| " + " | ".join(cells) + " |"
+    # the column names are this module's own (seq_len, not seq\_len); the cells are data
+    return "\n".join([line(table.columns[i].name.strip().replace("|", "\\|") for i in shown),
                       "|" + "|".join("---" for _ in shown) + "|"]
-                     + [line(row.cells[i] for i in shown) for row in table.rows])
+                     + [line(md_text(str(row.cells[i]).strip()) for i in shown)
+                        for row in table.rows])
 
 
 def decision_markdown(report) -> list[str]:
     decision = decide(report)
     title = "## Decision: the fastest runtime that passed verify" if decision.verified else \
         "## Decision: the fastest runtime (not verified)"
-    parts = [title, ""] + [f"- {line}" for line in decision.lines()]
+    parts = [title, ""] + [f"- {md_text(line)}" for line in decision.lines()]
     if decision.excluded:
-        parts += ["", "Excluded:", ""] + [f"- {line}" for line in decision.excluded_lines()]
+        parts += ["", "Excluded:", ""] + [f"- {md_text(line)}"
+                                          for line in decision.excluded_lines()]
     notes = machine_warnings(report) + [x for x in [noise_line(report)] if x]
     for note in notes:  # a blank line between: consecutive "> " lines make one paragraph
-        parts += ["", f"> {note}"]
+        parts += ["", f"> {md_text(note)}"]
     return parts + [""]
 
 
 def render_markdown(report) -> str:
-    parts = [f"# {report.title}", "", machine_line(report), ""]
+    parts = [f"# {md_text(report.title)}", "", md_text(machine_line(report)), ""]
     parts += decision_markdown(report)
     sequence, stream = split_rows(report.measurements)
     if sequence:
@@ -89,5 +114,6 @@ def render_markdown(report) -> str:
     if report.verify:
         parts += ["## Verify", "", md_table(verify_table(report.verify)), ""]
     if report.skipped:
-        parts += ["## Skipped", ""] + [f"- {s.runtime}: {s.reason}" for s in report.skipped] + [""]
+        parts += ["## Skipped", ""] + [f"- {md_text(s.runtime)}: {md_text(s.reason)}"
+                                        for s in report.skipped] + [""]
     return "\n".join(parts)

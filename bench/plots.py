@@ -9,6 +9,9 @@ side-by-side bars on linear axes (session open | first run); streaming latency p
 row per runtime, p50 joined to p99; verify's error per time step with each precision's
 tolerance.
 
+Text from the data (runtime names, precisions, commits) goes through ``plot_text`` on its way
+in: drawn as written, never read as math text.
+
 Value axes carry enough labels to read a figure off them (``value_axis``). Throughput is drawn
 on plain axes from 0, where a runtime ten times slower than the fastest at every point would
 only flatten the contenders: it is left out of the panel and named under it.
@@ -25,6 +28,8 @@ from typing import TYPE_CHECKING
 
 from lstm_bench.bench.decision import shape_label
 from lstm_bench.bench.text import first_per_runtime, split_rows
+from lstm_bench.files import private_env_folder
+from lstm_bench.printable import visible
 from lstm_bench.runtimes.registry import RUNTIMES
 
 if TYPE_CHECKING:
@@ -36,6 +41,16 @@ STYLES = ("-", "--", ":", "-.")
 MARKERS = ("o", "s", "^", "D", "v", "P")
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
            "#17becf", "#7f7f7f", "#bcbd22", "#393b79", "#637939")
+
+
+def plot_text(text) -> str:
+    """``text`` from a report or the history (a name, a precision, a commit) as matplotlib
+    draws it literally. Between two ``$`` matplotlib reads math text, and raises on what it
+    cannot parse (``$\\foo$``): every ``$`` is escaped (``\\$``, which it draws as ``$``), the
+    only character its text layout reads outside math; control characters are shown as
+    escapes (``lstm_bench.printable.visible``), which no font has a glyph for. Apply once: an
+    escaped text escaped again would show its backslashes."""
+    return visible(str(text)).replace("$", r"\$")
 
 
 def runtime_colours(names) -> dict[str, str]:
@@ -60,7 +75,10 @@ PER_ROW = 3  # panels side by side; more wrap onto further rows
 
 def _figure(panels: int, height: float = 4.2):
     """A full-width figure with ``panels`` axes, at most PER_ROW to a row."""
-    from matplotlib.figure import Figure
+    # matplotlib writes its config folder and font cache as it is imported: into a private
+    # temporary folder, not ~/.config and ~/.cache (MPLCONFIGDIR, when set, is used instead)
+    with private_env_folder("MPLCONFIGDIR", "lstm-bench-matplotlib-"):
+        from matplotlib.figure import Figure
 
     cols = min(panels, PER_ROW)
     rows = -(-panels // cols)
@@ -158,7 +176,9 @@ def _too_slow(lines: dict) -> dict:
 
 
 def _label(runtime, threads, many_threads: bool) -> str:
-    return f"{runtime}, {threads} thr" if many_threads and threads is not None else runtime
+    """A line's or a row's label, ready to draw (``plot_text``)."""
+    return plot_text(f"{runtime}, {threads} thr" if many_threads and threads is not None
+                     else runtime)
 
 
 def _draw(measurements, curves, title_of, xlabel, ylabel, logy=True,
@@ -191,7 +211,7 @@ def _draw(measurements, curves, title_of, xlabel, ylabel, logy=True,
                 ax.errorbar(xs, ys, yerr=[lower, upper], capsize=3, **kw)
             else:
                 ax.plot(xs, ys, **kw)
-        ax.set_title(title_of(panel))
+        ax.set_title(plot_text(title_of(panel)))
         note = ""
         if slow:
             # a name never breaks over two lines: no-break spaces, no breaks at hyphens
@@ -312,7 +332,7 @@ def cold_start(measurements) -> Figure:
     written at the bars: a 1 ms open next to a 2 s one is still readable."""
     firsts = first_per_runtime(measurements)
     many_threads = len({m.threads for m in firsts}) > 1
-    labels = [f"{m.runtime}, {m.threads} thr" if many_threads else m.runtime for m in firsts]
+    labels = [_label(m.runtime, m.threads, many_threads) for m in firsts]
     colours = runtime_colours({m.runtime for m in firsts})
     fig, axes = _figure(2, height=max(2.2, 0.42 * len(firsts) + 1.2))
     for ax, (key, title) in zip(axes, (("open", "session open (ms)"),
@@ -340,13 +360,13 @@ def verify_error_per_step(verify) -> Figure | None:
     for v in verdicts:
         errors = v.per_step_max_abs_error
         ax.plot(range(len(errors)), [max(e, 1e-12) for e in errors], color=colours[v.runtime],
-                label=f"{v.runtime} ({v.precision or '?'})")
+                label=plot_text(f"{v.runtime} ({v.precision or '?'})"))
     tolerances = {(v.precision, v.tolerance.atol, v.tolerance.rtol) for v in verdicts
                   if v.tolerance is not None}
     for precision, atol, rtol in sorted(tolerances, key=lambda t: t[1]):
         ax.axhspan(atol, atol + rtol, color="0.5", alpha=0.12)
         ax.axhline(atol, color="0.3", linestyle="--", linewidth=1)
-        ax.annotate(f"{precision} tolerance {atol:g} + {rtol:g}·|truth|", (0, atol),
+        ax.annotate(plot_text(f"{precision} tolerance {atol:g} + {rtol:g}·|truth|"), (0, atol),
                     xytext=(4, 3), textcoords="offset points", fontsize="small", color="0.25")
     ax.set_yscale("log")
     ax.set_xlabel("time step")

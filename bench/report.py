@@ -23,14 +23,42 @@ from lstm_bench.bench.decision import decide
 from lstm_bench.bench.machine import Calibration
 from lstm_bench.bench.markdown import render_markdown
 from lstm_bench.bench.page import render_html
-from lstm_bench.bench.stats import Measurement
+from lstm_bench.bench.stats import SEQUENCE, STREAMING, Measurement
 from lstm_bench.errors import LSTMBenchError
 from lstm_bench.files import read_json, to_json, write_text
-from lstm_bench.verify.report import VerifySummary
+from lstm_bench.schema import RUNTIME, Each, Fields, check
+from lstm_bench.verify.report import NUMBER, VERIFY_SECTION, VerifySummary
 
 SCHEMA = "lstm-bench/bench/1"
 REQUIRED_ROW_KEYS = ("runtime", "batch", "seq_len", "threads", "latency_ms", "throughput",
                      "samples_ns")
+
+# The layout ``to_dict`` and ``Measurement.as_dict`` write, as ``lstm_bench.schema`` checks it
+# before a report is read back: every field a reader, a table or a plot uses, of the type it
+# uses (figures written for readers only are let through; a row's other keys are its runtime's
+# settings).
+ROW = Fields({
+    "runtime": RUNTIME, "batch": int, "seq_len": int, "threads": (int, None),
+    "samples_ns": [float], "latency_ms": dict, "throughput": dict, "device": str,
+    "flops": NUMBER, "cold_start_ms": (Each(NUMBER), None), "peak_memory_mb": NUMBER,
+    "blocks": ([Fields({"process": int, "round": int, "start_s": float, "calls": int},
+                       required=("process", "round", "start_s", "calls"))], None),
+    "mode": (frozenset({SEQUENCE, STREAMING}), None), "stateful_variant": (bool, None)},
+    required=REQUIRED_ROW_KEYS)
+MACHINE = {"cpu": (str, None), "cores": (int, None), "usable_cores": (int, None),
+           "git_commit": (str, None), "libraries": (dict, None),
+           "load_average": ({"before": ([float], None), "after": ([float], None),
+                             "other_cores": NUMBER}, None),
+           "thread_settings": (dict, None)}
+BENCH_REPORT = Fields({
+    "schema": str, "model": ({"path": str, "sha256": (str, None), "inputs_fed": (dict, None)},
+                             None),
+    "machine": (MACHINE, None), "settings": (dict, None), "peak_gflops": NUMBER,
+    "calibration": ([dict], None), "results": [ROW],
+    "skipped": ([Fields({"runtime": str, "reason": str, "threads": (int, None)},
+                        required=("runtime",))], None),
+    "notes": ([str], None), "verify": (VERIFY_SECTION, None), "export": (dict, None)},
+    required=("results",))
 
 
 @dataclass(frozen=True)
@@ -115,7 +143,9 @@ def build_document(result, *, model: dict, machine: dict,
 
 
 def check_document(doc, where) -> dict:
-    """A bench JSON document, checked enough that ``compare`` and the renderers can trust it."""
+    """A bench JSON document, checked against its layout (``BENCH_REPORT``, and what the types
+    cannot say: sizes at least 1, blocks that hold the samples) so that ``compare`` and the
+    renderers can trust it."""
     if not isinstance(doc, dict) or not isinstance(doc.get("results"), list):
         raise LSTMBenchError(f"{where}: not an lstm-bench report (no top-level 'results' list)")
     for i, row in enumerate(doc["results"]):
@@ -136,7 +166,32 @@ def check_document(doc, where) -> dict:
                                  "non-negative numbers")
     if doc.get("verify") is not None and not isinstance(doc["verify"], dict):
         raise LSTMBenchError(f"{where}: 'verify' must be an object")
+    check(doc, BENCH_REPORT, str(where))
+    for i, row in enumerate(doc["results"]):
+        _check_counts(row, f"{where}: results[{i}]")
     return doc
+
+
+def check_row(row, where: str) -> None:
+    """One result row (``Measurement.as_dict``) read back alone: a history database's."""
+    check(row, ROW, where)
+    _check_counts(row, where)
+    if not row["samples_ns"] or any(s < 0 for s in row["samples_ns"]):
+        raise LSTMBenchError(f"{where}: samples_ns must be a non-empty list of non-negative "
+                             "numbers")
+
+
+def _check_counts(row: dict, where: str) -> None:
+    """What the types of a row (``ROW``) cannot say: sizes at least 1, blocks that hold its
+    samples."""
+    blocks = row.get("blocks") or []
+    if min(row["batch"], row["seq_len"], row["threads"] or 1) < 1 or any(
+            b["calls"] < 1 for b in blocks):
+        raise LSTMBenchError(f"{where} needs batch, seq_len, threads and the calls of each "
+                             "block at least 1")
+    if blocks and sum(b["calls"] for b in blocks) != len(row["samples_ns"]):
+        raise LSTMBenchError(f"{where}: its blocks hold {sum(b['calls'] for b in blocks)} "
+                             f"calls, its samples_ns {len(row['samples_ns'])}")
 
 
 def load_json(path) -> dict:

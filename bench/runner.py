@@ -4,9 +4,13 @@ live display, and one report document per model (``run_plan``)."""
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
+import os
 import signal
+import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -110,6 +114,31 @@ def _worker(job: dict) -> list[dict]:
              "calibrations": [c.as_dict() for c in r.calibrations]} for r in results]
 
 
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _die_with_parent(parent: int) -> None:
+    """Run first in each worker process: the worker ends when its parent does. A parent that
+    is killed (SIGKILL, the out-of-memory killer) cannot end its worker, which would wait for
+    work for ever and keep multiprocessing's resource tracker alive with it. On Linux the
+    kernel sends the worker SIGKILL as the parent dies (``prctl(PR_SET_PDEATHSIG)``: the
+    parent's main thread spawns the workers, and the signal follows the thread that did);
+    elsewhere a thread checks every second whether the parent is still there."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0:
+            if os.getppid() != parent:  # it died before the signal was asked for
+                os._exit(1)
+            return
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="lstm-bench-parent-watch", daemon=True).start()
+
+
 def worker_settings(settings, processes: int):
     """Each of N workers takes 1/N of the span, the blocks and the minimum time."""
     return replace(settings, span=settings.span / processes,
@@ -137,8 +166,8 @@ def measure_in_processes(plan: SweepPlan, ports: StreamPorts | None = None,
     for process in range(processes):
         notify("process", process=process, processes=processes)
         # spawn: a fresh interpreter, nothing inherited from this one's state
-        with ProcessPoolExecutor(max_workers=1,
-                                 mp_context=multiprocessing.get_context("spawn")) as pool:
+        with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=_die_with_parent, initargs=(os.getpid(),)) as pool:
             try:
                 # the worker starts with Ctrl-C blocked (a terminal sends it to the whole
                 # process group): this process alone handles it, and ends the worker

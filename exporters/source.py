@@ -19,14 +19,14 @@ from pathlib import Path
 
 import numpy as np
 
-from lstm_bench import seed
+from lstm_bench import interrupts, seed
 from lstm_bench.errors import LSTMBenchError, first_line
 from lstm_bench.exporters.keras import export_keras, keras_reference, read_keras
 from lstm_bench.exporters.ort_quiet import session_options
 from lstm_bench.exporters.torch_export import EXPORTERS, METADATA_EXPORTER, export_torch
 from lstm_bench.exporters.torch_program import export_program
 from lstm_bench.exporters.weights import export_weights
-from lstm_bench.files import atomic_path, check_distinct
+from lstm_bench.files import atomic_path, check_distinct, private_env_folder
 from lstm_bench.graph import summary
 from lstm_bench.reference import lstm
 from lstm_bench.spec import LSTMWeights
@@ -127,13 +127,15 @@ OWN_MODULE = ("for your own torch module, save it as a program: torch.export.sav
               "m.onnx`")
 
 
-def _check_checkpoint_pair(source: Path) -> None:
+def _check_checkpoint_pair(source: Path) -> Path:
     """A .pt (or .json) is a train checkpoint only with its other half beside it; a lone .pt
-    is most often a user's own state_dict, which needs its module: say how to export that."""
+    is most often a user's own state_dict, which needs its module: say how to export that.
+    Returns the other half."""
     pair = source.with_suffix(".json" if source.suffix.lower() == ".pt" else ".pt")
     if not pair.is_file():
         raise LSTMBenchError(f"{pair}: no such file: a .pt exports as an `lstm-bench train` "
                              f"checkpoint (NAME.pt plus NAME.json); {OWN_MODULE}")
+    return pair
 
 
 def _onnxruntime_outputs(path: Path, feeds: dict) -> list[np.ndarray]:
@@ -263,8 +265,7 @@ def export_source(source: str | Path, out: str | Path, *, opset: int | None = No
     kind = source_kind(source)
     if not source.is_file():
         raise LSTMBenchError(f"{source}: no such file")
-    if kind == "checkpoint":
-        _check_checkpoint_pair(source)
+    companion = _check_checkpoint_pair(source) if kind == "checkpoint" else None
     if not os.access(source, os.R_OK):
         raise LSTMBenchError(f"{source}: not readable (permission denied)")
     if exporter not in EXPORTERS:
@@ -276,12 +277,15 @@ def export_source(source: str | Path, out: str | Path, *, opset: int | None = No
                              f"{kind} sources")
     if out.suffix.lower() != ".onnx":
         raise LSTMBenchError(f"{out}: the output path must end in .onnx")
-    check_distinct({"SOURCE": source}, {"--output": out})
+    check_distinct({"SOURCE": source, "SOURCE's other half": companion}, {"--output": out})
 
     notes = ()
     # Built and proven in a private folder: a source that turns out bad leaves no trace beside
     # OUT (not even a temporary file); only a proven file is copied there, atomically.
-    with tempfile.TemporaryDirectory(prefix="lstm-bench-export-") as work:
+    # torch's compiler makes its cache folder (torchinductor_USER) in the temporary folder as
+    # the exporter imports it, and leaves it there, empty: it goes to a private one instead
+    with tempfile.TemporaryDirectory(prefix="lstm-bench-export-") as work, \
+            private_env_folder("TORCHINDUCTOR_CACHE_DIR", "lstm-bench-torch-"):
         tmp = Path(work) / out.name
         if kind == "checkpoint":
             used, reference, feeds, expected = _export_checkpoint(source, tmp, opset, exporter)
@@ -327,6 +331,8 @@ def export_source(source: str | Path, out: str | Path, *, opset: int | None = No
             raise ExportParityError(
                 f"{out}: the exported model is {max_abs:.3g} (max abs error) from "
                 f"{reference}, beyond the tolerance {tolerance}; nothing was written", result)
+        # a signal whose exception a finalizer or a library swallowed: nothing placed
+        interrupts.check()
         data = tmp.with_name(tmp.name + ".data")  # weights past 2 GB (torch_export.save_model)
         placed = []
         try:  # the model last; a failure removes the data file placed before it

@@ -28,6 +28,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from lstm_bench import interrupts
 from lstm_bench.errors import LSTMBenchError, first_line
 from lstm_bench.exporters.torch_graph import (assert_structure, fold_weights, relax_shapes,
                                               unbake_sequence_length)
@@ -214,6 +215,9 @@ def export_with(which, module, args, options: ExportOptions, *, expected_layers,
             # load_external_data pulls the dynamo exporter's model.onnx.data inline.
             proto = onnx.load(str(raw_path), load_external_data=True)
         except Exception as exc:  # the exporters raise many types; keep the first line
+            # unless it is a Ctrl-C or SIGTERM that torch turned into an error of its own
+            # (C++ code that catches every exception does): that is no exporter failure
+            interrupts.check()
             raise LSTMBenchError(f"torch.onnx.export ({which}) failed: "
                                  f"{first_line(exc, with_type=True)}") from None
     written = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
@@ -237,6 +241,7 @@ def export_with(which, module, args, options: ExportOptions, *, expected_layers,
         onnx.checker.check_model(proto, full_check=True)
         onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True)
     except Exception as exc:
+        interrupts.check()  # a signal turned into this error is no fault of the graph
         raise LSTMBenchError(f"the {which} exporter's graph fails onnx.checker / shape "
                              f"inference: {first_line(exc)}") from None
     assert_structure(proto, expected_layers, options.has_lengths)
@@ -313,12 +318,16 @@ def export_torch(model, example_input, path, *, opset: int | None = None, dynami
                                     expected_layers=expected_layers, outputs=outputs, probe=probe)
                 break
             except LSTMBenchError as exc:
+                # a signal whose exception a library swallowed or turned into this failure
+                # ends the export here, rather than fall back to the next exporter
+                interrupts.check()
                 failures.append(str(exc))
         else:
             raise LSTMBenchError("; ".join(failures) if len(failures) == 1 else
                                  "no exporter succeeded: " + "; ".join(failures))
     finally:
         model.train(was_training)
+    interrupts.check()  # one that a finalizer swallowed while the exporter ran: no file
     save_model(proto, path)
     return proto
 

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lstm_bench import interrupts
 from lstm_bench.errors import LSTMBenchError, first_line
 from lstm_bench.exporters.torch_export import (METADATA_EXPORTER, ExportOptions, export_with,
                                                save_model)
@@ -82,6 +83,7 @@ def check_archive(path: Path) -> None:
                 try:
                     torch.load(io.BytesIO(archive.read(name)), weights_only=True)
                 except Exception as exc:  # torch's unpickler raises many types
+                    interrupts.check()  # a signal it turned into an error is no risk found
                     risky.append(f"{name} (needs a full unpickler: {type(exc).__name__})")
     if risky:
         raise LSTMBenchError(
@@ -100,6 +102,7 @@ def load_program(path, *, trust_pickle: bool = False):
     try:
         return torch.export.load(str(path))
     except Exception as exc:  # torch raises many types for a bad archive
+        interrupts.check()  # unless a signal came, which torch turned into one of them
         raise LSTMBenchError(f"{path}: torch.export.load failed: "
                              f"{first_line(exc, with_type=True)[:300]}") from None
 
@@ -152,6 +155,7 @@ def _computes_at(module, x) -> bool:
             module(mode.from_tensor(x))
         return True
     except Exception:  # a shape the graph bakes in
+        interrupts.check()  # or a signal that torch turned into an error: no fallback then
         return False
     finally:
         logger.setLevel(level)
@@ -226,5 +230,6 @@ def export_program(path, out, *, opset: int | None = None, trust_pickle: bool = 
                         probe=(args, batch, steps, expected))
     del proto.metadata_props[:]
     onnx.helper.set_model_props(proto, {METADATA_EXPORTER: "dynamo (torch.export program)"})
+    interrupts.check()  # one that a finalizer swallowed while the exporter ran: no file
     save_model(proto, out)
     return {"input": args[0].numpy()}, expected, notes

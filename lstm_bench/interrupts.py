@@ -6,7 +6,10 @@ exception as "Exception ignored in ..." and goes on; a library's broad ``except`
 too, or turns it into another exception (``type()`` makes one raised in ``__set_name__`` a
 RuntimeError). So the handler also records the signal: long loops call ``check()`` at safe
 points (the harness between blocks, ``run`` between its steps), and the CLI exits 130 (SIGINT)
-or 143 (SIGTERM) whenever a signal was recorded, whatever became of its exception.
+or 143 (SIGTERM) whenever a signal was recorded, whatever became of its exception. A catch-all
+after which the work goes on (an exporter's fallback to the next exporter, a runtime skipped or
+marked failing) calls ``check()`` first, so that a signal in disguise is no failure to work
+around; ``export`` calls it before it writes its file.
 
 SIGTERM raises ``Terminated``, a KeyboardInterrupt, so that ``finally`` blocks clean up as for
 Ctrl-C. A signal this process inherited as ignored stays ignored, as in any program: a shell

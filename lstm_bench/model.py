@@ -41,24 +41,34 @@ def output_bytes(layer_sizes, batch: int, seq_len: int) -> int:
 
 
 def load_proto(path):
-    """A ModelProto read from ``path``, with a one-line error for a missing or unreadable file."""
+    """A ModelProto read from ``path``, with a one-line error for a missing or unreadable file,
+    an invalid model (``lstm_bench.model_check``) or one above the size limits
+    (``lstm_bench.model_limits``): all checked before its external data is read."""
     import onnx
 
-    from lstm_bench.model_limits import check_limits  # it imports onnx
+    from lstm_bench.model_check import check_model  # they import onnx
+    from lstm_bench.model_limits import check_limits
 
     path = Path(path)
     if not path.is_file():
         raise LSTMBenchError(f"{path}: {'a directory, not a' if path.is_dir() else 'no such'} model file")
     try:
-        loaded = onnx.load(str(path))
-    except Exception as exc:  # onnx raises DecodeError, ValueError, ValidationError (external
-        # data outside the model's folder)... for a bad file
-        raise LSTMBenchError(f"{path}: not a readable ONNX model "
-                             f"({first_line(exc, with_type=True)[:300]})") from None
+        loaded = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # onnx raises DecodeError, ValueError... for a bad file
+        raise LSTMBenchError(_unreadable(path, exc)) from None
     if not loaded.graph.output:  # an empty file parses as an empty ModelProto
         raise LSTMBenchError(f"{path}: not an ONNX model (no graph outputs)")
-    check_limits(loaded, str(path))  # sizes, loops and names, before anything runs
+    check_limits(loaded, str(path), path.parent)  # sizes, loops and names
+    check_model(loaded, str(path))  # valid ONNX
+    try:  # onnx refuses data outside the model's folder, through a symlink, not a plain file
+        onnx.external_data_helper.load_external_data_for_model(loaded, str(path.parent))
+    except Exception as exc:
+        raise LSTMBenchError(_unreadable(path, exc)) from None
     return loaded
+
+
+def _unreadable(path, exc) -> str:
+    return f"{path}: not a readable ONNX model ({first_line(exc, with_type=True)[:300]})"
 
 
 @dataclass(frozen=True, eq=False)
@@ -132,11 +142,26 @@ class Model:
         layers are read once, not at every shape of a sweep."""
         return graph.flops_of(self.layer_sizes, batch, seq_len)
 
+    @cached_property
+    def skeleton(self):
+        """The graph without its large tensors' data (``model_limits.graph_only``): what shape
+        inference reads at every shape of a sweep."""
+        from lstm_bench.model_limits import graph_only  # it imports onnx
+
+        return graph_only(self.proto)
+
     def feed_bytes(self, batch: int, seq_len: int | None) -> int:
         """Bytes of the feeds ``feeds`` makes at this shape, found without making them; a shape
-        the model cannot be fed is refused (``feeds.feed_shapes``)."""
+        the model cannot be fed is refused (``feeds.feed_shapes``), and so is one at which a
+        value the feeds' shape decides exceeds LSTM_BENCH_MAX_ARRAY_MB
+        (``model_limits.check_values_at``): bench sizes every shape before a runtime runs."""
+        from lstm_bench.model_limits import check_values_at
+
+        shapes = feed_shapes(self.proto, batch=batch, seq_len=seq_len)
+        check_values_at(self.skeleton, {name: shape for name, (shape, _) in shapes.items()},
+                        str(self))
         return sum(math.prod(shape) * np.dtype(dtype).itemsize for shape, dtype in
-                   feed_shapes(self.proto, batch=batch, seq_len=seq_len).values())
+                   shapes.values())
 
     def output_bytes(self, batch: int, seq_len: int | None) -> int:
         """Bytes one runtime holds for this model's LSTM outputs at this shape (an estimate,

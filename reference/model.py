@@ -5,25 +5,44 @@ float64 truth too, the model is promoted to float64 (float initializers, constan
 graph inputs) and run by ``onnx.reference.ReferenceEvaluator`` with our LSTM in place of its own,
 which ignores sequence_lens, clip, input_forget and activations.
 
-A user's model is untrusted input: it is checked as it is read (``lstm_bench.model_limits``),
-and ``run_model`` turns every error of onnx's evaluator (shape errors, dangling outputs,
-memory) into an ``LSTMBenchError``, and stops after ``LSTM_BENCH_REFERENCE_TIMEOUT_S`` seconds
-(default 600, ``lstm_bench.files.LIMITS_S``) with a clear message, for a Loop whose count is computed at
-run time.
+A user's model is untrusted input: it is checked as it is read (``lstm_bench.model_check``,
+``lstm_bench.model_limits``), and ``run_model`` turns every error of onnx's evaluator (shape
+errors, dangling outputs, memory) into an ``LSTMBenchError``, and stops after
+``LSTM_BENCH_REFERENCE_TIMEOUT_S`` seconds (default 600, ``lstm_bench.files.LIMITS_S``) with a
+clear message, for a Loop whose count is computed at run time.
+
+Sizes: before evaluating, every value whose size shape inference can tell at the fed shapes is
+checked against LSTM_BENCH_MAX_ARRAY_MB (``model_limits.check_values_at``). What inference
+cannot tell (a size computed from the feeds' values, an Expand to a computed shape) meets a
+hard cap: while the evaluator runs, the process's address space may grow by at most twice
+LSTM_BENCH_MAX_ARRAY_MB per value of the graph (``_memory_budget``: every value held at once,
+in float64; at least 4 GiB), and an allocation past it is a MemoryError, one line and exit 2,
+not gigabytes taken from the machine.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 
 import numpy as np
 
 from lstm_bench.errors import LSTMBenchError, first_line
-from lstm_bench.files import limit_seconds
+from lstm_bench.files import limit_bytes, limit_seconds, size_text
 from lstm_bench.model import Model, load_proto
 from lstm_bench.reference.lstm import lstm
+
+try:
+    import resource
+except ImportError:  # Windows: no address-space limit, no cap
+    resource = None
+
+# The least the float64 evaluation may add to the address space, whatever the array limit: the
+# libraries' own reservations made while it runs (OpenBLAS's buffers of each of its threads on
+# first use, a malloc arena of 64-128 MB per thread) must never fail under the cap.
+MIN_MEMORY_BUDGET = 4 * 2 ** 30
 
 # onnx is imported by the functions that use it: the runtimes import this module, and the
 # registry imports them all, so `lstm-bench COMMAND --help` would wait a second for onnx.
@@ -112,6 +131,8 @@ def evaluator_with_lstm(model, lstm):
 
 def run_model(model, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Evaluate ``model`` (a path or ModelProto) on ``feeds`` in float64; outputs by name."""
+    from lstm_bench.model_limits import check_values_at, graph_only  # they import onnx
+
     model = load_model(model)
     custom = sorted({f"{n.domain}.{n.op_type}" for n in model.graph.node
                      if n.domain not in ("", "ai.onnx")})
@@ -127,8 +148,11 @@ def run_model(model, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
                              f"unknown {unknown}")
     cast = {name: np.asarray(value).astype(np.float64) if np.issubdtype(np.asarray(value).dtype, np.floating)
             else np.asarray(value) for name, value in feeds.items()}
+    check_values_at(graph_only(model), {name: np.shape(value) for name, value in feeds.items()},
+                    "the model")
+    budget = _memory_budget(promoted)
     try:
-        with _time_limit(_reference_timeout()):
+        with _time_limit(_reference_timeout()), _memory_cap(budget):
             evaluator = evaluator_with_lstm(promoted,
                                             lambda node, inputs, attrs: lstm(*inputs, **attrs))
             outputs = evaluator.run(None, cast)
@@ -139,12 +163,61 @@ def run_model(model, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
                              "(a runaway Loop?); set LSTM_BENCH_REFERENCE_TIMEOUT_S to allow "
                              "more") from None
     except MemoryError:
-        raise LSTMBenchError("the float64 reference ran out of memory evaluating the model; "
-                             "its tensors are too large for this machine") from None
+        raise LSTMBenchError(f"the float64 reference ran out of memory evaluating the model (its "
+                             f"cap: {size_text(budget)} more, 2 x LSTM_BENCH_MAX_ARRAY_MB per "
+                             "value of the graph); its tensors are too large for this machine "
+                             "or the limit") from None
     except Exception as exc:  # onnx's evaluator: shape errors, missing values, bad attributes
         raise LSTMBenchError(f"the float64 reference cannot evaluate the model: "
                              f"{first_line(exc, with_type=True)[:300]}") from None
     return {o.name: np.asarray(v) for o, v in zip(promoted.graph.output, outputs)}
+
+
+def _memory_budget(model) -> int:
+    """Bytes the float64 evaluation of ``model`` may add to the process: every value of the
+    graph (inputs, initializers, node outputs, subgraphs' too) held at once, each up to twice
+    LSTM_BENCH_MAX_ARRAY_MB (the limit counts a float32 value; the reference holds float64),
+    and four more for an operator's temporaries (the LSTM's input projection); at least
+    ``MIN_MEMORY_BUDGET``."""
+    from lstm_bench.model_limits import graphs
+
+    values = sum(len(g.input) + len(g.initializer) + sum(len(n.output) for n in g.node)
+                 for g in graphs(model.graph))
+    return max(2 * limit_bytes("LSTM_BENCH_MAX_ARRAY_MB") * (values + 4), MIN_MEMORY_BUDGET)
+
+
+def _address_space() -> int | None:
+    """The process's address space in bytes now (Linux), None where it cannot be read."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+@contextlib.contextmanager
+def _memory_cap(nbytes: int):
+    """Let the address space grow by at most ``nbytes`` while the block runs: an allocation
+    past it fails (a MemoryError in NumPy) instead of taking the machine's memory. Only the
+    soft limit changes, and it is put back; main thread only, on a system with RLIMIT_AS and
+    /proc (elsewhere no cap), never above a limit already set."""
+    used = _address_space()
+    if (resource is None or not hasattr(resource, "RLIMIT_AS") or used is None
+            or threading.current_thread() is not threading.main_thread()):
+        yield
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    cap = used + nbytes
+    if hard != resource.RLIM_INFINITY:
+        cap = min(cap, hard)
+    if soft != resource.RLIM_INFINITY and soft <= cap:
+        yield
+        return
+    resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
 
 
 class _TimeLimit(BaseException):

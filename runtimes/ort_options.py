@@ -14,7 +14,11 @@ Keys (values are case-insensitive):
 * ``inter_op_spinning``: 0 | 1 (``session.inter_op.allow_spinning``).
 * ``inter_op_threads``: an integer >= 0 (0: onnxruntime chooses; lstm-bench uses 1).
 * any key starting with ``session.``: passed as it is to ``add_session_config_entry`` (the
-  keys of onnxruntime's ``onnxruntime_session_options_config_keys.h``).
+  keys of onnxruntime's ``onnxruntime_session_options_config_keys.h``). The switches among
+  them (``session.intra_op.allow_spinning``, ``session.set_denormal_as_zero``, ...,
+  ``_SWITCHES``) take 0 or 1 only: onnxruntime reads any other value, ``banana`` say, as
+  off without a word, and the report would record ``banana``. Keys are at most 128
+  characters and values 1024, the limits that header gives.
 
 The intra-op thread count is ``--threads``, not an option here.
 """
@@ -32,6 +36,14 @@ _MODES = {"sequential": "ORT_SEQUENTIAL", "parallel": "ORT_PARALLEL"}
 _SPINNING = {"intra_op_spinning": "session.intra_op.allow_spinning",
              "inter_op_spinning": "session.inter_op.allow_spinning"}
 KEYS = ("graph_optimization_level", "execution_mode", *_SPINNING, "inter_op_threads")
+# onnxruntime's config entries documented as "1" (on) or "0" (off); it reads them as
+# value == "1", so anything else is off
+_SWITCHES = {*_SPINNING.values(), "session.disable_prepacking", "session.use_env_allocators",
+             "session.set_denormal_as_zero", "session.disable_quant_qdq",
+             "session.disable_double_qdq_remover", "session.enable_quant_qdq_cleanup",
+             "session.use_device_allocator_for_initializers", "session.force_spinning_stop",
+             "session.strict_shape_type_inference"}
+MAX_KEY, MAX_VALUE = 128, 1024
 
 
 def _choice(key: str, value: str, choices: dict) -> str:
@@ -43,11 +55,15 @@ def _choice(key: str, value: str, choices: dict) -> str:
 
 
 def _normalise(key: str, value: str) -> str:
+    if len(key) > MAX_KEY or len(value) > MAX_VALUE:
+        raise LSTMBenchError(f"--ort-option {key[:40]}{'...' if len(key) > 40 else ''}: "
+                             f"onnxruntime takes keys of at most {MAX_KEY} characters and "
+                             f"values of at most {MAX_VALUE}")
     if key == "graph_optimization_level":
         return _choice(key, value, _LEVELS)
     if key == "execution_mode":
         return _choice(key, value, _MODES)
-    if key in _SPINNING:
+    if key in _SPINNING or key in _SWITCHES:
         if value.strip() not in ("0", "1"):
             raise LSTMBenchError(f"--ort-option {key}={value}: expected 0 or 1")
         return value.strip()

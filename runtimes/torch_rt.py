@@ -147,7 +147,9 @@ class TorchRuntime(BaseRuntime):
             inputs = [feeds.get(name, self.constants.get(name)) if name else None
                       for name in node.inputs]
             results = self._call(node.outputs, inputs)
-            by_name = {name: value for name, value in zip(node.outputs, results) if name}
+            # a graph output may also be a graph input or a constant, passed through as it is
+            by_name = {**self.constants, **feeds,
+                       **{name: value for name, value in zip(node.outputs, results) if name}}
             return {o.name: by_name[o.name] for o in self.model.graph.output}
         return dict(zip(self.evaluator.output_names, self.evaluator.run(None, feeds)))
 

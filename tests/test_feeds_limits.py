@@ -14,14 +14,15 @@ from lstm_bench.spec import LSTMSpec, LSTMWeights
 
 # tiny (input 2, hidden 4) at these shapes, on ort-cpu alone: each feed X [50, b, 2] is at most
 # 16 KB and each shape's feeds and outputs at most 0.2 MiB, under LSTM_BENCH_MAX_ARRAY_MB set
-# to 0.05 MiB below; all four shapes together take about 0.43 MiB.
+# to 0.1 MiB below (run's Y [100, 1, 40, 4], 62.5 KiB, is checked too); all four shapes
+# together take about 0.43 MiB.
 SHAPES = ["--batch", "10,20,30,40", "--seq-len", "50"]
 FAST = ["--runtimes", "ort-cpu", "--quiet", "--no-calibrate", "--span", "0.1", "--blocks", "3",
         "--min-time", "0", "--min-reps", "3"]
 
 
 def _limits(monkeypatch, feeds_mb: str) -> None:
-    monkeypatch.setenv("LSTM_BENCH_MAX_ARRAY_MB", "0.05")  # every single feed passes this
+    monkeypatch.setenv("LSTM_BENCH_MAX_ARRAY_MB", "0.1")  # every single feed and value passes
     monkeypatch.setenv("LSTM_BENCH_MAX_FEEDS_MB", feeds_mb)
 
 

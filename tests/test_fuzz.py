@@ -24,11 +24,13 @@ of contract violations is printed at the end of the module's run (use -s or -rA 
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import json
 import os
 import resource
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -239,6 +241,78 @@ def test_fuzz_onnx_models(data, command):
 
 
 @st.composite
+def invalid_onnx(draw) -> bytes:
+    """The tiny LSTM model made invalid in one or two ways that still parse (issue 18): each
+    must be refused as bad input (exit 2) before anything runs, never judged."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    model = onnx.load_from_string(TINY)
+    graph = model.graph
+    lstm = graph.node[0]
+    for kind in draw(st.lists(st.sampled_from([
+            "second_initializer", "constant_shadow", "output_shadows_input", "node_names",
+            "output_twice", "output_is_input", "opset", "ir_version", "output_type",
+            "float_attribute", "input_dim", "undefined_input", "no_default_opset"]),
+            min_size=1, max_size=2)):
+        name = draw(st.sampled_from([t.name for t in graph.initializer]))
+        if kind == "second_initializer":
+            tensor = next(t for t in graph.initializer if t.name == name)
+            array = numpy_helper.to_array(tensor) * draw(st.sampled_from([1, 2]))
+            graph.initializer.append(numpy_helper.from_array(array, name))
+        elif kind == "constant_shadow":
+            graph.node.append(helper.make_node("Constant", [], [name], value_float=1.0))
+        elif kind == "output_shadows_input":
+            graph.node.append(helper.make_node("Identity", [graph.output[1].name],
+                                               [graph.input[0].name]))
+        elif kind == "node_names":
+            lstm.name = "n"
+            graph.node.append(helper.make_node("Identity", [graph.output[1].name], ["Z"], name="n"))
+            graph.output.append(helper.make_tensor_value_info("Z", TensorProto.FLOAT, [1, "b", 3]))
+        elif kind == "output_twice":
+            graph.output.append(graph.output[draw(st.integers(0, len(graph.output) - 1))])
+        elif kind == "output_is_input":
+            graph.output.append(graph.input[0])
+        elif kind == "opset":
+            model.opset_import[0].version = draw(st.sampled_from([1, 5, 6, 40, 99, 2 ** 40]))
+        elif kind == "ir_version":
+            model.ir_version = draw(st.sampled_from([0, 1, 2, 99, 2 ** 40]))
+        elif kind == "output_type":
+            graph.output[draw(st.integers(0, len(graph.output) - 1))].type.tensor_type.elem_type = (
+                draw(st.sampled_from([TensorProto.INT64, TensorProto.INT32, TensorProto.BOOL,
+                                      TensorProto.STRING])))
+        elif kind == "float_attribute":
+            attr = draw(st.sampled_from(["activation_alpha", "activation_beta", "clip"]))
+            bad = draw(st.sampled_from([float("nan"), float("inf"), -float("inf")]))
+            lstm.attribute.append(helper.make_attribute(
+                attr, bad if attr == "clip" else [bad, 1.0, 1.0]))
+        elif kind == "input_dim":
+            dim = graph.input[0].type.tensor_type.shape.dim[draw(st.integers(0, 2))]
+            dim.Clear()
+            dim.dim_value = draw(st.sampled_from([0, -1, -3, -(2 ** 40)]))
+        elif kind == "undefined_input":
+            lstm.input[draw(st.integers(0, len(lstm.input) - 1))] = "nowhere"
+        else:
+            del model.opset_import[:]
+            model.opset_import.append(helper.make_opsetid("ai.onnx.ml", 3))
+    return model.SerializeToString()
+
+
+@given(data=invalid_onnx(), command=st.sampled_from(["verify", "bench"]))
+@examples(30)
+def test_fuzz_invalid_models_are_bad_input(data, command):
+    with workdir() as folder:
+        model = folder / "m.onnx"
+        model.write_bytes(data)
+        report = folder / "r.json"
+        argv = ([command, model, "--runtimes", "numpy,ort-cpu", "--json", report]
+                + (["--no-streaming"] if command == "verify" else
+                   ["--min-time", "0.001", "--min-reps", "1", "--max-reps", "2",
+                    "--no-calibrate", "--quiet", "--no-history"]))
+        assert check_contract(argv, folder, outputs=[report]) == 2, "an invalid model was run"
+
+
+@st.composite
 def keras_files(draw, folder: Path) -> Path:
     path = folder / "m.keras"
     kind = draw(st.sampled_from(["config", "units", "tamper", "bytes", "members"]))
@@ -395,6 +469,121 @@ def test_fuzz_bench_reports(base, new, fail_above):
         (folder / "new.json").write_bytes(new)
         check_contract(["compare", folder / "base.json", folder / "new.json", "--fail-above",
                         fail_above], folder)
+
+
+# --- crafted reports and history rows (issue 18): each read through its layout -----------
+
+def _deep(levels: int):
+    value = []
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+REPORT_VALUES = st.one_of(
+    JSON_VALUES, st.sampled_from([r"$\foo$", "$x^$", "\x1b[2J\x1b[31mall passed", "\u202ex",
+                                  "a" * 70_000, -1, 0, 2 ** 62, 1e308, "pass", "streaming"]),
+    st.integers(33, 950).map(_deep))
+
+
+def mutated(data, doc):
+    """``doc`` with one to three values, found by a random walk down from the top, replaced
+    (odd text, another type, deep nesting) or removed."""
+    doc = copy.deepcopy(doc)
+    for _ in range(data.draw(st.integers(1, 3))):
+        parent, key, node = None, None, doc
+        while isinstance(node, (dict, list)) and node and (
+                parent is None or data.draw(st.integers(0, 3))):
+            key = data.draw(st.sampled_from(list(node) if isinstance(node, dict)
+                                            else range(len(node))))
+            parent, node = node, node[key]
+        if parent is None:
+            continue
+        if isinstance(parent, dict) and data.draw(st.integers(0, 4)) == 0:
+            del parent[key]
+        else:
+            parent[key] = data.draw(REPORT_VALUES)
+    return doc
+
+
+BENCH_FAST = ["--runtimes", "numpy", "--seq-len", "3", "--span", "0", "--blocks", "4",
+              "--min-time", "0", "--min-reps", "4", "--no-calibrate", "--quiet", "--no-history"]
+
+
+@pytest.fixture(scope="module")
+def written_reports():
+    """A verify report and a bench report of the tiny model, as lstm-bench writes them."""
+    with workdir() as folder:
+        (folder / "m.onnx").write_bytes(TINY)
+        with contextlib.redirect_stdout(io.StringIO()):
+            assert main(["verify", str(folder / "m.onnx"), "--runtimes", "numpy,ort-cpu",
+                         "--no-streaming", "--json", str(folder / "v.json")]) == 0
+            assert main(["bench", str(folder / "m.onnx"), *BENCH_FAST, "--verify-json",
+                         str(folder / "v.json"), "--json", str(folder / "r.json")]) == 0
+        return {name: json.loads((folder / f"{name}.json").read_text()) for name in "vr"}
+
+
+@given(data=st.data())
+@examples(15)
+def test_fuzz_crafted_verify_reports(data, written_reports):
+    """`bench --verify-json` on a verify report with fields replaced: refused up front, or
+    measured and drawn (HTML plots) without a traceback."""
+    with workdir() as folder:
+        (folder / "m.onnx").write_bytes(TINY)
+        (folder / "v.json").write_text(json.dumps(mutated(data, written_reports["v"])))
+        check_contract(["bench", folder / "m.onnx", *BENCH_FAST, "--verify-json",
+                        folder / "v.json", "--allow-different-models", "--html",
+                        folder / "r.html"], folder, outputs=[folder / "r.html"])
+
+
+@given(data=st.data())
+@examples(20)
+def test_fuzz_crafted_bench_reports(data, written_reports):
+    """`compare` of a bench report with one with fields replaced, every format written."""
+    with workdir() as folder:
+        (folder / "base.json").write_text(json.dumps(written_reports["r"]))
+        (folder / "new.json").write_text(json.dumps(mutated(data, written_reports["r"])))
+        outputs = [folder / "c.json", folder / "c.md", folder / "c.html"]
+        check_contract(["compare", folder / "base.json", folder / "new.json",
+                        "--allow-different-models", "--allow-different-machines",
+                        *[a for o in outputs for a in (f"--{o.suffix[1:]}", o)]], folder,
+                       outputs)
+
+
+HISTORY_COLUMNS = {"results": ["runtime", "mode", "chunk", "batch", "seq_len", "threads", "row"],
+                   "runs": ["recorded", "git_commit", "versions", "model_sha256",
+                            "model_path", "cpu"]}
+SQL_VALUES = st.one_of(st.none(), st.integers(-2 ** 63, 2 ** 63 - 1), st.floats(),
+                       st.binary(max_size=8), ODD_TEXT, REPORT_VALUES.filter(
+                           lambda v: isinstance(v, str)))
+
+
+@given(data=st.data())
+@examples(20)
+def test_fuzz_crafted_history_rows(data):
+    """`history --html` on a database whose rows hold what another program (or a hand) may
+    put there: values of any type in any column, result rows' JSON with fields replaced."""
+    from lstm_bench.bench import history
+    from test_history import report
+
+    with workdir() as folder:
+        db = folder / "h.sqlite"
+        for seed in (1, 2):
+            history.record(report(1.0, seed, "c"), db, "bench")
+        table = data.draw(st.sampled_from(sorted(HISTORY_COLUMNS)))
+        column = data.draw(st.sampled_from(HISTORY_COLUMNS[table]))
+        with contextlib.closing(sqlite3.connect(db)) as con, con:
+            if column == "row":
+                (row,) = con.execute("SELECT row FROM results LIMIT 1").fetchone()
+                value = json.dumps(mutated(data, json.loads(row)))
+            else:
+                value = data.draw(SQL_VALUES)
+            try:
+                con.execute(f"UPDATE {table} SET {column} = ? WHERE id = 1", (value,))
+            except sqlite3.IntegrityError:  # NOT NULL: SQLite itself keeps that out
+                return
+        check_contract(["history", "--db", db, "--html", folder / "h.html"], folder,
+                       [folder / "h.html"])
 
 
 # --- the memory bombs, as subprocesses under an address-space limit ----------------------

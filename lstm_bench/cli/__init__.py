@@ -22,6 +22,7 @@ import sys
 from lstm_bench import __version__, interrupts
 from lstm_bench.cli.console import PipeSafe
 from lstm_bench.errors import LSTMBenchError, first_line
+from lstm_bench.printable import visible
 
 # subcommand -> (module, one-line help). Written out by hand: the order is the order in --help.
 COMMANDS = {
@@ -130,7 +131,8 @@ def _failed(command: str, exc: BaseException) -> int:
 
 
 def _bad_input(command: str, message: str) -> int:
-    message = " ".join(message.split())  # always one line
+    # always one line, and a name in it (a file's, a runtime's) cannot drive the terminal
+    message = visible(" ".join(message.split()))
     print(f"lstm-bench {command}: error: {message}", file=sys.stderr)
     return EXIT_BAD_INPUT
 

@@ -13,7 +13,7 @@ from lstm_bench.cli.progress import LiveDisplay
 from lstm_bench.cli.terminal import make_console, print_paths, print_recorded, print_report
 from lstm_bench.errors import LSTMBenchError
 from lstm_bench.feeds import load_inputs
-from lstm_bench.files import check_distinct, check_writable
+from lstm_bench.files import check_distinct, check_target, check_writable, sqlite_files
 from lstm_bench.model import Model
 from lstm_bench.runtimes.ort_options import parse_ort_options
 from lstm_bench.verify.report import VerifySummary
@@ -146,9 +146,12 @@ def ab_plan(args) -> SweepPlan:
 def main(args) -> int:
     for option in ("json", "md", "html"):
         check_writable(getattr(args, option), f"--{option}")
+    db_path = None if args.no_history else args.db or history.default_db()
+    check_target(db_path, "--db")  # SQLite writes it in place: a regular file or none
     check_distinct({"MODEL": args.model, "--verify-json": args.verify_json,
-                    "--inputs": args.inputs, "--db": args.db},
-                   {f"--{o}": getattr(args, o) for o in ("json", "md", "html")})
+                    "--inputs": args.inputs, **sqlite_files("--db", db_path)},
+                   {f"--{o}": getattr(args, o) for o in ("json", "md", "html")},
+                   models=("MODEL",))
     ort_options = parse_ort_options(args.ort_options)
     check_combinations(args)
     chunks = chunks_of(args)
@@ -159,7 +162,7 @@ def main(args) -> int:
     if args.verify_json:
         verify = VerifySummary.read(args.verify_json, model,
                                     allow_different_models=args.allow_different_models)
-    db = None if args.no_history else history.check_db(args.db or history.default_db())
+    db = None if db_path is None else history.check_db(db_path)
     fed = None if args.inputs is None else load_inputs(args.inputs, model.proto)
     shapes, notes = sweep_shapes([model], batches, chunks or seq_lens, inputs=fed)
     plan = SweepPlan((model,), RuntimeChoice.of(args.runtimes, ort_options), shapes,

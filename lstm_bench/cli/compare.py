@@ -63,7 +63,9 @@ def main(args) -> int:
     for option in ("json", "md", "html"):
         check_writable(getattr(args, option), f"--{option}")
     check_distinct({"BASE": args.base, "NEW": args.new},
-                   {f"--{o}": getattr(args, o) for o in ("json", "md", "html")})
+                   {f"--{o}": getattr(args, o) for o in ("json", "md", "html")},
+                   models=tuple(k for k, p in (("BASE", args.base), ("NEW", args.new))
+                                if _is_model(p)))
     live = _is_model(args.base), _is_model(args.new)
     if live[0] != live[1]:
         raise LSTMBenchError("give two bench reports (.json) or two models (.onnx), not one "

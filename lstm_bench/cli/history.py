@@ -13,7 +13,7 @@ from lstm_bench.bench.history import change_lines, default_db, load_series, mach
 from lstm_bench.bench.history_page import render_history
 from lstm_bench.cli import options
 from lstm_bench.cli.terminal import make_console, print_lines, print_paths, print_table
-from lstm_bench.files import check_writable, write_text
+from lstm_bench.files import check_distinct, check_writable, sqlite_files, write_text
 
 HELP = "show the history of bench results over time, with change points flagged"
 
@@ -70,6 +70,7 @@ def print_history(series, db, console) -> None:
 def main(args) -> int:
     check_writable(args.html, "--html")
     db = args.db or default_db()
+    check_distinct(sqlite_files("--db", db), {"--html": args.html})
     series = load_series(db, fail_above=args.fail_above)
     written = []
     if args.html:  # first: a reader that stops early (`| head`) must not cost the page

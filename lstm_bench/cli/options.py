@@ -9,7 +9,9 @@ Bounds (a value outside is refused): batch and sequence lengths 1 .. 2**31-1 (on
 and the LSTM's sequence_lens are int32; the memory a shape needs is checked separately against
 ``LSTM_BENCH_MAX_ARRAY_MB``, see ``lstm_bench.files``); thread counts 1 .. ``MAX_THREADS``;
 lists at most ``MAX_LIST`` values; seeds 0 .. 2**32-1; ranges of finite floats whose width is
-finite too; durations finite and 0 or more.
+finite too; durations finite and 0 or more. The timing options (``--span``, ``--min-time``,
+``--processes``, ``--blocks``, ``--block``) are bounded where they are used, by
+``bench.harness.Settings`` (``MAX_SPAN``, ``MAX_PROCESSES``, ...), for callers of the API too.
 """
 
 from __future__ import annotations
@@ -92,13 +94,14 @@ def seconds(text: str) -> float:
 
 
 def percent(text: str) -> float:
-    """A threshold in percent: 0 or more (not NaN: it would pass every slowdown)."""
+    """A threshold in percent: 0 or more, finite (NaN or infinity would pass every
+    slowdown, the regression gate silently off)."""
     try:
         value = float(text)
     except ValueError:
         raise OptionError(f"expected a percentage, got {text!r}") from None
-    if not value >= 0:
-        raise OptionError(f"expected a percentage, 0 or more, got {text!r}")
+    if not (math.isfinite(value) and value >= 0):
+        raise OptionError(f"expected a finite percentage, 0 or more, got {text!r}")
     return value
 
 

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 from lstm_bench.bench.decision import plural
 from lstm_bench.bench.tables import latency_table
-from lstm_bench.cli.terminal import grid
+from lstm_bench.cli.terminal import grid, make_console
 
 
 class LiveDisplay:
     """A progress line and a table of the results so far, on stderr, while a sweep runs."""
 
     def __init__(self, total: int, console=None):
-        from rich.console import Console
-
-        self.console = console or Console(stderr=True)
+        self.console = console or make_console(stderr=True)  # a skip's reason may name a file
         self.total = total
         self.rows: list = []
         self.skips: list = []  # shown while the sweep runs; the report states them after

@@ -26,7 +26,7 @@ from lstm_bench.cli.bench import display_of
 from lstm_bench.cli.terminal import make_console, print_decision, print_paths, \
     print_recorded, print_table
 from lstm_bench.errors import LSTMBenchError, first_line
-from lstm_bench.files import check_writable, write_text
+from lstm_bench.files import check_target, check_writable, write_text
 from lstm_bench.model import Model
 from lstm_bench.runtimes.ort_options import parse_ort_options
 
@@ -147,7 +147,9 @@ def main(args) -> int:
     check_run(model, args.batch, runtimes)
     made = check_out(args.out)
     # checked, not created: record() makes it once there is a result
-    db = None if args.no_history else history.check_db(args.db or history.default_db(args.out))
+    db_path = None if args.no_history else args.db or history.default_db(args.out)
+    check_target(db_path, "--db")  # SQLite writes it in place: a regular file or none
+    db = None if db_path is None else history.check_db(db_path)
     # last: checking that a runtime is available loads its library (onnxruntime and OpenVINO
     # write telemetry files into $HOME as they load), so only once all else is known good.
     # verify judges the available ones of those named, or every registered one (listing those

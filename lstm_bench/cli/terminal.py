@@ -10,25 +10,48 @@ call and per step, not per sequence.
 
 The width: the terminal's, also when standard output is piped (`| head`, `| less`: the
 terminal of standard error or input); with no terminal at all (a log, cron) $COLUMNS, else 80.
+
+Names come from users' files and paths: whatever a console of ``make_console`` prints shows
+their control characters as escapes (``lstm_bench.printable.visible``: an ``ESC[2J`` in a file
+name neither clears the screen nor colours a fake verdict), and text from a file is never read
+as rich markup (``Text``, or ``markup=False``).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import re
 import textwrap
 
 from lstm_bench.bench.decision import decide, plural
-from lstm_bench.bench.table import WIDE_TERMINAL, Detail, Table
+from lstm_bench.bench.table import WIDE_TERMINAL, Detail, Group, Table
 from lstm_bench.bench.tables import cold_table, latency_table, streaming_table
 from lstm_bench.bench.text import MEDIAN_CAPTION, machine_warnings, noise_line, split_rows
 from lstm_bench.cli.columns import fitting
+from lstm_bench.printable import visible
 
 
 def make_console(stderr: bool = False):
-    """A rich console as wide as the terminal (see the module doc)."""
-    from rich.console import Console
+    """A rich console as wide as the terminal that shows control characters in what it prints
+    as escapes (see the module doc)."""
+    return _visible_console()(stderr=stderr)
 
-    return Console(stderr=stderr)
+
+@functools.cache
+def _visible_console():
+    """rich's Console, its rendered text made ``visible`` (its own line breaks kept) before it
+    reaches the terminal; rich's own styles and cursor moves are added after, untouched."""
+    from rich.console import Console
+    from rich.segment import Segment
+
+    class VisibleConsole(Console):
+        def render(self, renderable, options=None):
+            for segment in super().render(renderable, options):
+                yield segment if segment.control else Segment(
+                    visible(segment.text, keep="\n"), segment.style)
+
+    return VisibleConsole
 
 
 def print_lines(console, lines, marker: str = "", style: str | None = None,
@@ -40,6 +63,9 @@ def print_lines(console, lines, marker: str = "", style: str | None = None,
     lead = " " * indent + (marker + " " if marker else "")
     width = max(console.width - len(lead), 20)
     for line in lines:
+        # a line break in a reason is a space (as textwrap makes it), other controls are shown
+        # as escapes, first: they take room on the line
+        line = visible(re.sub(r"[\t\n\r\v\f]", " ", line))
         # "95 %", "12 ms": a figure and its unit stay on one line
         glued = re.sub(r" (?=(%|ms|x)\b)", "\0", line)
         wrapped = textwrap.wrap(glued, width, break_long_words=False,
@@ -52,7 +78,7 @@ def print_lines(console, lines, marker: str = "", style: str | None = None,
 def print_paths(console, label: str, paths) -> None:
     """``label: path`` when it fits the width, else the label and then one path per line:
     a path is never broken across lines (a terminal's own wrap would cut it anywhere)."""
-    paths = [str(p) for p in paths]
+    paths = [visible(str(p)) for p in paths]  # a line break in a name shown, not obeyed
     if not paths:
         return
     one_line = f"{label} " + ", ".join(paths)
@@ -86,23 +112,25 @@ def print_table(console, table: Table, *, caption: str | None = None,
 def grid(table: Table, width: int, *, compact: bool = False):
     """The rows of ``table`` as a rich table, a heading row above each group, in the columns
     whose every cell fits whole at ``width`` (``lstm_bench.cli.columns.fitting``): a figure,
-    a heading or a word is never cut. ``compact``: two spaces between columns rather than
+    a heading or a word is never cut (only a huge name is, in its middle: ``cut_names``).
+    ``compact``: two spaces between columns rather than
     three, and no blank edge lines."""
     from rich import box
     from rich.table import Table as RichTable
     from rich.text import Text
 
+    table = cut_names(table, width)
     detail = Detail.WIDE if width >= WIDE_TERMINAL else Detail.NARROW
     shown = table.shown(detail, grouped=False)
     rows = table.rows
     needed = {}
     for i in shown:
         column = table.columns[i]
-        cells = [row.cells[i] for row in rows]
+        cells = [visible(row.cells[i]) for row in rows]  # as printed: escapes take room
         if column.wrap:  # it may wrap at spaces, never inside a word
             cells = [max(cell.split() or [""], key=len) for cell in cells]
         needed[i] = max(len(text) for text in column.heading.split("\n") + cells)
-    needed[shown[0]] = max([needed[shown[0]]] + [len(g.heading) for g in table.groups
+    needed[shown[0]] = max([needed[shown[0]]] + [len(visible(g.heading)) for g in table.groups
                                                   if g.heading])
     names = fitting([table.columns[i].name for i in shown],
                     {table.columns[i].name: needed[i] for i in shown}, width,
@@ -117,13 +145,34 @@ def grid(table: Table, width: int, *, compact: bool = False):
                          min_width=needed[i] if n == 0 or column.wrap else None)
     for group in table.groups:
         if group.heading:
-            drawn.add_row(Text(group.heading, style="bold"), *[""] * (len(kept) - 1))
+            drawn.add_row(Text(visible(group.heading), style="bold"), *[""] * (len(kept) - 1))
         for j, row in enumerate(group.rows):
             # headless groups of several rows are set apart by a line
             last = group.heading is None and len(group.rows) > 1 and j == len(group.rows) - 1
-            drawn.add_row(*(Text(row.cells[i], style=row.styles.get(table.columns[i].name, ""))
+            drawn.add_row(*(Text(visible(row.cells[i]),
+                                 style=row.styles.get(table.columns[i].name, ""))
                             for i in kept), style=row.style, end_section=last)
     return drawn
+
+
+def cut_names(table: Table, width: int) -> Table:
+    """``table`` with every word longer than a fifth of ``width`` (24 characters at least,
+    as printed: ``visible``) cut in its middle with an ellipsis, which no figure, heading or
+    runtime name is. A 200 KB output name made verify's table leave out every column but the
+    runtime and its verdict to make room for it; the JSON, Markdown and HTML keep it whole."""
+    longest = max(24, width // 5)
+    head = longest // 2
+
+    def cut(text: str) -> str:
+        return " ".join(word if len(word) <= longest
+                        else word[:head] + "\u2026" + word[len(word) - (longest - head - 1):]
+                        for word in visible(text).split(" "))
+
+    return dataclasses.replace(table, groups=tuple(
+        Group(group.heading and cut(group.heading),
+              tuple(dataclasses.replace(row, cells=tuple(map(cut, row.cells)))
+                    for row in group.rows))
+        for group in table.groups))
 
 
 def print_decision(report, console) -> None:

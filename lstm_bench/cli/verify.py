@@ -10,10 +10,11 @@ load when the command runs.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from lstm_bench.cli import options
 from lstm_bench.bench.tables import named_outputs, verdicts_table
-from lstm_bench.cli.terminal import print_table
+from lstm_bench.cli.terminal import make_console, print_table
 from lstm_bench.errors import LSTMBenchError
 from lstm_bench.files import check_distinct, check_writable
 from lstm_bench.model import Model
@@ -88,12 +89,21 @@ def render(report, console) -> None:
         console.print(grid)
 
 
-def main(args) -> int:
-    from rich.console import Console
+def checkpoint_files(label: str, path) -> dict:
+    """A train checkpoint's two files (NAME.pt and NAME.json, either named), as inputs of
+    ``check_distinct``: an output may replace neither."""
+    if path is None:
+        return {}
+    pt = Path(path).with_suffix(".pt") if Path(path).suffix == ".json" else Path(path)
+    return {label: Path(path), f"{label}'s checkpoint {pt.name}": pt,
+            f"{label}'s config {pt.with_suffix('.json').name}": pt.with_suffix(".json")}
 
+
+def main(args) -> int:
     check_writable(args.json, "--json")
-    check_distinct({"MODEL": args.model, "--inputs": args.inputs, "--source": args.source},
-                   {"--json": args.json})
+    check_distinct({"MODEL": args.model, "--inputs": args.inputs,
+                    **checkpoint_files("--source", args.source)}, {"--json": args.json},
+                   models=("MODEL",))
     ort_options = parse_ort_options(args.ort_options)
     if args.zero_length and not args.ragged:
         raise LSTMBenchError("--zero-length needs --ragged")
@@ -110,7 +120,7 @@ def main(args) -> int:
                       zero_length=args.zero_length, streaming=args.streaming, source=args.source,
                       lstm_layer_batch=8 if args.lstm_layer else None)
     report = verify(Model.load(args.model).check_lstm(), plan)
-    console = Console()
+    console = make_console()  # names from the model and paths shown, never obeyed
     render(report, console)
     if args.json:
         report.write(args.json)

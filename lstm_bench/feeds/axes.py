@@ -12,7 +12,9 @@ this order of precedence:
    batch-major convention of torch ``batch_first`` and Keras exports, whose dims are named
    ``s0``/``s1``, ``batch_size``/``sequence_length`` or left unnamed).
 
-Any further symbolic axis is an error that names the input and the axis.
+Any further symbolic axis is an error that names the input and the axis; so is an axis fixed
+at 0 or a negative size, and a dynamic axis of an LSTM's input where the operator fixes the size
+(X's input size): fed at a guessed size, the reference would blame the weights instead.
 """
 
 from __future__ import annotations
@@ -92,8 +94,13 @@ def input_specs(model) -> list[InputSpec]:
         if not value.type.HasField("tensor_type") or not tensor.elem_type:
             raise LSTMBenchError(f"input {value.name!r} is not a tensor; lstm-bench feeds tensors only")
         dims, params = [], []
-        for d in tensor.shape.dim:
-            fixed = d.HasField("dim_value") and d.dim_value > 0
+        for axis, d in enumerate(tensor.shape.dim):
+            if d.HasField("dim_value") and d.dim_value <= 0:  # not a size: blame the input here,
+                # before a runtime or the reference blames the weights it meets (W's input_size)
+                raise LSTMBenchError(f"input {value.name!r} axis {axis} has size {d.dim_value} in "
+                                     "the model: a fixed axis is at least 1 (a dynamic one has a "
+                                     "name or no size)")
+            fixed = d.HasField("dim_value")
             dims.append(int(d.dim_value) if fixed else None)
             params.append("" if fixed else d.dim_param)
         raw.append((value.name, np.dtype(helper.tensor_dtype_to_np_dtype(tensor.elem_type)),
@@ -122,6 +129,11 @@ def input_specs(model) -> list[InputSpec]:
                 roles.append(named[param])
             elif axis < len(by_role) and by_role[axis]:
                 roles.append(by_role[axis])
+            elif axis < len(by_role):  # the operator's own size (X's input_size): W fixes it
+                raise LSTMBenchError(
+                    f"input {name!r}: axis {axis} ({param or 'unnamed'}) is dynamic, but the LSTM "
+                    "node it feeds fixes that size (input size, directions or hidden size); fix "
+                    "it in the model")
             else:  # rule 3: by position
                 role = next(free, None)
                 if role is None:

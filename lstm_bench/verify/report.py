@@ -15,11 +15,45 @@ from pathlib import Path
 from lstm_bench.errors import LSTMBenchError
 from lstm_bench.files import read_json, write_json
 from lstm_bench.model import Model
+from lstm_bench.schema import RUNTIME, Each, Fields, check
 from lstm_bench.tolerances import TOLERANCES, Failure
-from lstm_bench.verify.verdict import FAIL, PASS, SKIP, Verdict
+from lstm_bench.verify.verdict import DRIFT, ERROR, FAIL, PASS, SKIP, Verdict
 
 # What a verify report's JSON is (its "schema" key): `bench --verify-json` refuses any other file.
 SCHEMA = "lstm-bench/verify/1"
+
+# The layout ``Verdict.to_dict`` writes, as ``lstm_bench.schema`` checks it before a report is
+# read back: every field a reader, a table or a plot uses, of the type it uses (keys written
+# for readers only, such as a verdict's sentence, are let through unchecked).
+NUMBER = (float, None)  # a figure; null where it was NaN or inf
+STATUSES = frozenset({PASS, FAIL, DRIFT, SKIP, ERROR})
+FAILURE = Fields({"runtime": (str, None), "output": str, "metric": str,
+                  "value": (float, str, None), "limit": (float, str, None), "detail": str},
+                 required=("output", "metric", "value", "limit"))
+OUTPUT = Fields({"name": str, "dtype": str, "shape": [int], "max_abs": NUMBER,
+                 "max_rel": NUMBER, "mean_abs": NUMBER, "max_ulp": (int, None),
+                 "ulp_dtype": (str, None), "limit_at_worst": NUMBER, "float32_floor": NUMBER,
+                 "time_axis": (int, None), "per_step_max_abs": ([NUMBER], None),
+                 "failures": [FAILURE]}, required=("name", "dtype"))
+VERDICT = {
+    "runtime": RUNTIME, "status": (STATUSES, None), "device": (str, None),
+    "precision": (str, None), "reason": (str, None), "notes": ([str], None),
+    "tolerance": (Fields({"atol": float, "rtol": float}, required=("atol", "rtol")), None),
+    "outputs": ([OUTPUT], None), "errors": ([FAILURE], None), "settings": (dict, None),
+    "streaming": (Fields({"runtime": str, "status": frozenset({PASS, FAIL, SKIP}),
+                          "chunks": [int], "max_abs": Each(NUMBER), "reason": (str, None),
+                          "failures": [FAILURE]}, required=("runtime", "status")), None),
+    "lstm_layer": ({"label": (str, None), "detail": (str, None), "status": (STATUSES, None),
+                    "reason": (str, None), "outputs": ([OUTPUT], None),
+                    "errors": ([FAILURE], None)}, None)}
+# `lstm-bench verify --json` (``VerifyReport.to_dict``)
+VERIFY_REPORT = Fields({"schema": str, "model": (str, None), "sha256": (str, None),
+                        "inputs": (dict, None),
+                        "results": [Fields(VERDICT, required=("runtime",))]},
+                       required=("results",))
+# a bench report's ``verify`` (``VerifySummary.to_dict``): the verdicts by runtime
+VERIFY_SECTION = {"inputs": (dict, None), "sha256": (str, None), "other_model": (str, None),
+                  "runtimes": (Each(VERDICT, keys=RUNTIME), None)}
 
 
 @dataclass(frozen=True)
@@ -106,16 +140,16 @@ class VerifySummary:
                 raise LSTMBenchError(f"{path}: a bench report, not a verify report; {rerun}")
             raise LSTMBenchError(f"{path}: not a verify report (schema {schema!r}, expected "
                                  f"{SCHEMA!r}); {rerun}")
+        try:  # its whole layout, before anything of it is used (`bench` has not started)
+            summary = cls.from_verify_json(data)
+        except LSTMBenchError as exc:
+            raise LSTMBenchError(f"{path}: {exc}; {rerun}") from None
         if data.get("sha256") != model.sha256 and not allow_different_models:
             raise LSTMBenchError(
                 f"{path}: a verify report of another model ({data.get('model')}, sha256 "
                 f"{str(data.get('sha256'))[:12]}) than {model.path} (sha256 "
                 f"{model.sha256[:12]}); verify this model, or pass --allow-different-models "
                 "to use it anyway")
-        try:
-            summary = cls.from_verify_json(data)
-        except LSTMBenchError as exc:
-            raise LSTMBenchError(f"{path}: {exc}") from None
         if data.get("sha256") == model.sha256:
             return summary
         # allowed, but every report says whose verdicts these are
@@ -126,11 +160,17 @@ class VerifySummary:
 
     @classmethod
     def from_verify_json(cls, data: dict) -> VerifySummary:
-        """From a verify report's JSON (``VerifyReport.to_dict``)."""
+        """From a verify report's JSON (``VerifyReport.to_dict``), checked against its
+        layout (``VERIFY_REPORT``)."""
         if not isinstance(data, dict) or not isinstance(data.get("results"), list):
             raise LSTMBenchError("verify data must be the JSON of `lstm-bench verify --json` "
                                  "(a top-level 'results' list)")
+        check(data, VERIFY_REPORT, "verify data")
         verdicts = [Verdict.from_dict(entry) for entry in data["results"]]
+        names = [v.runtime for v in verdicts]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise LSTMBenchError(f"verify data: two results for {', '.join(twice)}")
         return cls(data.get("inputs") or {}, {v.runtime: v for v in verdicts}, data.get("sha256"))
 
     def to_dict(self) -> dict:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lstm_bench import reference
+from lstm_bench import interrupts, reference
 from lstm_bench.errors import LSTMBenchError, first_line
 from lstm_bench.exporters.weights import build_lstm_model
 from lstm_bench.feeds import Inputs, check_given, fit_batches, input_specs, load_inputs, \
@@ -120,6 +120,7 @@ def verify_runtime(runtime, truth: Truth, *, threads: int | None = None,
             outputs = runtime.run({k: v.copy() for k, v in truth.inputs.feeds.items()})
             runtime.synchronize()
         except Exception as exc:  # a runtime that cannot run this model is a failing runtime
+            interrupts.check()  # unless it is a signal that torch turned into an error
             # lstm-bench's own message names the runtime, which the row names already
             ours = isinstance(exc, LSTMBenchError)
             message = first_line(exc, with_type=not ours).removeprefix(f"{name}: ")

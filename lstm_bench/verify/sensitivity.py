@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from lstm_bench import interrupts
 from lstm_bench.runtimes.numpy_rt import NumpyRuntime
 
 FACTOR = 20
@@ -61,6 +62,7 @@ def _limits(model, feeds, truth, axes) -> dict:
             runtime.open(model)
             outputs = runtime.run({k: v.copy() for k, v in feeds.items()})
     except Exception:  # no float32 evaluation, no widening: the table's verdict stands
+        interrupts.check()  # a signal turned into an error ends the command, as any signal
         return {}
     limits = {}
     for name, expected in truth.items():
