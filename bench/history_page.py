@@ -8,7 +8,7 @@ import html
 from typing import TYPE_CHECKING
 
 from lstm_bench.bench.decision import plural, shape_label
-from lstm_bench.bench.history import change_lines, machine_line, quiet_line, series_table
+from lstm_bench.bench.series import change_lines, machine_line, quiet_line, series_table
 from lstm_bench.bench.page import CSS, html_table
 from lstm_bench.bench.plots import _figure, _legend, _png, dot_rows, plot_text, \
     runtime_colours, thread_styles, value_axis

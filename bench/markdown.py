@@ -50,11 +50,6 @@ def by_threads(measurements) -> list[tuple[int | None, list]]:
     return sorted(groups.items(), key=lambda kv: (kv[0] is None, kv[0] or 0))
 
 
-def calibration_line(report) -> str:
-    """The GEMM peak per thread count (``bench.machine.calibration_text``)."""
-    return calibration_text(report.calibrations)
-
-
 def machine_line(report) -> str:
     m = report.machine
     libs = m.get("libraries", {})
@@ -65,7 +60,7 @@ def machine_line(report) -> str:
     if load.get("other_cores") is not None:
         load_text += f"; other processes used {load['other_cores']:.2f} cores meanwhile"
     return (f"{m.get('cpu', '?')}, {m.get('usable_cores', '?')} cores; "
-            f"{calibration_line(report)}; {lib_text}; "
+            f"{calibration_text(report.calibrations)}; {lib_text}; "
             f"commit {m.get('git_commit') or 'unknown'}{load_text}")
 
 

@@ -152,6 +152,8 @@ def check_memory(models, shapes, runtimes: int, command: str, fed=None) -> None:
         name = f"{model.path.name}: " if len(models) > 1 else ""
         for batch, seq_len in shapes:
             at = f"batch {batch} x seq_len {seq_len}"
+            if fed is not None:  # the file's shapes, bounded as random feeds' are
+                model.check_values_at({n: a.shape for n, a in fed.feeds.items()})
             feeds.append((f"{name}feeds at {at}",
                           sum(a.nbytes for a in fed.feeds.values()) if fed is not None
                           else model.feed_bytes(batch, seq_len)))

@@ -26,7 +26,8 @@ from lstm_bench.exporters.ort_quiet import session_options
 from lstm_bench.exporters.torch_export import EXPORTERS, METADATA_EXPORTER, export_torch
 from lstm_bench.exporters.torch_program import export_program
 from lstm_bench.exporters.weights import export_weights
-from lstm_bench.files import atomic_path, check_distinct, private_env_folder
+from lstm_bench.files import atomic_path, private_env_folder
+from lstm_bench.outputs import check_distinct
 from lstm_bench.graph import summary
 from lstm_bench.reference import lstm
 from lstm_bench.spec import LSTMWeights

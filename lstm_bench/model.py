@@ -155,13 +155,17 @@ class Model:
         the model cannot be fed is refused (``feeds.feed_shapes``), and so is one at which a
         value the feeds' shape decides exceeds LSTM_BENCH_MAX_ARRAY_MB
         (``model_limits.check_values_at``): bench sizes every shape before a runtime runs."""
-        from lstm_bench.model_limits import check_values_at
-
         shapes = feed_shapes(self.proto, batch=batch, seq_len=seq_len)
-        check_values_at(self.skeleton, {name: shape for name, (shape, _) in shapes.items()},
-                        str(self))
+        self.check_values_at({name: shape for name, (shape, _) in shapes.items()})
         return sum(math.prod(shape) * np.dtype(dtype).itemsize for shape, dtype in
                    shapes.values())
+
+    def check_values_at(self, shapes: dict) -> None:
+        """Refuse feeds of these shapes (input name -> shape) when a value they decide would
+        exceed LSTM_BENCH_MAX_ARRAY_MB (``model_limits.check_values_at``)."""
+        from lstm_bench.model_limits import check_values_at  # it imports onnx
+
+        check_values_at(self.skeleton, shapes, str(self))
 
     def output_bytes(self, batch: int, seq_len: int | None) -> int:
         """Bytes one runtime holds for this model's LSTM outputs at this shape (an estimate,

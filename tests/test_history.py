@@ -10,6 +10,7 @@ import numpy as np
 from rich.console import Console
 
 from lstm_bench.bench import history
+from lstm_bench.bench.series import load_series, series_table
 from lstm_bench.bench.report import BenchReport
 from lstm_bench.bench.stats import Measurement
 from lstm_bench.cli import main
@@ -35,7 +36,7 @@ def test_series_and_change_points(tmp_path):
            history.record(report(1.0, 2, "bbb"), db, "bench"),  # the same distribution
            history.record(report(2.0, 3, "ccc"), db, "run")]  # twice as slow
     assert ids == [1, 2, 3]
-    series = history.load_series(db)
+    series = load_series(db)
     assert {s.runtime for s in series} == {"ort-cpu", "numpy"}
     for s in series:
         assert [p.run_id for p in s.points] == [1, 2, 3]
@@ -69,7 +70,7 @@ def test_history_table_fits_80_columns(tmp_path):
     for seed in (1, 2):
         history.record(report(1.0, seed, "c"), db, "bench")
     console = Console(width=80, file=io.StringIO(), record=True)
-    print_table(console, history.series_table(history.load_series(db)), compact=True)
+    print_table(console, series_table(load_series(db)), compact=True)
     text = console.export_text()
     assert max(map(len, text.splitlines())) <= 80 and "…" not in text
 
@@ -80,7 +81,7 @@ def test_bench_appends_to_the_database(tiny, tmp_path, capsys):
             *FAST, "--db", str(db)]
     assert main(argv) == 0 and main(argv) == 0
     assert "recorded as run #2" in capsys.readouterr().out
-    series = history.load_series(db)
+    series = load_series(db)
     assert len(series) == 2 and all(len(s.points) == 2 for s in series)
     assert all(s.key.model_sha256 and s.key.cpu for s in series)
 
@@ -102,7 +103,7 @@ def test_a_change_between_runs_of_the_same_code_is_the_machines(tmp_path, capsys
     db = tmp_path / "h.sqlite"
     history.record(report(1.0, 1, "same"), db, "bench")
     history.record(report(2.0, 2, "same"), db, "bench")
-    for s in history.load_series(db):
+    for s in load_series(db):
         assert s.points[1].same_code and s.points[1].change.verdict == "regression"
         assert s.change_points == [] and [p.run_id for p in s.machine_changes] == [2]
     assert main(["history", "--db", str(db)]) == 0
@@ -110,5 +111,5 @@ def test_a_change_between_runs_of_the_same_code_is_the_machines(tmp_path, capsys
     assert "no change points between runs whose code changed" in out
     assert "not flagged: 2 changes as large between runs of the same commit" in out
     history.record(report(4.0, 3, "next"), db, "bench")
-    for s in history.load_series(db):
+    for s in load_series(db):
         assert [p.run_id for p in s.change_points] == [3] and not s.points[2].same_code

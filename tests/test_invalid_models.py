@@ -276,6 +276,20 @@ def test_bench_bounds_a_size_computed_from_the_feeds_before_a_runtime_runs(tmp_p
                      "LSTM_BENCH_MAX_ARRAY_MB")
 
 
+def test_bench_bounds_a_size_computed_from_given_feeds(tmp_path, capsys, monkeypatch):
+    """The same bound when the feeds come from an .npz (``--inputs``), not the random
+    generator: the file's shapes are propagated before a runtime runs."""
+    monkeypatch.setenv("LSTM_BENCH_MAX_ARRAY_MB", "100")
+    model = lstm_model(tmp_path / "m.onnx", _expand_by("ConstantOfShape"))
+    import onnx
+
+    X = onnx.load(str(model)).graph.input[0]
+    dims = [d.dim_value or 1 for d in X.type.tensor_type.shape.dim]
+    np.savez(tmp_path / "in.npz", **{X.name: np.zeros(dims, np.float32)})
+    assert_bad_input(run_cli(capsys, "bench", model, *BENCH, "--inputs", tmp_path / "in.npz"),
+                     "'big'", "LSTM_BENCH_MAX_ARRAY_MB")
+
+
 def test_a_size_known_only_from_values_hits_the_memory_cap(tmp_path):
     """A shape computed from the input's values (no shape inference can know it): the float64
     evaluation's memory cap turns the allocation into one line and exit 2."""

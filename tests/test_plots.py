@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from lstm_bench.bench import history
+from lstm_bench.bench.series import load_series
 from lstm_bench.bench.history_page import _plot
 from lstm_bench.bench.plots import SLOW_FACTOR, latency_vs_threads, streaming_latency, \
     throughput_vs_batch, value_axis
@@ -126,7 +127,7 @@ def recorded(tmp_path, runs):
                                    machine={"cpu": "test cpu", "git_commit": f"c{run}",
                                             "timestamp": f"2026-11-27T00:0{run}:00+0000"},
                                    settings={}, measurements=ms), db, "bench")
-    return history.load_series(db)
+    return load_series(db)
 
 
 def test_history_of_one_run_draws_a_row_per_runtime_not_a_column_of_dots(tmp_path):

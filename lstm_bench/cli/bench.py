@@ -13,7 +13,7 @@ from lstm_bench.cli.progress import LiveDisplay
 from lstm_bench.cli.terminal import make_console, print_paths, print_recorded, print_report
 from lstm_bench.errors import LSTMBenchError
 from lstm_bench.feeds import load_inputs
-from lstm_bench.files import check_distinct, check_target, check_writable, sqlite_files
+from lstm_bench.outputs import check_distinct, check_target, check_writable, sqlite_files
 from lstm_bench.model import Model
 from lstm_bench.runtimes.ort_options import parse_ort_options
 from lstm_bench.verify.report import VerifySummary

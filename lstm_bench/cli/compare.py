@@ -17,9 +17,7 @@ from lstm_bench.cli import options
 from lstm_bench.cli.bench import ab_plan, add_shape_arguments, add_timing_arguments
 from lstm_bench.cli.terminal import make_console, print_lines, print_paths, print_table
 from lstm_bench.errors import LSTMBenchError
-from lstm_bench.files import check_distinct, check_writable
-
-HELP = "compare two bench JSON reports, or two models live; exit 1 on a regression"
+from lstm_bench.outputs import check_distinct, check_writable
 
 
 def add_arguments(parser) -> None:

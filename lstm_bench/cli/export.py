@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from lstm_bench.exporters.source import ExportParityError, export_source
-from lstm_bench.files import check_writable
+from lstm_bench.outputs import check_writable
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

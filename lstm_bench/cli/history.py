@@ -8,14 +8,14 @@ input (no database, not a history database).
 from __future__ import annotations
 
 from lstm_bench.bench.decision import plural
-from lstm_bench.bench.history import change_lines, default_db, load_series, machine_line, \
-    quiet_line, series_table
+from lstm_bench.bench.history import default_db
+from lstm_bench.bench.series import change_lines, load_series, machine_line, quiet_line, \
+    series_table
 from lstm_bench.bench.history_page import render_history
 from lstm_bench.cli import options
 from lstm_bench.cli.terminal import make_console, print_lines, print_paths, print_table
-from lstm_bench.files import check_distinct, check_writable, sqlite_files, write_text
-
-HELP = "show the history of bench results over time, with change points flagged"
+from lstm_bench.files import write_text
+from lstm_bench.outputs import check_distinct, check_writable, sqlite_files
 
 
 def add_arguments(parser) -> None:
@@ -44,7 +44,7 @@ def by_model(series) -> list[tuple[str, list]]:
 
 def print_history(series, db, console) -> None:
     """The series of each model (a heading per model and CPU when the database holds
-    several: ``bench.history.series_table``), then the change points, as hanging bullets."""
+    several: ``bench.series.series_table``), then the change points, as hanging bullets."""
     runs = {p.run_id for s in series for p in s.points}
     print_paths(console, f"{plural(len(runs), 'run')}, {plural(len(series), 'series', 'series')}"
                 f" in", [db])

@@ -82,27 +82,25 @@ def seed(text: str) -> int:
     return _integer(text, 0, MAX_SEED)
 
 
-def seconds(text: str) -> float:
-    """A duration: a finite number, 0 or more (0: the minimum repetitions alone)."""
+def _nonnegative(text: str, what: str) -> float:
+    # NaN or infinity would pass every check made with it (a percentage: the gate silently off)
     try:
         value = float(text)
     except ValueError:
-        raise OptionError(f"expected a number of seconds, got {text!r}") from None
+        raise OptionError(f"expected {what}, got {text!r}") from None
     if not (math.isfinite(value) and value >= 0):
-        raise OptionError(f"expected a number of seconds, 0 or more, got {text!r}")
+        raise OptionError(f"expected {what}, finite and 0 or more, got {text!r}")
     return value
+
+
+def seconds(text: str) -> float:
+    """A duration: 0 or more (0: the minimum repetitions alone)."""
+    return _nonnegative(text, "a number of seconds")
 
 
 def percent(text: str) -> float:
-    """A threshold in percent: 0 or more, finite (NaN or infinity would pass every
-    slowdown, the regression gate silently off)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise OptionError(f"expected a percentage, got {text!r}") from None
-    if not (math.isfinite(value) and value >= 0):
-        raise OptionError(f"expected a finite percentage, 0 or more, got {text!r}")
-    return value
+    """A threshold in percent, 0 or more."""
+    return _nonnegative(text, "a percentage")
 
 
 def value_range(text: str) -> tuple[float, float]:

@@ -26,7 +26,8 @@ from lstm_bench.cli.bench import display_of
 from lstm_bench.cli.terminal import make_console, print_decision, print_paths, \
     print_recorded, print_table
 from lstm_bench.errors import LSTMBenchError, first_line
-from lstm_bench.files import check_target, check_writable, write_text
+from lstm_bench.files import write_text
+from lstm_bench.outputs import check_target, check_writable
 from lstm_bench.model import Model
 from lstm_bench.runtimes.ort_options import parse_ort_options
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from lstm_bench.cli import options
 from lstm_bench.errors import LSTMBenchError
-from lstm_bench.files import check_writable
+from lstm_bench.outputs import check_writable
 from lstm_bench.seed import (FORMAT, FORMAT_VERSION, HELD_OUT_SIZE, HIDDEN_SIZE, INPUT_SIZE,
                              MARKER_STEPS, NOISE, SEQ_LEN, VALIDATION_OFFSET, accuracy,
                              build_model, held_out, make_dataset, save_checkpoint)

@@ -16,7 +16,7 @@ from lstm_bench.cli import options
 from lstm_bench.bench.tables import named_outputs, verdicts_table
 from lstm_bench.cli.terminal import make_console, print_table
 from lstm_bench.errors import LSTMBenchError
-from lstm_bench.files import check_distinct, check_writable
+from lstm_bench.outputs import check_distinct, check_writable
 from lstm_bench.model import Model
 from lstm_bench.runtimes.ort_options import parse_ort_options
 from lstm_bench.runtimes.registry import RUNTIMES, make_factories
