@@ -14,6 +14,7 @@ from lstm_bench.bench.machine import calibration_text
 from lstm_bench.bench.table import Detail, Table
 from lstm_bench.bench.tables import cold_table, latency_table, streaming_table, verify_table
 from lstm_bench.bench.text import NO_PEAK, machine_warnings, noise_line, split_rows
+from lstm_bench.printable import HIDDEN
 
 # what every latency table's figures are (Markdown and HTML)
 CAPTION = ("Latency in ms: the median of the block medians (a block is a run of consecutive "
@@ -30,17 +31,14 @@ STREAM_CAPTION = ("One call carries `chunk` steps of `batch` streams, h and c ca
 # Markdown's inline syntax and raw HTML: <script>, [links](...), *emphasis*, `code`, entities
 # (&#x202E; is a bidi override once rendered), table pipes
 _MD_SYNTAX = re.compile(r"[\\`*_\[\]<&|]")
-# characters that are not seen but act: line breaks (a newline would start a heading or a
-# list), other controls, and the bidi controls that reorder what a reader sees (U+061C,
-# U+200E-U+200F, U+202A-U+202E, U+2066-U+2069), line and paragraph separators
-_UNSEEN = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
 
 
 def md_text(text) -> str:
     """``text`` as literal Markdown: its syntax backslash-escaped, each unseen character
-    written as its code (a newline as ``\\u000a``)."""
+    written as its code (a newline as ``\\u000a``: it would start a heading or a list;
+    ``printable.HIDDEN``)."""
     text = _MD_SYNTAX.sub(lambda m: "\\" + m.group(), str(text))
-    return _UNSEEN.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    return HIDDEN.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def by_threads(measurements) -> list[tuple[int | None, list]]:

@@ -14,7 +14,7 @@ import re
 # C0 and C1 controls (ESC, BEL, CR, the 8-bit CSI 0x9b...), DEL, and the characters that
 # reorder or break text without being seen: bidirectional marks, embeddings, overrides and
 # isolates, the line and paragraph separators
-_HIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
+HIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
 _NAMED = {"\n": "\\n", "\t": "\\t", "\r": "\\r"}
 
 
@@ -29,5 +29,5 @@ def visible(text: str, keep: str = "") -> str:
     (ESC as ``\\x1b``, a line break as ``\\n``, U+202E as ``\\u202e``); characters in
     ``keep`` (a writer's own line breaks, ``"\\n"``) stay as they are."""
     if keep:
-        return _HIDDEN.sub(lambda m: m.group() if m.group() in keep else _escape(m), text)
-    return _HIDDEN.sub(_escape, text)
+        return HIDDEN.sub(lambda m: m.group() if m.group() in keep else _escape(m), text)
+    return HIDDEN.sub(_escape, text)
