@@ -242,6 +242,12 @@ class Opened:
     settings: dict = field(default_factory=dict)  # runtime.settings(): recorded in every row
 
 
+def overran(what: str, seconds: float) -> str:
+    """The words for a runaway call stopped by LSTM_BENCH_CALL_TIMEOUT_S."""
+    return (f"{what} took longer than {seconds:g} s and was stopped (a runaway model, such as "
+            "a Loop with a huge trip count?); set LSTM_BENCH_CALL_TIMEOUT_S to allow more")
+
+
 @contextlib.contextmanager
 def deadline(what: str):
     """End the process (one line on stderr, exit 2) when the block takes longer than
@@ -259,9 +265,7 @@ def deadline(what: str):
         # a worker process (--processes) leaves the one line to its parent (bench.runner)
         if multiprocessing.parent_process() is not None:
             os._exit(2)
-        sys.stderr.write(f"lstm-bench: error: {what} took longer than {seconds:g} s and was "
-                         "stopped (a runaway model, such as a Loop with a huge trip count?); "
-                         "set LSTM_BENCH_CALL_TIMEOUT_S to allow more\n")
+        sys.stderr.write(f"lstm-bench: error: {overran(what, seconds)}\n")
         sys.stderr.flush()
         os._exit(2)
 

@@ -48,7 +48,7 @@ def check_run(model: Model | None, batches, runtimes: RuntimeChoice) -> None:
     if model is None:
         sized, batches, seq_len = SeedSizes(), list(batches or BATCHES), seed.SEQ_LEN
     else:
-        sized, seq_len = model, fed_seq_len(model.proto)
+        sized, seq_len = model, fed_seq_len(model.proto, None, model.given)
         batches, _ = fit_batches(model, batches, BATCHES)
     check_memory([sized], [(b, seq_len) for b in batches], len(runtimes.names), "run")
 

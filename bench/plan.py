@@ -15,8 +15,9 @@ from typing import Callable
 
 from lstm_bench.bench.harness import Clock, Settings
 from lstm_bench.errors import LSTMBenchError
-from lstm_bench.feeds import Inputs, check_given, fed_seq_len, load_inputs
+from lstm_bench.feeds import Given, Inputs, check_given, fed_seq_len, load_inputs
 from lstm_bench.feeds import fit_batches as fit
+from lstm_bench.feeds.batch import resolve
 from lstm_bench.files import check_total_size, size_text
 from lstm_bench.model import Model
 from lstm_bench.runtimes.ort_options import OrtOptions
@@ -89,6 +90,7 @@ class SweepPlan:
     def as_job(self) -> dict:
         """The plan as plain data for a worker process (no display, the real clock)."""
         return {"models": [str(m.path) for m in self.models],
+                "given": [m.given.as_dict() for m in self.models],
                 "runtimes": {"names": list(self.runtimes.names),
                              "ort_options": self.runtimes.ort_options.as_dict()},
                 "shapes": [list(s) for s in self.shapes], "threads": list(self.threads),
@@ -100,7 +102,8 @@ class SweepPlan:
     def from_job(cls, job: dict) -> SweepPlan:
         """The plan of ``as_job``'s data, each model read once more (this is a fresh process),
         and the .npz too."""
-        models = tuple(Model.load(path) for path in job["models"])
+        models = tuple(Model.load(path).with_given(Given.from_dict(given))
+                       for path, given in zip(job["models"], job["given"]))
         runtimes = job["runtimes"]
         return cls(models,
                    RuntimeChoice(tuple(runtimes["names"]),
@@ -115,7 +118,8 @@ class SweepPlan:
 def fit_batches(model, batches, default) -> tuple[list[int], list[str]]:
     """(the batch sizes to measure ``model`` at, notes): ``batches`` as asked (None:
     ``default``), checked against a batch the model fixes (``feeds.fit_batches``)."""
-    fitted, note = fit(model.proto, batches, default, where=model.path.name)
+    fitted, note = fit(model.proto, batches, default, where=model.path.name,
+                       given=model.given)
     return fitted, [note] if note else []
 
 
@@ -135,8 +139,40 @@ def sweep_shapes(models, batches=None, lengths=None, *, default_batches=(1,),
     batches, notes = fit_batches(models[0], batches, default_batches)
     for other in models[1:]:
         fit_batches(other, batches, None)  # refuses what another model cannot take
-    lengths = lengths or [fed_seq_len(models[0].proto)]
-    return tuple((b, t) for b in batches for t in lengths), tuple(notes)
+    lengths, note = fit_lengths(models, lengths)
+    return tuple((b, t) for b in batches for t in lengths), tuple(notes + [note] * bool(note))
+
+
+def fit_lengths(models, lengths) -> tuple[list[int], str | None]:
+    """(the sequence lengths to measure ``models`` at, a note or None): ``lengths`` as asked,
+    or None for the length a model fixes, else the first model's default. An LSTM cell
+    unrolled at export keeps the length it was traced at: its LSTM-node twin in a comparison is
+    fed that length too (the note says so), and an asked length it cannot take is refused here,
+    naming it."""
+    fixed = {}
+    for model in models:
+        size = resolve(model.proto, None, None, model.given)[3]
+        if size:
+            fixed[model.path.name] = size
+    if lengths is None:
+        if len(set(fixed.values())) > 1:
+            raise LSTMBenchError("the models fix different sequence lengths (" + ", ".join(
+                f"{name}: {size}" for name, size in fixed.items()) + "): no length can be fed "
+                "to all of them")
+        if not fixed:
+            return [fed_seq_len(models[0].proto, None, models[0].given)], None
+        size = next(iter(fixed.values()))
+        note = (f"measured at seq_len {size}, the length {', '.join(fixed)} fix"
+                f"{'es' * (len(fixed) == 1)}" if len(fixed) < len(models) else None)
+        return [size], note
+    if len(models) > 1:
+        for name, size in fixed.items():
+            if any(length != size for length in lengths):
+                raise LSTMBenchError(
+                    f"{name} fixes the sequence length at {size}; --seq-len "
+                    f"{','.join(map(str, lengths))} cannot be fed to it (leave --seq-len out: "
+                    f"every model is then measured at {size})")
+    return list(lengths), None
 
 
 def check_memory(models, shapes, runtimes: int, command: str, fed=None) -> None:

@@ -4,13 +4,10 @@ live display, and one report document per model (``run_plan``)."""
 
 from __future__ import annotations
 
-import ctypes
 import multiprocessing
 import os
 import signal
-import sys
 import tempfile
-import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -24,10 +21,12 @@ from lstm_bench.bench.plan import SweepPlan, check_memory
 from lstm_bench.bench.report import BenchReport, build_document
 from lstm_bench.bench.stats import Measurement, merge
 from lstm_bench.bench.streaming import streamed_report, streaming_factories, streaming_model
+from lstm_bench.bench.trial import trial_crashes
 from lstm_bench.errors import LSTMBenchError
 from lstm_bench.feeds import describe_random
 from lstm_bench.files import limit_seconds
 from lstm_bench.interrupts import held
+from lstm_bench.verify.isolate import die_with_parent
 from lstm_bench.verify.streaming import StreamPorts
 
 
@@ -48,9 +47,20 @@ def _measured(plan: SweepPlan, ports: StreamPorts | None = None) -> tuple[list, 
     # cannot be fed is refused here too; every runtime asked for counts, available here or not
     check_memory(plan.models, plan.shapes, len(plan.runtimes.names), plan.command, plan.inputs)
     factories, unavailable = plan.runtimes.pick()
+    crashed = trial_crashes(plan, factories, ports)  # each left out, the others measured
+    if crashed:
+        gone = {c["runtime"] for c in crashed}
+        factories = {name: f for name, f in factories.items() if name not in gone}
+        # worker processes make the plan's runtimes themselves
+        plan = replace(plan, runtimes=replace(plan.runtimes, names=tuple(
+            name for name in plan.runtimes.names if name not in gone)))
+        unavailable += crashed
     if ports is not None:
         factories = streaming_factories(factories, ports)
-    results, load = measure_sweep(plan, factories, ports)
+    if factories:
+        results, load = measure_sweep(plan, factories, ports)
+    else:  # nothing to time: the report says why each runtime was not
+        results, load = [SweepResult([], [], plan.settings) for _ in plan.models], {}
     for result in results:
         result.skipped[:0] = unavailable
     return results, load
@@ -64,11 +74,14 @@ def _report(plan: SweepPlan, model, result, load, verify, timed=None) -> BenchRe
             f"{model.path}: no runtime could {'stream' if plan.streaming else 'run'} the model: "
             + "; ".join(f"{s['runtime']}: {s['reason']}" for s in result.skipped))
     fed = (plan.inputs.describe() if plan.inputs is not None
-           else describe_random((timed or model).proto, plan.shapes, seed=plan.seed))
+           else describe_random((timed or model).proto, plan.shapes, seed=plan.seed,
+                                   given=(timed or model).given))
     report = finish_document(result, model={**model.info(), "inputs_fed": fed},
                              threads_list=plan.threads, load=load, verify=verify)
     # said of this sweep: `run` also notes its sequence sweep's batches (another default)
     report.notes[:0] = [f"streaming sweep: {n}" if plan.streaming else n for n in plan.notes]
+    if model.flops_note and not plan.streaming:  # streaming rows have no % of peak anyway
+        report.notes.append(f"{model.path.name}: {model.flops_note}")
     return report
 
 
@@ -114,31 +127,6 @@ def _worker(job: dict) -> list[dict]:
              "calibrations": [c.as_dict() for c in r.calibrations]} for r in results]
 
 
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
-
-
-def _die_with_parent(parent: int) -> None:
-    """Run first in each worker process: the worker ends when its parent does. A parent that
-    is killed (SIGKILL, the out-of-memory killer) cannot end its worker, which would wait for
-    work for ever and keep multiprocessing's resource tracker alive with it. On Linux the
-    kernel sends the worker SIGKILL as the parent dies (``prctl(PR_SET_PDEATHSIG)``: the
-    parent's main thread spawns the workers, and the signal follows the thread that did);
-    elsewhere a thread checks every second whether the parent is still there."""
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0:
-            if os.getppid() != parent:  # it died before the signal was asked for
-                os._exit(1)
-            return
-
-    def watch():
-        while os.getppid() == parent:
-            time.sleep(1)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="lstm-bench-parent-watch", daemon=True).start()
-
-
 def worker_settings(settings, processes: int):
     """Each of N workers takes 1/N of the span, the blocks and the minimum time."""
     return replace(settings, span=settings.span / processes,
@@ -167,7 +155,7 @@ def measure_in_processes(plan: SweepPlan, ports: StreamPorts | None = None,
         notify("process", process=process, processes=processes)
         # spawn: a fresh interpreter, nothing inherited from this one's state
         with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                                 initializer=_die_with_parent, initargs=(os.getpid(),)) as pool:
+                                 initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
             try:
                 # the worker starts with Ctrl-C blocked (a terminal sends it to the whole
                 # process group): this process alone handles it, and ends the worker

@@ -1,4 +1,4 @@
-"""Streaming latency: the model called one chunk of steps at a time, its (h, c) carried along.
+"""Streaming latency: the model called one chunk of steps at a time, its state carried along.
 
 Speech, streaming sensors and online forecasting call an LSTM every time a step (or a short
 chunk) arrives and feed the state it ended in back into the next call; the latency of one
@@ -8,9 +8,11 @@ the ordinary harness: each runtime is wrapped in ``StreamingRuntime``, whose ``r
 chunk and the state the previous call returned, so the harness times exactly what a streaming
 application pays per call (the state hand-over included).
 
-The model must take ``initial_h`` / ``initial_c`` as inputs and return ``Y_h`` / ``Y_c``
-(``verify.streaming.stream_ports`` finds them). For a model that does not, the stateful
-variant made by ``exporters.stateful`` is timed instead, and every row and the report say so.
+The model must take its state as inputs and return it (``verify.streaming.stream_ports``
+finds the pairs: (x, h0, c0) -> (y, hn, cn), a packed state, every layer's, or ``--state
+IN=OUT``); a chunk of k steps is the input that gives the LSTM k frames. Only a model that
+keeps its state inside (no input reaches an LSTM's initial state) is timed as the stateful
+variant made by ``exporters.stateful``, and every row and the report say so.
 
 Rows are the harness's, with ``seq_len`` = the chunk, and ``mode`` streaming: their JSON adds
 ``chunk``, ``stateful_variant``, and the p50 / p99 latency per call (``per_call_ms``) and per
@@ -29,7 +31,7 @@ from lstm_bench.bench.stats import STREAMING
 from lstm_bench.errors import LSTMBenchError
 from lstm_bench.exporters.stateful import stateful_variant
 from lstm_bench.model import Model
-from lstm_bench.verify.streaming import StreamPorts, stream_ports
+from lstm_bench.verify.streaming import StreamPorts, hides_state, stream_ports
 
 @dataclass(frozen=True)
 class StreamingModel:
@@ -49,8 +51,9 @@ def streaming_model(model: Model, folder) -> StreamingModel:
     name = model.path.name
     ports, reason = stream_ports(model)
     if ports is not None:
-        return StreamingModel(model, ports, False,
-                              f"{name} takes the LSTM state as inputs and returns it")
+        return StreamingModel(model, ports, False, _carried_note(name, ports))
+    if not hides_state(model):  # its state leaves and re-enters, but not as a stream can use
+        raise LSTMBenchError(f"{model.path}: cannot be streamed: {reason}")
     try:
         variant = stateful_variant(model.proto)
     except LSTMBenchError as exc:
@@ -69,6 +72,15 @@ def streaming_model(model: Model, folder) -> StreamingModel:
         f"{ports.Y_h}, {ports.Y_c} added; the rest of the graph unchanged)")
 
 
+def _carried_note(name: str, ports: StreamPorts) -> str:
+    pairs = ", ".join(f"{state_in} <- {state_out}" for state_in, state_out in ports.states)
+    frames = ("" if (ports.window, ports.hop) == (1, 1) else
+              f"; a chunk of k steps is {ports.X!r} as long as k frames of its front end need "
+              f"(window {ports.window}, hop {ports.hop}: at least {ports.window} + "
+              f"{ports.hop} x (k - 1) samples)")
+    return f"{name} takes the LSTM state as inputs and returns it ({pairs}){frames}"
+
+
 class StreamingRuntime:
     """A runtime fed one chunk per call, each call starting from the state the last one
     returned (one state per batch size: the harness interleaves shapes on one session).
@@ -77,7 +89,7 @@ class StreamingRuntime:
     def __init__(self, runtime, ports):
         self.runtime = runtime
         self.ports = ports
-        self.states: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+        self.states: dict[tuple, dict[str, np.ndarray]] = {}
 
     def __getattr__(self, name):  # name, device, open, synchronize, close, notes, settings...
         if name == "runtime":  # not set yet (a copy being made): no recursion
@@ -85,13 +97,13 @@ class StreamingRuntime:
         return getattr(self.runtime, name)
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        ports = self.ports
-        h0 = feeds[ports.initial_h]
-        h, c = self.states.get(h0.shape, (h0, feeds[ports.initial_c]))
-        outputs = self.runtime.run({**feeds, ports.initial_h: h, ports.initial_c: c})
+        pairs = self.ports.states
+        shape = feeds[pairs[0][0]].shape
+        carried = self.states.get(shape, {})
+        outputs = self.runtime.run({**feeds, **carried})
         # as the next call's inputs: the feeds' dtype (a runtime may return another)
-        self.states[h0.shape] = (np.asarray(outputs[ports.Y_h], h0.dtype),
-                                 np.asarray(outputs[ports.Y_c], h0.dtype))
+        self.states[shape] = {state_in: np.asarray(outputs[state_out], feeds[state_in].dtype)
+                              for state_in, state_out in pairs}
         return outputs
 
 
@@ -112,7 +124,7 @@ def streamed_report(report, stream: StreamingModel, chunks):
     timed = stream.model.info()
     report.extra["streaming"] = {
         "chunks": list(chunks), "measured": True, "stateful_variant": stream.stateful_variant,
-        "note": stream.note, "ports": dataclasses.asdict(stream.ports),
+        "note": stream.note, "ports": stream.ports.describe(),
         "timed_model": {k: timed[k] for k in ("sha256", "inputs", "outputs") if k in timed},
         "inputs_fed": report.model["inputs_fed"],
     }

@@ -15,7 +15,7 @@ from lstm_bench.bench.table import Column, Detail, Group, Row, Table, one_group
 from lstm_bench.bench.text import ci_text, first_per_runtime, fmt, noise_text, num, \
     peak_text, per_step, ranked_groups
 from lstm_bench.verify.sensitivity import FACTOR
-from lstm_bench.verify.verdict import error_text
+from lstm_bench.verify.verdict import ERROR, error_text
 
 NARROW, WIDE, PAGE, FULL = Detail
 
@@ -99,9 +99,15 @@ def verify_table(verify) -> Table:
     columns = (Column("runtime", align="left"), Column("verdict", align="left"),
                Column("model output max abs"), Column("LSTM layer max abs"),
                Column("tolerance"), Column("details", align="left", wrap=True))
-    rows = [Row((v.runtime, v.status, error_text(v.max_abs_error),
-                 error_text(v.layer_max_abs_error) if v.layer_status else "–", v.limit(),
-                 v.statement())) for v in verify.verdicts.values()]
+    rows = []
+    for v in verify.verdicts.values():
+        rows.append(Row((v.runtime, v.status, error_text(v.max_abs_error),
+                         error_text(v.layer_max_abs_error) if v.layer_status else "–", v.limit(),
+                         v.statement())))
+        if len(v.lstm_layers) > 1:  # a line per layer beneath, the worst one above
+            rows += [Row(("", "", "", error_text(layer.max_abs_error)
+                          if layer.status != ERROR else "–", "", v.layer_sentence(layer)))
+                     for layer in v.lstm_layers]
     return Table("verify", columns, one_group(rows))
 
 
@@ -110,11 +116,10 @@ STATUS_STYLES = {"pass": "green", "fail": "bold red", "error": "bold red", "skip
 
 
 def named_outputs(verdict) -> list[tuple]:
-    """(name, OutputParity) of a runtime's outputs, then its LSTM layer's, named
+    """(name, OutputParity) of a runtime's outputs, then each of its LSTM layers', named
     "<label>: <output>" (the layer checked alone)."""
-    layer = verdict.lstm_layer
-    return [(o.name, o) for o in verdict.outputs] + (
-        [(f"{layer.label}: {o.name}", o) for o in layer.outputs] if layer else [])
+    return [(o.name, o) for o in verdict.outputs] + [
+        (f"{layer.label}: {o.name}", o) for layer in verdict.lstm_layers for o in layer.outputs]
 
 
 def verdicts_table(report) -> Table:

@@ -35,7 +35,7 @@ import numpy as np
 
 from lstm_bench.errors import LSTMBenchError, first_line
 from lstm_bench.files import atomic_path, check_array_size, limit_bytes, parse_json
-from lstm_bench.exporters.keras_layers import KerasLSTM, KerasModel
+from lstm_bench.exporters.keras_layers import TOKEN_DTYPES, KerasLSTM, KerasModel
 from lstm_bench.exporters.keras_onnx import DEFAULT_OPSET, build_keras_model
 from lstm_bench.exporters.keras_read import (INSTEAD, MERGES, SUPPORTED as _SUPPORTED,
                                              LayerReader, check_builtin)
@@ -298,9 +298,11 @@ def read_keras(keras_path) -> KerasModel:
             check_builtin(layer, f"{cls} layer {name!r}", where)
         sequential = config.get("class_name") == "Sequential"
         source = ""  # the model input's id in ``wiring``
+        dtype = None  # the InputLayer's, where the model has one
         if chain and chain[0]["class_name"] == "InputLayer":
             shape = chain[0]["config"].get("batch_shape") or chain[0]["config"].get("batch_input_shape")
             input_name = chain[0]["config"].get("name") or "input"
+            dtype = chain[0]["config"].get("dtype")
             source = chain[0]["config"].get("name") or chain[0].get("name")
             chain = chain[1:]
         elif chain:
@@ -356,7 +358,17 @@ def read_keras(keras_path) -> KerasModel:
     return KerasModel(config["config"].get("name", "model"), input_name,
                       None if tokens else shape[2], time_steps, tuple(layers), tokens=tokens,
                       mask_value=reader.mask_value, wiring=tuple(links), source=source,
-                      output=output, fixed_length=reader.fixed_length)
+                      output=output, fixed_length=reader.fixed_length,
+                      token_dtype=_token_dtype(dtype) if tokens else "int64")
+
+
+def _token_dtype(dtype) -> str:
+    """The integer type the model's token input is declared with (``keras.Input(dtype=...)``),
+    kept by the ONNX input so that the user's serving code feeds what it fed Keras; int64 where
+    the input is declared float (Keras casts it) or not at all."""
+    if isinstance(dtype, dict):  # a DTypePolicy's config
+        dtype = (dtype.get("config") or {}).get("name")
+    return dtype if dtype in TOKEN_DTYPES else "int64"
 
 
 def keras_reference(keras_path, X) -> np.ndarray:

@@ -31,6 +31,8 @@ RNN_ACTIVATIONS = {
 }
 
 # Keras' selu constants (torch's, which Keras 3 on torch calls).
+# integer types a Keras token input may be declared with; the ONNX input keeps them
+TOKEN_DTYPES = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64")
 SELU_ALPHA = 1.6732632423543772
 SELU_SCALE = 1.0507009873554805
 
@@ -217,6 +219,7 @@ class KerasModel:
     source: str = ""
     output: str = ""
     fixed_length: bool = False  # a Flatten / Reshape folds time into features: T as saved
+    token_dtype: str = "int64"  # the token input's integer type, as the InputLayer declares it
 
     @property
     def masked(self) -> bool:

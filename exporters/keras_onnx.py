@@ -287,6 +287,9 @@ def build_keras_model(parsed: KerasModel, *, opset: int = DEFAULT_OPSET):
     g.name(x)
     output_name = g.name(OUTPUT_NAME)  # "output" unless the input already took that name
     mask = None
+    token_type = helper.np_dtype_to_tensor_dtype(np.dtype(parsed.token_dtype))
+    if parsed.tokens and token_type != TensorProto.INT64:  # the graph below indexes with int64
+        x = g.op(parsed.input_name, "Cast", [x], to=TensorProto.INT64)
     env = {parsed.source: x}  # Keras tensor id -> ONNX name
     for layer, (sources, target) in zip(parsed.layers, parsed.wiring):
         scope = layer.name
@@ -339,9 +342,8 @@ def build_keras_model(parsed: KerasModel, *, opset: int = DEFAULT_OPSET):
         node.output[:] = [output_name if o == x else o for o in node.output]
     # a Flatten or Reshape over time needs the saved length; otherwise any length goes
     T = parsed.time_steps if parsed.fixed_length else "seq_len"
-    if parsed.tokens:
-        graph_input = helper.make_tensor_value_info(parsed.input_name, TensorProto.INT64,
-                                                    ["batch", T])
+    if parsed.tokens:  # the integer type Keras was fed, so that serving code feeds the same
+        graph_input = helper.make_tensor_value_info(parsed.input_name, token_type, ["batch", T])
     else:
         graph_input = helper.make_tensor_value_info(parsed.input_name, TensorProto.FLOAT,
                                                     ["batch", T, parsed.input_size])

@@ -23,7 +23,8 @@ from lstm_bench import interrupts, seed
 from lstm_bench.errors import LSTMBenchError, first_line
 from lstm_bench.exporters.keras import export_keras, keras_reference, read_keras
 from lstm_bench.exporters.ort_quiet import session_options
-from lstm_bench.exporters.torch_export import EXPORTERS, METADATA_EXPORTER, export_torch
+from lstm_bench.exporters.torch_export import (EXPORTERS, METADATA_EXPORTER, export_torch,
+                                               proj_size_refusal)
 from lstm_bench.exporters.torch_program import export_program
 from lstm_bench.exporters.weights import export_weights
 from lstm_bench.files import atomic_path, private_env_folder
@@ -98,12 +99,19 @@ class ExportResult:
 
 def _references(checks) -> str:
     """What the file was proven against, each input shape once with the references fed it:
-    "A and B on input [4, 10, 1], and vs B on input [4, 37, 1]" (after "vs")."""
-    groups: dict[int, tuple[list[str], tuple]] = {}
+    "A and B on input [4, 10, 1], and vs B on input [4, 37, 1]" (after "vs"); with several
+    inputs "A on inputs src [3, 10, 6], tgt [3, 9, 6]"."""
+    groups: dict[int, tuple[list[str], dict]] = {}
     for label, _, fed in checks:
-        groups.setdefault(id(fed), ([], np.shape(next(iter(fed.values())))))[0].append(label)
-    return ", and vs ".join(f"{' and '.join(labels)} on input {list(shape)}"
-                            for labels, shape in groups.values())
+        groups.setdefault(id(fed), ([], fed))[0].append(label)
+
+    def shapes(fed) -> str:
+        if len(fed) == 1:
+            return f"input {list(np.shape(next(iter(fed.values()))))}"
+        return "inputs " + ", ".join(f"{name} {list(np.shape(v))}" for name, v in fed.items())
+
+    return ", and vs ".join(f"{' and '.join(labels)} on {shapes(fed)}"
+                            for labels, fed in groups.values())
 
 
 def _size(n: int) -> str:
@@ -151,10 +159,30 @@ def _onnxruntime_outputs(path: Path, feeds: dict) -> list[np.ndarray]:
                              f"{first_line(exc)}") from None
 
 
+def _checkpoint(source):
+    """``seed.load_checkpoint``, saying so when the checkpoint is an nn.LSTM(proj_size=k)'s."""
+    import torch
+
+    pt = Path(source).with_suffix(".pt")
+    try:
+        model, config = seed.load_checkpoint(source)
+    except LSTMBenchError as exc:
+        if "weight_hr_l" not in str(exc):
+            raise
+        # its keys were read, so the file is a bounded tensor-only state_dict: read it again
+        state = torch.load(pt, map_location="cpu", weights_only=True)
+        size = next(int(v.shape[0]) for k, v in state.items() if "weight_hr_l" in k)
+        raise LSTMBenchError(f"{pt}: {proj_size_refusal(size)}") from None
+    projection = config["architecture"].get("proj_size")
+    if projection:
+        raise LSTMBenchError(f"{pt}: {proj_size_refusal(projection)}")
+    return model, config
+
+
 def _export_checkpoint(source, tmp, opset, exporter):
     import torch
 
-    model, config = seed.load_checkpoint(source)
+    model, config = _checkpoint(source)
     steps = int(config["architecture"].get("seq_len", seed.SEQ_LEN))
     generator = torch.Generator().manual_seed(CHECK_SEED)
     example = torch.randn(EXAMPLE_BATCH, steps, seed.INPUT_SIZE, generator=generator)
@@ -173,7 +201,9 @@ def _keras_probe(parsed, rng, steps: int | None = None) -> np.ndarray:
     batch, steps = CHECK_BATCH + 1, steps or parsed.time_steps or CHECK_STEPS
     if parsed.tokens:
         vocab = parsed.layers[0].table.shape[0]
-        X = rng.integers(1 if parsed.masked else 0, vocab, (batch, steps)).astype(np.int64)
+        dtype = np.dtype(parsed.token_dtype)  # as the model's input declares it
+        high = min(vocab, int(np.iinfo(dtype).max) + 1)
+        X = rng.integers(1 if parsed.masked else 0, high, (batch, steps)).astype(dtype)
     else:
         X = rng.standard_normal((batch, steps, parsed.input_size)).astype(np.float32)
     if parsed.masked:  # pad_sequences' default (in front), the other side, and none

@@ -31,7 +31,7 @@ from pathlib import Path
 from lstm_bench import interrupts
 from lstm_bench.errors import LSTMBenchError, first_line
 from lstm_bench.exporters.torch_graph import (assert_structure, fold_weights, relax_shapes,
-                                              unbake_sequence_length)
+                                              static_dims, unbake_lengths)
 from lstm_bench.exporters.torch_proof import check_against_onnxruntime, probe_args
 from lstm_bench.exporters.torch_quiet import quiet
 from lstm_bench.files import atomic_path
@@ -51,6 +51,9 @@ class ExportOptions:
     batch_first: bool
     has_lengths: bool  # the module takes (input, lengths)
     fixed_batch: bool = False  # a program whose batch is baked in: only the length is relaxed
+    names: tuple[str, ...] = ()  # the inputs' names (default: "input", and "lengths")
+    # per input, ((axis, dim name), ...) to leave symbolic (default: "batch" and "seq" as above)
+    symbolic: tuple = ()
 
     @property
     def axes(self) -> tuple[int, int]:
@@ -59,7 +62,27 @@ class ExportOptions:
 
     @property
     def input_names(self) -> list[str]:
+        if self.names:
+            return list(self.names)
         return ["input", "lengths"] if self.has_lengths else ["input"]
+
+    def input_axes(self) -> list[dict[int, str]]:
+        """Per input, {axis: dim name} of the axes the file leaves symbolic."""
+        if self.symbolic:
+            return [dict(axes) for axes in self.symbolic]
+        if not self.dynamic:
+            return []
+        batch_axis, time_axis = self.axes
+        first = {time_axis: "seq"} if self.fixed_batch else {batch_axis: "batch", time_axis: "seq"}
+        return [first, {0: "batch"}] if self.has_lengths else [first]
+
+    def where(self, args) -> str:
+        """The shape of ``args`` as the proof's messages say it."""
+        if self.names or args[0].dim() not in (2, 3):
+            return "input shapes " + ", ".join(f"{name} {list(a.shape)}"
+                                               for name, a in zip(self.input_names, args))
+        batch_axis, time_axis = self.axes
+        return f"batch {args[0].shape[batch_axis]}, sequence length {args[0].shape[time_axis]}"
 
 
 def _lstm_layers(model) -> list:
@@ -71,11 +94,16 @@ def _lstm_layers(model) -> list:
                              "modules built on nn.LSTM")
     for layer in layers:
         if getattr(layer, "proj_size", 0):
-            raise LSTMBenchError(
-                f"nn.LSTM with proj_size={layer.proj_size} cannot be exported: the ONNX LSTM "
-                "operator has no projection (the dynamo exporter writes a graph that fails in "
-                "onnxruntime, the TorchScript exporter refuses it); use proj_size=0")
+            raise LSTMBenchError(proj_size_refusal(layer.proj_size))
     return layers
+
+
+def proj_size_refusal(proj_size: int) -> str:
+    """Why an nn.LSTM(proj_size=k) is refused, the same on every route (module, .pt2)."""
+    return (f"the LSTM has proj_size={proj_size}: ONNX's LSTM operator has no projection (its "
+            "hidden state is not multiplied by a weight before it recurs), so no graph of LSTM "
+            "nodes computes it; use proj_size=0 (torch's dynamo exporter writes a graph that "
+            "fails in onnxruntime, its TorchScript exporter refuses it)")
 
 
 def _vocab(model) -> int | None:
@@ -198,14 +226,12 @@ def export_with(which, module, args, options: ExportOptions, *, expected_layers,
                 probe):
     """One exporter's ModelProto, relaxed, checked and proven; raises LSTMBenchError.
 
-    ``outputs``: the module's outputs on ``args``; ``probe``: (probe args, batch, steps, the
-    module's outputs on them) for the proof in onnxruntime, or None for no proof.
+    ``outputs``: the module's outputs on ``args``; ``probe``: (probe args, the module's outputs
+    on them) for the proof in onnxruntime, or None for no proof.
     """
     import onnx
 
     opset = options.opset
-    batch_axis, time_axis = options.axes
-    example = args[0]
     output_names = (["output"] if len(outputs) == 1
                     else [f"output_{i}" for i in range(len(outputs))])
     with tempfile.TemporaryDirectory(prefix="lstm-bench-export-") as tmp:
@@ -224,16 +250,17 @@ def export_with(which, module, args, options: ExportOptions, *, expected_layers,
     if opset is not None and written != opset:
         raise LSTMBenchError(f"the {which} exporter wrote opset {written}, not the requested "
                              f"opset {opset}")
-    if options.dynamic:
+    symbolic = options.input_axes()
+    if symbolic:
         probes = None
         if probe is not None:
-            probes = [(example.shape[batch_axis], example.shape[time_axis],
-                       [o.numpy() for o in outputs]), (probe[1], probe[2], probe[3])]
-        relax_shapes(proto, None if options.fixed_batch else batch_axis, time_axis,
-                     options.has_lengths, probes)
+            probes = [(_sizes(symbolic, args), [o.numpy() for o in outputs]),
+                      (_sizes(symbolic, probe[0]), probe[1])]
+        before = static_dims(proto, [a.shape for a in args]) if which == "dynamo" else None
+        relax_shapes(proto, symbolic, probes)
+        if before is not None:
+            unbake_lengths(proto, before)
     if which == "dynamo":
-        if options.dynamic:
-            unbake_sequence_length(proto, example.shape[time_axis])
         proto = fold_weights(proto)
     del proto.metadata_props[:]
     onnx.helper.set_model_props(proto, {METADATA_EXPORTER: which})
@@ -246,8 +273,14 @@ def export_with(which, module, args, options: ExportOptions, *, expected_layers,
                              f"inference: {first_line(exc)}") from None
     assert_structure(proto, expected_layers, options.has_lengths)
     if probe is not None:
-        check_against_onnxruntime(proto, probe[0], probe[3], which, options.batch_first)
+        check_against_onnxruntime(proto, probe[0], probe[1], which, options.where(probe[0]))
     return proto
+
+
+def _sizes(symbolic, args) -> dict[str, int]:
+    """Each symbolic dim's size in ``args``, by name, in the order the inputs name them."""
+    return {name: int(a.shape[axis]) for axes, a in zip(symbolic, args)
+            for axis, name in axes.items()}
 
 
 def export_torch(model, example_input, path, *, opset: int | None = None, dynamic: bool = True,
@@ -306,10 +339,9 @@ def export_torch(model, example_input, path, *, opset: int | None = None, dynami
             outputs = _flatten(module(*args))
             probe = None
             if check:
-                probe_args_, new_batch, new_steps = probe_args(args, batch_first, has_lengths,
-                                                               dynamic, vocab=_vocab(model))
-                probe = (probe_args_, new_batch, new_steps,
-                         [t.numpy() for t in _flatten(module(*probe_args_))])
+                probe_args_, _, _ = probe_args(args, batch_first, has_lengths, dynamic,
+                                               vocab=_vocab(model))
+                probe = (probe_args_, [t.numpy() for t in _flatten(module(*probe_args_))])
         options = ExportOptions(opset, dynamic, batch_first, has_lengths)
         failures = []
         for which in order:

@@ -20,22 +20,21 @@ def set_dims(value_info, dims):
         dim.dim_param = name
 
 
-def relax_shapes(model, batch_axis, time_axis, has_lengths, probes=None):
-    """Give the inputs' batch and time axes symbolic names and infer every other shape again.
+def relax_shapes(model, symbolic, probes=None):
+    """Give the inputs' axes in ``symbolic`` (per input, {axis: name}) their symbolic names and
+    infer every other shape again.
 
-    ``probes`` is ``[(batch, steps, outputs), ...]``: torch's outputs at two input shapes. An
-    output dim that shape inference leaves unknown is fixed when it is the same in both, and
-    named "batch" or "seq" when it follows that axis.
+    ``probes`` is ``[(sizes, outputs), (sizes, outputs)]``: torch's outputs at two input shapes,
+    each with its size per name. An output dim that shape inference leaves unknown is fixed
+    when it is the same in both, and given the first name whose sizes it follows.
     """
     import onnx
 
     graph = model.graph
     initializers = {t.name for t in graph.initializer}
     inputs = [v for v in graph.input if v.name not in initializers]
-    set_dims(inputs[0], {axis: name for axis, name in ((batch_axis, "batch"), (time_axis, "seq"))
-                         if axis is not None})  # None: that axis stays as exported
-    if has_lengths:
-        set_dims(inputs[1], {0: "batch"})
+    for value, axes in zip(inputs, symbolic):
+        set_dims(value, axes)
     declared = {}
     for output in graph.output:
         declared[output.name] = [d.dim_param or None for d in output.type.tensor_type.shape.dim]
@@ -54,15 +53,15 @@ def relax_shapes(model, batch_axis, time_axis, has_lengths, probes=None):
             entry = shape.dim.add()
             if isinstance(dim, str) and dim.startswith("unk__"):
                 dim = None
-            if isinstance(dim, int) and probes:  # inference kept a baked size torch varies
-                (_, _, outs0), (_, _, outs1) = probes
-                if outs0[position].shape[index] != outs1[position].shape[index]:
-                    dim = None
-            if dim is None and probes:
-                (b0, t0, outs0), (b1, t1, outs1) = probes
+            if probes:
+                (sizes0, outs0), (sizes1, outs1) = probes
                 n0, n1 = outs0[position].shape[index], outs1[position].shape[index]
-                dim = (n0 if n0 == n1 else "batch" if (n0, n1) == (b0, b1)
-                       else "seq" if (n0, n1) == (t0, t1) else None)
+                if isinstance(dim, int) and n0 != n1:  # inference kept a baked size torch varies
+                    dim = None
+                if dim is None:
+                    dim = n0 if n0 == n1 else next(
+                        (name for name, size in sizes0.items() if (size, sizes1[name]) == (n0, n1)),
+                        None)
             if dim is None and index < rank:
                 dim = declared[output.name][index]  # the exporter's own symbolic name, if any
             if isinstance(dim, int):
@@ -73,47 +72,84 @@ def relax_shapes(model, batch_axis, time_axis, has_lengths, probes=None):
     return model
 
 
-def unbake_sequence_length(proto, steps: int) -> int:
-    """Let Reshapes copy the sequence axis from their input instead of a baked-in length.
+def static_dims(proto, shapes) -> dict:
+    """Every value's dims inferred with the inputs at the example's ``shapes``: an int where
+    known (a Shape computation of a symbolic dim then gives the example's size too)."""
+    import onnx
 
-    After ``torch.export`` fixed the sequence length, the dynamo exporter writes Reshapes of
-    time-major LSTM outputs with a constant target like ``[steps, -1, D*H]``. Where the data's
-    axis k is the symbolic "seq" and the target's entry k is the example's length, entry k
-    becomes 0 (ONNX: copy that axis from the input), which is the same reshape at that length
-    and the right one at any other. Only constants without other zeros are touched, and the
-    proof in onnxruntime still judges the result. Returns the number of Reshapes changed.
+    pinned = onnx.ModelProto()
+    pinned.CopyFrom(proto)
+    initializers = {t.name for t in pinned.graph.initializer}
+    inputs = [v for v in pinned.graph.input if v.name not in initializers]
+    for value, shape in zip(inputs, shapes):
+        dims = value.type.tensor_type.shape.dim
+        for dim, size in zip(dims, shape):
+            dim.Clear()
+            dim.dim_value = int(size)
+    del pinned.graph.value_info[:]
+    inferred = onnx.shape_inference.infer_shapes(pinned, data_prop=True)
+    return {v.name: [d.dim_value if d.HasField("dim_value") else None
+                     for d in v.type.tensor_type.shape.dim]
+            for v in list(inferred.graph.value_info) + list(inferred.graph.input)}
+
+
+def unbake_lengths(proto, before: dict) -> int:
+    """Let Reshapes copy an axis from their input instead of a length baked in at the example.
+
+    After ``torch.export`` fixed a length (and, for a length it kept symbolic but computed from
+    an input's, like a CRNN's width / 4, even then), the dynamo exporter writes Reshapes of LSTM
+    outputs with a constant target like ``[steps, -1, D*H]``. ``before`` holds every value's
+    dims at the example (``static_dims``). Where the data's axis k was the target's entry k
+    there and is symbolic now that the inputs' axes are (``relax_shapes``), entry k becomes 0
+    (ONNX: copy that axis from the input): the same reshape at the example's shape and the
+    right one at any other. Only constants without other zeros are touched (a constant other
+    nodes share too is copied first), and the proof in onnxruntime still judges the result. Shapes are inferred again after each change, as a
+    freed Reshape frees the layers after it (a stack). Returns the number of Reshapes changed.
     """
+    changed = 0
+    while _unbake_one(proto, before):
+        changed += 1
+    return changed
+
+
+def _unbake_one(proto, before: dict) -> bool:
+    """Free the first Reshape that ``unbake_lengths`` would; whether there was one."""
     import onnx
     from onnx import numpy_helper
 
     inferred = onnx.shape_inference.infer_shapes(proto, data_prop=True)
-    dims = {v.name: [d.dim_param or None for d in v.type.tensor_type.shape.dim]
+    dims = {v.name: [d.dim_value if d.HasField("dim_value") else None
+                     for d in v.type.tensor_type.shape.dim]
             for v in list(inferred.graph.value_info) + list(inferred.graph.input)}
     initializers = {t.name: t for t in proto.graph.initializer}
     users: dict[str, int] = {}
     for node in proto.graph.node:
         for name in node.input:
             users[name] = users.get(name, 0) + 1
-    changed = 0
     for node in proto.graph.node:
         if node.op_type != "Reshape" or len(node.input) < 2:
             continue
         target = initializers.get(node.input[1])
-        data_dims = dims.get(node.input[0])
-        if target is None or data_dims is None or users.get(node.input[1]) != 1:
+        now, then = dims.get(node.input[0]), before.get(node.input[0])
+        if target is None or now is None or then is None:
             continue
         shape = numpy_helper.to_array(target).copy()
-        seq_axes = [k for k, name in enumerate(data_dims[:len(shape)])
-                    if name == "seq" and shape[k] == steps]
-        if len(seq_axes) != 1 or np.any(shape == 0):
+        freed = [k for k in range(min(len(shape), len(now), len(then)))
+                 if now[k] is None and then[k] is not None and shape[k] == then[k]]
+        if len(freed) != 1 or np.any(shape == 0):
             continue
-        shape[seq_axes[0]] = 0
-        target.CopyFrom(numpy_helper.from_array(shape, target.name))
+        shape[freed[0]] = 0
+        if users[node.input[1]] > 1:  # a constant the exporter shares: this Reshape's own copy
+            name = f"{node.input[1]}_{node.name or 'reshape'}_unbaked"
+            proto.graph.initializer.append(numpy_helper.from_array(shape, name))
+            node.input[1] = name
+        else:
+            target.CopyFrom(numpy_helper.from_array(shape, target.name))
         for attr in node.attribute:
             if attr.name == "allowzero":
                 attr.i = 0
-        changed += 1
-    return changed
+        return True
+    return False
 
 
 def fold_weights(proto):

@@ -10,18 +10,23 @@ no weight or constant may be stored as a pickle, and no compiled code may be pre
 that needs more is refused unless the caller passes ``trust_pickle=True``
 (``--trust-pickle``): only for files you made yourself.
 
-Sequence length: ``torch.export`` specializes nn.LSTM's sequence length (the program's input is
-``[batch, 30, ...]`` even with ``Dim.AUTO``). The ONNX LSTM operator takes any length, so the
-exported file gets symbolic batch and sequence axes where the program's own graph, run with
-its shape guards lifted, computes at another batch and length; the proof then compares the file
-with that output. Where the graph bakes the length in (a Reshape to it, a Linear over the
-flattened sequence), the file keeps the example's shape and the export says so.
+Inputs: any number of tensors of any layout ([batch, seq, features], token ids, an image
+[batch, 1, 32, width], a seq2seq's (src, tgt), an LSTM state (x, h0, c0)). ``torch.export``
+specializes every length that reaches an nn.LSTM (the program's input is ``[batch, 30, ...]``
+even with ``Dim.AUTO``), while the ONNX LSTM operator takes any: ``program_inputs`` finds the
+axes that are lengths on fake tensors, and the file leaves them symbolic together with the
+program's own dynamic dims, where the program's graph, run with its shape guards lifted,
+computes at other sizes; the proof compares the file with that output, every input grown by its
+own dims. Where the graph bakes a length in (a Reshape to it, a Linear over the flattened
+sequence), the file keeps the example's shape and the export says so. A program of one input
+names it "input" (and its axes "batch", "seq"), as ``export_torch`` does; several inputs keep
+the program's argument names (axes "batch", "src_len", "tgt_len", ...). An nn.LSTM with
+``proj_size`` is refused before anything runs: ONNX's LSTM has no projection.
 """
 
 from __future__ import annotations
 
 import io
-import logging
 import zipfile
 from pathlib import Path
 
@@ -29,9 +34,9 @@ import numpy as np
 
 from lstm_bench import interrupts
 from lstm_bench.errors import LSTMBenchError, first_line
+from lstm_bench.exporters.program_inputs import plan_inputs, probe_inputs
 from lstm_bench.exporters.torch_export import (METADATA_EXPORTER, ExportOptions, export_with,
-                                               save_model)
-from lstm_bench.exporters.torch_proof import probe_args
+                                               proj_size_refusal, save_model)
 from lstm_bench.files import parse_json
 
 # archive members holding compiled code that torch.export.load may hand to AOTInductor
@@ -114,15 +119,6 @@ def _lstm_calls(program) -> list:
             and n.target in (torch.ops.aten.lstm.input, torch.ops.aten.lstm.data)]
 
 
-def _user_input(program):
-    placeholders = {n.name: n for n in program.graph.nodes if n.op == "placeholder"}
-    users = program.graph_signature.user_inputs
-    if len(users) != 1:
-        raise LSTMBenchError(f"the program takes {len(users)} inputs ({list(users)}); lstm-bench "
-                             "exports programs with one input tensor (features or token ids)")
-    return placeholders[users[0]].meta.get("val")
-
-
 def _unguarded(program):
     """The program as a module, without the pre-hook that checks input shapes."""
     module = program.module(check_guards=False)
@@ -143,29 +139,55 @@ def _outputs(value) -> list[np.ndarray]:
                          "in tuples) can be exported")
 
 
-def _computes_at(module, x) -> bool:
-    """Whether the program's graph runs on ``x``'s shape, judged on fake tensors."""
-    from torch._subclasses.fake_tensor import FakeTensorMode
+def _proj_size(calls) -> int:
+    """The projection size of the first aten.lstm call that has one, else 0: the weights per
+    layer and direction are (w_ih, w_hh[, b_ih, b_hh][, w_hr])."""
+    for call in calls:
+        params, has_biases, layers, bidirectional = (call.args[2], call.args[3], call.args[4],
+                                                     call.args[7])
+        per_direction = len(params) // (int(layers) * (2 if bidirectional else 1))
+        if per_direction == (5 if has_biases else 3):
+            return int(params[per_direction - 1].meta["val"].shape[0])
+    return 0
 
-    logger = logging.getLogger("torch._subclasses.fake_tensor")
-    level = logger.level
-    logger.setLevel(logging.CRITICAL)  # it logs the failure we expect and handle
-    try:
-        with FakeTensorMode(allow_non_fake_inputs=True) as mode:
-            module(mode.from_tensor(x))
-        return True
-    except Exception:  # a shape the graph bakes in
-        interrupts.check()  # or a signal that torch turned into an error: no fallback then
-        return False
-    finally:
-        logger.setLevel(level)
+
+def _notes(plan, batch_first: bool) -> list[str]:
+    """What the file could not keep, or had to find, in the export's notes."""
+    notes = []
+    # a program of one [batch, seq(, features)] input: its batch and time axes are the LSTM's
+    sequence = len(plan.names) == 1 and plan.examples[0].dim() in (2, 3)
+    batch_axis = int(not batch_first)
+    for axis in (a for a in plan.axes if a.fixed_by_export):
+        index, k = axis.places[0]
+        if sequence and axis.name == "seq":
+            notes.append(f"torch.export fixed the sequence length at {axis.size}; the ONNX file "
+                         f"takes any length (proven at {axis.probe})")
+        else:
+            notes.append(f"torch.export fixed axis {k} of {plan.names[index]} at {axis.size}; "
+                         f"the ONNX file takes any ({axis.name}, proven at {axis.probe})")
+    if all(a.name == "batch" for a in plan.axes):
+        if sequence:
+            notes.append(f"the program's graph computes only at sequence length "
+                         f"{plan.examples[0].shape[1 - batch_axis]} (it bakes the length in "
+                         "beyond the LSTM), so the ONNX file keeps that length")
+        else:
+            shapes = ", ".join(f"{n} {list(x.shape)}" for n, x in zip(plan.names, plan.examples))
+            notes.append("the program's graph computes only at its example's lengths (it bakes "
+                         f"them in beyond the LSTM), so the ONNX file keeps them: {shapes}")
+    if plan.fixed_batch is not None:
+        how = (f"torch.export.export(model, (x,), {dynamic_batch_hint(batch_axis)})" if sequence
+               else "dynamic_shapes giving the batch axis of every input the same "
+                    "torch.export.Dim('batch')")
+        notes.append(f"the program fixes the batch at {plan.fixed_batch} (export it with {how} "
+                     "for any batch)")
+    return notes
 
 
 def export_program(path, out, *, opset: int | None = None, trust_pickle: bool = False):
     """Export the program in ``path`` to ``out`` (unproven; the caller proves it).
 
-    Returns (probe feeds, the program's outputs on them, notes). The probe is one batch larger
-    and three steps longer than the example where the program's graph computes there.
+    Returns (probe feeds by input name, the program's outputs on them, notes). The probe grows
+    every axis the file leaves symbolic (``program_inputs``), each input by its own dims.
     """
     import onnx
     import torch
@@ -175,61 +197,44 @@ def export_program(path, out, *, opset: int | None = None, trust_pickle: bool = 
     if not calls:
         raise LSTMBenchError(f"{path}: the program calls no aten.lstm (nn.LSTM); lstm-bench "
                              "exports LSTM programs (a loop over nn.LSTMCell is refused)")
-    # aten.lstm.input(input, hx, params, has_biases, num_layers, dropout, train, bidirectional,
-    # batch_first)
+    if any(c.target != torch.ops.aten.lstm.input for c in calls):
+        raise LSTMBenchError(f"{path}: the program runs an LSTM on a PackedSequence; export one "
+                             "that takes the padded input (and lengths, with `lstm-bench export` "
+                             "of a torch module: exporters.export_torch)")
+    projection = _proj_size(calls)
+    if projection:  # before any kernel runs: torch's would warn on stderr first
+        raise LSTMBenchError(f"{path}: {proj_size_refusal(projection)}")
     batch_first = bool(calls[0].args[8])
     expected_layers = sum(int(c.args[4]) for c in calls)
-    val = _user_input(program)
-    if val is None or val.dim() not in (2, 3):
-        raise LSTMBenchError(f"{path}: the program's input must be [batch, seq, features] or "
-                             "token ids [batch, seq] (or time-major)")
-    example = program.example_inputs[0][0] if program.example_inputs else None
-    if example is None:
-        shape = [d if isinstance(d, int) else 2 for d in val.shape]
-        example = (torch.randn(shape) if val.dtype.is_floating_point
-                   else torch.zeros(shape, dtype=val.dtype))
-    vocab = None
-    if not example.is_floating_point():
-        tables = [n for n in program.graph.nodes if n.op == "call_function"
-                  and n.target == torch.ops.aten.embedding.default]
-        if not tables:
-            raise LSTMBenchError(f"{path}: the program takes integers but has no embedding")
-        vocab = int(tables[0].args[0].meta["val"].shape[0])
     module = _unguarded(program)
+    plan = plan_inputs(program, module, calls)
+    if len(plan.names) == 1 and plan.examples[0].dim() == 2 and \
+            not plan.examples[0].is_floating_point() and plan.vocab[0] is None:
+        raise LSTMBenchError(f"{path}: the program takes integers but has no embedding")
+    examples = list(plan.examples)
     # A static batch is baked into the LSTM's initial states: another batch would abort in
-    # torch's kernel, so it is never tried. Another length is tried on fake tensors first (a
-    # shape error there is a Python exception), then for real.
-    batch_axis, time_axis = (0, 1) if batch_first else (1, 0)
-    dynamic_batch = not isinstance(val.shape[batch_axis], int)
-    notes = []
+    # torch's kernel, so it is never tried; every other size was tried on fake tensors first.
     with torch.no_grad():
-        outputs = _outputs(module(example))
-        for grow in ((int(dynamic_batch), 3), (int(dynamic_batch), 0)):
-            args, batch, steps = probe_args((example,), batch_first, False, True, vocab=vocab,
-                                            grow=grow)
-            if _computes_at(module, args[0]):
-                expected = _outputs(module(*args))
-                break
-    dynamic_length = grow[1] > 0
-    steps0 = example.shape[time_axis]
-    if dynamic_length:
-        notes.append(f"torch.export fixed the sequence length at {steps0}; the ONNX file takes "
-                     f"any length (proven at {steps})")
-    else:
-        notes.append(f"the program's graph computes only at sequence length {steps0} (it bakes "
-                     "the length in beyond the LSTM), so the ONNX file keeps that length")
-    if not dynamic_batch:
-        notes.append(f"the program fixes the batch at {example.shape[batch_axis]} (export it "
-                     f"with torch.export.export(model, (x,), {dynamic_batch_hint(batch_axis)}) for "
-                     "any batch)")
-    options = ExportOptions(opset, dynamic_length or dynamic_batch, batch_first,
-                            has_lengths=False, fixed_batch=not dynamic_batch)
-    proto = export_with("dynamo", program, (example,), options,
+        outputs = _outputs(module(*examples))
+        args = probe_inputs(plan)
+        try:
+            expected = _outputs(module(*args))
+        except Exception as exc:  # the kernels' own errors at a shape the fake run allowed
+            interrupts.check()
+            raise LSTMBenchError(f"{path}: the program fails at input shapes "
+                                 f"{plan.shapes(probe=True)}: {first_line(exc)[:300]}") from None
+    notes = _notes(plan, batch_first)
+    options = ExportOptions(opset, bool(plan.axes), batch_first, has_lengths=False,
+                            fixed_batch=plan.fixed_batch is not None,
+                            names=plan.names if len(plan.names) > 1 else (),
+                            symbolic=plan.symbolic() if plan.axes else ())
+    proto = export_with("dynamo", program, tuple(examples), options,
                         expected_layers=expected_layers,
                         outputs=[torch.from_numpy(o) for o in outputs],
-                        probe=(args, batch, steps, expected))
+                        probe=(args, expected))
     del proto.metadata_props[:]
     onnx.helper.set_model_props(proto, {METADATA_EXPORTER: "dynamo (torch.export program)"})
     interrupts.check()  # one that a finalizer swallowed while the exporter ran: no file
     save_model(proto, out)
-    return {"input": args[0].numpy()}, expected, notes
+    feeds = {name: a.numpy() for name, a in zip(options.input_names, args)}
+    return feeds, expected, notes

@@ -39,12 +39,12 @@ def probe_args(args, batch_first, has_lengths, dynamic, *, vocab: int | None = N
     return new_args, new_batch, new_steps
 
 
-def check_against_onnxruntime(proto, probe_args, expected, which, batch_first):
-    """Run ``proto`` in onnxruntime on the probe input; raise if it drifts from torch."""
+def check_against_onnxruntime(proto, probe_args, expected, which, where):
+    """Run ``proto`` in onnxruntime on the probe input; raise if it drifts from torch.
+
+    ``where`` says the probe's shape in the message ("batch 3, sequence length 8")."""
     import onnxruntime
 
-    x = probe_args[0]
-    batch, steps = (x.shape[0], x.shape[1]) if batch_first else (x.shape[1], x.shape[0])
     hint = ""
     if which == "dynamo":
         hint = ("; torch.export fixes an axis to the example's size in some LSTM graphs "
@@ -57,8 +57,8 @@ def check_against_onnxruntime(proto, probe_args, expected, which, batch_first):
         got = session.run(None, {name: t.numpy() for name, t in zip(names, probe_args)})
     except Exception as exc:  # onnxruntime's own exception types
         text = first_line(exc)
-        raise LSTMBenchError(f"the {which} exporter's graph fails in onnxruntime at batch "
-                             f"{batch}, sequence length {steps}: {text[:300]}{hint}") from None
+        raise LSTMBenchError(f"the {which} exporter's graph fails in onnxruntime at "
+                             f"{where}: {text[:300]}{hint}") from None
     for index, (want, have) in enumerate(zip(expected, got)):
         judged = compare_output(which, f"output {index}", have, np.asarray(want, np.float64),
                                 TOLERANCES["float32"], "float32")
@@ -67,5 +67,5 @@ def check_against_onnxruntime(proto, probe_args, expected, which, batch_first):
         error = (f"max abs error {judged.max_abs:.3g}" if want.shape == have.shape else
                  f"shape {list(have.shape)} instead of {list(want.shape)}")
         raise LSTMBenchError(
-            f"the {which} exporter's graph disagrees with torch on output {index} at batch "
-            f"{batch}, sequence length {steps} ({error}){hint}")
+            f"the {which} exporter's graph disagrees with torch on output {index} at {where} "
+            f"({error}){hint}")

@@ -19,3 +19,10 @@ def first_line(exc: BaseException, *, with_type: bool = False) -> str:
     if not lines:
         return name
     return f"{name}: {lines[0]}" if with_type else lines[0]
+
+
+class RuntimeSkip(LSTMBenchError):
+    """A runtime that cannot prepare this model (its quantizer refuses the graph, a float16
+    copy of it cannot be made, the transformation leaves nothing of what the runtime is named
+    for): raised by ``open``; verify makes it that runtime's ``skip`` verdict with the message
+    as the reason, and bench leaves the runtime out with it. Not bad input, not a failure."""

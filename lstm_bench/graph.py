@@ -180,13 +180,18 @@ def subgraph_lstms(model) -> list[dict]:
     return found
 
 
-def no_lstm_reason(model) -> str | None:
-    """None when the model has an LSTM node anywhere, else what it holds instead and what to do."""
-    if _main_lstms(model) or subgraph_lstms(model):
-        return None
+def _ops(model) -> set[str]:
+    """Every op_type of the model: its graphs, subgraphs and functions."""
     ops = {node.op_type for node, _ in _walk(model.graph)}
     for function in model.functions:
         ops |= {node.op_type for node in function.node}
+    return ops
+
+
+def recurrences(model) -> list[str]:
+    """What a graph holds in place of an LSTM node, one phrase per kind of recurrence lstm-bench
+    recognises (an unrolled cell, a Loop/Scan, GRU/RNN nodes); empty where it holds none."""
+    ops = _ops(model)
     holds = []
     if "Loop" in ops or "Scan" in ops:
         holds.append("a " + "/".join(sorted(ops & {"Loop", "Scan"})) + " (a recurrence written "
@@ -195,8 +200,46 @@ def no_lstm_reason(model) -> str | None:
         holds.append("Sigmoid/Tanh over MatMul/Gemm (an LSTM cell unrolled step by step)")
     if {"GRU", "RNN"} & ops:
         holds.append("/".join(sorted({"GRU", "RNN"} & ops)) + " nodes (another recurrent layer)")
+    return holds
+
+
+def has_lstm(model) -> bool:
+    """Whether the model has an LSTM node anywhere (main graph, subgraphs, functions)."""
+    return bool(_main_lstms(model) or subgraph_lstms(model))
+
+
+def no_lstm_reason(model) -> str | None:
+    """None when the model has an LSTM node anywhere, else what it holds instead and what to do."""
+    if has_lstm(model):
+        return None
+    holds = recurrences(model)
     what = "; it holds " + " and ".join(holds) if holds else ""
     return f"the model has no LSTM node{what}. lstm-bench measures ONNX LSTM nodes: {HOW_TO_EXPORT}"
+
+
+def unmeasurable_reason(model) -> str | None:
+    """Why lstm-bench refuses the model: it has neither an LSTM node nor a recurrence in
+    another form (``recurrences``); None where it takes it. A graph whose recurrence is
+    unrolled or looped is verified and benched as a whole (``no_lstm_note``)."""
+    if has_lstm(model) or recurrences(model):
+        return None
+    return no_lstm_reason(model)
+
+
+def without_lstm(model) -> str | None:
+    """"no LSTM node, but ..." (what it holds) for a model with no LSTM node anywhere, else
+    None."""
+    if has_lstm(model):
+        return None
+    holds = recurrences(model)
+    return "no LSTM node" + (f", but {' and '.join(holds)}" if holds else "")
+
+
+def no_lstm_note(model) -> str | None:
+    """What verify says of a model with no LSTM node (None where it has one): its whole graph
+    is judged against the float64 truth, and there is no LSTM layer to lift out."""
+    what = without_lstm(model)
+    return what and f"{what}: nothing to diagnose per layer"
 
 
 def _dims(value_info) -> list:
@@ -214,15 +257,12 @@ def _node_summary(node: LSTMNode) -> dict:
 def summary(model) -> dict:
     """Opset, inputs and outputs with their (dynamic) dims, LSTM nodes and their attributes.
 
-    Raises ``LSTMBenchError`` (what the graph holds, how to get an LSTM node) when the model
-    has no LSTM node at all. LSTM nodes inside If / Loop / Scan are listed under
-    ``subgraph_lstm_nodes``.
+    LSTM nodes inside If / Loop / Scan are listed under ``subgraph_lstm_nodes``; a model with
+    no LSTM node at all has an empty ``lstm_nodes`` and ``no_lstm_node``, what it holds instead
+    (``no_lstm_note``).
     """
     from onnx import helper
 
-    reason = no_lstm_reason(model)
-    if reason:
-        raise LSTMBenchError(reason)
     graph = model.graph
     initializers = {t.name for t in graph.initializer}
 
@@ -250,6 +290,9 @@ def summary(model) -> dict:
     nested = subgraph_lstms(model)
     if nested:
         result["subgraph_lstm_nodes"] = nested
+    note = no_lstm_note(model)
+    if note:
+        result["no_lstm_node"] = note
     return result
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,7 +20,7 @@ import numpy as np
 
 from lstm_bench import graph
 from lstm_bench.errors import LSTMBenchError, first_line
-from lstm_bench.feeds import fed_seq_len, feed_shapes, make_inputs
+from lstm_bench.feeds import Given, fed_seq_len, feed_shapes, make_inputs
 
 if TYPE_CHECKING:  # onnx (about 1 s to import cold) is loaded where a model is read
     import onnx
@@ -57,7 +57,7 @@ def load_proto(path):
     except Exception as exc:  # onnx raises DecodeError, ValueError... for a bad file
         raise LSTMBenchError(_unreadable(path, exc)) from None
     if not loaded.graph.output:  # an empty file parses as an empty ModelProto
-        raise LSTMBenchError(f"{path}: not an ONNX model (no graph outputs)")
+        raise LSTMBenchError(_source_hint(path) or f"{path}: not an ONNX model (no graph outputs)")
     check_limits(loaded, str(path), path.parent)  # sizes, loops and names
     check_model(loaded, str(path))  # valid ONNX
     try:  # onnx refuses data outside the model's folder, through a symlink, not a plain file
@@ -67,8 +67,29 @@ def load_proto(path):
     return loaded
 
 
+# What a model's source looks like from its first bytes: no ONNX file starts so (protobuf field
+# 10 of a ModelProto does not exist; HDF5 has its own signature)
+SOURCES = {b"PK\x03\x04": "a zip archive (a torch.export .pt2, a .keras archive, a torch "
+                            "checkpoint or an .npz)",
+           b"\x89HDF": "an HDF5 file (a Keras .h5: save it as .keras with model.save)"}
+
+
+def _source_hint(path) -> str | None:
+    """The error for a model's source given where its ONNX export belongs; None otherwise."""
+    try:
+        with open(path, "rb") as f:
+            start = f.read(4)
+    except OSError:
+        return None
+    if start in SOURCES:
+        return (f"{path}: not an ONNX model but {SOURCES[start]}; export it first: "
+                f"lstm-bench export {path} -o MODEL.onnx")
+    return None
+
+
 def _unreadable(path, exc) -> str:
-    return f"{path}: not a readable ONNX model ({first_line(exc, with_type=True)[:300]})"
+    return _source_hint(path) or (f"{path}: not a readable ONNX model "
+                                  f"({first_line(exc, with_type=True)[:300]})")
 
 
 @dataclass(frozen=True, eq=False)
@@ -81,6 +102,12 @@ class Model:
 
     path: Path | None  # None: built in memory (verify's LSTM layer alone), no file
     proto: onnx.ModelProto
+    # what the user fixed of its inputs (--shape, --value): every feed made for it follows
+    given: Given = field(default_factory=Given)
+
+    def with_given(self, given: Given) -> Model:
+        """This model, fed with the shapes and values the user gave (``feeds.Given``)."""
+        return replace(self, given=given)
 
     @classmethod
     def load(cls, path) -> Model:
@@ -129,17 +156,37 @@ class Model:
         return {"path": str(self.path), "sha256": self.sha256, **self.summary}
 
     def check_lstm(self) -> Model:
-        """This model, when it has an LSTM node anywhere; else LSTMBenchError saying what it
-        holds instead. A node is enough: its weights may be known only at run time (FLOPs come
-        from W's shape then), and onnxruntime runs it all the same."""
-        reason = graph.no_lstm_reason(self.proto)
+        """This model, when it has an LSTM node anywhere, or a recurrence in another form (an
+        unrolled cell, a Loop/Scan, GRU/RNN nodes: judged and timed as a whole graph, see
+        ``no_lstm_note``); else LSTMBenchError saying what it holds and how to export an LSTM
+        node. A node is enough: its weights may be known only at run time (FLOPs come from W's
+        shape then), and onnxruntime runs it all the same."""
+        reason = graph.unmeasurable_reason(self.proto)
         if reason:
             raise LSTMBenchError(f"{self.path}: {reason}")
         return self
 
-    def flops(self, batch: int, seq_len: int) -> int:
+    @cached_property
+    def no_lstm_note(self) -> str | None:
+        """What reports say of a model with no LSTM node (``graph.no_lstm_note``), else None."""
+        return graph.no_lstm_note(self.proto)
+
+    @cached_property
+    def flops_note(self) -> str | None:
+        """Why a bench report has no FLOPs or % of peak for this model (None: it has them)."""
+        if self.layer_sizes:
+            return None
+        what = graph.without_lstm(self.proto) or "LSTM nodes only inside If/Loop/Scan bodies"
+        return (f"{what}: no FLOPs or % of peak (lstm-bench counts the multiply-adds of the "
+                "main graph's LSTM nodes)")
+
+    def flops(self, batch: int, seq_len: int) -> int | None:
         """Multiply-add FLOPs of the LSTM layers for one call (see ``graph.flops_of``): the
-        layers are read once, not at every shape of a sweep."""
+        layers are read once, not at every shape of a sweep. None where the main graph has no
+        LSTM node: a recurrence in other ops (an unrolled cell) is not counted, and 0 FLOPs
+        would read as 0 % of peak."""
+        if not self.layer_sizes:
+            return None
         return graph.flops_of(self.layer_sizes, batch, seq_len)
 
     @cached_property
@@ -155,7 +202,7 @@ class Model:
         the model cannot be fed is refused (``feeds.feed_shapes``), and so is one at which a
         value the feeds' shape decides exceeds LSTM_BENCH_MAX_ARRAY_MB
         (``model_limits.check_values_at``): bench sizes every shape before a runtime runs."""
-        shapes = feed_shapes(self.proto, batch=batch, seq_len=seq_len)
+        shapes = feed_shapes(self.proto, batch=batch, seq_len=seq_len, given=self.given)
         self.check_values_at({name: shape for name, (shape, _) in shapes.items()})
         return sum(math.prod(shape) * np.dtype(dtype).itemsize for shape, dtype in
                    shapes.values())
@@ -170,11 +217,13 @@ class Model:
     def output_bytes(self, batch: int, seq_len: int | None) -> int:
         """Bytes one runtime holds for this model's LSTM outputs at this shape (an estimate,
         see ``HELD_PER_Y``)."""
-        return output_bytes(self.layer_sizes, batch, fed_seq_len(self.proto, seq_len))
+        return output_bytes(self.layer_sizes, batch,
+                            fed_seq_len(self.proto, seq_len, self.given))
 
     def feeds(self, batch: int, seq_len: int, seed: int = 0) -> dict[str, np.ndarray]:
         """Seeded random inputs at this shape, from the generator verify uses too."""
-        return make_inputs(self.proto, batch=batch, seq_len=seq_len, seed=seed).feeds
+        return make_inputs(self.proto, batch=batch, seq_len=seq_len, seed=seed,
+                           given=self.given).feeds
 
 
 def as_model(source) -> Model:

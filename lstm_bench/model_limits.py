@@ -110,14 +110,9 @@ def _static_shapes(model):
             yield value.name, dims, tensor.elem_type
 
 
-def check_values_at(skeleton, shapes: dict, where: str) -> None:
-    """Refuse, before anything runs, a value of the model above LSTM_BENCH_MAX_ARRAY_MB when
-    its inputs are fed at ``shapes`` (input name -> shape): shape inference with data
-    propagation on the model with those inputs fixed, so that a ConstantOfShape or Reshape of
-    Shape(X) * k has its size. (A size computed from the feeds' values, or by an operator
-    whose inference does not propagate, such as Expand, is bounded by the float64 reference's
-    memory cap instead, ``reference.model``.) ``skeleton``: the model's ``graph_only`` copy,
-    made once for all the shapes of a sweep."""
+def fed_at(skeleton, shapes: dict):
+    """A copy of ``skeleton`` (a ``graph_only`` model) whose inputs named in ``shapes`` (input
+    name -> sizes) declare those sizes: what shape inference reads at one shape of a sweep."""
     fixed = onnx.ModelProto()
     fixed.CopyFrom(skeleton)
     for value in fixed.graph.input:
@@ -126,8 +121,26 @@ def check_values_at(skeleton, shapes: dict, where: str) -> None:
             shape.Clear()
             for size in shapes[value.name]:
                 shape.dim.add().dim_value = int(size)
+    return fixed
+
+
+def values_at(skeleton, shapes: dict) -> list:
+    """(name, dims, elem_type) of every value of the main graph whose size shape inference
+    (with data propagation) tells when its inputs are fed at ``shapes`` (input name ->
+    shape); ``skeleton``: the model's ``graph_only`` copy."""
+    return list(_static_shapes(fed_at(skeleton, shapes)))
+
+
+def check_values_at(skeleton, shapes: dict, where: str) -> None:
+    """Refuse, before anything runs, a value of the model above LSTM_BENCH_MAX_ARRAY_MB when
+    its inputs are fed at ``shapes`` (input name -> shape): shape inference with data
+    propagation on the model with those inputs fixed, so that a ConstantOfShape or Reshape of
+    Shape(X) * k has its size. (A size computed from the feeds' values, or by an operator
+    whose inference does not propagate, such as Expand, is bounded by the float64 reference's
+    memory cap instead, ``reference.model``.) ``skeleton``: the model's ``graph_only`` copy,
+    made once for all the shapes of a sweep."""
     fed = ", ".join(f"{name} {list(map(int, shape))}" for name, shape in shapes.items())
-    for name, dims, elem_type in _static_shapes(fixed):
+    for name, dims, elem_type in values_at(skeleton, shapes):
         if name not in shapes:
             check_array_size(dims, _itemsize(elem_type),
                              f"{where}: value {name!r} with the inputs fed at {fed}")

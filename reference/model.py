@@ -2,8 +2,11 @@
 
 Exported graphs wrap the LSTM in Transpose, Squeeze, Gemm, Sigmoid and friends. To give them a
 float64 truth too, the model is promoted to float64 (float initializers, constants, Casts and
-graph inputs) and run by ``onnx.reference.ReferenceEvaluator`` with our LSTM in place of its own,
-which ignores sequence_lens, clip, input_forget and activations.
+graph inputs, and what is float32 by default: ConstantOfShape without a value, Constant's
+value_float, RandomNormal's dtype, ...) and run by ``onnx.reference.ReferenceEvaluator`` with our
+LSTM in place of its own, which ignores sequence_lens, clip, input_forget and activations, and
+with ``reference.ops`` in place of the operators onnx's evaluator fails or errs on
+(GatherElements past 64 steps, pooling, Loop, Scan, ...).
 
 A user's model is untrusted input: it is checked as it is read (``lstm_bench.model_check``,
 ``lstm_bench.model_limits``), and ``run_model`` turns every error of onnx's evaluator (shape
@@ -33,6 +36,7 @@ from lstm_bench.errors import LSTMBenchError, first_line
 from lstm_bench.files import limit_bytes, limit_seconds, size_text
 from lstm_bench.model import Model, load_proto
 from lstm_bench.reference.lstm import lstm
+from lstm_bench.reference.ops import overrides
 
 try:
     import resource
@@ -76,26 +80,71 @@ def _promote_tensor(tensor):
     tensor.data_type = TensorProto.DOUBLE
 
 
+# Operators whose float output is float32 unless an attribute says otherwise: the attribute is
+# added, saying float64.
+_FLOAT32_BY_DEFAULT = {"RandomNormal": "dtype", "RandomUniform": "dtype", "SequenceEmpty": "dtype",
+                       "HannWindow": "output_datatype", "HammingWindow": "output_datatype",
+                       "BlackmanWindow": "output_datatype", "MelWeightMatrix": "output_datatype"}
+# Integer attributes that name an output's element type (Cast's "to", RandomNormal's "dtype",
+# DequantizeLinear's "output_dtype", ...).
+_TYPE_ATTRIBUTES = {"to", "dtype", "output_dtype", "output_datatype"}
+
+
+def _promote_node(node):
+    """Make ``node``'s float constants and float output types float64."""
+    from onnx import AttributeProto, TensorProto, helper
+
+    low_floats = _low_floats()
+    for attr in node.attribute:
+        if attr.type == AttributeProto.TENSOR:
+            _promote_tensor(attr.t)
+        elif attr.type == AttributeProto.TENSORS:
+            for tensor in attr.tensors:
+                _promote_tensor(tensor)
+        elif attr.type == AttributeProto.SPARSE_TENSOR:
+            _promote_tensor(attr.sparse_tensor.values)
+        elif attr.type == AttributeProto.GRAPH:
+            _promote_graph(attr.g)
+        elif attr.type == AttributeProto.GRAPHS:
+            for graph in attr.graphs:
+                _promote_graph(graph)
+        elif (attr.name in _TYPE_ATTRIBUTES and attr.type == AttributeProto.INT
+              and attr.i in low_floats):
+            attr.i = TensorProto.DOUBLE
+    names = {attr.name for attr in node.attribute}
+    if node.op_type == "Constant" and names & {"value_float", "value_floats"}:
+        # value_float(s) always means float32: made a float64 tensor value instead
+        attr = next(a for a in node.attribute if a.name in ("value_float", "value_floats"))
+        value = np.array(attr.f if attr.name == "value_float" else list(attr.floats), np.float64)
+        node.attribute.remove(attr)
+        node.attribute.append(helper.make_attribute("value", _float64_tensor(value)))
+    elif node.op_type == "ConstantOfShape" and "value" not in names:  # default: float32 zero
+        node.attribute.append(helper.make_attribute("value", _float64_tensor(np.zeros(1))))
+    elif node.op_type in _FLOAT32_BY_DEFAULT and _FLOAT32_BY_DEFAULT[node.op_type] not in names:
+        node.attribute.append(helper.make_attribute(_FLOAT32_BY_DEFAULT[node.op_type],
+                                                    TensorProto.DOUBLE))
+
+
+def _float64_tensor(array):
+    from onnx import numpy_helper
+
+    return numpy_helper.from_array(np.asarray(array, np.float64))
+
+
 def _promote_graph(graph):
-    from onnx import AttributeProto, TensorProto
+    from onnx import TensorProto
 
     low_floats = _low_floats()
     for tensor in graph.initializer:
         _promote_tensor(tensor)
+    for sparse in graph.sparse_initializer:
+        _promote_tensor(sparse.values)
     for value in list(graph.input) + list(graph.output):
         if value.type.tensor_type.elem_type in low_floats:
             value.type.tensor_type.elem_type = TensorProto.DOUBLE
     del graph.value_info[:]
     for node in graph.node:
-        for attr in node.attribute:
-            if attr.type == AttributeProto.TENSOR:
-                _promote_tensor(attr.t)
-            elif attr.type == AttributeProto.GRAPH:
-                _promote_graph(attr.g)
-            elif node.op_type in ("Cast", "CastLike") and attr.name == "to" and attr.i in low_floats:
-                attr.i = TensorProto.DOUBLE
-            elif attr.name == "dtype" and attr.type == AttributeProto.INT and attr.i in low_floats:
-                attr.i = TensorProto.DOUBLE  # RandomNormal, EyeLike, ...
+        _promote_node(node)
 
 
 def promote_to_float64(model):
@@ -105,7 +154,44 @@ def promote_to_float64(model):
     promoted = onnx.ModelProto()
     promoted.CopyFrom(model)
     _promote_graph(promoted.graph)
+    _name_omitted_outputs(promoted.graph)
     return promoted
+
+
+# onnx's evaluator stores every omitted output ("") under the name "", where an omitted input
+# of a later node reads it: Clip(h, "", max) after LSTM(...) -> ("", h, "") takes the LSTM's Y
+# as its min. Omitted outputs are named (these names) before evaluating.
+OMITTED = "lstm_bench.omitted/"
+
+
+def _omitted_outputs(graph) -> bool:
+    from lstm_bench.model_limits import graphs  # it imports onnx
+
+    return any(not name for g in graphs(graph) for node in g.node for name in node.output)
+
+
+def _name_omitted_outputs(graph, counter=None):
+    """Give every omitted output of ``graph`` and its subgraphs a name of its own."""
+    counter = counter if counter is not None else iter(range(2 ** 62))
+    for node in graph.node:
+        for k, name in enumerate(node.output):
+            if not name:
+                node.output[k] = f"{OMITTED}{next(counter)}"
+        for attr in node.attribute:
+            for sub in [attr.g] if attr.HasField("g") else list(attr.graphs):
+                _name_omitted_outputs(sub, counter)
+
+
+def _as_written(node):
+    """``node`` with the outputs ``_name_omitted_outputs`` named omitted again, as the model
+    has it (the torch runtime finds its modules by a node's outputs)."""
+    if not any(name.startswith(OMITTED) for name in node.output):
+        return node
+    original = type(node)()
+    original.CopyFrom(node)
+    del original.output[:]
+    original.output.extend("" if name.startswith(OMITTED) else name for name in node.output)
+    return original
 
 
 def evaluator_with_lstm(model, lstm):
@@ -115,18 +201,33 @@ def evaluator_with_lstm(model, lstm):
     with the schema's defaults; ``lstm`` returns (Y, Y_h, Y_c). ``run_model`` passes our float64
     LSTM; the numpy and torch runtimes pass the implementation under test.
     """
+    import onnx
     from onnx.reference import ReferenceEvaluator
     from onnx.reference.op_run import OpRun
+
+    if _omitted_outputs(model.graph):  # a model promoted to float64 has them named already
+        named = onnx.ModelProto()
+        named.CopyFrom(model)
+        _name_omitted_outputs(named.graph)
+        model = named
 
     class LSTM(OpRun):
         op_domain = ""
 
+        def __init__(self, onnx_node, run_params):
+            super().__init__(onnx_node, run_params)
+            self.as_written = _as_written(onnx_node)
+
         def _run(self, *inputs, **attrs):
             attrs.pop("output_sequence", None)  # opset 1 only; Y is computed either way
-            inputs = tuple(inputs) + (None,) * (8 - len(inputs))
-            return tuple(lstm(self.onnx_node, inputs, attrs))
+            # an omitted input ("") is None: onnx's evaluator would hand over whatever an
+            # earlier node's omitted output stored under "" (a seq2seq encoder's Y)
+            inputs = tuple(value if name else None
+                           for name, value in zip(self.onnx_node.input, inputs))
+            inputs = inputs + (None,) * (8 - len(inputs))
+            return tuple(lstm(self.as_written, inputs, attrs))
 
-    return ReferenceEvaluator(model, new_ops=[LSTM])
+    return ReferenceEvaluator(model, new_ops=[LSTM] + overrides(model))
 
 
 def run_model(model, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -32,6 +32,9 @@ class BaseRuntime:
     lstm_support: LSTMSupport = EVERYTHING  # what it does with each LSTM feature
     libraries: tuple[str, ...] = ()  # the pip distributions it runs on: reports record them
     uses_ort_options = False  # made with onnxruntime's session options (``ort_options=``)
+    # runs native code of its own, whose crash (a signal) would end the process: verify and
+    # bench run it in a child process (``lstm_bench.verify.isolate``)
+    native_code = True
 
     def available(self) -> str | None:
         """None when this runtime can run on this machine, else the reason it cannot."""

@@ -22,17 +22,23 @@ costs in accuracy against the float64 truth, with the tolerance row of their pre
   recurrence itself in float32. (With float32 graph I/O kept through Casts, ``keep_io=True``,
   onnxruntime fuses the Cast pairs away and only the weights' rounding remains.)
 
-Both are ``OrtRuntime``s that open a session on their transformed model.
+Both are ``OrtRuntime``s that open a session on their transformed model. Where the
+transformation cannot be made, ``open`` raises ``RuntimeSkip`` (verify's ``skip``, bench leaves
+the runtime out): the quantizer raises on the graph, or quantizes none of its LSTM nodes
+(``Int8Coverage``: an int8 row would time float32 LSTMs), or float16 cannot replace float32 in
+it (``float16_copy``: the copy fails onnx's checker, e.g. a float Range).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from lstm_bench.errors import LSTMBenchError, first_line
+from lstm_bench import interrupts
+from lstm_bench.errors import LSTMBenchError, RuntimeSkip, first_line
 from lstm_bench.exporters.ort_quiet import quiet_default_logger
 from lstm_bench.model import as_model
 from lstm_bench.runtimes.ort_cpu import OrtRuntime
@@ -106,20 +112,19 @@ def transformed_copy(model, transform):
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def to_float16(model, keep_io: bool = False):
-    """A copy of ``model`` in float16: initializers, constants, Casts and, unless ``keep_io``,
-    its float inputs and outputs (with ``keep_io`` they stay float32 through Cast nodes)."""
-    import onnx
-    from onnx import AttributeProto, TensorProto, helper, numpy_helper
+def _fp16_graph(graph) -> None:
+    """Convert ``graph`` and its subgraphs (If branches, Loop and Scan bodies) in place:
+    float initializers and constants to float16, Casts to float to float16, and a subgraph's
+    float inputs and outputs with them (a branch's output must be the type its If declares).
+    The names a subgraph reads from the scopes around it keep their meaning: every float value
+    of the model becomes float16 at once."""
+    from onnx import AttributeProto, TensorProto, numpy_helper
 
-    converted = onnx.ModelProto()
-    converted.CopyFrom(model)
-    graph = converted.graph
+    limit = np.finfo(np.float16).max
 
     def convert_tensor(tensor):
         if tensor.data_type == TensorProto.FLOAT:
             array = numpy_helper.to_array(tensor)
-            limit = np.finfo(np.float16).max
             tensor.CopyFrom(numpy_helper.from_array(
                 np.clip(array, -limit, limit).astype(np.float16), tensor.name))
 
@@ -129,15 +134,58 @@ def to_float16(model, keep_io: bool = False):
         for attr in node.attribute:
             if attr.type == AttributeProto.TENSOR:
                 convert_tensor(attr.t)
+            elif attr.type == AttributeProto.GRAPH:
+                _fp16_io(attr.g)
+                _fp16_graph(attr.g)
+            elif attr.type == AttributeProto.GRAPHS:
+                for subgraph in attr.graphs:
+                    _fp16_io(subgraph)
+                    _fp16_graph(subgraph)
             elif node.op_type == "Cast" and attr.name == "to" and attr.i == TensorProto.FLOAT:
                 attr.i = TensorProto.FLOAT16
+            elif attr.name == "dtype" and attr.type == AttributeProto.INT \
+                    and attr.i == TensorProto.FLOAT:
+                attr.i = TensorProto.FLOAT16  # RandomNormal, EyeLike, ...
     del graph.value_info[:]
+
+
+def _fp16_io(graph, skip=frozenset()) -> None:
+    """A graph's float inputs and outputs declared float16 (but those named in ``skip``)."""
+    from onnx import TensorProto
+
+    for value in list(graph.input) + list(graph.output):
+        tensor = value.type.tensor_type
+        if value.name not in skip and tensor.elem_type == TensorProto.FLOAT:
+            tensor.elem_type = TensorProto.FLOAT16
+
+
+def _rename_inputs(graph, renames: dict) -> None:
+    """Point every node of ``graph`` and of its subgraphs (which may read an outer value by its
+    name) that reads a name in ``renames`` at the new name."""
+    from lstm_bench.model_limits import graphs  # it imports onnx
+
+    for g in graphs(graph):
+        for node in g.node:
+            for index, name in enumerate(node.input):
+                if name in renames:
+                    node.input[index] = renames[name]
+
+
+def to_float16(model, keep_io: bool = False):
+    """A copy of ``model`` in float16: initializers, constants, Casts, subgraphs (If, Loop,
+    Scan) and, unless ``keep_io``, its float inputs and outputs (with ``keep_io`` they stay
+    float32 through Cast nodes)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    converted = onnx.ModelProto()
+    converted.CopyFrom(model)
+    graph = converted.graph
+    _fp16_graph(graph)
 
     initializers = {t.name for t in graph.initializer}
     if not keep_io:
-        for value in list(graph.input) + list(graph.output):
-            if value.name not in initializers and value.type.tensor_type.elem_type == TensorProto.FLOAT:
-                value.type.tensor_type.elem_type = TensorProto.FLOAT16
+        _fp16_io(graph, skip=initializers)
         return converted
     renames, head, tail = {}, [], []
     for value in graph.input:
@@ -145,25 +193,140 @@ def to_float16(model, keep_io: bool = False):
             renames[value.name] = f"{value.name}__fp16"
             head.append(helper.make_node("Cast", [value.name], [renames[value.name]],
                                          to=TensorProto.FLOAT16, name=f"{value.name}__to_fp16"))
-    for node in graph.node:
-        for index, name in enumerate(node.input):
-            if name in renames:
-                node.input[index] = renames[name]
+    _rename_inputs(graph, renames)
     outputs = {}
     for value in graph.output:
         if value.type.tensor_type.elem_type == TensorProto.FLOAT:
             outputs[value.name] = f"{value.name}__fp16"
             tail.append(helper.make_node("Cast", [outputs[value.name]], [value.name],
                                          to=TensorProto.FLOAT, name=f"{value.name}__to_fp32"))
+    _rename_inputs(graph, outputs)
     for node in graph.node:
-        for field in (node.input, node.output):
-            for index, name in enumerate(field):
-                if name in outputs:
-                    field[index] = outputs[name]
+        for index, name in enumerate(node.output):
+            if name in outputs:
+                node.output[index] = outputs[name]
     nodes = head + list(graph.node) + tail
     del graph.node[:]
     graph.node.extend(nodes)
     return converted
+
+
+def float16_copy(model, name: str):
+    """``to_float16(model.proto)``, checked as a user's model is (``model_check``, onnx's
+    checker with its strict type inference): ``RuntimeSkip`` with onnx's reason where float16
+    cannot replace float32 in this graph (an operator that takes no float16, such as Range)."""
+    from lstm_bench.model_check import check_model  # it imports onnx
+
+    converted = to_float16(model.proto)
+    try:
+        check_model(converted, "its float16 copy")
+    except LSTMBenchError as exc:
+        raise RuntimeSkip(f"{name}: the float16 conversion cannot be done: "
+                          f"{str(exc).removeprefix('its float16 copy: invalid ONNX model: ')}"
+                          ) from None
+    return converted
+
+
+def _lstm_nodes(graph):
+    """(node, in a subgraph) for every LSTM node of ``graph`` and of its subgraphs."""
+    from lstm_bench.model_limits import graphs  # it imports onnx
+
+    return [(node, g is not graph) for g in graphs(graph) for node in g.node
+            if node.op_type == "LSTM"]
+
+
+def _weight_source(name: str, defined: dict) -> str | None:
+    """Why quantize_dynamic cannot quantize a weight read from ``name`` (None: it can: a float
+    initializer); ``defined``: name -> the initializer, node or input that defines it."""
+    from onnx import TensorProto, helper
+
+    source = defined.get(name)
+    if isinstance(source, TensorProto):
+        if source.data_type in (TensorProto.FLOAT, TensorProto.FLOAT16):
+            return None
+        return f"{helper.tensor_dtype_to_np_dtype(source.data_type).name} initializers"
+    if source is None:
+        return "graph inputs, fed at run time"
+    if isinstance(source, str):  # "body"
+        return "inputs of a Loop or Scan body"
+    if source.op_type == "Constant":
+        return "Constant nodes, not initializers"
+    return f"computed at run time ({source.op_type} nodes), not stored as initializers"
+
+
+def why_float32(model) -> list[str]:
+    """Why quantize_dynamic leaves LSTM nodes of ``model`` (a ModelProto) in float32, one
+    phrase per cause: it quantizes an LSTM only where W and R are float initializers."""
+    from lstm_bench.model_limits import graphs  # it imports onnx
+
+    defined: dict = {}
+    for g in graphs(model.graph):
+        defined.update({v.name: "body" for v in g.input if g is not model.graph})
+        defined.update({t.name: t for t in g.initializer})
+        defined.update({o: node for node in g.node for o in node.output})
+    reasons = []
+    for node, _ in _lstm_nodes(model.graph):
+        w, r = (_weight_source(node.input[i], defined) for i in (1, 2))
+        if w is None and r is None:
+            continue
+        reason = (f"W and R are {w}" if w == r else
+                  "; ".join(f"{label} is {why}" for label, why in (("W", w), ("R", r)) if why))
+        if reason not in reasons:
+            reasons.append(reason)
+    return reasons
+
+
+@dataclass(frozen=True)
+class Int8Coverage:
+    """What the quantizer made of a model's LSTM nodes."""
+
+    quantized: int  # LSTM nodes that became DynamicQuantizeLSTM
+    left: int  # LSTM nodes left in float32
+    int8_values: int  # values in the quantized model's int8 weights (MatMul, Gemm too)
+    float_lstm_values: int  # values in the recurrent weights R of the LSTMs left in float32
+    reasons: tuple[str, ...]  # why they were left (``why_float32``)
+
+    @classmethod
+    def of(cls, source, quantized) -> Int8Coverage:
+        """``source``: the ModelProto given to the quantizer, ``quantized``: what it wrote."""
+        from onnx import TensorProto, helper
+
+        from lstm_bench.model_limits import graphs  # it imports onnx
+
+        nodes = [node for g in graphs(quantized.graph) for node in g.node]
+        left = [node for node in nodes if node.op_type == "LSTM"]
+        float_values = 0
+        for node in left:
+            attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+            directions = 2 if attrs.get("direction", b"") == b"bidirectional" else 1
+            float_values += directions * 4 * attrs.get("hidden_size", 0) ** 2
+        int8 = sum(int(np.prod(t.dims)) for g in graphs(quantized.graph) for t in g.initializer
+                   if t.data_type in (TensorProto.INT8, TensorProto.UINT8))
+        return cls(sum(n.op_type == "DynamicQuantizeLSTM" for n in nodes), len(left), int8,
+                   float_values, tuple(why_float32(source)) if left else ())
+
+    @property
+    def hollow(self) -> bool:
+        """No LSTM node quantized, and less int8 weight elsewhere than the float32 LSTMs hold
+        (a model with no LSTM node: no int8 weight at all): a row of this model would time
+        float32 work under an int8 name."""
+        return self.quantized == 0 and self.int8_values < max(self.float_lstm_values, 1)
+
+    def why(self) -> str:
+        reasons = "; ".join(self.reasons) or "for a reason lstm-bench cannot tell"
+        hint = (" (an export without constant folding makes them so: torch.onnx.export with "
+                "do_constant_folding=False, or dynamo=True with optimize=False)"
+                if "computed at run time" in reasons else "")
+        return (f"{reasons}{hint}; onnxruntime's quantize_dynamic quantizes an LSTM only where "
+                "its W and R are float initializers")
+
+    def note(self) -> str:
+        if not (self.quantized or self.left):  # an LSTM cell unrolled into MatMul/Gemm
+            return f"no LSTM node; {self.int8_values} weight values in int8 (MatMul/Gemm)"
+        text = f"{self.quantized} LSTM node(s) as DynamicQuantizeLSTM"
+        if self.left:
+            text += f", {self.left} left in float32: {self.why()}"
+        return text
 
 
 class OrtInt8Runtime(OrtRuntime):
@@ -176,6 +339,10 @@ class OrtInt8Runtime(OrtRuntime):
         super().__init__(ort_options)
         self.quantization = int8_settings(cpu_flags() if flags is THIS_CPU else flags)
         self.quantized_ops: dict[str, int] = {}
+        self.coverage: Int8Coverage | None = None
+        # quantize_dynamic leaves If, Loop and Scan bodies alone unless asked: asked where an
+        # LSTM node lives in one (a voice-activity model's If branches)
+        self.subgraphs = False
 
     def quantize(self, source: Path, out: Path) -> None:
         import logging
@@ -187,29 +354,49 @@ class OrtInt8Runtime(OrtRuntime):
         logging.disable(logging.WARNING)  # "consider pre-processing": advice, not a problem
         try:
             quantize_dynamic(str(source), str(out), weight_type=getattr(QuantType, q.weight_type),
-                             per_channel=q.per_channel, reduce_range=q.reduce_range)
+                             per_channel=q.per_channel, reduce_range=q.reduce_range,
+                             extra_options={"EnableSubgraph": True} if self.subgraphs else None)
         finally:
             logging.disable(logging.NOTSET)
 
     def open(self, model, *, threads: int | None = None) -> None:
+        """Quantize ``model`` and open a session on the result. ``RuntimeSkip`` where the
+        quantizer refuses the graph, or quantizes none of its LSTM nodes (``Int8Coverage``)."""
+        from lstm_bench.model_limits import graphs  # it imports onnx
+
         model = as_model(model)
+        self.subgraphs = any(nested for _, nested in _lstm_nodes(model.proto.graph))
         try:
             quantized = transformed_copy(model, self.quantize)
         except Exception as exc:  # the quantizer raises plain Exceptions on odd graphs
-            raise LSTMBenchError(f"{self.name}: cannot quantize {model}: "
-                                 f"{first_line(exc)}") from None
-        self.quantized_ops = {}
-        for node in quantized.graph.node:
-            self.quantized_ops[node.op_type] = self.quantized_ops.get(node.op_type, 0) + 1
+            interrupts.check()  # a signal turned into an error is no refusal
+            raise RuntimeSkip(f"{self.name}: onnxruntime's quantizer cannot quantize this "
+                              f"model: {first_line(exc, with_type=True)}"
+                              + (" (quantize_dynamic with EnableSubgraph, for the LSTM nodes "
+                                 "inside If, Loop or Scan bodies)" if self.subgraphs else "")
+                              ) from None
+        self.coverage = Int8Coverage.of(model.proto, quantized)
+        if self.coverage.hollow and not self.coverage.left:
+            raise RuntimeSkip(f"{self.name}: the model has no LSTM node, and the quantizer "
+                              "made none of its weights int8 (it quantizes MatMul and Gemm "
+                              "weights that are float initializers); an int8 row would time "
+                              "float32 work")
+        if self.coverage.hollow:
+            raise RuntimeSkip(f"{self.name}: the quantizer left all {self.coverage.left} LSTM "
+                              f"node(s) in float32: {self.coverage.why()}; an int8 row would "
+                              "time float32 LSTMs")
+        self.quantized_ops = dict(Counter(node.op_type for g in graphs(quantized.graph)
+                                          for node in g.node))
         self.open_session(quantized.SerializeToString(), threads=threads)
 
     def notes(self) -> list[str]:
-        lstm = self.quantized_ops.get("DynamicQuantizeLSTM", 0)
-        return [f"int8 dynamic quantization ({self.quantization}): "
-                f"{lstm} LSTM node(s) as DynamicQuantizeLSTM"]
+        lstm = (self.coverage.note() if self.coverage is not None
+                else "0 LSTM node(s) as DynamicQuantizeLSTM")
+        return [f"int8 dynamic quantization ({self.quantization}): {lstm}"]
 
     def settings(self) -> dict:
-        return {**super().settings(), "quantization": self.quantization.as_dict()}
+        return {**super().settings(),
+                "quantization": {**self.quantization.as_dict(), "enable_subgraph": self.subgraphs}}
 
 
 class OrtFp16Runtime(OrtRuntime):
@@ -217,7 +404,7 @@ class OrtFp16Runtime(OrtRuntime):
     precision = "float16"
 
     def open(self, model, *, threads: int | None = None) -> None:
-        converted = to_float16(as_model(model).proto)
+        converted = float16_copy(as_model(model), self.name)
         self.open_session(converted.SerializeToString(), threads=threads)
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -20,6 +20,9 @@ from lstm_bench.runtimes.base import BaseRuntime
 from lstm_bench.runtimes.cuda import cuda_device_reason
 from lstm_bench.runtimes.features import LSTMSupport, lstm_node_protos
 
+# What torch-cpu runs of a graph with no LSTM node (an unrolled cell): torch computes none of it.
+WHOLE_GRAPH = ("no LSTM node: onnx's ReferenceEvaluator runs the whole graph (NumPy, float32); "
+               "torch computes none of it")
 # nn.LSTM has none of these; OnnxLSTM then runs the operator's recurrence in torch.
 TORCH = LSTMSupport(falls_back=frozenset({"activations", "activation_alpha", "activation_beta",
                                           "clip", "input_forget", "peepholes"}),
@@ -85,6 +88,7 @@ class TorchRuntime(BaseRuntime):
         self.single = None
         self.paths: dict[str, str] = {}
         self.threads = TorchThreads()
+        self.whole_graph = False  # no LSTM node: the evaluator alone (``WHOLE_GRAPH``)
 
     def available(self) -> str | None:
         return torch_missing()
@@ -93,6 +97,7 @@ class TorchRuntime(BaseRuntime):
         model = as_model(model)
         self.threads.set(threads)
         self.model = model.proto
+        self.whole_graph = model.no_lstm_note is not None
         try:
             nodes = model.lstm_nodes
         except LSTMBenchError:  # weights computed at run time: built per call in _lstm
@@ -154,8 +159,11 @@ class TorchRuntime(BaseRuntime):
         return dict(zip(self.evaluator.output_names, self.evaluator.run(None, feeds)))
 
     def notes(self) -> list[str]:
-        return [f"{name}: {path}" for name, path in self.paths.items()
-                if path != "nn.LSTM"]
+        return [WHOLE_GRAPH] * self.whole_graph + [f"{name}: {path}" for name, path
+                                                   in self.paths.items() if path != "nn.LSTM"]
+
+    def settings(self) -> dict:
+        return {"runs": WHOLE_GRAPH} if self.whole_graph else {}
 
     def synchronize(self) -> None:
         if self.device == "cuda":

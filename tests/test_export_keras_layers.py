@@ -103,7 +103,7 @@ def _batch(model, kind, padding, rng, batch=5, steps=11):
     """A batch at another size and length than the fixture's; padded rows where asked."""
     steps = model.input_shape[1] or steps
     if kind == "tokens":
-        X = rng.integers(1, VOCAB, (batch, steps)).astype(np.int64)
+        X = rng.integers(1, VOCAB, (batch, steps)).astype(np.int32)  # as keras.Input declares
     else:
         X = rng.standard_normal((batch, steps, model.input_shape[-1])).astype(np.float32)
     lengths = [steps, steps - 3, 2, steps - 1, 1][:batch]
@@ -151,7 +151,7 @@ def test_masks_become_sequence_lens(saved):
     assert not {"Loop", "Scan"} & {n.op_type for n in proto.graph.node}
     props = {p.key: p.value for p in proto.metadata_props}
     assert props["lstm_bench.padding"] == "pre" and props["lstm_bench.padded_inputs"] == "tokens"
-    assert proto.graph.input[0].type.tensor_type.elem_type == 7  # int64 token ids
+    assert proto.graph.input[0].type.tensor_type.elem_type == 6  # int32, as keras.Input says
 
 
 def test_export_source_proves_against_keras_predict(saved, tmp_path):

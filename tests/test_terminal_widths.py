@@ -297,8 +297,8 @@ def test_verify_table_never_splits_an_output_name(tiny, width):
     def with_layer(result):  # shown as "node_lstm__2 alone: <output>"
         outputs = tuple(dataclasses.replace(o, max_ulp=1986537725, ulp_dtype="float32",
                                             float32_floor=1e-3) for o in result.outputs)
-        return dataclasses.replace(result, lstm_layer=LayerVerdict(
-            "node_lstm__2 alone", "Y, batch 8, seq_len 3", result.status, outputs=outputs))
+        return dataclasses.replace(result, lstm_layers=(LayerVerdict(
+            "node_lstm__2 alone", "Y, batch 8, seq_len 3", result.status, outputs=outputs),))
 
     report = dataclasses.replace(report, results=tuple(map(with_layer, report.results)))
     text = render(width, lambda c: render_verify(report, c))

@@ -7,7 +7,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from lstm_bench.errors import LSTMBenchError
 from lstm_bench.reference import run_model
-from lstm_bench.feeds import load_inputs, make_inputs, token_vocab
+from lstm_bench.feeds import Given, load_inputs, make_inputs, token_vocab
 
 VOCAB, DIM, HIDDEN = 300, 3, 4
 
@@ -49,7 +49,7 @@ def test_random_tokens_span_the_vocabulary_and_are_recorded():
 
 @pytest.mark.parametrize("padding", ["pre", "post"])
 def test_ragged_tokens_are_padded_on_the_asked_side(padding):
-    inputs = make_inputs(_token_model(), batch=6, seq_len=9, ragged=True, padding=padding)
+    inputs = make_inputs(_token_model(), batch=6, seq_len=9, ragged=True, given=Given(padding=padding))
     tokens, lengths = inputs.feeds["tokens"], inputs.lengths["tokens"]
     assert inputs.padding == padding and max(lengths) == 9 and min(lengths) < 9
     for row, n in zip(tokens, lengths):
@@ -70,7 +70,7 @@ def test_ragged_without_lengths_or_padding_is_refused():
     with pytest.raises(LSTMBenchError, match="sequence_lens input or padded"):
         make_inputs(_token_model(), batch=4, ragged=True)
     with pytest.raises(LSTMBenchError, match="padding must be one of"):
-        make_inputs(_token_model(), padding="middle")
+        make_inputs(_token_model(), given=Given(padding="middle"))
 
 
 def test_a_file_with_ids_past_the_table_is_refused(tmp_path):

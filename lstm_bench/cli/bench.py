@@ -24,6 +24,7 @@ def add_shape_arguments(parser) -> None:
     `python -m tools.fidelity`)."""
     options.add_batch(parser, many=True, default=(1,))
     options.add_seq_len(parser, many=True, default=None)  # the model's: fixed, else 100
+    options.add_given(parser)
     options.add_threads(parser)
     options.add_ort_option(parser)
 
@@ -52,7 +53,8 @@ def add_timing_arguments(parser) -> None:
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("model", help="the ONNX model (with at least one LSTM node)")
+    parser.add_argument("model", help="the ONNX model: with an LSTM node, or an LSTM cell "
+                                      "unrolled or looped (timed as a whole graph, no FLOPs)")
     options.add_runtimes(parser)
     add_shape_arguments(parser)
     parser.add_argument("--inputs", metavar="F.npz", default=None,
@@ -83,6 +85,7 @@ def add_arguments(parser) -> None:
                              "is timed as its stateful variant, and the report says so")
     parser.add_argument("--chunk", default=None,
                         help="with --streaming: comma list of steps per call (default: 1)")
+    options.add_state(parser)
 
 
 def settings_from(args) -> Settings:
@@ -108,7 +111,8 @@ def display_of(args):
 
 def check_combinations(args) -> None:
     """Refuse options that the run would silently not use (one line, exit 2)."""
-    options.refuse_with_inputs(args, {"--seed": args.seed is not None})
+    options.refuse_with_inputs(args, {"--seed": args.seed is not None,
+                                      "--shape": bool(args.shapes), "--value": bool(args.values)})
     if args.streaming:
         if args.seq_len is not None:
             raise LSTMBenchError("--seq-len does not apply to --streaming: use --chunk")
@@ -117,6 +121,8 @@ def check_combinations(args) -> None:
                                  "bench feeds random chunks of --chunk steps")
     elif args.chunk is not None:
         raise LSTMBenchError("--chunk needs --streaming")
+    elif args.states:
+        raise LSTMBenchError("--state needs --streaming")
 
 
 def chunks_of(args) -> list[int] | None:
@@ -136,7 +142,8 @@ def ab_plan(args) -> SweepPlan:
     ort_options = parse_ort_options(args.ort_options)
     batches, seq_lens, threads = sweep_lists(args)
     settings = settings_from(args)
-    models = (Model.load(args.base).check_lstm(), Model.load(args.new).check_lstm())
+    models = tuple(Model.load(path).check_lstm().with_given(options.given(args))
+                   for path in (args.base, args.new))
     shapes, notes = sweep_shapes(models, batches, seq_lens)
     return SweepPlan(models, RuntimeChoice.of(args.runtimes, ort_options), shapes,
                      tuple(threads), settings, calibrate=False, notes=notes,
@@ -157,7 +164,7 @@ def main(args) -> int:
     chunks = chunks_of(args)
     batches, seq_lens, threads = sweep_lists(args)
     settings = settings_from(args)
-    model = Model.load(args.model).check_lstm()
+    model = Model.load(args.model).check_lstm().with_given(options.given(args))
     verify = None
     if args.verify_json:
         verify = VerifySummary.read(args.verify_json, model,
@@ -166,7 +173,9 @@ def main(args) -> int:
     fed = None if args.inputs is None else load_inputs(args.inputs, model.proto)
     shapes, notes = sweep_shapes([model], batches, chunks or seq_lens, inputs=fed)
     plan = SweepPlan((model,), RuntimeChoice.of(args.runtimes, ort_options), shapes,
-                     tuple(threads), settings, calibrate=not args.no_calibrate, inputs=fed,
+                     tuple(threads), settings, inputs=fed,
+                     # no FLOPs (no LSTM node): no % of peak to calibrate for
+                     calibrate=not args.no_calibrate and model.flops_note is None,
                      seed=options.seed_or_default(args.seed), streaming=args.streaming,
                      notes=notes, command="bench --streaming" if args.streaming
                      else "bench", display=display_of(args))

@@ -21,6 +21,7 @@ import math
 
 from lstm_bench.bench.machine import default_threads
 from lstm_bench.errors import LSTMBenchError
+from lstm_bench.feeds import Given
 from lstm_bench.runtimes.registry import RUNTIMES
 
 MAX_DIM = 2 ** 31 - 1
@@ -130,6 +131,34 @@ def runtime_names(text: str) -> list[str] | None:
     return names
 
 
+def _named(text: str, what: str) -> tuple[str, str]:
+    name, sep, value = str(text).partition("=")
+    if not sep or not name.strip() or not value.strip():
+        raise OptionError(f"expected NAME={what}, got {text!r}")
+    return name.strip(), value.strip()
+
+
+def input_shape(text: str) -> tuple[str, tuple[int, ...]]:
+    """'x=2x1x32x160' -> ('x', (2, 1, 32, 160)); a scalar input's shape is empty: 'sr='."""
+    name, sep, dims = str(text).partition("=")
+    if not sep or not name.strip():
+        raise OptionError(f"expected NAME=DIMS such as x=2x1x32x160, got {text!r}")
+    dims = dims.strip()
+    return name.strip(), tuple(_integer(d, 1, MAX_DIM) for d in dims.split("x")) if dims else ()
+
+
+def input_value(text: str) -> tuple[str, float]:
+    """'sr=16000' -> ('sr', 16000.0): a value that fills an input (a scalar or config input)."""
+    name, value = _named(text, "V")
+    try:
+        number = float(value)
+    except ValueError:
+        raise OptionError(f"expected NAME=NUMBER, got {text!r}") from None
+    if not math.isfinite(number):
+        raise OptionError(f"expected a finite number, got {text!r}")
+    return name, number
+
+
 # --- adding them ----------------------------------------------------------------------------
 
 def add_runtimes(parser) -> None:
@@ -174,6 +203,55 @@ def add_threads(parser, *, many: bool = True, default=None, help_: str | None = 
     else:
         parser.add_argument("--threads", type=thread_count, default=default, metavar="N",
                             help=help_ or f"intra-op threads (at most {MAX_THREADS})")
+
+
+def add_given(parser) -> None:
+    """--shape and --value: what the graph cannot tell about the inputs, given by name."""
+    parser.add_argument("--shape", dest="shapes", type=input_shape, action="append", default=[],
+                        metavar="NAME=DIMS",
+                        help="the whole shape of input NAME, e.g. x=2x1x32x160 (repeatable): "
+                             "for an axis the graph does not tie to the LSTM's batch or steps")
+    parser.add_argument("--value", dest="values", type=input_value, action="append", default=[],
+                        metavar="NAME=V",
+                        help="fill input NAME with V, e.g. sr=16000 (repeatable): scalar and "
+                             "config inputs, such as one that selects the model's branches")
+
+
+def given(args) -> Given:
+    """The --shape, --value (and --state, where the command has it) options as
+    ``feeds.Given``; an input named twice is refused."""
+    for option, pairs in (("--shape", args.shapes), ("--value", args.values)):
+        names = [name for name, _ in pairs]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise LSTMBenchError(f"{option} names {', '.join(map(repr, twice))} more than once")
+    return Given(dict(args.shapes), dict(args.values), states=states(args))
+
+
+def state_pair(text: str) -> tuple[str, str]:
+    """'h0=hn' -> ('h0', 'hn'): a graph input and the graph output the state leaves by."""
+    return _named(text, "OUT")
+
+
+def add_state(parser) -> None:
+    """--state IN=OUT: a state pair that the names or the graph do not show (streaming)."""
+    parser.add_argument("--state", dest="states", type=state_pair, action="append", default=[],
+                        metavar="IN=OUT",
+                        help="stream the state the model returns as output OUT back into input "
+                             "IN at the next call (repeatable), e.g. h0=hn; pairs are found "
+                             "by name and graph where this is not given")
+
+
+def states(args) -> tuple[tuple[str, str], ...]:
+    """The --state pairs (none for a command without the option); an input or an output named
+    twice is refused."""
+    pairs = tuple(getattr(args, "states", None) or ())
+    for side, names in (("input", [i for i, _ in pairs]), ("output", [o for _, o in pairs])):
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise LSTMBenchError(f"--state names {side} {', '.join(map(repr, twice))} more "
+                                 "than once")
+    return pairs
 
 
 def threads_or_default(threads: list[int] | None) -> list[int]:

@@ -41,6 +41,7 @@ def add_arguments(parser) -> None:
                              f"a run that stops early leaves a file {INTERRUPTED} there")
     options.add_runtimes(parser)
     options.add_batch(parser, many=True, default=BATCHES)
+    options.add_given(parser)
     options.add_threads(parser)
     options.add_min_time(parser, default=0.2, help_="seconds of timed calls per runtime and "
                                                     "shape (default 0.2)")
@@ -123,7 +124,8 @@ def pipeline(args, folder, model, runtimes, verify_runtimes, threads, step):
     shapes, notes = sweep_shapes([model], args.batch, [verify.inputs.get("seq_len") or
                                                        seed.SEQ_LEN], default_batches=BATCHES)
     plan = SweepPlan((model,), runtimes, shapes, tuple(threads), run_settings(args),
-                     notes=notes, command="run", display=display_of(args))
+                     notes=notes, command="run", display=display_of(args),
+                     calibrate=model.flops_note is None)  # no FLOPs: no % of peak
     report = bench_and_stream(plan, verify)
     report.export = export
     step(4, "writing reports")
@@ -144,7 +146,10 @@ def main(args) -> int:
     run_settings(args)
     # readable, within the limits, with an LSTM node, feedable at each batch (the seed's
     # sizes are known without exporting it)
-    model = None if args.model is None else Model.load(args.model).check_lstm()
+    if args.model is None and (args.shapes or args.values):
+        raise LSTMBenchError("--shape and --value need --model: the seed model's inputs are known")
+    model = None if args.model is None else (
+        Model.load(args.model).check_lstm().with_given(options.given(args)))
     check_run(model, args.batch, runtimes)
     made = check_out(args.out)
     # checked, not created: record() makes it once there is a result

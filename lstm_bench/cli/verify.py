@@ -1,7 +1,8 @@
 """``lstm-bench verify``: one model on every runtime, judged against the float64 truth.
 
 Exit 0 when every runtime that ran passes, 1 when any fails (each failure printed with its
-runtime, output, metric, value and limit), 2 for bad input. A runtime whose model output passes
+runtime, output, metric, value and limit) or the file's outputs do not follow its inputs at a
+second length and batch (``verify.baked``), 2 for bad input. A runtime whose model output passes
 but whose LSTM layer alone is beyond the tolerance is ``drift``: stated (both figures), not a
 failure. Skipped runtimes are listed with their reason. No torch or onnxruntime at import: they
 load when the command runs.
@@ -22,6 +23,7 @@ from lstm_bench.runtimes.ort_options import parse_ort_options
 from lstm_bench.runtimes.registry import RUNTIMES, make_factories
 from lstm_bench.verify.run import VerifyPlan, verify
 from lstm_bench.verify.sensitivity import widened_note
+from lstm_bench.verify.state_pairs import check_given_states
 from lstm_bench.verify.verdict import DRIFT, DRIFT_MEANING, SKIP
 
 
@@ -30,6 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     options.add_runtimes(parser)
     options.add_batch(parser, many=False, default=1)
     options.add_seq_len(parser, many=False, default=None)
+    options.add_given(parser)
+    options.add_state(parser)
     parser.add_argument("--inputs", metavar="FILE.npz",
                         help="feeds from an .npz, one array per model input (checked); "
                              "--batch/--seq-len must then equal its shape or be left out, "
@@ -39,7 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         default=None, metavar="LOW,HIGH",
                         help="range of random float inputs (default -1,1)")
     parser.add_argument("--ragged", action="store_true",
-                        help="random sequence_lens in 1..seq_len (needs --batch >= 2)")
+                        help="random sequence_lens in 1..seq_len (without --batch: batch 2, the "
+                             "smallest that can be ragged, or the model's own)")
     parser.add_argument("--zero-length", action="store_true",
                         help="with --ragged, make one sequence of length 0")
     parser.add_argument("--no-streaming", dest="streaming", action="store_false",
@@ -48,9 +53,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the train checkpoint (.pt) the model was exported from: also run "
                              "its torch module, as runtime torch-source")
     options.add_ort_option(parser)
+    parser.add_argument("--no-second-shape", dest="second_shape", action="store_false",
+                        help="do not also run the model at a second length and batch "
+                             "(onnxruntime CPU) to catch an export that baked its example's "
+                             "shape into its outputs")
     parser.add_argument("--no-lstm-layer", dest="lstm_layer", action="store_false",
-                        help="do not also judge the model's first LSTM layer alone (batch 8) "
-                             "where the model wraps it")
+                        help="do not also judge each of the model's LSTM layers alone (batch "
+                             "8, at the steps each sees) where the model wraps them")
     parser.add_argument("--json", metavar="PATH", help="write the full report as JSON")
 
 
@@ -64,6 +73,8 @@ def render(report, console) -> None:
     inputs = report.inputs
     console.print(f"[bold]verify {escape(str(report.model))}[/bold] (batch {inputs['batch']}, seq_len "
                   f"{inputs['seq_len']}, inputs: {escape(str(inputs['source']))})", highlight=False)
+    if report.model.no_lstm_note:  # judged as a whole graph: no LSTM layer check, no drift
+        console.print(f"note: {report.model.no_lstm_note}", highlight=False, markup=False)
     print_table(console, verdicts_table(report))
     notes_of = {}
     for result in report.results:
@@ -87,6 +98,24 @@ def render(report, console) -> None:
         for name, notes in notes_of.items():
             grid.add_row(Text(name, style="bold"), Text("; ".join(notes)))
         console.print(grid)
+    render_second_shape(report.second_shape, console)
+
+
+def render_second_shape(second, console) -> None:
+    """The file at a second length and batch (``verify.baked``), a section of its own: what
+    moved, then each finding, or that every output follows its inputs."""
+    if second is None:
+        return
+    if second.moves or second.findings:
+        how = "; ".join(x for x in (second.moved_text(), second.checked_by) if x)
+        verdict = ("its outputs do not follow its inputs" if second.findings
+                   else "every output follows its inputs")
+        console.print(f"the file at a second shape{f' ({how})' if how else ''}: {verdict}",
+                      highlight=False, markup=False)
+    for finding in second.findings:
+        console.print(f"FAIL file: {finding.message}", highlight=False, markup=False)
+    if second.note:
+        console.print(f"second shape: {second.note}", highlight=False, markup=False)
 
 
 def checkpoint_files(label: str, path) -> dict:
@@ -109,7 +138,8 @@ def main(args) -> int:
         raise LSTMBenchError("--zero-length needs --ragged")
     options.refuse_with_inputs(args, {"--seed": args.seed is not None,
                                       "--range": args.value_range is not None,
-                                      "--ragged": args.ragged})
+                                      "--ragged": args.ragged,
+                                      "--shape": bool(args.shapes), "--value": bool(args.values)})
     names = list(RUNTIMES) if args.runtimes is None else list(args.runtimes)
     unknown = [n for n in names if n not in RUNTIMES]
     if unknown:
@@ -118,8 +148,13 @@ def main(args) -> int:
                       inputs=args.inputs, seed=options.seed_or_default(args.seed),
                       value_range=args.value_range or (-1.0, 1.0), ragged=args.ragged,
                       zero_length=args.zero_length, streaming=args.streaming, source=args.source,
-                      lstm_layer_batch=8 if args.lstm_layer else None)
-    report = verify(Model.load(args.model).check_lstm(), plan)
+                      lstm_layer_batch=8 if args.lstm_layer else None,
+                      second_shape=args.second_shape)
+    if args.states and not args.streaming:
+        raise LSTMBenchError("--state is for the streaming check, which --no-streaming skips")
+    model = Model.load(args.model).check_lstm().with_given(options.given(args))
+    check_given_states(model.proto, model.given)  # --state names what the model has
+    report = verify(model, plan)
     console = make_console()  # names from the model and paths shown, never obeyed
     render(report, console)
     if args.json:
@@ -130,6 +165,9 @@ def main(args) -> int:
                     and r.streaming.status == SKIP}
     for reason in sorted(stream_skips):
         console.print(f"streaming check skipped: {reason}", highlight=False, markup=False)
+    for note in sorted({r.streaming.note for r in ran if r.streaming is not None
+                        and r.streaming.status != SKIP and r.streaming.note}):
+        console.print(f"streaming check: {note}", highlight=False, markup=False)
     for name, reason in report.skipped.items():
         console.print(f"skipped {name}: {reason}", highlight=False, markup=False)
     drifted = [r for r in ran if r.status == DRIFT]
@@ -137,10 +175,18 @@ def main(args) -> int:
         console.print(f"DRIFT {result.runtime}: {result.sentence().removeprefix(DRIFT + ': ')}",
                       highlight=False, markup=False)
     failed = [r for r in ran if r.failed]
+    file_failed = "" if report.file_ok else (
+        f"the file fails: {len(report.second_shape.findings)} finding(s) at a second shape "
+        "(above); ")
     if failed:
         for failure in (f for r in failed for f in r.failures):
             console.print(f"FAIL {failure}", highlight=False, markup=False)
-        console.print(f"{len(failed)} of {len(ran)} runtime(s) failed", highlight=False)
+        console.print(f"{file_failed}{len(failed)} of {len(ran)} runtime(s) failed",
+                      highlight=False)
+        return 1
+    if file_failed:
+        console.print(f"{file_failed}none of the {len(ran)} runtime(s) that ran failed",
+                      highlight=False)
         return 1
     if drifted:
         console.print(f"none of the {len(ran)} runtime(s) that ran failed: "

@@ -9,9 +9,9 @@ was fed, for the report.
 from lstm_bench.feeds.axes import InputSpec, input_specs
 from lstm_bench.feeds.batch import fed_seq_len, feed_shapes, fit_batches
 from lstm_bench.feeds.given import check_given, load_inputs
-from lstm_bench.feeds.inputs import Inputs
+from lstm_bench.feeds.inputs import Given, Inputs
 from lstm_bench.feeds.synth import describe_random, make_inputs
 from lstm_bench.feeds.tokens import token_vocab
 
-__all__ = ["InputSpec", "Inputs", "check_given", "describe_random", "fed_seq_len", "feed_shapes",
+__all__ = ["Given", "InputSpec", "Inputs", "check_given", "describe_random", "fed_seq_len", "feed_shapes",
            "fit_batches", "input_specs", "load_inputs", "make_inputs", "token_vocab"]

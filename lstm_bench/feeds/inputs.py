@@ -9,6 +9,29 @@ import numpy as np
 GENERATOR = "numpy.random.default_rng (PCG64)"  # named in the report: what the seed seeds
 
 
+@dataclass(frozen=True)
+class Given:
+    """What the user fixed of the feeds, where the graph cannot tell: whole input shapes
+    (``--shape NAME=DIMS``), input values (``--value NAME=V``: a scalar or a config input,
+    filled with V), the side token inputs are padded on (``make_inputs`` with ragged), and
+    the inputs a stream feeds each call's outputs back into (``--state IN=OUT``)."""
+
+    shapes: dict = field(default_factory=dict)  # input name -> tuple of sizes
+    values: dict = field(default_factory=dict)  # input name -> a number
+    padding: str | None = None  # "pre" / "post"; None: the model's metadata decides
+    states: tuple = ()  # (input, output) pairs: the state leaves by output, re-enters by input
+
+    def as_dict(self) -> dict:
+        return {"shapes": {k: list(v) for k, v in self.shapes.items()},
+                "values": dict(self.values), "padding": self.padding,
+                "states": [list(pair) for pair in self.states]}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Given:
+        return cls({k: tuple(v) for k, v in data["shapes"].items()}, dict(data["values"]),
+                   data["padding"], tuple(tuple(pair) for pair in data.get("states", ())))
+
+
 @dataclass
 class Inputs:
     """Feeds plus what was chosen for them (kept in the report)."""
@@ -25,6 +48,8 @@ class Inputs:
     fixed: dict[str, list[int]] = field(default_factory=dict)  # inputs left at their default
     distribution: dict[str, str] = field(default_factory=dict)  # random: how each was drawn
     sha256: str | None = None  # an .npz: its content, so two reports fed alike can be told
+    values: dict = field(default_factory=dict)  # inputs filled with a --value
+    given_shapes: dict = field(default_factory=dict)  # inputs whose shape --shape gave
 
     def describe(self) -> dict:
         random = self.source == "random"
@@ -34,5 +59,7 @@ class Inputs:
                    else {"sha256": self.sha256}),
                 "seed": self.seed, "value_range": self.value_range, "lengths": self.lengths,
                 "vocab": self.vocab, "padding": self.padding,
+                **({"values": self.values} if self.values else {}),
+                **({"given_shapes": self.given_shapes} if self.given_shapes else {}),
                 "shapes": {k: list(v.shape) for k, v in self.feeds.items()},
                 "dtypes": {k: v.dtype.name for k, v in self.feeds.items()}}

@@ -5,7 +5,7 @@ Cast / Reshape / Transpose) are drawn over the table's real rows, ``0..vocab-1``
 graph. Ragged token (or masked float) inputs are padded the way the model's framework pads: a
 model exported by lstm-bench from Keras with a mask records its padding in the file's metadata
 (``lstm_bench.padding``: "pre", ``pad_sequences``' default, or "post"; ``lstm_bench.pad_value``;
-``lstm_bench.padded_inputs``), and ``make_inputs(padding=...)`` overrides it.
+``lstm_bench.padded_inputs``), and ``make_inputs(given=Given(padding=...))`` overrides it.
 """
 
 from __future__ import annotations

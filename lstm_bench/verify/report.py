@@ -17,6 +17,7 @@ from lstm_bench.files import read_json, write_json
 from lstm_bench.model import Model
 from lstm_bench.schema import RUNTIME, Each, Fields, check
 from lstm_bench.tolerances import TOLERANCES, Failure
+from lstm_bench.verify.baked import SecondShape
 from lstm_bench.verify.verdict import DRIFT, ERROR, FAIL, PASS, SKIP, Verdict
 
 # What a verify report's JSON is (its "schema" key): `bench --verify-json` refuses any other file.
@@ -35,6 +36,8 @@ OUTPUT = Fields({"name": str, "dtype": str, "shape": [int], "max_abs": NUMBER,
                  "ulp_dtype": (str, None), "limit_at_worst": NUMBER, "float32_floor": NUMBER,
                  "time_axis": (int, None), "per_step_max_abs": ([NUMBER], None),
                  "failures": [FAILURE]}, required=("name", "dtype"))
+LAYER = {"label": (str, None), "detail": (str, None), "status": (STATUSES, None),
+         "reason": (str, None), "outputs": ([OUTPUT], None), "errors": ([FAILURE], None)}
 VERDICT = {
     "runtime": RUNTIME, "status": (STATUSES, None), "device": (str, None),
     "precision": (str, None), "reason": (str, None), "notes": ([str], None),
@@ -43,9 +46,7 @@ VERDICT = {
     "streaming": (Fields({"runtime": str, "status": frozenset({PASS, FAIL, SKIP}),
                           "chunks": [int], "max_abs": Each(NUMBER), "reason": (str, None),
                           "failures": [FAILURE]}, required=("runtime", "status")), None),
-    "lstm_layer": ({"label": (str, None), "detail": (str, None), "status": (STATUSES, None),
-                    "reason": (str, None), "outputs": ([OUTPUT], None),
-                    "errors": ([FAILURE], None)}, None)}
+    "lstm_layer": (LAYER, None), "lstm_layers": ([LAYER], None)}
 # `lstm-bench verify --json` (``VerifyReport.to_dict``)
 VERIFY_REPORT = Fields({"schema": str, "model": (str, None), "sha256": (str, None),
                         "inputs": (dict, None),
@@ -64,18 +65,31 @@ class VerifyReport:
     inputs: dict  # what the runtimes were fed (``Inputs.describe``)
     results: tuple[Verdict, ...] = ()
     time_axes: dict[str, int] = field(default_factory=dict)
-    lstm_layer: dict | None = None  # what the LSTM layer alone ran on (``LayerCheck.describe``)
+    # what each LSTM layer alone ran on (``LayerCheck.describe``), in graph order
+    lstm_layers: tuple[dict, ...] = ()
+    # the model at a second length and batch (None: not run): a finding fails the file
+    second_shape: SecondShape | None = None
+
+    @property
+    def lstm_layer(self) -> dict | None:
+        """What the first LSTM layer alone ran on (None: none was judged)."""
+        return self.lstm_layers[0] if self.lstm_layers else None
 
     @property
     def failures(self) -> list[Failure]:
         return [f for r in self.results for f in r.failures]
 
     @property
+    def file_ok(self) -> bool:
+        """The file's outputs follow its inputs (``verify.baked``); True where not checked."""
+        return self.second_shape is None or bool(self.second_shape)
+
+    @property
     def skipped(self) -> dict[str, str]:
         return {r.runtime: r.reason for r in self.results if r.status == SKIP}
 
     def __bool__(self):
-        return all(self.results)
+        return all(self.results) and self.file_ok
 
     def to_dict(self) -> dict:
         return {
@@ -88,6 +102,8 @@ class VerifyReport:
             "tolerances": {k: {"atol": v.atol, "rtol": v.rtol} for k, v in TOLERANCES.items()},
             "time_axes": self.time_axes,
             "lstm_layer": self.lstm_layer,
+            "lstm_layers": list(self.lstm_layers),
+            "second_shape": None if self.second_shape is None else self.second_shape.to_dict(),
             "results": [r.to_dict() for r in self.results],
             "skipped": self.skipped,
             "failures": [asdict(f) for f in self.failures],
@@ -114,6 +130,8 @@ class VerifySummary:
     @property
     def per_step_model(self) -> str | None:
         """What the per-step errors were measured on, where not the model's own outputs."""
+        if any(len(v.lstm_layers) > 1 for v in self.verdicts.values()):
+            return "the worst of the model's LSTM layers alone, output Y"
         if any(v.layer_status in (PASS, FAIL) for v in self.verdicts.values()):
             return "the model's LSTM layer alone, output Y"
         return None

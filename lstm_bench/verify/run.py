@@ -20,14 +20,18 @@ from pathlib import Path
 import numpy as np
 
 from lstm_bench import interrupts, reference
-from lstm_bench.errors import LSTMBenchError, first_line
-from lstm_bench.exporters.weights import build_lstm_model
+from lstm_bench.errors import LSTMBenchError, RuntimeSkip, first_line
+from lstm_bench.files import limit_seconds
 from lstm_bench.feeds import Inputs, check_given, fit_batches, input_specs, load_inputs, \
     make_inputs
+from lstm_bench.feeds.batch import fixed_batch
 from lstm_bench.model import Model
 from lstm_bench.runtimes.torch_source import TorchSourceRuntime, match_model
 from lstm_bench.seed import load_checkpoint
 from lstm_bench.tolerances import Failure
+from lstm_bench.verify import baked, isolate
+from lstm_bench.verify.layers import layers_alone
+from lstm_bench.verify.memory import check_fits
 from lstm_bench.verify.parity import compare, runtime_precision
 from lstm_bench.verify.report import VerifyReport
 from lstm_bench.verify.sensitivity import Float32Floor
@@ -35,7 +39,8 @@ from lstm_bench.verify.streaming import streaming_parity
 from lstm_bench.verify.verdict import ERROR, FAIL, PASS, SKIP, Verdict
 
 
-def time_axes(model, truth: dict, batch: int, seq_len: int | None) -> dict[str, int]:
+def time_axes(model, truth: dict, batch: int, seq_len: int | None,
+              given=None) -> dict[str, int]:
     from onnx import helper
 
     axes = {}
@@ -44,7 +49,7 @@ def time_axes(model, truth: dict, batch: int, seq_len: int | None) -> dict[str, 
             layout = next((helper.get_attribute_value(a) for a in node.attribute
                            if a.name == "layout"), 0)
             axes[node.output[0]] = 1 if layout else 0
-    seq_params = {p for s in input_specs(model) for p, r in zip(s.dim_params, s.roles)
+    seq_params = {p for s in input_specs(model, given) for p, r in zip(s.dim_params, s.roles)
                   if r == "seq_len" and p}
     for value in model.graph.output:
         if value.name in axes or value.name not in truth:
@@ -77,7 +82,8 @@ class Truth:
     def of(cls, model: Model, inputs: Inputs) -> Truth:
         outputs = reference.run_model(model.proto, inputs.feeds)
         return cls(model, inputs, outputs,
-                   time_axes(model.proto, outputs, inputs.batch, inputs.seq_len))
+                   time_axes(model.proto, outputs, inputs.batch, inputs.seq_len,
+                             model.given))
 
     @functools.cached_property
     def floor(self) -> Float32Floor:
@@ -100,25 +106,35 @@ class VerifyPlan:
     threads: int | None = None
     streaming: bool = True  # also chunked runs against one call, where the model has states
     source: str | Path | None = None  # the train checkpoint: its torch module as torch-source
-    # where the model wraps its LSTM, also judge its first LSTM layer alone at this batch
-    # (None: do not), as part of each runtime's verdict
+    # where the model wraps its LSTMs, also judge each LSTM layer alone at this batch (None:
+    # do not), as part of each runtime's verdict (``verify.layers``)
     lstm_layer_batch: int | None = 8
+    # also run the model at a second length and batch on onnxruntime CPU: outputs that do not
+    # follow the inputs fail the file (``verify.baked``)
+    second_shape: bool = True
 
 
 def verify_runtime(runtime, truth: Truth, *, threads: int | None = None,
-                   streaming: bool = True) -> Verdict:
+                   streaming: bool = True, phase=lambda what: None) -> Verdict:
     """One unopened runtime on ``truth.model``: skip with its reason, error with the message,
     or compare (and stream). A failing or erroring runtime's notes say which of the model's
-    LSTM features it refuses, ignores or runs elsewhere (``runtime.lstm_support``)."""
+    LSTM features it refuses, ignores or runs elsewhere (``runtime.lstm_support``).
+    ``phase(what)`` is told each step before it starts (a crash is reported by the step)."""
     name, device, model = runtime.name, runtime.device, truth.model
+    phase("loading its library")
     reason = runtime.available()
     if reason:
         return Verdict(name, SKIP, device=device, reason=reason)
     with runtime:
         try:
+            phase("opening")
             runtime.open(model, threads=threads)
+            phase("running")
             outputs = runtime.run({k: v.copy() for k, v in truth.inputs.feeds.items()})
             runtime.synchronize()
+        except RuntimeSkip as exc:  # it cannot prepare this model (its quantizer refuses it)
+            return Verdict(name, SKIP, device=device, settings=runtime.settings(),
+                           reason=str(exc).removeprefix(f"{name}: "))
         except Exception as exc:  # a runtime that cannot run this model is a failing runtime
             interrupts.check()  # unless it is a signal that torch turned into an error
             # lstm-bench's own message names the runtime, which the row names already
@@ -129,7 +145,10 @@ def verify_runtime(runtime, truth: Truth, *, threads: int | None = None,
                            settings=runtime.settings(),
                            errors=(Failure(name, "*", "error", message, None),))
         precision = runtime_precision(runtime, outputs)
+        phase("comparing")
         result = compare(name, outputs, truth.outputs, precision, truth.axes, truth.floor)
+        if streaming:
+            phase("streaming")
         result = replace(result, device=device, settings=runtime.settings(),
                          notes=tuple(runtime.notes()),
                          streaming=streaming_parity(runtime, model, truth.inputs.feeds,
@@ -140,6 +159,47 @@ def verify_runtime(runtime, truth: Truth, *, threads: int | None = None,
     return result
 
 
+def judge(make, truth: Truth, child: isolate.Child | None, *, threads: int | None = None,
+          streaming: bool = True, label: str | None = None) -> Verdict:
+    """``verify_runtime`` of a runtime ``make()`` makes: in ``child`` where given (the runtime
+    loads native code, ``isolate``), where a crash, or a step beyond LSTM_BENCH_CALL_TIMEOUT_S,
+    is the runtime's error (the child is started again for the next one). ``label``: what the
+    truth is, when not the model itself (the LSTM layer alone), named in a crash's reason."""
+    if child is None:
+        return verify_runtime(make(), truth, threads=threads, streaming=streaming)
+    try:
+        return child.call(_judged_in_child, make, _shared(truth), threads, streaming, label,
+                          limit=limit_seconds("LSTM_BENCH_CALL_TIMEOUT_S"))
+    except isolate.Crashed as exc:
+        return _crashed(make, truth, exc)
+
+
+def _shared(truth: Truth) -> isolate.Shared:
+    return isolate.Shared(f"truth {id(truth)}", truth)  # sent to the child once
+
+
+def _crashed(make, truth: Truth, exc: isolate.Crashed) -> Verdict:
+    runtime = make()
+    return Verdict(runtime.name, ERROR, device=runtime.device, reason=exc.reason,
+                   notes=_with_explanation(runtime, truth.model, ()),
+                   errors=(Failure(runtime.name, "*", "error", exc.reason, None),))
+
+
+def _ready(*, phase) -> None:
+    """A child's first job: unpickling it imported this module; the model's proto needs onnx."""
+    import onnx  # noqa: F401
+
+
+def _judged_in_child(make, truth: Truth, threads, streaming, label, *, phase) -> Verdict:
+    told = phase if label is None else (lambda what: phase(f"{what} {label}"))
+    return verify_runtime(make(), truth, threads=threads, streaming=streaming, phase=told)
+
+
+def _layers_judged_in_child(make, threads, labels, *truths, phase) -> list[Verdict]:
+    return [_judged_in_child(make, truth, threads, False, label, phase=phase)
+            for label, truth in zip(labels, truths)]
+
+
 def _with_explanation(runtime, model, notes) -> tuple[str, ...]:
     return tuple(notes) + tuple(line for line in runtime.lstm_support.explain(model.proto)
                                 if line not in notes)
@@ -147,7 +207,7 @@ def _with_explanation(runtime, model, notes) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class LayerCheck:
-    """The model's first LSTM node alone, its feeds and truth: the drift of its hidden states
+    """One LSTM node of the model alone, its feeds and truth: the drift of its hidden states
     over time, which a model whose output is one value per sequence does not show."""
 
     label: str
@@ -161,31 +221,49 @@ class LayerCheck:
         return {"label": self.label, "detail": self.detail, **self.truth.inputs.describe(),
                 "time_axes": self.truth.axes}
 
-    def add_to(self, verdict: Verdict, runtime, threads: int | None) -> Verdict:
-        """``verdict`` with this layer on ``runtime`` (unopened, the one ``verdict`` judged)
-        part of it; no streaming: the model's own check has it."""
-        layer = verify_runtime(runtime, self.truth, threads=threads, streaming=False)
-        return verdict.with_lstm_layer(layer, self.label, self.detail)
+
+def add_layers(verdict: Verdict, make, checks, child: isolate.Child | None,
+               threads: int | None) -> Verdict:
+    """``verdict`` with each LSTM layer alone (``checks``) judged by the runtime ``make()``
+    makes (the one that judged ``verdict``) part of it; no streaming: the model's own check
+    has it. In ``child`` where given, all layers in one job (the runtime's library loaded
+    once); a crash is the error of the layer it happened on, and the others are judged
+    again one job each."""
+    if child is None or len(checks) == 1:
+        layers = [judge(make, c.truth, child, threads=threads, streaming=False, label=c.label)
+                  for c in checks]
+    else:
+        try:
+            layers = child.call(_layers_judged_in_child, make, threads,
+                                tuple(c.label for c in checks),
+                                *(_shared(c.truth) for c in checks),
+                                limit=limit_seconds("LSTM_BENCH_CALL_TIMEOUT_S"))
+        except isolate.Crashed as exc:
+            layers = [_crashed(make, c.truth, exc) if exc.phase.endswith(f" {c.label}")
+                      else judge(make, c.truth, child, threads=threads, streaming=False,
+                                 label=c.label) for c in checks]
+    for check, layer in zip(checks, layers):
+        verdict = verdict.with_lstm_layer(layer, check.label, check.detail)
+    return verdict
+
+
+def lstm_layer_checks(model: Model, shapes: dict | None = None, *, batch: int,
+                      seq_len: int | None, seed: int = 0,
+                      value_range=(-1.0, 1.0)) -> tuple[LayerCheck, ...]:
+    """The checks of every LSTM layer of ``model`` alone, each a model built in memory, at
+    the steps it sees when the model is fed at ``shapes`` (None: at ``seq_len``); none where
+    the model is one LSTM layer already (one LSTM node returning Y) or has no LSTM node
+    (``verify.layers``)."""
+    return tuple(LayerCheck(layer.label, Truth.of(layer.model, layer.inputs))
+                 for layer in layers_alone(model, shapes, batch=batch, seq_len=seq_len,
+                                           seed=seed, value_range=value_range))
 
 
 def lstm_layer_check(model: Model, *, batch: int, seq_len: int | None, seed: int = 0,
                      value_range=(-1.0, 1.0)) -> LayerCheck | None:
-    """The check of ``model``'s first LSTM layer alone, a model built in memory; None where
-    the model is that layer already (one LSTM node returning Y) or has no LSTM node."""
-    try:
-        nodes = model.lstm_nodes
-    except LSTMBenchError:  # weights known only at run time: no layer to lift out
-        return None
-    if not nodes:
-        return None
-    node = nodes[0]
-    graph = model.proto.graph
-    if len(graph.node) == 1 and node.outputs[0] in {o.name for o in graph.output}:
-        return None
-    layer = Model.built(build_lstm_model(node.weights, outputs=("Y",)))
-    inputs = make_inputs(layer.proto, batch=batch, seq_len=seq_len, seed=seed,
-                         value_range=value_range)
-    return LayerCheck(f"{node.name} alone", Truth.of(layer, inputs))
+    """The check of ``model``'s first LSTM layer alone (``lstm_layer_checks``), or None."""
+    return next(iter(lstm_layer_checks(model, batch=batch, seq_len=seq_len, seed=seed,
+                                       value_range=value_range)), None)
 
 
 def verify(model: Model, plan: VerifyPlan) -> VerifyReport:
@@ -196,27 +274,40 @@ def verify(model: Model, plan: VerifyPlan) -> VerifyReport:
         LSTMBenchError: bad input (bad batch, bad .npz, a source checkpoint that is unreadable
             or does not match the model).
     """
+    makers, source = list(plan.runtimes.values()), None
     if plan.source is not None:
-        source = TorchSourceRuntime(plan.source)
-        if source.available() is None:  # a bad checkpoint or a mismatch is bad input
+        source = functools.partial(TorchSourceRuntime, plan.source)
+        if source().available() is None:  # a bad checkpoint or a mismatch is bad input
             match_model(load_checkpoint(plan.source)[0], model.proto, plan.source)
-    truth = Truth.of(model, feeds_for(model, plan))
-    layer = None
-    if plan.lstm_layer_batch:
-        layer = lstm_layer_check(model, batch=plan.lstm_layer_batch,
-                                 seq_len=truth.inputs.seq_len, seed=plan.seed,
-                                 value_range=plan.value_range)
-    results = []
-    for make in plan.runtimes.values():
-        result = verify_runtime(make(), truth, threads=plan.threads, streaming=plan.streaming)
-        if layer is not None and result.status in (PASS, FAIL):
-            result = layer.add_to(result, make(), plan.threads)
-        results.append(result)
-    if plan.source is not None:  # the whole module only: it has no LSTM layer to lift out
-        results.append(verify_runtime(source, truth, threads=plan.threads,
-                                      streaming=plan.streaming))
+        makers.append(source)
+    isolated = [make for make in makers if isolate.needs_child(make)]
+    with isolate.session() as child:
+        # where it is not running yet, it imports this module and onnx while this process
+        # computes the truth; the runtimes' libraries load with their jobs, after the truth:
+        # they write files of their own into $HOME, which bad input (a model the truth
+        # refuses) must not leave behind
+        if isolated:
+            child.warm(_ready)
+        inputs = feeds_for(model, plan)
+        check_fits(model, inputs.feeds, plan.lstm_layer_batch)  # before any is evaluated
+        truth = Truth.of(model, inputs)
+        checks = ()
+        if plan.lstm_layer_batch:
+            checks = lstm_layer_checks(model, {n: a.shape for n, a in inputs.feeds.items()},
+                                       batch=plan.lstm_layer_batch, seq_len=inputs.seq_len,
+                                       seed=plan.seed, value_range=plan.value_range)
+        second = baked.check(_shared(truth), child, seed=plan.seed) if plan.second_shape \
+            else None
+        results = []
+        for make in makers:
+            where = child if make in isolated else None
+            result = judge(make, truth, where, threads=plan.threads, streaming=plan.streaming)
+            # torch-source is the whole module only: it has no LSTM layer to lift out
+            if checks and result.status in (PASS, FAIL) and make is not source:
+                result = add_layers(result, make, checks, where, plan.threads)
+            results.append(result)
     return VerifyReport(model, truth.inputs.describe(), tuple(results), truth.axes,
-                        None if layer is None else layer.describe())
+                        tuple(c.describe() for c in checks), second)
 
 
 def feeds_for(model: Model, plan: VerifyPlan) -> Inputs:
@@ -229,7 +320,24 @@ def feeds_for(model: Model, plan: VerifyPlan) -> Inputs:
         check_given(chosen, batch=plan.batch, seq_len=plan.seq_len)  # the file's, not another
         return chosen
     if plan.batch is not None:  # refused with the model's name, as bench refuses a list
-        fit_batches(model.proto, [plan.batch], None, where=model.path.name)
-    return make_inputs(model.proto, batch=plan.batch, seq_len=plan.seq_len, seed=plan.seed,
+        fit_batches(model.proto, [plan.batch], None, where=model.path.name,
+                    given=model.given)
+    batch = ragged_batch(model) if plan.ragged and plan.batch is None else plan.batch
+    return make_inputs(model.proto, batch=batch, seq_len=plan.seq_len, seed=plan.seed,
                        value_range=plan.value_range, ragged=plan.ragged,
-                       zero_length=plan.zero_length)
+                       zero_length=plan.zero_length, given=model.given)
+
+
+RAGGED_BATCH = 2  # the smallest batch that can be ragged: one full sequence and one shorter
+
+
+def ragged_batch(model: Model) -> int:
+    """The batch ``--ragged`` feeds when none is asked: ``RAGGED_BATCH``, or the batch the
+    model fixes; a model fixed at batch 1 cannot be fed ragged lengths (refused, saying why)."""
+    fixed = fixed_batch(model.proto, given=model.given)
+    if fixed is None:
+        return RAGGED_BATCH
+    if fixed[1] < RAGGED_BATCH:
+        raise LSTMBenchError(f"--ragged needs a batch of at least {RAGGED_BATCH} (one full "
+                             f"sequence and one shorter), and {fixed[0]}")
+    return fixed[1]

@@ -2,8 +2,10 @@
 once (``to_dict``) and bench, run, compare and every report read back (``from_dict``).
 
 A verdict is ``pass``, ``fail``, ``error`` (it could not run), ``skip`` (it cannot run here) or
-``drift``: the model's own outputs within the tolerance, its LSTM layer alone beyond it (the
-model hides an error that another model on the same layer may not show). What each counts as
+``drift``: the model's own outputs within the tolerance, one of its LSTM layers alone beyond it
+(the model hides an error that another model on the same layer may not show). Every LSTM layer
+of the model is judged alone (``lstm_layers``, ``verify.layers``); ``lstm_layer`` is the one
+that decides (the worst). What each counts as
 is decided here and nowhere else: ``failed`` (verify's and run's exit code) and ``passed`` (a
 candidate for bench's decision); a drift is neither. Every sentence about a verdict is worded
 here too.
@@ -25,7 +27,7 @@ DRIFT_MEANING = "the model's output within tolerance, its LSTM layer alone beyon
 
 @dataclass(frozen=True)
 class LayerVerdict:
-    """The model's first LSTM layer alone (its hidden states Y, whose drift over time a model
+    """One LSTM layer of the model alone (its hidden states Y, whose drift over time a model
     with one output per sequence hides), judged with the same runtime and tolerance row:
     pass, fail, or error with the reason."""
 
@@ -73,7 +75,7 @@ class Verdict:
     streaming: StreamingParity | None = None
     errors: tuple[Failure, ...] = ()  # not tied to one output (it could not run, nothing compared)
     settings: dict = field(default_factory=dict)  # what it ran with (runtime.settings())
-    lstm_layer: LayerVerdict | None = None
+    lstm_layers: tuple[LayerVerdict, ...] = ()  # each LSTM layer alone, in graph order
 
     # --- what it counts as -------------------------------------------------------------------
 
@@ -91,10 +93,21 @@ class Verdict:
         return not self.failed
 
     def with_lstm_layer(self, layer: Verdict, label: str, detail: str) -> Verdict:
-        """This verdict with the LSTM layer alone (``layer``: its verdict by the same runtime)
-        part of it, the status settled again."""
-        return replace(self, lstm_layer=LayerVerdict(label, detail, layer.status, layer.reason,
-                                                     layer.outputs, layer.errors)).settled()
+        """This verdict with one more LSTM layer alone (``layer``: its verdict by the same
+        runtime) part of it, the status settled again."""
+        alone = LayerVerdict(label, detail, layer.status, layer.reason, layer.outputs,
+                             layer.errors)
+        return replace(self, lstm_layers=self.lstm_layers + (alone,)).settled()
+
+    @property
+    def lstm_layer(self) -> LayerVerdict | None:
+        """The layer that decides (None: none was judged): the first that could not run, else
+        the first failing one with the largest error, else the one with the largest error."""
+        def rank(layer):
+            error = layer.max_abs_error
+            return (layer.status == ERROR, bool(layer.failures),
+                    -1.0 if error is None or math.isnan(error) else error)
+        return max(self.lstm_layers, key=rank, default=None)
 
     def settled(self) -> Verdict:
         """This verdict with pass, fail or drift decided from what was judged (a skip and an
@@ -102,11 +115,11 @@ class Verdict:
         LSTM layer's failure to run included), drift when only the layer's outputs did."""
         if self.status in (SKIP, ERROR):
             return self
-        layer = self.lstm_layer
+        layers = self.lstm_layers
         own = (self.errors or any(o.failures for o in self.outputs)
                or (self.streaming is not None and self.streaming.failures)
-               or (layer is not None and layer.errors))
-        drift = layer is not None and any(o.failures for o in layer.outputs)
+               or any(layer.errors for layer in layers))
+        drift = any(o.failures for layer in layers for o in layer.outputs)
         return replace(self, status=FAIL if own else DRIFT if drift else PASS)
 
     # --- the figures it rests on -------------------------------------------------------------
@@ -116,8 +129,8 @@ class Verdict:
         found = list(self.errors) + [f for o in self.outputs for f in o.failures]
         if self.streaming is not None:
             found += self.streaming.failures
-        if self.lstm_layer is not None:
-            found += self.lstm_layer.failures
+        for layer in self.lstm_layers:
+            found += layer.failures
         return found
 
     @property
@@ -142,8 +155,9 @@ class Verdict:
 
     @property
     def per_step_max_abs_error(self) -> list[float] | None:
-        """The error per time step for the drift plot: the LSTM layer's where it was judged,
-        else the model's first output with a time axis (non-finite: inf)."""
+        """The error per time step for the drift plot: the LSTM layer's where it was judged
+        (the worst layer's, ``lstm_layer``), else the model's first output with a time axis
+        (non-finite: inf)."""
         layer = self.lstm_layer.outputs if self.lstm_layer is not None else ()
         steps = next((o.per_step_max_abs for o in (*layer, *self.outputs)
                       if o.per_step_max_abs), None)
@@ -161,16 +175,17 @@ class Verdict:
         own = any(o.failures for o in self.outputs) or self.errors
         parts = [f"model outputs {'over' if own else 'within'} the {row} "
                  f"(max abs {error_text(self.max_abs_error)}{self._widened(self.outputs)})"]
-        layer = self.lstm_layer
-        if layer is not None:
-            what = f"LSTM layer {layer.label} ({layer.detail})"
-            if layer.status == ERROR:
-                parts.append(f"{what}: error: {layer.reason}")
-            else:
-                parts.append(f"{what}: {'over' if layer.failures else 'within'} that tolerance "
-                             f"(max abs {error_text(layer.max_abs_error)}"
-                             f"{self._widened(layer.outputs)})")
+        parts += [self.layer_sentence(layer) for layer in self.lstm_layers]
         return f"{self.status}: " + "; ".join(parts)
+
+    def layer_sentence(self, layer: LayerVerdict) -> str:
+        """One LSTM layer alone in words (a part of ``sentence``; a line of its own where a
+        report lists the layers)."""
+        what = f"LSTM layer {layer.label} ({layer.detail})"
+        if layer.status == ERROR:
+            return f"{what}: error: {layer.reason}"
+        return (f"{what}: {'over' if layer.failures else 'within'} that tolerance "
+                f"(max abs {error_text(layer.max_abs_error)}{self._widened(layer.outputs)})")
 
     def statement(self) -> str:
         """The reports' wording: both checks in one sentence, the limit in its own column."""
@@ -181,7 +196,14 @@ class Verdict:
         model = "model output within" if self.model_ok else "model output beyond"
         text = (f"{model} {self.precision or ''} tolerance "
                 f"(max abs {error_text(self.max_abs_error)})")
-        if self.layer_status in (PASS, FAIL):
+        if self.layer_status in (PASS, FAIL) and len(self.lstm_layers) > 1:
+            layer = self.lstm_layer
+            text += (f"; the {len(self.lstm_layers)} LSTM layers' hidden states, each alone, "
+                     f"within it (max abs {error_text(layer.max_abs_error)})"
+                     if layer.status == PASS else
+                     f"; LSTM layer {layer.label}'s hidden states beyond it "
+                     f"(max abs {error_text(layer.max_abs_error)})")
+        elif self.layer_status in (PASS, FAIL):
             within = "within" if self.layer_status == PASS else "beyond"
             text += (f"; LSTM layer's hidden states {within} it "
                      f"(max abs {error_text(self.layer_max_abs_error)})")
@@ -197,7 +219,9 @@ class Verdict:
             return f"could not run: {self.reason or 'error'}"
         if self.model_ok and self.layer_status == FAIL:
             word = "drift" if self.status == DRIFT else "failed verify"
-            return (f"{word}: the LSTM layer's hidden states are beyond its "
+            which = (f"LSTM layer {self.lstm_layer.label}'s" if len(self.lstm_layers) > 1
+                     else "LSTM layer's")
+            return (f"{word}: the {which} hidden states are beyond its "
                     f"{self.precision} tolerance (max abs {error_text(self.layer_max_abs_error)}), "
                     f"though the model output is within it ({error_text(self.max_abs_error)})")
         return f"failed verify: {self.why_failed() or 'beyond tolerance'}"
@@ -220,8 +244,9 @@ class Verdict:
     # --- JSON --------------------------------------------------------------------------------
 
     def to_dict(self) -> dict:
-        """The verdict's JSON; ``verdict`` (its sentence) and ``failures`` (all of them, the
-        LSTM layer's named "<label>: <output>") are written for readers, not read back."""
+        """The verdict's JSON; ``verdict`` (its sentence), ``failures`` (all of them, the
+        LSTM layers' named "<label>: <output>") and ``lstm_layer`` (the worst of
+        ``lstm_layers``) are written for readers, not read back."""
         return {"runtime": self.runtime, "status": self.status, "device": self.device,
                 "precision": self.precision,
                 "tolerance": None if self.tolerance is None else asdict(self.tolerance),
@@ -230,6 +255,7 @@ class Verdict:
                 "streaming": None if self.streaming is None else self.streaming.to_dict(),
                 "errors": [asdict(f) for f in self.errors], "settings": self.settings,
                 "lstm_layer": None if self.lstm_layer is None else self.lstm_layer.to_dict(),
+                "lstm_layers": [layer.to_dict() for layer in self.lstm_layers],
                 "verdict": self.sentence(), "failures": [asdict(f) for f in self.failures]}
 
     @classmethod
@@ -241,13 +267,15 @@ class Verdict:
         try:
             tolerance, layer, streaming = (data.get(k) for k in
                                            ("tolerance", "lstm_layer", "streaming"))
+            # every layer; a report written before there were several: its one layer
+            layers = data.get("lstm_layers") or ([layer] if layer else [])
             return cls(
                 runtime, data.get("status") or ERROR, data.get("device") or "cpu",
                 data.get("precision"), Tolerance(**tolerance) if tolerance else None,
                 data.get("reason"), tuple(data.get("notes") or ()), _outputs(data, runtime),
                 StreamingParity.from_dict(streaming) if streaming else None,
                 _failures(data.get("errors"), runtime), data.get("settings") or {},
-                LayerVerdict.from_dict(layer, runtime) if layer else None)
+                tuple(LayerVerdict.from_dict(each, runtime) for each in layers))
         except (TypeError, AttributeError) as exc:  # a field missing, or of the wrong kind
             raise LSTMBenchError(f"verify data: the result of {runtime} is not one verify "
                                  f"writes ({exc})") from None
