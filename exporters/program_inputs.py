@@ -236,7 +236,10 @@ def plan_inputs(program, module, calls) -> ProgramInputs:
     lstm_input = calls[0].args[0].meta["val"]
     batch_first = len(calls[0].args) > 8 and bool(calls[0].args[BATCH_FIRST_ARG])
     lstm_batch = lstm_input.shape[0 if batch_first else 1] if lstm_input.dim() == 3 else None
-    batch_symbol = _symbol(lstm_batch) if lstm_batch is not None else None
+    # the LSTM's batch may be computed from the inputs' dims (an LSTM over an image's rows sees
+    # B*H sequences): then it is no one input axis to name, and the inputs' own symbols stand
+    expr = None if lstm_batch is None or isinstance(lstm_batch, int) else lstm_batch.node.expr
+    batch_symbol = expr if expr is not None and expr.is_Symbol else None
     axes = _program_symbols(program, vals, examples, batch_symbol)
     states = _state_inputs(calls, {name for name, _ in vals})
     known = {place for a in axes for place in a.places}  # the program's own symbols
@@ -247,7 +250,8 @@ def plan_inputs(program, module, calls) -> ProgramInputs:
             module, _probe_shapes(examples, axes)) is None:
         # each length computes alone but not together: keep them as exported
         axes = [a for a in axes if not a.fixed_by_export]
-    fixed = None if batch_symbol is not None or lstm_batch is None else int(lstm_batch)
+    fixed = (int(lstm_batch) if isinstance(lstm_batch, int) or (expr is not None and expr.is_number)
+             else None)
     return ProgramInputs(names, tuple(examples), _named(axes, names),
                          tuple(_vocabularies(program, [name for name, _ in vals])), fixed)
 

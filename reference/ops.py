@@ -186,10 +186,13 @@ def one_hot(indices, depth, values, axis=-1):
 
 def scatter_elements(data, indices, updates, axis=0):
     """Scatter / ScatterElements without reduction: ``data`` with ``updates`` written at
-    ``indices`` along ``axis``."""
+    ``indices`` along ``axis``; indices may be smaller than data on the other axes."""
     out = data.copy()
+    axis = axis % data.ndim
     indices = np.where(indices < 0, indices + data.shape[axis], indices)
-    np.put_along_axis(out, indices, updates, axis)
+    corner = out[tuple(slice(None) if d == axis else slice(0, n)
+                       for d, n in enumerate(indices.shape))]  # a view: written through
+    np.put_along_axis(corner, indices.astype(np.int64), updates, axis)
     return out
 
 
@@ -368,6 +371,7 @@ REPLACED = {
     "Scan": (_scan, None),
 }
 _WITH_SUBGRAPHS = {"Loop", "Scan"}  # they read the enclosing graph's values (the context)
+_FROM = {"Scan": 9}  # Scan-8 has a batch axis and sequence_lens first: another operator
 
 
 def overrides(model) -> list:
@@ -389,4 +393,4 @@ def overrides(model) -> list:
         return type(name, (OpRun,), {"op_domain": "", "_run": _run, "need_context": need_context})
 
     return [op_class(name, adapter) for name, (adapter, fixed_at) in REPLACED.items()
-            if fixed_at is None or opset < fixed_at]
+            if (fixed_at is None or opset < fixed_at) and opset >= _FROM.get(name, 0)]

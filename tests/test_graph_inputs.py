@@ -225,3 +225,33 @@ def test_a_source_model_is_told_to_be_exported_first(cli, tmp_path, name, write,
     code, _, err = cli(command, path, "--no-history" if command == "bench" else "--no-streaming")
     assert code == 2 and err.count("\n") == 1, err
     assert f"not an ONNX model but {what}" in err and f"lstm-bench export {path}" in err
+
+
+def _framed(tmp_path):
+    """Raw audio [batch, samples] reshaped into frames of 256 samples (only whole frames run),
+    an If on the signal's length (a shape read: not a value that chooses branches)."""
+    lstm, inits = _lstm("l", "frames", 256)
+    nodes = [helper.make_node("Reshape", ["audio", "framing"], ["f"]),
+             helper.make_node("Transpose", ["f"], ["frames"], perm=[1, 0, 2]), lstm,
+             helper.make_node("Squeeze", ["lY_h", "zero"], ["h"])]
+    inits += [numpy_helper.from_array(np.array([0, -1, 256], np.int64), "framing"),
+              numpy_helper.from_array(np.array([0], np.int64), "zero")]
+    return _save(tmp_path, "framed", nodes,
+                 [helper.make_tensor_value_info("audio", TensorProto.FLOAT, ["batch", "samples"])],
+                 [helper.make_tensor_value_info("h", TensorProto.FLOAT, ["batch", H])], inits)
+
+
+def test_a_front_end_that_takes_whole_frames_only_is_fed_whole_frames(cli, tmp_path):
+    report = _report(cli, tmp_path, _framed(tmp_path), "--seq-len", "12", "--batch", "2")
+    assert report["inputs"]["shapes"]["audio"] == [2, 12 * 256]
+
+
+def test_an_if_on_an_inputs_shape_does_not_ask_for_its_value(tmp_path):
+    from lstm_bench.feeds.branches import branch_inputs
+
+    model = onnx.load(_branches(tmp_path))
+    graph = model.graph
+    graph.node.insert(0, helper.make_node("Shape", ["x"], ["xs"], start=1, end=2))
+    graph.node[1].input[0] = "xs"  # Equal(length, 16000): the length is read, not a value
+    graph.initializer[0].CopyFrom(numpy_helper.from_array(np.array([16000], np.int64), "k"))
+    assert branch_inputs(model) == {}

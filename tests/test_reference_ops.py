@@ -645,3 +645,20 @@ def test_promoted_model_has_no_float32_left():
     assert all(a.name == "value" and a.t.data_type == TensorProto.DOUBLE
                for n in promote_to_float64(model).graph.node if n.op_type == "Constant"
                for a in n.attribute)
+
+
+def test_scatter_elements_takes_indices_smaller_than_the_data():
+    """ONNX lets indices be smaller than data on the other axes (as in GatherElements)."""
+    data = np.arange(12, dtype=np.float32).reshape(3, 4)
+    indices = np.array([[2], [0]], np.int64)
+    updates = np.array([[50.0], [70.0]], np.float32)
+    model = helper.make_model(helper.make_graph(
+        [helper.make_node("ScatterElements", ["d", "i", "u"], ["y"], axis=0)], "g",
+        [helper.make_tensor_value_info("d", TensorProto.FLOAT, [3, 4]),
+         helper.make_tensor_value_info("i", TensorProto.INT64, [2, 1]),
+         helper.make_tensor_value_info("u", TensorProto.FLOAT, [2, 1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, 4])]),
+        opset_imports=[helper.make_opsetid("", 16)])
+    expected = ort.InferenceSession(model.SerializeToString()).run(
+        None, {"d": data, "i": indices, "u": updates})[0]
+    np.testing.assert_array_equal(ops.scatter_elements(data, indices, updates, axis=0), expected)

@@ -156,8 +156,7 @@ class AxisMap:
         which its LSTM sees ``seq_len`` steps (the same number where the LSTM sees the axis)."""
         sizes = {key: batch for s in self.specs for key, role in zip(s.symbols, s.roles)
                  if role == "batch"}
-        shapes = self.shapes_at({**sizes, **{k: v for k, v in self._base_sizes().items()
-                                             if k not in sizes}})
+        shapes = self.shapes_at({**self._base_sizes(), **sizes})
         for symbol in {key for s in self.specs for key, role in zip(s.symbols, s.roles)
                        if role == "seq_len"}:
             node = self.steps.get(symbol)
@@ -188,7 +187,7 @@ class AxisMap:
         return next((view[0] for view in self.prober.views(shapes) if view[0] is not None), None)
 
 
-def _tie(raw, by_lstm, named, prober) -> tuple[dict[str, str], dict[str, int]]:
+def _tie(raw, by_lstm, prober) -> tuple[dict[str, str], dict[str, int]]:
     """(symbol -> role, sequence symbol -> LSTM node index) from the graph (rules 1 and 2)."""
     roles, steps = {}, {}
     for name, _, dims, params in raw:  # rule 1: the LSTM operator's own axes
@@ -253,7 +252,7 @@ def _axis_map(model, shapes: dict, values: dict) -> AxisMap:
     base = {name: tuple(dim or BASE for dim in dims) for name, _, dims, _ in raw}
     if prober is not None and all(None in view[:2] for view in prober.views(base)):
         prober = None  # inference cannot see the LSTM's shapes: names and positions decide
-    tied, steps = _tie(raw, by_lstm, named, prober)
+    tied, steps = _tie(raw, by_lstm, prober)
     specs = []
     for name, dtype, dims, params in raw:
         by_role = by_lstm.get(name, ())

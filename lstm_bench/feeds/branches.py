@@ -48,8 +48,8 @@ def branch_inputs(model) -> dict[str, list]:
                 reached.add(name)
             elif name in constants:
                 compared.update(np.asarray(constants[name]).ravel().tolist())
-            elif name in producer:
-                todo.extend(producer[name].input)
+            elif name in producer and producer[name].op_type not in ("Shape", "Size"):
+                todo.extend(producer[name].input)  # a shape read is no value: not a choice
         for name in reached:
             found.setdefault(name, set()).update(compared)
     return {name: sorted(values) for name, values in found.items()}
@@ -65,6 +65,7 @@ def _condition(model, node, values: dict) -> bool | None:
     graph = model.graph
     producer = {out: n for n in graph.node for out in n.output}
     declared = {v.name: v for v in graph.input}
+    initializers = {t.name for t in graph.initializer}
     needed, todo, used = [], [node.input[0]], set()
     while todo:
         name = todo.pop()
@@ -74,8 +75,7 @@ def _condition(model, node, values: dict) -> bool | None:
         if name in producer:
             needed.append(producer[name])
             todo.extend(producer[name].input)
-        elif name in declared and name not in values and name not in {
-                t.name for t in graph.initializer}:
+        elif name in declared and name not in values and name not in initializers:
             return None  # computed from an input not given
     inputs = [declared[name] for name in used if name in values and name in declared]
     order = [n for n in graph.node if any(n is m for m in needed)]
@@ -84,10 +84,10 @@ def _condition(model, node, values: dict) -> bool | None:
                           [helper.make_tensor_value_info(node.input[0], onnx.TensorProto.BOOL, None)],
                           [t for t in graph.initializer if t.name in used]),
         opset_imports=model.opset_import, ir_version=model.ir_version)
-    feeds = {v.name: np.asarray(values[v.name], dtype=onnx.helper.tensor_dtype_to_np_dtype(
-        v.type.tensor_type.elem_type)).reshape([d.dim_value for d in v.type.tensor_type.shape.dim])
-        for v in inputs}
     try:
+        feeds = {v.name: np.full([d.dim_value for d in v.type.tensor_type.shape.dim],
+                                 values[v.name], helper.tensor_dtype_to_np_dtype(
+                                     v.type.tensor_type.elem_type)) for v in inputs}
         return bool(np.asarray(ReferenceEvaluator(sub).run(None, feeds)[0]).ravel()[0])
     except Exception:  # anything the evaluator cannot do: the If stays as it is
         return None

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# Probe sizes: multiples of 2520 (divisible by 1..10), so that a Reshape that splits an axis
-# by a small factor, or a stride, still divides; a symbol is probed at BASE and BASE + STEP.
-BASE = 5040
-STEP = 2520
+# Probe sizes: multiples of 2520 * 64 (divisible by 1..10 and by the powers of two up to 512
+# that audio frames come in), so that a Reshape that splits an axis into frames, or a stride,
+# still divides; a symbol is probed at BASE and BASE + STEP.
+STEP = 2520 * 64
+BASE = 2 * STEP
 
 
 def _layout(node) -> int:
@@ -135,4 +136,18 @@ def length_for(prober: Prober, shapes: dict[str, tuple], axes: list[tuple[str, i
             high = middle
         else:
             low = middle + 1
-    return low - 1 if low > 1 and seen(low - 1) == steps else None
+    if low > 1 and seen(low - 1) == steps:
+        return low - 1
+    return _framed_length(seen, steps)
+
+
+def _framed_length(seen, steps: int) -> int | None:
+    """The length for ``steps`` where most lengths cannot be fed at all (a front end that
+    Reshapes the input into frames: only multiples of the frame size run, so inference says
+    nothing in between and the search above fails): the samples per frame, read off two probe
+    lengths that divide, give the length, which is then checked."""
+    first, second = seen(BASE), seen(BASE + STEP)
+    if not first or second <= first:
+        return None
+    length = BASE + round((steps - first) * STEP / (second - first))
+    return length if length >= 1 and seen(length) == steps else None

@@ -13,9 +13,10 @@ not of a runtime (verify exits 1), is:
 - an output axis the file declares fixed that is another size at either run (also where
   every input is fixed: the declaration is what serving code reads);
 - an output axis named like a dynamic input axis (one dim_param) that is another size;
-- an output axis that stays put while what it followed at the first run moves: the LSTM's
-  steps, the batch or an input's length it equalled, or the time axis of a ``[time, batch,
-  ...]`` or ``[batch, time, ...]`` output (beside the axis that follows the batch);
+- on an output that declares its shape, an axis it declares dynamic that stays put while
+  what it followed at the first run moves: the LSTM's steps, the batch or an input's length
+  it equalled, or the time axis of a ``[time, batch, ...]`` or ``[batch, time, ...]`` output
+  (beside the axis that follows the batch);
 - a model that runs at the first shape and fails at the second.
 
 Where onnxruntime cannot run the model at all, shape inference (``model_limits.values_at``)
@@ -181,9 +182,9 @@ def _stay_findings(name, declared, first, second, moves, states: int) -> list[Fi
     """Output axes that stay put while what they followed at the first run moves. ``states``:
     the most LSTM states a packed state axis holds (every node's directions), so that a
     ``[D, batch, H]`` state beside the batch is not taken for a baked time axis."""
-    if second is None or len(first) != len(second):
-        return []
-    fixed = {axis for axis, (dim, _) in enumerate(declared or ()) if dim is not None}
+    if second is None or len(first) != len(second) or declared is None:
+        return []  # no declared shape: a size equal to a length by chance cannot be told
+    fixed = {axis for axis, (dim, _) in enumerate(declared) if dim is not None}
     # the last axis of [.., time, features] is the features: equal to a length by chance
     last = len(first) - 1 if len(first) >= 3 else None
     found = {}

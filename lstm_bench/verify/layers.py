@@ -81,7 +81,7 @@ def layers_alone(model: Model, shapes: dict[str, tuple] | None, *, batch: int,
                  value_range=(-1.0, 1.0)) -> tuple[Layer, ...]:
     """Every LSTM layer of ``model`` alone, fed at ``batch`` and at the steps it sees when the
     model is fed at ``shapes`` (input name -> shape; at ``seq_len`` where inference cannot
-    tell, or ``shapes`` is None). None where the model is one LSTM node returning Y already
+    tell, or ``shapes`` is None). Empty where the model is one LSTM node returning Y already
     (its own check is the layer's) or has no LSTM node; a layer whose weights only the run
     tells is left out."""
     proto = model.proto
