@@ -1,4 +1,4 @@
-"""A stateful variant of a one-LSTM model: the state enters as inputs and leaves as outputs.
+"""A stateful variant of an LSTM model: the states enter as inputs and leave as outputs.
 
 Streaming deployments (speech, sensors, online forecasting) call a model one step or one short
 chunk at a time and carry the LSTM's (h, c) from one call to the next. That needs the LSTM's
@@ -8,13 +8,15 @@ zeros constant), and keep only the model's own output.
 
 ``stateful_variant`` rewires such a model and changes nothing else it computes:
 
-- the LSTM node's initial states become the graph inputs ``initial_h`` and ``initial_c``
-  (``[num_directions, batch, hidden_size]``); whatever computed them before is pruned;
-- its ``Y_h`` and ``Y_c`` become graph outputs named ``Y_h`` and ``Y_c`` (unless they
-  already were graph outputs, under whatever name);
-- when the node's X is a ``Transpose`` of a graph input (a batch-first model), the variant
-  takes X time-major as the node does, under the name ``X``: a chunk of steps is then a slice
-  of the node's own input.
+- every LSTM node's initial states become graph inputs ``initial_h`` and ``initial_c``
+  (``initial_h_2``... for a stack's further layers; ``[num_directions, batch, hidden_size]``);
+  whatever computed them before is pruned;
+- its ``Y_h`` and ``Y_c`` become graph outputs named ``Y_h`` and ``Y_c`` (``Y_h_2``...),
+  unless they already were graph outputs, under whatever name;
+- in a one-LSTM model whose X is a ``Transpose`` of a graph input (a batch-first model), the
+  variant takes X time-major as the node does, under the name ``X``: a chunk of steps is then
+  a slice of the node's own input. A stack keeps its inputs: streaming cuts the model's own
+  input along the axis that is the LSTMs' steps (``verify.streaming``).
 
 The model's other outputs stay; with zero states the variant computes what the model did.
 """
@@ -63,45 +65,60 @@ def _prune(graph) -> None:
 
 
 def stateful_variant(model):
-    """A copy of ``model`` (one unidirectional LSTM node) with the LSTM state as graph inputs
+    """A copy of ``model`` (unidirectional LSTM nodes) with every LSTM's state as graph inputs
     and outputs; see the module docstring. Raises LSTMBenchError when it cannot be made."""
     import onnx
-    from onnx import helper
+    from onnx import TensorProto, helper
 
     nodes = lstm_nodes(model)
-    if len(nodes) != 1:
-        raise LSTMBenchError(f"a stateful variant needs exactly one LSTM node; the model has "
-                             f"{len(nodes)}")
-    spec = nodes[0].spec
-    if spec.direction == "bidirectional":
+    if not nodes:
+        raise LSTMBenchError("a stateful variant needs an LSTM node in the main graph")
+    if any(found.spec.direction == "bidirectional" for found in nodes):
         raise LSTMBenchError("a bidirectional LSTM reads the whole sequence: it cannot carry "
                              "its state from one chunk to the next")
     variant = onnx.ModelProto()
     variant.CopyFrom(model)
     graph = variant.graph
-    node = next(n for n in graph.node if n.op_type == "LSTM")
-    while len(node.input) < 7:
-        node.input.append("")
-    while len(node.output) < 3:
-        node.output.append("")
     taken = ({v.name for v in graph.input} | {v.name for v in graph.output}
              | {t.name for t in graph.initializer}
              | {name for n in graph.node for name in (*n.input, *n.output)})
     inputs = {v.name: v for v in graph.input}
     producers = {name: n for n in graph.node for name in n.output}
+    first = next(n for n in graph.node if n.op_type == "LSTM")
+    if len(nodes) == 1 and first.input[0] not in inputs:
+        x_input = _time_major_input(graph, producers.get(first.input[0]), inputs, taken)
+        first = next(n for n in graph.node if n.op_type == "LSTM")  # the node list was rebuilt
+        first.input[0] = x_input.name
+    x_value = next((v for v in graph.input if v.name == first.input[0]), None)
+    layout = nodes[0].spec.layout
+    batch = (_dim(x_value, 0 if layout else 1) if x_value is not None else None) or "batch"
+    elem = x_value.type.tensor_type.elem_type if x_value is not None else TensorProto.FLOAT
+    for node, found in zip([n for n in graph.node if n.op_type == "LSTM"], nodes):
+        _carry_state(graph, node, found.spec, (batch, elem), taken)
+    _prune(graph)
+    helper.set_model_props(variant, {**{p.key: p.value for p in variant.metadata_props},
+                                     METADATA_STATEFUL: "1"})
+    try:
+        onnx.checker.check_model(variant, full_check=True)
+    except onnx.checker.ValidationError as exc:
+        raise LSTMBenchError(f"the stateful variant fails onnx's checker: "
+                             f"{str(exc).strip().splitlines()[0]}") from None
+    return variant
 
-    x_name = node.input[0]
-    if x_name not in inputs:
-        x_input = _time_major_input(graph, producers.get(x_name), inputs, taken)
-        node = next(n for n in graph.node if n.op_type == "LSTM")  # the node list was rebuilt
-        node.input[0] = x_input.name
-    x_value = next(v for v in graph.input if v.name == node.input[0])
-    elem = x_value.type.tensor_type.elem_type
-    batch_axis = 0 if spec.layout else 1
-    batch = _dim(x_value, batch_axis) or "batch"
+
+def _carry_state(graph, node, spec, state, taken) -> None:
+    """``node``'s initial states as new graph inputs, its final states as graph outputs;
+    ``state``: (the batch dim, the element type) they are declared with."""
+    from onnx import helper
+
+    while len(node.input) < 7:
+        node.input.append("")
+    while len(node.output) < 3:
+        node.output.append("")
+    inputs = {v.name for v in graph.input}
+    batch, elem = state
     D, H = spec.num_directions, spec.hidden_size
     state_shape = [batch, D, H] if spec.layout else [D, batch, H]
-
     for slot, name in ((5, "initial_h"), (6, "initial_c")):
         if node.input[slot] not in inputs:
             node.input[slot] = _unique(name, taken)
@@ -117,15 +134,6 @@ def stateful_variant(model):
             for info in [v for v in graph.value_info if v.name == old]:
                 graph.value_info.remove(info)
         graph.output.append(helper.make_tensor_value_info(node.output[slot], elem, state_shape))
-    _prune(graph)
-    helper.set_model_props(variant, {**{p.key: p.value for p in variant.metadata_props},
-                                     METADATA_STATEFUL: "1"})
-    try:
-        onnx.checker.check_model(variant, full_check=True)
-    except onnx.checker.ValidationError as exc:
-        raise LSTMBenchError(f"the stateful variant fails onnx's checker: "
-                             f"{str(exc).strip().splitlines()[0]}") from None
-    return variant
 
 
 def _time_major_input(graph, transpose, inputs, taken):

@@ -385,3 +385,32 @@ def test_bench_streaming_of_a_model_needing_state_says_which(tmp_path, capsys):
     assert rc == 0, err
     assert json.loads(report.read_text())["streaming"]["ports"]["states"] == [["a", "p"],
                                                                               ["b", "q"]]
+
+
+@pytest.fixture(scope="module")
+def stacked_hidden(tmp_path_factory):
+    """The zoo's 3-layer time-major stack: it keeps every layer's state inside."""
+    return build_zoo(tmp_path_factory.mktemp("stacked"), ["stacked"])["stacked"]
+
+
+def test_a_stack_that_hides_its_state_streams_as_its_stateful_variant(stacked_hidden):
+    """Each layer's state becomes an input and an output of the variant; carried over three
+    chunks, every layer's final state is the one call's, and a variant that forgets any
+    layer's state fails."""
+    from lstm_bench.exporters.stateful import stateful_variant
+
+    variant = stateful_variant(onnx.load(stacked_hidden))
+    states = [v.name for v in variant.graph.input if v.name.startswith("initial_")]
+    assert len(states) == 6  # h and c of each of the 3 layers
+    assert _parity(variant).status == "pass"
+    assert _parity(variant, forget=("initial_h_3",)).status != "pass"
+
+
+def test_bench_streams_a_stack_that_hides_its_state(stacked_hidden, capsys, tmp_path):
+    out = tmp_path / "s.json"
+    rc, _, err = run_cli(capsys, "bench", stacked_hidden, "--streaming", "--runtimes",
+                         "ort-cpu", *QUICK, "--json", out)
+    assert rc == 0, err
+    report = json.loads(out.read_text())
+    assert report["streaming"]["stateful_variant"] is True
+    assert {row["chunk"] for row in report["results"]} == {1}
