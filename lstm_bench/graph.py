@@ -42,16 +42,23 @@ class LSTMNode:
         return self.weights.spec
 
 
-def constants(graph) -> dict[str, np.ndarray]:
-    """Initializers and Constant outputs of a graph, by name, as arrays."""
+def constants(graph, max_values: int | None = None) -> dict[str, np.ndarray]:
+    """Initializers and Constant outputs of a graph, by name, as arrays; with ``max_values``,
+    only those of at most that many values (the others are not converted at all)."""
     from onnx import numpy_helper
 
-    values = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    def small(tensor) -> bool:
+        return max_values is None or int(np.prod(tensor.dims)) <= max_values
+
+    values = {t.name: numpy_helper.to_array(t) for t in graph.initializer if small(t)}
     for node in graph.node:
         if node.op_type == "Constant":
             for attr in node.attribute:
-                if attr.name == "value":
+                if attr.name == "value" and small(attr.t):
                     values[node.output[0]] = numpy_helper.to_array(attr.t)
+                elif attr.name in ("value_int", "value_float"):
+                    values[node.output[0]] = np.asarray(attr.i if attr.name == "value_int"
+                                                        else attr.f)
     return values
 
 

@@ -40,6 +40,7 @@ import numpy as np
 from lstm_bench import interrupts
 from lstm_bench.errors import LSTMBenchError, RuntimeSkip, first_line
 from lstm_bench.exporters.ort_quiet import quiet_default_logger
+from lstm_bench.feeds.probe import lstm_nodes_anywhere
 from lstm_bench.model import as_model
 from lstm_bench.runtimes.ort_cpu import OrtRuntime
 
@@ -227,14 +228,6 @@ def float16_copy(model, name: str):
     return converted
 
 
-def _lstm_nodes(graph):
-    """(node, in a subgraph) for every LSTM node of ``graph`` and of its subgraphs."""
-    from lstm_bench.model_limits import graphs  # it imports onnx
-
-    return [(node, g is not graph) for g in graphs(graph) for node in g.node
-            if node.op_type == "LSTM"]
-
-
 def _weight_source(name: str, defined: dict) -> str | None:
     """Why quantize_dynamic cannot quantize a weight read from ``name`` (None: it can: a float
     initializer); ``defined``: name -> the initializer, node or input that defines it."""
@@ -265,7 +258,7 @@ def why_float32(model) -> list[str]:
         defined.update({t.name: t for t in g.initializer})
         defined.update({o: node for node in g.node for o in node.output})
     reasons = []
-    for node, _ in _lstm_nodes(model.graph):
+    for node in lstm_nodes_anywhere(model):
         w, r = (_weight_source(node.input[i], defined) for i in (1, 2))
         if w is None and r is None:
             continue
@@ -365,7 +358,8 @@ class OrtInt8Runtime(OrtRuntime):
         from lstm_bench.model_limits import graphs  # it imports onnx
 
         model = as_model(model)
-        self.subgraphs = any(nested for _, nested in _lstm_nodes(model.proto.graph))
+        self.subgraphs = len(lstm_nodes_anywhere(model.proto)) > sum(
+            node.op_type == "LSTM" for node in model.proto.graph.node)
         try:
             quantized = transformed_copy(model, self.quantize)
         except Exception as exc:  # the quantizer raises plain Exceptions on odd graphs

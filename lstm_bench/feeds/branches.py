@@ -10,21 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from lstm_bench.errors import LSTMBenchError
-
-
-def _constants(graph) -> dict[str, np.ndarray]:
-    from onnx import numpy_helper
-
-    found = {t.name: numpy_helper.to_array(t) for t in graph.initializer
-             if np.prod(t.dims) <= 16}
-    for node in graph.node:
-        if node.op_type == "Constant":
-            for attr in node.attribute:
-                if attr.name == "value" and np.prod(attr.t.dims) <= 16:
-                    found[node.output[0]] = numpy_helper.to_array(attr.t)
-                elif attr.name in ("value_int", "value_float"):
-                    found[node.output[0]] = np.asarray(attr.i if attr.name == "value_int" else attr.f)
-    return found
+from lstm_bench.graph import constants as graph_constants
 
 
 def branch_inputs(model) -> dict[str, list]:
@@ -33,7 +19,7 @@ def branch_inputs(model) -> dict[str, list]:
     graph = model.graph
     producer = {out: node for node in graph.node for out in node.output}
     inputs = {value.name for value in graph.input} - {t.name for t in graph.initializer}
-    constants = _constants(graph)
+    constants = graph_constants(graph, max_values=16)  # a compared value, not a weight
     found: dict[str, set] = {}
     for node in graph.node:
         if node.op_type != "If":
