@@ -1,22 +1,35 @@
 """Two measurements of the same rows side by side: which rows got slower beyond noise.
 
-The unit is the block (``bench.stats``), never the call: thousands of calls from one short
-stretch of time are one sample of the machine, and a test that counts them as independent
-finds "significant" differences between two identical runs. So:
+Two forms, each with the unit its design allows:
 
-- two saved reports (``compare BASE.json NEW.json``): the block medians of each row are
-  compared with a one-sided Mann-Whitney U test (``scipy.stats.mannwhitneyu``);
+- two saved reports (``compare BASE.json NEW.json``): the unit is the **invocation**. Within
+  one invocation the blocks are a sample of that invocation, not of the code: invocations of
+  the same code differ by several percent (process start, memory layout, the machine's state),
+  and a test over the blocks of two single invocations calls that difference certain (5 of 15
+  identical pairs failed that way, issue 21). A report measures its rotation in several
+  worker processes (``bench.runner``), each a fresh invocation; the spread of their own
+  figures (``Measurement.process_ms``) is the noise a saved report carries. The change is the
+  ratio of the two central figures (the medians the table shows), and its 90 % interval is
+  built from the per-process spread both reports show (pooled, Student's t; never below
+  ``SPREAD_FLOOR``). A report whose rows come from one process (an older lstm-bench, or
+  ``--processes 1``) has no such spread: it is assumed to be ``ASSUMED_SPREAD``, a wider
+  interval than three processes give. A report measured on a busy machine (its recorded
+  load, ``busy_cores``) widens the interval on its side by what the load may have cost
+  (``busy_allowance``).
 - a live A/B run (``compare BASE.onnx NEW.onnx``): both models ran in one rotation, block for
   block, so each round gives one pair that saw the same phase of the machine; the test is a
   one-sided Wilcoxon signed-rank test on the log ratios of the pairs
   (``scipy.stats.wilcoxon``), and the change is the median ratio. The machine's drift cancels.
 
-A row is a regression only when the test says slower (p < ``alpha``) *and* the central figure
-slowed by more than ``fail_above`` percent. A shift the test cannot tell from noise is "within
-noise" whatever its size; a significant shift below the threshold is "slower" (or "faster")
-but does not fail. Rows are matched on their ``stats.RowKey``; rows only in one report are
-listed, never failed. Rows are read back through ``stats.Measurement``, the type
-that wrote them.
+Verdicts of saved reports: a **regression** when the whole interval lies above +``fail_above``
+percent (slower than base by more than the threshold, beyond the noise); "slower" / "faster"
+when it lies above / below 0; else "within noise". Where a busy report's allowance decides
+(a regression but for NEW's load, or one that BASE's load may hide), the row is
+"inconclusive: busy machine": the load and the change cannot be told apart (the live A/B
+command can), and the gate does not fail. Live verdicts: regression when the Wilcoxon test
+says slower (p < ``alpha``) *and* the paired change exceeds ``fail_above``. Rows are matched
+on their ``stats.RowKey``; rows only in one report are listed, never failed. Rows are read
+back through ``stats.Measurement``, the type that wrote them.
 
 Reports of different models (sha256) or machines (CPU model and core count) are refused
 unless the caller allows them: their differences are not regressions of the code.
@@ -24,33 +37,67 @@ unless the caller allows them: their differences are not regressions of the code
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
+from lstm_bench.bench.gate import ASSUMED_SPREAD, INCONCLUSIVE, LIVE_COMMAND, busy_allowance, \
+    busy_cores, compare_processes
+from lstm_bench.bench.machine import usable_cores
 from lstm_bench.bench.report import SCHEMA
 from lstm_bench.bench.stats import Measurement, RowKey
 from lstm_bench.errors import LSTMBenchError
 
-ALPHA = 0.01
+ALPHA = 0.01  # the live (paired) test's level
+SAVED_TEST = "t interval (per-process medians)"
+PAIRED_TEST = "wilcoxon (paired blocks)"
 
 
 @dataclass(frozen=True)
 class Change:
+    """One row judged. ``change_pct`` is the figure the verdict tests: the change of the
+    medians for saved reports, the median of the paired ratios for a live run (then
+    ``median_change_pct`` is the medians' own change, shown beside it)."""
+
     key: RowKey
     base_median_ms: float | None
     new_median_ms: float | None
-    change_pct: float | None  # the central figure's change, in percent
-    p_slower: float | None  # one-sided p-value that new is slower
+    change_pct: float | None
+    p_slower: float | None  # one-sided p-value that new is slower (busy allowance aside)
     p_faster: float | None
-    verdict: str  # regression | slower | faster | within noise | only in base | only in new
+    verdict: str  # regression | slower | faster | within noise | INCONCLUSIVE | only in ...
     base_blocks: int | None = None
     new_blocks: int | None = None
-    test: str | None = None  # "mann-whitney (blocks)" or "wilcoxon (paired blocks)"
+    test: str | None = None  # SAVED_TEST or PAIRED_TEST
+    median_change_pct: float | None = None  # new median / base median - 1, in percent
+    low_pct: float | None = None  # the interval of the change the verdict used (saved
+    high_pct: float | None = None  # reports: noise and busy allowances included)
+    spread: str | None = None  # which spread built the interval, in words
+    spread_pct: float | None = None  # that spread of one invocation (None: assumed)
+    base_processes: int | None = None
+    new_processes: int | None = None
 
     @property
     def regression(self) -> bool:
         return self.verdict == "regression"
+
+    @property
+    def inconclusive(self) -> bool:
+        return self.verdict == INCONCLUSIVE
+
+    @property
+    def reason(self) -> str | None:
+        """The verdict in words, with the figure it tested (None: no test was run)."""
+        if self.change_pct is None:
+            return None
+        if self.test == PAIRED_TEST:
+            medians = ("" if self.median_change_pct is None
+                       else f" (medians {self.median_change_pct:+.1f} %)")
+            return (f"{self.verdict}: paired change {self.change_pct:+.1f} %{medians}, p "
+                    f"slower {self.p_slower:.2g}")
+        return (f"{self.verdict}: {self.change_pct:+.1f} %, 90 % interval "
+                f"{self.low_pct:+.1f}..{self.high_pct:+.1f} % ({self.spread})")
 
 
 def _verdict(change: float, p_slower: float, p_faster: float, fail_above: float,
@@ -62,19 +109,6 @@ def _verdict(change: float, p_slower: float, p_faster: float, fail_above: float,
     if p_faster < alpha and change < 0:
         return "faster"
     return "within noise"
-
-
-def compare_blocks(base_ms, new_ms, *, fail_above: float, alpha: float = ALPHA) -> tuple:
-    """(change_pct, p_slower, p_faster, verdict) for two independent sets of block medians."""
-    from scipy.stats import mannwhitneyu
-
-    base = np.asarray(base_ms, dtype=np.float64)
-    new = np.asarray(new_ms, dtype=np.float64)
-    base_median, new_median = float(np.median(base)), float(np.median(new))
-    change = 100.0 * (new_median - base_median) / base_median if base_median > 0 else float("inf")
-    p_slower = float(mannwhitneyu(new, base, alternative="greater").pvalue)
-    p_faster = float(mannwhitneyu(new, base, alternative="less").pvalue)
-    return change, p_slower, p_faster, _verdict(change, p_slower, p_faster, fail_above, alpha)
 
 
 def compare_paired(base_ms, new_ms, *, fail_above: float, alpha: float = ALPHA) -> tuple:
@@ -106,18 +140,26 @@ def paired_block_ms(base: Measurement, new: Measurement) -> tuple[np.ndarray, np
 
 
 def compare_measurements(base: Measurement, new: Measurement, *, fail_above: float,
-                         alpha: float = ALPHA, paired: bool = False) -> Change:
-    """One row judged over its blocks: unpaired (two runs), or paired by round (one rotation,
-    the live ``compare A.onnx B.onnx``)."""
+                         alpha: float = ALPHA, paired: bool = False, busy=(0.0, 0.0)) -> Change:
+    """One row judged: over its per-process figures (two saved reports; ``busy``: the cores
+    other processes took while each was measured, ``busy_cores``), or paired by round (one
+    rotation, the live ``compare A.onnx B.onnx``)."""
+    medians = base.stats.median, new.stats.median
+    common = dict(base_blocks=len(base.block_ms), new_blocks=len(new.block_ms),
+                  median_change_pct=100.0 * (medians[1] / medians[0] - 1) if medians[0] > 0
+                  else None, base_processes=len(base.process_ms),
+                  new_processes=len(new.process_ms))
     if paired:
         base_ms, new_ms = paired_block_ms(base, new)
         figures = compare_paired(base_ms, new_ms, fail_above=fail_above, alpha=alpha)
-        test = "wilcoxon (paired blocks)"
-    else:
-        figures = compare_blocks(base.block_ms, new.block_ms, fail_above=fail_above, alpha=alpha)
-        test = "mann-whitney (blocks)"
-    return Change(base.key, base.stats.median, new.stats.median, *figures,
-                  base_blocks=len(base.block_ms), new_blocks=len(new.block_ms), test=test)
+        return Change(base.key, *medians, *figures, test=PAIRED_TEST, **common)
+    # the central figures (the medians shown) stand for the processes' own: their ratio is
+    # the change, the processes' spread its noise
+    centre = [m.process_ms * (c / max(float(np.median(m.process_ms)), 1e-12))
+              for m, c in ((base, medians[0]), (new, medians[1]))]
+    busy_logs = tuple(math.log1p(busy_allowance(taken, base.threads)) for taken in busy)
+    return Change(base.key, *medians, test=SAVED_TEST, **common,
+                  **compare_processes(*centre, fail_above=fail_above, busy=busy_logs))
 
 
 def machine_identity(doc: dict) -> tuple:
@@ -184,6 +226,8 @@ def compare_reports(base: dict, new: dict, *, fail_above: float = 5.0, alpha: fl
     if not set(base_rows) & set(new_rows):
         raise LSTMBenchError("the two reports share no (runtime, batch, seq_len, threads) row; "
                              "nothing to compare")
+    # a live run's pairs share the load; saved reports each carry their own
+    busy = (0.0, 0.0) if paired else (busy_cores(base), busy_cores(new))
     changes = []
     for key in list(base_rows) + [k for k in new_rows if k not in base_rows]:
         b, n = base_rows.get(key), new_rows.get(key)
@@ -194,7 +238,7 @@ def compare_reports(base: dict, new: dict, *, fail_above: float = 5.0, alpha: fl
                                   "only in base" if b else "only in new"))
             continue
         changes.append(compare_measurements(b, n, fail_above=fail_above, alpha=alpha,
-                                            paired=paired))
+                                            paired=paired, busy=busy))
     return changes
 
 
@@ -265,11 +309,44 @@ def inputs_differ(base: dict, new: dict) -> str | None:
             "model.inputs_fed in each): a change may come from the inputs, not the code.")
 
 
+def gate_notes(base: dict, new: dict, changes: list[Change]) -> list[str]:
+    """What widened the saved-report intervals, in words: a side of one process per row (its
+    spread assumed), a busy report (its allowance), and what settles an inconclusive row."""
+    notes = []
+    for side, doc, attr in (("BASE", base, "base_processes"), ("NEW", new, "new_processes")):
+        single = sum(getattr(c, attr) == 1 for c in changes)
+        if single:
+            notes.append(f"{side} has one worker process in {single} row(s) (a report of an "
+                         "older lstm-bench, or --processes 1): no spread between invocations "
+                         f"to measure, so {100 * ASSUMED_SPREAD:g} % is assumed and the "
+                         "interval is wider; bench with the default worker processes for a "
+                         "tighter gate")
+        taken = busy_cores(doc)
+        if taken:
+            notes.append(f"{side} was measured on a busy machine (other processes kept "
+                         f"{taken:.2f} of {usable_cores()} cores busy): its load alone may have "
+                         f"made a one-thread figure up to {100 * busy_allowance(taken, 1):.0f} "
+                         "% slower, and its side of each interval is widened by that")
+    if any(c.inconclusive for c in changes):
+        notes.append(f"{INCONCLUSIVE}: the change of some rows cannot be told apart from the "
+                     f"load; the gate does not fail on them. Measure both live, "
+                     f"`{LIVE_COMMAND}`: both models in one rotation see the same load")
+    return notes
+
+
 def caption(fail_above: float, paired: bool, alpha: float = ALPHA) -> str:
-    """What decides a verdict, in one sentence for every renderer."""
-    test = ("a one-sided Wilcoxon signed-rank test on the paired block medians" if paired else
-            "a one-sided Mann-Whitney U test on the block medians")
-    return (f"p slower / p faster: {test}, that NEW is slower / faster than BASE; a verdict "
-            f"needs p < {alpha:g} in the direction of the change (else: within noise); a "
-            f"regression is slower by more than +{fail_above:g} %. Medians in ms: the median of "
-            "the block medians.")
+    """What decides a verdict, in one sentence or two for every renderer."""
+    if paired:
+        return (f"paired change: the median over the rounds of NEW / BASE block medians (both "
+                f"models in one rotation), the figure the verdict tests; medians change: "
+                f"NEW ms / BASE ms. p slower / p faster: a one-sided Wilcoxon signed-rank test "
+                f"on the paired blocks; a verdict needs p < {alpha:g} in the direction of the "
+                f"change (else: within noise); a regression is slower by more than "
+                f"+{fail_above:g} %. Medians in ms: the median of the block medians.")
+    return (f"change: NEW ms / BASE ms, the medians shown (the median of the block medians); "
+            f"90 % interval: built from the spread of the worker processes' own medians in "
+            f"both reports (pooled, Student's t; a report of one process is assumed to spread "
+            f"{100 * ASSUMED_SPREAD:g} %), widened on a busy report's side by what its load may "
+            f"have cost. A regression: the whole interval above +{fail_above:g} %; slower / "
+            f"faster: above / below 0; {INCONCLUSIVE}: a busy report's allowance decides "
+            f"(measure both live: `{LIVE_COMMAND}`).")

@@ -8,7 +8,8 @@ from __future__ import annotations
 import html
 from dataclasses import asdict, dataclass
 
-from lstm_bench.bench.compare import ALPHA, Change, caption
+from lstm_bench.bench.compare import ALPHA, PAIRED_TEST, SAVED_TEST, Change, caption
+from lstm_bench.bench.gate import INCONCLUSIVE, LIVE_COMMAND, spread_summary
 from lstm_bench.bench.decision import plural
 from lstm_bench.bench.markdown import md_table, md_text
 from lstm_bench.bench.page import CSS, html_table
@@ -18,7 +19,8 @@ from lstm_bench.bench.tables import KEY_COLUMNS, keyed_groups
 from lstm_bench.bench.text import ms_text, p_short
 from lstm_bench.files import to_json
 
-STYLES = {"regression": "bold red", "slower": "yellow", "faster": "green"}
+STYLES = {"regression": "bold red", "slower": "yellow", "faster": "green",
+          INCONCLUSIVE: "magenta"}
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,8 @@ class Comparison:
 
     @property
     def caption(self) -> str:
-        return caption(self.fail_above, self.paired)
+        spread = None if self.paired else spread_summary(self.changes)
+        return caption(self.fail_above, self.paired) + (f" {spread}" if spread else "")
 
     @property
     def headline(self) -> str:
@@ -52,24 +55,51 @@ class Comparison:
         rows = plural(len(compared), "row") + (" compared" if alone else "")
         text = f"{plural(len(regressions), 'regression')} of {rows}" if regressions else \
             f"no regression in {rows}"
+        if self.inconclusive:  # not a failure, but not a pass either: say what settles it
+            text += (f"; {len(self.inconclusive)} {INCONCLUSIVE} (measure both live: "
+                     f"`{LIVE_COMMAND}`)")
         return text + ("; " + ", ".join(alone) if alone else "")
+
+    @property
+    def inconclusive(self) -> list[Change]:
+        return [c for c in self.changes if c.inconclusive]
+
+
+def _pct(value) -> str:
+    return "–" if value is None else f"{value:+.1f} %"
 
 
 def changes_table(changes) -> Table:
     """The verdicts under a heading per shape and thread count, so that runtime names,
     figures and verdicts are never cut: fits 80 columns; from ``table.WIDE_TERMINAL`` on,
-    the blocks too."""
-    columns = KEY_COLUMNS + (
-        Column("base ms"), Column("new ms"), Column("change"),
-        Column("p slower", "p\nslower"), Column("p faster", "p\nfaster"),  # no wider than p
-        Column("blocks", detail=Detail.WIDE), Column("verdict", align="left"))
+    the blocks (or the spread) too. Each column says which figure it is: saved reports show
+    the medians' change and the interval the verdict tested; a live run shows the medians'
+    change beside the paired change its verdict tests, and the test's p-values."""
+    if any(c.test == PAIRED_TEST for c in changes):
+        columns = KEY_COLUMNS + (
+            Column("base ms"), Column("new ms"), Column("medians change", "medians\nchange"),
+            Column("paired change", "paired\nchange"),
+            Column("p slower", "p\nslower"), Column("p faster", "p\nfaster"),
+            Column("blocks", detail=Detail.WIDE), Column("verdict", align="left", wrap=True))
 
-    def cells(c: Change):
-        return (ms_text(c.base_median_ms), ms_text(c.new_median_ms),
-                "–" if c.change_pct is None else f"{c.change_pct:+.1f} %",
-                p_short(c.p_slower), p_short(c.p_faster),
-                f"{c.base_blocks}/{c.new_blocks}" if c.base_blocks is not None else "–",
-                c.verdict)
+        def cells(c: Change):
+            return (ms_text(c.base_median_ms), ms_text(c.new_median_ms),
+                    _pct(c.median_change_pct), _pct(c.change_pct),
+                    p_short(c.p_slower), p_short(c.p_faster),
+                    f"{c.base_blocks}/{c.new_blocks}" if c.base_blocks is not None else "–",
+                    c.verdict)
+    else:
+        columns = KEY_COLUMNS + (
+            Column("base ms"), Column("new ms"), Column("change"),
+            Column("90 % interval", "90 %\ninterval"),
+            Column("spread", detail=Detail.WIDE, align="left"),
+            Column("verdict", align="left", wrap=True))
+
+        def cells(c: Change):
+            interval = ("–" if c.low_pct is None else
+                        f"{c.low_pct:+.1f}..{c.high_pct:+.1f}")
+            return (ms_text(c.base_median_ms), ms_text(c.new_median_ms), _pct(c.change_pct),
+                    interval, c.spread or "–", c.verdict)
     return Table("", columns, keyed_groups(changes, lambda c: c.key, cells,
                                            lambda c: STYLES.get(c.verdict)))
 
@@ -80,8 +110,9 @@ def to_dict(comparison: Comparison) -> dict:
         return {**asdict(c), "key": [k.runtime, k.batch, k.seq_len, k.threads, k.mode]}
     return {"schema": "lstm-bench/compare/1", "base": str(comparison.base),
             "new": str(comparison.new), "fail_above_pct": comparison.fail_above, "alpha": ALPHA,
-            "test": "wilcoxon (paired blocks)" if comparison.paired else "mann-whitney (blocks)",
-            "regression": comparison.regression, "headline": comparison.headline,
+            "test": PAIRED_TEST if comparison.paired else SAVED_TEST,
+            "regression": comparison.regression,
+            "inconclusive": len(comparison.inconclusive), "headline": comparison.headline,
             "notes": list(comparison.notes),
             "changes": [change(c) for c in comparison.changes]}
 

@@ -10,6 +10,10 @@ noise on this machine, and the sentence says so rather than crown a winner by no
 A runtime's "best thread count" is the fewest threads whose median is within noise of its
 fastest (the CIs overlap): more threads that buy nothing measurable only take cores from the
 rest of the application, and their p99 is often worse.
+
+A measured runtime the decision leaves out carries a marker (``Decision.mark``: "excluded:
+drift") in every table and plot, which rank only the candidates (``bench.tables``,
+``bench.plots``).
 """
 
 from __future__ import annotations
@@ -125,6 +129,18 @@ class Decision:
     shapes: list[ShapeDecision]
     excluded: dict[str, str] = field(default_factory=dict)  # runtime -> why
     verified: bool = True  # False: no verify data, candidates are every measured runtime
+    # runtime -> the verdict that left it out ("drift", "fail", "skip", "error", "not verified")
+    verdicts: dict[str, str] = field(default_factory=dict)
+
+    def mark(self, runtime: str) -> str | None:
+        """The marker every table and plot puts on a measured runtime the decision left out
+        ("excluded: drift"), None for a candidate: such a row is never ranked "best"."""
+        verdict = self.verdicts.get(runtime)
+        return None if verdict is None else f"excluded: {verdict}"
+
+    def marks(self) -> dict[str, str]:
+        """runtime -> ``mark`` of every runtime left out."""
+        return {name: self.mark(name) for name in self.verdicts}
 
     def lines(self) -> list[str]:
         """The decision in plain sentences, for every renderer."""
@@ -139,7 +155,7 @@ class Decision:
 
     def to_dict(self) -> dict:
         return {"verified": self.verified, "shapes": [s.to_dict() for s in self.shapes],
-                "excluded": dict(self.excluded)}
+                "excluded": dict(self.excluded), "excluded_as": dict(self.verdicts)}
 
 
 def decide(report) -> Decision:
@@ -147,15 +163,19 @@ def decide(report) -> Decision:
     verify = report.verify
     measured = {m.runtime for m in report.measurements}
     excluded: dict[str, str] = {}
+    verdicts: dict[str, str] = {}  # what left each out, for the tables' and plots' markers
     if verify is not None:
         for name, verdict in verify.verdicts.items():
             if not verdict.passed:
                 excluded[name] = verdict.why_excluded()
+                verdicts[name] = verdict.status
         for name in sorted(measured - set(verify.verdicts)):
             excluded[name] = "not verified (measured, but not in the verify data)"
+            verdicts[name] = "not verified"
     for skip in report.skipped:
         if skip.runtime not in measured and skip.runtime not in excluded:
             excluded[skip.runtime] = f"not measured: {skip.reason}"
+            verdicts[skip.runtime] = "not measured"
     candidates = [m for m in report.measurements if m.runtime not in excluded]
     many_threads = len({m.threads for m in report.measurements}) > 1
     rows: dict[tuple, dict[str, list[Measurement]]] = {}
@@ -168,7 +188,7 @@ def decide(report) -> Decision:
         winner, fastest = ranked[0] if ranked else (None, None)
         shapes.append(ShapeDecision(key, winner, ranked[1][0] if len(ranked) > 1 else None,
                                     many_threads, fastest if fastest is not winner else None))
-    return Decision(shapes, excluded, verified=verify is not None)
+    return Decision(shapes, excluded, verified=verify is not None, verdicts=verdicts)
 
 
 def best_threads(rows: list[Measurement]) -> tuple[Measurement, Measurement]:

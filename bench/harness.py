@@ -7,7 +7,9 @@ injects another one.
 For each thread count of a sweep, every runtime is opened (once per model) with that same,
 recorded thread count; session creation and the first run are timed apart (cold start), and
 the resident memory each runtime adds is probed while it is opened and run once at every
-shape. Each (model, runtime, shape) is then a **cell**. After a warm-up, the cells take turns
+shape. Each (model, runtime, shape) is then a **cell**, followed in the rotation by the same
+runtime's call on the model's floor model (``bench.floor``: its per-call overhead floor, with
+the same feeds). After a warm-up, the cells take turns
 in rounds: per round, each cell runs one untimed call (it re-warms caches and thread pools
 after the other cells' turns) and then one **block** of timed calls. The rounds are spread
 over ``Settings.span`` seconds of wall time, ``Settings.blocks`` of them, so that every cell
@@ -43,10 +45,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 from lstm_bench import interrupts
+from lstm_bench.bench.floor import CallFloor, floor_model
 from lstm_bench.bench.machine import Calibration, MemoryProbe, blas_threads
 from lstm_bench.bench.stats import Block, Measurement
 from lstm_bench.errors import LSTMBenchError
 from lstm_bench.files import limit_seconds
+from lstm_bench.model import Model
 
 Clock = Callable[[], int]
 
@@ -87,6 +91,7 @@ class Settings:
     warmup_time: float = 0.05  # untimed (discarded) calls per cell: at least this long
     warmup_reps: int = 3  # ... and at least this many
     processes: int = 1  # worker processes the blocks are spread over (``bench.runner``)
+    call_floor: bool = True  # time each runtime's per-call floor beside it (``bench.floor``)
 
     def __post_init__(self):
         if not (0 <= self.min_time <= MAX_SPAN) or not 0 < self.max_time <= MAX_SPAN:
@@ -339,8 +344,10 @@ def sweep(subjects: Sequence[Subject], factories: dict, shapes: Sequence[tuple[i
     """Measure every runtime on every model at every (batch, seq_len) and thread count.
 
     Every cell of a thread count (model x runtime x shape) shares one rotation, so two models
-    (``lstm-bench compare A.onnx B.onnx``) see the same phases of the machine. Returns one
-    SweepResult per subject, in order.
+    (``lstm-bench compare A.onnx B.onnx``) see the same phases of the machine. With
+    ``settings.call_floor``, each runtime is opened on the model's floor model too
+    (``bench.floor``) and each of its cells has a floor cell right after it, with the same
+    feeds: the row's ``call_floor``. Returns one SweepResult per subject, in order.
 
     Args:
         factories: runtime name -> callable returning a fresh unopened runtime (made with its
@@ -356,8 +363,12 @@ def sweep(subjects: Sequence[Subject], factories: dict, shapes: Sequence[tuple[i
     notify = on_event or (lambda kind, **info: None)
     results = [SweepResult([], [], settings) for _ in subjects]
     feeds = [[s.feeds_for(batch, seq_len) for batch, seq_len in shapes] for s in subjects]
+    floor_models = [floor_model(s.model.proto) if settings.call_floor
+                    and hasattr(s.model, "proto") else None for s in subjects]  # (a test's
+    # subject may be a bare name: no model, no floor)
     for threads in threads_list:
         opened: list[tuple[int, Opened]] = []
+        floors: list[Opened | str | None] = []  # per opened runtime: its floor, or why none
         try:
             with blas_threads(threads):
                 for name, factory in factories.items():
@@ -375,27 +386,54 @@ def sweep(subjects: Sequence[Subject], factories: dict, shapes: Sequence[tuple[i
                             results[i].skipped.append({"runtime": name, "threads": threads,
                                                        "reason": reason})
                             notify("skip", runtime=name, threads=threads, reason=reason)
-                # order: shape, runtime, model: the two models of a comparison run side by side
-                plan = [(s, i, o) for s in range(len(shapes)) for i, o in opened]
-                cells = [Cell(o.runtime, feeds[i][s]) for s, i, o in plan]
+                            continue
+                        floors.append(_open_floor(name, factory, floor_models[i], threads,
+                                                  feeds[i], timeline.clock))
+                # order: shape, runtime, model: the two models of a comparison run side by
+                # side; each runtime's floor cell right after its own
+                plan = [(s, k) for s in range(len(shapes)) for k in range(len(opened))]
+                cells = [Cell(opened[k][1].runtime, feeds[opened[k][0]][s]) for s, k in plan]
+                floor_cells = {n: Cell(floors[k].runtime, cells[n].feeds)
+                               for n, (s, k) in enumerate(plan) if isinstance(floors[k], Opened)}
+                rotation = [c for n, cell in enumerate(cells)
+                            for c in (cell, floor_cells.get(n)) if c is not None]
                 # blocks spread like the others'; no runtime opened: no rows to calibrate for
                 probe = Cell(gemm(), {}) if gemm and cells else None
                 notify("timing", threads=threads, cells=len(cells))
-                measure(cells + ([probe] if probe else []), settings, timeline)
+                measure(rotation + ([probe] if probe else []), settings, timeline)
             if probe:
                 calibration = Calibration.of(threads, probe.runtime, probe.samples, probe.blocks)
                 for result in results:
                     result.calibrations.append(calibration)
-            for (s, i, o), cell in zip(plan, cells):
-                batch, seq_len = shapes[s]
+            for n, ((s, k), cell) in enumerate(zip(plan, cells)):
+                (i, o), batch, seq_len = opened[k], *shapes[s]
                 flops = subjects[i].flops_for(batch, seq_len) if subjects[i].flops_for else None
+                floor = floor_cells.get(n)
                 m = Measurement(o.name, batch, seq_len, threads, tuple(cell.samples),
                                 device=o.runtime.device, flops=flops,
                                 cold=o.cold, peak_memory_mb=o.peak_memory_mb,
-                                blocks=tuple(cell.blocks), runtime_settings=dict(o.settings))
+                                blocks=tuple(cell.blocks), runtime_settings=dict(o.settings),
+                                call_floor=CallFloor.of(floor.samples, floor.blocks) if floor
+                                else None if floors[k] is None else CallFloor(reason=floors[k]))
                 results[i].measurements.append(m)
                 notify("result", measurement=m)
         finally:
-            for _, o in opened:
-                o.runtime.close()
+            # last opened, first closed: a runtime that set a global (torch's threads) puts
+            # back what it found
+            for k in reversed(range(len(opened))):
+                if k < len(floors) and isinstance(floors[k], Opened):
+                    floors[k].runtime.close()
+                opened[k][1].runtime.close()
     return results
+
+
+def _open_floor(name: str, factory, model, threads, shapes_feeds, clock) -> Opened | str | None:
+    """``name``'s runtime opened on the floor model (``bench.floor``), or why it cannot run it
+    (an int8 variant with no LSTM node to quantize), or None when there is no floor model."""
+    if model is None:
+        return None
+    try:
+        return open_runtime(f"{name} (call floor)", factory, Model.built(model), threads,
+                            shapes_feeds, clock)
+    except LSTMBenchError as exc:
+        return str(exc).removeprefix(f"{name} (call floor): ").removeprefix(f"{name}: ")

@@ -13,7 +13,7 @@ from lstm_bench.bench.decision import decide, plural
 from lstm_bench.bench.machine import calibration_text
 from lstm_bench.bench.table import Detail, Table
 from lstm_bench.bench.tables import cold_table, latency_table, streaming_table, verify_table
-from lstm_bench.bench.text import NO_PEAK, machine_warnings, noise_line, split_rows
+from lstm_bench.bench.text import NO_PEAK, machine_warnings, no_peak_note, noise_line, split_rows
 from lstm_bench.printable import HIDDEN
 
 # what every latency table's figures are (Markdown and HTML)
@@ -92,17 +92,20 @@ def decision_markdown(report) -> list[str]:
 def render_markdown(report) -> str:
     parts = [f"# {md_text(report.title)}", "", md_text(machine_line(report)), ""]
     parts += decision_markdown(report)
+    marks = decide(report).marks()  # the runtimes left out: marked, never ranked
     sequence, stream = split_rows(report.measurements)
     if sequence:
+        no_peak = no_peak_note(sequence)
         parts += ["## Latency and throughput", "", CAPTION, ""]
+        parts += [md_text(no_peak), ""] if no_peak else []
         groups = by_threads(sequence)
         for threads, rows in groups:
             if len(groups) > 1:
                 parts += [f"### {plural(threads, 'thread')}", ""]
-            parts += [md_table(latency_table(rows)), ""]
+            parts += [md_table(latency_table(rows, marks)), ""]
     if stream:
         parts += ["## Streaming latency", "", STREAM_CAPTION, "",
-                  md_table(streaming_table(stream)), ""]
+                  md_table(streaming_table(stream, marks)), ""]
     parts += ["## Cold start and memory", "", md_table(cold_table(report.measurements)), ""]
     if report.verify:
         parts += ["## Verify", "", md_table(verify_table(report.verify)), ""]

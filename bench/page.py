@@ -12,8 +12,9 @@ from lstm_bench.bench.decision import decide, plural
 from lstm_bench.bench.markdown import CAPTION, STREAM_CAPTION, by_threads, machine_line
 from lstm_bench.bench.plots import all_plots
 from lstm_bench.bench.table import Detail, Table
-from lstm_bench.bench.tables import cold_table, latency_table, streaming_table, verify_table
-from lstm_bench.bench.text import machine_warnings, noise_line, split_rows
+from lstm_bench.bench.tables import (EXCLUDED_STYLE, cold_table, latency_table,
+                                     streaming_table, verify_table)
+from lstm_bench.bench.text import machine_warnings, no_peak_note, noise_line, split_rows
 
 FOLD_ROWS = 24  # more result rows than this: thread counts after the first start folded
 
@@ -26,13 +27,14 @@ th:first-child,td:first-child{text-align:left}th{background:#f3f3f3}
 .decision{border-left:5px solid #2a7;background:#f2faf5;padding:.6em 1.2em;margin:1em 0}
 .decision li{margin:.2em 0}.excluded{color:#555}.warn{color:#8a5a00}
 details>summary{cursor:pointer;font-weight:600;margin:.4em 0}
-.wrap{overflow-x:auto}tr.group td{border-top:2px solid #999}"""
+.wrap{overflow-x:auto}tr.group td{border-top:2px solid #999}
+tr.excluded td{color:#888;font-style:italic}"""
 
 
 def html_table(table: Table) -> str:
     """The HTML writer of a ``bench.table.Table``: the columns of ``Detail.PAGE`` (the page's
     tables fit a 1280 px laptop screen; the Markdown keeps min, p90 and steps/s), a rule above
-    each new group."""
+    each new group; a row the decision left out greyed."""
     shown = table.shown(Detail.PAGE)
     head = "".join(f"<th>{html.escape(table.columns[i].name)}</th>" for i in shown)
     style = {i: ' style="white-space:normal;text-align:left"' if table.columns[i].wrap else ""
@@ -40,7 +42,10 @@ def html_table(table: Table) -> str:
     body = []
     for n, group in enumerate(table.groups):
         for j, row in enumerate(group.rows):
-            rule = ' class="group"' if n > 0 and j == 0 else ""
+            classes = " ".join(name for name, on in (("group", n > 0 and j == 0),
+                                                     ("excluded", row.style == EXCLUDED_STYLE))
+                               if on)
+            rule = f' class="{classes}"' if classes else ""
             body.append(f"<tr{rule}>" + "".join(
                 f"<td{style[i]}>{html.escape(row.cells[i].strip())}</td>" for i in shown)
                 + "</tr>")
@@ -67,13 +72,13 @@ def _fold(summary: str, body: str, open_: bool) -> str:
             f"{body}</details>")
 
 
-def results_html(measurements) -> str:
+def results_html(measurements, marks=None) -> str:
     groups = by_threads(measurements)
     long = len(measurements) > FOLD_ROWS
     if len(groups) == 1 and not long:
-        return html_table(latency_table(measurements))
+        return html_table(latency_table(measurements, marks))
     return "".join(_fold(f"{plural(threads, 'thread')} ({plural(len(rows), 'row')})",
-                         html_table(latency_table(rows)), open_=(i == 0 or not long))
+                         html_table(latency_table(rows, marks)), open_=(i == 0 or not long))
                    for i, (threads, rows) in enumerate(groups))
 
 
@@ -82,16 +87,19 @@ def render_html(report) -> str:
     plots = "".join(f"<h3>{html.escape(caption)}</h3><img alt=\"{html.escape(caption)}\" "
                     f"src=\"data:image/png;base64,{data}\">" for caption, data in all_plots(report))
     cold = html_table(cold_table(report.measurements))
+    marks = decide(report).marks()  # the runtimes left out: marked, never ranked
     sequence, stream = split_rows(report.measurements)
     tables = []
     if sequence:
+        no_peak = no_peak_note(sequence)
         tables += ["<h2>Latency and throughput</h2>",
                    f"<p class=\"meta\">{html.escape(CAPTION.replace('`', ''))}</p>",
-                   results_html(sequence)]
+                   f"<p class=\"meta\">{html.escape(no_peak)}</p>" if no_peak else "",
+                   results_html(sequence, marks)]
     if stream:
         tables += ["<h2>Streaming latency</h2>",
                    f"<p class=\"meta\">{html.escape(STREAM_CAPTION.replace('`', ''))}</p>",
-                   html_table(streaming_table(stream))]
+                   html_table(streaming_table(stream, marks))]
     parts = [
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">",
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">",

@@ -10,7 +10,7 @@ import numpy as np
 
 from lstm_bench import seed
 from lstm_bench.bench.plan import RuntimeChoice, SweepPlan, check_memory, fit_batches, \
-    sweep_shapes
+    fit_lengths, sweep_shapes
 from lstm_bench.bench.report import BenchReport
 from lstm_bench.bench.runner import run_plan
 from lstm_bench.errors import LSTMBenchError
@@ -39,9 +39,10 @@ class SeedSizes:
         return output_bytes(self.layer_sizes, batch, seq_len)
 
 
-def check_run(model: Model | None, batches, runtimes: RuntimeChoice) -> None:
-    """`run`'s sweep checked before its folder is made: ``batches`` (None: ``BATCHES``) at the
-    model's sequence length, a batch the model cannot take refused, each shape's feeds within
+def check_run(model: Model | None, batches, runtimes: RuntimeChoice, seq_lens=None) -> None:
+    """`run`'s sweep checked before its folder is made: ``batches`` (None: ``BATCHES``) at
+    ``seq_lens`` (None: the model's sequence length), a batch or length the model cannot take
+    refused, each shape's feeds within
     LSTM_BENCH_MAX_ARRAY_MB and all of them, with the outputs of ``runtimes``, within
     LSTM_BENCH_MAX_FEEDS_MB (``check_memory``). ``model``: the model run was given; None for
     the seed, whose sizes are known without exporting it."""
@@ -50,7 +51,10 @@ def check_run(model: Model | None, batches, runtimes: RuntimeChoice) -> None:
     else:
         sized, seq_len = model, fed_seq_len(model.proto, None, model.given)
         batches, _ = fit_batches(model, batches, BATCHES)
-    check_memory([sized], [(b, seq_len) for b in batches], len(runtimes.names), "run")
+        if seq_lens:
+            fit_lengths([model], list(seq_lens))  # refuses a length the model cannot take
+    check_memory([sized], [(b, t) for b in batches for t in seq_lens or [seq_len]],
+                 len(runtimes.names), "run")
 
 
 def export_seed(folder: Path) -> tuple[Model, dict]:
@@ -63,14 +67,16 @@ def export_seed(folder: Path) -> tuple[Model, dict]:
         "check_shape": list(result.check_shape), "passed": result.passed}
 
 
-def verify_model(model: Model, runtimes: RuntimeChoice, folder: Path,
-                 source=None) -> VerifySummary:
+def verify_model(model: Model, runtimes: RuntimeChoice, folder: Path, source=None, *,
+                 seq_len: int | None = None, threads: int | None = None) -> VerifySummary:
     """Verify ``model`` on ``runtimes`` (at batch 1, or the model's), writing
     folder/verify.json. verify judges the model's LSTM layer alone too (batch 8): its hidden
     states show the drift over time that the seed's one-probability output hides, and count in
     each runtime's one verdict. ``source``: the checkpoint the model was exported from, run as
-    torch-source."""
-    report = verify(model, VerifyPlan(runtimes.factories(), source=source))
+    torch-source. ``seq_len``, ``threads``: as verify's (None: the model's length, else 100;
+    each runtime's default threads)."""
+    report = verify(model, VerifyPlan(runtimes.factories(), source=source, seq_len=seq_len,
+                                      threads=threads))
     report.write(folder / "verify.json")
     return VerifySummary.of(report)
 

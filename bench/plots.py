@@ -15,6 +15,10 @@ in: drawn as written, never read as math text.
 Value axes carry enough labels to read a figure off them (``value_axis``). Throughput is drawn
 on plain axes from 0, where a runtime ten times slower than the fastest at every point would
 only flatten the contenders: it is left out of the panel and named under it.
+
+A runtime the decision left out (``marks``: ``Decision.marks()``, e.g. verify found it
+drifting) is drawn faded, its label carrying the marker ("ort-cpu-int8 (excluded: drift)"),
+and never sets the "fastest" that leaves slow runtimes out of a panel.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import textwrap
 from collections import defaultdict
 from typing import TYPE_CHECKING
 
-from lstm_bench.bench.decision import shape_label
+from lstm_bench.bench.decision import decide, shape_label
 from lstm_bench.bench.text import first_per_runtime, split_rows
 from lstm_bench.files import private_env_folder
 from lstm_bench.printable import visible
@@ -39,6 +43,7 @@ WIDTH_IN = 13.0  # with DPI, about 1300 px: the page's full width
 DPI = 100
 STYLES = ("-", "--", ":", "-.")
 MARKERS = ("o", "s", "^", "D", "v", "P")
+EXCLUDED_ALPHA = 0.4  # how a runtime the decision left out is drawn: faded
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
            "#17becf", "#7f7f7f", "#bcbd22", "#393b79", "#637939")
 
@@ -164,30 +169,37 @@ SLOW_FACTOR = 10  # a runtime slower than the fastest by this at every x is not 
 NOTE_CHARS = 120  # characters of a note under a full-width panel (a third under each of 3)
 
 
-def _too_slow(lines: dict) -> dict:
+def _too_slow(lines: dict, marks=None) -> dict:
     """The lines (of a higher-is-better figure) below 1/SLOW_FACTOR of the best line at each
-    of their x values: drawn, they only stretch the axis under the contenders."""
+    of their x values: drawn, they only stretch the axis under the contenders. The best is a
+    candidate's (a runtime not in ``marks``) where there is one."""
+    marks = marks or {}
     best: dict = {}
-    for points in lines.values():
+    candidates = {k: v for k, v in lines.items() if k[0] not in marks} or lines
+    for points in candidates.values():
         for x, y, _ in points:
             best[x] = max(best.get(x, 0.0), y)
     return {key: points for key, points in lines.items()
-            if all(y * SLOW_FACTOR < best[x] for x, y, _ in points)}
+            if all(y * SLOW_FACTOR < best.get(x, 0.0) for x, y, _ in points)}
 
 
-def _label(runtime, threads, many_threads: bool) -> str:
-    """A line's or a row's label, ready to draw (``plot_text``)."""
-    return plot_text(f"{runtime}, {threads} thr" if many_threads and threads is not None
-                     else runtime)
+def _label(runtime, threads, many_threads: bool, marks=None) -> str:
+    """A line's or a row's label, ready to draw (``plot_text``), with the runtime's marker
+    where the decision left it out."""
+    text = f"{runtime}, {threads} thr" if many_threads and threads is not None else runtime
+    mark = (marks or {}).get(runtime)
+    return plot_text(f"{text} ({mark})" if mark else text)
 
 
 def _draw(measurements, curves, title_of, xlabel, ylabel, logy=True,
-          leave_out_slow=False) -> Figure:
+          leave_out_slow=False, marks=None) -> Figure:
     """One panel per curve group, one line per (runtime, threads): the runtime's colour, the
-    thread count's line style and marker; CI bars where the figures have them.
+    thread count's line style and marker; CI bars where the figures have them. A runtime in
+    ``marks`` (left out by the decision) faded, its label marked.
 
     ``logy`` False (throughput): plain axes from 0, and with ``leave_out_slow`` the runtimes
-    far slower than the fastest (``_too_slow``) left out, named under the panel."""
+    far slower than the fastest candidate (``_too_slow``) left out, named under the panel."""
+    marks = marks or {}
     colours = runtime_colours({m.runtime for m in measurements})
     styles = thread_styles({key[1] for lines in curves.values() for key in lines})
     many_threads = len(styles) > 1
@@ -195,16 +207,17 @@ def _draw(measurements, curves, title_of, xlabel, ylabel, logy=True,
     legend_order = []
     fig, axes = _figure(len(curves))
     for ax, (panel, lines) in zip(axes, curves.items()):
-        slow = _too_slow(lines) if leave_out_slow else {}
+        slow = _too_slow(lines, marks) if leave_out_slow else {}
         drawn = {k: v for k, v in lines.items() if k not in slow}
         # the registry's order, then threads: the same legend order in every plot
         for (runtime, threads), points in sorted(drawn.items(), key=lambda kv: (
                 order.index(kv[0][0]), kv[0][1] or 0)):
             xs, ys, cis = zip(*points)
             style, marker = styles[threads]
-            label = _label(runtime, threads, many_threads)
+            label = _label(runtime, threads, many_threads, marks)
             legend_order.append((order.index(runtime), threads or 0, label))
-            kw = dict(color=colours[runtime], linestyle=style, marker=marker, label=label)
+            kw = dict(color=colours[runtime], linestyle=style, marker=marker, label=label,
+                      alpha=EXCLUDED_ALPHA if runtime in marks else 1.0)
             if all(ci is not None for ci in cis):
                 lower = [max(y - ci[0], 0) for y, ci in zip(ys, cis)]
                 upper = [max(ci[1] - y, 0) for y, ci in zip(ys, cis)]
@@ -215,7 +228,7 @@ def _draw(measurements, curves, title_of, xlabel, ylabel, logy=True,
         note = ""
         if slow:
             # a name never breaks over two lines: no-break spaces, no breaks at hyphens
-            names = ", ".join(_label(r, t, many_threads).replace(" ", "\u00a0") for r, t in
+            names = ", ".join(_label(r, t, many_threads, marks).replace(" ", "\u00a0") for r, t in
                               sorted(slow, key=lambda k: (order.index(k[0]), k[1] or 0)))
             note = "\n" + textwrap.fill(f"not drawn, under 1/{SLOW_FACTOR} of the fastest: "
                                         f"{names}", NOTE_CHARS // min(len(curves), PER_ROW),
@@ -236,7 +249,7 @@ def _median(m):
     return m.stats.median, m.stats.median_ci
 
 
-def latency_vs_batch(measurements) -> Figure:
+def latency_vs_batch(measurements, marks=None) -> Figure:
     def panel(m):
         return m.mode, m.chunk, m.seq_len
 
@@ -244,7 +257,7 @@ def latency_vs_batch(measurements) -> Figure:
         _, chunk, seq_len = p
         return f"streaming, chunk {chunk}" if chunk else f"sequence length {seq_len}"
     return _draw(measurements, _curves(measurements, panel, lambda m: m.batch, _median), title,
-                 "batch", "median latency (ms), 95% CI")
+                 "batch", "median latency (ms), 95% CI", marks=marks)
 
 
 def dot_rows(ax, rows, xlabel: str) -> None:
@@ -280,7 +293,7 @@ def dot_rows(ax, rows, xlabel: str) -> None:
     ax.grid(True, axis="x", which="both", alpha=0.3)
 
 
-def streaming_latency(measurements) -> Figure:
+def streaming_latency(measurements, marks=None) -> Figure:
     """Streaming rows (``bench.streaming``): per step, a dot at p50 joined to a diamond at p99,
     one row per runtime (and batch, and thread count, where there are several), one panel per
     chunk."""
@@ -297,7 +310,7 @@ def streaming_latency(measurements) -> Figure:
         for m in sorted((m for m in measurements if m.seq_len == chunk),
                         key=lambda m: (order.index(m.runtime), m.batch, m.threads or 0)):
             p50, p99 = m.stats.median / chunk, m.stats.p99 / chunk
-            label = _label(m.runtime, m.threads, many_threads)
+            label = _label(m.runtime, m.threads, many_threads, marks)
             rows.append({"label": label + (f", b={m.batch}" if many_batches else ""),
                          "colour": colours[m.runtime], "value": p50, "high": p99,
                          "text": f"p50 {_number(p50)} · p99 {_number(p99)}"})
@@ -306,33 +319,34 @@ def streaming_latency(measurements) -> Figure:
     return fig
 
 
-def throughput_vs_seq_len(measurements) -> Figure:
+def throughput_vs_seq_len(measurements, marks=None) -> Figure:
     return _draw(measurements, _curves(measurements, lambda m: m.batch, lambda m: m.seq_len,
                                        lambda m: (m.steps_per_s, None)),
                  "batch {}".format, "sequence length", "time steps / s", logy=False,
-                 leave_out_slow=True)
+                 leave_out_slow=True, marks=marks)
 
 
-def throughput_vs_batch(measurements) -> Figure:
+def throughput_vs_batch(measurements, marks=None) -> Figure:
     return _draw(measurements, _curves(measurements, lambda m: m.seq_len, lambda m: m.batch,
                                        lambda m: (m.sequences_per_s, None)),
                  "sequence length {}".format, "batch", "sequences / s", logy=False,
-                 leave_out_slow=True)
+                 leave_out_slow=True, marks=marks)
 
 
-def latency_vs_threads(measurements) -> Figure:
+def latency_vs_threads(measurements, marks=None) -> Figure:
     """One line per runtime across the thread counts, a panel per shape."""
     curves = _curves(measurements, lambda m: m.key.shape, lambda m: m.threads, _median,
                      line_of=lambda m: (m.runtime, None))
-    return _draw(measurements, curves, shape_label, "threads", "median latency (ms), 95% CI")
+    return _draw(measurements, curves, shape_label, "threads", "median latency (ms), 95% CI",
+                 marks=marks)
 
 
-def cold_start(measurements) -> Figure:
+def cold_start(measurements, marks=None) -> Figure:
     """Session open and first run side by side, each on its own linear axis with its values
     written at the bars: a 1 ms open next to a 2 s one is still readable."""
     firsts = first_per_runtime(measurements)
     many_threads = len({m.threads for m in firsts}) > 1
-    labels = [_label(m.runtime, m.threads, many_threads) for m in firsts]
+    labels = [_label(m.runtime, m.threads, many_threads, marks) for m in firsts]
     colours = runtime_colours({m.runtime for m in firsts})
     fig, axes = _figure(2, height=max(2.2, 0.42 * len(firsts) + 1.2))
     for ax, (key, title) in zip(axes, (("open", "session open (ms)"),
@@ -348,7 +362,7 @@ def cold_start(measurements) -> Figure:
     return fig
 
 
-def verify_error_per_step(verify) -> Figure | None:
+def verify_error_per_step(verify, marks=None) -> Figure | None:
     """Each runtime's max abs error per time step against the float64 truth, with each
     precision's tolerance drawn as a band: atol (truth near 0) up to atol + rtol (|truth| = 1,
     the most an LSTM's hidden state reaches with the default activations)."""
@@ -360,7 +374,8 @@ def verify_error_per_step(verify) -> Figure | None:
     for v in verdicts:
         errors = v.per_step_max_abs_error
         ax.plot(range(len(errors)), [max(e, 1e-12) for e in errors], color=colours[v.runtime],
-                label=plot_text(f"{v.runtime} ({v.precision or '?'})"))
+                label=plot_text(f"{v.runtime} ({v.precision or '?'})"
+                                + (f" ({marks[v.runtime]})" if v.runtime in (marks or {}) else "")))
     tolerances = {(v.precision, v.tolerance.atol, v.tolerance.rtol) for v in verdicts
                   if v.tolerance is not None}
     for precision, atol, rtol in sorted(tolerances, key=lambda t: t[1]):
@@ -379,22 +394,25 @@ def verify_error_per_step(verify) -> Figure | None:
 
 
 def report_figures(report) -> list[tuple[str, Figure]]:
-    """(caption, figure) for every plot the report's data supports."""
+    """(caption, figure) for every plot the report's data supports; the runtimes the decision
+    left out marked in each."""
+    marks = decide(report).marks()
     rows, streaming = split_rows(report.measurements)
     figures = []
     if rows:
-        figures.append(("Latency against batch", latency_vs_batch(rows)))
+        figures.append(("Latency against batch", latency_vs_batch(rows, marks)))
         if len({m.seq_len for m in rows}) > 1:
-            figures.append(("Throughput against sequence length", throughput_vs_seq_len(rows)))
+            figures.append(("Throughput against sequence length",
+                            throughput_vs_seq_len(rows, marks)))
         else:  # one sequence length: the curve worth drawing is against batch
-            figures.append(("Throughput against batch", throughput_vs_batch(rows)))
+            figures.append(("Throughput against batch", throughput_vs_batch(rows, marks)))
         if len({m.threads for m in rows}) > 1:
-            figures.append(("Latency against threads", latency_vs_threads(rows)))
-        figures.append(("Cold start", cold_start(rows)))
+            figures.append(("Latency against threads", latency_vs_threads(rows, marks)))
+        figures.append(("Cold start", cold_start(rows, marks)))
     if streaming:
-        figures.append(("Streaming latency per step", streaming_latency(streaming)))
+        figures.append(("Streaming latency per step", streaming_latency(streaming, marks)))
     if report.verify:
-        fig = verify_error_per_step(report.verify)
+        fig = verify_error_per_step(report.verify, marks)
         if fig is not None:
             figures.append(("Verify: error per time step", fig))
     return figures

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from lstm_bench.bench.decision import decide
+from lstm_bench.bench.floor import FLOOR_SPEC
 from lstm_bench.bench.machine import Calibration
 from lstm_bench.bench.markdown import render_markdown
 from lstm_bench.bench.page import render_html
@@ -43,7 +44,8 @@ ROW = Fields({
     "flops": NUMBER, "cold_start_ms": (Each(NUMBER), None), "peak_memory_mb": NUMBER,
     "blocks": ([Fields({"process": int, "round": int, "start_s": float, "calls": int},
                        required=("process", "round", "start_s", "calls"))], None),
-    "mode": (frozenset({SEQUENCE, STREAMING}), None), "stateful_variant": (bool, None)},
+    "mode": (frozenset({SEQUENCE, STREAMING}), None), "stateful_variant": (bool, None),
+    "call_floor": (FLOOR_SPEC, None)},
     required=REQUIRED_ROW_KEYS)
 MACHINE = {"cpu": (str, None), "cores": (int, None), "usable_cores": (int, None),
            "git_commit": (str, None), "libraries": (dict, None),

@@ -21,6 +21,7 @@ from lstm_bench.bench.plan import SweepPlan, check_memory
 from lstm_bench.bench.report import BenchReport, build_document
 from lstm_bench.bench.stats import Measurement, merge
 from lstm_bench.bench.streaming import streamed_report, streaming_factories, streaming_model
+from lstm_bench.bench.text import no_peak_note, peak_comparable
 from lstm_bench.bench.trial import trial_crashes
 from lstm_bench.errors import LSTMBenchError
 from lstm_bench.feeds import describe_random
@@ -28,6 +29,22 @@ from lstm_bench.files import limit_seconds
 from lstm_bench.interrupts import held
 from lstm_bench.verify.isolate import die_with_parent
 from lstm_bench.verify.streaming import StreamPorts
+
+
+# Worker processes of a default bench: each is one invocation of the code, and their spread
+# is the noise a saved report carries (``bench.gate``). Three is the fewest that gives that
+# spread some weight (two degrees of freedom a side); each costs its start-up (interpreter,
+# imports, sessions: 2.5 to 4 s on a 2-core machine). ``run`` stays in one process: its
+# workers would load every runtime twice over (measured in docs/bench.md).
+DEFAULT_PROCESSES = 3
+MIN_SPAN_PER_PROCESS = 1.0  # seconds: a worker with less span has too short a share to spread
+
+
+def default_processes(span: float) -> int:
+    """The worker processes a bench takes when not told: ``DEFAULT_PROCESSES`` where
+    the span gives each at least ``MIN_SPAN_PER_PROCESS``, else one (this process: a short
+    span, ``--span 0`` smoke tests, is one stretch anyway)."""
+    return DEFAULT_PROCESSES if span >= DEFAULT_PROCESSES * MIN_SPAN_PER_PROCESS else 1
 
 
 def run_plan(plan: SweepPlan, verify=None) -> list[BenchReport]:
@@ -209,11 +226,13 @@ def measure_sweep(plan: SweepPlan, factories: dict, ports: StreamPorts | None = 
 def with_peaks(result):
     """The SweepResult with its calibrations judged (``machine.judged``) and each CPU row
     given the GEMM peak of its thread count: its % of peak divides by it (None where that
-    calibration is unreliable)."""
+    calibration is unreliable, and for work of another precision than the float32 GEMM's:
+    ``text.peak_comparable``, said in the report's notes)."""
     result.calibrations = judged(result.calibrations)
     peaks = {c.threads: c.usable_peak for c in result.calibrations}
-    result.measurements = [replace(m, peak_gflops=peaks.get(m.threads)) if m.device == "cpu"
-                           else m for m in result.measurements]
+    result.measurements = [replace(m, peak_gflops=peaks.get(m.threads)
+                                   if peak_comparable(m) else None)
+                           if m.device == "cpu" else m for m in result.measurements]
     return result
 
 
@@ -228,4 +247,7 @@ def finish_document(result, *, model: dict, threads_list, load, verify=None):
     if busy:
         report.notes.append(busy)
     report.notes += calibration_notes(report.calibrations)
+    no_peak = no_peak_note(report.measurements) if report.calibrations else None
+    if no_peak:
+        report.notes.append(no_peak)
     return report

@@ -1,17 +1,19 @@
 """The series the history database holds: one runtime at one shape and thread count, on one
-model (sha256) and one CPU, over time; a change point wherever two consecutive points differ by
-the same test ``lstm-bench compare`` applies (``bench.compare``), and the words and table that
-say so."""
+model (sha256) and one CPU, over time; each point judged against the one before by the test
+``lstm-bench compare`` applies (``bench.compare``); change points where ``ruptures``' PELT
+breaks the series and the same test between the segments confirms it
+(``bench.changepoints``); and the words and table that say so."""
 
 from __future__ import annotations
 
-import sqlite3
-from contextlib import closing
 from dataclasses import dataclass, field
 
+from lstm_bench.bench.changepoints import segment_changes
 from lstm_bench.bench.compare import Change, compare_measurements
 from lstm_bench.bench.decision import plural, shape_label
-from lstm_bench.bench.history import SERIES_ROW, connect
+from lstm_bench.bench.gate import busy_cores
+from lstm_bench.bench.history import SERIES_ROW, read_history
+from lstm_bench.bench.history_sql import shown
 from lstm_bench.bench.report import check_row
 from lstm_bench.bench.stats import Measurement, RowKey, Shape
 from lstm_bench.bench.table import Column, Detail, Table
@@ -32,17 +34,25 @@ class Point:
     measurement: Measurement
     change: Change | None = None  # compare's verdict against the previous point
     versions: str | None = None  # the libraries' versions (JSON text, as recorded)
-    # the same commit (known) and library versions as the previous point: nothing of the code
-    # changed, so a change between the two is the machine's (a busy or slow phase)
+    # the same commit (known) and library versions as the previous point, and one of the two
+    # measured in one process (no spread between invocations to judge by): a change between
+    # the two is the machine's (a busy or slow phase). With worker processes on both sides
+    # compare's test already allows for that spread (issue 21)
     same_code: bool = False
+    busy: float = 0.0  # the cores other processes took while it ran (compare.busy_cores)
+    model_sha256: str | None = None  # the model it measured (a series outlives a re-export)
+    # where a segment starts (``changepoints.segment_changes``): the segment against the one
+    # before, beyond noise and the threshold; None elsewhere
+    segment: Change | None = None
 
 
 @dataclass(frozen=True)
 class SeriesKey:
-    """What a series follows: one row of the reports on one model (sha256) and one CPU."""
+    """What a series follows: one row of the reports of one named series (``--series``,
+    default the model file's name) on one machine (``history_sql.machine_fields``)."""
 
-    model_sha256: str | None
-    cpu: str | None
+    series: str
+    machine_id: str
     row: RowKey
 
 
@@ -52,6 +62,7 @@ class Series:
     model_path: str | None
     fail_above: float = 5.0
     points: list[Point] = field(default_factory=list)
+    machine: dict = field(default_factory=dict)  # name, cpu, cores, gpu (machine_label)
 
     @property
     def runtime(self) -> str:
@@ -66,60 +77,72 @@ class Series:
         return self.key.row.shape
 
     @property
-    def model_cpu(self) -> tuple[str | None, str | None]:
-        """(model sha256, CPU): the series of one model on one machine belong together."""
-        return self.key.model_sha256, self.key.cpu
+    def series_machine(self) -> tuple[str, str]:
+        """(series name, machine id): the series of one model on one machine belong together."""
+        return self.key.series, self.key.machine_id
 
     @property
     def label(self) -> str:
         return f"{self.runtime} {shape_label(self.shape, short=True)} thr={self.threads}"
 
-    def _beyond(self, point) -> bool:
-        """Beyond noise *and* by more than fail_above percent either way: compare's
-        regressions, and improvements of the same size."""
-        c = point.change
-        return c is not None and (c.regression or (c.verdict == "faster"
-                                                   and c.change_pct < -self.fail_above))
-
     @property
     def change_points(self) -> list[Point]:
-        """Runs that differ from the one before (``_beyond``) where the code changed too."""
-        return [p for p in self.points if self._beyond(p) and not p.same_code]
+        """Runs that start a segment (``Point.segment``) where the code changed too."""
+        return [p for p in self.points if p.segment is not None and not p.same_code]
 
     @property
     def machine_changes(self) -> list[Point]:
-        """Changes as large between runs of the same code: the machine's, not flagged."""
-        return [p for p in self.points if self._beyond(p) and p.same_code]
+        """Segments starting between runs of the same code: the machine's, not flagged."""
+        return [p for p in self.points if p.segment is not None and p.same_code]
 
 
 def load_series(path, *, fail_above: float = 5.0) -> list[Series]:
-    """Every series in the database, points oldest first, each judged against the one before."""
-    query = ("SELECT runs.id, runs.recorded, runs.git_commit, runs.versions, runs.model_sha256, "
-             "runs.model_path, runs.cpu, results.runtime, results.mode, results.chunk, results.batch, "
-             "results.seq_len, results.threads, results.row FROM results "
-             "JOIN runs ON runs.id = results.run_id ORDER BY runs.id, results.id")
-    with closing(connect(path, create=False)) as db:
-        try:
-            rows = db.execute(query).fetchall()
-        except sqlite3.Error as exc:
-            raise LSTMBenchError(f"{path}: cannot read the history ({exc})") from None
+    """Every series in the database, points oldest first, judged (``judge``)."""
     series: dict[tuple, Series] = {}
-    for values in rows:
-        (run_id, recorded, commit, versions, sha, model_path, cpu, runtime, mode, chunk, batch,
-         seq_len, threads, row) = values
-        key = SeriesKey(sha, cpu, RowKey(runtime, batch, seq_len, threads, mode, chunk))
-        measurement = _measurement(path, dict(zip(SERIES_ROW, values)), key.row)
-        entry = series.setdefault(key, Series(key, model_path, fail_above))
-        entry.points.append(Point(run_id, recorded, commit, measurement, versions=versions))
+    for columns in read_history(path):
+        c = columns
+        key = SeriesKey(c["series"], c["machine_id"], RowKey(c["runtime"], c["batch"],
+                                                             c["seq_len"], c["threads"],
+                                                             c["mode"], c["chunk"]))
+        measurement = _measurement(shown(path), columns, key.row)
+        entry = series.setdefault(key, Series(key, c["model_path"], fail_above, machine={
+            "id": c["machine_id"], "name": c["machine_name"], "cpu": c["cpu"],
+            "cores": c["cores"], "gpu": c["gpu"]}))
+        entry.model_path = c["model_path"]  # the latest
+        entry.points.append(Point(c["run_id"], c["recorded"], c["git_commit"], measurement,
+                                  versions=c["versions"], busy=_busy(shown(path), columns),
+                                  model_sha256=c["model_sha256"]))
     for entry in series.values():
-        for previous, point in zip(entry.points, entry.points[1:]):
-            # compare's test and thresholds, over blocks, not calls
-            point.change = compare_measurements(previous.measurement, point.measurement,
-                                                fail_above=fail_above)
-            point.same_code = (point.git_commit is not None
-                               and (point.git_commit, point.versions)
-                               == (previous.git_commit, previous.versions))
+        judge(entry, fail_above)
     return list(series.values())
+
+
+def judge(entry: Series, fail_above: float = 5.0) -> Series:
+    """Each point of ``entry`` judged against the one before (``Point.change``, ``same_code``),
+    and the series' change points found (``Point.segment``)."""
+    for previous, point in zip(entry.points, entry.points[1:]):
+        # compare's test and thresholds: over the runs' worker processes, each run's
+        # load allowed for, as between two saved reports
+        point.change = compare_measurements(previous.measurement, point.measurement,
+                                            fail_above=fail_above,
+                                            busy=(previous.busy, point.busy))
+        one_process = min(len(p.measurement.process_ms) for p in (previous, point)) < 2
+        point.same_code = (one_process and point.git_commit is not None
+                           and (point.git_commit, point.versions)
+                           == (previous.git_commit, previous.versions))
+    for index, change in segment_changes(entry.points, fail_above):
+        entry.points[index].segment = change
+    return entry
+
+
+def _busy(path, columns: dict) -> float:
+    """The cores other processes took during the run (``compare.busy_cores``), from its
+    recorded machine."""
+    if columns.get("machine") is None:
+        return 0.0
+    machine = parse_json(columns["machine"], f"{path}: run {columns['run_id']!r}'s machine",
+                         "machine")
+    return busy_cores({"machine": machine}) if isinstance(machine, dict) else 0.0
 
 
 def _measurement(path, columns: dict, key: RowKey) -> Measurement:
@@ -141,19 +164,53 @@ def _measurement(path, columns: dict, key: RowKey) -> Measurement:
 
 
 def change_lines(series) -> list[str]:
-    """A sentence per change point: the run, the series, the figures and compare's p in the
-    direction of the change."""
+    """A sentence per change point: the run, the series, the medians of the segments before
+    and from it, and compare's p in the direction of the change."""
     lines = []
     for s in series:
         for p in s.change_points:
-            c = p.change
+            c = p.segment
             slower = c.verdict in ("regression", "slower")
             p_value = c.p_slower if slower else c.p_faster
             lines.append(f"run #{p.run_id} ({p.recorded}, commit {(p.git_commit or '?')[:12]}): "
                          f"{s.label}: {c.base_median_ms:.4g} -> {c.new_median_ms:.4g} ms "
                          f"({c.change_pct:+.1f} %, p {'slower' if slower else 'faster'} "
-                         f"{p_value:.2g}): {c.verdict}")
+                         f"{p_value:.2g}): {c.verdict}{attribution(s, p)}")
     return lines
+
+
+def changed(before: Point, after: Point) -> list[str]:
+    """What changed between two runs of a series: the model (its sha256), the commit, the
+    libraries (those whose versions differ, named)."""
+    what = []
+    if before.model_sha256 != after.model_sha256:
+        what.append("model changed")
+    if before.git_commit != after.git_commit:
+        what.append("commit changed")
+    if before.versions != after.versions:
+        try:
+            old, new = (parse_json(p.versions or "{}", "versions", "versions")
+                        for p in (before, after))
+        except LSTMBenchError:
+            old = new = None
+        if isinstance(old, dict) and isinstance(new, dict):
+            names = sorted(k for k in {*old, *new} if old.get(k) != new.get(k))
+            what += [] if not names else ["libraries changed: " + ", ".join(
+                f"{k} {old.get(k, '-')} -> {new.get(k, '-')}" for k in names[:3])
+                + (" ..." if len(names) > 3 else "")]
+        else:  # not the {library: version} lstm-bench writes: said without the names
+            what.append("libraries changed")
+    return what
+
+
+def attribution(s: Series, point: Point) -> str:
+    """`` (model changed, commit changed)``: what changed since the run before, or that nothing
+    recorded did."""
+    index = s.points.index(point)
+    if index == 0:
+        return ""
+    what = changed(s.points[index - 1], point)
+    return f" ({'; '.join(what) if what else 'same model, commit and libraries'})"
 
 
 def machine_line(group) -> str | None:
@@ -194,7 +251,7 @@ def series_table(series) -> Table:
 
     def cells(s: Series):
         flagged = s.change_points
-        changes = ", ".join(f"#{p.run_id} {p.change.change_pct:+.0f}%" for p in flagged[-2:])
+        changes = ", ".join(f"#{p.run_id} {p.segment.change_pct:+.0f}%" for p in flagged[-2:])
         if len(flagged) > 2:
             changes = "... " + changes
         return (str(len(s.points)), ms_text(s.points[0].measurement.stats.median),
@@ -202,5 +259,5 @@ def series_table(series) -> Table:
                 (s.points[-1].git_commit or "?")[:12])
 
     def style(s: Series):
-        return "red" if any(p.change.regression for p in s.change_points) else None
+        return "red" if any(p.segment.regression for p in s.change_points) else None
     return Table("", columns, keyed_groups(series, lambda s: s.key.row, cells, style))

@@ -24,6 +24,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from lstm_bench.bench.floor import CallFloor
+
 NOISE_THRESHOLD = 0.10  # IQR / median above this earns a noise warning (as torch.utils.benchmark)
 CONFIDENCE = 0.95
 # Two phases: the best split of the log block medians in two groups explains at least this
@@ -207,6 +209,8 @@ class Measurement:
     mode: str = SEQUENCE
     stateful_variant: bool | None = None
     runtime_settings: dict = field(default_factory=dict)
+    # the runtime's per-call overhead floor, timed beside this row (``bench.floor``)
+    call_floor: CallFloor | None = None
 
     def __post_init__(self):
         if self.blocks and sum(b.calls for b in self.blocks) != len(self.samples_ns):
@@ -221,6 +225,17 @@ class Measurement:
             return ms
         edges = np.cumsum([0] + [b.calls for b in self.blocks])
         return np.array([np.median(ms[a:b]) for a, b in zip(edges[:-1], edges[1:])])
+
+    @cached_property
+    def process_ms(self) -> np.ndarray:
+        """Each worker process's own central figure (the median of its block medians), in
+        process order: one value for a row measured in one process (or without blocks). The
+        processes are the invocations of the code a report holds, the unit that saved
+        reports are compared over (``bench.compare``)."""
+        if not self.blocks:
+            return np.array([float(np.median(self.block_ms))])
+        ids = np.array([b.process for b in self.blocks])
+        return np.array([float(np.median(self.block_ms[ids == p])) for p in np.unique(ids)])
 
     @cached_property
     def stats(self) -> Stats:
@@ -335,6 +350,7 @@ class Measurement:
             "processes": sorted({b.process for b in self.blocks}) if self.blocks else None,
             "samples_ns": list(self.samples_ns),
             "blocks": [b.as_dict() for b in self.blocks], **self.runtime_settings,
+            "call_floor": self.call_floor.as_dict() if self.call_floor else None,
             **(self._streaming_fields() if self.streaming else {}),
         }
 
@@ -356,7 +372,8 @@ class Measurement:
                    peak_memory_mb=row.get("peak_memory_mb"),
                    blocks=tuple(Block.from_dict(b) for b in row.get("blocks") or ()),
                    mode=row.get("mode") or SEQUENCE, stateful_variant=row.get("stateful_variant"),
-                   runtime_settings={k: v for k, v in row.items() if k not in ROW_FIELDS})
+                   runtime_settings={k: v for k, v in row.items() if k not in ROW_FIELDS},
+                   call_floor=CallFloor.from_dict(row.get("call_floor")))
 
 
 # the keys ``Measurement.as_dict`` writes; any other key of a row is a runtime setting
@@ -364,7 +381,7 @@ ROW_FIELDS = {"runtime", "device", "batch", "seq_len", "threads", "latency_ms", 
               "noise_iqr_over_median", "noisy", "phases", "flops", "gflops", "peak_share",
               "peak_gflops", "cold_start_ms", "peak_memory_mb", "reps", "timed_total_s",
               "block_count", "processes", "samples_ns", "blocks", "mode", "chunk",
-              "stateful_variant", "per_call_ms", "per_step_ms"}
+              "stateful_variant", "per_call_ms", "per_step_ms", "call_floor"}
 
 
 def rate(value) -> float | None:
@@ -388,4 +405,5 @@ def merge(parts: list[Measurement]) -> Measurement:
     memory = [p.peak_memory_mb for p in parts if p.peak_memory_mb is not None]
     return replace(first, samples_ns=tuple(s for p in parts for s in p.samples_ns), cold=cold,
                    peak_memory_mb=max(memory) if memory else None,
-                   blocks=tuple(b for p in parts for b in p.blocks))
+                   blocks=tuple(b for p in parts for b in p.blocks),
+                   call_floor=CallFloor.merged([p.call_floor for p in parts]))

@@ -2,7 +2,10 @@
 latency and throughput, streaming latency, cold start and memory, verify's verdicts, run's
 summary. Every writer draws the same cells; rows are grouped by shape, runtimes fastest
 first, and ``~`` after a ratio marks a runtime whose median's 95 % CI overlaps the one ranked
-just above it (their order is within noise).
+just above it (their order is within noise). A runtime the decision left out (``marks``:
+``Decision.marks()``, e.g. verify found it drifting) is ranked after the candidates, dimmed,
+with its marker ("excluded: drift") in place of a ratio: the ratios and "best" are the
+candidates' alone.
 
 ``keyed_groups`` groups the rows of compare and history (one per ``stats.RowKey``) the same
 way, by shape and thread count.
@@ -11,6 +14,7 @@ way, by shape and thread count.
 from __future__ import annotations
 
 from lstm_bench.bench.decision import overlap, ratio, shape_label
+from lstm_bench.bench.floor import floor_text
 from lstm_bench.bench.table import Column, Detail, Group, Row, Table, one_group
 from lstm_bench.bench.text import ci_text, first_per_runtime, fmt, noise_text, num, \
     peak_text, per_step, ranked_groups
@@ -18,6 +22,7 @@ from lstm_bench.verify.sensitivity import FACTOR
 from lstm_bench.verify.verdict import ERROR, error_text
 
 NARROW, WIDE, PAGE, FULL = Detail
+EXCLUDED_STYLE = "dim"  # the style of a row the decision left out (the page greys it)
 
 
 def _threads(measurements) -> Column:
@@ -26,61 +31,78 @@ def _threads(measurements) -> Column:
     return Column("threads", "thr", detail=NARROW if several else WIDE)
 
 
-def _ranked(measurements, cells) -> tuple[Group, ...]:
-    """A group per shape, fastest first; ``cells(m, versus)`` the row's, with ``versus`` its
-    ratio to the fastest and ``~`` where it is within noise of the row above (a space
-    otherwise, so that the ratios line up on a terminal)."""
+def _floor(measurements) -> Column:
+    """The runtime's per-call floor (``bench.floor``): shown where it matters, a table with
+    batch 1 or streaming rows; on a wide terminal always."""
+    small = any(m.batch == 1 or m.streaming for m in measurements)
+    return Column("call floor ms", "floor ms", detail=NARROW if small else WIDE)
+
+
+def _ranked(measurements, cells, marks=None) -> tuple[Group, ...]:
+    """A group per shape, the candidates fastest first, then the runtimes in ``marks`` (runtime
+    -> its marker: left out by the decision), fastest first; ``cells(m, versus)`` the row's,
+    with ``versus`` a candidate's ratio to the fastest candidate and ``~`` where it is within
+    noise of the row above (a space otherwise, so that the ratios line up on a terminal), or
+    an excluded runtime's marker."""
+    marks = marks or {}
     groups = []
     for shape, ranked in ranked_groups(measurements):
-        best = max(ranked[0].stats.median, 1e-12)
+        candidates = [m for m in ranked if m.runtime not in marks]
+        best = max(candidates[0].stats.median, 1e-12) if candidates else None
         rows = []
-        for i, m in enumerate(ranked):
-            tie = i > 0 and overlap(m, ranked[i - 1])
+        for i, m in enumerate(candidates):
+            tie = i > 0 and overlap(m, candidates[i - 1])
             rows.append(Row(cells(m, ratio(m.stats.median / best) + ("~" if tie else " "))))
+        rows += [Row(cells(m, marks[m.runtime]), style=EXCLUDED_STYLE)
+                 for m in ranked if m.runtime in marks]
         groups.append(Group(shape_label(shape, short=True), tuple(rows)))
     return tuple(groups)
 
 
-def latency_table(measurements) -> Table:
-    """Whole-sequence rows."""
+def latency_table(measurements, marks=None) -> Table:
+    """Whole-sequence rows (``marks``: runtime -> the marker of one the decision left out)."""
     columns = (Column("runtime", align="left"), Column("batch", grouped=True),
                Column("seq_len", grouped=True), _threads(measurements), Column("median ms"),
                Column("95% CI"), Column("vs best"), Column("min ms", detail=FULL),
                Column("p90 ms", detail=FULL), Column("p99 ms", detail=WIDE),
-               Column("seq/s", detail=WIDE), Column("steps/s", detail=FULL),
+               _floor(measurements), Column("seq/s", detail=WIDE), Column("steps/s", detail=FULL),
                Column("GFLOP/s", detail=WIDE), Column("% peak", detail=WIDE), Column("noise"),
                Column("reps", detail=PAGE))
 
     def cells(m, versus):
         s = m.stats
         return (m.runtime, str(m.batch), str(m.seq_len), fmt(m.threads, "d"), fmt(s.median),
-                ci_text(m), versus, fmt(s.min), fmt(s.p90), fmt(s.p99), num(m.sequences_per_s),
+                ci_text(m), versus, fmt(s.min), fmt(s.p90), fmt(s.p99), floor_text(m),
+                num(m.sequences_per_s),
                 num(m.steps_per_s), fmt(m.gflops, ".3g"), peak_text(m), noise_text(m),
                 str(m.reps))
-    return Table("latency and throughput", columns, _ranked(measurements, cells),
-                 importance=("threads", "median ms", "vs best", "noise", "95% CI", "p99 ms",
-                             "seq/s", "GFLOP/s", "% peak"))
+    return Table("latency and throughput", columns, _ranked(measurements, cells, marks),
+                 importance=("threads", "median ms", "vs best", "noise", "95% CI",
+                             "call floor ms", "p99 ms", "seq/s", "GFLOP/s", "% peak"))
 
 
-def streaming_table(measurements) -> Table:
+def streaming_table(measurements, marks=None) -> Table:
     """Streaming rows: a call carries ``chunk`` steps of ``batch`` streams, so its figures
-    are per call and per step; steps/s, never seq/s; no % peak (``text.NO_PEAK``)."""
+    are per call and per step; steps/s, never seq/s; no % peak (``text.NO_PEAK``). ``marks``
+    as for ``latency_table``."""
     columns = (Column("runtime", align="left"), Column("batch", grouped=True),
                Column("chunk", grouped=True), _threads(measurements), Column("p50 ms"),
                Column("95% CI", detail=WIDE), Column("vs best"), Column("p99 ms"),
                Column("p50 ms/step", "p50/step"), Column("p99 ms/step", "p99/step"),
-               Column("steps/s", detail=WIDE), Column("GFLOP/s", detail=WIDE),
+               _floor(measurements), Column("steps/s", detail=WIDE), Column("GFLOP/s", detail=WIDE),
                Column("noise"), Column("reps", detail=PAGE))
 
     def cells(m, versus):
         return (m.runtime, str(m.batch), str(m.seq_len), fmt(m.threads, "d"),
                 fmt(m.stats.median), ci_text(m), versus, fmt(m.stats.p99),
-                fmt(per_step(m, "p50")), fmt(per_step(m, "p99")), num(m.steps_per_s),
+                fmt(per_step(m, "p50")), fmt(per_step(m, "p99")), floor_text(m),
+                num(m.steps_per_s),
                 fmt(m.gflops, ".3g"), noise_text(m), str(m.reps))
     return Table("streaming: latency per call, and per step of the chunk", columns,
-                 _ranked(measurements, cells),
-                 importance=("threads", "p50 ms", "vs best", "p50 ms/step", "noise", "95% CI",
-                             "p99 ms", "p99 ms/step", "steps/s", "GFLOP/s"))
+                 _ranked(measurements, cells, marks),
+                 importance=("threads", "p50 ms", "vs best", "p50 ms/step", "noise",
+                             "p99 ms/step", "call floor ms", "95% CI", "p99 ms", "steps/s",
+                             "GFLOP/s"))
 
 
 def cold_table(measurements) -> Table:

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 from lstm_bench.bench.decision import plural
 from lstm_bench.bench.stats import NOISE_THRESHOLD, Shape
+from lstm_bench.runtimes.registry import RUNTIMES
 
 # the caption of every latency table: what the central figure and its interval are
-MEDIAN_CAPTION = "ms: median of the block medians, its 95% CI over the blocks; p99 over calls"
+MEDIAN_CAPTION = ("ms: median of the block medians, its 95% CI over the blocks; p99 over calls; "
+                  "floor ms: the same call on a model that computes nothing (bench.floor), "
+                  "and its share of the median")
 NO_PEAK = ("no % peak for streaming rows: a call of a few steps is bound by its overhead, "
            "and the GEMM peak is no ceiling for it")
 
@@ -19,9 +22,38 @@ def split_rows(measurements) -> tuple[list, list]:
             [m for m in measurements if m.streaming])
 
 
+# the precision of the GEMM whose peak % of peak divides by (``bench.machine.GemmProbe``)
+PEAK_PRECISION = "float32"
+NO_PEAK_FOR = "no % peak for "  # how ``no_peak_note`` opens (a report's note: shown by the table)
+
+
+def work_precision(runtime: str) -> str:
+    """The precision a runtime computes in, as it declares it (``precision``; None: its
+    outputs', float32 for every registered runtime that declares none)."""
+    return getattr(RUNTIMES.get(runtime), "precision", None) or PEAK_PRECISION
+
+
+def peak_comparable(m) -> bool:
+    """Whether a row's work and the GEMM peak are of one precision: int8 or float16 work
+    divided by a float32 peak is no share of anything (int8 came out at "103 %")."""
+    return work_precision(m.runtime) == PEAK_PRECISION
+
+
+def no_peak_note(measurements) -> str | None:
+    """Why the whole-sequence rows of other precisions have no % of peak, or None."""
+    other = {m.runtime: work_precision(m.runtime) for m in measurements
+             if not m.streaming and not peak_comparable(m)}
+    if not other:
+        return None
+    names = ", ".join(f"{name} ({precision})" for name, precision in other.items())
+    return (f"{NO_PEAK_FOR}{names}: the peak is a {PEAK_PRECISION} GEMM's, and work of "
+            "another precision is no share of it")
+
+
 def peak_text(m) -> str:
-    """% of the GEMM peak; none for streaming rows (``NO_PEAK``), in every report alike."""
-    share = None if m.streaming else m.peak_share
+    """% of the GEMM peak; none for streaming rows (``NO_PEAK``) nor for work of another
+    precision than the peak's (``no_peak_note``), in every report alike."""
+    share = None if m.streaming or not peak_comparable(m) else m.peak_share
     return fmt(None if share is None else 100 * share, ".1f")
 
 
@@ -117,5 +149,6 @@ def machine_warnings(report) -> list[str]:
     # run measures its sequence and streaming rows in two sweeps, each noting a busy machine
     # with its own figures: the first says it
     busy = [n for n in report.notes if n.startswith("the machine was busy")]
-    notes = [n for n in report.notes if n not in busy[1:]]
+    # the note on % peak is the latency table's footnote, not a warning
+    notes = [n for n in report.notes if n not in busy[1:] and not n.startswith(NO_PEAK_FOR)]
     return notes + ([f"streaming: {note}"] if note else [])

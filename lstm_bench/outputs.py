@@ -1,7 +1,9 @@
 """Where a command may write, checked before any work: an output is a regular file (never a
 device, a FIFO, a socket, a link to a stream or to nowhere, nor an immutable file), and never
 one of the files the command reads, nor inside another output (docs/safety.md, "What an output
-may be"). ``lstm_bench.files.atomic_path`` asks the same ``target_problem`` as it writes."""
+may be"). ``lstm_bench.files.atomic_path`` asks the same ``target_problem`` as it writes.
+``-`` is standard output where an option takes it (``check_writable(..., stdout=True)``), one
+such option at a time (``check_one_stdout``)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from pathlib import Path
 
 from lstm_bench.errors import LSTMBenchError
 
+STDOUT = "-"
 NODE_KINDS = {stat.S_IFCHR: "character device", stat.S_IFBLK: "block device",
               stat.S_IFIFO: "FIFO", stat.S_IFSOCK: "socket"}
 # Linux inode flags (chattr +i, +a) from linux/fs.h, read with the FS_IOC_GETFLAGS ioctl
@@ -91,12 +94,18 @@ def check_target(path: str | Path | None, option: str) -> None:
         raise LSTMBenchError(f"{option} {path}: {problem}")
 
 
-def check_writable(path: str | Path | None, option: str) -> None:
+def is_stdout(path) -> bool:
+    """``-``: the command's standard output, where an option takes it (``./-`` names a file)."""
+    return path is not None and os.fspath(path) == STDOUT
+
+
+def check_writable(path: str | Path | None, option: str, *, stdout: bool = False) -> None:
     """Fail before any work when a report path can never be written (checked up front so a
-    long benchmark does not end in a write error)."""
-    if path is None:
+    long benchmark does not end in a write error). ``stdout``: the option takes ``-`` for
+    standard output."""
+    if path is None or (stdout and is_stdout(path)):
         return
-    if os.fspath(path) == "-":  # a file named "-" would surprise whoever meant standard output
+    if is_stdout(path):  # a file named "-" would surprise whoever meant standard output
         raise LSTMBenchError(f"{option} -: standard output is not an output here; give a file "
                              "path (./- for a file named -)")
     check_target(path, option)
@@ -108,6 +117,16 @@ def check_writable(path: str | Path | None, option: str) -> None:
         raise LSTMBenchError(f"{option} {path}: {parent} is not a directory")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise LSTMBenchError(f"{option} {path}: the folder {parent} is not writable")
+
+
+def check_one_stdout(outputs: dict) -> str | None:
+    """The option of ``outputs`` (option -> path) that writes to standard output (``-``), or
+    None; two are refused: their documents would run together."""
+    dashes = [option for option, path in outputs.items() if is_stdout(path)]
+    if len(dashes) > 1:
+        raise LSTMBenchError(f"{' and '.join(f'{o} -' for o in dashes)}: only one output may "
+                             "be standard output (-); give the others file paths")
+    return dashes[0] if dashes else None
 
 
 def sqlite_files(label: str, path: str | Path | None) -> dict:
@@ -160,7 +179,7 @@ def check_distinct(inputs: dict, outputs: dict, models: tuple = ()) -> None:
     in a model's folder: only there could it be one). Checked before any work, so a mistake
     costs nothing."""
     inputs = {k: Path(v) for k, v in inputs.items() if v is not None}
-    outputs = {k: Path(v) for k, v in outputs.items() if v is not None}
+    outputs = {k: Path(v) for k, v in outputs.items() if v is not None and not is_stdout(v)}
     for label in (m for m in models if m in inputs):
         folder = inputs[label].resolve().parent
         if any(p.exists() and folder in p.resolve().parents for p in outputs.values()):

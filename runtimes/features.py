@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from lstm_bench.reference.activations import DEFAULT_ACTIVATIONS
 
 # In the order messages list them.
-FEATURES = ("layout", "sequence_lens", "activations", "activation_alpha", "activation_beta",
-            "clip", "input_forget", "peepholes")
+FEATURES = ("layout", "reverse", "sequence_lens", "activations", "activation_alpha",
+            "activation_beta", "clip", "input_forget", "peepholes")
 
 
 def node_features(node) -> dict[str, str]:
@@ -29,6 +29,9 @@ def node_features(node) -> dict[str, str]:
     used = {}
     if int(attrs.get("layout", 0)):
         used["layout"] = "layout = 1"
+    direction = attrs.get("direction", b"forward")
+    if (direction.decode() if isinstance(direction, bytes) else str(direction)) == "reverse":
+        used["reverse"] = "direction = reverse"  # a runtime may run it forward (tract)
     if inputs[4]:
         used["sequence_lens"] = "sequence_lens"
     if "activations" in attrs:
@@ -81,3 +84,15 @@ class LSTMSupport:
 
 
 EVERYTHING = LSTMSupport()  # a runtime that computes every feature as the operator says
+
+# nn.LSTM has none of these; torch_lstm.OnnxLSTM then runs the operator's recurrence in torch
+# (the torch runtimes' support, here so that the translation and the runtime share it without
+# importing each other)
+TORCH = LSTMSupport(falls_back=frozenset({"activations", "activation_alpha", "activation_beta",
+                                          "clip", "input_forget", "peepholes"}),
+                    fallback="a torch recurrence (not nn.LSTM)")
+
+
+def nn_lstm_fallback(node) -> str | None:
+    """Why nn.LSTM cannot compute this LSTM NodeProto (None: it can)."""
+    return ", ".join(TORCH.unsupported(node, "falls_back")) or None

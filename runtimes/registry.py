@@ -14,6 +14,7 @@ from lstm_bench.runtimes.ort_cuda import OrtCudaRuntime
 from lstm_bench.runtimes.ort_options import OrtOptions
 from lstm_bench.runtimes.ort_variants import OrtFp16Runtime, OrtInt8Runtime
 from lstm_bench.runtimes.torch_rt import TorchCudaRuntime, TorchRuntime
+from lstm_bench.runtimes.tract_rt import TractRuntime
 
 # name -> class; called with no arguments it makes a fresh, unopened runtime
 RUNTIMES = {
@@ -27,6 +28,7 @@ RUNTIMES = {
     "ort-cpu-fp16": OrtFp16Runtime,
     "openvino-cpu": OpenVinoRuntime,
     "openvino-cpu-static": OpenVinoStaticRuntime,
+    "tract-cpu": TractRuntime,
 }
 
 

@@ -2,7 +2,7 @@
 
 ``torch.nn.LSTM`` (cuDNN on a GPU) computes a node whose features it has (any direction, layout,
 sequence_lens and initial states, default activations); for the others (clip, peepholes,
-input_forget, other activations: ``torch_rt.TORCH``) the module runs the operator's equations
+input_forget, other activations: ``features.TORCH``) the module runs the operator's equations
 as an explicit torch recurrence, the same equations as ``reference.lstm``:
 
     i = f(X W_i + H R_i + P_i * C + Wb_i + Rb_i)        (ONNX gate order i, o, f, c)
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from lstm_bench.reference.activations import ACTIVATIONS, DEFAULT_ACTIVATIONS, resolve
 
@@ -93,7 +94,8 @@ class OnnxLSTM(torch.nn.Module):
             h0 = None if h0 is None else h0.transpose(0, 1)
             c0 = None if c0 is None else c0.transpose(0, 1)
         T, batch = X.shape[0], X.shape[1]
-        zeros = X.new_zeros(D, batch, H)
+        if h0 is None or c0 is None:
+            zeros = X.new_zeros(D, batch, H)
         h0 = zeros if h0 is None else h0.contiguous()
         c0 = zeros if c0 is None else c0.contiguous()
         if lens is not None:
@@ -109,8 +111,6 @@ class OnnxLSTM(torch.nn.Module):
         return Y, Y_h, Y_c
 
     def _nn_lstm(self, X, lens, h0, c0):
-        from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
-
         T, batch = X.shape[0], X.shape[1]
         D, H = self.spec.num_directions, self.spec.hidden_size
         reverse = self.spec.direction == "reverse"  # nn.LSTM has no reverse-only mode

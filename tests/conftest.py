@@ -15,6 +15,10 @@ from lstm_bench.spec import LSTMSpec, LSTMWeights
 def _history_db(tmp_path_factory, monkeypatch):
     """bench and run record every result in a history database; in tests, a throwaway one."""
     monkeypatch.setenv("LSTM_BENCH_DB", str(tmp_path_factory.mktemp("history") / "h.sqlite"))
+    # run inside GitHub Actions, commands would write to the job's summary and annotate
+    # (tests/test_ci_outputs.py sets these itself)
+    for name in ("GITHUB_ACTIONS", "GITHUB_STEP_SUMMARY"):
+        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture(scope="module")

@@ -187,7 +187,7 @@ def test_given_inputs_keep_two_sequence_lengths(cli, tmp_path):
 
 def test_an_input_choosing_branches_is_never_drawn_at_random(cli, tmp_path):
     path = _branches(tmp_path)
-    code, _, err = cli("verify", path, "--runtimes", "ort-cpu")
+    code, _, err = cli("bench", path, "--runtimes", "ort-cpu", *QUICK)
     assert code == 2 and "input 'sr' chooses the model's If branches" in err
     assert "compares it with 16000" in err and "--value sr=V" in err
     for sr in (16000, 8000):
@@ -199,6 +199,24 @@ def test_an_input_choosing_branches_is_never_drawn_at_random(cli, tmp_path):
     assert fed.shape == () and fed.dtype == np.int64 and fed == 8000
     code, _, err = cli("verify", path, "--value", "sr=8000.5")
     assert code == 2 and "holds int64 values" in err
+
+
+def test_verify_checks_every_branch_an_input_chooses(cli, tmp_path):
+    """Not given, the input is set once per branch the graph's conditions choose (the
+    compared constant, and a value on the other side of it) and each run is its own report."""
+    path = _branches(tmp_path)
+    out = tmp_path / "v.json"
+    code, stdout, err = cli("verify", path, "--runtimes", "ort-cpu", "--seq-len", "6",
+                            "--no-second-shape", "--json", out)
+    assert code == 0, err
+    report = json.loads(out.read_text())
+    assert [r["inputs"]["values"] for r in report["reports"]] == [{"sr": 16000}, {"sr": 8000}]
+    assert report["passed"] and all(r["results"][0]["status"] == "pass"
+                                    for r in report["reports"])
+    assert "verify runs once for each choice (sr=16000; sr=8000)" in " ".join(stdout.split())
+    # each run took its own branch: the LSTM judged alone is that branch's
+    assert [r["lstm_layers"][0]["label"] for r in report["reports"]] == ["LSTM ah alone",
+                                                                       "LSTM bh alone"]
 
 
 def test_bench_labels_rows_by_the_steps_the_lstm_sees(cli, tmp_path):

@@ -83,7 +83,10 @@ def test_bench_appends_to_the_database(tiny, tmp_path, capsys):
     assert "recorded as run #2" in capsys.readouterr().out
     series = load_series(db)
     assert len(series) == 2 and all(len(s.points) == 2 for s in series)
-    assert all(s.key.model_sha256 and s.key.cpu for s in series)
+    # issue 23: keyed by the series' name (the model file's) and the machine; the sha256 and
+    # the CPU are each point's and the machine's attributes
+    assert all(s.key.series == tiny.name and s.key.machine_id and s.machine["cpu"]
+               and s.points[-1].model_sha256 for s in series)
 
 
 def test_bad_databases_are_one_line_errors(tmp_path, capsys):

@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import tempfile
 from collections import namedtuple
+from pathlib import Path
 
 import pytest
 
 from hostile import assert_bad_input, run_cli, snapshot
 from lstm_bench.bench import history
 from lstm_bench.bench.report import load_report
+from lstm_bench.errors import LSTMBenchError
 
 FAST = ["--runtimes", "numpy", "--seq-len", "3", "--span", "0", "--blocks", "4", "--min-time",
         "0", "--min-reps", "4", "--no-calibrate", "--quiet"]
@@ -129,3 +132,24 @@ def test_a_failed_write_after_measuring_keeps_the_results(new, tiny, tmp_path, c
         assert not db.exists(), db.stat().st_size
     else:
         assert db.read_bytes() == before
+
+
+def test_a_failed_first_write_leaves_no_empty_folders(tmp_path, monkeypatch):
+    """Where the results cannot be saved beside a new database either, the folders made for it
+    go with the empty file: nothing is left but the JSON in the temporary folder."""
+    from test_history import report
+
+    _fail_the_write(monkeypatch)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    real_write = history.write_json
+
+    def only_in_tmp(path, doc):
+        if tmp_path / "tmp" not in Path(path).parents:
+            raise OSError(28, "No space left on device")
+        return real_write(path, doc)
+
+    monkeypatch.setattr(history, "write_json", only_in_tmp)
+    with pytest.raises(LSTMBenchError, match="saved in .*tmp"):
+        history.record(report(1.0, 1, "c"), tmp_path / "a" / "b" / "h.sqlite", "bench")
+    assert not (tmp_path / "a").exists()

@@ -178,3 +178,53 @@ def test_peephole_output_is_the_truth_without_peepholes(tmp_path):
     runtime.close()
     assert np.abs(y - reference.run_model(without_p, feeds)["Y"]).max() < 1e-5
     assert np.abs(y - reference.run_model(with_p, feeds)["Y"]).max() > 1e-3
+
+
+def test_layout_1_is_silently_ignored(tmp_path):
+    # openvinotoolkit/openvino#37819, #37820, checked on 2026.4.1: a batch-major (layout = 1)
+    # LSTM without initial states is computed as if it were time-major, with no error: X
+    # [B, T, I] is read as [T, B, I], and the outputs come back time-major. verify fails it
+    # on the outputs' shapes (tests/cases.py, "batchwise"); this pins down why.
+    import numpy as np
+
+    weights = LSTMWeights.random(LSTMSpec(4, 8, layout=1), seed=5)
+    batch_major = export_weights(weights, tmp_path / "layout1.onnx")
+    time_major = export_weights(LSTMWeights(weights.spec.replace(layout=0), weights.W,
+                                            weights.R, weights.B))
+    x = np.random.default_rng(0).uniform(-1, 1, (3, 7, 4)).astype(np.float32)  # B=3, T=7
+    truth = reference.run_model(batch_major, {"X": x})
+    assert truth["Y"].shape == (3, 7, 1, 8) and truth["Y_h"].shape == (3, 1, 8)
+    ignored = reference.run_model(time_major, {"X": x})  # the same array read as T=3, B=7
+    for runtime in (OpenVinoRuntime(), OpenVinoStaticRuntime()):
+        runtime.open(str(tmp_path / "layout1.onnx"), threads=1)
+        outputs = runtime.run({"X": x})
+        runtime.close()
+        assert outputs["Y"].shape == (3, 1, 7, 8) and outputs["Y_h"].shape == (1, 7, 8)
+        for name in ("Y", "Y_h", "Y_c"):
+            np.testing.assert_allclose(outputs[name], ignored[name], atol=1e-5)
+
+
+def test_layout_1_with_initial_states_is_wrong_or_refused(tmp_path):
+    # With initial_h / initial_c ([B, D, H] under layout = 1) the dynamic-shape path returns
+    # an empty Y and states of the wrong batch, again with no error; the static-shape path
+    # refuses the model when it reshapes it to the fed shapes (time-major X against
+    # batch-major states: "Dimension `batch_size` is not matched").
+    import numpy as np
+
+    path = tmp_path / "layout1_states.onnx"
+    export_weights(LSTMWeights.random(LSTMSpec(4, 8, layout=1), seed=5), path,
+                   initial_states=True)
+    rng = np.random.default_rng(0)
+    feeds = {"X": rng.uniform(-1, 1, (3, 7, 4)).astype(np.float32),
+             "initial_h": rng.uniform(-1, 1, (3, 1, 8)).astype(np.float32),
+             "initial_c": rng.uniform(-1, 1, (3, 1, 8)).astype(np.float32)}
+    runtime = OpenVinoRuntime()
+    runtime.open(str(path), threads=1)
+    outputs = runtime.run(feeds)
+    runtime.close()
+    assert outputs["Y"].size == 0 and outputs["Y_h"].shape != (3, 1, 8)
+    static = OpenVinoStaticRuntime()
+    static.open(str(path), threads=1)
+    with pytest.raises(Exception, match="batch_size"):
+        static.run(feeds)
+    static.close()

@@ -175,7 +175,7 @@ def test_multi_layer_graph_runs_both_lstm_nodes_through_torch(built):
     path, truth = built("multi_layer")
     runtime = TorchRuntime()
     runtime.open(str(path))
-    assert len(runtime.modules) == 2 and runtime.single is None
+    assert len(runtime.modules) == 2
     out = runtime.run(truth.inputs.feeds)
     np.testing.assert_allclose(out["l1_Y_h"], truth.outputs["l1_Y_h"], atol=1e-5)
 

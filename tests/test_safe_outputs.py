@@ -232,8 +232,12 @@ def test_a_link_to_standard_output_is_never_replaced(model, tmp_path, capsys):
 
 
 def test_a_report_named_dash_is_not_created_silently(model, tmp_path, capsys, monkeypatch):
+    """``-`` is standard output where an option takes it (issue 23: ``--json -``), refused
+    where it does not (``--html -``); never a file named ``-``."""
     monkeypatch.chdir(tmp_path)
-    refused(capsys, tmp_path, "verify", model, "--json", "-", *VERIFY, contains=["--json -"])
+    refused(capsys, tmp_path, "bench", model, "--html", "-", *BENCH, contains=["--html -"])
+    rc, out, _ = run_cli(capsys, "verify", model, "--json", "-", *VERIFY)
+    assert rc == 0 and out.startswith("{") and not (tmp_path / "-").exists()
 
 
 # --- 9. never a file created through a planted symlink ------------------------------------
@@ -259,6 +263,19 @@ def test_a_dangling_db_link_is_refused(model, tmp_path, capsys):
         refused(capsys, tmp_path, *command, "--db", tmp_path / "link", contains=["--db", "link"])
     assert list(elsewhere.iterdir()) == []
 
+
+
+def test_a_db_link_to_an_existing_database_is_refused(model, tmp_path, capsys):
+    """SQLite writes its journal beside the file it opens: through a link, that is outside the
+    folder the user named. The database it points to is left as it was."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    target = history_db(elsewhere / "h.sqlite")
+    (tmp_path / "link").symlink_to(target)
+    before = target.read_bytes()
+    refused(capsys, tmp_path, "bench", model, *BENCH, "--db", tmp_path / "link",
+            contains=["link", "own path"])
+    assert target.read_bytes() == before and sorted(elsewhere.iterdir()) == [target]
 
 # --- 14. Markdown escapes names -------------------------------------------------------------
 

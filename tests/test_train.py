@@ -94,6 +94,8 @@ def test_train_cli_smoke(tmp_path, capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["--epochs", "0"], "--epochs"),
+    (["--epochs", "80000000"], "--epochs must be 1 to"),
+    (["--max-steps", "10000000000"], "--max-steps must be 1 to"),
     (["-o", "model.onnx"], "must end in .pt"),
 ])
 def test_train_cli_bad_input(tmp_path, capsys, monkeypatch, argv, message):

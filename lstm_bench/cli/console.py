@@ -7,6 +7,11 @@
 - Into a file or a pipe, lines carry no trailing spaces (rich pads table cells and wrapped
   lines to the console's width); on a terminal they are invisible and left alone.
 
+- In GitHub Actions, a line of user text (a model's name, a path) that would start a workflow
+  command (``::`` after spaces) is defused (``lstm_bench.ci.defuse_commands``).
+- A document asked for on standard output (``--json -``) is written as it is
+  (``write_document``): no trailing space removed, quiet after a broken pipe all the same.
+
 ``lstm_bench.cli.main`` puts ``PipeSafe`` around ``sys.stdout`` for every command, so print()
 and rich consoles alike go through it.
 """
@@ -15,6 +20,9 @@ from __future__ import annotations
 
 import os
 import re
+import sys
+
+from lstm_bench.ci import defuse_commands, in_github_actions
 
 TRAILING = re.compile(r" +(?=\n)")
 
@@ -31,9 +39,16 @@ class PipeSafe:
         except (AttributeError, ValueError):
             self.plain = True
         self._spaces = ""  # spaces at the end of the last write: trailing only if a newline follows
+        self.defuse = in_github_actions()
+        self._line_start = True  # nothing but spaces written since the last line break
 
     def write(self, text: str) -> int:
         written = len(text)
+        if self.defuse and text:
+            lead = "" if self._line_start else "\0"  # "\0": not at the start of a line
+            text = defuse_commands(lead + text)[len(lead):]
+            tail = text.rsplit("\n", 1)
+            self._line_start = not tail[-1].strip(" \t") and (len(tail) > 1 or self._line_start)
         if self.plain:
             text = self._spaces + text
             kept = text.rstrip(" ")
@@ -45,6 +60,17 @@ class PipeSafe:
             except BrokenPipeError:
                 self._reader_left()
         return written
+
+    def write_document(self, text: str) -> None:
+        """``text`` as it is: a document (JSON, Markdown) or a workflow command of our own."""
+        text, self._spaces = self._spaces + text, ""  # spaces held back belong before it
+        if not self.broken:
+            try:
+                self.stream.write(text)
+                self.stream.flush()
+            except BrokenPipeError:
+                self._reader_left()
+        self._line_start = text.endswith("\n")
 
     def flush(self) -> None:
         if not self.broken:
@@ -64,3 +90,14 @@ class PipeSafe:
 
     def __getattr__(self, name):
         return getattr(self.stream, name)
+
+
+def write_document(text: str, stream=None) -> None:
+    """A document or a command line of our own on standard output (``stream``: another),
+    written as it is."""
+    stream = sys.stdout if stream is None else stream
+    if isinstance(stream, PipeSafe):
+        stream.write_document(text)
+    else:
+        stream.write(text)
+        stream.flush()

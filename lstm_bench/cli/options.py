@@ -3,7 +3,10 @@
 ``--runtimes``, ``--batch``, ``--seq-len``, ``--threads``, ``--quiet``, ``--seed``, ``--range``
 and ``--min-time`` are added by the functions here and parsed by argparse ``type`` functions,
 so a bad value is a usage error (one line, exit code 2) before any work starts. Each command
-keeps its own options beside these.
+keeps its own options beside these. ``--runtimes``, ``--batch``, ``--seq-len`` and
+``--threads`` take the same form in verify, bench, run and compare: a comma list (``1,8``; one
+value is a list of one); a command sweeps a list where that makes sense and refuses one of
+several values with the reason where it does not (``single``).
 
 Bounds (a value outside is refused): batch and sequence lengths 1 .. 2**31-1 (onnxruntime's
 and the LSTM's sequence_lens are int32; the memory a shape needs is checked separately against
@@ -104,6 +107,14 @@ def percent(text: str) -> float:
     return _nonnegative(text, "a percentage")
 
 
+def series_name(text: str) -> str:
+    """A history series' name (bench/run/history --series): printable text, 200 characters at
+    most (it heads tables and names the series in every database)."""
+    if not text.strip() or not text.isprintable() or len(text) > 200:
+        raise OptionError(f"a series name is 1 to 200 printable characters, got {text[:40]!r}")
+    return text
+
+
 def value_range(text: str) -> tuple[float, float]:
     try:
         low, high = (float(x) for x in str(text).split(","))
@@ -168,30 +179,31 @@ def add_runtimes(parser) -> None:
                              "skipped)")
 
 
-def add_batch(parser, *, many: bool, default) -> None:
-    """--batch; not given, it is None: the command feeds ``default``, or the batch the model
-    fixes where it takes one batch only (lstm_bench.feeds.fit_batches)."""
-    if many:
-        parser.add_argument("--batch", type=sizes, default=None, metavar="N,N,...",
-                            help="comma list of batch sizes (default: "
-                                 f"{','.join(map(str, default))}, or the model's batch where "
-                                 "it fixes one)")
-    else:
-        parser.add_argument("--batch", type=positive_int, default=None, metavar="N",
-                            help=f"batch size (default {default}, or the model's batch where "
-                                 "it fixes one)")
+def add_batch(parser, *, default, what: str = "") -> None:
+    """--batch N,N,...: the same form in every command (one value is a list of one); not
+    given, it is None: the command feeds ``default``, or the batch the model fixes where it
+    takes one batch only (lstm_bench.feeds.fit_batches). ``what``: how the command uses a list."""
+    parser.add_argument("--batch", type=sizes, default=None, metavar="N,N,...",
+                        help=f"comma list of batch sizes{what} (default: "
+                             f"{','.join(map(str, default))}, or the model's batch where it "
+                             "fixes one)")
 
 
-def add_seq_len(parser, *, many: bool, default) -> None:
-    if many:
-        shown = ",".join(map(str, default)) if default else "the model's, else 100"
-        parser.add_argument("--seq-len", type=sizes, default=default, metavar="T,T,...",
-                            help="comma list of sequence lengths for dynamic axes "
-                                 f"(default: {shown})")
-    else:
-        parser.add_argument("--seq-len", type=positive_int, default=default, metavar="T",
-                            help="sequence length for dynamic axes (default: the model's, "
-                                 "else 100)")
+def add_seq_len(parser, *, default=None, what: str = "") -> None:
+    shown = ",".join(map(str, default)) if default else "the model's, else 100"
+    parser.add_argument("--seq-len", type=sizes, default=default, metavar="T,T,...",
+                        help=f"comma list of sequence lengths for dynamic axes{what} "
+                             f"(default: {shown})")
+
+
+def single(values, option: str, why: str):
+    """The one value of a list option where the command takes one (None: not given); a list
+    of several is refused, saying ``why``."""
+    if values is None:
+        return None
+    if len(values) > 1:
+        raise LSTMBenchError(f"{option} {','.join(map(str, values))}: one value here ({why})")
+    return values[0]
 
 
 def add_threads(parser, *, many: bool = True, default=None, help_: str | None = None) -> None:
@@ -259,6 +271,12 @@ def threads_or_default(threads: list[int] | None) -> list[int]:
     return list(threads) if threads else [default_threads()]
 
 
+def add_junit_xml(parser) -> None:
+    parser.add_argument("--junit-xml", metavar="PATH",
+                        help="write the verdicts as JUnit XML, a test case each, for CI test "
+                             "reporters ('-': standard output)")
+
+
 def add_quiet(parser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress display")
 
@@ -274,10 +292,15 @@ def add_ort_option(parser) -> None:
 
 
 def add_history(parser, *, default_db: str) -> None:
-    """--db and --no-history: where bench and run append their results (bench.history)."""
-    parser.add_argument("--db", metavar="PATH",
-                        help="history database to append the results to (default: "
+    """--db, --series and --no-history: where bench and run append their results, under which
+    series (bench.history)."""
+    parser.add_argument("--db", metavar="PATH|URL",
+                        help="history database to append the results to: a SQLite file or "
+                             "postgresql://user@host:port/dbname (default: "
                              f"$LSTM_BENCH_DB, else {default_db})")
+    parser.add_argument("--series", metavar="NAME", type=series_name,
+                        help="the history series these results continue (default: the model "
+                             "file's name; a retrained model keeps its series)")
     parser.add_argument("--no-history", action="store_true", help="do not record the results")
 
 

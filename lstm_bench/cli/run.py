@@ -40,9 +40,12 @@ def add_arguments(parser) -> None:
                         help="reports go to DIR/run-<timestamp>/ (default ./lstm-bench-out); "
                              f"a run that stops early leaves a file {INTERRUPTED} there")
     options.add_runtimes(parser)
-    options.add_batch(parser, many=True, default=BATCHES)
+    options.add_batch(parser, default=BATCHES)
+    options.add_seq_len(parser, what=": bench measures each, verify runs at the longest")
     options.add_given(parser)
-    options.add_threads(parser)
+    options.add_threads(parser, help_="comma list of intra-op thread counts, the same for "
+                                      "every CPU runtime: bench measures each, verify runs at "
+                                      "the first (default: 1; at most 4 x the usable cores)")
     options.add_min_time(parser, default=0.2, help_="seconds of timed calls per runtime and "
                                                     "shape (default 0.2)")
     parser.add_argument("--span", type=float, default=10.0, metavar="S",
@@ -118,11 +121,13 @@ def pipeline(args, folder, model, runtimes, verify_runtimes, threads, step):
         step(1, f"export max abs error vs {export['compared_with']}: "
                 f"{export['max_abs_error']:.2e} ({export['exporter']})")
     step(2, "verifying on every runtime against the float64 reference")
-    verify = verify_model(model, verify_runtimes, folder, source=export and export["source"])
+    verify = verify_model(model, verify_runtimes, folder, source=export and export["source"],
+                          seq_len=max(args.seq_len) if args.seq_len else None,
+                          threads=threads[0])
     step(3, "benchmarking")
-    # every batch at the sequence length verify fed
-    shapes, notes = sweep_shapes([model], args.batch, [verify.inputs.get("seq_len") or
-                                                       seed.SEQ_LEN], default_batches=BATCHES)
+    # every batch at the lengths asked for, else at the sequence length verify fed
+    lengths = args.seq_len or [verify.inputs.get("seq_len") or seed.SEQ_LEN]
+    shapes, notes = sweep_shapes([model], args.batch, lengths, default_batches=BATCHES)
     plan = SweepPlan((model,), runtimes, shapes, tuple(threads), run_settings(args),
                      notes=notes, command="run", display=display_of(args),
                      calibrate=model.flops_note is None)  # no FLOPs: no % of peak
@@ -150,11 +155,13 @@ def main(args) -> int:
         raise LSTMBenchError("--shape and --value need --model: the seed model's inputs are known")
     model = None if args.model is None else (
         Model.load(args.model).check_lstm().with_given(options.given(args)))
-    check_run(model, args.batch, runtimes)
+    check_run(model, args.batch, runtimes, args.seq_len)
     made = check_out(args.out)
     # checked, not created: record() makes it once there is a result
-    db_path = None if args.no_history else args.db or history.default_db(args.out)
-    check_target(db_path, "--db")  # SQLite writes it in place: a regular file or none
+    db_path = (None if args.no_history
+               else history.location(args.db or history.default_db(args.out)))
+    # SQLite writes it in place: a regular file or none (a server's URL is no file)
+    check_target(history.local_path(db_path), "--db")
     db = None if db_path is None else history.check_db(db_path)
     # last: checking that a runtime is available loads its library (onnxruntime and OpenVINO
     # write telemetry files into $HOME as they load), so only once all else is known good.
@@ -193,7 +200,8 @@ def main(args) -> int:
     print_table(console, summary_table(report))
     print_paths(console, "reports:", [*paths, folder / "verify.json"])
     if db is not None:
-        print_recorded(console, history.record(report, db, "run"), db)
+        print_recorded(console, history.record(report, db, "run", args.series),
+                       history.shown(db))
     console.print(f"done in {time.perf_counter() - started:.1f} s", highlight=False)
     failed = [v.runtime for v in report.verify.verdicts.values() if v.failed]
     if failed:

@@ -27,7 +27,8 @@ import textwrap
 from lstm_bench.bench.decision import decide, plural
 from lstm_bench.bench.table import WIDE_TERMINAL, Detail, Group, Table
 from lstm_bench.bench.tables import cold_table, latency_table, streaming_table
-from lstm_bench.bench.text import MEDIAN_CAPTION, machine_warnings, noise_line, split_rows
+from lstm_bench.bench.text import (MEDIAN_CAPTION, machine_warnings, no_peak_note, noise_line,
+                                   split_rows)
 from lstm_bench.cli.columns import fitting
 from lstm_bench.printable import visible
 
@@ -195,11 +196,17 @@ def print_report(report, console=None) -> None:
 
     console = console or make_console()
     print_decision(report, console)
+    marks = decide(report).marks()  # the runtimes left out: marked, never ranked
     sequence, stream = split_rows(report.measurements)
-    for table in ([latency_table(sequence)] if sequence else []) + (
-            [streaming_table(stream)] if stream else []):
+    # % peak is a wide terminal's column: why some rows have none is said where it is shown
+    no_peak = no_peak_note(sequence) if console.width >= WIDE_TERMINAL else None
+    for table in ([latency_table(sequence, marks)] if sequence else []) + (
+            [streaming_table(stream, marks)] if stream else []):
         console.print()
-        print_table(console, table, caption=MEDIAN_CAPTION)
+        caption = MEDIAN_CAPTION
+        if no_peak and table.title == "latency and throughput":
+            caption += f"; {no_peak}"
+        print_table(console, table, caption=caption)
     print_table(console, cold_table(report.measurements))
     measured = {m.runtime for m in report.measurements}
     for skip in report.skipped:  # runtimes not measured at all are in the decision already

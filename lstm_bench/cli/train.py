@@ -18,6 +18,9 @@ from lstm_bench.seed import (FORMAT, FORMAT_VERSION, HELD_OUT_SIZE, HIDDEN_SIZE,
 if TYPE_CHECKING:
     from lstm_bench.seed import SeedLSTM  # made on first use, with torch
 
+# an epoch is 4096 sequences (about a second): the bounds are far beyond any useful run
+MAX_EPOCHS, MAX_STEPS = 10_000, 10_000_000
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", default="seed_lstm.pt", metavar="CHECKPOINT",
@@ -41,12 +44,13 @@ def main(args: argparse.Namespace) -> int:
     # both files checked before training: neither is written unless both can be
     check_writable(output, "-o")
     check_writable(output.with_suffix(".json"), "-o (its .json config)")
-    if args.epochs < 1:
-        raise LSTMBenchError(f"--epochs must be at least 1, got {args.epochs}")
+    # bounded above too: a typo such as --epochs 80000000 would run for weeks, not fail
+    if not 1 <= args.epochs <= MAX_EPOCHS:
+        raise LSTMBenchError(f"--epochs must be 1 to {MAX_EPOCHS}, got {args.epochs}")
     if args.threads < 1:
         raise LSTMBenchError(f"--threads must be at least 1, got {args.threads}")
-    if args.max_steps is not None and args.max_steps < 1:
-        raise LSTMBenchError(f"--max-steps must be at least 1, got {args.max_steps}")
+    if args.max_steps is not None and not 1 <= args.max_steps <= MAX_STEPS:
+        raise LSTMBenchError(f"--max-steps must be 1 to {MAX_STEPS}, got {args.max_steps}")
 
     print(f"training LSTM({HIDDEN_SIZE}) on {SEQ_LEN}-step sequences: the label is the "
           f"sign of the first {MARKER_STEPS} steps, then {SEQ_LEN - MARKER_STEPS} "

@@ -107,6 +107,48 @@ def chosen_branches(model, values: dict):
     return chosen
 
 
+# at most this many value sets are tried for the inputs choosing branches (their product)
+MAX_CANDIDATES = 64
+
+
+def _candidates(compared: list) -> list:
+    """Values worth trying for an input the graph compares with ``compared``: the constants
+    themselves first (a sample rate of 16000 reads as one), then values beside them that the
+    other side of an Equal, Less or Greater takes (half and double before one off: 8000 is a
+    sample rate, 15999 is not)."""
+    out = list(compared)
+    for value in compared:
+        half = value // 2 if isinstance(value, int) else value / 2
+        out += [half, value * 2, value - 1, value + 1]
+    out.append(0)
+    return list(dict.fromkeys(out))  # in order, once each
+
+
+def branch_cases(model, values: dict) -> list[dict]:
+    """One set of values per distinct choice of the model's If branches, for the inputs that
+    choose them and are not in ``values``: what verify runs once each so that every branch is
+    checked. Empty when there are none, or when a condition cannot be decided from those
+    inputs alone (it reads another input): the user then gives them with --value."""
+    import itertools
+
+    missing = {name: compared for name, compared in branch_inputs(model).items()
+               if name not in values}
+    if not missing or not all(missing.values()):
+        return []
+    ifs = [node for node in model.graph.node if node.op_type == "If"]
+    names = list(missing)
+    tried = itertools.islice(itertools.product(*(_candidates(missing[n]) for n in names)),
+                             MAX_CANDIDATES)
+    cases: dict[tuple, dict] = {}
+    for combo in tried:
+        case = dict(zip(names, combo))
+        taken = tuple(_condition(model, node, {**values, **case}) for node in ifs)
+        if None in taken:
+            return []
+        cases.setdefault(taken, case)
+    return list(cases.values())
+
+
 def check_branch_inputs(model, values: dict) -> None:
     """Refuse feeds that would draw an input choosing the model's branches at random."""
     missing = {name: compared for name, compared in branch_inputs(model).items()

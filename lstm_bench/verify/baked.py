@@ -138,9 +138,13 @@ def _declared_findings(name, declared, shapes, when) -> list[Finding]:
         return [Finding(name, None, f"output {name!r} has rank {len(shapes)} {when}, but the "
                                     f"file declares rank {len(declared)}: its declared shape "
                                     f"is wrong; {RE_EXPORT}")]
+    # the graph computes the size, only the declaration is wrong (torch's dynamo exporter
+    # writes one for a batch-first LSTM's outputs even when every input axis is dynamic): so
+    # besides a new export, the declaration alone can be mended
     return [Finding(name, axis, f"output {name!r} axis {axis} is {size} {when}, but the file "
                                 f"declares it fixed at {dim}: the export wrote its example's "
-                                f"shape into the declaration; {RE_EXPORT}")
+                                f"shape into the declaration; {RE_EXPORT}, or make that dim "
+                                "symbolic (onnx.tools.update_model_dims)")
             for axis, ((dim, _), size) in enumerate(zip(declared, shapes))
             if dim is not None and size != dim][:1]
 
