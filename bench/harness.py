@@ -74,6 +74,12 @@ class Timeline:
     clock: Clock = time.perf_counter_ns
     origin: int | None = None
     process: int = 0
+    # told each runtime's name before it is opened or called (``bench.runner``: crash blame)
+    mark: Callable[[str], None] = lambda name: None
+
+
+def _name(cell) -> str:
+    return getattr(cell.runtime, "name", "")  # the GEMM probe is nobody's
 
 
 @dataclass(frozen=True)
@@ -160,7 +166,8 @@ class Cell:
     total_ns: int = 0
 
 
-def warm_up(cells: Sequence[Cell], settings: Settings, clock: Clock) -> list[list[int]]:
+def warm_up(cells: Sequence[Cell], settings: Settings, clock: Clock,
+            mark=Timeline.mark) -> list[list[int]]:
     """Untimed calls in turn until each cell has ``warmup_reps`` of them and ``warmup_time``;
     returns their durations (for the calls per block), never used as samples."""
     durations: list[list[int]] = [[] for _ in cells]
@@ -168,6 +175,7 @@ def warm_up(cells: Sequence[Cell], settings: Settings, clock: Clock) -> list[lis
     while active:
         interrupts.check()
         for i in active:
+            mark(_name(cells[i]))
             durations[i].append(time_call(cells[i].runtime, cells[i].feeds, clock))
         active = [i for i in active
                   if not (len(durations[i]) >= settings.warmup_reps
@@ -190,13 +198,13 @@ def measure(cells: Sequence[Cell], settings: Settings, timeline: Timeline = Time
 
     Fills each cell's ``samples`` and ``blocks`` (their start times on ``timeline``).
     """
-    clock = timeline.clock
+    clock, mark = timeline.clock, timeline.mark
     gc_was_enabled = gc.isenabled()
     gc.disable()  # a collection in the middle of a timed call is not the runtime's cost
     try:
         import numpy as np
 
-        for cell, durations in zip(cells, warm_up(cells, settings, clock)):
+        for cell, durations in zip(cells, warm_up(cells, settings, clock, mark)):
             cell.calls = settings.calls_per_block(float(np.median(durations)) if durations
                                                   else 0.0)
         start = clock()
@@ -211,12 +219,14 @@ def measure(cells: Sequence[Cell], settings: Settings, timeline: Timeline = Time
                 interrupts.check()
                 before = clock()
                 for cell in active:
+                    mark(_name(cell))
                     untimed_call(cell.runtime, cell.feeds)
                 if clock() == before:  # a clock that does not move (a test's): do not spin
                     break
             for cell in active:
                 # between blocks: a Ctrl-C that a finalizer swallowed ends the run here
                 interrupts.check()
+                mark(_name(cell))
                 untimed_call(cell.runtime, cell.feeds)  # re-warm after the others' turns
                 block_start = clock()
                 for _ in range(cell.calls):
@@ -375,6 +385,7 @@ def sweep(subjects: Sequence[Subject], factories: dict, shapes: Sequence[tuple[i
                     for i, subject in enumerate(subjects):
                         interrupts.check()
                         notify("open", runtime=name, threads=threads)
+                        timeline.mark(name)
                         try:
                             opened.append((i, open_runtime(name, factory, subject.model,
                                                            threads, feeds[i],

@@ -27,7 +27,7 @@ from lstm_bench.errors import LSTMBenchError
 from lstm_bench.feeds import describe_random
 from lstm_bench.files import limit_seconds
 from lstm_bench.interrupts import held
-from lstm_bench.verify.isolate import die_with_parent
+from lstm_bench.verify.isolate import die_with_parent, exit_words
 from lstm_bench.verify.streaming import StreamPorts
 
 
@@ -38,6 +38,7 @@ from lstm_bench.verify.streaming import StreamPorts
 # workers would load every runtime twice over (measured in docs/bench.md).
 DEFAULT_PROCESSES = 3
 MIN_SPAN_PER_PROCESS = 1.0  # seconds: a worker with less span has too short a share to spread
+RUNNING_BYTES = 256  # room for the name of the runtime a worker is calling
 
 
 def default_processes(span: float) -> int:
@@ -132,14 +133,30 @@ def _feeds_for(plan: SweepPlan, model):
     return lambda batch, seq_len: model.feeds(batch, seq_len, plan.seed)
 
 
+_RUNNING = None  # in a worker: where it writes the name of the runtime it is calling
+
+
+def _start_worker(parent: int, running) -> None:
+    """A worker's first step: it dies with its parent, and keeps ``running`` (shared memory)
+    to say which runtime it is calling, so that a crash has a name (``measure_in_processes``)."""
+    global _RUNNING
+    die_with_parent(parent)
+    _RUNNING = running
+
+
+def _mark(name: str) -> None:
+    _RUNNING.value = name.encode()[:RUNNING_BYTES - 1]
+
+
 def _worker(job: dict) -> list[dict]:
     """Entry point of a worker process: measure, and return plain rows (JSON-able data)."""
     plan = SweepPlan.from_job(job["plan"])
     factories = plan.runtimes.factories()
     if job["stream_ports"] is not None:  # a streaming bench: each runtime carries h and c
         factories = streaming_factories(factories, StreamPorts(**job["stream_ports"]))
-    results = measure_models(plan, factories,
-                             timeline=Timeline(origin=job["origin"], process=job["process"]))
+    results = measure_models(plan, factories, timeline=Timeline(
+        origin=job["origin"], process=job["process"],
+        mark=_mark if _RUNNING is not None else Timeline.mark))
     return [{"rows": [m.as_dict() for m in r.measurements], "skipped": r.skipped,
              "calibrations": [c.as_dict() for c in r.calibrations]} for r in results]
 
@@ -155,39 +172,34 @@ def worker_settings(settings, processes: int):
 
 
 def measure_in_processes(plan: SweepPlan, ports: StreamPorts | None = None,
-                         on_event=None) -> list:
+                         on_event=None, worker=None) -> list:
     """The sweep in ``settings.processes`` fresh worker processes, one after another (as
     pyperf does: in parallel they would compete for the cores), each with its share of the
     span; a cell's blocks from every process are merged into one Measurement. A worker makes
     the plan's runtimes itself (for a streaming bench, wrapped to stream through ``ports``).
     Each worker calibrates the GEMM peak in its own rotation; their GEMM blocks are pooled per
-    thread count, as the rows' blocks are."""
+    thread count, as the rows' blocks are. A worker that dies of a signal while calling a
+    runtime (a native crash its trial did not meet, ``bench.trial``) names it: that runtime is
+    left out ("crashed: SIGSEGV while being timed"), its rows from earlier workers dropped, and
+    the worker's share measured again without it. ``worker``: the workers' entry point (tests
+    give one that registers runtimes of their own)."""
     notify = on_event or (lambda kind, **info: None)
     processes = plan.settings.processes
     share = replace(plan, settings=worker_settings(plan.settings, processes))
     job = {"plan": share.as_job(), "stream_ports": None if ports is None else asdict(ports),
            "origin": time.perf_counter_ns()}  # CLOCK_MONOTONIC: one time axis for all workers
-    parts = []
+    names = job["plan"]["runtimes"]["names"]
+    parts, crashed = [], {}
     for process in range(processes):
         notify("process", process=process, processes=processes)
-        # spawn: a fresh interpreter, nothing inherited from this one's state
-        with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                                 initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
+        while names:
             try:
-                # the worker starts with Ctrl-C blocked (a terminal sends it to the whole
-                # process group): this process alone handles it, and ends the worker
-                with held(signal.SIGINT):
-                    future = pool.submit(_worker, {**job, "process": process})
-                parts.append(future.result())
-            except KeyboardInterrupt:  # rather than wait for the worker's share of the span
-                for child in multiprocessing.active_children():
-                    child.terminate()
-                raise
-            except BrokenProcessPool:
-                raise LSTMBenchError(
-                    f"worker process {process} ended abruptly while measuring (a crash, out of "
-                    "memory, or a runtime's first calls over LSTM_BENCH_CALL_TIMEOUT_S = "
-                    f"{limit_seconds('LSTM_BENCH_CALL_TIMEOUT_S'):g} s)") from None
+                parts.append(_in_worker(worker, {**job, "process": process}, process))
+                break
+            except _Crashed as exc:  # that runtime is left out, the others measured again
+                crashed[exc.runtime] = {"runtime": exc.runtime, "threads": None,
+                                        "reason": exc.reason}
+                names[:] = [name for name in names if name != exc.runtime]
         notify("done")
     results = []
     for i in range(len(plan.models)):
@@ -195,13 +207,56 @@ def measure_in_processes(plan: SweepPlan, ports: StreamPorts | None = None,
         for part in parts:
             for row in part[i]["rows"]:
                 m = Measurement.from_dict(row)
-                by_key.setdefault(m.key, []).append(m)
+                if m.runtime not in crashed:  # its figures from the workers before the crash too
+                    by_key.setdefault(m.key, []).append(m)
         skipped = {(s["runtime"], s["threads"]): s for part in parts for s in part[i]["skipped"]}
+        skipped.update({(name, None): entry for name, entry in crashed.items()})
         calibrations = Calibration.merge(Calibration.from_dict(c) for part in parts
                                          for c in part[i]["calibrations"])
         results.append(SweepResult([merge(ms) for ms in by_key.values()],
                                    list(skipped.values()), plan.settings, calibrations))
     return results
+
+
+class _Crashed(Exception):
+    def __init__(self, runtime: str, reason: str):
+        super().__init__(reason)
+        self.runtime, self.reason = runtime, reason
+
+
+def _in_worker(worker, job: dict, process: int) -> list[dict]:
+    """``worker(job)`` in a fresh worker process. A worker killed by a signal while calling a
+    runtime (a native crash, the out-of-memory killer) raises ``_Crashed`` naming it; any
+    other abrupt end (the call time limit's exit, a crash outside every runtime) is the one
+    line of an LSTMBenchError."""
+    context = multiprocessing.get_context("spawn")  # a fresh interpreter, nothing inherited
+    running = context.Array("c", RUNNING_BYTES, lock=False)
+    ours = []
+    with ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=_start_worker,
+                             initargs=(os.getpid(), running)) as pool:
+        try:
+            # the worker starts with Ctrl-C blocked (a terminal sends it to the whole
+            # process group): this process alone handles it, and ends the worker
+            with held(signal.SIGINT):
+                future = pool.submit(worker or _worker, job)
+            ours = list(pool._processes.values())  # its exit code says how it ended
+            return future.result()
+        except KeyboardInterrupt:  # rather than wait for the worker's share of the span
+            for child in multiprocessing.active_children():
+                child.terminate()
+            raise
+        except BrokenProcessPool:
+            for child in ours:
+                child.join(5)
+            code = next((c.exitcode for c in ours if c.exitcode is not None), None)
+            name = running.value.decode(errors="replace")
+            if code is not None and code < 0 and name:
+                raise _Crashed(name, f"crashed: {exit_words(code)} while being timed (worker process "
+                                     f"{process})") from None
+            raise LSTMBenchError(
+                f"worker process {process} ended abruptly while measuring (a crash, out of "
+                "memory, or a runtime's first calls over LSTM_BENCH_CALL_TIMEOUT_S = "
+                f"{limit_seconds('LSTM_BENCH_CALL_TIMEOUT_S'):g} s)") from None
 
 
 def measure_sweep(plan: SweepPlan, factories: dict, ports: StreamPorts | None = None) -> tuple:

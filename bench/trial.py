@@ -3,7 +3,9 @@
 with the reason, so that the others' rows and the report are still made.
 
 The timing itself stays where it was (this process, or the ``--processes`` workers): a runtime
-is measured as it is deployed. The trial opens each runtime that loads native code
+is measured as it is deployed. A crash that only the timed calls meet is caught in the workers
+(``bench.runner.measure_in_processes``: the worker names the runtime it was calling), not in
+this process (``--processes 1``). The trial opens each runtime that loads native code
 (``lstm_bench.verify.isolate``) in one child, with the first thread count, and runs it once at
 every shape, as the harness does before it times.
 """

@@ -63,3 +63,28 @@ class HangOnRun(NumpyRuntime):
 
     def run(self, feeds):
         time.sleep(3600)
+
+
+class SegfaultWhileTimed(NumpyRuntime):
+    """Runs as the numpy runtime does until the seventh call in its process (past bench's trial,
+    which calls once per shape), then dies of SIGSEGV: a crash only the timing meets."""
+
+    name = "segfault-while-timed"
+    native_code = True
+    calls = 0  # in this process, over every instance (the runtime and its call floor)
+
+    def run(self, feeds):
+        SegfaultWhileTimed.calls += 1
+        if SegfaultWhileTimed.calls > 6:
+            os.kill(os.getpid(), signal.SIGSEGV)
+        return super().run(feeds)
+
+
+def worker_knowing_these(job):
+    """bench's worker, with this module's runtimes registered: a worker process knows only the
+    registered ones, and makes the plan's runtimes by name."""
+    from lstm_bench.bench.runner import _worker
+    from lstm_bench.runtimes.registry import RUNTIMES
+
+    RUNTIMES[SegfaultWhileTimed.name] = SegfaultWhileTimed
+    return _worker(job)

@@ -153,6 +153,26 @@ def test_bench_times_the_others_in_its_worker_processes(tiny, monkeypatch):
         [(SegfaultOnRun.name, "crashed: SIGSEGV while running at batch 1, seq_len 5")]
 
 
+def test_a_crash_while_timed_in_a_worker_is_that_runtimes_verdict(tiny, monkeypatch):
+    """A runtime that passes its trial and crashes in a worker's timed calls is named (the
+    worker says which runtime it is calling), left out, and the process measured again
+    without it: the others' rows and the report are still made."""
+    from crashing_runtime import SegfaultWhileTimed, worker_knowing_these
+
+    from cases import bench_plan
+    from lstm_bench.bench.runner import measure_in_processes
+
+    monkeypatch.setitem(RUNTIMES, SegfaultWhileTimed.name, SegfaultWhileTimed)
+    plan = bench_plan(tiny, [SegfaultWhileTimed.name, "numpy"], lengths=[5],
+                      settings=Settings(span=0, blocks=2, min_time=0, min_reps=4, max_reps=4,
+                                        processes=2, call_floor=False), calibrate=False)
+    (result,) = measure_in_processes(plan, worker=worker_knowing_these)
+    assert {m.runtime for m in result.measurements} == {"numpy"}
+    assert {(m.batch, m.seq_len) for m in result.measurements} == {(1, 5)}
+    assert [(s["runtime"], s["reason"]) for s in result.skipped] == [(
+        SegfaultWhileTimed.name, "crashed: SIGSEGV while being timed (worker process 0)")]
+
+
 SCRIPT = """
 import sys
 from lstm_bench.model import Model
