@@ -114,21 +114,11 @@ def _model(model, *, files_only: bool = False):
 def verify_failure_lines(report) -> list[str]:
     """What ``lstm-bench verify`` prints for a failing report, in its order (none: it passed):
     the file's findings at a second shape, each runtime's failures, the count."""
-    from lstm_bench.verify.verdict import SKIP
+    from lstm_bench.cli.verify import failure_lines  # loads the verify libraries
 
-    ran = [r for r in report.results if r.status != SKIP]
-    failed = [r for r in ran if r.failed]
-    lines = [] if report.second_shape is None else [
+    findings = [] if report.second_shape is None else [
         f"FAIL file: {finding.message}" for finding in report.second_shape.findings]
-    lines += [f"FAIL {failure}" for r in failed for failure in r.failures]
-    file_failed = "" if report.file_ok else (
-        f"the file fails: {len(report.second_shape.findings)} finding(s) at a second shape "
-        "(above); ")
-    if failed:
-        lines.append(f"{file_failed}{len(failed)} of {len(ran)} runtime(s) failed")
-    elif file_failed:
-        lines.append(f"{file_failed}none of the {len(ran)} runtime(s) that ran failed")
-    return lines
+    return findings + failure_lines(report)  # findings: only where the file failed
 
 
 class Verify:

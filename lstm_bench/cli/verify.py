@@ -262,19 +262,11 @@ def show(report, console) -> int:
     for result in drifted:
         console.print(f"DRIFT {result.runtime}: {result.sentence().removeprefix(DRIFT + ': ')}",
                       highlight=False, markup=False)
-    failed = [r for r in ran if r.failed]
-    file_failed = "" if report.file_ok else (
-        f"the file fails: {len(report.second_shape.findings)} finding(s) at a second shape "
-        "(above); ")
-    if failed:
-        for failure in (f for r in failed for f in r.failures):
-            console.print(f"FAIL {failure}", highlight=False, markup=False)
-        console.print(f"{file_failed}{len(failed)} of {len(ran)} runtime(s) failed",
-                      highlight=False)
-        return 1
-    if file_failed:
-        console.print(f"{file_failed}none of the {len(ran)} runtime(s) that ran failed",
-                      highlight=False)
+    failing = failure_lines(report)
+    if failing:
+        for line in failing[:-1]:
+            console.print(line, highlight=False, markup=False)
+        console.print(failing[-1], highlight=False)
         return 1
     if drifted:
         console.print(f"none of the {len(ran)} runtime(s) that ran failed: "
@@ -283,3 +275,20 @@ def show(report, console) -> int:
     else:
         console.print(f"all {len(ran)} runtime(s) that ran passed", highlight=False)
     return 0
+
+
+def failure_lines(report) -> list[str]:
+    """verify's closing lines for a run that fails: each runtime's failures (``FAIL ...``),
+    then the count, which says whether the file failed at its second shape; none when neither
+    a runtime nor the file failed. The pytest plugin fails a test with the same lines."""
+    ran = [r for r in report.results if r.status != SKIP]
+    failed = [r for r in ran if r.failed]
+    file_failed = "" if report.file_ok else (
+        f"the file fails: {len(report.second_shape.findings)} finding(s) at a second shape "
+        "(above); ")
+    if failed:
+        return [f"FAIL {failure}" for r in failed for failure in r.failures] + [
+            f"{file_failed}{len(failed)} of {len(ran)} runtime(s) failed"]
+    if file_failed:
+        return [f"{file_failed}none of the {len(ran)} runtime(s) that ran failed"]
+    return []
