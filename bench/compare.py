@@ -15,7 +15,11 @@ Two forms, each with the unit its design allows:
   ``--processes 1``) has no such spread: it is assumed to be ``ASSUMED_SPREAD``, a wider
   interval than three processes give. A report measured on a busy machine (its recorded
   load, ``busy_cores``) widens the interval on its side by what the load may have cost
-  (``busy_allowance``).
+  (``busy_allowance``). Where both reports timed the machine's speed probe (``bench.speed``),
+  each process's figure is divided by the probe's of the same process first: the change is
+  at equal machine speed, and the interval is widened by ``gate.TRACKING`` of the machine's
+  change (the rows follow the probe at a slope below 1); where that alone keeps a row from a
+  regression, the row is "inconclusive: machine speed changed".
 - a live A/B run (``compare BASE.onnx NEW.onnx``): both models ran in one rotation, block for
   block, so each round gives one pair that saw the same phase of the machine; the test is a
   one-sided Wilcoxon signed-rank test on the log ratios of the pairs
@@ -42,8 +46,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lstm_bench.bench.gate import ASSUMED_SPREAD, INCONCLUSIVE, LIVE_COMMAND, busy_allowance, \
-    busy_cores, compare_processes
+from lstm_bench.bench import speed
+from lstm_bench.bench.gate import ASSUMED_SPREAD, INCONCLUSIVE, LIVE_COMMAND, SPEED_CHANGED, \
+    TRACKING, busy_allowance, busy_cores, compare_processes
 from lstm_bench.bench.machine import usable_cores
 from lstm_bench.bench.report import SCHEMA
 from lstm_bench.bench.stats import Measurement, RowKey
@@ -77,6 +82,7 @@ class Change:
     spread_pct: float | None = None  # that spread of one invocation (None: assumed)
     base_processes: int | None = None
     new_processes: int | None = None
+    speed_pct: float | None = None  # how much slower the machine ran for NEW (bench.speed)
 
     @property
     def regression(self) -> bool:
@@ -84,7 +90,7 @@ class Change:
 
     @property
     def inconclusive(self) -> bool:
-        return self.verdict == INCONCLUSIVE
+        return self.verdict.startswith("inconclusive")
 
     @property
     def reason(self) -> str | None:
@@ -140,9 +146,11 @@ def paired_block_ms(base: Measurement, new: Measurement) -> tuple[np.ndarray, np
 
 
 def compare_measurements(base: Measurement, new: Measurement, *, fail_above: float,
-                         alpha: float = ALPHA, paired: bool = False, busy=(0.0, 0.0)) -> Change:
+                         alpha: float = ALPHA, paired: bool = False, busy=(0.0, 0.0),
+                         probes=(None, None)) -> Change:
     """One row judged: over its per-process figures (two saved reports; ``busy``: the cores
-    other processes took while each was measured, ``busy_cores``), or paired by round (one
+    other processes took while each was measured, ``busy_cores``; ``probes``: each report's
+    speed probe at the row's thread count, ``speed.probe``), or paired by round (one
     rotation, the live ``compare A.onnx B.onnx``)."""
     medians = base.stats.median, new.stats.median
     common = dict(base_blocks=len(base.block_ms), new_blocks=len(new.block_ms),
@@ -155,11 +163,18 @@ def compare_measurements(base: Measurement, new: Measurement, *, fail_above: flo
         return Change(base.key, *medians, *figures, test=PAIRED_TEST, **common)
     # the central figures (the medians shown) stand for the processes' own: their ratio is
     # the change, the processes' spread its noise
-    centre = [m.process_ms * (c / max(float(np.median(m.process_ms)), 1e-12))
-              for m, c in ((base, medians[0]), (new, medians[1]))]
+    pairs = ((base, medians[0], probes[0]), (new, medians[1], probes[1]))
+    if speed.comparable(*probes):  # at the machine's equal speed (bench.speed)
+        centre = [speed.at_equal_speed(m.process_ms, c, p) for m, c, p in pairs]
+        shift = math.log(float(probes[1]["median_ms"]) / float(probes[0]["median_ms"]))
+    else:
+        centre = [m.process_ms * (c / max(float(np.median(m.process_ms)), 1e-12))
+                  for m, c, _ in pairs]
+        shift = None
     busy_logs = tuple(math.log1p(busy_allowance(taken, base.threads)) for taken in busy)
     return Change(base.key, *medians, test=SAVED_TEST, **common,
-                  **compare_processes(*centre, fail_above=fail_above, busy=busy_logs))
+                  **compare_processes(*centre, fail_above=fail_above, busy=busy_logs,
+                                      speed=shift))
 
 
 def machine_identity(doc: dict) -> tuple:
@@ -237,8 +252,10 @@ def compare_reports(base: dict, new: dict, *, fail_above: float = 5.0, alpha: fl
                                   m.stats.median if n else None, None, None, None,
                                   "only in base" if b else "only in new"))
             continue
+        probes = (None, None) if paired else (speed.probe(base, key.threads),
+                                              speed.probe(new, key.threads))
         changes.append(compare_measurements(b, n, fail_above=fail_above, alpha=alpha,
-                                            paired=paired, busy=busy))
+                                            paired=paired, busy=busy, probes=probes))
     return changes
 
 
@@ -327,11 +344,29 @@ def gate_notes(base: dict, new: dict, changes: list[Change]) -> list[str]:
                          f"{taken:.2f} of {usable_cores()} cores busy): its load alone may have "
                          f"made a one-thread figure up to {100 * busy_allowance(taken, 1):.0f} "
                          "% slower, and its side of each interval is widened by that")
-    if any(c.inconclusive for c in changes):
-        notes.append(f"{INCONCLUSIVE}: the change of some rows cannot be told apart from the "
-                     f"load; the gate does not fail on them. Measure both live, "
-                     f"`{LIVE_COMMAND}`: both models in one rotation see the same load")
+    shifts = [c.speed_pct for c in changes if c.speed_pct is not None]
+    if shifts and max(map(abs, shifts)) >= 1:
+        way = "slower" if max(shifts, key=abs) > 0 else "faster"
+        notes.append(f"the machine itself ran {_range(shifts)} % {way} while NEW was measured "
+                     "(its speed probe, timed beside the rows in both reports: machine.speed):"
+                     " each change is at equal speed, divided by that, and its interval "
+                     f"widened by {100 * TRACKING:g} % of it")
+    elif not shifts and any(c.low_pct is not None for c in changes):
+        notes.append("no machine speed probe in both reports (an older lstm-bench, or "
+                     "another NumPy or Python): the changes are not corrected for the "
+                     "machine's own speed")
+    for verdict, cause in ((INCONCLUSIVE, "load"), (SPEED_CHANGED, "machine's change of speed")):
+        if any(c.verdict == verdict for c in changes):
+            notes.append(f"{verdict}: the change of some rows cannot be told apart from the "
+                         f"{cause}; the gate does not fail on them. Measure both live, "
+                         f"`{LIVE_COMMAND}`: both models in one rotation see the same machine")
     return notes
+
+
+def _range(values) -> str:
+    low, high = min(values, key=abs), max(values, key=abs)
+    return f"{abs(high):.0f}" if round(abs(low)) == round(abs(high)) else \
+        f"{abs(low):.0f} to {abs(high):.0f}"
 
 
 def caption(fail_above: float, paired: bool, alpha: float = ALPHA) -> str:
@@ -343,10 +378,14 @@ def caption(fail_above: float, paired: bool, alpha: float = ALPHA) -> str:
                 f"on the paired blocks; a verdict needs p < {alpha:g} in the direction of the "
                 f"change (else: within noise); a regression is slower by more than "
                 f"+{fail_above:g} %. Medians in ms: the median of the block medians.")
-    return (f"change: NEW ms / BASE ms, the medians shown (the median of the block medians); "
-            f"90 % interval: built from the spread of the worker processes' own medians in "
-            f"both reports (pooled, Student's t; a report of one process is assumed to spread "
-            f"{100 * ASSUMED_SPREAD:g} %), widened on a busy report's side by what its load may "
-            f"have cost. A regression: the whole interval above +{fail_above:g} %; slower / "
-            f"faster: above / below 0; {INCONCLUSIVE}: a busy report's allowance decides "
-            f"(measure both live: `{LIVE_COMMAND}`).")
+    return (f"machine: how much slower the machine itself ran for NEW (its speed probe, timed "
+            f"beside the rows); change: NEW ms / BASE ms (the medians shown: the median of the "
+            f"block medians), at equal machine speed (divided by the machine's change) where "
+            f"both reports have the probe; 90 % interval: built from the spread of the worker "
+            f"processes' own figures in both reports (pooled, Student's t; a report of one "
+            f"process is assumed to spread {100 * ASSUMED_SPREAD:g} %), widened on a busy "
+            f"report's side by what its load may have cost and both ways by "
+            f"{100 * TRACKING:g} % of the machine's change. A regression: the whole interval "
+            f"above +{fail_above:g} %; slower / faster: above / below 0; inconclusive: the "
+            f"load's or the machine's allowance decides (measure both live: "
+            f"`{LIVE_COMMAND}`).")

@@ -9,7 +9,7 @@ import html
 from dataclasses import asdict, dataclass
 
 from lstm_bench.bench.compare import ALPHA, PAIRED_TEST, SAVED_TEST, Change, caption
-from lstm_bench.bench.gate import INCONCLUSIVE, LIVE_COMMAND, spread_summary
+from lstm_bench.bench.gate import INCONCLUSIVE, LIVE_COMMAND, SPEED_CHANGED, spread_summary
 from lstm_bench.bench.decision import plural
 from lstm_bench.bench.markdown import md_table, md_text
 from lstm_bench.bench.page import CSS, html_table
@@ -20,7 +20,7 @@ from lstm_bench.bench.text import ms_text, p_short
 from lstm_bench.files import to_json
 
 STYLES = {"regression": "bold red", "slower": "yellow", "faster": "green",
-          INCONCLUSIVE: "magenta"}
+          INCONCLUSIVE: "magenta", SPEED_CHANGED: "magenta"}
 
 
 @dataclass(frozen=True)
@@ -56,8 +56,10 @@ class Comparison:
         text = f"{plural(len(regressions), 'regression')} of {rows}" if regressions else \
             f"no regression in {rows}"
         if self.inconclusive:  # not a failure, but not a pass either: say what settles it
-            text += (f"; {len(self.inconclusive)} {INCONCLUSIVE} (measure both live: "
-                     f"`{LIVE_COMMAND}`)")
+            kinds = {c.verdict for c in self.inconclusive}
+            counted = ", ".join(f"{sum(c.verdict == k for c in self.inconclusive)} {k}"
+                                for k in (INCONCLUSIVE, SPEED_CHANGED) if k in kinds)
+            text += f"; {counted} (measure both live: `{LIVE_COMMAND}`)"
         return text + ("; " + ", ".join(alone) if alone else "")
 
     @property
@@ -89,8 +91,12 @@ def changes_table(changes) -> Table:
                     f"{c.base_blocks}/{c.new_blocks}" if c.base_blocks is not None else "–",
                     c.verdict)
     else:
+        # the machine's change of speed (bench.speed), where a report pair has it: a column
+        # on wide terminals; at 80 columns the notes and the spread say it
+        machine = any(c.speed_pct is not None for c in changes)
         columns = KEY_COLUMNS + (
-            Column("base ms"), Column("new ms"), Column("change"),
+            Column("base ms"), Column("new ms"),
+            *([Column("machine", detail=Detail.WIDE)] if machine else []), Column("change"),
             Column("90 % interval", "90 %\ninterval"),
             Column("spread", detail=Detail.WIDE, align="left"),
             Column("verdict", align="left", wrap=True))
@@ -98,8 +104,9 @@ def changes_table(changes) -> Table:
         def cells(c: Change):
             interval = ("–" if c.low_pct is None else
                         f"{c.low_pct:+.1f}..{c.high_pct:+.1f}")
-            return (ms_text(c.base_median_ms), ms_text(c.new_median_ms), _pct(c.change_pct),
-                    interval, c.spread or "–", c.verdict)
+            return (ms_text(c.base_median_ms), ms_text(c.new_median_ms),
+                    *([_pct(c.speed_pct)] if machine else []), _pct(c.change_pct), interval,
+                    c.spread or "–", c.verdict)
     return Table("", columns, keyed_groups(changes, lambda c: c.key, cells,
                                            lambda c: STYLES.get(c.verdict)))
 

@@ -33,23 +33,18 @@ time.
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import math
-import multiprocessing
-import os
-import sys
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 from lstm_bench import interrupts
+from lstm_bench.bench.deadline import deadline
 from lstm_bench.bench.floor import CallFloor, floor_model
 from lstm_bench.bench.machine import Calibration, MemoryProbe, blas_threads
 from lstm_bench.bench.stats import Block, Measurement
 from lstm_bench.errors import LSTMBenchError
-from lstm_bench.files import limit_seconds
 from lstm_bench.model import Model
 
 Clock = Callable[[], int]
@@ -257,42 +252,6 @@ class Opened:
     settings: dict = field(default_factory=dict)  # runtime.settings(): recorded in every row
 
 
-def overran(what: str, seconds: float) -> str:
-    """The words for a runaway call stopped by LSTM_BENCH_CALL_TIMEOUT_S."""
-    return (f"{what} took longer than {seconds:g} s and was stopped (a runaway model, such as "
-            "a Loop with a huge trip count?); set LSTM_BENCH_CALL_TIMEOUT_S to allow more")
-
-
-@contextlib.contextmanager
-def deadline(what: str):
-    """End the process (one line on stderr, exit 2) when the block takes longer than
-    LSTM_BENCH_CALL_TIMEOUT_S seconds.
-
-    For a runaway model: a Loop whose trip count is computed at run time can keep a runtime's
-    native call busy for days, and nothing in Python can interrupt a native call. A timer
-    thread can still end the process, which is what the user would do by hand. It guards the
-    first calls of each runtime (open, first run, one run of each shape); once those returned
-    in time, the timed calls take as long.
-    """
-    seconds = limit_seconds("LSTM_BENCH_CALL_TIMEOUT_S")
-
-    def expire():
-        # a worker process (--processes) leaves the one line to its parent (bench.runner)
-        if multiprocessing.parent_process() is not None:
-            os._exit(2)
-        sys.stderr.write(f"lstm-bench: error: {overran(what, seconds)}\n")
-        sys.stderr.flush()
-        os._exit(2)
-
-    timer = threading.Timer(seconds, expire)
-    timer.daemon = True
-    timer.start()
-    try:
-        yield
-    finally:
-        timer.cancel()
-
-
 def open_runtime(name: str, factory, model, threads: int | None, shapes_feeds: list,
                  clock: Clock) -> Opened:
     """Open, time the session creation and the first run, probe memory over every shape.
@@ -345,11 +304,13 @@ class SweepResult:
     skipped: list[dict]  # {"runtime", "threads", "reason"}
     settings: Settings
     calibrations: list = field(default_factory=list)  # machine.Calibration per thread count
+    speed: list = field(default_factory=list)  # the speed probe's Measurement per thread count
 
 
 def sweep(subjects: Sequence[Subject], factories: dict, shapes: Sequence[tuple[int, int]],
           threads_list: Sequence[int | None], settings: Settings = Settings(), *,
           timeline: Timeline = Timeline(), gemm: Callable[[], object] | None = None,
+          speed: Callable[[], object] | None = None,
           on_event: Callable[..., None] | None = None) -> list[SweepResult]:
     """Measure every runtime on every model at every (batch, seq_len) and thread count.
 
@@ -369,6 +330,8 @@ def sweep(subjects: Sequence[Subject], factories: dict, shapes: Sequence[tuple[i
         gemm: makes the GEMM probe (``machine.GemmProbe``) that calibrates the machine's peak:
             one more cell in each thread count's rotation, recorded in ``calibrations``
             (``bench.runner.with_peaks`` gives the rows their peak).
+        speed: makes the machine's speed probe (``bench.speed``): one more cell likewise,
+            recorded in ``speed``.
     """
     notify = on_event or (lambda kind, **info: None)
     results = [SweepResult([], [], settings) for _ in subjects]
@@ -409,13 +372,18 @@ def sweep(subjects: Sequence[Subject], factories: dict, shapes: Sequence[tuple[i
                 rotation = [c for n, cell in enumerate(cells)
                             for c in (cell, floor_cells.get(n)) if c is not None]
                 # blocks spread like the others'; no runtime opened: no rows to calibrate for
-                probe = Cell(gemm(), {}) if gemm and cells else None
+                probe, pace = (Cell(make(), {}) if make and cells else None
+                               for make in (gemm, speed))
                 notify("timing", threads=threads, cells=len(cells))
-                measure(rotation + ([probe] if probe else []), settings, timeline)
-            if probe:
-                calibration = Calibration.of(threads, probe.runtime, probe.samples, probe.blocks)
-                for result in results:
-                    result.calibrations.append(calibration)
+                measure(rotation + [c for c in (probe, pace) if c], settings, timeline)
+            for result in results:
+                if probe:
+                    result.calibrations.append(Calibration.of(threads, probe.runtime,
+                                                              probe.samples, probe.blocks))
+                if pace:
+                    result.speed.append(Measurement(pace.runtime.name, 1, 1, threads,
+                                                    tuple(pace.samples),
+                                                    blocks=tuple(pace.blocks)))
             for n, ((s, k), cell) in enumerate(zip(plan, cells)):
                 (i, o), batch, seq_len = opened[k], *shapes[s]
                 flops = subjects[i].flops_for(batch, seq_len) if subjects[i].flops_for else None

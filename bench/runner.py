@@ -19,7 +19,8 @@ from lstm_bench.bench.machine import (Calibration, GemmProbe, busy_warning, cali
                                       other_cores)
 from lstm_bench.bench.plan import SweepPlan, check_memory
 from lstm_bench.bench.report import BenchReport, build_document
-from lstm_bench.bench.stats import Measurement, merge
+from lstm_bench.bench.speed import SpeedProbe, phase_note, section
+from lstm_bench.bench.stats import merge
 from lstm_bench.bench.streaming import streamed_report, streaming_factories, streaming_model
 from lstm_bench.bench.text import no_peak_note, peak_comparable
 from lstm_bench.bench.trial import trial_crashes
@@ -123,7 +124,8 @@ def measure_models(plan: SweepPlan, factories: dict, on_event=None,
     subjects = [Subject(model, _feeds_for(plan, model), model.flops) for model in plan.models]
     return sweep(subjects, factories, plan.shapes, plan.threads, plan.settings,
                  timeline=timeline or Timeline(plan.clock),
-                 gemm=GemmProbe if plan.calibrate else None, on_event=on_event)
+                 gemm=GemmProbe if plan.calibrate else None, speed=SpeedProbe,
+                 on_event=on_event)
 
 
 def _feeds_for(plan: SweepPlan, model):
@@ -149,7 +151,9 @@ def _mark(name: str) -> None:
 
 
 def _worker(job: dict) -> list[dict]:
-    """Entry point of a worker process: measure, and return plain rows (JSON-able data)."""
+    """Entry point of a worker process: measure, and return the rows and calibrations as they
+    are (pickled: their statistics are the parent's to compute, over every worker's blocks;
+    computing them here cost each worker about a second, mostly importing SciPy)."""
     plan = SweepPlan.from_job(job["plan"])
     factories = plan.runtimes.factories()
     if job["stream_ports"] is not None:  # a streaming bench: each runtime carries h and c
@@ -157,8 +161,8 @@ def _worker(job: dict) -> list[dict]:
     results = measure_models(plan, factories, timeline=Timeline(
         origin=job["origin"], process=job["process"],
         mark=_mark if _RUNNING is not None else Timeline.mark))
-    return [{"rows": [m.as_dict() for m in r.measurements], "skipped": r.skipped,
-             "calibrations": [c.as_dict() for c in r.calibrations]} for r in results]
+    return [{"rows": r.measurements, "skipped": r.skipped, "calibrations": r.calibrations,
+             "speed": r.speed} for r in results]
 
 
 def worker_settings(settings, processes: int):
@@ -205,16 +209,19 @@ def measure_in_processes(plan: SweepPlan, ports: StreamPorts | None = None,
     for i in range(len(plan.models)):
         by_key: dict = {}
         for part in parts:
-            for row in part[i]["rows"]:
-                m = Measurement.from_dict(row)
+            for m in part[i]["rows"]:
                 if m.runtime not in crashed:  # its figures from the workers before the crash too
                     by_key.setdefault(m.key, []).append(m)
         skipped = {(s["runtime"], s["threads"]): s for part in parts for s in part[i]["skipped"]}
         skipped.update({(name, None): entry for name, entry in crashed.items()})
-        calibrations = Calibration.merge(Calibration.from_dict(c) for part in parts
-                                         for c in part[i]["calibrations"])
+        calibrations = Calibration.merge(c for part in parts for c in part[i]["calibrations"])
+        speed: dict = {}
+        for part in parts:
+            for m in part[i]["speed"]:
+                speed.setdefault(m.threads, []).append(m)
         results.append(SweepResult([merge(ms) for ms in by_key.values()],
-                                   list(skipped.values()), plan.settings, calibrations))
+                                   list(skipped.values()), plan.settings, calibrations,
+                                   [merge(ms) for ms in speed.values()]))
     return results
 
 
@@ -297,11 +304,15 @@ def finish_document(result, *, model: dict, threads_list, load, verify=None):
     too unsteady for a % of peak."""
     machine = machine_info(list(threads_list))
     machine["load_average"] = load
+    machine["speed"] = section(result.speed)  # the machine's speed beside the rows: bench.gate
     report = build_document(result, model=model, machine=machine, verify=verify)
     busy = busy_warning(load["before"], load["after"], max(threads_list), load.get("other_cores"))
     if busy:
         report.notes.append(busy)
     report.notes += calibration_notes(report.calibrations)
+    phases = phase_note(machine["speed"])
+    if phases:
+        report.notes.append(phases)
     no_peak = no_peak_note(report.measurements) if report.calibrations else None
     if no_peak:
         report.notes.append(no_peak)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from lstm_bench.bench import speed
 from lstm_bench.bench.changepoints import segment_changes
 from lstm_bench.bench.compare import Change, compare_measurements
 from lstm_bench.bench.decision import plural, shape_label
@@ -40,6 +41,7 @@ class Point:
     # compare's test already allows for that spread (issue 21)
     same_code: bool = False
     busy: float = 0.0  # the cores other processes took while it ran (compare.busy_cores)
+    probe: dict | None = None  # the machine's speed probe beside its row (speed.probe)
     model_sha256: str | None = None  # the model it measured (a series outlives a re-export)
     # where a segment starts (``changepoints.segment_changes``): the segment against the one
     # before, beyond noise and the threshold; None elsewhere
@@ -109,8 +111,10 @@ def load_series(path, *, fail_above: float = 5.0) -> list[Series]:
             "id": c["machine_id"], "name": c["machine_name"], "cpu": c["cpu"],
             "cores": c["cores"], "gpu": c["gpu"]}))
         entry.model_path = c["model_path"]  # the latest
+        machine = {"machine": _machine(shown(path), columns)}
         entry.points.append(Point(c["run_id"], c["recorded"], c["git_commit"], measurement,
-                                  versions=c["versions"], busy=_busy(shown(path), columns),
+                                  versions=c["versions"], busy=busy_cores(machine),
+                                  probe=speed.probe(machine, key.row.threads),
                                   model_sha256=c["model_sha256"]))
     for entry in series.values():
         judge(entry, fail_above)
@@ -125,7 +129,8 @@ def judge(entry: Series, fail_above: float = 5.0) -> Series:
         # load allowed for, as between two saved reports
         point.change = compare_measurements(previous.measurement, point.measurement,
                                             fail_above=fail_above,
-                                            busy=(previous.busy, point.busy))
+                                            busy=(previous.busy, point.busy),
+                                            probes=(previous.probe, point.probe))
         one_process = min(len(p.measurement.process_ms) for p in (previous, point)) < 2
         point.same_code = (one_process and point.git_commit is not None
                            and (point.git_commit, point.versions)
@@ -135,14 +140,13 @@ def judge(entry: Series, fail_above: float = 5.0) -> Series:
     return entry
 
 
-def _busy(path, columns: dict) -> float:
-    """The cores other processes took during the run (``compare.busy_cores``), from its
-    recorded machine."""
+def _machine(path, columns: dict) -> dict:
+    """The run's recorded machine section (its load, its speed probe), or {}."""
     if columns.get("machine") is None:
-        return 0.0
+        return {}
     machine = parse_json(columns["machine"], f"{path}: run {columns['run_id']!r}'s machine",
                          "machine")
-    return busy_cores({"machine": machine}) if isinstance(machine, dict) else 0.0
+    return machine if isinstance(machine, dict) else {}
 
 
 def _measurement(path, columns: dict, key: RowKey) -> Measurement:

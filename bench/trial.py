@@ -12,7 +12,7 @@ every shape, as the harness does before it times.
 
 from __future__ import annotations
 
-from lstm_bench.bench.harness import overran
+from lstm_bench.bench.deadline import overran
 from lstm_bench.bench.streaming import streaming_factories
 from lstm_bench.errors import LSTMBenchError
 from lstm_bench.files import limit_seconds
@@ -42,7 +42,7 @@ def trial_crashes(plan, factories: dict, ports=None) -> list[dict]:
                                inputs, plan.seed, limit=limit)
                 except isolate.Crashed as exc:
                     if exc.timed_out:
-                        # worded as the timing's own limit (``harness.deadline``) words it
+                        # worded as the timing's own limit (``deadline.deadline``) words it
                         raise LSTMBenchError(overran(
                             f"{name}: opening the model and its first runs", limit)) from None
                     on = f" on {model.path.name}" if len(plan.models) > 1 else ""

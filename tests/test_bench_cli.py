@@ -3,6 +3,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from lstm_bench.cli import main
@@ -136,6 +137,11 @@ def test_bench_records_blocks_processes_threads_and_load(tiny, tmp_path):
     assert set(doc["machine"]["load_average"]) == {"before", "after", "other_cores"}
     assert doc["machine"]["load_average"]["other_cores"] >= 0
     assert doc["machine"]["thread_settings"]["threads"] == [1]
+    # the machine's speed probe beside the rows, in both workers (bench.speed), even with no
+    # calibration: it is what compare divides a report's figures by
+    (probe,) = doc["machine"]["speed"]
+    assert probe["threads"] == 1 and len(probe["process_ms"]) == 2 and probe["median_ms"] > 0
+    assert probe["probe"] == "machine speed probe" and probe["numpy"] == np.__version__
     assert len(doc["results"]) == 4
     for row in doc["results"]:
         assert row["threads"] == 1 and row["processes"] == [0, 1]

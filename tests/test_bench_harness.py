@@ -6,6 +6,7 @@ script, so every sample, every stopping decision and every statistic is known in
 
 import math
 
+import numpy as np
 import pytest
 
 from lstm_bench.bench.harness import Cell, Settings, Subject, Timeline, measure, sweep, \
@@ -68,6 +69,19 @@ def test_statistics_exact():
     assert stats.iqr == pytest.approx(7.75 - 3.25)
     # order-statistic CI, n = 10: (x(2), x(9)) covers 1 - 2*11/1024 = 97.9 %, (x(3), x(8)) 89 %
     assert stats.median_ci == (2.0, 9.0)
+
+
+@pytest.mark.parametrize("n", [2, 5, 6, 7, 10, 39, 40, 41, 250, 1001, 4000])
+def test_median_ci_is_scipys_quantile_test_interval(n):
+    from scipy.stats import quantile_test
+
+    from lstm_bench.bench.stats import median_ci
+
+    values = np.random.default_rng(n).lognormal(size=n)
+    ci = quantile_test(values, q=float(np.median(values)), p=0.5).confidence_interval(0.95)
+    expected = ((float(ci.low), float(ci.high)) if np.isfinite(ci.low) and np.isfinite(ci.high)
+                else None)
+    assert median_ci(values) == expected
 
 
 def test_one_sample_has_no_spread_and_no_ci():

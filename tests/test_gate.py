@@ -183,3 +183,86 @@ def test_the_busy_allowance_grows_with_the_load_and_has_no_bound_when_oversubscr
     assert busy_cores(doc([])) == 0.0
     hand_edited = {**MACHINE, "load_average": {"before": "x", "other_cores": None}}
     assert busy_cores(doc([], hand_edited)) == 0.0
+
+
+def sped(process_ms, numpy=None):
+    """A machine section whose speed probe (bench.speed) ran at ``process_ms`` per worker."""
+    from lstm_bench.bench.speed import identity
+
+    return {**MACHINE, "speed": [{**identity(), **({"numpy": numpy} if numpy else {}),
+                                  "threads": 1, "median_ms": float(np.median(process_ms)),
+                                  "process_ms": list(process_ms), "calls": 300}]}
+
+
+def test_a_slow_phase_of_the_machine_is_not_a_regression_of_the_code(tmp_path, capsys):
+    """What this project's 2-core VM did (issue 21): a whole report 65 % slower, the speed
+    probe beside its rows slower alike; and a report whose first worker alone was in the slow
+    phase. At equal machine speed neither is a change."""
+    from lstm_bench.bench.gate import SPEED_CHANGED
+
+    base = [report_row([0.100, 0.101, 0.099], seed=1)]
+    new = [report_row([0.165, 0.166, 0.164], seed=2)]
+    probe_base, probe_new = [0.170, 0.171, 0.169], [0.281, 0.280, 0.282]
+    (raw,) = compare_reports(doc(base), doc(new))
+    assert raw.regression and raw.speed_pct is None  # without probes: the old false alarm
+    (change,) = compare_reports(doc(base, sped(probe_base)), doc(new, sped(probe_new)))
+    assert abs(change.change_pct) < 2 and change.speed_pct == pytest.approx(65, abs=1)
+    # the rows follow the probe at a slope below 1: so large a change of the machine may still
+    # hide a regression of a few %, which the interval (TRACKING of it) and the verdict say
+    assert change.verdict == SPEED_CHANGED and change.high_pct > 5 and not change.regression
+    assert change.median_change_pct == pytest.approx(65, abs=1)
+    # one worker of NEW in the slow phase: divided by its own worker's probe, not its spread
+    (mixed,) = compare_reports(doc(base, sped(probe_base)),
+                               doc([report_row([0.165, 0.101, 0.100], seed=2)],
+                                   sped([0.281, 0.171, 0.170])))
+    assert mixed.verdict == "within noise" and mixed.spread_pct < 2
+    b, n = tmp_path / "b.json", tmp_path / "n.json"
+    b.write_text(json.dumps(doc(base, sped(probe_base))))
+    n.write_text(json.dumps(doc(new, sped(probe_new))))
+    assert main(["compare", str(b), str(n)]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "the machine itself ran 65 % slower while NEW was measured" in out
+    assert f"1 {SPEED_CHANGED}" in out and LIVE_COMMAND in out
+
+
+def test_a_real_slowdown_on_a_steady_machine_fails_and_a_speed_change_may_make_it_inconclusive():
+    from lstm_bench.bench.gate import SPEED_CHANGED, TRACKING
+
+    base, probe = [report_row(BASE, seed=1)], [0.17, 0.17, 0.17]
+    slow = [report_row([1.2 * x for x in BASE], seed=2)]
+    (steady,) = compare_reports(doc(base, sped(probe)), doc(slow, sped(probe)))
+    assert steady.regression and steady.speed_pct == 0
+    # the machine 60 % slower for NEW as well: its allowance (TRACKING of it) decides
+    (shifted,) = compare_reports(doc(base, sped(probe)),
+                                 doc([report_row([1.2 * 1.6 * x for x in BASE], seed=2)],
+                                     sped([1.6 * x for x in probe])))
+    assert shifted.change_pct == pytest.approx(20, abs=1)
+    assert shifted.verdict == SPEED_CHANGED and shifted.inconclusive
+    assert shifted.low_pct < 5 and TRACKING > 0
+    # a machine 40 % faster for NEW, which may hide a slowdown: not a pass either
+    tight = [0.99, 1.0, 1.01]
+    (hidden,) = compare_reports(doc([report_row(tight, seed=1)], sped(probe)),
+                                doc([report_row([x / 1.4 for x in tight], seed=2)],
+                                    sped([x / 1.4 for x in probe])))
+    assert hidden.median_change_pct < -25 and hidden.change_pct == pytest.approx(0, abs=1)
+    assert hidden.verdict == SPEED_CHANGED and hidden.high_pct > 5 > hidden.low_pct
+    # a small change of the machine leaves identical code a pass
+    (small,) = compare_reports(doc(base, sped(probe)),
+                               doc([report_row([1.03 * x for x in BASE], seed=2)],
+                                   sped([1.03 * x for x in probe])))
+    assert small.verdict == "within noise" and small.speed_pct == pytest.approx(3)
+
+
+def test_probes_of_another_numpy_are_not_used():
+    base, new = [report_row(BASE, seed=1)], [report_row(BASE, seed=2)]
+    (change,) = compare_reports(doc(base, sped([0.17] * 3)), doc(new, sped([0.3] * 3, "9.9")))
+    assert change.speed_pct is None and change.verdict == "within noise"
+
+
+def test_a_report_says_when_its_workers_ran_at_different_machine_speeds():
+    from lstm_bench.bench.speed import phase_note
+
+    note = phase_note([{"process_ms": [0.29, 0.172, 0.171]}])
+    assert note.startswith("the machine changed speed during this bench") and "(+70 %)" in note
+    assert phase_note([{"process_ms": [0.175, 0.172, 0.171]}]) is None
+    assert phase_note([{"process_ms": [0.29]}]) is None  # one worker: nothing to set it against

@@ -181,6 +181,27 @@ def test_compare_fits_and_shows_what_decides_each_verdict(tmp_path, capsys, monk
     assert "b=1 T=100 thr=16" in out.splitlines() and "stream c=1 b=1 thr=1" in out.splitlines()
 
 
+@pytest.mark.parametrize("width", [80, 120])
+def test_compare_with_the_machine_speed_fits(tmp_path, capsys, monkeypatch, width):
+    """Two reports with the machine's speed probe (bench.speed), the machine 30 % slower for
+    NEW: the machine column on wide terminals only, the note at every width."""
+    from lstm_bench.bench.speed import identity
+    from lstm_bench.files import write_json
+
+    paths = []
+    for name, probe_ms in (("base", 0.17), ("new", 0.221)):
+        doc = sweep(lambda i: 1.3 if name == "new" else 1.0).to_dict()
+        doc["machine"]["speed"] = [{**identity(), "threads": t, "median_ms": probe_ms,
+                                    "process_ms": [probe_ms], "calls": 100} for t in (1, 16)]
+        paths.append(tmp_path / f"{name}.json")
+        write_json(paths[-1], doc)
+    out = cli_out(capsys, monkeypatch, width, ["compare", *map(str, paths)])
+    assert_fits(out, width, NAMES)
+    header = next(line for line in out.splitlines() if line.startswith("runtime"))
+    assert ("machine" in header) == (width >= 120)
+    assert "the machine itself ran 30 % slower while NEW was measured" in " ".join(out.split())
+
+
 def record_two_models(db):
     from lstm_bench.bench import history
 

@@ -2,7 +2,7 @@
 detection of real slowdowns (issue 21). A benchmark, not a test: it takes minutes.
 
     python -m tools.gate_false_alarms [--pairs 20] [--busy-pairs 10] [--slow-pairs 10]
-        [--runtimes ort-cpu,numpy] [--batch 1,8] [--hidden 50,53,56] [--json PATH]
+        [--runtimes ort-cpu,numpy] [--batch 1,8] [--hidden 50,56,57] [--json PATH]
         [--db PATH|URL] [-- BENCH OPTIONS]
 
 Each pair is what a CI pipeline does: two `lstm-bench bench MODEL --json` invocations (each a
@@ -12,14 +12,15 @@ with every core kept busy while NEW is measured (``--busy-pairs``: this script s
 CPU-bound process per usable core itself and ends them after); any exit 1 is a false alarm,
 and "inconclusive: busy machine" rows are counted apart. Slow pairs bench a seed-shaped model
 (one LSTM layer, input 1, T = 100, fixed random weights) of hidden size 50 against the same of
-a larger hidden size (``--hidden 50,53,56``: about +10 % and +20 % of work; the change each
-report pair actually showed is printed per row, as the cost of a hidden size is not smooth in
-every kernel); exit 1 is a detection. Options after ``--`` go to every `bench` (e.g.
+a larger hidden size (``--hidden 50,56,57``: ort-cpu +10 % and +20 % on a 2-core AMD EPYC,
+measured live with ``lstm-bench compare``; numpy's rows change less, +1 to +9 %: the cost of
+a hidden size is not smooth in every kernel, and the change each pair showed is printed per
+row); exit 1 is a detection. Options after ``--`` go to every `bench` (e.g.
 ``-- --processes 5``). Run it on an otherwise idle machine: other work is the busy case.
 
 ``--db PATH|URL`` records every bench into that history database instead of none, a named
 series per kind: ``identical-idle`` and ``identical-busy`` (runs of one commit and model),
-and ``step-h50-h53`` (one per slower model) where the slow pairs then bench every BASE before
+and ``step-h50-h56`` (one per slower model) where the slow pairs then bench every BASE before
 every NEW, so that the series holds one real step; ``python -m tools.changepoints --db PATH``
 scores history's change points on them (docs/history.md).
 """
@@ -90,6 +91,7 @@ def pair(label: str, models, folder: Path, args, busy: bool = False,
     # is not an idle pair
     taken = [busy_cores(json.loads(path.read_text())) for path in (base, new)]
     rows = [{"row": f"{c['key'][0]} b={c['key'][1]}", "change_pct": c["change_pct"],
+             "median_change_pct": c.get("median_change_pct"), "speed_pct": c.get("speed_pct"),
              "low_pct": c.get("low_pct"), "high_pct": c.get("high_pct"),
              "verdict": c["verdict"], "spread": c.get("spread")} for c in changes]
     flagged = "".join(f" ({side} busy: others took {c:.2f} cores)" for side, c
@@ -98,9 +100,14 @@ def pair(label: str, models, folder: Path, args, busy: bool = False,
           f"{flagged}; "
           + "; ".join(f"{r['row']} {r['change_pct']:+.1f} % "
                       f"[{r['low_pct']:+.1f}, {r['high_pct']:+.1f}] {r['verdict']}"
-                      for r in rows), flush=True)
+                      for r in rows) + machine_text(rows), flush=True)
     return {"exit": result.returncode, "bench_wall_s": walls, "rows": rows,
             "busy_cores": taken}
+
+
+def machine_text(rows) -> str:
+    shifts = {r["speed_pct"] for r in rows if r.get("speed_pct") is not None}
+    return f"; machine {max(shifts, key=abs):+.1f} %" if shifts else ""
 
 
 def series(kind: str, count: int, models, folder: Path, args, busy=False,
@@ -117,6 +124,8 @@ def series(kind: str, count: int, models, folder: Path, args, busy=False,
     return {"pairs": results, "failed": sum(p["exit"] == 1 for p in results),
             "rows": len(rows), "rows_regressed": sum(r["verdict"] == "regression" for r in rows),
             "rows_inconclusive": sum(r["verdict"].startswith("inconclusive") for r in rows),
+            "pairs_inconclusive": sum(p["exit"] == 0 and any(
+                r["verdict"].startswith("inconclusive") for r in p["rows"]) for p in results),
             "pairs_recorded_busy": sum(any(p["busy_cores"]) for p in results)}
 
 
@@ -132,8 +141,9 @@ def main(argv=None) -> int:
     parser.add_argument("--slow-pairs", type=int, default=10, help="pairs per slower model")
     parser.add_argument("--runtimes", default="ort-cpu,numpy")
     parser.add_argument("--batch", default="1,8")
-    parser.add_argument("--hidden", default="50,53,56",
-                        help="hidden sizes: the base, then each slower model (default 50,53,56)")
+    parser.add_argument("--hidden", default="50,56,57",
+                        help="hidden sizes: the base, then each slower model (default 50,56,57:"
+                             " ort-cpu +10 %% and +20 %% here, measured live)")
     parser.add_argument("--json", metavar="PATH", help="write every figure")
     parser.add_argument("--db", metavar="PATH|URL",
                         help="record every bench in this history database, a series per kind "
@@ -158,7 +168,8 @@ def main(argv=None) -> int:
     pairs = sum(len(v["pairs"]) for v in figures.values() if isinstance(v, dict))
     idle, busy = figures["idle"], figures["busy"]
     print(f"\nidle identical pairs: false alarms {idle['failed']} of {args.pairs} (goal 0; "
-          f"{idle['pairs_recorded_busy']} of them recorded a busy machine: other work ran)\n"
+          f"{idle['pairs_recorded_busy']} of them recorded a busy machine: other work ran); "
+          f"inconclusive rows {idle['rows_inconclusive']} of {idle['rows']}\n"
           f"busy identical pairs: failed gates {busy['failed']} of {args.busy_pairs} (goal 0); "
           f"inconclusive rows {busy['rows_inconclusive']} of {busy['rows']}")
     for h in hidden[1:]:
@@ -166,7 +177,8 @@ def main(argv=None) -> int:
         changes = sorted(r["change_pct"] for p in s["pairs"] for r in p["rows"])
         shown = f"{changes[0]:+.1f} to {changes[-1]:+.1f} %" if changes else "-"
         print(f"H={hidden[0]} vs H={h}: caught {s['failed']} of {args.slow_pairs} pairs, "
-              f"{s['rows_regressed']} of {s['rows']} rows (row changes {shown})")
+              f"{s['rows_regressed']} of {s['rows']} rows (row changes at equal machine speed "
+              f"{shown}); inconclusive, not caught: {s['pairs_inconclusive']} pairs")
     print(f"took {figures['wall_s']:.0f} s for {pairs} pairs "
           f"({figures['wall_s'] / max(pairs, 1):.0f} s a pair)")
     if args.json:
