@@ -44,6 +44,9 @@ INCONCLUSIVE = "inconclusive: busy machine"
 # Where that allowance alone decides whether a row is a regression (either way), the row is
 # SPEED_CHANGED: not a failure, and not a pass
 TRACKING = 0.3
+# a change of the machine's speed below this is its probe's own noise (identical reports on a
+# steady machine: up to 3 %): it widens the interval, but cannot make a pass inconclusive
+SPEED_NOISE = 0.05
 SPEED_CHANGED = "inconclusive: machine speed changed"
 LIVE_COMMAND = "lstm-bench compare BASE.onnx NEW.onnx"
 
@@ -89,9 +92,11 @@ def process_spread(base_ms, new_ms) -> Spread:
                   f"{counts[0]}+{counts[1]} proc, {100 * ASSUMED_SPREAD:g} % assumed", None)
 
 
-def _verdict(change: float, half: float, margin: float, busy, track: float) -> str:
+def _verdict(change: float, half: float, margin: float, busy, track: float,
+             may_hide: bool) -> str:
     """The verdict of a change whose interval is ``change`` +- ``half``, widened by each
-    report's load allowance (``busy``: base, new) on its side and by ``track`` both ways."""
+    report's load allowance (``busy``: base, new) on its side and by ``track`` both ways
+    (``may_hide``: a change of the machine's speed beyond ``SPEED_NOISE``)."""
     if change - half - busy[1] - track > margin:
         return "regression"
     if change - half - busy[1] > margin:  # a regression but for the machine's change of speed
@@ -99,7 +104,7 @@ def _verdict(change: float, half: float, margin: float, busy, track: float) -> s
     if change - half + busy[0] > margin:
         # a regression but for NEW's load, or one that BASE's load may hide
         return INCONCLUSIVE
-    if change + half + busy[0] <= margin < change + half + busy[0] + track:
+    if may_hide and change + half + busy[0] <= margin < change + half + busy[0] + track:
         return SPEED_CHANGED  # no regression, but for the machine's change: it may hide one
     if change - half - busy[1] - track > 0:
         return "slower"
@@ -124,7 +129,8 @@ def compare_processes(base_ms, new_ms, *, fail_above: float, busy=(0.0, 0.0),
     half = float(student.ppf(0.5 + INTERVAL / 2, spread.df)) * spread.error
     track = TRACKING * abs(speed or 0.0)
     low, high = change - half - busy[1] - track, change + half + busy[0] + track
-    verdict = _verdict(change, half, math.log1p(fail_above / 100), busy, track)
+    verdict = _verdict(change, half, math.log1p(fail_above / 100), busy, track,
+                       abs(speed or 0.0) >= SPEED_NOISE)
     score = change / spread.error if spread.error > 0 else math.copysign(math.inf, change)
     busy_sides = "+".join(side for side, w in zip(("base", "new"), busy) if w)
     text = spread.text + (f", {busy_sides} busy" if busy_sides else "") + (

@@ -309,8 +309,7 @@ class SweepResult:
 
 def sweep(subjects: Sequence[Subject], factories: dict, shapes: Sequence[tuple[int, int]],
           threads_list: Sequence[int | None], settings: Settings = Settings(), *,
-          timeline: Timeline = Timeline(), gemm: Callable[[], object] | None = None,
-          speed: Callable[[], object] | None = None,
+          timeline: Timeline = Timeline(), probes: dict | None = None,
           on_event: Callable[..., None] | None = None) -> list[SweepResult]:
     """Measure every runtime on every model at every (batch, seq_len) and thread count.
 
@@ -327,11 +326,11 @@ def sweep(subjects: Sequence[Subject], factories: dict, shapes: Sequence[tuple[i
         timeline: the clock, and the time axis of the blocks (see ``measure``).
         on_event: called as on_event(kind, **info) with kind "open", "opened", "skip",
             "timing" or "result" (info["measurement"]), for progress displays.
-        gemm: makes the GEMM probe (``machine.GemmProbe``) that calibrates the machine's peak:
-            one more cell in each thread count's rotation, recorded in ``calibrations``
-            (``bench.runner.with_peaks`` gives the rows their peak).
-        speed: makes the machine's speed probe (``bench.speed``): one more cell likewise,
-            recorded in ``speed``.
+        probes: what makes each probe, one more cell in each thread count's rotation:
+            "gemm", the GEMM that calibrates the machine's peak (``machine.GemmProbe``),
+            recorded in ``calibrations`` (``bench.runner.with_peaks`` gives the rows their
+            peak); "speed", the machine's speed probe (``bench.speed``), recorded in
+            ``speed``.
     """
     notify = on_event or (lambda kind, **info: None)
     results = [SweepResult([], [], settings) for _ in subjects]
@@ -373,7 +372,7 @@ def sweep(subjects: Sequence[Subject], factories: dict, shapes: Sequence[tuple[i
                             for c in (cell, floor_cells.get(n)) if c is not None]
                 # blocks spread like the others'; no runtime opened: no rows to calibrate for
                 probe, pace = (Cell(make(), {}) if make and cells else None
-                               for make in (gemm, speed))
+                               for make in map((probes or {}).get, ("gemm", "speed")))
                 notify("timing", threads=threads, cells=len(cells))
                 measure(rotation + [c for c in (probe, pace) if c], settings, timeline)
             for result in results:

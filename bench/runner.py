@@ -124,7 +124,7 @@ def measure_models(plan: SweepPlan, factories: dict, on_event=None,
     subjects = [Subject(model, _feeds_for(plan, model), model.flops) for model in plan.models]
     return sweep(subjects, factories, plan.shapes, plan.threads, plan.settings,
                  timeline=timeline or Timeline(plan.clock),
-                 gemm=GemmProbe if plan.calibrate else None, speed=SpeedProbe,
+                 probes={"gemm": GemmProbe if plan.calibrate else None, "speed": SpeedProbe},
                  on_event=on_event)
 
 

@@ -37,7 +37,7 @@ def run_sweep(gemm_scripts, threads=(1, 2), blocks=6):
     subject = Subject("m.onnx", lambda b, t: {}, lambda b, t: 8 * 10 ** 6)
     (result,) = sweep([subject], {"r": lambda: ScriptedRuntime("r", clock, [2])}, [(1, 10)],
                       list(threads), settings, timeline=Timeline(clock),
-                      gemm=lambda: ScriptedGemm(clock, next(scripts)))
+                      probes={"gemm": lambda: ScriptedGemm(clock, next(scripts))})
     return with_peaks(result)
 
 

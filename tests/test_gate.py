@@ -266,3 +266,14 @@ def test_a_report_says_when_its_workers_ran_at_different_machine_speeds():
     assert note.startswith("the machine changed speed during this bench") and "(+70 %)" in note
     assert phase_note([{"process_ms": [0.175, 0.172, 0.171]}]) is None
     assert phase_note([{"process_ms": [0.29]}]) is None  # one worker: nothing to set it against
+
+
+def test_a_small_change_of_the_machines_speed_cannot_make_a_pass_inconclusive():
+    """A row a few % below the threshold: the machine 3 % slower (its probe's own noise on a
+    steady machine) leaves it a pass; 30 % slower, it may hide a regression."""
+    from lstm_bench.bench.gate import SPEED_CHANGED
+
+    base, new = [0.99, 1.0, 1.01], [1.02, 1.03, 1.04]
+    assert compare_processes(base, new, fail_above=5, speed=np.log(1.03))["verdict"] == "slower"
+    assert compare_processes(base, new, fail_above=5, speed=np.log(1.3))["verdict"] == \
+        SPEED_CHANGED

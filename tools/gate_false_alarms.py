@@ -18,6 +18,9 @@ a hidden size is not smooth in every kernel, and the change each pair showed is 
 row); exit 1 is a detection. Options after ``--`` go to every `bench` (e.g.
 ``-- --processes 5``). Run it on an otherwise idle machine: other work is the busy case.
 
+``--rejudge PATH|URL`` measures nothing: it judges the pairs such a database recorded again,
+with this lstm-bench's compare (after a change of its rules).
+
 ``--db PATH|URL`` records every bench into that history database instead of none, a named
 series per kind: ``identical-idle`` and ``identical-busy`` (runs of one commit and model),
 and ``step-h50-h56`` (one per slower model) where the slow pairs then bench every BASE before
@@ -129,6 +132,43 @@ def series(kind: str, count: int, models, folder: Path, args, busy=False,
             "pairs_recorded_busy": sum(any(p["busy_cores"]) for p in results)}
 
 
+def rejudge(db) -> dict:
+    """The pairs a ``--db`` run recorded, judged again by this lstm-bench's compare (a rule
+    changed since, or another threshold): each identical series in consecutive pairs, each
+    step series as every BASE against every NEW in order, as the run paired them."""
+    from lstm_bench.bench.compare import compare_reports
+    from lstm_bench.bench.history import read_history
+    from lstm_bench.bench.report import SCHEMA
+
+    docs: dict = {}
+    for c in read_history(db):
+        doc = docs.setdefault(c["run_id"], (c["series"], {
+            "schema": SCHEMA, "model": {"path": c["model_path"], "sha256": c["model_sha256"]},
+            "machine": json.loads(c["machine"] or "{}"), "results": []}))[1]
+        doc["results"].append(json.loads(c["row"]))
+    by_series: dict = {}
+    for run_id in sorted(docs):
+        by_series.setdefault(docs[run_id][0], []).append(docs[run_id][1])
+    figures = {}
+    for name, runs in by_series.items():
+        half = len(runs) // 2
+        pairs = (list(zip(runs[0::2], runs[1::2])) if name.startswith("identical")
+                 else list(zip(runs[:half], runs[half:])))
+        verdicts = [[c.verdict for c in compare_reports(a, b, allow_different_models=True)]
+                    for a, b in pairs]
+        figures[name] = {
+            "pairs": len(pairs), "failed": sum("regression" in v for v in verdicts),
+            "pairs_inconclusive": sum("regression" not in v and any(
+                x.startswith("inconclusive") for x in v) for v in verdicts),
+            "rows": sum(map(len, verdicts)),
+            "rows_inconclusive": sum(x.startswith("inconclusive") for v in verdicts for x in v)}
+        f = figures[name]
+        print(f"{name}: exit 1 in {f['failed']} of {f['pairs']} pairs; inconclusive (not "
+              f"failed) {f['pairs_inconclusive']} pairs, {f['rows_inconclusive']} of "
+              f"{f['rows']} rows")
+    return figures
+
+
 def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     extra = argv[argv.index("--") + 1:] if "--" in argv else []
@@ -148,7 +188,14 @@ def main(argv=None) -> int:
     parser.add_argument("--db", metavar="PATH|URL",
                         help="record every bench in this history database, a series per kind "
                              "(slow pairs: every BASE, then every NEW)")
+    parser.add_argument("--rejudge", metavar="PATH|URL",
+                        help="measure nothing: judge again the pairs a --db run recorded")
     args = parser.parse_args(argv)
+    if args.rejudge:
+        figures = rejudge(args.rejudge)
+        if args.json:
+            write_text(args.json, json.dumps(figures, indent=1) + "\n")
+        return 0
     args.extra = extra
     hidden = [int(h) for h in args.hidden.split(",")]
     started = time.perf_counter()
