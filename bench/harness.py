@@ -375,14 +375,13 @@ def sweep(subjects: Sequence[Subject], factories: dict, shapes: Sequence[tuple[i
                                for make in map((probes or {}).get, ("gemm", "speed")))
                 notify("timing", threads=threads, cells=len(cells))
                 measure(rotation + [c for c in (probe, pace) if c], settings, timeline)
-            for result in results:
-                if probe:
-                    result.calibrations.append(Calibration.of(threads, probe.runtime,
-                                                              probe.samples, probe.blocks))
-                if pace:
-                    result.speed.append(Measurement(pace.runtime.name, 1, 1, threads,
-                                                    tuple(pace.samples),
-                                                    blocks=tuple(pace.blocks)))
+            calibration = probe and Calibration.of(threads, probe.runtime, probe.samples,
+                                                   probe.blocks)
+            speed = pace and Measurement(pace.runtime.name, 1, 1, threads, tuple(pace.samples),
+                                         blocks=tuple(pace.blocks))
+            for result in results:  # one machine for every model of the rotation
+                result.calibrations += [calibration] if calibration else []
+                result.speed += [speed] if speed else []
             for n, ((s, k), cell) in enumerate(zip(plan, cells)):
                 (i, o), batch, seq_len = opened[k], *shapes[s]
                 flops = subjects[i].flops_for(batch, seq_len) if subjects[i].flops_for else None
