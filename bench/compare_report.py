@@ -135,7 +135,8 @@ def render_markdown(comparison: Comparison) -> str:
 
 def render_html(comparison: Comparison) -> str:
     title = f"lstm-bench compare: {comparison.headline}"
-    colour = "#d22" if comparison.regression else "#2a7"
+    # red: a regression; amber: none, but some rows could not be judged; green: a pass
+    colour = "#d22" if comparison.regression else "#b70" if comparison.inconclusive else "#2a7"
     return "\n".join([
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">",
         f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>",

@@ -101,7 +101,8 @@ def main(args) -> int:
     written = write_outputs(WRITERS, comparison, args, piped)
     written += gates.write_junit(args.junit_xml, "lstm-bench compare", [compare_suite(comparison)])
     print_paths(console, "wrote", written)
-    style = "bold red" if comparison.regression else "green"
+    style = ("bold red" if comparison.regression else "yellow" if comparison.inconclusive
+             else "green")
     console.print(f"[{style}]{comparison.headline}[/{style}]", highlight=False)
     gates.to_ci("compare", lambda: compare_markdown(comparison),
                 compare_failure_text(comparison), piped)
