@@ -39,8 +39,9 @@ INCONCLUSIVE = "inconclusive: busy machine"
 # of the same worker process. The rows follow the probe at a slope below 1, and not the same
 # for every runtime: between the workers of one report, across phases of 50 to 100 %, numpy's
 # rows at 0.84 to 1.03, ort-cpu's at 0.49 to 1.0 (the 2-core AMD EPYC of issue 21). The division
-# may thus be off by a share of the machine's change: 30 % of it is allowed, both ways (over
-# all 780 pairs of 40 idle reports of identical code, 0 false alarms at 30 %, 5 at 20 %).
+# may thus be off by a share of the machine's change: 30 % of it is allowed, both ways (every
+# ordered pair of 40 idle reports of identical code, across the machine's phases: 1.0 % false
+# alarms, against 28.3 % without the probe; docs/bench.md).
 # Where that allowance alone keeps a row from a regression, or the machine changed (beyond
 # SPEED_NOISE) and the row is not surely within the threshold, the row is SPEED_CHANGED: not
 # a failure, and not a pass

@@ -33,11 +33,13 @@ from lstm_bench.verify.streaming import StreamPorts
 
 
 # Worker processes of a default bench: each is one invocation of the code, and their spread
-# is the noise a saved report carries (``bench.gate``). Three is the fewest that gives that
-# spread some weight (two degrees of freedom a side); each costs its start-up (interpreter,
-# imports, sessions: 2.5 to 4 s on a 2-core machine). ``run`` stays in one process: its
+# is the noise a saved report carries (``bench.gate``). Chosen by measurement (issue 21, a
+# 2-core AMD EPYC, docs/bench.md): with 3, a +20 % step of saved reports was caught in 5 of 6
+# pairs on a steady machine (a worker that strayed widened the interval); with 5, in 6 of 6,
+# and +10 % in 6 of 6, with no false alarm in 20 idle pairs; each worker costs its start-up
+# (about 1.2 s): a default bench took 17 s against 15 s. ``run`` stays in one process: its
 # workers would load every runtime twice over (measured in docs/bench.md).
-DEFAULT_PROCESSES = 3
+DEFAULT_PROCESSES = 5
 MIN_SPAN_PER_PROCESS = 1.0  # seconds: a worker with less span has too short a share to spread
 RUNNING_BYTES = 256  # room for the name of the runtime a worker is calling
 
