@@ -41,7 +41,7 @@ from pathlib import Path
 from lstm_bench.bench.gate import busy_cores
 from lstm_bench.bench.machine import usable_cores
 from lstm_bench.files import write_text
-from tools.repro import lstm_bench, seed_shaped
+from tools.repro import lstm_bench, seed_shaped, split_extra
 
 BUSY_LOOP = "while True: pass"
 
@@ -170,9 +170,7 @@ def rejudge(db) -> dict:
 
 
 def main(argv=None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    extra = argv[argv.index("--") + 1:] if "--" in argv else []
-    argv = argv[:argv.index("--")] if "--" in argv else argv
+    argv, extra = split_extra(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="python -m tools.gate_false_alarms",
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--pairs", type=int, default=20, help="identical pairs, idle")

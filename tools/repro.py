@@ -120,10 +120,16 @@ def detect(args, folder: Path) -> dict:
     return {"hidden": [base_h, new_h], "tries": results, "caught": caught}
 
 
+def split_extra(argv) -> tuple[list, list]:
+    """(this tool's arguments, the bench options after ``--``)."""
+    argv = list(argv)
+    if "--" not in argv:
+        return argv, []
+    return argv[:argv.index("--")], argv[argv.index("--") + 1:]
+
+
 def main(argv=None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    extra = argv[argv.index("--") + 1:] if "--" in argv else []
-    argv = argv[:argv.index("--")] if "--" in argv else argv
+    argv, extra = split_extra(sys.argv[1:] if argv is None else argv)
     parser = argparse.ArgumentParser(prog="python -m tools.repro",
                                      description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="check", required=True)
